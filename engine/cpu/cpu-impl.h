@@ -1,0 +1,43 @@
+/* cpu-impl.h — private pieces of the CPU backend shared by its op files.
+ *
+ * The CPU backend runs f32 ops with fast paths (BLAS sgemm, threads) and
+ * hands any other dtype combination to the reference ops. */
+#ifndef SETOK_CPU_IMPL_H
+#define SETOK_CPU_IMPL_H
+
+#include <stdint.h>
+
+#include "backend-impl.h"
+
+/* Runs fn over [0, n) split into contiguous chunks on the backend's thread
+ * pool (the caller's thread takes part). Chunks are at least min_chunk long,
+ * so small problems stay on one thread. fn must not fail. */
+typedef void (*setok_range_fn)(void *ctx, int64_t begin, int64_t end);
+void setok_cpu_parallel_for(setok_backend *backend, int64_t n, int64_t min_chunk,
+                            setok_range_fn fn, void *ctx);
+int setok_cpu_threads(const setok_backend *backend);
+
+/* y[M, N] = alpha * op(a) op(b) (+ beta * y), f32, row-major; lda etc. are row
+ * strides. Uses cblas_sgemm when compiled with BLAS, else a blocked,
+ * threaded loop. */
+void setok_cpu_sgemm(setok_backend *backend, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                     int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                     int64_t ldb, float beta, float *y, int64_t ldy);
+
+/* The fast f32 op functions (cpu-*.c). Each returns SETOK_OK or falls back
+ * to setok_ref_ops when a case is not covered. */
+setok_status setok_cpu_matmul(setok_backend *b, const setok_op_desc *d, setok_error *err);
+setok_status setok_cpu_binary(setok_backend *b, const setok_op_desc *d, setok_error *err);
+setok_status setok_cpu_unary(setok_backend *b, const setok_op_desc *d, setok_error *err);
+setok_status setok_cpu_glu(setok_backend *b, const setok_op_desc *d, setok_error *err);
+setok_status setok_cpu_norm(setok_backend *b, const setok_op_desc *d, setok_error *err);
+setok_status setok_cpu_groupnorm(setok_backend *b, const setok_op_desc *d, setok_error *err);
+setok_status setok_cpu_softmax(setok_backend *b, const setok_op_desc *d, setok_error *err);
+setok_status setok_cpu_rope(setok_backend *b, const setok_op_desc *d, setok_error *err);
+setok_status setok_cpu_attention(setok_backend *b, const setok_op_desc *d, setok_error *err);
+setok_status setok_cpu_conv2d(setok_backend *b, const setok_op_desc *d, setok_error *err);
+setok_status setok_cpu_conv_transpose2d(setok_backend *b, const setok_op_desc *d,
+                                        setok_error *err);
+setok_status setok_cpu_copy(setok_backend *b, const setok_op_desc *d, setok_error *err);
+
+#endif

@@ -1,0 +1,89 @@
+/* safetensors.h — validated, mmapped safetensors files, and a writer.
+ *
+ * A model file is untrusted input. Opening one checks: the 8-byte little-
+ * endian header length is bounded by the file and by 100 MB; the header is
+ * UTF-8 JSON whose top level is an object; names are non-empty, valid UTF-8
+ * and unique; every entry has a known dtype, a shape of non-negative integers
+ * whose byte size does not overflow and equals end - begin, and
+ * data_offsets [begin, end] inside the data buffer; sorted by begin, the
+ * entries tile the buffer without overlap or holes; "__metadata__", if
+ * present, maps strings to strings. Errors name the file, the tensor and the
+ * rule broken. */
+#ifndef SETOK_SAFETENSORS_H
+#define SETOK_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SETOK_ST_MAX_HEADER (100u * 1000u * 1000u)
+#define SETOK_ST_MAX_DIMS 8
+
+/* Every dtype the format names. Only F32/F16/BF16/I32 map to setok_dtype. */
+typedef enum setok_st_dtype {
+    SETOK_ST_BOOL = 0,
+    SETOK_ST_U8, SETOK_ST_I8, SETOK_ST_U16, SETOK_ST_I16, SETOK_ST_U32, SETOK_ST_I32,
+    SETOK_ST_U64, SETOK_ST_I64,
+    SETOK_ST_F8_E4M3, SETOK_ST_F8_E5M2, SETOK_ST_F16, SETOK_ST_BF16, SETOK_ST_F32, SETOK_ST_F64,
+    SETOK_ST_DTYPE_COUNT
+} setok_st_dtype;
+
+const char *setok_st_dtype_name(setok_st_dtype dtype);
+size_t setok_st_dtype_size(setok_st_dtype dtype);
+/* SETOK_DTYPE_COUNT when the file dtype has no engine dtype. */
+setok_dtype setok_st_dtype_to_engine(setok_st_dtype dtype);
+
+typedef struct setok_st_tensor {
+    const char *name;
+    setok_st_dtype dtype;
+    int ndim;
+    int64_t shape[SETOK_ST_MAX_DIMS];
+    uint64_t nbytes;
+    const void *data;           /* inside the mapping; may be unaligned */
+    const char *file;           /* path of the file that holds it */
+} setok_st_tensor;
+
+typedef struct setok_safetensors setok_safetensors;
+
+setok_status setok_safetensors_open(setok_safetensors **out, const char *path, setok_error *err);
+void setok_safetensors_close(setok_safetensors *st);
+
+const char *setok_safetensors_path(const setok_safetensors *st);
+size_t setok_safetensors_count(const setok_safetensors *st);
+/* Tensors in file order of data offsets. */
+const setok_st_tensor *setok_safetensors_at(const setok_safetensors *st, size_t i);
+const setok_st_tensor *setok_safetensors_find(const setok_safetensors *st, const char *name);
+/* Value of a "__metadata__" key, or NULL. */
+const char *setok_safetensors_metadata(const setok_safetensors *st, const char *key);
+size_t setok_safetensors_metadata_count(const setok_safetensors *st);
+void setok_safetensors_metadata_at(const setok_safetensors *st, size_t i, const char **key,
+                                   const char **value);
+
+/* Writing: entries are written in the order given, 8-byte aligned header. */
+typedef struct setok_st_entry {
+    const char *name;
+    setok_st_dtype dtype;
+    int ndim;
+    const int64_t *shape;
+    const void *data;           /* host memory, nbytes = numel * itemsize */
+} setok_st_entry;
+
+/* metadata: NULL or key/value pairs, NULL-terminated: {"format", "pt", NULL}. */
+setok_status setok_safetensors_write(const char *path, const setok_st_entry *entries,
+                                     size_t count, const char *const *metadata,
+                                     setok_error *err);
+
+/* An engine tensor view of a file tensor (host memory, read-only by
+ * contract). Fails for dtypes the engine lacks or more than 4 dims. */
+setok_status setok_st_tensor_view(setok_tensor *out, const setok_st_tensor *t, setok_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

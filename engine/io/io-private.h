@@ -1,0 +1,36 @@
+/* io-private.h — helpers shared by the io loaders (safetensors, weights,
+ * config): a string -> index hash table, names made safe for messages, and
+ * JSON type names. Not installed; not part of the public API. */
+#ifndef SETOK_IO_PRIVATE_H
+#define SETOK_IO_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+/* Open addressing with linear probing, sized up front for a known number of
+ * names so it never grows. Keys are borrowed, not copied. */
+typedef struct setok_io_names {
+    size_t mask;            /* capacity - 1; capacity is a power of two */
+    size_t count;
+    const char **keys;      /* NULL marks an empty slot */
+    size_t *values;
+} setok_io_names;
+
+/* Room for up to max_names names. False when out of memory. */
+bool setok_io_names_init(setok_io_names *names, size_t max_names);
+void setok_io_names_free(setok_io_names *names);
+/* Adds key -> value. False when the key is already there (*existing gets its
+ * value) or the table is full (*existing gets SIZE_MAX); nothing changes then. */
+bool setok_io_names_add(setok_io_names *names, const char *key, size_t value, size_t *existing);
+bool setok_io_names_find(const setok_io_names *names, const char *key, size_t *value);
+
+/* A name from a file, fit for an error message: control bytes become '?',
+ * and names longer than the buffer are cut with "...". Returns buf. */
+const char *setok_io_printable(char *buf, size_t size, const char *name);
+
+/* "string", "number", "object", ... for "must be X, got Y" messages. */
+const char *setok_io_json_type(const cJSON *item);
+
+#endif
