@@ -510,7 +510,7 @@ int cmd_forward(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'o': op_name = optarg; break;
         case 'i': in = optarg; break;

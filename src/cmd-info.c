@@ -6,6 +6,7 @@
  * the default prints it as a table, so both views always agree. Any file
  * that fails validation makes the whole command fail with its message. */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -299,7 +300,8 @@ static setok_status add_bundle(cJSON *components, const char *dir, bool list_ten
 {
     DIR *d = opendir(dir);
     if (!d)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: cannot list the folder", dir);
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: cannot list the folder: %s", dir,
+                          strerror(errno));
     char **subdirs = NULL;
     size_t count = 0;
     setok_status st = SETOK_OK;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -29,6 +30,9 @@ bool setok_io_names_find(const setok_io_names *names, const char *key, size_t *v
 /* A name from a file, fit for an error message: control bytes become '?',
  * and names longer than the buffer are cut with "...". Returns buf. */
 const char *setok_io_printable(char *buf, size_t size, const char *name);
+
+/* "[3, 4]" into buf; negative extents (wildcards) show as "*". Returns buf. */
+const char *setok_io_format_shape(char *buf, size_t size, const int64_t *shape, int ndim);
 
 /* "string", "number", "object", ... for "must be X, got Y" messages. */
 const char *setok_io_json_type(const cJSON *item);

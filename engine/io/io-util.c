@@ -1,9 +1,11 @@
 /* io-util.c — helpers shared by the io loaders: the name hash table (FNV-1a,
- * linear probing, load factor at most 1/2), printable names for messages,
- * JSON type names. */
+ * linear probing, load factor at most 1/2), printable names and shapes for
+ * messages, JSON type names. */
 #include "io-private.h"
 
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +103,20 @@ const char *setok_io_printable(char *buf, size_t size, const char *name)
         buf[n++] = (*p < 0x20 || *p == 0x7F) ? '?' : (char)*p;
     }
     buf[n] = '\0';
+    return buf;
+}
+
+const char *setok_io_format_shape(char *buf, size_t size, const int64_t *shape, int ndim)
+{
+    size_t n = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && n < size; i++) {
+        if (shape[i] < 0)
+            n += (size_t)snprintf(buf + n, size - n, "%s*", i ? ", " : "");
+        else
+            n += (size_t)snprintf(buf + n, size - n, "%s%" PRId64, i ? ", " : "", shape[i]);
+    }
+    if (n < size)
+        snprintf(buf + n, size - n, "]");
     return buf;
 }
 

@@ -81,17 +81,6 @@ static bool st_dtype_from_name(const char *name, setok_st_dtype *out)
 // ----------------------------------------------------------------------------
 // helpers
 
-/* "[2, 4]" into buf. */
-static const char *format_shape(char *buf, size_t size, const int64_t *shape, int ndim)
-{
-    size_t n = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && n < size; i++)
-        n += (size_t)snprintf(buf + n, size - n, "%s%" PRId64, i ? ", " : "", shape[i]);
-    if (n < size)
-        snprintf(buf + n, size - n, "]");
-    return buf;
-}
-
 /* Byte count of shape[0..ndim) elements of itemsize; false on uint64 overflow.
  * *numel gets the element count (it may be representable when bytes is not). */
 static bool shape_bytes(const int64_t *shape, int ndim, size_t itemsize, uint64_t *numel,
@@ -397,7 +386,7 @@ static setok_status parse_entry(const setok_safetensors *st, const cJSON *item,
     if (!shape_bytes(t->shape, ndim, st_dtypes[t->dtype].size, &numel, &t->nbytes))
         return setok_fail(err, SETOK_ERR_INPUT,
                           "%s: tensor '%s': shape %s of %s needs more than 2^64 bytes", path,
-                          name, format_shape(sb, sizeof sb, t->shape, ndim),
+                          name, setok_io_format_shape(sb, sizeof sb, t->shape, ndim),
                           st_dtypes[t->dtype].name);
 
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
@@ -427,7 +416,7 @@ static setok_status parse_entry(const setok_safetensors *st, const cJSON *item,
         return setok_fail(err, SETOK_ERR_INPUT,
                           "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] span %" PRIu64
                           " bytes but shape %s of %s needs %" PRIu64, path, name, begin, end,
-                          end - begin, format_shape(sb, sizeof sb, t->shape, ndim),
+                          end - begin, setok_io_format_shape(sb, sizeof sb, t->shape, ndim),
                           st_dtypes[t->dtype].name, t->nbytes);
     return SETOK_OK;
 }
@@ -733,17 +722,19 @@ setok_status setok_st_tensor_view(setok_tensor *out, const setok_st_tensor *t, s
         return setok_fail(err, SETOK_ERR_UNSUPPORTED,
                           "%s: tensor '%s' is %s, which the engine has no dtype for (load it "
                           "with setok_weights_load)", t->file,
-                          setok_io_printable(nb, sizeof nb, t->name), setok_st_dtype_name(t->dtype));
+                          setok_io_printable(nb, sizeof nb, t->name),
+                          setok_st_dtype_name(t->dtype));
     if (t->ndim > SETOK_MAX_DIMS)
         return setok_fail(err, SETOK_ERR_UNSUPPORTED,
                           "%s: tensor '%s' has %d dimensions, the engine supports at most %d",
                           t->file, setok_io_printable(nb, sizeof nb, t->name), t->ndim,
                           SETOK_MAX_DIMS);
     /* element loads through a misaligned pointer are undefined behaviour */
-    if ((uintptr_t)t->data % setok_st_dtype_size(t->dtype) != 0)
+    if (t->nbytes > 0 && (uintptr_t)t->data % setok_st_dtype_size(t->dtype) != 0)
         return setok_fail(err, SETOK_ERR_UNSUPPORTED,
                           "%s: tensor '%s' is not %zu-byte aligned in the file (copy it with "
-                          "setok_weights_load)", t->file, setok_io_printable(nb, sizeof nb, t->name),
+                          "setok_weights_load)", t->file,
+                          setok_io_printable(nb, sizeof nb, t->name),
                           setok_st_dtype_size(t->dtype));
     *out = setok_tensor_make((void *)(uintptr_t)t->data, NULL, dtype, t->ndim, t->shape);
     return SETOK_OK;
@@ -805,7 +796,8 @@ static setok_status build_header(const char *path, const setok_st_entry *entries
         }
         if (strcmp(e->name, "__metadata__") == 0 || !setok_io_names_add(&seen, e->name, i, NULL))
             status = setok_fail(err, SETOK_ERR_INPUT, "%s: tensor '%s' is %s", path, name,
-                                strcmp(e->name, "__metadata__") ? "given twice" : "a reserved name");
+                                strcmp(e->name, "__metadata__") ? "given twice"
+                                                                : "a reserved name");
         else if ((unsigned)e->dtype >= SETOK_ST_DTYPE_COUNT)
             status = setok_fail(err, SETOK_ERR_INPUT, "%s: tensor '%s': invalid dtype %d", path,
                                 name, (int)e->dtype);
@@ -818,14 +810,15 @@ static setok_status build_header(const char *path, const setok_st_entry *entries
         for (int d = 0; d < e->ndim && status == SETOK_OK; d++)
             if (e->shape[d] < 0 || (double)e->shape[d] > MAX_EXACT_INT)
                 status = setok_fail(err, SETOK_ERR_INPUT,
-                                    "%s: tensor '%s': shape %s has an extent outside [0, 2^53]",
-                                    path, name, format_shape(sb, sizeof sb, e->shape, e->ndim));
+                                    "%s: tensor '%s': shape[%d] = %" PRId64 " is outside [0, 2^53]",
+                                    path, name, d, e->shape[d]);
         if (status != SETOK_OK)
             break;
         if (!shape_bytes(e->shape, e->ndim, setok_st_dtype_size(e->dtype), &numel, &nbytes[i]) ||
             nbytes[i] > (uint64_t)MAX_EXACT_INT - offset) {
             status = setok_fail(err, SETOK_ERR_INPUT, "%s: tensor '%s': shape %s is too large",
-                                path, name, format_shape(sb, sizeof sb, e->shape, e->ndim));
+                                path, name,
+                                setok_io_format_shape(sb, sizeof sb, e->shape, e->ndim));
             break;
         }
         if (nbytes[i] > 0 && !e->data) {

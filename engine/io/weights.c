@@ -160,8 +160,9 @@ static setok_status open_index(setok_weights *w, const char *index_path, const c
                                 index_path, name, setok_io_json_type(e));
         else if (!plain_file_name(e->valuestring))
             status = setok_fail(err, SETOK_ERR_INPUT,
-                                "%s: weight_map: tensor '%s' names shard '%s', which is not a plain "
-                                "file name in the folder (no '/', '\\' or '..')", index_path, name,
+                                "%s: weight_map: tensor '%s' names shard '%s', which is not a "
+                                "plain file name in the folder (no '/', '\\' or '..')",
+                                index_path, name,
                                 setok_io_printable(sb, sizeof sb, e->valuestring));
         else if (setok_io_names_add(&shards_seen, e->valuestring, shard_count, NULL))
             shards[shard_count++] = e->valuestring;
@@ -332,21 +333,6 @@ const setok_st_tensor *setok_weights_find_any(const setok_weights *w, const char
     return NULL;
 }
 
-/* "[3, 4]", with -1 (any extent) shown as "*". */
-static const char *format_shape(char *buf, size_t size, const int64_t *shape, int ndim)
-{
-    size_t n = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && n < size; i++) {
-        if (shape[i] < 0)
-            n += (size_t)snprintf(buf + n, size - n, "%s*", i ? ", " : "");
-        else
-            n += (size_t)snprintf(buf + n, size - n, "%s%" PRId64, i ? ", " : "", shape[i]);
-    }
-    if (n < size)
-        snprintf(buf + n, size - n, "]");
-    return buf;
-}
-
 setok_status setok_weights_require(const setok_weights *w, const char *const *names, size_t count,
                                    int ndim, const int64_t *shape, const setok_st_tensor **out,
                                    setok_error *err)
@@ -376,8 +362,8 @@ setok_status setok_weights_require(const setok_weights *w, const char *const *na
         char have[160], want[160], nb[NAME_MAX_SHOWN];
         return setok_fail(err, SETOK_ERR_INPUT, "%s: tensor '%s' has shape %s, expected %s",
                           t->file, setok_io_printable(nb, sizeof nb, t->name),
-                          format_shape(have, sizeof have, t->shape, t->ndim),
-                          format_shape(want, sizeof want, shape, ndim));
+                          setok_io_format_shape(have, sizeof have, t->shape, t->ndim),
+                          setok_io_format_shape(want, sizeof want, shape, ndim));
     }
     if (out)
         *out = t;

@@ -173,6 +173,11 @@ static void test_round_trip(void)
     empty_name.name = "";
     st = setok_safetensors_write(path_in("e.safetensors"), &empty_name, 1, NULL, &err);
     check_error(st, &err, SETOK_ERR_INPUT, "non-empty", "writer: empty name");
+    int64_t negative[2] = {2, -3};
+    setok_st_entry neg = entries[0];
+    neg.shape = negative;
+    st = setok_safetensors_write(path_in("n.safetensors"), &neg, 1, NULL, &err);
+    check_error(st, &err, SETOK_ERR_INPUT, "shape[1] = -3 is outside", "writer: negative extent");
     const char *odd_meta[] = {"key", NULL};
     st = setok_safetensors_write(path_in("m.safetensors"), entries, 1, odd_meta, &err);
     check_error(st, &err, SETOK_ERR_INPUT, "has no value", "writer: metadata key without value");
@@ -297,7 +302,8 @@ static void test_weights(void)
     setok_safetensors_write(path_in("twice/a.safetensors"), shard2, 1, NULL, &err);
     setok_safetensors_write(path_in("twice/b.safetensors"), shard2, 1, NULL, &err);
     write_text(path_in("twice/model.safetensors.index.json"),
-               "{\"weight_map\": {\"lm_head.weight\": \"a.safetensors\", \"x\": \"b.safetensors\"}}");
+               "{\"weight_map\": {\"lm_head.weight\": \"a.safetensors\", "
+               "\"x\": \"b.safetensors\"}}");
     st = setok_weights_open(&w, path_in("twice"), &err);
     check_error(st, &err, SETOK_ERR_INPUT, "is in both", "weights: a tensor in two shards");
 
