@@ -80,7 +80,9 @@ setok_status setok_safetensors_write(const char *path, const setok_st_entry *ent
                                      setok_error *err);
 
 /* An engine tensor view of a file tensor (host memory, read-only by
- * contract). Fails for dtypes the engine lacks or more than 4 dims. */
+ * contract). Fails (SETOK_ERR_UNSUPPORTED) for dtypes the engine lacks, more
+ * than 4 dims, or data not aligned to its element size (the format does not
+ * promise alignment): model code loads through setok_weights_load. */
 setok_status setok_st_tensor_view(setok_tensor *out, const setok_st_tensor *t, setok_error *err);
 
 #ifdef __cplusplus
