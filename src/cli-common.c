@@ -6,65 +6,76 @@
 
 #include "cli.h"
 
-int cli_report(const setok_error *err)
+int
+cli_report (const setok_error *err)
 {
-    fprintf(stderr, "setok: %s\n", err->message[0] ? err->message : setok_status_name(err->status));
-    return setok_status_exit_code(err->status == SETOK_OK ? SETOK_ERR_RUNTIME : err->status);
+  fprintf (stderr, "setok: %s\n", err->message[0] ? err->message : setok_status_name (err->status));
+  return setok_status_exit_code (err->status == SETOK_OK ? SETOK_ERR_RUNTIME : err->status);
 }
 
-int cli_usage_error(const char *subcommand, const char *fmt, ...)
+int
+cli_usage_error (const char *subcommand, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "setok %s: ", subcommand);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'setok %s --help'.\n", subcommand);
-    return CLI_EXIT_USAGE;
+  va_list ap;
+  va_start (ap, fmt);
+  fprintf (stderr, "setok %s: ", subcommand);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "\nTry 'setok %s --help'.\n", subcommand);
+  return CLI_EXIT_USAGE;
 }
 
-int cli_print_json(cJSON *json)
+int
+cli_print_json (cJSON *json)
 {
-    char *text = json ? cJSON_Print(json) : NULL;
-    cJSON_Delete(json);
-    if (!text) {
-        fprintf(stderr, "setok: out of memory while printing JSON\n");
-        return CLI_EXIT_FAILURE;
+  char *text = json ? cJSON_Print (json) : NULL;
+  cJSON_Delete (json);
+  if (!text)
+    {
+      fprintf (stderr, "setok: out of memory while printing JSON\n");
+      return CLI_EXIT_FAILURE;
     }
-    int ok = puts(text) >= 0 && fflush(stdout) == 0;
-    free(text);
-    return ok ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+  int ok = puts (text) >= 0 && fflush (stdout) == 0;
+  free (text);
+  return ok ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
-const char *cli_format_bytes(double bytes, char *buf, size_t size)
+const char *
+cli_format_bytes (double bytes, char *buf, size_t size)
 {
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024.0 && u < 4) {
-        bytes /= 1024.0;
-        u++;
+  static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4)
+    {
+      bytes /= 1024.0;
+      u++;
     }
-    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
-    return buf;
+  snprintf (buf, size, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
 }
 
-bool cli_stderr_is_tty(void)
+bool
+cli_stderr_is_tty (void)
 {
-    return isatty(STDERR_FILENO) == 1;
+  return isatty (STDERR_FILENO) == 1;
 }
 
-void cli_progress(const char *label, long done, long total)
+void
+cli_progress (const char *label, long done, long total)
 {
-    if (!cli_stderr_is_tty() || total <= 0)
-        return;
-    enum { WIDTH = 30 };
-    long filled = done * WIDTH / total;
-    char bar[WIDTH + 1];
-    for (int i = 0; i < WIDTH; i++)
-        bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-    bar[WIDTH] = '\0';
-    fprintf(stderr, "\r%s [%s] %3ld%%", label, bar, done * 100 / total);
-    if (done >= total)
-        fputc('\n', stderr);
-    fflush(stderr);
+  if (!cli_stderr_is_tty () || total <= 0)
+    return;
+  enum
+  {
+    WIDTH = 30
+  };
+  long filled = done * WIDTH / total;
+  char bar[WIDTH + 1];
+  for (int i = 0; i < WIDTH; i++)
+    bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
+  bar[WIDTH] = '\0';
+  fprintf (stderr, "\r%s [%s] %3ld%%", label, bar, done * 100 / total);
+  if (done >= total)
+    fputc ('\n', stderr);
+  fflush (stderr);
 }

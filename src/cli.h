@@ -11,26 +11,31 @@
 #include "setok/error.h"
 
 /* Exit codes (DESIGN §10). */
-enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
+enum
+{
+  CLI_EXIT_OK = 0,
+  CLI_EXIT_FAILURE = 1,
+  CLI_EXIT_USAGE = 2
+};
 
 /* Each subcommand gets argv with argv[0] = its own name, parses its options
  * with getopt_long (--help prints usage to stdout and returns 0) and returns
  * an exit code. */
-int cmd_info(int argc, char **argv);
-int cmd_forward(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
+int cmd_info (int argc, char **argv);
+int cmd_forward (int argc, char **argv);
+int cmd_bench (int argc, char **argv);
 
 /* "setok: MESSAGE" on stderr; returns the exit code for err's status. */
-int cli_report(const setok_error *err);
+int cli_report (const setok_error *err);
 /* "setok SUBCOMMAND: MESSAGE" + "Try 'setok SUBCOMMAND --help'." on stderr; returns 2. */
-int cli_usage_error(const char *subcommand, const char *fmt, ...) SETOK_PRINTF(2, 3);
+int cli_usage_error (const char *subcommand, const char *fmt, ...) SETOK_PRINTF (2, 3);
 /* Prints json (pretty) to stdout and deletes it; returns 0, or 1 if printing fails. */
-int cli_print_json(cJSON *json);
+int cli_print_json (cJSON *json);
 /* "1.5 GiB", "512 B"... */
-const char *cli_format_bytes(double bytes, char *buf, size_t size);
+const char *cli_format_bytes (double bytes, char *buf, size_t size);
 /* Whether stderr is a terminal (progress lines are drawn only then). */
-bool cli_stderr_is_tty(void);
+bool cli_stderr_is_tty (void);
 /* Draws "label [=====>    ] 42%" on stderr when it is a TTY. done == total ends the line. */
-void cli_progress(const char *label, long done, long total);
+void cli_progress (const char *label, long done, long total);
 
 #endif

@@ -11,330 +11,367 @@
 #include "cli.h"
 #include "setok/ops.h"
 
-static void usage(FILE *out)
+static void
+usage (FILE *out)
 {
-    fprintf(out,
-            "Usage: setok bench ops [--device cpu|cuda] [--dtype f32|f16|bf16] [--threads N]\n"
-            "                       [--min-time SECONDS] [--quick] [--json]\n\n"
-            "Measures matmul at LLM-like shapes (next to a direct cblas_sgemm or cuBLAS\n"
-            "call), attention (prefill and decode), and layernorm / rmsnorm bandwidth.\n"
-            "--quick uses smaller shapes. Default dtype: f32 on cpu, f16 on cuda.\n");
+  fprintf (out, "Usage: setok bench ops [--device cpu|cuda] [--dtype f32|f16|bf16] [--threads N]\n"
+                "                       [--min-time SECONDS] [--quick] [--json]\n\n"
+                "Measures matmul at LLM-like shapes (next to a direct cblas_sgemm or cuBLAS\n"
+                "call), attention (prefill and decode), and layernorm / rmsnorm bandwidth.\n"
+                "--quick uses smaller shapes. Default dtype: f32 on cpu, f16 on cuda.\n");
 }
 
-typedef struct bench {
-    setok_backend *be;
-    setok_dtype dtype;
-    double min_time;
-    cJSON *rows;
-    bool json;
+typedef struct bench
+{
+  setok_backend *be;
+  setok_dtype dtype;
+  double min_time;
+  cJSON *rows;
+  bool json;
 } bench;
 
-typedef setok_status (*bench_fn)(bench *b, void *ctx, setok_error *err);
+typedef setok_status (*bench_fn) (bench *b, void *ctx, setok_error *err);
 
 /* Seconds per call, or a negative number with err set. */
-static double time_calls(bench *b, bench_fn fn, void *ctx, setok_error *err)
+static double
+time_calls (bench *b, bench_fn fn, void *ctx, setok_error *err)
 {
-    if (fn(b, ctx, err) != SETOK_OK || setok_backend_synchronize(b->be, err) != SETOK_OK)
+  if (fn (b, ctx, err) != SETOK_OK || setok_backend_synchronize (b->be, err) != SETOK_OK)
+    return -1.0;
+  for (int reps = 1;; reps *= 2)
+    {
+      double t0 = bench_now ();
+      for (int i = 0; i < reps; i++)
+        if (fn (b, ctx, err) != SETOK_OK)
+          return -1.0;
+      if (setok_backend_synchronize (b->be, err) != SETOK_OK)
         return -1.0;
-    for (int reps = 1;; reps *= 2) {
-        double t0 = bench_now();
-        for (int i = 0; i < reps; i++)
-            if (fn(b, ctx, err) != SETOK_OK)
-                return -1.0;
-        if (setok_backend_synchronize(b->be, err) != SETOK_OK)
-            return -1.0;
-        double t = bench_now() - t0;
-        if (t >= b->min_time || reps >= (1 << 20))
-            return t / reps;
+      double t = bench_now () - t0;
+      if (t >= b->min_time || reps >= (1 << 20))
+        return t / reps;
     }
 }
 
-static void add_row(bench *b, const char *op, const char *shape, double seconds, double flops,
-                    double bytes, double direct_seconds, const char *direct_name)
+static void
+add_row (bench *b, const char *op, const char *shape, double seconds, double flops, double bytes,
+         double direct_seconds, const char *direct_name)
 {
-    double gflops = flops > 0 ? flops / seconds * 1e-9 : 0.0;
-    double gbs = bytes > 0 ? bytes / seconds * 1e-9 : 0.0;
-    if (b->json) {
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "op", op);
-        cJSON_AddStringToObject(r, "shape", shape);
-        cJSON_AddNumberToObject(r, "ms", seconds * 1e3);
-        if (flops > 0)
-            cJSON_AddNumberToObject(r, "gflops", gflops);
-        if (bytes > 0)
-            cJSON_AddNumberToObject(r, "gb_per_s", gbs);
-        if (direct_seconds > 0) {
-            cJSON_AddStringToObject(r, "direct", direct_name);
-            cJSON_AddNumberToObject(r, "direct_ms", direct_seconds * 1e3);
-            cJSON_AddNumberToObject(r, "direct_gflops", flops / direct_seconds * 1e-9);
+  double gflops = flops > 0 ? flops / seconds * 1e-9 : 0.0;
+  double gbs = bytes > 0 ? bytes / seconds * 1e-9 : 0.0;
+  if (b->json)
+    {
+      cJSON *r = cJSON_CreateObject ();
+      cJSON_AddStringToObject (r, "op", op);
+      cJSON_AddStringToObject (r, "shape", shape);
+      cJSON_AddNumberToObject (r, "ms", seconds * 1e3);
+      if (flops > 0)
+        cJSON_AddNumberToObject (r, "gflops", gflops);
+      if (bytes > 0)
+        cJSON_AddNumberToObject (r, "gb_per_s", gbs);
+      if (direct_seconds > 0)
+        {
+          cJSON_AddStringToObject (r, "direct", direct_name);
+          cJSON_AddNumberToObject (r, "direct_ms", direct_seconds * 1e3);
+          cJSON_AddNumberToObject (r, "direct_gflops", flops / direct_seconds * 1e-9);
         }
-        cJSON_AddItemToArray(b->rows, r);
-        return;
+      cJSON_AddItemToArray (b->rows, r);
+      return;
     }
-    char rate[32] = "", direct[64] = "";
-    if (flops > 0)
-        snprintf(rate, sizeof rate, "%9.1f GFLOP/s", gflops);
-    else
-        snprintf(rate, sizeof rate, "%9.1f GB/s", gbs);
-    if (direct_seconds > 0)
-        snprintf(direct, sizeof direct, "%s %9.1f GFLOP/s (%5.1f%%)", direct_name,
-                 flops / direct_seconds * 1e-9, 100.0 * direct_seconds / seconds);
-    printf("%-10s %-28s %10.3f ms %s  %s\n", op, shape, seconds * 1e3, rate, direct);
-    fflush(stdout);
+  char rate[32] = "", direct[64] = "";
+  if (flops > 0)
+    snprintf (rate, sizeof rate, "%9.1f GFLOP/s", gflops);
+  else
+    snprintf (rate, sizeof rate, "%9.1f GB/s", gbs);
+  if (direct_seconds > 0)
+    snprintf (direct, sizeof direct, "%s %9.1f GFLOP/s (%5.1f%%)", direct_name,
+              flops / direct_seconds * 1e-9, 100.0 * direct_seconds / seconds);
+  printf ("%-10s %-28s %10.3f ms %s  %s\n", op, shape, seconds * 1e3, rate, direct);
+  fflush (stdout);
 }
 
 /* A device tensor filled with a deterministic pattern in [-1, 1). */
-static setok_status make_tensor(bench *b, setok_tensor *t, int ndim, const int64_t *shape,
-                                setok_error *err)
+static setok_status
+make_tensor (bench *b, setok_tensor *t, int ndim, const int64_t *shape, setok_error *err)
 {
-    setok_status st = setok_tensor_alloc(t, b->be, b->dtype, ndim, shape, err);
-    if (st != SETOK_OK)
-        return st;
-    int64_t n = setok_tensor_numel(t);
-    void *host = malloc((size_t)(n ? n : 1) * setok_dtype_size(b->dtype));
-    if (!host) {
-        setok_tensor_free(t);
-        return setok_fail(err, SETOK_ERR_NOMEM, "bench: out of host memory");
-    }
-    uint32_t s = 12345u;
-    for (int64_t i = 0; i < n; i++) {
-        s = s * 1664525u + 1013904223u;
-        setok_store_f32(host, b->dtype, i, (float)(s >> 8) / 8388608.0f - 1.0f);
-    }
-    st = setok_tensor_upload(t, host, err);
-    free(host);
-    if (st != SETOK_OK)
-        setok_tensor_free(t);
+  setok_status st = setok_tensor_alloc (t, b->be, b->dtype, ndim, shape, err);
+  if (st != SETOK_OK)
     return st;
+  int64_t n = setok_tensor_numel (t);
+  void *host = malloc ((size_t)(n ? n : 1) * setok_dtype_size (b->dtype));
+  if (!host)
+    {
+      setok_tensor_free (t);
+      return setok_fail (err, SETOK_ERR_NOMEM, "bench: out of host memory");
+    }
+  uint32_t s = 12345u;
+  for (int64_t i = 0; i < n; i++)
+    {
+      s = s * 1664525u + 1013904223u;
+      setok_store_f32 (host, b->dtype, i, (float)(s >> 8) / 8388608.0f - 1.0f);
+    }
+  st = setok_tensor_upload (t, host, err);
+  free (host);
+  if (st != SETOK_OK)
+    setok_tensor_free (t);
+  return st;
 }
 
-typedef struct op_ctx {
-    setok_tensor *y, *a, *b, *c;
-    float eps;
-    bool causal;
-    setok_op op;
+typedef struct op_ctx
+{
+  setok_tensor *y, *a, *b, *c;
+  float eps;
+  bool causal;
+  setok_op op;
 } op_ctx;
 
-static setok_status run_linear(bench *b, void *ctx, setok_error *err)
+static setok_status
+run_linear (bench *b, void *ctx, setok_error *err)
 {
-    op_ctx *c = ctx;
-    return setok_linear(b->be, c->y, c->a, c->b, NULL, err);
+  op_ctx *c = ctx;
+  return setok_linear (b->be, c->y, c->a, c->b, NULL, err);
 }
 
-static setok_status run_attention(bench *b, void *ctx, setok_error *err)
+static setok_status
+run_attention (bench *b, void *ctx, setok_error *err)
 {
-    op_ctx *c = ctx;
-    return setok_attention(b->be, c->y, c->a, c->b, c->c, NULL, 0.0f, c->causal, err);
+  op_ctx *c = ctx;
+  return setok_attention (b->be, c->y, c->a, c->b, c->c, NULL, 0.0f, c->causal, err);
 }
 
-static setok_status run_norm(bench *b, void *ctx, setok_error *err)
+static setok_status
+run_norm (bench *b, void *ctx, setok_error *err)
 {
-    op_ctx *c = ctx;
-    if (c->op == SETOK_OP_LAYERNORM)
-        return setok_layernorm(b->be, c->y, c->a, c->b, c->c, c->eps, err);
-    return setok_rmsnorm(b->be, c->y, c->a, c->b, c->eps, err);
+  op_ctx *c = ctx;
+  if (c->op == SETOK_OP_LAYERNORM)
+    return setok_layernorm (b->be, c->y, c->a, c->b, c->c, c->eps, err);
+  return setok_rmsnorm (b->be, c->y, c->a, c->b, c->eps, err);
 }
 
-static setok_status bench_matmul(bench *b, int64_t m, int64_t k, int64_t n, setok_error *err)
+static setok_status
+bench_matmul (bench *b, int64_t m, int64_t k, int64_t n, setok_error *err)
 {
-    setok_tensor x = {0}, w = {0}, y = {0};
-    setok_status st = make_tensor(b, &x, 2, (int64_t[]){m, k}, err);
-    if (st == SETOK_OK)
-        st = make_tensor(b, &w, 2, (int64_t[]){n, k}, err);
-    if (st == SETOK_OK)
-        st = make_tensor(b, &y, 2, (int64_t[]){m, n}, err);
-    double t = -1.0;
-    if (st == SETOK_OK) {
-        op_ctx c = {.y = &y, .a = &x, .b = &w};
-        t = time_calls(b, run_linear, &c, err);
-        if (t < 0)
-            st = err->status;
+  setok_tensor x = { 0 }, w = { 0 }, y = { 0 };
+  setok_status st = make_tensor (b, &x, 2, (int64_t[]){ m, k }, err);
+  if (st == SETOK_OK)
+    st = make_tensor (b, &w, 2, (int64_t[]){ n, k }, err);
+  if (st == SETOK_OK)
+    st = make_tensor (b, &y, 2, (int64_t[]){ m, n }, err);
+  double t = -1.0;
+  if (st == SETOK_OK)
+    {
+      op_ctx c = { .y = &y, .a = &x, .b = &w };
+      t = time_calls (b, run_linear, &c, err);
+      if (t < 0)
+        st = err->status;
     }
-    setok_tensor_free(&x);
-    setok_tensor_free(&w);
-    setok_tensor_free(&y);
-    if (st != SETOK_OK)
-        return st;
-    double direct = -1.0;
-    const char *direct_name = "";
-    if (!strcmp(setok_backend_name(b->be), "cuda")) {
-        direct = bench_direct_cublas_gemm(m, k, n, b->dtype, 1, b->min_time);
-        direct_name = "cuBLAS";
-    } else if (b->dtype == SETOK_F32) {
-        direct = bench_direct_cblas_sgemm(m, k, n, 1, b->min_time);
-        direct_name = "cblas_sgemm";
-    }
-    char shape[64];
-    snprintf(shape, sizeof shape, "%lldx%lldx%lld (MxKxN)", (long long)m, (long long)k,
-             (long long)n);
-    add_row(b, "matmul", shape, t, 2.0 * m * k * n, 0, direct, direct_name);
-    return SETOK_OK;
-}
-
-static setok_status bench_attention(bench *b, int64_t heads, int64_t tq, int64_t tk, int64_t d,
-                                    bool causal, setok_error *err)
-{
-    setok_tensor q = {0}, k = {0}, v = {0}, y = {0};
-    setok_status st = make_tensor(b, &q, 4, (int64_t[]){1, heads, tq, d}, err);
-    if (st == SETOK_OK)
-        st = make_tensor(b, &k, 4, (int64_t[]){1, heads, tk, d}, err);
-    if (st == SETOK_OK)
-        st = make_tensor(b, &v, 4, (int64_t[]){1, heads, tk, d}, err);
-    if (st == SETOK_OK)
-        st = make_tensor(b, &y, 4, (int64_t[]){1, heads, tq, d}, err);
-    double t = -1.0;
-    if (st == SETOK_OK) {
-        op_ctx c = {.y = &y, .a = &q, .b = &k, .c = &v, .causal = causal};
-        t = time_calls(b, run_attention, &c, err);
-        if (t < 0)
-            st = err->status;
-    }
-    setok_tensor_free(&q);
-    setok_tensor_free(&k);
-    setok_tensor_free(&v);
-    setok_tensor_free(&y);
-    if (st != SETOK_OK)
-        return st;
-    /* QK^T and PV: 4 * Tq * Tk * D per head; causal prefill does about half */
-    double flops = 4.0 * heads * tq * tk * d * (causal && tq == tk ? 0.5 : 1.0);
-    char shape[64];
-    snprintf(shape, sizeof shape, "H%lld Tq%lld Tk%lld D%lld%s", (long long)heads, (long long)tq,
-             (long long)tk, (long long)d, causal ? " causal" : "");
-    add_row(b, "attention", shape, t, flops, 0, -1.0, NULL);
-    return SETOK_OK;
-}
-
-static setok_status bench_norm(bench *b, setok_op op, int64_t rows, int64_t cols,
-                               setok_error *err)
-{
-    setok_tensor x = {0}, w = {0}, bias = {0}, y = {0};
-    setok_status st = make_tensor(b, &x, 2, (int64_t[]){rows, cols}, err);
-    if (st == SETOK_OK)
-        st = make_tensor(b, &w, 1, (int64_t[]){cols}, err);
-    if (st == SETOK_OK)
-        st = make_tensor(b, &bias, 1, (int64_t[]){cols}, err);
-    if (st == SETOK_OK)
-        st = make_tensor(b, &y, 2, (int64_t[]){rows, cols}, err);
-    double t = -1.0;
-    if (st == SETOK_OK) {
-        op_ctx c = {.y = &y, .a = &x, .b = &w, .c = &bias, .eps = 1e-5f, .op = op};
-        t = time_calls(b, run_norm, &c, err);
-        if (t < 0)
-            st = err->status;
-    }
-    setok_tensor_free(&x);
-    setok_tensor_free(&w);
-    setok_tensor_free(&bias);
-    setok_tensor_free(&y);
-    if (st != SETOK_OK)
-        return st;
-    char shape[64];
-    snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
-    /* effective bandwidth: read x once, write y once */
-    add_row(b, setok_op_name(op), shape, t, 0,
-            2.0 * (double)(rows * cols) * (double)setok_dtype_size(b->dtype), -1.0, NULL);
-    return SETOK_OK;
-}
-
-static setok_status bench_ops(bench *b, bool quick, setok_error *err)
-{
-    static const int64_t full[][3] = {
-        {1, 4096, 4096}, {64, 4096, 4096}, {616, 4096, 4096}, {616, 4096, 11008},
-        {616, 11008, 4096},
-    };
-    static const int64_t small[][3] = {{1, 1024, 1024}, {64, 1024, 1024}, {256, 1024, 2816}};
-    const int64_t (*mm)[3] = quick ? small : full;
-    size_t n_mm = quick ? sizeof small / sizeof small[0] : sizeof full / sizeof full[0];
-    setok_status st = SETOK_OK;
-    for (size_t i = 0; i < n_mm && st == SETOK_OK; i++)
-        st = bench_matmul(b, mm[i][0], mm[i][1], mm[i][2], err);
-    int64_t heads = quick ? 8 : 32, t = quick ? 256 : 616, ctx = quick ? 512 : 2048;
-    if (st == SETOK_OK)
-        st = bench_attention(b, heads, t, t, 128, true, err);
-    if (st == SETOK_OK)
-        st = bench_attention(b, heads, 1, ctx, 128, false, err);
-    int64_t rows = quick ? 256 : 4096, cols = quick ? 1024 : 4096;
-    if (st == SETOK_OK)
-        st = bench_norm(b, SETOK_OP_LAYERNORM, rows, cols, err);
-    if (st == SETOK_OK)
-        st = bench_norm(b, SETOK_OP_RMSNORM, rows, cols, err);
+  setok_tensor_free (&x);
+  setok_tensor_free (&w);
+  setok_tensor_free (&y);
+  if (st != SETOK_OK)
     return st;
+  double direct = -1.0;
+  const char *direct_name = "";
+  if (!strcmp (setok_backend_name (b->be), "cuda"))
+    {
+      direct = bench_direct_cublas_gemm (m, k, n, b->dtype, 1, b->min_time);
+      direct_name = "cuBLAS";
+    }
+  else if (b->dtype == SETOK_F32)
+    {
+      direct = bench_direct_cblas_sgemm (m, k, n, 1, b->min_time);
+      direct_name = "cblas_sgemm";
+    }
+  char shape[64];
+  snprintf (shape, sizeof shape, "%lldx%lldx%lld (MxKxN)", (long long)m, (long long)k,
+            (long long)n);
+  add_row (b, "matmul", shape, t, 2.0 * m * k * n, 0, direct, direct_name);
+  return SETOK_OK;
 }
 
-int cmd_bench(int argc, char **argv)
+static setok_status
+bench_attention (bench *b, int64_t heads, int64_t tq, int64_t tk, int64_t d, bool causal,
+                 setok_error *err)
 {
-    static const struct option longopts[] = {
-        {"device", required_argument, NULL, 'd'},
-        {"dtype", required_argument, NULL, 't'},
-        {"threads", required_argument, NULL, 'j'},
-        {"min-time", required_argument, NULL, 'm'},
-        {"quick", no_argument, NULL, 'q'},
-        {"json", no_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *device = "cpu", *dtype_name = NULL;
-    int threads = 0;
-    double min_time = 0.3;
-    bool quick = false, json = false;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd': device = optarg; break;
-        case 't': dtype_name = optarg; break;
-        case 'j': threads = atoi(optarg); break;
-        case 'm':
-            min_time = atof(optarg);
-            if (!(min_time > 0.0 && min_time < 60.0))
-                return cli_usage_error("bench", "--min-time must be between 0 and 60 seconds");
-            break;
-        case 'q': quick = true; break;
-        case 'J': json = true; break;
-        case 'h': usage(stdout); return CLI_EXIT_OK;
-        default:
-            return cli_usage_error("bench", "unknown or incomplete option '%s'",
-                                   argv[optind - 1]);
-        }
+  setok_tensor q = { 0 }, k = { 0 }, v = { 0 }, y = { 0 };
+  setok_status st = make_tensor (b, &q, 4, (int64_t[]){ 1, heads, tq, d }, err);
+  if (st == SETOK_OK)
+    st = make_tensor (b, &k, 4, (int64_t[]){ 1, heads, tk, d }, err);
+  if (st == SETOK_OK)
+    st = make_tensor (b, &v, 4, (int64_t[]){ 1, heads, tk, d }, err);
+  if (st == SETOK_OK)
+    st = make_tensor (b, &y, 4, (int64_t[]){ 1, heads, tq, d }, err);
+  double t = -1.0;
+  if (st == SETOK_OK)
+    {
+      op_ctx c = { .y = &y, .a = &q, .b = &k, .c = &v, .causal = causal };
+      t = time_calls (b, run_attention, &c, err);
+      if (t < 0)
+        st = err->status;
     }
-    if (optind != argc - 1 || strcmp(argv[optind], "ops"))
-        return cli_usage_error("bench", "expected a suite name: ops");
+  setok_tensor_free (&q);
+  setok_tensor_free (&k);
+  setok_tensor_free (&v);
+  setok_tensor_free (&y);
+  if (st != SETOK_OK)
+    return st;
+  /* QK^T and PV: 4 * Tq * Tk * D per head; causal prefill does about half */
+  double flops = 4.0 * heads * tq * tk * d * (causal && tq == tk ? 0.5 : 1.0);
+  char shape[64];
+  snprintf (shape, sizeof shape, "H%lld Tq%lld Tk%lld D%lld%s", (long long)heads, (long long)tq,
+            (long long)tk, (long long)d, causal ? " causal" : "");
+  add_row (b, "attention", shape, t, flops, 0, -1.0, NULL);
+  return SETOK_OK;
+}
 
-    setok_error err = {0};
-    bench b = {.min_time = min_time, .json = json};
-    if (setok_backend_create_by_name(&b.be, device, threads, &err) != SETOK_OK)
-        return cli_report(&err);
-    bool gpu = !setok_backend_is_host(b.be);
-    b.dtype = gpu ? SETOK_F16 : SETOK_F32;
-    if (dtype_name) {
-        if (!strcmp(dtype_name, "f32"))
-            b.dtype = SETOK_F32;
-        else if (!strcmp(dtype_name, "f16"))
-            b.dtype = SETOK_F16;
-        else if (!strcmp(dtype_name, "bf16"))
-            b.dtype = SETOK_BF16;
-        else {
-            setok_backend_free(b.be);
-            return cli_usage_error("bench", "--dtype must be f32, f16 or bf16");
+static setok_status
+bench_norm (bench *b, setok_op op, int64_t rows, int64_t cols, setok_error *err)
+{
+  setok_tensor x = { 0 }, w = { 0 }, bias = { 0 }, y = { 0 };
+  setok_status st = make_tensor (b, &x, 2, (int64_t[]){ rows, cols }, err);
+  if (st == SETOK_OK)
+    st = make_tensor (b, &w, 1, (int64_t[]){ cols }, err);
+  if (st == SETOK_OK)
+    st = make_tensor (b, &bias, 1, (int64_t[]){ cols }, err);
+  if (st == SETOK_OK)
+    st = make_tensor (b, &y, 2, (int64_t[]){ rows, cols }, err);
+  double t = -1.0;
+  if (st == SETOK_OK)
+    {
+      op_ctx c = { .y = &y, .a = &x, .b = &w, .c = &bias, .eps = 1e-5f, .op = op };
+      t = time_calls (b, run_norm, &c, err);
+      if (t < 0)
+        st = err->status;
+    }
+  setok_tensor_free (&x);
+  setok_tensor_free (&w);
+  setok_tensor_free (&bias);
+  setok_tensor_free (&y);
+  if (st != SETOK_OK)
+    return st;
+  char shape[64];
+  snprintf (shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
+  /* effective bandwidth: read x once, write y once */
+  add_row (b, setok_op_name (op), shape, t, 0,
+           2.0 * (double)(rows * cols) * (double)setok_dtype_size (b->dtype), -1.0, NULL);
+  return SETOK_OK;
+}
+
+static setok_status
+bench_ops (bench *b, bool quick, setok_error *err)
+{
+  static const int64_t full[][3] = {
+    { 1, 4096, 4096 },    { 64, 4096, 4096 },   { 616, 4096, 4096 },
+    { 616, 4096, 11008 }, { 616, 11008, 4096 },
+  };
+  static const int64_t small[][3] = { { 1, 1024, 1024 }, { 64, 1024, 1024 }, { 256, 1024, 2816 } };
+  const int64_t (*mm)[3] = quick ? small : full;
+  size_t n_mm = quick ? sizeof small / sizeof small[0] : sizeof full / sizeof full[0];
+  setok_status st = SETOK_OK;
+  for (size_t i = 0; i < n_mm && st == SETOK_OK; i++)
+    st = bench_matmul (b, mm[i][0], mm[i][1], mm[i][2], err);
+  int64_t heads = quick ? 8 : 32, t = quick ? 256 : 616, ctx = quick ? 512 : 2048;
+  if (st == SETOK_OK)
+    st = bench_attention (b, heads, t, t, 128, true, err);
+  if (st == SETOK_OK)
+    st = bench_attention (b, heads, 1, ctx, 128, false, err);
+  int64_t rows = quick ? 256 : 4096, cols = quick ? 1024 : 4096;
+  if (st == SETOK_OK)
+    st = bench_norm (b, SETOK_OP_LAYERNORM, rows, cols, err);
+  if (st == SETOK_OK)
+    st = bench_norm (b, SETOK_OP_RMSNORM, rows, cols, err);
+  return st;
+}
+
+int
+cmd_bench (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "device", required_argument, NULL, 'd' },  { "dtype", required_argument, NULL, 't' },
+    { "threads", required_argument, NULL, 'j' }, { "min-time", required_argument, NULL, 'm' },
+    { "quick", no_argument, NULL, 'q' },         { "json", no_argument, NULL, 'J' },
+    { "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+  };
+  const char *device = "cpu", *dtype_name = NULL;
+  int threads = 0;
+  double min_time = 0.3;
+  bool quick = false, json = false;
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long (argc, argv, "h", longopts, NULL)) != -1)
+    {
+      switch (c)
+        {
+          case 'd':
+            device = optarg;
+            break;
+          case 't':
+            dtype_name = optarg;
+            break;
+          case 'j':
+            threads = atoi (optarg);
+            break;
+          case 'm':
+            min_time = atof (optarg);
+            if (!(min_time > 0.0 && min_time < 60.0))
+              return cli_usage_error ("bench", "--min-time must be between 0 and 60 seconds");
+            break;
+          case 'q':
+            quick = true;
+            break;
+          case 'J':
+            json = true;
+            break;
+          case 'h':
+            usage (stdout);
+            return CLI_EXIT_OK;
+          default:
+            return cli_usage_error ("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
-    cJSON *root = NULL;
-    if (json) {
-        root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "suite", "ops");
-        cJSON_AddStringToObject(root, "device", setok_backend_description(b.be));
-        cJSON_AddStringToObject(root, "dtype", setok_dtype_name(b.dtype));
-        b.rows = cJSON_AddArrayToObject(root, "results");
-    } else {
-        printf("setok bench ops — %s, %s\n", setok_backend_description(b.be),
-               setok_dtype_name(b.dtype));
+  if (optind != argc - 1 || strcmp (argv[optind], "ops"))
+    return cli_usage_error ("bench", "expected a suite name: ops");
+
+  setok_error err = { 0 };
+  bench b = { .min_time = min_time, .json = json };
+  if (setok_backend_create_by_name (&b.be, device, threads, &err) != SETOK_OK)
+    return cli_report (&err);
+  bool gpu = !setok_backend_is_host (b.be);
+  b.dtype = gpu ? SETOK_F16 : SETOK_F32;
+  if (dtype_name)
+    {
+      if (!strcmp (dtype_name, "f32"))
+        b.dtype = SETOK_F32;
+      else if (!strcmp (dtype_name, "f16"))
+        b.dtype = SETOK_F16;
+      else if (!strcmp (dtype_name, "bf16"))
+        b.dtype = SETOK_BF16;
+      else
+        {
+          setok_backend_free (b.be);
+          return cli_usage_error ("bench", "--dtype must be f32, f16 or bf16");
+        }
     }
-    setok_status st = bench_ops(&b, quick, &err);
-    setok_backend_free(b.be);
-    if (st != SETOK_OK) {
-        cJSON_Delete(root);
-        return cli_report(&err);
+  cJSON *root = NULL;
+  if (json)
+    {
+      root = cJSON_CreateObject ();
+      cJSON_AddStringToObject (root, "suite", "ops");
+      cJSON_AddStringToObject (root, "device", setok_backend_description (b.be));
+      cJSON_AddStringToObject (root, "dtype", setok_dtype_name (b.dtype));
+      b.rows = cJSON_AddArrayToObject (root, "results");
     }
-    return json ? cli_print_json(root) : CLI_EXIT_OK;
+  else
+    {
+      printf ("setok bench ops — %s, %s\n", setok_backend_description (b.be),
+              setok_dtype_name (b.dtype));
+    }
+  setok_status st = bench_ops (&b, quick, &err);
+  setok_backend_free (b.be);
+  if (st != SETOK_OK)
+    {
+      cJSON_Delete (root);
+      return cli_report (&err);
+    }
+  return json ? cli_print_json (root) : CLI_EXIT_OK;
 }

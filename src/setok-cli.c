@@ -7,69 +7,80 @@
 #include "setok-config.h"
 #include "setok/backend.h"
 
-typedef struct command {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
+typedef struct command
+{
+  const char *name;
+  int (*run) (int argc, char **argv);
+  const char *summary;
 } command;
 
 static const command commands[] = {
-    {"info", cmd_info, "describe a model folder, a safetensors file or an image"},
-    {"forward", cmd_forward, "run one op or component on named tensors (reference tests)"},
-    {"bench", cmd_bench, "measure op speed (matmul, attention, norms)"},
+  { "info", cmd_info, "describe a model folder, a safetensors file or an image" },
+  { "forward", cmd_forward, "run one op or component on named tensors (reference tests)" },
+  { "bench", cmd_bench, "measure op speed (matmul, attention, norms)" },
 };
 
-static void print_usage(FILE *out)
+static void
+print_usage (FILE *out)
 {
-    fprintf(out, "Usage: setok COMMAND [OPTIONS]\n"
-                 "       setok --version | --help\n\n"
-                 "Commands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nRun 'setok COMMAND --help' for a command's options.\n"
-                 "Exit status: 0 success, 1 runtime failure, 2 bad input or usage.\n");
+  fprintf (out, "Usage: setok COMMAND [OPTIONS]\n"
+                "       setok --version | --help\n\n"
+                "Commands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf (out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+  fprintf (out, "\nRun 'setok COMMAND --help' for a command's options.\n"
+                "Exit status: 0 success, 1 runtime failure, 2 bad input or usage.\n");
 }
 
-static int print_version(void)
+static int
+print_version (void)
 {
-    char mem[32], free_mem[32];
-    setok_cuda_info cuda;
-    setok_cuda_query(&cuda);
-    printf("setok %s\n", SETOK_VERSION);
-    printf("backends: cpu%s\n", cuda.compiled ? ", cuda" : "");
-    printf("blas: %s\n", setok_blas_name());
-    if (!cuda.compiled) {
-        printf("cuda: not compiled in\n");
-    } else if (cuda.device_count <= 0) {
-        printf("cuda: compiled (runtime %d.%d), no GPU found%s%s\n", cuda.runtime_version / 1000,
-               cuda.runtime_version % 1000 / 10, cuda.error[0] ? ": " : "", cuda.error);
-    } else {
-        printf("cuda: runtime %d.%d, %d GPU%s; %s, sm_%d%d, %s total, %s free\n",
-               cuda.runtime_version / 1000, cuda.runtime_version % 1000 / 10, cuda.device_count,
-               cuda.device_count == 1 ? "" : "s", cuda.name, cuda.cc_major, cuda.cc_minor,
-               cli_format_bytes((double)cuda.total_memory, mem, sizeof mem),
-               cli_format_bytes((double)cuda.free_memory, free_mem, sizeof free_mem));
+  char mem[32], free_mem[32];
+  setok_cuda_info cuda;
+  setok_cuda_query (&cuda);
+  printf ("setok %s\n", SETOK_VERSION);
+  printf ("backends: cpu%s\n", cuda.compiled ? ", cuda" : "");
+  printf ("blas: %s\n", setok_blas_name ());
+  if (!cuda.compiled)
+    {
+      printf ("cuda: not compiled in\n");
     }
-    return CLI_EXIT_OK;
+  else if (cuda.device_count <= 0)
+    {
+      printf ("cuda: compiled (runtime %d.%d), no GPU found%s%s\n", cuda.runtime_version / 1000,
+              cuda.runtime_version % 1000 / 10, cuda.error[0] ? ": " : "", cuda.error);
+    }
+  else
+    {
+      printf ("cuda: runtime %d.%d, %d GPU%s; %s, sm_%d%d, %s total, %s free\n",
+              cuda.runtime_version / 1000, cuda.runtime_version % 1000 / 10, cuda.device_count,
+              cuda.device_count == 1 ? "" : "s", cuda.name, cuda.cc_major, cuda.cc_minor,
+              cli_format_bytes ((double)cuda.total_memory, mem, sizeof mem),
+              cli_format_bytes ((double)cuda.free_memory, free_mem, sizeof free_mem));
+    }
+  return CLI_EXIT_OK;
 }
 
-int main(int argc, char **argv)
+int
+main (int argc, char **argv)
 {
-    if (argc < 2) {
-        print_usage(stderr);
-        return CLI_EXIT_USAGE;
+  if (argc < 2)
+    {
+      print_usage (stderr);
+      return CLI_EXIT_USAGE;
     }
-    const char *name = argv[1];
-    if (!strcmp(name, "--version") || !strcmp(name, "-V"))
-        return print_version();
-    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
-        print_usage(stdout);
-        return CLI_EXIT_OK;
+  const char *name = argv[1];
+  if (!strcmp (name, "--version") || !strcmp (name, "-V"))
+    return print_version ();
+  if (!strcmp (name, "--help") || !strcmp (name, "-h") || !strcmp (name, "help"))
+    {
+      print_usage (stdout);
+      return CLI_EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(name, commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "setok: unknown command '%s'\n\n", name);
-    print_usage(stderr);
-    return CLI_EXIT_USAGE;
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp (name, commands[i].name))
+      return commands[i].run (argc - 1, argv + 1);
+  fprintf (stderr, "setok: unknown command '%s'\n\n", name);
+  print_usage (stderr);
+  return CLI_EXIT_USAGE;
 }
