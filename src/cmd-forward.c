@@ -176,6 +176,34 @@ static const char *const op_inputs[SETOK_OP_COUNT][4] = {
   [SETOK_OP_COPY] = { "x" },
 };
 
+/* How many of an op's leading inputs are required. */
+static const int op_required[SETOK_OP_COUNT] = {
+  [SETOK_OP_MATMUL] = 2,
+  [SETOK_OP_ADD] = 2,
+  [SETOK_OP_MUL] = 2,
+  [SETOK_OP_SCALE] = 1,
+  [SETOK_OP_LAYERNORM] = 1,
+  [SETOK_OP_RMSNORM] = 1,
+  [SETOK_OP_GROUPNORM] = 1,
+  [SETOK_OP_SOFTMAX] = 1,
+  [SETOK_OP_GELU] = 1,
+  [SETOK_OP_GELU_TANH] = 1,
+  [SETOK_OP_QUICK_GELU] = 1,
+  [SETOK_OP_SILU] = 1,
+  [SETOK_OP_SWIGLU] = 1,
+  [SETOK_OP_GEGLU] = 1,
+  [SETOK_OP_ROPE] = 2,
+  [SETOK_OP_ATTENTION] = 3,
+  [SETOK_OP_CONV2D] = 2,
+  [SETOK_OP_CONV_TRANSPOSE2D] = 2,
+  [SETOK_OP_UPSAMPLE_NEAREST] = 1,
+  [SETOK_OP_GET_ROWS] = 2,
+  [SETOK_OP_RESIZE_BICUBIC] = 1,
+  [SETOK_OP_ARGMAX] = 1,
+  [SETOK_OP_TOPK] = 1,
+  [SETOK_OP_COPY] = 1,
+};
+
 static bool
 is_index_input (setok_op op, int i)
 {
@@ -428,17 +456,21 @@ run_op (setok_op op, const params *p, const char *in_path, const char *out_path,
     {
       const setok_st_tensor *t = find_input (in, op_inputs[op][i]);
       if (!t)
-        continue;
-      st = load_input (&srcs[i], t, is_index_input (op, i), dtype, be, &err);
+        {
+          if (i < op_required[op])
+            st = setok_fail (&err, SETOK_ERR_INPUT, "%s: %s needs an input named '%s'", in_path,
+                             setok_op_name (op), op_inputs[op][i]);
+          continue;
+        }
+      /* rope's inv_freq is f32 whatever the compute dtype (ops.h) */
+      setok_dtype want = op == SETOK_OP_ROPE && i == 2 ? SETOK_F32 : dtype;
+      st = load_input (&srcs[i], t, is_index_input (op, i), want, be, &err);
       if (st == SETOK_OK)
         {
           sp[i] = &srcs[i];
           loaded |= 1 << i;
         }
     }
-  if (st == SETOK_OK && !sp[0])
-    st = setok_fail (&err, SETOK_ERR_INPUT, "%s: %s needs an input named '%s'", in_path,
-                     setok_op_name (op), op_inputs[op][0]);
   int64_t shape[SETOK_MAX_DIMS];
   int nd = st == SETOK_OK ? output_shape (op, p, sp, shape, &err) : -1;
   if (st == SETOK_OK && nd < 0)

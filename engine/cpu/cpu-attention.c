@@ -171,7 +171,7 @@ setok_status setok_cpu_attention(setok_backend *backend, const setok_op_desc *d,
                         sizeof(float));
     if (t->scratch == NULL) {
         return setok_fail(err, SETOK_ERR_NOMEM, "attention: cannot allocate %lld x %lld scores",
-                          (long long)(workers * rows), (long long)t->tk);
+                          (long long)(workers * t->block_rows), (long long)t->tk);
     }
     if (workers == 1) {
         attention_worker(t, 0, 1);
