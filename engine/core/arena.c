@@ -1,6 +1,7 @@
 /* arena.c — per-job bump allocators on a backend. */
 #include "setok/arena.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define ARENA_ALIGN 256
@@ -28,7 +29,10 @@ void setok_arena_destroy(setok_arena *arena)
 
 setok_status setok_arena_alloc(setok_arena *arena, size_t bytes, void **out, setok_error *err)
 {
-    size_t start = (arena->used + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    /* align the address itself: host bases are only 64-byte aligned */
+    uintptr_t base = (uintptr_t)arena->base;
+    uintptr_t aligned = (base + arena->used + ARENA_ALIGN - 1) & ~(uintptr_t)(ARENA_ALIGN - 1);
+    size_t start = (size_t)(aligned - base);
     if (start > arena->capacity || bytes > arena->capacity - start)
         return setok_fail(err, SETOK_ERR_NOMEM,
                           "arena full: %zu bytes requested, %zu of %zu in use", bytes,

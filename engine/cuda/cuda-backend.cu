@@ -92,7 +92,10 @@ static void cuda_release(setok_backend *backend, void *ptr)
 {
     setok_cuda_state *st = (setok_cuda_state *)backend->impl;
     cudaSetDevice(st->device);
-    cudaFree(ptr); // waits for the device, so kernels still reading ptr finish first
+    // cudaFree of cudaMalloc memory is only documented as synchronous "for most use cases":
+    // wait for the stream explicitly so that no queued kernel still reads or writes ptr.
+    cudaStreamSynchronize(st->stream);
+    cudaFree(ptr);
     cudaGetLastError();
 }
 
@@ -137,7 +140,10 @@ setok_status setok_cuda_scratch(setok_backend *backend, size_t bytes, void **out
     setok_cuda_state *st = (setok_cuda_state *)backend->impl;
     if (bytes > st->scratch_bytes) {
         if (st->scratch) {
-            cudaFree(st->scratch); // synchronizes: earlier ops are done with it
+            // Kernels queued by earlier ops may still read or write the old buffer: wait for
+            // them before freeing it (cudaFree alone is not guaranteed to synchronise).
+            CUDA_CHECK(cudaStreamSynchronize(st->stream));
+            cudaFree(st->scratch);
             st->scratch = NULL;
             st->scratch_bytes = 0;
         }
