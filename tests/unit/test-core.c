@@ -108,8 +108,8 @@ static void test_views(void)
     setok_error err = {0};
     setok_tensor v;
     CHECK(setok_view_permute(&v, &t, (int[]){2, 0, 1}, &err) == SETOK_OK, "permute");
-    CHECK(v.shape[0] == 4 && v.stride[0] == 1 && v.stride[1] == 12 && !setok_tensor_is_contiguous(&v),
-          "permuted strides");
+    CHECK(v.shape[0] == 4 && v.stride[0] == 1 && v.stride[1] == 12 &&
+              !setok_tensor_is_contiguous(&v), "permuted strides");
     CHECK(setok_view_permute(&v, &t, (int[]){0, 0, 1}, &err) == SETOK_ERR_INPUT,
           "a repeated axis is refused");
     CHECK(setok_view_reshape(&v, &t, 2, (int64_t[]){6, 4}, &err) == SETOK_OK, "reshape");
