@@ -3,8 +3,9 @@
  *
  * One stream per backend: every copy, kernel and cuBLAS call goes on it, so ops run in order and
  * asynchronously; download and synchronize wait for it. cuBLAS runs with CUBLAS_DEFAULT_MATH
- * (no TF32) so f32 results stay close to the CPU's. Without a driver or a device creation
- * reports SETOK_ERR_UNSUPPORTED and the query fills its error string; nothing aborts. */
+ * (no TF32) and reductions in f32, so results stay close to the CPU's. Memory is freed only
+ * after the stream has drained. Without a driver or a device creation reports
+ * SETOK_ERR_UNSUPPORTED and the query fills its error string; nothing aborts. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,7 +290,11 @@ static setok_status cuda_init(setok_backend *backend, int device, setok_error *e
     CUDA_CHECK(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&st->cublas));
     CUBLAS_CHECK(cublasSetStream(st->cublas, st->stream));
-    CUBLAS_CHECK(cublasSetMathMode(st->cublas, CUBLAS_DEFAULT_MATH));
+    // No TF32, and split-K reductions of f16 / bf16 GEMMs stay in f32 rather than in the output
+    // type (cuBLAS allows the latter by default), so every GEMM accumulates in f32.
+    CUBLAS_CHECK(cublasSetMathMode(
+        st->cublas,
+        (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
     snprintf(backend->description, sizeof backend->description, "%.200s (%.1f GiB, sm_%d%d)",
              prop.name, (double)prop.totalGlobalMem / (double)(1ull << 30), prop.major,
              prop.minor);

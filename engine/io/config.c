@@ -77,24 +77,18 @@ setok_status setok_config_parse(setok_config **out, const char *text, const char
 setok_status setok_config_load(setok_config **out, const char *path, setok_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    setok_status status = SETOK_OK;
-    if (fstat(fd, &sb) != 0)
-        status = setok_fail(err, SETOK_ERR_INPUT, "%s: cannot stat: %s", path, strerror(errno));
-    else if (S_ISDIR(sb.st_mode))
-        status = setok_fail(err, SETOK_ERR_INPUT, "%s: is a directory, not a JSON file", path);
-    else if (!S_ISREG(sb.st_mode))
-        status = setok_fail(err, SETOK_ERR_INPUT, "%s: not a regular file", path);
-    else if (sb.st_size > (off_t)CONFIG_MAX_BYTES)
+    int fd;
+    uint64_t file_size;
+    setok_status status = setok_io_open_regular(path, "a JSON file", &fd, &file_size, err);
+    if (status != SETOK_OK)
+        return status;
+    if (file_size > CONFIG_MAX_BYTES)
         status = setok_fail(err, SETOK_ERR_INPUT,
-                            "%s: file is %lld bytes, more than the %u-byte limit for JSON files",
-                            path, (long long)sb.st_size, CONFIG_MAX_BYTES);
+                            "%s: file is %llu bytes, more than the %u-byte limit for JSON files",
+                            path, (unsigned long long)file_size, CONFIG_MAX_BYTES);
     char *text = NULL;
     if (status == SETOK_OK) {
-        size_t size = (size_t)sb.st_size, got = 0;
+        size_t size = (size_t)file_size, got = 0;
         text = malloc(size + 1);
         if (!text)
             status = setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", path);

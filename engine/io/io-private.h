@@ -10,6 +10,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "setok/error.h"
+
 /* Open addressing with linear probing, sized up front for a known number of
  * names so it never grows. Keys are borrowed, not copied. */
 typedef struct setok_io_names {
@@ -33,6 +35,12 @@ const char *setok_io_printable(char *buf, size_t size, const char *name);
 
 /* "[3, 4]" into buf; negative extents (wildcards) show as "*". Returns buf. */
 const char *setok_io_format_shape(char *buf, size_t size, const int64_t *shape, int ndim);
+
+/* Opens path read-only as a regular file (O_NONBLOCK, so a FIFO cannot hang
+ * the open) and gets its size; kind names what was expected in the message
+ * for a directory ("a JSON file"). On failure nothing stays open. */
+setok_status setok_io_open_regular(const char *path, const char *kind, int *fd, uint64_t *size,
+                                   setok_error *err);
 
 /* "string", "number", "object", ... for "must be X, got Y" messages. */
 const char *setok_io_json_type(const cJSON *item);

@@ -3,11 +3,15 @@
  * messages, JSON type names. */
 #include "io-private.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static size_t hash_name(const char *s)
 {
@@ -137,4 +141,27 @@ const char *setok_io_json_type(const cJSON *item)
     if (cJSON_IsObject(item))
         return "object";
     return "raw JSON";
+}
+
+setok_status setok_io_open_regular(const char *path, const char *kind, int *fd, uint64_t *size,
+                                   setok_error *err)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    setok_status status = SETOK_OK;
+    if (fstat(*fd, &sb) != 0)
+        status = setok_fail(err, SETOK_ERR_INPUT, "%s: cannot stat: %s", path, strerror(errno));
+    else if (S_ISDIR(sb.st_mode))
+        status = setok_fail(err, SETOK_ERR_INPUT, "%s: is a directory, not %s", path, kind);
+    else if (!S_ISREG(sb.st_mode))
+        status = setok_fail(err, SETOK_ERR_INPUT, "%s: not a regular file", path);
+    if (status != SETOK_OK) {
+        close(*fd);
+        *fd = -1;
+        return status;
+    }
+    *size = (uint64_t)sb.st_size;
+    return SETOK_OK;
 }

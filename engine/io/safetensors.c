@@ -260,35 +260,27 @@ static bool stamp_numbers(cJSON *node, const number_flags *flags, size_t *next)
 static setok_status map_file(setok_safetensors *st, setok_error *err)
 {
     const char *path = st->path;
-    /* O_NONBLOCK so that a FIFO cannot hang the open; no effect on files */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    setok_status status = SETOK_OK;
-    if (fstat(fd, &sb) != 0)
-        status = setok_fail(err, SETOK_ERR_INPUT, "%s: cannot stat: %s", path, strerror(errno));
-    else if (S_ISDIR(sb.st_mode))
-        status = setok_fail(err, SETOK_ERR_INPUT,
-                            "%s: is a directory, not a safetensors file", path);
-    else if (!S_ISREG(sb.st_mode))
-        status = setok_fail(err, SETOK_ERR_INPUT, "%s: not a regular file", path);
-    else if (sb.st_size == 0)
+    int fd;
+    uint64_t size;
+    setok_status status = setok_io_open_regular(path, "a safetensors file", &fd, &size, err);
+    if (status != SETOK_OK)
+        return status;
+    if (size == 0)
         status = setok_fail(err, SETOK_ERR_INPUT, "%s: file is empty (0 bytes)", path);
-    else if (sb.st_size < 8)
+    else if (size < 8)
         status = setok_fail(err, SETOK_ERR_INPUT,
-                            "%s: file is %lld bytes, shorter than the 8-byte header length",
-                            path, (long long)sb.st_size);
-    else if ((uint64_t)sb.st_size > SIZE_MAX)
+                            "%s: file is %llu bytes, shorter than the 8-byte header length",
+                            path, (unsigned long long)size);
+    else if (size > SIZE_MAX)
         status = setok_fail(err, SETOK_ERR_INPUT, "%s: file too large to map", path);
     if (status == SETOK_OK) {
-        void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) {
-            status = setok_fail(err, SETOK_ERR_RUNTIME, "%s: cannot map %lld bytes: %s", path,
-                                (long long)sb.st_size, strerror(errno));
+            status = setok_fail(err, SETOK_ERR_RUNTIME, "%s: cannot map %llu bytes: %s", path,
+                                (unsigned long long)size, strerror(errno));
         } else {
             st->map = map;
-            st->map_size = (size_t)sb.st_size;
+            st->map_size = (size_t)size;
         }
     }
     close(fd);
