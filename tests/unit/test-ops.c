@@ -58,6 +58,7 @@ struct tcase {
     int axis;
     int64_t start;
     double tol_scale;       /* widens the tolerance for ill-conditioned cases */
+    unsigned keep_f32;      /* bit i: input i stays f32 whatever the test dtype */
     run_fn run;
 };
 
@@ -489,6 +490,7 @@ static int gen_rope(tcase *cases)
         if (i == 4) {
             int64_t half = d / 2;
             add_input(c, SETOK_F32, 1, &half, 0.001f, 1.0f);
+            c->keep_f32 |= 1u << 2; /* ops.h: inv_freq is always f32 */
         }
         add_output(c, SETOK_F32, 4, (int64_t[]){b, h, t, d});
         snprintf(c->label, sizeof c->label, "[%lld, %lld, %lld, %lld] rot=%d theta=%g scale=%g%s",
@@ -769,7 +771,8 @@ static setok_status execute(setok_backend *be, setok_dtype dtype, const tcase *c
         const setok_tensor *h = &c->in[i];
         if (!h->data)
             continue;
-        setok_dtype dt = h->dtype == SETOK_I32 ? SETOK_I32 : dtype;
+        setok_dtype dt = h->dtype == SETOK_I32 ? SETOK_I32
+                       : (c->keep_f32 >> i) & 1u ? SETOK_F32 : dtype;
         st = setok_tensor_alloc(&in[i], be, dt, h->ndim, h->shape, err);
         int64_t n = setok_tensor_numel(h);
         void *tmp = malloc((size_t)(n ? n : 1) * 4);
