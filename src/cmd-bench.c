@@ -9,6 +9,7 @@
 
 #include "bench-direct.h"
 #include "cli.h"
+#include "setok/models/vit.h"
 #include "setok/ops.h"
 
 static void
@@ -18,7 +19,10 @@ usage (FILE *out)
                 "                       [--min-time SECONDS] [--quick] [--json]\n\n"
                 "Measures matmul at LLM-like shapes (next to a direct cblas_sgemm or cuBLAS\n"
                 "call), attention (prefill and decode), and layernorm / rmsnorm bandwidth.\n"
-                "--quick uses smaller shapes. Default dtype: f32 on cpu, f16 on cuda.\n");
+                "--quick uses smaller shapes. Default dtype: f32 on cpu, f16 on cuda.\n\n"
+                "       setok bench vision [--device D] [--dtype T] [--quick] [--json]\n\n"
+                "Times one forward of a CLIP ViT-L/14-336 vision tower (--quick: ViT-B/16-224)\n"
+                "with random weights at batch 1, in ms and effective TFLOP/s.\n");
 }
 
 typedef struct bench
@@ -282,6 +286,92 @@ bench_ops (bench *b, bool quick, setok_error *err)
   return st;
 }
 
+/* --- vision: one forward of a CLIP vision tower with random weights --- */
+
+typedef struct vision_ctx
+{
+  setok_vit *vit;
+  setok_arena *arena;
+  const setok_tensor *pixels;
+} vision_ctx;
+
+static setok_status
+run_vision_forward (bench *b, void *ctx, setok_error *err)
+{
+  vision_ctx *v = ctx;
+  setok_tensor last;
+  size_t mark = setok_arena_mark (v->arena);
+  /* last_hidden_state: every layer runs */
+  setok_status st
+    = setok_vit_forward (v->vit, v->arena, NULL, &last, v->pixels, -1, false, NULL, err);
+  setok_arena_reset (v->arena, mark);
+  return st;
+}
+
+/* Multiply-adds x 2 of one forward over t tokens (patch conv, projections, attention, MLP). */
+static double
+vision_flops (const setok_vit_config *c, int64_t t)
+{
+  double C = c->hidden_size, I = c->intermediate_size, p = c->patch_size;
+  double grid = c->image_size / c->patch_size;
+  double patch = 2.0 * grid * grid * C * c->num_channels * p * p;
+  double layer = 2.0 * t * C * (3 * C) + 4.0 * t * t * C + 2.0 * t * C * C + 4.0 * t * C * I;
+  return patch + c->num_layers * layer;
+}
+
+static setok_status
+bench_vision (bench *b, bool quick, setok_error *err)
+{
+  setok_vit_config cfg;
+  setok_vit_config_defaults (&cfg, SETOK_VIT_CLIP);
+  cfg.hidden_size = quick ? 768 : 1024;
+  cfg.intermediate_size = quick ? 3072 : 4096;
+  cfg.num_layers = quick ? 12 : 24;
+  cfg.num_heads = quick ? 12 : 16;
+  cfg.patch_size = quick ? 16 : 14;
+  cfg.image_size = quick ? 224 : 336;
+  const char *name = quick ? "CLIP ViT-B/16-224" : "CLIP ViT-L/14-336";
+  setok_vit *vit = NULL;
+  setok_arena arena = { 0 };
+  setok_tensor px = { 0 };
+  int64_t size = cfg.image_size, tokens = 0;
+  setok_status st = setok_vit_create_random (&vit, &cfg, b->be, b->dtype, 1, err);
+  if (st == SETOK_OK)
+    st = make_tensor (b, &px, 4, (int64_t[]){ 1, cfg.num_channels, size, size }, err);
+  if (st == SETOK_OK)
+    st = setok_arena_init (&arena, b->be, setok_vit_arena_bytes (vit, 1, size, size), err);
+  double t = -1.0;
+  if (st == SETOK_OK)
+    {
+      tokens = setok_vit_num_tokens (vit, size, size, false, NULL, NULL);
+      vision_ctx c = { vit, &arena, &px };
+      t = time_calls (b, run_vision_forward, &c, err);
+      if (t < 0)
+        st = err->status;
+    }
+  setok_arena_destroy (&arena);
+  setok_tensor_free (&px);
+  setok_vit_free (vit);
+  if (st != SETOK_OK)
+    return st;
+  double flops = vision_flops (&cfg, tokens);
+  if (b->json)
+    {
+      cJSON *r = cJSON_CreateObject ();
+      cJSON_AddStringToObject (r, "model", name);
+      cJSON_AddNumberToObject (r, "batch", 1);
+      cJSON_AddNumberToObject (r, "tokens", (double)tokens);
+      cJSON_AddNumberToObject (r, "ms", t * 1e3);
+      cJSON_AddNumberToObject (r, "gflop", flops * 1e-9);
+      cJSON_AddNumberToObject (r, "tflops", flops / t * 1e-12);
+      cJSON_AddItemToArray (b->rows, r);
+      return SETOK_OK;
+    }
+  printf ("%-18s batch 1, %lld tokens, %.1f GFLOP  %10.2f ms  %7.3f TFLOP/s\n", name,
+          (long long)tokens, flops * 1e-9, t * 1e3, flops / t * 1e-12);
+  return SETOK_OK;
+}
+
 int
 cmd_bench (int argc, char **argv)
 {
@@ -329,8 +419,10 @@ cmd_bench (int argc, char **argv)
             return cli_usage_error ("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
-  if (optind != argc - 1 || strcmp (argv[optind], "ops"))
-    return cli_usage_error ("bench", "expected a suite name: ops");
+  bool vision = optind == argc - 1 && !strcmp (argv[optind], "vision");
+  if (optind != argc - 1 || (strcmp (argv[optind], "ops") && !vision))
+    return cli_usage_error ("bench", "expected a suite name: ops, vision");
+  const char *suite = argv[optind];
 
   setok_error err = { 0 };
   bench b = { .min_time = min_time, .json = json };
@@ -356,17 +448,17 @@ cmd_bench (int argc, char **argv)
   if (json)
     {
       root = cJSON_CreateObject ();
-      cJSON_AddStringToObject (root, "suite", "ops");
+      cJSON_AddStringToObject (root, "suite", suite);
       cJSON_AddStringToObject (root, "device", setok_backend_description (b.be));
       cJSON_AddStringToObject (root, "dtype", setok_dtype_name (b.dtype));
       b.rows = cJSON_AddArrayToObject (root, "results");
     }
   else
     {
-      printf ("setok bench ops — %s, %s\n", setok_backend_description (b.be),
+      printf ("setok bench %s — %s, %s\n", suite, setok_backend_description (b.be),
               setok_dtype_name (b.dtype));
     }
-  setok_status st = bench_ops (&b, quick, &err);
+  setok_status st = vision ? bench_vision (&b, quick, &err) : bench_ops (&b, quick, &err);
   setok_backend_free (b.be);
   if (st != SETOK_OK)
     {

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "setok/config.h"
+#include "setok/models/vit.h"
 #include "setok/ops.h"
 #include "setok/safetensors.h"
 
@@ -32,14 +33,21 @@ usage (FILE *out)
                 "Parameters (--set): alpha trans_a trans_b scale bias eps groups causal theta\n"
                 "  freq_scale rot_dims stride pad factor align_corners size=HxW k\n"
                 "  perm=0,2,1,3 (copy) dtype=f32|f16|bf16 (copy output)\n\n"
-                "Component folders are run by the model that their config.json names; this\n"
-                "build has no component models yet.\n");
+                "Component folders are run by the model that their config.json names:\n"
+                "  vision (CLIP, SigLIP, LLaVA's tower)  pixel_values [B, 3, H, W] ->\n"
+                "    hidden_states (HF hidden_states[feature_layer]), last_hidden_state;\n"
+                "    --set feature_layer=N|last (default -1, LLaVA: vision_feature_layer),\n"
+                "    --set drop_cls=0|1 (default 0, LLaVA: strategy 'default').\n");
 }
+
+/* params.feature_layer when --set does not give one. */
+#define FROM_CONFIG INT32_MIN
 
 typedef struct params
 {
   float alpha, scale, bias, eps, theta, freq_scale;
   int trans_a, trans_b, groups, causal, rot_dims, stride, pad, factor, align_corners, k;
+  int feature_layer, drop_cls; /* components; FROM_CONFIG and -1: the folder's default */
   int64_t size_h, size_w;
   int perm[SETOK_MAX_DIMS], has_perm;
   setok_dtype out_dtype;
@@ -92,7 +100,14 @@ parse_param (params *p, const char *kv)
     { "factor", NULL, &p->factor },
     { "align_corners", NULL, &p->align_corners },
     { "k", NULL, &p->k },
+    { "feature_layer", NULL, &p->feature_layer },
+    { "drop_cls", NULL, &p->drop_cls },
   };
+  if (KEY ("feature_layer") && !strcmp (v, "last"))
+    {
+      p->feature_layer = SETOK_VIT_LAST_HIDDEN_STATE;
+      return 0;
+    }
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
     {
       if (!KEY (table[i].name))
@@ -569,8 +584,49 @@ run_op (setok_op op, const params *p, const char *in_path, const char *out_path,
   return st == SETOK_OK ? CLI_EXIT_OK : cli_report (&err);
 }
 
+typedef struct component_args
+{
+  const params *p;
+  const char *dir, *in, *out, *device;
+  setok_dtype dtype;
+} component_args;
+
+typedef int (*component_fn) (const component_args *a);
+
+static int run_vision (const component_args *a);
+
+/* Component models by the architecture name in config.json (architectures[0]
+ * or _class_name), else by its model_type. */
+static const struct
+{
+  const char *name;
+  component_fn run;
+} components[] = {
+  { "CLIPVisionModel", run_vision },
+  { "CLIPVisionModelWithProjection", run_vision },
+  { "SiglipVisionModel", run_vision },
+  { "CLIPModel", run_vision },
+  { "SiglipModel", run_vision },
+  { "LlavaForConditionalGeneration", run_vision },
+  { "clip_vision_model", run_vision },
+  { "siglip_vision_model", run_vision },
+  { "clip", run_vision },
+  { "siglip", run_vision },
+  { "llava", run_vision },
+};
+
+static component_fn
+find_component (const char *name)
+{
+  for (size_t i = 0; name && i < sizeof components / sizeof components[0]; i++)
+    if (!strcmp (name, components[i].name))
+      return components[i].run;
+  return NULL;
+}
+
 static int
-run_component (const char *dir)
+run_component (const char *dir, const params *p, const char *in, const char *out,
+               const char *device, setok_dtype dtype)
 {
   char path[4096];
   snprintf (path, sizeof path, "%s/config.json", dir);
@@ -582,15 +638,75 @@ run_component (const char *dir)
   const void *root = setok_config_root (cfg);
   const cJSON *archs = cJSON_GetObjectItemCaseSensitive (root, "architectures");
   const cJSON *cls = cJSON_GetObjectItemCaseSensitive (root, "_class_name");
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive (root, "model_type");
   if (cJSON_IsArray (archs) && cJSON_IsString (cJSON_GetArrayItem (archs, 0)))
     arch = cJSON_GetArrayItem (archs, 0)->valuestring;
   else if (cJSON_IsString (cls))
     arch = cls->valuestring;
-  setok_fail (&err, SETOK_ERR_INPUT, "%s: %s%s%s is not an architecture this build can run", path,
-              arch ? "'" : "no 'architectures' or '_class_name' entry", arch ? arch : "",
-              arch ? "'" : "");
+  component_fn run = find_component (arch);
+  if (!run && cJSON_IsString (type))
+    run = find_component (type->valuestring);
+  if (!run)
+    setok_fail (&err, SETOK_ERR_INPUT, "%s: %s%s%s is not an architecture this build can run", path,
+                arch ? "'" : "no 'architectures' or '_class_name' entry", arch ? arch : "",
+                arch ? "'" : "");
   setok_config_free (cfg);
-  return cli_report (&err);
+  if (!run)
+    return cli_report (&err);
+  component_args a = { p, dir, in, out, device, dtype };
+  return run (&a);
+}
+
+/* vision: pixel_values -> hidden_states (the selected layer), last_hidden_state. */
+static int
+run_vision (const component_args *a)
+{
+  setok_error err = { 0 };
+  setok_backend *be = NULL;
+  setok_vit *vit = NULL;
+  setok_safetensors *in = NULL;
+  setok_tensor px = { 0 }, features = { 0 }, last = { 0 };
+  setok_arena arena = { 0 };
+  const setok_st_tensor *t = NULL;
+  setok_status st = setok_backend_create_by_name (&be, a->device, 0, &err);
+  if (st == SETOK_OK)
+    st = setok_vit_load (&vit, a->dir, be, a->dtype, &err);
+  if (st == SETOK_OK)
+    st = setok_safetensors_open (&in, a->in, &err);
+  if (st == SETOK_OK && !(t = setok_safetensors_find (in, "pixel_values")))
+    st = setok_fail (&err, SETOK_ERR_INPUT,
+                     "%s: the vision model needs an input named "
+                     "'pixel_values'",
+                     a->in);
+  if (st == SETOK_OK && t->ndim != 4)
+    st = setok_fail (&err, SETOK_ERR_INPUT, "%s: pixel_values must be [B, C, H, W], has %d dims",
+                     a->in, t->ndim);
+  if (st == SETOK_OK)
+    st = load_input (&px, t, false, a->dtype, be, &err);
+  if (st == SETOK_OK)
+    st = setok_arena_init (
+      &arena, be, setok_vit_arena_bytes (vit, px.shape[0], px.shape[2], px.shape[3]), &err);
+  if (st == SETOK_OK)
+    {
+      const setok_vit_config *cfg = setok_vit_get_config (vit);
+      int layer = a->p->feature_layer == FROM_CONFIG ? cfg->feature_layer : a->p->feature_layer;
+      bool drop = a->p->drop_cls < 0 ? cfg->drop_cls : a->p->drop_cls != 0;
+      st = setok_vit_forward (vit, &arena, &features, &last, &px, layer, drop, NULL, &err);
+    }
+  if (st == SETOK_OK)
+    st = setok_backend_synchronize (be, &err);
+  if (st == SETOK_OK)
+    {
+      setok_tensor *outs[2] = { &features, &last };
+      const char *names[2] = { "hidden_states", "last_hidden_state" };
+      st = write_outputs (a->out, outs, names, 2, &err);
+    }
+  setok_arena_destroy (&arena);
+  setok_tensor_free (&px);
+  setok_safetensors_close (in);
+  setok_vit_free (vit);
+  setok_backend_free (be);
+  return st == SETOK_OK ? CLI_EXIT_OK : cli_report (&err);
 }
 
 int
@@ -610,7 +726,9 @@ cmd_forward (int argc, char **argv)
                .groups = 32,
                .stride = 1,
                .factor = 2,
-               .k = 1 };
+               .k = 1,
+               .feature_layer = FROM_CONFIG,
+               .drop_cls = -1 };
   const char *op_name = NULL, *in = NULL, *out = NULL, *device = "cpu";
   setok_dtype dtype = SETOK_F32;
   optind = 1;
@@ -661,5 +779,5 @@ cmd_forward (int argc, char **argv)
     }
   if (optind != argc - 1)
     return cli_usage_error ("forward", "give --op NAME or one COMPONENT_DIR");
-  return run_component (argv[optind]);
+  return run_component (argv[optind], &p, in, out, device, dtype);
 }

@@ -16,6 +16,7 @@ typedef struct command
 
 static const command commands[] = {
   { "info", cmd_info, "describe a model folder, a safetensors file or an image" },
+  { "tokens", cmd_tokens, "cut an image into SeTok semantic tokens (overlay, masks, JSON)" },
   { "forward", cmd_forward, "run one op or component on named tensors (reference tests)" },
   { "bench", cmd_bench, "measure op speed (matmul, attention, norms)" },
 };

@@ -5,7 +5,8 @@
  * each may take any label of the 3x3 neighbouring patches, whichever explains
  * its colour best (squared distance to the label's mean colour, scaled by the
  * label's colour variance) plus a penalty for how far the pixel lies from a
- * patch of that label. A 3x3 majority pass then removes single-pixel specks. */
+ * patch of that label, by a clear margin over its own label. A 3x3 majority
+ * pass then removes single-pixel specks. */
 #include "setok/masks.h"
 
 #include <math.h>
@@ -16,6 +17,10 @@
 #define REFINE_SPATIAL_WEIGHT 6.0
 /* colour variance floor, in (0..255)^2, so flat regions are not infinitely strict */
 #define REFINE_VARIANCE_FLOOR 36.0
+/* a pixel leaves its patch's label only when another fits this much better, so
+ * labels whose colours are alike (no visible edge between them) keep their
+ * patch boundaries instead of trading pixels by noise */
+#define REFINE_SWITCH_MARGIN 1.5
 
 static void model_coords(const setok_grid_map *m, double x, double y, double *u, double *v)
 {
@@ -120,19 +125,21 @@ static int32_t refine_pixel(const setok_grid_map *m, const int32_t *labels,
     if (nc <= 1)
         return current;
     int32_t best = current;
-    double best_cost = INFINITY;
+    double best_cost = INFINITY, current_cost = INFINITY;
     for (int k = 0; k < nc; k++) {
         const label_stats *s = &stats[cand[k]];
         double c2 = 0.0;
         for (int c = 0; c < 3; c++)
             c2 += (rgb[c] - s->mean[c]) * (rgb[c] - s->mean[c]);
         double cost = c2 / s->var + REFINE_SPATIAL_WEIGHT * best_d2[k];
+        if (cand[k] == current)
+            current_cost = cost;
         if (cost < best_cost || (cost == best_cost && cand[k] < best)) {
             best_cost = cost;
             best = cand[k];
         }
     }
-    return best;
+    return best_cost + REFINE_SWITCH_MARGIN < current_cost ? best : current;
 }
 
 /* One 3x3 majority pass over pixels that touch another label. */
