@@ -9,6 +9,7 @@
 
 #include "bench-direct.h"
 #include "cli.h"
+#include "setok/models/setok.h"
 #include "setok/models/vit.h"
 #include "setok/ops.h"
 
@@ -22,7 +23,10 @@ usage (FILE *out)
                 "--quick uses smaller shapes. Default dtype: f32 on cpu, f16 on cuda.\n\n"
                 "       setok bench vision [--device D] [--dtype T] [--quick] [--json]\n\n"
                 "Times one forward of a CLIP ViT-L/14-336 vision tower (--quick: ViT-B/16-224)\n"
-                "with random weights at batch 1, in ms and effective TFLOP/s.\n");
+                "with random weights at batch 1, in ms and effective TFLOP/s.\n\n"
+                "       setok bench cluster [--threads N] [--quick] [--json]\n\n"
+                "Times SeTok clustering (dpc, fixed, soft) of 576 x 1024 patch features\n"
+                "(--quick: 256 x 768) on the host, where clustering runs.\n");
 }
 
 typedef struct bench
@@ -84,7 +88,7 @@ add_row (bench *b, const char *op, const char *shape, double seconds, double flo
   char rate[32] = "", direct[64] = "";
   if (flops > 0)
     snprintf (rate, sizeof rate, "%9.1f GFLOP/s", gflops);
-  else
+  else if (bytes > 0)
     snprintf (rate, sizeof rate, "%9.1f GB/s", gbs);
   if (direct_seconds > 0)
     snprintf (direct, sizeof direct, "%s %9.1f GFLOP/s (%5.1f%%)", direct_name,
@@ -372,6 +376,70 @@ bench_vision (bench *b, bool quick, setok_error *err)
   return SETOK_OK;
 }
 
+/* --- cluster: SeTok clustering of random patch features on the host --- */
+
+typedef struct cluster_ctx
+{
+  setok_backend *cpu;
+  setok_clusters *out;
+  const float *features;
+  int grid, d;
+  setok_cluster_params params;
+} cluster_ctx;
+
+static setok_status
+run_cluster (bench *b, void *ctx, setok_error *err)
+{
+  cluster_ctx *c = ctx;
+  return setok_cluster (c->out, c->cpu, c->features, c->grid, c->grid, c->d, &c->params, true, err);
+}
+
+static setok_status
+bench_cluster (bench *b, bool quick, setok_error *err)
+{
+  int grid = quick ? 16 : 24, d = quick ? 768 : 1024, n = grid * grid;
+  setok_backend *cpu = b->be;
+  setok_status st = SETOK_OK;
+  if (!setok_backend_is_host (b->be))
+    st = setok_backend_cpu_create (&cpu, 0, err);
+  float *features = st == SETOK_OK ? malloc ((size_t)n * d * sizeof *features) : NULL;
+  if (st == SETOK_OK && !features)
+    st = setok_fail (err, SETOK_ERR_NOMEM, "bench: out of memory");
+  /* a few hundred blobs' worth of structure: each patch near one of 12 centres */
+  uint32_t s = 7u;
+  for (int i = 0; st == SETOK_OK && i < n; i++)
+    for (int j = 0; j < d; j++)
+      {
+        s = s * 1664525u + 1013904223u;
+        float noise = (float)(s >> 8) / 8388608.0f - 1.0f;
+        features[(size_t)i * d + j] = (float)((i % 12) * 7 % 13 == j % 13) * 2.0f + 0.3f * noise;
+      }
+  setok_clusters out = { 0 };
+  static const setok_cluster_mode modes[]
+    = { SETOK_CLUSTER_DPC, SETOK_CLUSTER_FIXED, SETOK_CLUSTER_SOFT };
+  for (int m = 0; st == SETOK_OK && m < 3; m++)
+    {
+      cluster_ctx c = { cpu, &out, features, grid, d, setok_cluster_params_default () };
+      c.params.mode = modes[m];
+      c.params.max_clusters = modes[m] == SETOK_CLUSTER_SOFT ? 64 : 0;
+      double t = time_calls (b, run_cluster, &c, err);
+      if (t < 0)
+        {
+          st = err->status;
+          break;
+        }
+      char shape[64];
+      snprintf (shape, sizeof shape, "%dx%d %s -> %d tokens", n, d,
+                setok_cluster_mode_name (modes[m]), out.n_tokens);
+      add_row (b, "cluster", shape, t, 0, 0, -1.0, NULL);
+    }
+  setok_clusters_free (&out);
+  free (features);
+  if (cpu != b->be)
+    setok_backend_free (cpu);
+  return st;
+}
+
 int
 cmd_bench (int argc, char **argv)
 {
@@ -419,9 +487,17 @@ cmd_bench (int argc, char **argv)
             return cli_usage_error ("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
-  bool vision = optind == argc - 1 && !strcmp (argv[optind], "vision");
-  if (optind != argc - 1 || (strcmp (argv[optind], "ops") && !vision))
-    return cli_usage_error ("bench", "expected a suite name: ops, vision");
+  static const struct
+  {
+    const char *name;
+    setok_status (*run) (bench *b, bool quick, setok_error *err);
+  } suites[] = { { "ops", bench_ops }, { "vision", bench_vision }, { "cluster", bench_cluster } };
+  int which = -1;
+  for (int i = 0; optind == argc - 1 && i < (int)(sizeof suites / sizeof suites[0]); i++)
+    if (!strcmp (argv[optind], suites[i].name))
+      which = i;
+  if (which < 0)
+    return cli_usage_error ("bench", "expected a suite name: ops, vision, cluster");
   const char *suite = argv[optind];
 
   setok_error err = { 0 };
@@ -458,7 +534,7 @@ cmd_bench (int argc, char **argv)
       printf ("setok bench %s — %s, %s\n", suite, setok_backend_description (b.be),
               setok_dtype_name (b.dtype));
     }
-  setok_status st = vision ? bench_vision (&b, quick, &err) : bench_ops (&b, quick, &err);
+  setok_status st = suites[which].run (&b, quick, &err);
   setok_backend_free (b.be);
   if (st != SETOK_OK)
     {

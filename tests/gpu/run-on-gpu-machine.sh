@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the GPU checks on a machine with an NVIDIA GPU and no GLib/GTK: unpacks
 # the cJSON packages carried in .device/, builds a GUI-less CUDA release build,
-# runs the `gpu` suite and `setok bench ops` (CUDA f16, CUDA f32, CPU), and
+# runs the `gpu` suite, the `reference` suite (its CUDA cases run when a GPU is
+# present) and `setok bench ops|vision|cluster`, and
 # writes logs and benchmark JSON to $OUT (default: ./gpu-out). Prints a short
 # table last.
 set -uo pipefail
@@ -23,10 +24,15 @@ ninja -C build-gpu -j "$(nproc)" >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/buil
 meson test -C build-gpu --suite gpu --num-processes 4 --print-errorlogs >"$OUT/gpu-tests.log" 2>&1
 gpu_rc=$?
 cat build-gpu/meson-logs/testlog.txt >"$OUT/gpu-testlog.txt" 2>/dev/null
+meson test -C build-gpu --suite reference --num-processes 4 --print-errorlogs \
+  >"$OUT/reference-tests.log" 2>&1
+echo "reference suite rc $?" >>"$OUT/reference-tests.log"
 
 ./build-gpu/src/setok bench ops --device cuda --dtype f16 --json >"$OUT/bench-cuda-f16.json"
 ./build-gpu/src/setok bench ops --device cuda --dtype f32 --json >"$OUT/bench-cuda-f32.json"
 ./build-gpu/src/setok bench ops --device cpu --json >"$OUT/bench-cpu.json"
+./build-gpu/src/setok bench vision --device cuda --dtype f16 --json >"$OUT/bench-vision-cuda.json"
+./build-gpu/src/setok bench cluster --json >"$OUT/bench-cluster-cpu.json"
 
 echo "== gpu suite (rc $gpu_rc) =="
 tail -8 "$OUT/gpu-tests.log"
@@ -39,8 +45,11 @@ for f in "$OUT"/bench-*.json; do
   python3 -c 'import json,sys
 d=json.load(open(sys.argv[1])); print(d["device"], d["dtype"])
 for r in d["results"]:
-    rate = "%.1f GFLOP/s" % r["gflops"] if "gflops" in r else "%.1f GB/s" % r["gb_per_s"]
+    rate = ("%.1f GFLOP/s" % r["gflops"] if "gflops" in r else
+            "%.1f GB/s" % r["gb_per_s"] if "gb_per_s" in r else
+            "%.3f TFLOP/s" % r["tflops"] if "tflops" in r else "")
     direct = " | %s %.1f GFLOP/s" % (r["direct"], r["direct_gflops"]) if "direct" in r else ""
-    print("%-10s %-28s %9.3f ms %s%s" % (r["op"], r["shape"], r["ms"], rate, direct))' "$f"
+    print("%-10s %-28s %9.3f ms %s%s" % (r.get("op", r.get("model")), r.get("shape", ""),
+                                        r["ms"], rate, direct))' "$f"
 done
 exit $gpu_rc
