@@ -104,7 +104,7 @@ typedef struct ranked {
 typedef struct cluster_scratch {
     float *x;        // [N, d] features + position embedding
     float *d2;       // [N, N] squared normalized distances
-    float *rows;     // [chunks, N] k-nearest heaps, one per thread
+    float *rows;     // [chunks, 2N] selection buffers, one per thread
     int chunks;
     double *scope;   // [N] soft scope
     ranked *order;   // [N] sort buffer
@@ -137,7 +137,7 @@ static size_t layout(setok_clusters *c, cluster_scratch *s, unsigned char *base,
         CARVE(c->soft_masks, n * n);
     CARVE(s->x, n * d);
     CARVE(s->d2, n * n);
-    CARVE(s->rows, n * chunks);
+    CARVE(s->rows, 2 * n * chunks);
     CARVE(s->scope, n);
     CARVE(s->order, n);
     CARVE(s->rank, n);
@@ -189,28 +189,31 @@ setok_status setok_position_embedding_2d(float *out, int h, int w, int d, setok_
                           h, w, d);
     int half = 2 * ((d + 3) / 4);
     int row_ch = d < half ? d : half;  // channels taken by the row part
-    // the first row holds the column part of every column: emb[0, col, C + ch]
-    for (int col = 0; col < w; col++) {
-        float *o = out + (int64_t)col * d;
-        for (int ch = half; ch < d; ch++) {
-            int i = (ch - half) / 2;
-            double arg = col * pow(10000.0, -(double)(2 * i) / (double)half);
-            o[ch] = (float)(ch % 2 == 0 ? sin(arg) : cos(arg));
+    // emb[r, 0, :C] (row part) and emb[0, col, C:] (column part) first, one pow per pair
+    for (int ch = 0; ch < half; ch += 2) {
+        double freq = pow(10000.0, -(double)ch / (double)half);
+        for (int r = 0; r < h && ch < row_ch; r++) {
+            float *o = out + (int64_t)r * w * d + ch;
+            o[0] = (float)sin(r * freq);
+            if (ch + 1 < row_ch)
+                o[1] = (float)cos(r * freq);
+        }
+        for (int col = 0; col < w && half + ch < d; col++) {
+            float *o = out + (int64_t)col * d + half + ch;
+            o[0] = (float)sin(col * freq);
+            if (half + ch + 1 < d)
+                o[1] = (float)cos(col * freq);
         }
     }
-    for (int r = h - 1; r >= 0; r--) {
-        float *row = out + (int64_t)r * w * d;
-        float *first = row;  // the row part of emb[r, 0, :C]
-        for (int ch = 0; ch < row_ch; ch++) {
-            double arg = r * pow(10000.0, -(double)(2 * (ch / 2)) / (double)half);
-            first[ch] = (float)(ch % 2 == 0 ? sin(arg) : cos(arg));
-        }
-        for (int col = w - 1; col >= 0; col--) {
-            float *o = row + (int64_t)col * d;
-            if (r > 0 && d > half)
-                memcpy(o + half, out + (int64_t)col * d + half, (size_t)(d - half) * sizeof *o);
+    // then copy them across: row parts along each row, column parts down each column
+    for (int r = 0; r < h; r++) {
+        const float *first = out + (int64_t)r * w * d;
+        for (int col = 0; col < w; col++) {
+            float *o = out + ((int64_t)r * w + col) * d;
             if (col > 0)
                 memcpy(o, first, (size_t)row_ch * sizeof *o);
+            if (r > 0 && d > half)
+                memcpy(o + half, out + (int64_t)col * d + half, (size_t)(d - half) * sizeof *o);
         }
     }
     return SETOK_OK;
@@ -219,8 +222,10 @@ setok_status setok_position_embedding_2d(float *out, int h, int w, int d, setok_
 // ----------------------------------------------------------------------------
 // distances and densities
 
-// 16 float lanes: the shape of every vector loop here (GCC / clang vector extension)
+// 16 float lanes: the shape of every vector loop here (GCC / clang vector extension);
+// v8f holds half of them where registers are 8 lanes wide
 typedef float v16f __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
 
 // x [N, d] = features (+ the position embedding), in the 64-byte aligned scratch
 static setok_status prepare_features(float *x, const float *features, int grid_h, int grid_w,
@@ -273,11 +278,12 @@ typedef struct dist_job {
     float inv_d;
 } dist_job;
 
-// acc: the 16 lane sums of one pair, plus the channels past the last full 16
-static inline __attribute__((always_inline)) void dist_store(const dist_job *t, const v16f *acc,
-                                                             int64_t a, int64_t b)
+// lanes: the 16 lane sums of one pair; adds the channels past the last full 16 and stores
+static inline __attribute__((always_inline)) void dist_store(const dist_job *t,
+                                                             const float *lanes, int64_t a,
+                                                             int64_t b)
 {
-    const v16f v = *acc;
+    const float *v = lanes;
     float sum = (((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))) +
                 (((v[8] + v[9]) + (v[10] + v[11])) + ((v[12] + v[13]) + (v[14] + v[15])));
     const float *xa = t->x + a * t->d, *xb = t->x + b * t->d;
@@ -290,10 +296,30 @@ static inline __attribute__((always_inline)) void dist_store(const dist_job *t, 
     t->d2[b * t->n + a] = sum;
 }
 
+static inline __attribute__((always_inline)) void dist_store16(const dist_job *t,
+                                                               const v16f *acc, int64_t a,
+                                                               int64_t b)
+{
+    float lanes[16];
+    memcpy(lanes, acc, sizeof lanes);
+    dist_store(t, lanes, a, b);
+}
+
+// the same 16 lanes held as two halves (lanes 0-7, 8-15)
+static inline __attribute__((always_inline)) void dist_store8x2(const dist_job *t,
+                                                                const v8f *lo, const v8f *hi,
+                                                                int64_t a, int64_t b)
+{
+    float lanes[16];
+    memcpy(lanes, lo, sizeof *lo);
+    memcpy(lanes + 8, hi, sizeof *hi);
+    dist_store(t, lanes, a, b);
+}
+
 #define DIST_LOAD(dst, row) memcpy(&(dst), t->x + (row) * t->d + c, sizeof(dst))
 #define DIST_ACC(acc, u, v)                                                                    \
     do {                                                                                       \
-        v16f e_ = (u) - (v);                                                                   \
+        __typeof__(acc) e_ = (u) - (v);                                                        \
         (acc) += e_ * e_;                                                                      \
     } while (0)
 
@@ -319,37 +345,41 @@ static inline __attribute__((always_inline)) void dist_tile_2x4(const dist_job *
         DIST_ACC(s03, u0, v);
         DIST_ACC(s13, u1, v);
     }
-    dist_store(t, &s00, a0, b[0]);
-    dist_store(t, &s01, a0, b[1]);
-    dist_store(t, &s02, a0, b[2]);
-    dist_store(t, &s03, a0, b[3]);
-    dist_store(t, &s10, a1, b[0]);
-    dist_store(t, &s11, a1, b[1]);
-    dist_store(t, &s12, a1, b[2]);
-    dist_store(t, &s13, a1, b[3]);
+    dist_store16(t, &s00, a0, b[0]);
+    dist_store16(t, &s01, a0, b[1]);
+    dist_store16(t, &s02, a0, b[2]);
+    dist_store16(t, &s03, a0, b[3]);
+    dist_store16(t, &s10, a1, b[0]);
+    dist_store16(t, &s11, a1, b[1]);
+    dist_store16(t, &s12, a1, b[2]);
+    dist_store16(t, &s13, a1, b[3]);
 }
 
-// row a0 against b0 .. b0 + 3: 4 accumulators (for 16 registers)
+// row a0 against b0 .. b0 + 3 in 8-lane halves: 8 accumulators (for 16 registers; GCC
+// keeps 16-lane vectors in memory when the target only has 8-lane registers)
 static inline __attribute__((always_inline)) void dist_tile_1x4(const dist_job *t, int64_t a0,
                                                                 const int64_t *b)
 {
-    v16f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    v8f l0 = {0}, h0 = {0}, l1 = {0}, h1 = {0}, l2 = {0}, h2 = {0}, l3 = {0}, h3 = {0};
     for (int c = 0; c + 16 <= t->d; c += 16) {
-        v16f u, v;
-        DIST_LOAD(u, a0);
-        DIST_LOAD(v, b[0]);
-        DIST_ACC(s0, u, v);
-        DIST_LOAD(v, b[1]);
-        DIST_ACC(s1, u, v);
-        DIST_LOAD(v, b[2]);
-        DIST_ACC(s2, u, v);
-        DIST_LOAD(v, b[3]);
-        DIST_ACC(s3, u, v);
+        v8f ul, uh, vl, vh;
+        memcpy(&ul, t->x + a0 * t->d + c, sizeof ul);
+        memcpy(&uh, t->x + a0 * t->d + c + 8, sizeof uh);
+#define DIST_HALVES(row, lo, hi)                                                               \
+    memcpy(&vl, t->x + (row) * t->d + c, sizeof vl);                                           \
+    memcpy(&vh, t->x + (row) * t->d + c + 8, sizeof vh);                                       \
+    DIST_ACC(lo, ul, vl);                                                                      \
+    DIST_ACC(hi, uh, vh);
+        DIST_HALVES(b[0], l0, h0)
+        DIST_HALVES(b[1], l1, h1)
+        DIST_HALVES(b[2], l2, h2)
+        DIST_HALVES(b[3], l3, h3)
+#undef DIST_HALVES
     }
-    dist_store(t, &s0, a0, b[0]);
-    dist_store(t, &s1, a0, b[1]);
-    dist_store(t, &s2, a0, b[2]);
-    dist_store(t, &s3, a0, b[3]);
+    dist_store8x2(t, &l0, &h0, a0, b[0]);
+    dist_store8x2(t, &l1, &h1, a0, b[1]);
+    dist_store8x2(t, &l2, &h2, a0, b[2]);
+    dist_store8x2(t, &l3, &h3, a0, b[3]);
 }
 
 #undef DIST_LOAD
@@ -437,47 +467,47 @@ static void pairwise_sq_distances(float *d2, setok_backend *cpu, const float *x,
     run_rows(cpu, job.blocks * (job.blocks + 1) / 2, fn, &job);
 }
 
-// The sum of the k smallest of v[0, n): a max-heap of the k smallest so far in heap[k].
-// Values come in index order, so the result depends on the row only.
-static double sum_smallest(float *heap, const float *v, int n, int k)
+// The sum of the k smallest of v[0, n): quickselect with branch-free three-way partitions.
+// buf [2n]: the part below the pivot goes to buf[0, n), the part above to buf[n, 2n); a
+// partition may overwrite the part it reads, only where it has already read. Pivots are
+// medians of three, so every pass drops at least the pivot's copies.
+static double sum_smallest(float *buf, const float *v, int n, int k)
 {
-    for (int i = 0; i < k; i++) {  // sift up
-        int c = i;
-        while (c > 0 && heap[(c - 1) / 2] < v[i]) {
-            heap[c] = heap[(c - 1) / 2];
-            c = (c - 1) / 2;
-        }
-        heap[c] = v[i];
-    }
-    for (int i = k; i < n; i++) {
-        if (!(v[i] < heap[0]))
-            continue;
-        int c = 0;  // sift the new value down from the root
-        for (;;) {
-            int l = 2 * c + 1, big = c;
-            float top = v[i];
-            if (l < k && heap[l] > top) {
-                big = l;
-                top = heap[l];
-            }
-            if (l + 1 < k && heap[l + 1] > top)
-                big = l + 1;
-            if (big == c)
-                break;
-            heap[c] = heap[big];
-            c = big;
-        }
-        heap[c] = v[i];
-    }
+    const float *src = v;
+    float *less = buf, *more = buf + n;
     double sum = 0.0;
-    for (int i = 0; i < k; i++)
-        sum += heap[i];
-    return sum;
+    int m = n;
+    for (;;) {
+        float a = src[0], b = src[m / 2], c = src[m - 1];
+        float p = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        int nl = 0, ng = 0;
+        for (int i = 0; i < m; i++) {
+            float x = src[i];
+            less[nl] = x;
+            nl += x < p;
+            more[ng] = x;
+            ng += x > p;
+        }
+        int ne = m - nl - ng;
+        if (k <= nl) {
+            src = less;
+            m = nl;
+            continue;
+        }
+        for (int i = 0; i < nl; i++)
+            sum += less[i];
+        if (k <= nl + ne)
+            return sum + (double)(k - nl) * p;
+        sum += (double)ne * p;
+        k -= nl + ne;
+        src = more;
+        m = ng;
+    }
 }
 
 typedef struct row_job {
     float *out;         // [N] rho or delta
-    float *rows;        // [threads, N] selection buffers
+    float *rows;        // [chunks, 2N] selection buffers
     const float *d2;    // [N, N]
     const int32_t *rank;
     int n, k, chunks;
@@ -488,7 +518,7 @@ static void density_chunk(void *ctx, int64_t begin, int64_t end)
 {
     const row_job *t = ctx;
     for (int64_t chunk = begin; chunk < end; chunk++) {
-        float *row = t->rows + chunk * t->n;
+        float *row = t->rows + chunk * 2 * t->n;
         for (int64_t i = chunk * t->n / t->chunks; i < (chunk + 1) * t->n / t->chunks; i++) {
             double sum = sum_smallest(row, t->d2 + i * t->n, t->n, t->k);
             t->out[i] = (float)exp(-sum / (double)t->k);
@@ -645,8 +675,6 @@ static void token_stats(setok_token_info *tokens, const int32_t *labels, const i
         tk->score = centre[t] >= 0 ? score[centre[t]] : 0.0f;
         tk->x0 = grid_w;
         tk->y0 = grid_h;
-        tk->cx = 0.0f;
-        tk->cy = 0.0f;
     }
     for (int r = 0; r < grid_h; r++) {
         for (int col = 0; col < grid_w; col++) {
@@ -692,7 +720,7 @@ setok_status setok_cluster(setok_clusters *out, setok_backend *cpu, const float 
     int n = grid_h * grid_w;
     bool soft = params->mode == SETOK_CLUSTER_SOFT;
     cluster_scratch s;
-    int chunks = pool_threads(cpu) < n ? pool_threads(cpu) : n;
+    int threads = pool_threads(cpu), chunks = threads < n ? threads : n;
     st = reserve(out, &s, n, d, chunks, soft, err);
     if (st != SETOK_OK)
         return st;

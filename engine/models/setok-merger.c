@@ -526,7 +526,8 @@ setok_status setok_merger_forward_host(setok_merger *m, float *out, const float 
         st = setok_tensor_upload(&x, features, err);
     if (st == SETOK_OK)
         st = setok_merger_forward(m, &arena, &y, &x, c, err);
-    y32 = y;
+    if (st == SETOK_OK)
+        y32 = y;
     if (st == SETOK_OK && y.dtype != SETOK_F32) {
         st = setok_arena_tensor(&arena, &y32, SETOK_F32, 2, y.shape, err);
         if (st == SETOK_OK)

@@ -15,7 +15,7 @@ PositionalEncoding2D and the SetokMerger mirror), run in float64 for the cluster
       save_pretrained: max |got - ref| / max |ref| <= 1e-4 in float32.
   (d) setok_tokens_average vs numpy.
 Shapes and values are drawn afresh each run; the seed is printed and --seed repeats a run.
-Exit 0 when all pass, 1 on a failure, 77 when numpy or torch is missing.
+Exit 0 when all pass, 1 on a failure, 77 when numpy, torch or safetensors is missing.
 """
 import argparse
 import ctypes
@@ -27,6 +27,7 @@ import time
 
 try:
     import numpy as np
+    import safetensors.torch  # noqa: F401  (SetokMerger.save_pretrained writes with it)
     import torch
 except ImportError as e:  # pragma: no cover
     print(f"skipped: {e}")
@@ -107,14 +108,15 @@ def fptr(a):
 
 
 class Engine:
+    """A cpu backend and one setok_clusters result, reused from call to call."""
+
     def __init__(self, lib):
         self.lib = lib
+        self.err = SetokError()
         self.backend = ctypes.c_void_p()
         self.check(lib.setok_backend_cpu_create(ctypes.byref(self.backend), 0,
                                                 ctypes.byref(self.err)), "cpu backend")
         self.clusters = Clusters()
-
-    err = SetokError()
 
     def check(self, status, what):
         if status != 0:
@@ -218,8 +220,13 @@ def near_ties(r, got, threshold, count_rule, mode):
     m = len(r["centres"])
     order = np.argsort(-score, kind="stable")
     if count_rule != "threshold" and m < n:
-        a, b = order[m - 1], order[m]
-        if near(score[a] - score[b], score[a], abs(gs[a] - gs[b])):
+        # any pair across the cut, taken and left out, close enough to swap
+        cut = score[order[m - 1]]
+        inside = order[:m][score[order[:m]] <= cut * (1 + NEAR_TIE)]
+        outside = order[m:][score[order[m:]] >= cut * (1 - NEAR_TIE)]
+        gaps = score[inside][:, None] - score[outside][None, :]
+        got_gaps = np.abs(gs[inside][:, None] - gs[outside][None, :])
+        if np.any(near(gaps, score[inside][:, None], got_gaps)):
             reasons.append("top-m cut")
     cd = np.sort(dist[r["centres"].numpy(), :], axis=0)
     if cd.shape[0] > 1:
@@ -300,8 +307,9 @@ def cluster_case(eng, rng, name, h, w, d, kind, mode, pe, k, min_c=1, max_c=0, f
     return got, x
 
 
-def token_stats_ok(got, h, w):
-    """area, centroid, box and centre of every token from the labels."""
+def token_stats_ok(got, h, w, soft=False):
+    """area, centroid, box and centre of every token from the labels (a soft seed may lose
+    its own patch to an earlier mask)."""
     lab = got["labels"].reshape(h, w)
     for t, (centre, area, _, cx, cy, x0, y0, x1, y1) in enumerate(got["tokens"]):
         rows, cols = np.nonzero(lab == t)
@@ -313,7 +321,7 @@ def token_stats_ok(got, h, w):
             return f"token {t}: centroid"
         if (x0, y0, x1, y1) != (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1):
             return f"token {t}: bbox"
-        if centre >= 0 and got["labels"][centre] != t:
+        if centre >= 0 and not soft and got["labels"][centre] != t:
             return f"token {t}: its centre {centre} is labelled {got['labels'][centre]}"
     return None
 
@@ -357,7 +365,7 @@ def test_clustering(eng, rng):
         if "masks" in got:
             check(np.allclose(got["masks"].sum(0), 1.0, atol=1e-5),
                   f"soft #{i}: masks do not sum to 1")
-        problem = token_stats_ok(got, h, w)
+        problem = token_stats_ok(got, h, w, soft=True)
         check(problem is None, f"soft #{i}: token stats: {problem}")
 
 
@@ -376,7 +384,7 @@ def test_position_embedding(eng, rng):
         worst32 = max(worst32, float(np.max(np.abs(out - r32))))
         check(e64 <= 1e-6, f"position embedding {h}x{w}x{d}: max abs err {e64:.2e} vs float64")
     stats["pe_max_abs_err_vs_official_f32"] = worst32
-    check(worst32 <= 1e-4, f"position embedding: {worst32:.2e} from the float32 official formula")
+    check(worst32 <= 1e-5, f"position embedding: {worst32:.2e} from the float32 official formula")
 
 
 # ---- (c) merger -----------------------------------------------------------------------------
@@ -405,8 +413,8 @@ def test_merger(eng, rng, tmp):
         eng.check(eng.lib.setok_merger_load(ctypes.byref(handle), path.encode(), eng.backend, 0,
                                             ctypes.byref(eng.err)), f"merger load {path}")
         try:
-            for trial, (h, w, mode) in enumerate([(4, 4, "dpc"), (8, 6, "dpc"), (12, 12, "dpc"),
-                                                  (5, 5, "fixed"), (6, 6, "soft")]):
+            for h, w, mode in [(4, 4, "dpc"), (8, 6, "dpc"), (12, 12, "dpc"), (24, 24, "dpc"),
+                               (5, 5, "fixed"), (6, 6, "soft")]:
                 d = cfg["hidden_size"]
                 x = random_features(rng, h, w, d, "blobs").astype(np.float32)
                 got_c = eng.cluster(x, h, w, mode, k=min(5, h * w), threshold=0.3,
@@ -444,8 +452,8 @@ def test_merger(eng, rng, tmp):
 # ---- (d) average mode -----------------------------------------------------------------------
 
 def test_average(eng, rng):
-    for i, (h, w, d, mode) in enumerate([(4, 4, 8, "dpc"), (24, 24, 1024, "dpc"),
-                                         (6, 5, 16, "soft"), (8, 8, 32, "fixed")]):
+    for h, w, d, mode in [(4, 4, 8, "dpc"), (24, 24, 1024, "dpc"), (6, 5, 16, "soft"),
+                          (8, 8, 32, "fixed")]:
         x = random_features(rng, h, w, d, "blobs").astype(np.float32)
         got = eng.cluster(x, h, w, mode, k=min(5, h * w), threshold=0.3, min_clusters=3,
                           fixed_k=9)

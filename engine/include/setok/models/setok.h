@@ -42,7 +42,8 @@
  *     on the same normalized D, with its k read as the DPC k);
  *     mask = c * alpha; c *= (1 - alpha).
  *   The remaining scope c is the last mask (it may be all but empty), so the
- *   masks sum to 1 at every patch. labels = argmax over masks (ties: lower).
+ *   masks sum to 1 at every patch. labels = argmax over masks (ties: lower), so a
+ *   seed whose scope was mostly taken may not carry its own token.
  *   Tokens keep seed order (the order matters); the last has centre -1.
  * Fixed-k (SETOK_CLUSTER_FIXED, paper Table 5): the top fixed_k patches by
  *   score are the centres; then as DPC.
