@@ -763,24 +763,6 @@ setok_status setok_cluster(setok_clusters *out, setok_backend *cpu, const float 
     return SETOK_OK;
 }
 
-setok_status setok_clusters_upsample(int32_t *out, int width, int height,
-                                     const setok_clusters *c, setok_error *err)
-{
-    // labels [grid_h, grid_w] -> out [height, width], nearest patch
-    if (out == NULL || c == NULL || c->labels == NULL || c->n_tokens < 1)
-        return setok_fail(err, SETOK_ERR_INPUT, "setok_clusters_upsample: no clusters");
-    if (width < 1 || height < 1)
-        return setok_fail(err, SETOK_ERR_INPUT,
-                          "setok_clusters_upsample: image size %d x %d must be positive", width,
-                          height);
-    for (int y = 0; y < height; y++) {
-        const int32_t *row = c->labels + (int64_t)y * c->grid_h / height * c->grid_w;
-        for (int x = 0; x < width; x++)
-            out[(int64_t)y * width + x] = row[(int64_t)x * c->grid_w / width];
-    }
-    return SETOK_OK;
-}
-
 setok_status setok_tokens_average(float *out, const float *features, int d,
                                   const setok_clusters *c, setok_error *err)
 {

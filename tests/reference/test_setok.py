@@ -86,7 +86,6 @@ def load_library():
                           err_p],
         "setok_position_embedding_2d": [fp, i, i, i, err_p],
         "setok_tokens_average": [fp, fp, i, cl_p, err_p],
-        "setok_clusters_upsample": [ctypes.POINTER(ctypes.c_int32), i, i, cl_p, err_p],
         "setok_merger_load": [ctypes.POINTER(vp), ctypes.c_char_p, vp, i, err_p],
         "setok_merger_forward_host": [vp, fp, fp, cl_p, err_p],
     }
@@ -474,12 +473,6 @@ def test_average(eng, rng):
         tw = ref.tokens_average(torch.from_numpy(x64), torch.from_numpy(got["labels"]).long(), t,
                                 torch.from_numpy(m) if mode == "soft" else None).numpy()
         check(rel(tw, want) <= 1e-12, f"average {mode}: setokim.tokens_average")
-        up = np.zeros((h * 14, w * 14), np.int32)
-        eng.check(eng.lib.setok_clusters_upsample(up.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
-                                                  w * 14, h * 14, ctypes.byref(eng.clusters),
-                                                  ctypes.byref(eng.err)), "upsample")
-        want_up = np.kron(got["labels"].reshape(h, w), np.ones((14, 14), np.int32))
-        check(np.array_equal(up, want_up), f"upsample {h}x{w}")
 
 
 def time_dpc(eng, rng):

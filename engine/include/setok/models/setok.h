@@ -141,10 +141,7 @@ setok_status setok_cluster(setok_clusters *out, setok_backend *cpu, const float 
                            bool add_position_embedding, setok_error *err);
 void setok_clusters_free(setok_clusters *c);
 
-/* out [height, width]: the token of each pixel of an image covered by the patch
- * grid (pixel (x, y) -> patch (x * grid_w / width, y * grid_h / height)). */
-setok_status setok_clusters_upsample(int32_t *out, int width, int height,
-                                     const setok_clusters *c, setok_error *err);
+/* Per-pixel labels on an image: setok_labels_upsample (masks.h). */
 
 /* out [h * w, d] = the official PositionalEncoding2D (see the top of this file). */
 setok_status setok_position_embedding_2d(float *out, int h, int w, int d, setok_error *err);
