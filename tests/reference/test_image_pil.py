@@ -10,8 +10,10 @@ Exit 0 when all pass, 1 on a failure, 77 when numpy or Pillow is missing.
 """
 import ctypes
 import io
-import os
 import sys
+
+import setok_ctypes
+from setok_ctypes import SetokError, SetokImage
 
 try:
     import numpy as np
@@ -20,19 +22,6 @@ try:
 except ImportError as e:  # pragma: no cover
     print(f"skipped: {e}")
     sys.exit(77)
-
-
-class SetokImage(ctypes.Structure):
-    _fields_ = [
-        ("width", ctypes.c_int),
-        ("height", ctypes.c_int),
-        ("channels", ctypes.c_int),
-        ("pixels", ctypes.POINTER(ctypes.c_uint8)),
-    ]
-
-
-class SetokError(ctypes.Structure):
-    _fields_ = [("status", ctypes.c_int), ("message", ctypes.c_char * 1024)]
 
 
 NEAREST, BILINEAR, BICUBIC = 0, 1, 2
@@ -50,33 +39,20 @@ CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
 def load_library():
-    path = os.environ.get("SETOK_LIB")
-    if not path:
-        print("SETOK_LIB is not set (meson test sets it to libsetok's path)")
-        sys.exit(1)
-    lib = ctypes.CDLL(path)
     img_p, err_p = ctypes.POINTER(SetokImage), ctypes.POINTER(SetokError)
-    sigs = {
+    i, pi = ctypes.c_int, ctypes.POINTER(ctypes.c_int)
+    return setok_ctypes.load_library({
         "setok_image_decode": [img_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p,
                                ctypes.c_size_t, err_p],
-        "setok_image_resize": [img_p, img_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, err_p],
-        "setok_image_center_crop": [img_p, img_p, ctypes.c_int, ctypes.c_int, err_p],
+        "setok_image_resize": [img_p, img_p, i, i, i, err_p],
+        "setok_image_center_crop": [img_p, img_p, i, i, err_p],
         "setok_image_to_rgb": [img_p, img_p, err_p],
         "setok_image_normalize": [ctypes.POINTER(ctypes.c_float), img_p, ctypes.c_float,
                                   ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_float),
                                   err_p],
-    }
-    for name, args in sigs.items():
-        fn = getattr(lib, name)
-        fn.argtypes = args
-        fn.restype = ctypes.c_int
-    lib.setok_image_free.argtypes = [img_p]
-    lib.setok_image_free.restype = None
-    lib.setok_image_shortest_edge_size.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                                                   ctypes.POINTER(ctypes.c_int),
-                                                   ctypes.POINTER(ctypes.c_int)]
-    lib.setok_image_shortest_edge_size.restype = None
-    return lib
+        "setok_image_free": [img_p, ("restype", None)],
+        "setok_image_shortest_edge_size": [i, i, i, pi, pi, ("restype", None)],
+    })
 
 
 LIB = load_library()

@@ -38,14 +38,13 @@ ROOT = os.environ.get("SETOK_SOURCE_ROOT",
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from setokim import setok as ref  # noqa: E402
 
+import setok_ctypes  # noqa: E402
+from setok_ctypes import SetokError  # noqa: E402
+
 NEAR_TIE = 1e-6
 MODES = {"dpc": 0, "soft": 1, "fixed": 2}
 
 # ---- the library ----------------------------------------------------------------------------
-
-
-class SetokError(ctypes.Structure):
-    _fields_ = [("status", ctypes.c_int), ("message", ctypes.c_char * 1024)]
 
 
 class ClusterParams(ctypes.Structure):
@@ -73,14 +72,9 @@ class Clusters(ctypes.Structure):
 
 
 def load_library():
-    path = os.environ.get("SETOK_LIB")
-    if not path:
-        print("SETOK_LIB is not set (meson test sets it to libsetok's path)")
-        sys.exit(1)
-    lib = ctypes.CDLL(path)
     fp, vp, err_p = ctypes.POINTER(ctypes.c_float), ctypes.c_void_p, ctypes.POINTER(SetokError)
     cl_p, i = ctypes.POINTER(Clusters), ctypes.c_int
-    sigs = {
+    return setok_ctypes.load_library({
         "setok_backend_cpu_create": [ctypes.POINTER(vp), i, err_p],
         "setok_cluster": [cl_p, vp, fp, i, i, i, ctypes.POINTER(ClusterParams), ctypes.c_bool,
                           err_p],
@@ -88,18 +82,11 @@ def load_library():
         "setok_tokens_average": [fp, fp, i, cl_p, err_p],
         "setok_merger_load": [ctypes.POINTER(vp), ctypes.c_char_p, vp, i, err_p],
         "setok_merger_forward_host": [vp, fp, fp, cl_p, err_p],
-    }
-    for name, args in sigs.items():
-        fn = getattr(lib, name)
-        fn.argtypes = args
-        fn.restype = ctypes.c_int
-    for name, args in {"setok_clusters_free": [cl_p], "setok_backend_free": [vp],
-                       "setok_merger_free": [vp]}.items():
-        getattr(lib, name).argtypes = args
-        getattr(lib, name).restype = None
-    lib.setok_cluster_params_default.argtypes = []
-    lib.setok_cluster_params_default.restype = ClusterParams
-    return lib
+        "setok_clusters_free": [cl_p, ("restype", None)],
+        "setok_backend_free": [vp, ("restype", None)],
+        "setok_merger_free": [vp, ("restype", None)],
+        "setok_cluster_params_default": [("restype", ClusterParams)],
+    })
 
 
 def fptr(a):
@@ -264,7 +251,6 @@ def cluster_case(eng, rng, name, h, w, d, kind, mode, pe, k, min_c=1, max_c=0, f
     x = random_features(rng, h, w, d, kind).astype(np.float32)
     x64 = torch.from_numpy(x.astype(np.float64))
     xr = x64 + ref.position_embedding_2d(h, w, d, torch.float64) if pe else x64
-    n = h * w
     # thresholds from the reference's own score distribution, so the count varies
     scores = ref.dpc_scores(xr, k)["score"].numpy()
     q = rng.choice([0.0, 0.5, 0.8, 0.95, 0.99, 1.0])

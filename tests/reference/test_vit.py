@@ -24,6 +24,9 @@ import subprocess
 import sys
 import tempfile
 
+import setok_ctypes
+from setok_ctypes import SetokError, SetokImage
+
 try:
     import numpy as np
     import torch
@@ -290,15 +293,6 @@ def test_models(cli, root, gen):
 
 # ---- preprocessing through ctypes -----------------------------------------------------------
 
-class SetokImage(ctypes.Structure):
-    _fields_ = [("width", ctypes.c_int), ("height", ctypes.c_int), ("channels", ctypes.c_int),
-                ("pixels", ctypes.POINTER(ctypes.c_uint8))]
-
-
-class SetokError(ctypes.Structure):
-    _fields_ = [("status", ctypes.c_int), ("message", ctypes.c_char * 1024)]
-
-
 CLIP_ARCH, SIGLIP_ARCH = 0, 1
 LIB = None  # libsetok through ctypes, loaded in main()
 
@@ -314,27 +308,16 @@ def cuda_available():
 
 
 def load_library():
-    path = os.environ.get("SETOK_LIB")
-    if not path:
-        print("SETOK_LIB is not set (meson test sets it to libsetok's path)")
-        sys.exit(1)
-    lib = ctypes.CDLL(path)
-    err_p = ctypes.POINTER(SetokError)
-    lib.setok_vit_preprocessor_load.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
-                                                err_p]
-    lib.setok_vit_preprocessor_load.restype = ctypes.c_int
-    lib.setok_vit_preprocess_size.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                                              ctypes.POINTER(ctypes.c_int),
-                                              ctypes.POINTER(ctypes.c_int)]
-    lib.setok_vit_preprocess_size.restype = None
-    lib.setok_vit_preprocess.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float),
-                                         ctypes.c_size_t, ctypes.POINTER(SetokImage), err_p]
-    lib.setok_vit_preprocess.restype = ctypes.c_int
-    lib.setok_backend_cuda_create.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, err_p]
-    lib.setok_backend_cuda_create.restype = ctypes.c_int
-    lib.setok_backend_free.argtypes = [ctypes.c_void_p]
-    lib.setok_backend_free.restype = None
-    return lib
+    err_p, vp, i, pi = (ctypes.POINTER(SetokError), ctypes.c_void_p, ctypes.c_int,
+                        ctypes.POINTER(ctypes.c_int))
+    return setok_ctypes.load_library({
+        "setok_vit_preprocessor_load": [vp, ctypes.c_char_p, i, err_p],
+        "setok_vit_preprocess_size": [vp, i, i, pi, pi, ("restype", None)],
+        "setok_vit_preprocess": [vp, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t,
+                                 ctypes.POINTER(SetokImage), err_p],
+        "setok_backend_cuda_create": [ctypes.POINTER(vp), i, err_p],
+        "setok_backend_free": [vp, ("restype", None)],
+    })
 
 
 class Preprocessor:

@@ -7,19 +7,7 @@
 #include "setok/arena.h"
 #include "setok/ops.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        if (cond) {                                                                              \
-            passed++;                                                                            \
-        } else {                                                                                 \
-            failed++;                                                                            \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                          \
-            printf(__VA_ARGS__);                                                                 \
-            printf("\n");                                                                        \
-        }                                                                                        \
-    } while (0)
+#include "check.h"
 
 static uint32_t bits(float f)
 {
