@@ -247,8 +247,10 @@ def soft_near_ties(r, threshold, k):
     return reasons
 
 
-def cluster_case(eng, rng, name, h, w, d, kind, mode, pe, k, min_c=1, max_c=0, fixed_k=1):
-    x = random_features(rng, h, w, d, kind).astype(np.float32)
+def cluster_case(eng, rng, name, h, w, d, kind, mode, pe, k, min_c=1, max_c=0, fixed_k=1,
+                 x=None):
+    if x is None:
+        x = random_features(rng, h, w, d, kind).astype(np.float32)
     x64 = torch.from_numpy(x.astype(np.float64))
     xr = x64 + ref.position_embedding_2d(h, w, d, torch.float64) if pe else x64
     # thresholds from the reference's own score distribution, so the count varies
@@ -352,6 +354,43 @@ def test_clustering(eng, rng):
                   f"soft #{i}: masks do not sum to 1")
         problem = token_stats_ok(got, h, w, soft=True)
         check(problem is None, f"soft #{i}: token stats: {problem}")
+
+
+def photo_features(rng):
+    """Patch features of real photographs (scikit-image ships them) from a CLIP vision tower
+    built by transformers with random weights: image-dependent, spatially structured
+    features, as the clustering meets them. None when scikit-image is missing."""
+    try:
+        import skimage.data
+        from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
+    except ImportError:
+        return None
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    cfg = CLIPVisionConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=3,
+                           num_attention_heads=4, patch_size=14, image_size=224)
+    model = CLIPVisionModel(cfg).eval()
+    proc = CLIPImageProcessorPil(size={"shortest_edge": 224},
+                                 crop_size={"height": 224, "width": 224})
+    out = []
+    for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field"):
+        pixels = proc(images=getattr(skimage.data, name)(), return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            hidden = model(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
+        out.append((name, hidden[0, 1:].numpy().astype(np.float32)))
+    return out
+
+
+def test_photos(eng, rng):
+    photos = photo_features(rng)
+    if photos is None:
+        print("skip  photo features: scikit-image is not installed")
+        return
+    for name, x in photos:
+        for mode, k, pe in (("dpc", 64, True), ("dpc", 16, False), ("fixed", 16, True)):
+            got, _ = cluster_case(eng, rng, f"photo {name}", 16, 16, x.shape[1], "photo", mode,
+                                  pe, k, min_c=1, fixed_k=24, x=x)
+            problem = token_stats_ok(got, 16, 16)
+            check(problem is None, f"photo {name} {mode}: token stats: {problem}")
 
 
 # ---- (b) position embedding -----------------------------------------------------------------
@@ -483,6 +522,7 @@ def main():
     eng = Engine(load_library())
     try:
         test_clustering(eng, rng)
+        test_photos(eng, rng)
         test_position_embedding(eng, rng)
         with tempfile.TemporaryDirectory() as tmp:
             test_merger(eng, rng, tmp)
