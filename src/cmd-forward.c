@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "setok/config.h"
+#include "setok/models/llama.h"
 #include "setok/models/vit.h"
 #include "setok/ops.h"
 #include "setok/safetensors.h"
@@ -37,7 +38,10 @@ usage (FILE *out)
                 "  vision (CLIP, SigLIP, LLaVA's tower)  pixel_values [B, 3, H, W] ->\n"
                 "    hidden_states (HF hidden_states[feature_layer]), last_hidden_state;\n"
                 "    --set feature_layer=N|last (default -1, LLaVA: vision_feature_layer),\n"
-                "    --set drop_cls=0|1 (default 0, LLaVA: strategy 'default').\n");
+                "    --set drop_cls=0|1 (default 0, LLaVA: strategy 'default').\n"
+                "  llm (LlamaForCausalLM)  input_ids [1, T] or inputs_embeds [1, T, hidden],\n"
+                "    decode_ids [1, S]? (fed one at a time through the KV cache) ->\n"
+                "    logits [1, T, vocab], decode_logits [1, S, vocab].\n");
 }
 
 /* params.feature_layer when --set does not give one. */
@@ -594,6 +598,7 @@ typedef struct component_args
 typedef int (*component_fn) (const component_args *a);
 
 static int run_vision (const component_args *a);
+static int run_llm (const component_args *a);
 
 /* Component models by the architecture name in config.json (architectures[0]
  * or _class_name), else by its model_type. */
@@ -613,6 +618,8 @@ static const struct
   { "clip", run_vision },
   { "siglip", run_vision },
   { "llava", run_vision },
+  { "LlamaForCausalLM", run_llm },
+  { "llama", run_llm },
 };
 
 static component_fn
@@ -705,6 +712,113 @@ run_vision (const component_args *a)
   setok_tensor_free (&px);
   setok_safetensors_close (in);
   setok_vit_free (vit);
+  setok_backend_free (be);
+  return st == SETOK_OK ? CLI_EXIT_OK : cli_report (&err);
+}
+
+/* input_ids [1, T] or inputs_embeds [1, T, C] (transformers' names) as one prefill, then each
+ * decode_ids [1, S] token as a cached decode step. */
+static setok_status
+llm_run (setok_llama *m, setok_backend *be, setok_arena *arena, setok_tensor *logits,
+         setok_tensor *decode_logits, const setok_tensor *prompt, bool is_ids,
+         const setok_tensor *decode, setok_error *err)
+{
+  int64_t T = prompt->shape[1], S = decode ? decode->shape[1] : 0;
+  int64_t V = setok_llama_get_config (m)->vocab_size;
+  setok_tensor x, step;
+  setok_status st = setok_llama_cache_init (m, T + S, err);
+  if (st == SETOK_OK)
+    st = setok_arena_init (arena, be,
+                           setok_llama_arena_bytes (m, T) + setok_llama_arena_bytes (m, 1), err);
+  if (st == SETOK_OK && is_ids)
+    st = setok_view_reshape (&x, prompt, 1, (int64_t[]){ T }, err);
+  else if (st == SETOK_OK)
+    st = setok_view_reshape (&x, prompt, 2, (int64_t[]){ T, prompt->shape[2] }, err);
+  if (st == SETOK_OK && is_ids)
+    st = setok_llama_forward_ids (m, arena, &step, &x, false, NULL, err);
+  else if (st == SETOK_OK)
+    st = setok_llama_forward_embeds (m, arena, &step, &x, false, NULL, err);
+  if (st == SETOK_OK)
+    st = setok_view_reshape (logits, &step, 3, (int64_t[]){ 1, T, V }, err);
+  if (st == SETOK_OK && S > 0)
+    st = setok_tensor_alloc (decode_logits, be, setok_llama_dtype (m), 3, (int64_t[]){ 1, S, V },
+                             err);
+  for (int64_t s = 0; s < S && st == SETOK_OK; s++)
+    {
+      size_t mark = setok_arena_mark (arena);
+      setok_tensor id, dst;
+      st = setok_view_slice (&id, decode, 1, s, 1, err);
+      if (st == SETOK_OK)
+        st = setok_view_reshape (&id, &id, 1, (int64_t[]){ 1 }, err);
+      if (st == SETOK_OK)
+        st = setok_llama_forward_ids (m, arena, &step, &id, true, NULL, err);
+      if (st == SETOK_OK)
+        st = setok_view_slice (&dst, decode_logits, 1, s, 1, err);
+      if (st == SETOK_OK)
+        st = setok_view_reshape (&dst, &dst, 2, (int64_t[]){ 1, V }, err);
+      if (st == SETOK_OK)
+        st = setok_copy (be, &dst, &step, err);
+      if (st == SETOK_OK)
+        st = setok_backend_synchronize (be, err);
+      setok_arena_reset (arena, mark);
+    }
+  if (st == SETOK_OK)
+    st = setok_backend_synchronize (be, err);
+  return st;
+}
+
+/* llm: LlamaForCausalLM prefill and cached decode -> logits, decode_logits. */
+static int
+run_llm (const component_args *a)
+{
+  setok_error err = { 0 };
+  setok_backend *be = NULL;
+  setok_llama *m = NULL;
+  setok_safetensors *in = NULL;
+  setok_tensor prompt = { 0 }, decode = { 0 }, logits = { 0 }, decode_logits = { 0 };
+  setok_arena arena = { 0 };
+  const setok_st_tensor *ids = NULL, *embeds = NULL, *dec = NULL;
+  setok_status st = setok_backend_create_by_name (&be, a->device, 0, &err);
+  if (st == SETOK_OK)
+    st = setok_llama_load (&m, a->dir, be, a->dtype, &err);
+  if (st == SETOK_OK)
+    st = setok_safetensors_open (&in, a->in, &err);
+  if (st == SETOK_OK)
+    {
+      ids = setok_safetensors_find (in, "input_ids");
+      embeds = setok_safetensors_find (in, "inputs_embeds");
+      dec = setok_safetensors_find (in, "decode_ids");
+      if (!ids == !embeds)
+        st = setok_fail (&err, SETOK_ERR_INPUT,
+                         "%s: the language model needs one of 'input_ids' [1, T] or "
+                         "'inputs_embeds' [1, T, hidden]",
+                         a->in);
+      else if (ids ? ids->ndim != 2 || ids->shape[0] != 1
+                   : embeds->ndim != 3 || embeds->shape[0] != 1)
+        st = setok_fail (&err, SETOK_ERR_INPUT, "%s: %s must be [1, T%s]", a->in,
+                         ids ? "input_ids" : "inputs_embeds", ids ? "" : ", hidden");
+      else if (dec && (dec->ndim != 2 || dec->shape[0] != 1))
+        st = setok_fail (&err, SETOK_ERR_INPUT, "%s: decode_ids must be [1, S]", a->in);
+    }
+  if (st == SETOK_OK)
+    st = load_input (&prompt, ids ? ids : embeds, ids != NULL, a->dtype, be, &err);
+  if (st == SETOK_OK && dec)
+    st = load_input (&decode, dec, true, a->dtype, be, &err);
+  if (st == SETOK_OK)
+    st = llm_run (m, be, &arena, &logits, &decode_logits, &prompt, ids != NULL,
+                  dec ? &decode : NULL, &err);
+  if (st == SETOK_OK)
+    {
+      setok_tensor *outs[2] = { &logits, &decode_logits };
+      const char *names[2] = { "logits", "decode_logits" };
+      st = write_outputs (a->out, outs, names, dec ? 2 : 1, &err);
+    }
+  setok_arena_destroy (&arena);
+  setok_tensor_free (&prompt);
+  setok_tensor_free (&decode);
+  setok_tensor_free (&decode_logits);
+  setok_safetensors_close (in);
+  setok_llama_free (m);
   setok_backend_free (be);
   return st == SETOK_OK ? CLI_EXIT_OK : cli_report (&err);
 }

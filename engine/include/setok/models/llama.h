@@ -1,0 +1,99 @@
+/* llama.h — the language model: LLaMA decoders with a KV cache (DESIGN §6 "llm").
+ *
+ * Mirrors transformers' LlamaForCausalLM (modeling_llama.py). A model loads
+ * from a folder whose config.json is a LlamaConfig, or a LLaVA config with
+ * the decoder under "text_config". Weights are "model.*" + "lm_head.weight",
+ * or LLaVA's "language_model.model.*" / "model.language_model.*" spellings;
+ * lm_head is the embedding table when tie_word_embeddings is set.
+ *
+ * Rotary scaling: rope_type default, linear and llama3, read from
+ * rope_parameters (transformers >= 5) or rope_scaling + rope_theta (older);
+ * inv_freq is computed once at load as transformers' rope init functions do.
+ *
+ * The cache holds K and V of every layer as [Hkv, max_ctx, head_dim]. Each
+ * forward appends its T tokens at positions cache_length .. cache_length+T-1
+ * and attends causally to everything cached; a decode step is a forward of
+ * one token. Nothing is allocated per token: activations come from the
+ * caller's arena (setok_llama_arena_bytes). */
+#ifndef SETOK_MODELS_LLAMA_H
+#define SETOK_MODELS_LLAMA_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../arena.h"
+#include "../backend.h"
+#include "../error.h"
+#include "../tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum setok_llama_rope_type {
+    SETOK_LLAMA_ROPE_DEFAULT = 0,
+    SETOK_LLAMA_ROPE_LINEAR,  /* inv_freq / factor */
+    SETOK_LLAMA_ROPE_LLAMA3,  /* Llama 3.1 wavelength-dependent smoothing */
+} setok_llama_rope_type;
+
+typedef struct setok_llama_config {
+    int hidden_size, intermediate_size, num_layers, num_heads, num_kv_heads, head_dim;
+    int vocab_size, max_position_embeddings;
+    float rms_norm_eps;
+    double rope_theta;
+    setok_llama_rope_type rope_type;
+    double rope_factor, low_freq_factor, high_freq_factor; /* scaled types only */
+    int original_max_position_embeddings;                   /* llama3 */
+    bool tie_word_embeddings, attention_bias, mlp_bias;
+} setok_llama_config;
+
+/* Reads DIR/config.json (LlamaConfig defaults for missing keys); errors
+ * name the file and the key. */
+setok_status setok_llama_config_load(setok_llama_config *cfg, const char *dir, setok_error *err);
+
+typedef struct setok_llama setok_llama;
+
+/* Loads config.json and the weights of DIR onto backend as dtype (f32 on the
+ * CPU). The cache is empty until setok_llama_cache_init. */
+setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend *backend,
+                              setok_dtype dtype, setok_error *err);
+void setok_llama_free(setok_llama *m);
+
+const setok_llama_config *setok_llama_get_config(const setok_llama *m);
+setok_dtype setok_llama_dtype(const setok_llama *m);
+
+/* (Re)allocates the KV cache for max_ctx positions and empties it. */
+setok_status setok_llama_cache_init(setok_llama *m, int64_t max_ctx, setok_error *err);
+/* Empties the cache (keeps its memory). */
+void setok_llama_reset(setok_llama *m);
+/* Positions cached so far: the position of the next token. */
+int64_t setok_llama_cache_length(const setok_llama *m);
+int64_t setok_llama_cache_capacity(const setok_llama *m);
+
+/* Arena bytes one forward of up to T tokens needs, logits included. */
+size_t setok_llama_arena_bytes(const setok_llama *m, int64_t T);
+
+/* ids I32 [T] (on the model's backend) -> embeds [T, hidden] (caller's
+ * tensor, model dtype): the embed_tokens rows, for splicing in other tokens. */
+setok_status setok_llama_embed(setok_llama *m, setok_tensor *embeds, const setok_tensor *ids,
+                               setok_error *err);
+
+/* embeds [T, hidden] (model dtype, on the model's backend) -> logits
+ * [T, vocab], or [1, vocab] for the last position only when last_only.
+ * Appends T positions to the cache; logits is carved from arena and stays
+ * valid until the caller resets it below it. cancel (may be NULL) is
+ * checked before every layer. On error the cache length is unchanged. */
+setok_status setok_llama_forward_embeds(setok_llama *m, setok_arena *arena, setok_tensor *logits,
+                                        const setok_tensor *embeds, bool last_only,
+                                        const atomic_bool *cancel, setok_error *err);
+/* The same from token ids I32 [T]; T = 1 is a decode step. */
+setok_status setok_llama_forward_ids(setok_llama *m, setok_arena *arena, setok_tensor *logits,
+                                     const setok_tensor *ids, bool last_only,
+                                     const atomic_bool *cancel, setok_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
