@@ -388,3 +388,18 @@ setok_status setok_config_double_array(const setok_config *cfg, const char *key,
     *count = n;
     return SETOK_OK;
 }
+
+setok_status setok_config_int_in(const setok_config *cfg, const char *key, bool required, int lo,
+                                 int hi, int *inout, setok_error *err)
+{
+    int64_t v = *inout;
+    setok_status st = required ? setok_config_int(cfg, key, &v, err)
+                               : setok_config_int_or(cfg, key, *inout, &v, err);
+    if (st != SETOK_OK)
+        return st;
+    if (v < lo || v > hi)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: %s is %lld, must be in [%d, %d]", cfg->path,
+                          key, (long long)v, lo, hi);
+    *inout = (int)v;
+    return SETOK_OK;
+}

@@ -39,16 +39,8 @@ struct setok_merger {
 static setok_status read_int(const setok_config *cfg, const char *key, int64_t dflt, bool need,
                              int lo, int *out, setok_error *err)
 {
-    int64_t v = dflt;
-    setok_status st = need ? setok_config_int(cfg, key, &v, err)
-                           : setok_config_int_or(cfg, key, dflt, &v, err);
-    if (st != SETOK_OK)
-        return st;
-    if (v < lo || v > (1 << 24))
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: %s = %lld must be in [%d, %d]",
-                          setok_config_path(cfg), key, (long long)v, lo, 1 << 24);
-    *out = (int)v;
-    return SETOK_OK;
+    *out = (int)dflt;
+    return setok_config_int_in(cfg, key, need, lo, 1 << 24, out, err);
 }
 
 static setok_status read_cluster_defaults(setok_cluster_params *p, const setok_config *cfg,

@@ -71,15 +71,7 @@ static setok_status read_int(const setok_config *json, const char *prefix, const
 {
     char key[128];
     snprintf(key, sizeof key, "%s%s", prefix, name);
-    int64_t v;
-    setok_status st = setok_config_int_or(json, key, *inout, &v, err);
-    if (st != SETOK_OK)
-        return st;
-    if (v < lo || v > hi)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: %s is %lld, must be in [%d, %d]",
-                          setok_config_path(json), key, (long long)v, lo, hi);
-    *inout = (int)v;
-    return SETOK_OK;
+    return setok_config_int_in(json, key, false, lo, hi, inout, err);
 }
 
 /* Which tower a config.json describes and where its keys are: at the top

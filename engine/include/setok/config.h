@@ -48,6 +48,11 @@ setok_status setok_config_bool_or(const setok_config *cfg, const char *key, bool
                                   setok_error *err);
 setok_status setok_config_string_or(const setok_config *cfg, const char *key, const char *dflt,
                                     const char **out, setok_error *err);
+/* An integer key that must lie in [lo, hi] and fit an int. When it is not
+ * required and missing, *inout keeps its value. Out of range:
+ * "FILE: KEY is V, must be in [LO, HI]". */
+setok_status setok_config_int_in(const setok_config *cfg, const char *key, bool required, int lo,
+                                 int hi, int *inout, setok_error *err);
 /* An array of integers (or numbers) into out[0..max); *count gets its length.
  * Errors if longer than max. */
 setok_status setok_config_int_array(const setok_config *cfg, const char *key, int64_t *out,
