@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "setok/config.h"
+#include "setok/lora.h"
 #include "setok/ops.h"
 #include "setok/weights.h"
 
@@ -269,6 +270,7 @@ void setok_llama_free(setok_llama *m)
 typedef struct loader {
     setok_llama *m;
     const setok_weights *w;
+    setok_lora *lora; /* NULL without an adapter */
     char prefix[64]; /* of the decoder: "model.", "language_model.model.", ... */
 } loader;
 
@@ -279,7 +281,7 @@ static setok_status load_any(loader *ld, setok_tensor *out, const char *const *n
     const setok_st_tensor *t = NULL;
     setok_status st = setok_weights_require(ld->w, names, count, ndim, shape, &t, err);
     if (st == SETOK_OK)
-        st = setok_weights_load(out, t, ld->m->backend, ld->m->dtype, err);
+        st = setok_lora_load_weight(ld->lora, out, t, ld->m->backend, ld->m->dtype, err);
     return st;
 }
 
@@ -400,6 +402,13 @@ static setok_status rope_upload(setok_llama *m, setok_error *err)
 setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend *backend,
                               setok_dtype dtype, setok_error *err)
 {
+    return setok_llama_load_with_lora(out, dir, NULL, backend, dtype, err);
+}
+
+setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
+                                        const char *adapter_dir, setok_backend *backend,
+                                        setok_dtype dtype, setok_error *err)
+{
     *out = NULL;
     if (!setok_dtype_is_float(dtype))
         return setok_fail(err, SETOK_ERR_INPUT, "llama: dtype must be f32, f16 or bf16, got %s",
@@ -419,12 +428,19 @@ setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend 
     m->backend = backend;
     m->dtype = dtype;
     setok_weights *w = NULL;
-    st = setok_weights_open(&w, dir, err);
+    setok_lora *lora = NULL;
+    if (adapter_dir)
+        st = setok_lora_open(&lora, adapter_dir, err);
+    if (st == SETOK_OK)
+        st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        loader ld = {.m = m, .w = w};
+        loader ld = {.m = m, .w = w, .lora = lora};
         st = load_weights(&ld, err);
     }
+    if (st == SETOK_OK)
+        st = setok_lora_check_used(lora, err);
     setok_weights_close(w);
+    setok_lora_free(lora);
     if (st == SETOK_OK)
         st = rope_upload(m, err);
     if (st != SETOK_OK) {
@@ -799,5 +815,40 @@ setok_status setok_llama_forward_ids(setok_llama *m, setok_arena *arena, setok_t
     setok_arena_reset(arena, st == SETOK_OK ? outputs : start);
     if (st != SETOK_OK && st != SETOK_ERR_CANCELLED)
         setok_error_prefix(err, "llama forward");
+    return st;
+}
+
+/* ---------------------------------------------------------------------------
+ * test and CLI hook */
+
+setok_status setok_llama_logits_f32(const char *dir, const char *adapter_dir, const int32_t *ids,
+                                    int64_t T, float *logits, size_t capacity, setok_error *err)
+{
+    setok_backend *be = NULL;
+    setok_llama *m = NULL;
+    setok_arena arena = {0};
+    setok_tensor ids_t = {0}, out;
+    setok_status st = setok_backend_cpu_create(&be, 0, err);
+    if (st == SETOK_OK)
+        st = setok_llama_load_with_lora(&m, dir, adapter_dir, be, SETOK_F32, err);
+    if (st == SETOK_OK && (T < 1 || (size_t)T * (size_t)m->cfg.vocab_size > capacity))
+        st = setok_fail(err, SETOK_ERR_INPUT, "llama: %lld tokens of %d logits do not fit in "
+                        "%zu floats", (long long)T, m->cfg.vocab_size, capacity);
+    if (st == SETOK_OK)
+        st = setok_llama_cache_init(m, T, err);
+    if (st == SETOK_OK)
+        st = setok_arena_init(&arena, be, setok_llama_arena_bytes(m, T), err);
+    if (st == SETOK_OK)
+        st = setok_tensor_alloc(&ids_t, be, SETOK_I32, 1, (int64_t[]){T}, err);
+    if (st == SETOK_OK)
+        st = setok_tensor_upload(&ids_t, ids, err);
+    if (st == SETOK_OK)
+        st = setok_llama_forward_ids(m, &arena, &out, &ids_t, false, NULL, err);
+    if (st == SETOK_OK)
+        st = setok_tensor_download(logits, &out, err);
+    setok_tensor_free(&ids_t);
+    setok_arena_destroy(&arena);
+    setok_llama_free(m);
+    setok_backend_free(be);
     return st;
 }

@@ -59,6 +59,11 @@ typedef struct setok_llama setok_llama;
  * CPU). The cache is empty until setok_llama_cache_init. */
 setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend *backend,
                               setok_dtype dtype, setok_error *err);
+/* The same with the PEFT LoRA adapter in adapter_dir (lora.h) merged into
+ * the weights it targets before upload; adapter_dir NULL loads DIR alone. */
+setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
+                                        const char *adapter_dir, setok_backend *backend,
+                                        setok_dtype dtype, setok_error *err);
 void setok_llama_free(setok_llama *m);
 
 const setok_llama_config *setok_llama_get_config(const setok_llama *m);
@@ -92,6 +97,13 @@ setok_status setok_llama_forward_embeds(setok_llama *m, setok_arena *arena, seto
 setok_status setok_llama_forward_ids(setok_llama *m, setok_arena *arena, setok_tensor *logits,
                                      const setok_tensor *ids, bool last_only,
                                      const atomic_bool *cancel, setok_error *err);
+
+/* Test and CLI hook, for callers without the engine's structs (ctypes):
+ * loads DIR (plus adapter_dir when not NULL) on the CPU in f32, runs one
+ * forward of ids[0..T) from an empty cache and writes logits [T, vocab] to
+ * logits, which holds capacity floats. */
+setok_status setok_llama_logits_f32(const char *dir, const char *adapter_dir, const int32_t *ids,
+                                    int64_t T, float *logits, size_t capacity, setok_error *err);
 
 #ifdef __cplusplus
 }
