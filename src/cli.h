@@ -25,6 +25,7 @@ int cmd_info (int argc, char **argv);
 int cmd_forward (int argc, char **argv);
 int cmd_bench (int argc, char **argv);
 int cmd_tokens (int argc, char **argv);
+int cmd_ask (int argc, char **argv);
 
 /* "setok: MESSAGE" on stderr; returns the exit code for err's status. */
 int cli_report (const setok_error *err);

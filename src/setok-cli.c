@@ -17,6 +17,7 @@ typedef struct command
 static const command commands[] = {
   { "info", cmd_info, "describe a model folder, a safetensors file or an image" },
   { "tokens", cmd_tokens, "cut an image into SeTok semantic tokens (overlay, masks, JSON)" },
+  { "ask", cmd_ask, "ask a LLaVA model a question about an image (streamed answer)" },
   { "forward", cmd_forward, "run one op or component on named tensors (reference tests)" },
   { "bench", cmd_bench, "measure op speed (matmul, attention, norms)" },
 };

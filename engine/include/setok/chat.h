@@ -1,0 +1,100 @@
+/* chat.h — the `chat` pipeline (DESIGN §8): LLaVA-1.5 image question answering
+ * with streamed text.
+ *
+ * Mirrors transformers' LlavaForConditionalGeneration (modeling_llava.py) and
+ * LlavaProcessor on a folder in the llava-hf/llava-1.5-7b-hf layout: one
+ * config.json (vision_config, text_config, image_token_index or
+ * image_token_id, projector_hidden_act, vision_feature_layer,
+ * vision_feature_select_strategy), the weights, and tokenizer.json.
+ *   image -> vision tower -> hidden_states[vision_feature_layer] (CLS dropped
+ *     for the "default" strategy) -> multi_modal_projector (linear_1 -> act
+ *     -> linear_2, or linear_1 alone) -> N image embeddings;
+ *   prompt -> ids (BOS added) -> the one image token repeated N times, as the
+ *     processor does -> embed_tokens, with the N image embeddings scattered
+ *     into those positions, as the model does;
+ *   prefill through the KV cache, then one token at a time through the sampler.
+ * With SETOK_CHAT_IMAGE_SETOK the N embeddings are the projected SeTok
+ * cluster means of the same features (paper Table 9), N = the token count.
+ *
+ * The Vicuna v1 conversation template (llava conv_vicuna_v1, what LLaVA-1.5
+ * was tuned on) lives in chat.c only:
+ *   "<system> USER: <image>\n<question> ASSISTANT:" and, for later turns,
+ *   "</s>USER: <question> ASSISTANT:" appended to the same cache. */
+#ifndef SETOK_CHAT_H
+#define SETOK_CHAT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "image.h"
+#include "models/setok.h"
+#include "sampling.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct setok_chat setok_chat;
+
+typedef enum setok_chat_image_mode {
+    SETOK_CHAT_IMAGE_PATCHES = 0, /* every selected patch feature (LLaVA's own) */
+    SETOK_CHAT_IMAGE_SETOK,       /* SeTok cluster means */
+} setok_chat_image_mode;
+
+typedef struct setok_chat_options {
+    setok_sampling_params sampling;
+    setok_chat_image_mode image_mode;
+    setok_cluster_params cluster;    /* SETOK_CHAT_IMAGE_SETOK only */
+    const atomic_bool *cancel;       /* checked before every layer and token */
+    /* Each piece of answer text as it completes (never splits UTF-8 or a stop
+     * string); return false to stop generating. May be NULL. */
+    bool (*on_text)(const char *text, void *user);
+    void *user;
+} setok_chat_options;
+
+void setok_chat_options_default(setok_chat_options *o);
+
+typedef struct setok_chat_timings {
+    double encode_ms;        /* preprocess + vision tower */
+    double cluster_ms;       /* SeTok clustering and means; 0 for patches */
+    double project_ms;       /* multi_modal_projector */
+    double prefill_ms;       /* prompt through the LLM */
+    double first_token_ms;   /* from the call to the first token (prefill + sampling) */
+    double decode_ms;        /* the tokens after the first */
+    double decode_tokens_per_s;
+} setok_chat_timings;
+
+/* Zero-initialize; setok_chat_ask refills it; free with setok_chat_result_free. */
+typedef struct setok_chat_result {
+    char *text;              /* the answer, stop string and EOS excluded */
+    int32_t *ids;            /* [n_ids] generated ids, the final EOS included */
+    int n_ids;
+    int n_prompt;            /* positions this turn prefilled (image tokens included) */
+    int n_image_tokens;
+    const char *stop_reason; /* "eos", "stop", "length", "callback" or "context" */
+    setok_chat_timings timings;
+} setok_chat_result;
+
+void setok_chat_result_free(setok_chat_result *r);
+
+/* dir: a LLaVA folder. device: "cpu", "cuda" or "auto"; threads <= 0: all
+ * cores. max_context <= 0: min(max_position_embeddings, 4096). */
+setok_status setok_chat_open(setok_chat **out, const char *dir, const char *device, int threads,
+                             int max_context, setok_error *err);
+void setok_chat_free(setok_chat *c);
+
+/* Starts a new conversation (the cache is emptied) about image, or about no
+ * image when image is NULL; the image is encoded here, once. */
+setok_status setok_chat_start(setok_chat *c, const setok_image *image,
+                              const setok_chat_options *o, setok_error *err);
+/* Adds a user turn and generates the assistant's answer into r. The whole
+ * conversation stays in the KV cache, so a follow-up prefills only itself. */
+setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_chat_options *o,
+                            setok_chat_result *r, setok_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
