@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "setok/chat.h"
 #include "setok/error.h"
 
 /* Exit codes (DESIGN §10). */
@@ -26,6 +27,24 @@ int cmd_forward (int argc, char **argv);
 int cmd_bench (int argc, char **argv);
 int cmd_tokens (int argc, char **argv);
 int cmd_ask (int argc, char **argv);
+int cmd_chat (int argc, char **argv);
+
+/* The options `setok ask` and `setok chat` share (cmd-ask.c). */
+typedef struct cli_chat_args
+{
+  setok_chat_options opts;
+  const char *model;
+  const char *adapter; /* a PEFT LoRA folder, or NULL */
+  const char *device;
+  int threads;
+  bool json;
+} cli_chat_args;
+
+/* Fills a (defaults first) from argv; the positional arguments are left at
+ * argv[optind..argc), and must number min_pos..max_pos. Returns 0, -1 after
+ * --help (usage printed), or an exit code after a usage error. */
+int cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos, int max_pos,
+                         const char *positional, void (*usage) (FILE *out), cli_chat_args *a);
 
 /* "setok: MESSAGE" on stderr; returns the exit code for err's status. */
 int cli_report (const setok_error *err);

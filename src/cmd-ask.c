@@ -17,6 +17,7 @@ usage (FILE *out)
            "Usage: setok ask IMAGE QUESTION --model DIR [OPTIONS]\n\n"
            "Asks a LLaVA-1.5 model a question about IMAGE and streams the answer.\n\n"
            "  --model DIR              a LLaVA folder (llava-hf/llava-1.5-7b-hf layout)\n"
+           "  --adapter DIR            a PEFT LoRA folder merged into the language model\n"
            "  --tokens patches|setok   image tokens: every patch (default) or SeTok\n"
            "                           cluster means\n"
            "  --max-tokens N           at most N new tokens (default 256)\n"
@@ -34,24 +35,24 @@ usage (FILE *out)
 }
 
 static int
-parse_long (const char *opt, const char *s, long lo, long hi, long *out)
+parse_long (const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
 {
   char *end;
   errno = 0;
   long v = strtol (s, &end, 10);
   if (errno || end == s || *end || v < lo || v > hi)
-    return cli_usage_error ("ask", "%s needs an integer in %ld..%ld, got '%s'", opt, lo, hi, s);
+    return cli_usage_error (cmd, "%s needs an integer in %ld..%ld, got '%s'", opt, lo, hi, s);
   *out = v;
   return 0;
 }
 
 static int
-parse_float (const char *opt, const char *s, float *out)
+parse_float (const char *cmd, const char *opt, const char *s, float *out)
 {
   char *end;
   double v = strtod (s, &end);
   if (end == s || *end || !isfinite (v))
-    return cli_usage_error ("ask", "%s needs a number, got '%s'", opt, s);
+    return cli_usage_error (cmd, "%s needs a number, got '%s'", opt, s);
   *out = (float)v;
   return 0;
 }
@@ -79,12 +80,13 @@ timings_json (const setok_chat_timings *t)
   return o;
 }
 
-static int
-parse_options (int argc, char **argv, setok_chat_options *o, const char **model,
-               const char **device, int *threads, bool *json)
+int
+cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos, int max_pos,
+                     const char *positional, void (*print_usage) (FILE *out), cli_chat_args *a)
 {
   static const struct option longopts[] = {
     { "model", required_argument, NULL, 'm' },
+    { "adapter", required_argument, NULL, 'A' },
     { "tokens", required_argument, NULL, 'K' },
     { "max-tokens", required_argument, NULL, 'n' },
     { "temperature", required_argument, NULL, 't' },
@@ -100,6 +102,10 @@ parse_options (int argc, char **argv, setok_chat_options *o, const char **model,
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
+  memset (a, 0, sizeof *a);
+  setok_chat_options_default (&a->opts);
+  a->device = "auto";
+  setok_chat_options *o = &a->opts;
   setok_sampling_params *sp = &o->sampling;
   int n_stop = 0;
   long v;
@@ -111,7 +117,10 @@ parse_options (int argc, char **argv, setok_chat_options *o, const char **model,
       switch (c)
         {
           case 'm':
-            *model = optarg;
+            a->model = optarg;
+            break;
+          case 'A':
+            a->adapter = optarg;
             break;
           case 'K':
             if (!strcmp (optarg, "patches"))
@@ -119,83 +128,83 @@ parse_options (int argc, char **argv, setok_chat_options *o, const char **model,
             else if (!strcmp (optarg, "setok"))
               o->image_mode = SETOK_CHAT_IMAGE_SETOK;
             else
-              return cli_usage_error ("ask", "--tokens is patches or setok, got '%s'", optarg);
+              return cli_usage_error (subcommand, "--tokens is patches or setok, got '%s'", optarg);
             break;
           case 'n':
-            if (parse_long ("--max-tokens", optarg, 0, 1 << 20, &v))
+            if (parse_long (subcommand, "--max-tokens", optarg, 0, 1 << 20, &v))
               return CLI_EXIT_USAGE;
             sp->max_new_tokens = (int)v;
             break;
           case 't':
-            if (parse_float ("--temperature", optarg, &sp->temperature))
+            if (parse_float (subcommand, "--temperature", optarg, &sp->temperature))
               return CLI_EXIT_USAGE;
             break;
           case 'k':
-            if (parse_long ("--top-k", optarg, 0, 1 << 24, &v))
+            if (parse_long (subcommand, "--top-k", optarg, 0, 1 << 24, &v))
               return CLI_EXIT_USAGE;
             sp->top_k = (int)v;
             break;
           case 'p':
-            if (parse_float ("--top-p", optarg, &sp->top_p))
+            if (parse_float (subcommand, "--top-p", optarg, &sp->top_p))
               return CLI_EXIT_USAGE;
             break;
           case 'P':
-            if (parse_float ("--min-p", optarg, &sp->min_p))
+            if (parse_float (subcommand, "--min-p", optarg, &sp->min_p))
               return CLI_EXIT_USAGE;
             break;
           case 'r':
-            if (parse_float ("--repetition-penalty", optarg, &sp->repetition_penalty))
+            if (parse_float (subcommand, "--repetition-penalty", optarg, &sp->repetition_penalty))
               return CLI_EXIT_USAGE;
             break;
           case 'S':
             if (n_stop == SETOK_SAMPLING_MAX_STOPS)
-              return cli_usage_error ("ask", "at most %d --stop strings", SETOK_SAMPLING_MAX_STOPS);
+              return cli_usage_error (subcommand, "at most %d --stop strings",
+                                      SETOK_SAMPLING_MAX_STOPS);
             sp->stop[n_stop++] = optarg;
             break;
           case 's':
-            if (parse_long ("--seed", optarg, 0, LONG_MAX, &v))
+            if (parse_long (subcommand, "--seed", optarg, 0, LONG_MAX, &v))
               return CLI_EXIT_USAGE;
             sp->seed = (uint64_t)v;
             break;
           case 'j':
-            *json = true;
+            a->json = true;
             break;
           case 'd':
-            *device = optarg;
+            a->device = optarg;
             break;
           case 'T':
-            if (parse_long ("--threads", optarg, 1, 1024, &v))
+            if (parse_long (subcommand, "--threads", optarg, 1, 1024, &v))
               return CLI_EXIT_USAGE;
-            *threads = (int)v;
+            a->threads = (int)v;
             break;
           case 'h':
-            usage (stdout);
+            print_usage (stdout);
             return -1;
           default:
-            return cli_usage_error ("ask", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_usage_error (subcommand, "unknown or incomplete option '%s'",
+                                    argv[optind - 1]);
         }
     }
-  if (optind != argc - 2)
-    return cli_usage_error ("ask", "expected IMAGE and QUESTION");
-  if (!*model)
-    return cli_usage_error ("ask", "give --model DIR (a LLaVA folder)");
+  if (argc - optind < min_pos || argc - optind > max_pos)
+    return cli_usage_error (subcommand, "expected %s", positional);
+  if (!a->model)
+    return cli_usage_error (subcommand, "give --model DIR (a LLaVA folder)");
   setok_error err;
   if (setok_sampling_params_check (sp, &err) != SETOK_OK)
-    return cli_usage_error ("ask", "%s", err.message);
+    return cli_usage_error (subcommand, "%s", err.message);
   return 0;
 }
 
 int
 cmd_ask (int argc, char **argv)
 {
-  setok_chat_options o;
-  setok_chat_options_default (&o);
-  const char *model = NULL, *device = "auto";
-  int threads = 0;
-  bool json = false;
-  int rc = parse_options (argc, argv, &o, &model, &device, &threads, &json);
+  cli_chat_args a;
+  int rc = cli_parse_chat_args ("ask", argc, argv, 2, 2, "IMAGE and QUESTION", usage, &a);
   if (rc)
     return rc < 0 ? CLI_EXIT_OK : rc;
+  setok_chat_options o = a.opts;
+  bool json = a.json;
   const char *image_path = argv[optind], *question = argv[optind + 1];
 
   setok_error err;
@@ -212,7 +221,8 @@ cmd_ask (int argc, char **argv)
       o.on_text = print_piece;
       o.user = NULL;
     }
-  setok_status st = setok_chat_open (&chat, model, device, threads, 0, &err);
+  setok_status st
+    = setok_chat_open_with_adapter (&chat, a.model, a.adapter, a.device, a.threads, 0, &err);
   if (st == SETOK_OK)
     st = setok_chat_start (chat, &image, &o, &err);
   if (st == SETOK_OK)

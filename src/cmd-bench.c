@@ -6,9 +6,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench-direct.h"
 #include "cli.h"
+#include "setok/models/llama.h"
 #include "setok/models/setok.h"
 #include "setok/models/vit.h"
 #include "setok/ops.h"
@@ -26,7 +28,11 @@ usage (FILE *out)
                 "with random weights at batch 1, in ms and effective TFLOP/s.\n\n"
                 "       setok bench cluster [--threads N] [--quick] [--json]\n\n"
                 "Times SeTok clustering (dpc, fixed, soft) of 576 x 1024 patch features\n"
-                "(--quick: 256 x 768) on the host, where clustering runs.\n");
+                "(--quick: 256 x 768) on the host, where clustering runs.\n\n"
+                "       setok bench llm [--device D] [--dtype T] [--quick] [--json]\n\n"
+                "Prefill (64 and 616 tokens) and decode (32 steps after a 616-token prefill)\n"
+                "speed of a LLaMA-7B-shaped decoder with random weights made in memory\n"
+                "(--quick: hidden 512, 4 layers), and its memory: weights + cache + arena.\n");
 }
 
 typedef struct bench
@@ -440,6 +446,229 @@ bench_cluster (bench *b, bool quick, setok_error *err)
   return st;
 }
 
+/* --- llm: prefill and decode of a LLaMA-shaped decoder with random weights --- */
+
+enum
+{
+  LLM_SHORT = 64,
+  LLM_LONG = 616,
+  LLM_DECODE_STEPS = 32
+};
+
+static void
+llm_config (setok_llama_config *c, bool quick)
+{
+  memset (c, 0, sizeof *c);
+  c->hidden_size = quick ? 512 : 4096;
+  c->intermediate_size = quick ? 1376 : 11008;
+  c->num_layers = quick ? 4 : 32;
+  c->num_heads = quick ? 8 : 32;
+  c->num_kv_heads = c->num_heads;
+  c->head_dim = c->hidden_size / c->num_heads;
+  c->vocab_size = 32000;
+  c->max_position_embeddings = 4096;
+  c->rms_norm_eps = 1e-6f;
+  c->rope_theta = 10000.0;
+  c->rope_type = SETOK_LLAMA_ROPE_DEFAULT;
+  c->rope_factor = 1.0;
+}
+
+/* Bytes of the weights and of a max_ctx cache (exact), and an upper bound on
+ * the arena for T tokens (the model's own figure is used once it exists). */
+static void
+llm_estimate (const setok_llama_config *c, setok_dtype dtype, int64_t max_ctx, int64_t T,
+              double *weights, double *cache, double *arena)
+{
+  double e = (double)setok_dtype_size (dtype);
+  double C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
+  double QD = (double)c->num_heads * c->head_dim, KD = (double)c->num_kv_heads * c->head_dim;
+  double layer = 2 * C + QD * C * 2 + KD * C * 2 + 3 * I * C;
+  *weights = e * (V * C * (c->tie_word_embeddings ? 1 : 2) + C + c->num_layers * layer);
+  *cache = e * 2.0 * c->num_layers * KD * (double)max_ctx;
+  *arena = 4.0 * (double)T * (8 * C + 3 * I + V + (double)c->num_heads * (double)T);
+}
+
+static double
+physical_memory (void)
+{
+  long pages = sysconf (_SC_PHYS_PAGES), page = sysconf (_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? (double)pages * (double)page : 0.0;
+}
+
+typedef struct llm_ctx
+{
+  setok_llama *m;
+  setok_arena *arena;
+  const setok_tensor *ids;
+} llm_ctx;
+
+/* One prefill of ctx->ids from an empty cache. */
+static setok_status
+run_llm_prefill (bench *b, void *ctx, setok_error *err)
+{
+  (void)b;
+  llm_ctx *l = ctx;
+  setok_tensor logits;
+  size_t mark = setok_arena_mark (l->arena);
+  setok_llama_reset (l->m);
+  setok_status st = setok_llama_forward_ids (l->m, l->arena, &logits, l->ids, true, NULL, err);
+  setok_arena_reset (l->arena, mark);
+  return st;
+}
+
+static setok_status
+upload_ids (bench *b, setok_tensor *t, int64_t n, int vocab, setok_error *err)
+{
+  int32_t *host = malloc ((size_t)n * sizeof *host);
+  if (!host)
+    return setok_fail (err, SETOK_ERR_NOMEM, "bench: out of memory");
+  uint32_t s = 99u;
+  for (int64_t i = 0; i < n; i++)
+    {
+      s = s * 1664525u + 1013904223u;
+      host[i] = (int32_t)((s >> 8) % (uint32_t)vocab);
+    }
+  setok_status st = setok_tensor_alloc (t, b->be, SETOK_I32, 1, (int64_t[]){ n }, err);
+  if (st == SETOK_OK)
+    st = setok_tensor_upload (t, host, err);
+  free (host);
+  return st;
+}
+
+static void
+llm_row (bench *b, const char *phase, int64_t tokens, int64_t context, double seconds)
+{
+  double tps = (double)tokens / seconds;
+  if (b->json)
+    {
+      cJSON *r = cJSON_CreateObject ();
+      cJSON_AddStringToObject (r, "phase", phase);
+      cJSON_AddNumberToObject (r, "tokens", (double)tokens);
+      cJSON_AddNumberToObject (r, "context", (double)context);
+      cJSON_AddNumberToObject (r, "ms", seconds * 1e3);
+      cJSON_AddNumberToObject (r, "tokens_per_s", tps);
+      cJSON_AddItemToArray (b->rows, r);
+      return;
+    }
+  char what[64];
+  snprintf (what, sizeof what, "%lld tokens, context %lld", (long long)tokens, (long long)context);
+  printf ("%-10s %-28s %10.2f ms %10.1f tokens/s\n", phase, what, seconds * 1e3, tps);
+  fflush (stdout);
+}
+
+static setok_status
+bench_llm (bench *b, bool quick, setok_error *err)
+{
+  setok_llama_config cfg;
+  llm_config (&cfg, quick);
+  const char *name = quick ? "LLaMA-shaped (hidden 512, 4 layers)" : "LLaMA-7B-shaped";
+  int64_t max_ctx = LLM_LONG + LLM_DECODE_STEPS;
+  double wbytes, cbytes, abytes;
+  llm_estimate (&cfg, b->dtype, max_ctx, LLM_LONG, &wbytes, &cbytes, &abytes);
+  double phys = physical_memory ();
+  if (setok_backend_is_host (b->be) && b->dtype != SETOK_F32)
+    return setok_fail (err, SETOK_ERR_UNSUPPORTED,
+                       "bench llm: the CPU runs f16 and bf16 through its reference loops, "
+                       "far too slowly to time; use --dtype f32 or --device cuda");
+  if (setok_backend_is_host (b->be) && phys > 0 && wbytes + cbytes + abytes > 0.8 * phys)
+    {
+      char need[32], have[32];
+      return setok_fail (err, SETOK_ERR_UNSUPPORTED,
+                         "bench llm: the %s model needs about %s in %s (weights + cache + "
+                         "arena), more than 80%% of this machine's %s of memory; try --quick "
+                         "or --device cuda",
+                         name, cli_format_bytes (wbytes + cbytes + abytes, need, sizeof need),
+                         setok_dtype_name (b->dtype), cli_format_bytes (phys, have, sizeof have));
+    }
+  setok_llama *m = NULL;
+  setok_arena arena = { 0 };
+  setok_tensor ids_short = { 0 }, ids_long = { 0 }, ids_one = { 0 };
+  double t0 = bench_now ();
+  setok_status st = setok_llama_create_random (&m, &cfg, b->be, b->dtype, 1, err);
+  double create_s = bench_now () - t0;
+  if (st == SETOK_OK)
+    st = setok_llama_cache_init (m, max_ctx, err);
+  if (st == SETOK_OK)
+    {
+      abytes = (double)setok_llama_arena_bytes (m, LLM_LONG);
+      st = setok_arena_init (&arena, b->be, setok_llama_arena_bytes (m, LLM_LONG), err);
+    }
+  if (st == SETOK_OK)
+    st = upload_ids (b, &ids_short, LLM_SHORT, cfg.vocab_size, err);
+  if (st == SETOK_OK)
+    st = upload_ids (b, &ids_long, LLM_LONG, cfg.vocab_size, err);
+  if (st == SETOK_OK)
+    st = upload_ids (b, &ids_one, 1, cfg.vocab_size, err);
+  if (st == SETOK_OK && !b->json)
+    printf ("%s: hidden %d, %d layers, %d heads, intermediate %d, vocab %d "
+            "(random weights made in %.1f s)\n",
+            name, cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size,
+            cfg.vocab_size, create_s);
+
+  /* prefill: each call empties the cache first */
+  const setok_tensor *prefills[] = { &ids_short, &ids_long };
+  for (int i = 0; i < 2 && st == SETOK_OK; i++)
+    {
+      llm_ctx c = { m, &arena, prefills[i] };
+      double t = time_calls (b, run_llm_prefill, &c, err);
+      if (t < 0)
+        st = err->status;
+      else
+        llm_row (b, "prefill", setok_tensor_numel (prefills[i]), 0, t);
+    }
+
+  /* decode: LLM_DECODE_STEPS single tokens after a LLM_LONG prefill */
+  if (st == SETOK_OK)
+    {
+      llm_ctx c = { m, &arena, &ids_long };
+      st = run_llm_prefill (b, &c, err);
+    }
+  if (st == SETOK_OK)
+    st = setok_backend_synchronize (b->be, err);
+  double t = bench_now ();
+  for (int i = 0; i < LLM_DECODE_STEPS && st == SETOK_OK; i++)
+    {
+      setok_tensor logits;
+      size_t mark = setok_arena_mark (&arena);
+      st = setok_llama_forward_ids (m, &arena, &logits, &ids_one, true, NULL, err);
+      setok_arena_reset (&arena, mark);
+    }
+  if (st == SETOK_OK)
+    st = setok_backend_synchronize (b->be, err);
+  if (st == SETOK_OK)
+    llm_row (b, "decode", LLM_DECODE_STEPS, LLM_LONG, bench_now () - t);
+
+  if (st == SETOK_OK)
+    {
+      double peak = wbytes + cbytes + abytes;
+      if (b->json)
+        {
+          cJSON *r = cJSON_CreateObject ();
+          cJSON_AddStringToObject (r, "phase", "memory");
+          cJSON_AddStringToObject (r, "model", name);
+          cJSON_AddNumberToObject (r, "weights_bytes", wbytes);
+          cJSON_AddNumberToObject (r, "cache_bytes", cbytes);
+          cJSON_AddNumberToObject (r, "arena_bytes", abytes);
+          cJSON_AddNumberToObject (r, "peak_bytes", peak);
+          cJSON_AddItemToArray (b->rows, r);
+        }
+      else
+        {
+          char w[32], c[32], a[32], p[32];
+          printf ("memory     weights %s + cache %s (%lld positions) + arena %s = %s\n",
+                  cli_format_bytes (wbytes, w, sizeof w), cli_format_bytes (cbytes, c, sizeof c),
+                  (long long)max_ctx, cli_format_bytes (abytes, a, sizeof a),
+                  cli_format_bytes (peak, p, sizeof p));
+        }
+    }
+  setok_tensor_free (&ids_short);
+  setok_tensor_free (&ids_long);
+  setok_tensor_free (&ids_one);
+  setok_arena_destroy (&arena);
+  setok_llama_free (m);
+  return st;
+}
+
 int
 cmd_bench (int argc, char **argv)
 {
@@ -491,13 +720,16 @@ cmd_bench (int argc, char **argv)
   {
     const char *name;
     setok_status (*run) (bench *b, bool quick, setok_error *err);
-  } suites[] = { { "ops", bench_ops }, { "vision", bench_vision }, { "cluster", bench_cluster } };
+  } suites[] = { { "ops", bench_ops },
+                 { "vision", bench_vision },
+                 { "cluster", bench_cluster },
+                 { "llm", bench_llm } };
   int which = -1;
   for (int i = 0; optind == argc - 1 && i < (int)(sizeof suites / sizeof suites[0]); i++)
     if (!strcmp (argv[optind], suites[i].name))
       which = i;
   if (which < 0)
-    return cli_usage_error ("bench", "expected a suite name: ops, vision, cluster");
+    return cli_usage_error ("bench", "expected a suite name: ops, vision, cluster, llm");
   const char *suite = argv[optind];
 
   setok_error err = { 0 };

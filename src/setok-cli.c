@@ -18,6 +18,7 @@ static const command commands[] = {
   { "info", cmd_info, "describe a model folder, a safetensors file or an image" },
   { "tokens", cmd_tokens, "cut an image into SeTok semantic tokens (overlay, masks, JSON)" },
   { "ask", cmd_ask, "ask a LLaVA model a question about an image (streamed answer)" },
+  { "chat", cmd_chat, "talk with a LLaVA model about an image, one line of stdin per turn" },
   { "forward", cmd_forward, "run one op or component on named tensors (reference tests)" },
   { "bench", cmd_bench, "measure op speed (matmul, attention, norms)" },
 };

@@ -451,6 +451,109 @@ setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
     return SETOK_OK;
 }
 
+/* A tensor of shape filled with offset + bound * u, u uniform in [-1, 1)
+ * from a 32-bit LCG: the same weights for the same seed on every backend. */
+static setok_status random_tensor(setok_llama *m, setok_tensor *t, int ndim, const int64_t *shape,
+                                  float offset, float bound, uint32_t *state, setok_error *err)
+{
+    setok_status st = setok_tensor_alloc(t, m->backend, m->dtype, ndim, shape, err);
+    if (st != SETOK_OK)
+        return st;
+    int64_t n = setok_tensor_numel(t);
+    void *host = malloc((size_t)(n ? n : 1) * setok_dtype_size(m->dtype));
+    if (!host)
+        return setok_fail(err, SETOK_ERR_NOMEM, "llama: out of host memory for random weights");
+    for (int64_t i = 0; i < n; i++) {
+        *state = *state * 1664525u + 1013904223u;
+        float u = (float)(*state >> 8) / 8388608.0f - 1.0f;
+        setok_store_f32(host, m->dtype, i, offset + bound * u);
+    }
+    st = setok_tensor_upload(t, host, err);
+    free(host);
+    return st;
+}
+
+static setok_status random_layer(setok_llama *m, llama_layer *l, uint32_t *s, setok_error *err)
+{
+    const setok_llama_config *c = &m->cfg;
+    int64_t C = c->hidden_size, I = c->intermediate_size;
+    int64_t QD = (int64_t)c->num_heads * c->head_dim, KD = (int64_t)c->num_kv_heads * c->head_dim;
+    bool ab = c->attention_bias, mb = c->mlp_bias;
+    /* ~ U(-1/sqrt(in), 1/sqrt(in)) keeps activations O(1) through the layers */
+    float wc = 1.0f / sqrtf((float)C), wi = 1.0f / sqrtf((float)I), wq = 1.0f / sqrtf((float)QD);
+    struct {
+        setok_tensor *t;
+        bool want;
+        int ndim;
+        int64_t shape[2];
+        float offset, bound;
+    } items[] = {
+        {&l->ln1_w, true, 1, {C}, 1.0f, 0.1f},        {&l->q_w, true, 2, {QD, C}, 0.0f, wc},
+        {&l->k_w, true, 2, {KD, C}, 0.0f, wc},        {&l->v_w, true, 2, {KD, C}, 0.0f, wc},
+        {&l->o_w, true, 2, {C, QD}, 0.0f, wq},        {&l->q_b, ab, 1, {QD}, 0.0f, 0.02f},
+        {&l->k_b, ab, 1, {KD}, 0.0f, 0.02f},          {&l->v_b, ab, 1, {KD}, 0.0f, 0.02f},
+        {&l->o_b, ab, 1, {C}, 0.0f, 0.02f},           {&l->ln2_w, true, 1, {C}, 1.0f, 0.1f},
+        {&l->gate_w, true, 2, {I, C}, 0.0f, wc},      {&l->up_w, true, 2, {I, C}, 0.0f, wc},
+        {&l->down_w, true, 2, {C, I}, 0.0f, wi},      {&l->gate_b, mb, 1, {I}, 0.0f, 0.02f},
+        {&l->up_b, mb, 1, {I}, 0.0f, 0.02f},          {&l->down_b, mb, 1, {C}, 0.0f, 0.02f},
+    };
+    setok_status st = SETOK_OK;
+    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++)
+        if (items[i].want)
+            st = random_tensor(m, items[i].t, items[i].ndim, items[i].shape, items[i].offset,
+                               items[i].bound, s, err);
+    return st;
+}
+
+setok_status setok_llama_create_random(setok_llama **out, const setok_llama_config *cfg,
+                                       setok_backend *backend, setok_dtype dtype, uint32_t seed,
+                                       setok_error *err)
+{
+    *out = NULL;
+    if (!setok_dtype_is_float(dtype))
+        return setok_fail(err, SETOK_ERR_INPUT, "llama: dtype must be f32, f16 or bf16, got %s",
+                          setok_dtype_name(dtype));
+    if (cfg->hidden_size <= 0 || cfg->intermediate_size <= 0 || cfg->num_layers <= 0 ||
+        cfg->num_heads <= 0 || cfg->num_kv_heads <= 0 || cfg->head_dim <= 0 ||
+        cfg->head_dim % 2 || cfg->num_heads % cfg->num_kv_heads || cfg->vocab_size <= 0)
+        return setok_fail(err, SETOK_ERR_INPUT, "llama: invalid random-model configuration "
+                          "(hidden %d, intermediate %d, layers %d, heads %d/%d, head_dim %d, "
+                          "vocab %d)", cfg->hidden_size, cfg->intermediate_size, cfg->num_layers,
+                          cfg->num_heads, cfg->num_kv_heads, cfg->head_dim, cfg->vocab_size);
+    setok_llama *m = calloc(1, sizeof *m);
+    if (m)
+        m->layers = calloc((size_t)cfg->num_layers, sizeof *m->layers);
+    if (!m || !m->layers) {
+        free(m);
+        return setok_fail(err, SETOK_ERR_NOMEM, "llama: out of memory");
+    }
+    m->cfg = *cfg;
+    m->backend = backend;
+    m->dtype = dtype;
+    int64_t C = cfg->hidden_size, V = cfg->vocab_size;
+    uint32_t s = seed;
+    setok_status st = random_tensor(m, &m->embed, 2, (int64_t[]){V, C}, 0.0f, 0.5f, &s, err);
+    if (st == SETOK_OK)
+        st = random_tensor(m, &m->norm_w, 1, (int64_t[]){C}, 1.0f, 0.1f, &s, err);
+    for (int i = 0; i < cfg->num_layers && st == SETOK_OK; i++)
+        st = random_layer(m, &m->layers[i], &s, err);
+    if (st == SETOK_OK && cfg->tie_word_embeddings) {
+        m->lm_head = m->embed;
+    } else if (st == SETOK_OK) {
+        m->lm_head_owned = true;
+        st = random_tensor(m, &m->lm_head, 2, (int64_t[]){V, C}, 0.0f, 1.0f / sqrtf((float)C),
+                           &s, err);
+    }
+    if (st == SETOK_OK)
+        st = rope_upload(m, err);
+    if (st != SETOK_OK) {
+        setok_llama_free(m);
+        return st;
+    }
+    *out = m;
+    return SETOK_OK;
+}
+
 const setok_llama_config *setok_llama_get_config(const setok_llama *m)
 {
     return &m->cfg;

@@ -195,6 +195,13 @@ static setok_status load_projector(setok_chat *c, setok_error *err)
 setok_status setok_chat_open(setok_chat **out, const char *dir, const char *device, int threads,
                              int max_context, setok_error *err)
 {
+    return setok_chat_open_with_adapter(out, dir, NULL, device, threads, max_context, err);
+}
+
+setok_status setok_chat_open_with_adapter(setok_chat **out, const char *dir,
+                                          const char *adapter_dir, const char *device,
+                                          int threads, int max_context, setok_error *err)
+{
     *out = NULL;
     setok_chat *c = calloc(1, sizeof *c);
     if (!c)
@@ -216,7 +223,7 @@ setok_status setok_chat_open(setok_chat **out, const char *dir, const char *devi
     if (st == SETOK_OK)
         st = setok_vit_load(&c->vit, dir, c->backend, c->dtype, err);
     if (st == SETOK_OK)
-        st = setok_llama_load(&c->llm, dir, c->backend, c->dtype, err);
+        st = setok_llama_load_with_lora(&c->llm, dir, adapter_dir, c->backend, c->dtype, err);
     if (st == SETOK_OK)
         st = load_projector(c, err);
     if (st == SETOK_OK) {

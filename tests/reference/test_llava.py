@@ -181,6 +181,20 @@ def run_ask(cli, image, folder, extra=()):
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
+def build_llava_folder(folder, seed):
+    """Writes the tiny random LLaVA (weights, tokenizer.json, preprocessor config) and a 56 x 56
+    test image (folder/image.png) into folder; returns (tokenizer, model, image path, pixels)."""
+    tok = save_tokenizer(build_tokenizer(), folder)
+    image_token = tok.token_to_id("<image>")
+    vocab = tok.get_vocab_size(with_added_tokens=True)
+    model = make_model(vocab, image_token, seed)
+    model.save_pretrained(folder)
+    save_processor(folder)
+    image_path = os.path.join(folder, "image.png")
+    img = make_image(image_path, seed)
+    return tok, model, image_path, img
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("cli", nargs="?", default=os.environ.get("SETOK_CLI"))
@@ -194,14 +208,8 @@ def main():
         return 77
 
     with tempfile.TemporaryDirectory() as folder:
-        tok = save_tokenizer(build_tokenizer(), folder)
+        tok, model, image_path, img = build_llava_folder(folder, args.seed)
         image_token = tok.token_to_id("<image>")
-        vocab = tok.get_vocab_size(with_added_tokens=True)
-        model = make_model(vocab, image_token, args.seed)
-        model.save_pretrained(folder)
-        save_processor(folder)
-        image_path = os.path.join(folder, "image.png")
-        img = make_image(image_path, args.seed)
 
         # the prompt as LlavaProcessor builds it: the image token repeated once per patch
         n_patches = (IMAGE_SIZE // PATCH) ** 2

@@ -83,6 +83,11 @@ void setok_chat_result_free(setok_chat_result *r);
  * cores. max_context <= 0: min(max_position_embeddings, 4096). */
 setok_status setok_chat_open(setok_chat **out, const char *dir, const char *device, int threads,
                              int max_context, setok_error *err);
+/* The same with the PEFT LoRA adapter in adapter_dir (lora.h) merged into
+ * the language model's weights at load; adapter_dir NULL is setok_chat_open. */
+setok_status setok_chat_open_with_adapter(setok_chat **out, const char *dir,
+                                          const char *adapter_dir, const char *device,
+                                          int threads, int max_context, setok_error *err);
 void setok_chat_free(setok_chat *c);
 
 /* Starts a new conversation (the cache is emptied) about image, or about no

@@ -64,6 +64,14 @@ setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend 
 setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
                                         const char *adapter_dir, setok_backend *backend,
                                         setok_dtype dtype, setok_error *err);
+/* A model of shape cfg (head_dim and num_kv_heads set; rope and the other
+ * fields as in setok_llama_config) with deterministic pseudo-random weights
+ * from seed, generated in memory on backend as dtype: for benchmarks and
+ * tests. Nothing is read or written. The cache is empty until
+ * setok_llama_cache_init. */
+setok_status setok_llama_create_random(setok_llama **out, const setok_llama_config *cfg,
+                                       setok_backend *backend, setok_dtype dtype, uint32_t seed,
+                                       setok_error *err);
 void setok_llama_free(setok_llama *m);
 
 const setok_llama_config *setok_llama_get_config(const setok_llama *m);
