@@ -107,27 +107,8 @@ add_row (bench *b, const char *op, const char *shape, double seconds, double flo
 static setok_status
 make_tensor (bench *b, setok_tensor *t, int ndim, const int64_t *shape, setok_error *err)
 {
-  setok_status st = setok_tensor_alloc (t, b->be, b->dtype, ndim, shape, err);
-  if (st != SETOK_OK)
-    return st;
-  int64_t n = setok_tensor_numel (t);
-  void *host = malloc ((size_t)(n ? n : 1) * setok_dtype_size (b->dtype));
-  if (!host)
-    {
-      setok_tensor_free (t);
-      return setok_fail (err, SETOK_ERR_NOMEM, "bench: out of host memory");
-    }
   uint32_t s = 12345u;
-  for (int64_t i = 0; i < n; i++)
-    {
-      s = s * 1664525u + 1013904223u;
-      setok_store_f32 (host, b->dtype, i, (float)(s >> 8) / 8388608.0f - 1.0f);
-    }
-  st = setok_tensor_upload (t, host, err);
-  free (host);
-  if (st != SETOK_OK)
-    setok_tensor_free (t);
-  return st;
+  return setok_tensor_alloc_random (t, b->be, b->dtype, ndim, shape, 0.0f, 1.0f, &s, err);
 }
 
 typedef struct op_ctx

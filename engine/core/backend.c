@@ -112,6 +112,31 @@ void setok_tensor_free(setok_tensor *t)
         t->data = NULL;
 }
 
+setok_status setok_tensor_alloc_random(setok_tensor *t, setok_backend *backend, setok_dtype dtype,
+                                       int ndim, const int64_t *shape, float offset, float bound,
+                                       uint32_t *state, setok_error *err)
+{
+    setok_status st = setok_tensor_alloc(t, backend, dtype, ndim, shape, err);
+    if (st != SETOK_OK)
+        return st;
+    int64_t n = setok_tensor_numel(t);
+    void *host = malloc((size_t)(n ? n : 1) * setok_dtype_size(dtype));
+    if (!host) {
+        setok_tensor_free(t);
+        return setok_fail(err, SETOK_ERR_NOMEM, "out of host memory for a random tensor");
+    }
+    for (int64_t i = 0; i < n; i++) {
+        *state = *state * 1664525u + 1013904223u;
+        float u = (float)(*state >> 8) / 8388608.0f - 1.0f;
+        setok_store_f32(host, dtype, i, offset + bound * u);
+    }
+    st = setok_tensor_upload(t, host, err);
+    free(host);
+    if (st != SETOK_OK)
+        setok_tensor_free(t);
+    return st;
+}
+
 setok_status setok_tensor_upload(setok_tensor *dst, const void *host, setok_error *err)
 {
     if (!setok_tensor_is_contiguous(dst))

@@ -451,28 +451,6 @@ setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
     return SETOK_OK;
 }
 
-/* A tensor of shape filled with offset + bound * u, u uniform in [-1, 1)
- * from a 32-bit LCG: the same weights for the same seed on every backend. */
-static setok_status random_tensor(setok_llama *m, setok_tensor *t, int ndim, const int64_t *shape,
-                                  float offset, float bound, uint32_t *state, setok_error *err)
-{
-    setok_status st = setok_tensor_alloc(t, m->backend, m->dtype, ndim, shape, err);
-    if (st != SETOK_OK)
-        return st;
-    int64_t n = setok_tensor_numel(t);
-    void *host = malloc((size_t)(n ? n : 1) * setok_dtype_size(m->dtype));
-    if (!host)
-        return setok_fail(err, SETOK_ERR_NOMEM, "llama: out of host memory for random weights");
-    for (int64_t i = 0; i < n; i++) {
-        *state = *state * 1664525u + 1013904223u;
-        float u = (float)(*state >> 8) / 8388608.0f - 1.0f;
-        setok_store_f32(host, m->dtype, i, offset + bound * u);
-    }
-    st = setok_tensor_upload(t, host, err);
-    free(host);
-    return st;
-}
-
 static setok_status random_layer(setok_llama *m, llama_layer *l, uint32_t *s, setok_error *err)
 {
     const setok_llama_config *c = &m->cfg;
@@ -500,8 +478,8 @@ static setok_status random_layer(setok_llama *m, llama_layer *l, uint32_t *s, se
     setok_status st = SETOK_OK;
     for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++)
         if (items[i].want)
-            st = random_tensor(m, items[i].t, items[i].ndim, items[i].shape, items[i].offset,
-                               items[i].bound, s, err);
+            st = setok_tensor_alloc_random(items[i].t, m->backend, m->dtype, items[i].ndim,
+                                           items[i].shape, items[i].offset, items[i].bound, s, err);
     return st;
 }
 
@@ -532,17 +510,19 @@ setok_status setok_llama_create_random(setok_llama **out, const setok_llama_conf
     m->dtype = dtype;
     int64_t C = cfg->hidden_size, V = cfg->vocab_size;
     uint32_t s = seed;
-    setok_status st = random_tensor(m, &m->embed, 2, (int64_t[]){V, C}, 0.0f, 0.5f, &s, err);
+    setok_status st = setok_tensor_alloc_random(&m->embed, m->backend, m->dtype, 2,
+                                                (int64_t[]){V, C}, 0.0f, 0.5f, &s, err);
     if (st == SETOK_OK)
-        st = random_tensor(m, &m->norm_w, 1, (int64_t[]){C}, 1.0f, 0.1f, &s, err);
+        st = setok_tensor_alloc_random(&m->norm_w, m->backend, m->dtype, 1, (int64_t[]){C}, 1.0f,
+                                       0.1f, &s, err);
     for (int i = 0; i < cfg->num_layers && st == SETOK_OK; i++)
         st = random_layer(m, &m->layers[i], &s, err);
     if (st == SETOK_OK && cfg->tie_word_embeddings) {
         m->lm_head = m->embed;
     } else if (st == SETOK_OK) {
         m->lm_head_owned = true;
-        st = random_tensor(m, &m->lm_head, 2, (int64_t[]){V, C}, 0.0f, 1.0f / sqrtf((float)C),
-                           &s, err);
+        st = setok_tensor_alloc_random(&m->lm_head, m->backend, m->dtype, 2, (int64_t[]){V, C},
+                                       0.0f, 1.0f / sqrtf((float)C), &s, err);
     }
     if (st == SETOK_OK)
         st = rope_upload(m, err);

@@ -486,27 +486,6 @@ setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *bac
 /* ---------------------------------------------------------------------------
  * random weights (benchmarks) */
 
-/* t [shape] uniform in offset + [-bound, bound), from a 32-bit LCG stream. */
-static setok_status random_tensor(setok_vit *vit, setok_tensor *t, int ndim, const int64_t *shape,
-                                  float offset, float bound, uint32_t *state, setok_error *err)
-{
-    setok_status st = setok_tensor_alloc(t, vit->backend, vit->dtype, ndim, shape, err);
-    if (st != SETOK_OK)
-        return st;
-    int64_t n = setok_tensor_numel(t);
-    void *host = malloc((size_t)(n ? n : 1) * setok_dtype_size(vit->dtype));
-    if (!host)
-        return setok_fail(err, SETOK_ERR_NOMEM, "vit: out of host memory for random weights");
-    for (int64_t i = 0; i < n; i++) {
-        *state = *state * 1664525u + 1013904223u;
-        float u = (float)(*state >> 8) / 8388608.0f - 1.0f;
-        setok_store_f32(host, vit->dtype, i, offset + bound * u);
-    }
-    st = setok_tensor_upload(t, host, err);
-    free(host);
-    return st;
-}
-
 setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cfg,
                                      setok_backend *backend, setok_dtype dtype, uint32_t seed,
                                      setok_error *err)
@@ -524,19 +503,22 @@ setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cf
     float wc = 1.0f / sqrtf((float)C), wi = 1.0f / sqrtf((float)I);
     float wp = 1.0f / sqrtf((float)(cfg->num_channels * p * p));
     uint32_t s = seed * 2654435761u + 1u;
-    st = random_tensor(vit, &vit->patch_w, 4, (int64_t[]){C, cfg->num_channels, p, p}, 0.0f,
-                           wp, &s, err);
+    st = setok_tensor_alloc_random(&vit->patch_w, vit->backend, vit->dtype, 4,
+                                   (int64_t[]){C, cfg->num_channels, p, p}, 0.0f, wp, &s, err);
     if (st == SETOK_OK)
-        st = random_tensor(vit, &vit->pos_emb, 2, (int64_t[]){positions, C}, 0.0f, 0.02f, &s, err);
+        st = setok_tensor_alloc_random(&vit->pos_emb, vit->backend, vit->dtype, 2,
+                                       (int64_t[]){positions, C}, 0.0f, 0.02f, &s, err);
     if (st == SETOK_OK)
-        st = random_tensor(vit, clip ? &vit->class_emb : &vit->patch_b, 1, (int64_t[]){C}, 0.0f,
-                           0.02f, &s, err);
+        st = setok_tensor_alloc_random(clip ? &vit->class_emb : &vit->patch_b, vit->backend,
+                                       vit->dtype, 1, (int64_t[]){C}, 0.0f, 0.02f, &s, err);
     setok_tensor *ln_w = clip ? &vit->pre_ln_w : &vit->post_ln_w;
     setok_tensor *ln_b = clip ? &vit->pre_ln_b : &vit->post_ln_b;
     if (st == SETOK_OK)
-        st = random_tensor(vit, ln_w, 1, (int64_t[]){C}, 1.0f, 0.1f, &s, err);
+        st = setok_tensor_alloc_random(ln_w, vit->backend, vit->dtype, 1, (int64_t[]){C}, 1.0f,
+                                       0.1f, &s, err);
     if (st == SETOK_OK)
-        st = random_tensor(vit, ln_b, 1, (int64_t[]){C}, 0.0f, 0.02f, &s, err);
+        st = setok_tensor_alloc_random(ln_b, vit->backend, vit->dtype, 1, (int64_t[]){C}, 0.0f,
+                                       0.02f, &s, err);
     for (int i = 0; i < cfg->num_layers && st == SETOK_OK; i++) {
         vit_layer *l = &vit->layers[i];
         struct {
@@ -553,8 +535,9 @@ setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cf
             {&l->fc2_w, 2, {C, I}, 0.0f, wi},     {&l->fc2_b, 1, {C}, 0.0f, 0.02f},
         };
         for (size_t j = 0; j < sizeof items / sizeof items[0] && st == SETOK_OK; j++)
-            st = random_tensor(vit, items[j].t, items[j].ndim, items[j].shape, items[j].offset,
-                               items[j].bound, &s, err);
+            st = setok_tensor_alloc_random(items[j].t, vit->backend, vit->dtype, items[j].ndim,
+                                           items[j].shape, items[j].offset, items[j].bound, &s,
+                                           err);
     }
     if (st != SETOK_OK) {
         setok_vit_free(vit);

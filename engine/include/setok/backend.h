@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "tensor.h"
@@ -57,6 +58,12 @@ setok_status setok_backend_compute(setok_backend *backend, const struct setok_op
 setok_status setok_tensor_alloc(setok_tensor *t, setok_backend *backend, setok_dtype dtype,
                                 int ndim, const int64_t *shape, setok_error *err);
 void setok_tensor_free(setok_tensor *t);
+/* A new tensor filled with offset + bound * u, u uniform in [-1, 1) from the
+ * 32-bit LCG stream *state (advanced): the same values for the same seed on
+ * every backend. For benchmarks and models with generated weights. */
+setok_status setok_tensor_alloc_random(setok_tensor *t, setok_backend *backend, setok_dtype dtype,
+                                       int ndim, const int64_t *shape, float offset, float bound,
+                                       uint32_t *state, setok_error *err);
 /* Whole-tensor copies between a contiguous tensor and host memory of the same dtype. */
 setok_status setok_tensor_upload(setok_tensor *dst, const void *host, setok_error *err);
 setok_status setok_tensor_download(void *host, const setok_tensor *src, setok_error *err);
