@@ -20,9 +20,9 @@ import sys
 import tempfile
 
 try:
-    import numpy as np
     import torch
     import transformers
+    from checks import Results, rel_err
     from safetensors.torch import load_file, save_file
     from transformers import LlamaConfig, LlamaForCausalLM
 except ImportError as e:  # pragma: no cover
@@ -36,29 +36,7 @@ TOLERANCE = 1e-4
 PREFILL, DECODE, VOCAB = 12, 16, 200
 
 
-class Results:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok    {name} {detail}")
-        else:
-            self.failed += 1
-            print(f"FAIL  {name} {detail}")
-
-
 R = Results()
-
-
-def rel_err(got, ref):
-    ref = np.asarray(ref, np.float64)
-    got = np.asarray(got, np.float64)
-    if got.shape != ref.shape:
-        return float("inf")
-    scale = max(np.abs(ref).max(), 1e-30)
-    return float(np.abs(got - ref).max() / scale)
 
 
 BASE = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -22,6 +22,7 @@ try:
     import numpy as np
     import torch
     import transformers
+    from checks import Results
     from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
     from tokenizers import AddedToken
     from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig,
@@ -54,19 +55,6 @@ CORPUS = [
     "There are three circles and a blue triangle in the picture.",
     "the cat sat on the mat next to the green square",
 ]
-
-
-class Results:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok    {name} {detail}")
-        else:
-            self.failed += 1
-            print(f"FAIL  {name} {detail}")
 
 
 R = Results()

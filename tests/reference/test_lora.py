@@ -34,6 +34,7 @@ except ImportError as e:  # pragma: no cover
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from setok_ctypes import SetokError, load_library  # noqa: E402
+from checks import Results, rel_err  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
@@ -59,29 +60,7 @@ LIB = load_library({
 })
 
 
-class Results:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok    {name} {detail}")
-        else:
-            self.failed += 1
-            print(f"FAIL  {name} {detail}")
-
-
 R = Results()
-
-
-def rel_err(got, ref):
-    ref = np.asarray(ref, np.float64)
-    got = np.asarray(got, np.float64)
-    if got.shape != ref.shape:
-        return float("inf")
-    scale = max(np.abs(ref).max(), 1e-30)
-    return float(np.abs(got - ref).max() / scale)
 
 
 def engine_logits(base, adapter, ids):

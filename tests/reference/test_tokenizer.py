@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from setok_ctypes import SetokError, load_library  # noqa: E402
 
 try:
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 except ImportError:
     print("SKIP: the 'tokenizers' package is missing (tools/install-deps installs it)")
     sys.exit(77)

@@ -26,6 +26,7 @@ import tempfile
 
 import setok_ctypes
 from setok_ctypes import SetokError, SetokImage
+from checks import Results, rel_err  # noqa: E402
 
 try:
     import numpy as np
@@ -52,29 +53,7 @@ TOLERANCE = {"f32": 1e-4, "f16": 1e-2, "bf16": 4e-2}
 LAST = "last"
 
 
-class Results:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok    {name} {detail}")
-        else:
-            self.failed += 1
-            print(f"FAIL  {name} {detail}")
-
-
 R = Results()
-
-
-def rel_err(got, ref):
-    ref = np.asarray(ref, np.float64)
-    got = np.asarray(got, np.float64)
-    if got.shape != ref.shape:
-        return float("inf")
-    scale = max(np.abs(ref).max(), 1e-30)
-    return float(np.abs(got - ref).max() / scale)
 
 
 # ---- models and folders ---------------------------------------------------------------------
