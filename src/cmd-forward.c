@@ -13,6 +13,7 @@
 #include "setok/models/vit.h"
 #include "setok/ops.h"
 #include "setok/safetensors.h"
+#include "setok/weights.h"
 
 static void
 usage (FILE *out)
@@ -243,7 +244,8 @@ find_input (const setok_safetensors *st, const char *names)
   return NULL;
 }
 
-/* Loads a file tensor onto the backend: floats as dtype, indices as I32. */
+/* Loads a file tensor onto the backend: floats as dtype, indices as I32
+ * (range-checked by setok_weights_load). */
 static setok_status
 load_input (setok_tensor *out, const setok_st_tensor *t, bool index, setok_dtype dtype,
             setok_backend *be, setok_error *err)
@@ -251,82 +253,7 @@ load_input (setok_tensor *out, const setok_st_tensor *t, bool index, setok_dtype
   if (t->ndim > SETOK_MAX_DIMS)
     return setok_fail (err, SETOK_ERR_INPUT, "%s: tensor '%s' has %d dims, at most %d", t->file,
                        t->name, t->ndim, SETOK_MAX_DIMS);
-  setok_dtype want = index ? SETOK_I32 : dtype;
-  setok_status st = setok_tensor_alloc (out, be, want, t->ndim, t->shape, err);
-  if (st != SETOK_OK)
-    return st;
-  int64_t n = setok_tensor_numel (out);
-  void *host = malloc ((size_t)(n ? n : 1) * setok_dtype_size (want));
-  if (!host)
-    return setok_fail (err, SETOK_ERR_NOMEM, "out of memory loading '%s'", t->name);
-  const unsigned char *src = t->data;
-  for (int64_t i = 0; i < n && st == SETOK_OK; i++)
-    {
-      if (index)
-        {
-          int64_t v;
-          if (t->dtype == SETOK_ST_I32)
-            {
-              int32_t x;
-              memcpy (&x, src + i * 4, 4);
-              v = x;
-            }
-          else if (t->dtype == SETOK_ST_I64)
-            {
-              memcpy (&v, src + i * 8, 8);
-            }
-          else
-            {
-              st = setok_fail (err, SETOK_ERR_INPUT, "%s: tensor '%s' must be I32 or I64, is %s",
-                               t->file, t->name, setok_st_dtype_name (t->dtype));
-              break;
-            }
-          if (v < INT32_MIN || v > INT32_MAX)
-            st = setok_fail (err, SETOK_ERR_INPUT, "%s: tensor '%s': index %lld out of range",
-                             t->file, t->name, (long long)v);
-          ((int32_t *)host)[i] = (int32_t)v;
-          continue;
-        }
-      float v;
-      switch (t->dtype)
-        {
-          case SETOK_ST_F32:
-            memcpy (&v, src + i * 4, 4);
-            break;
-          case SETOK_ST_F16:
-            {
-              uint16_t h;
-              memcpy (&h, src + i * 2, 2);
-              v = setok_f16_to_f32 (h);
-              break;
-            }
-          case SETOK_ST_BF16:
-            {
-              uint16_t h;
-              memcpy (&h, src + i * 2, 2);
-              v = setok_bf16_to_f32 (h);
-              break;
-            }
-          case SETOK_ST_F64:
-            {
-              double x;
-              memcpy (&x, src + i * 8, 8);
-              v = (float)x;
-              break;
-            }
-          default:
-            st = setok_fail (err, SETOK_ERR_INPUT, "%s: tensor '%s' has dtype %s, expected a float",
-                             t->file, t->name, setok_st_dtype_name (t->dtype));
-            continue;
-        }
-      setok_store_f32 (host, want, i, v);
-    }
-  if (st == SETOK_OK)
-    st = setok_tensor_upload (out, host, err);
-  free (host);
-  if (st != SETOK_OK)
-    setok_tensor_free (out);
-  return st;
+  return setok_weights_load (out, t, be, index ? SETOK_I32 : dtype, err);
 }
 
 /* The output shape of op on validated-looking inputs; the op itself checks

@@ -919,3 +919,27 @@ setok_status setok_safetensors_write(const char *path, const setok_st_entry *ent
     free(nbytes);
     return status;
 }
+
+double setok_st_tensor_float_at(const setok_st_tensor *t, uint64_t i)
+{
+    const unsigned char *p = t->data;
+    uint16_t h;
+    float f;
+    double d;
+    switch (t->dtype) {
+    case SETOK_ST_F16:
+        memcpy(&h, p + 2 * i, 2);
+        return setok_f16_to_f32(h);
+    case SETOK_ST_BF16:
+        memcpy(&h, p + 2 * i, 2);
+        return setok_bf16_to_f32(h);
+    case SETOK_ST_F32:
+        memcpy(&f, p + 4 * i, 4);
+        return f;
+    case SETOK_ST_F64:
+        memcpy(&d, p + 8 * i, 8);
+        return d;
+    default:
+        return 0.0;
+    }
+}

@@ -373,31 +373,6 @@ setok_status setok_weights_require(const setok_weights *w, const char *const *na
 // ----------------------------------------------------------------------------
 // loading into a backend
 
-/* Element i of file data as double; file data may be unaligned, so read
- * through memcpy. */
-static double read_float(const unsigned char *p, setok_st_dtype dtype, uint64_t i)
-{
-    uint16_t h;
-    float f;
-    double d;
-    switch (dtype) {
-    case SETOK_ST_F16:
-        memcpy(&h, p + 2 * i, 2);
-        return setok_f16_to_f32(h);
-    case SETOK_ST_BF16:
-        memcpy(&h, p + 2 * i, 2);
-        return setok_bf16_to_f32(h);
-    case SETOK_ST_F32:
-        memcpy(&f, p + 4 * i, 4);
-        return f;
-    case SETOK_ST_F64:
-        memcpy(&d, p + 8 * i, 8);
-        return d;
-    default:
-        return 0.0;
-    }
-}
-
 /* Element i of integer file data (little-endian, as the format stores it). */
 static int64_t read_int(const unsigned char *p, setok_st_dtype dtype, uint64_t i, bool *too_big)
 {
@@ -452,7 +427,7 @@ static setok_status convert(void *dst, setok_dtype dtype, const setok_st_tensor 
     for (uint64_t i = 0; i < numel; i++) {
         /* f16 and bf16 values are exact in f32, so converting through f32
          * rounds once; f64 sources round to f32 first */
-        float v = (float)read_float(src, t->dtype, i);
+        float v = (float)setok_st_tensor_float_at(t, i);
         setok_store_f32(dst, dtype, (int64_t)i, v);
     }
     return SETOK_OK;

@@ -279,29 +279,6 @@ setok_status setok_lora_open(setok_lora **out, const char *dir, setok_error *err
 /* ---------------------------------------------------------------------------
  * merging */
 
-/* Element i of file data as float; the data may be unaligned. */
-static float read_f32(const setok_st_tensor *t, int64_t i)
-{
-    const unsigned char *p = t->data;
-    uint16_t h;
-    float f;
-    double d;
-    switch (t->dtype) {
-    case SETOK_ST_F16:
-        memcpy(&h, p + 2 * i, 2);
-        return setok_f16_to_f32(h);
-    case SETOK_ST_BF16:
-        memcpy(&h, p + 2 * i, 2);
-        return setok_bf16_to_f32(h);
-    case SETOK_ST_F64:
-        memcpy(&d, p + 8 * i, 8);
-        return (float)d;
-    default:
-        memcpy(&f, p + 4 * i, 4);
-        return f;
-    }
-}
-
 static lora_module *find_module(setok_lora *l, const char *weight_name)
 {
     size_t n = strlen(weight_name), k = sizeof ".weight" - 1;
@@ -321,9 +298,9 @@ static void merge(float *w, const setok_st_tensor *b, const setok_st_tensor *a, 
         for (int64_t i = 0; i < in; i++)
             acc[i] = 0.0;
         for (int64_t k = 0; k < r; k++) {
-            double bk = read_f32(b, o * r + k);
+            double bk = (float)setok_st_tensor_float_at(b, o * r + k);
             for (int64_t i = 0; i < in; i++)
-                arow[i] = read_f32(a, k * in + i);
+                arow[i] = (float)setok_st_tensor_float_at(a, k * in + i);
             for (int64_t i = 0; i < in; i++)
                 acc[i] += bk * arow[i];
         }
@@ -386,7 +363,7 @@ setok_status setok_lora_load_weight(setok_lora *lora, setok_tensor *out, const s
         st = setok_fail(err, SETOK_ERR_NOMEM, "%s: tensor '%s': out of memory for the LoRA merge",
                         t->file, t->name);
     for (int64_t i = 0; st == SETOK_OK && i < numel; i++)
-        host[i] = read_f32(t, i);
+        host[i] = (float)setok_st_tensor_float_at(t, i);
     bool merged = false;
     if (st == SETOK_OK)
         st = setok_lora_merge_f32(lora, t->name, host, rows, cols, &merged, err);

@@ -79,6 +79,10 @@ setok_status setok_safetensors_write(const char *path, const setok_st_entry *ent
                                      size_t count, const char *const *metadata,
                                      setok_error *err);
 
+/* Element i of a float file tensor (F16, BF16, F32, F64) as double, read
+ * through memcpy since file data may be unaligned; 0 for other dtypes. */
+double setok_st_tensor_float_at(const setok_st_tensor *t, uint64_t i);
+
 /* An engine tensor view of a file tensor (host memory, read-only by
  * contract). Fails (SETOK_ERR_UNSUPPORTED) for dtypes the engine lacks, more
  * than 4 dims, or data not aligned to its element size (the format does not
