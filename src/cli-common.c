@@ -79,3 +79,12 @@ cli_progress (const char *label, long done, long total)
     fputc ('\n', stderr);
   fflush (stderr);
 }
+
+bool
+cli_print_piece (const char *text, void *user)
+{
+  (void)user;
+  fputs (text, stdout);
+  fflush (stdout);
+  return true;
+}

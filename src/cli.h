@@ -57,6 +57,8 @@ const char *cli_format_bytes (double bytes, char *buf, size_t size);
 /* Whether stderr is a terminal (progress lines are drawn only then). */
 bool cli_stderr_is_tty (void);
 /* Draws "label [=====>    ] 42%" on stderr when it is a TTY. done == total ends the line. */
+/* A streaming callback: writes text to stdout at once; always continues. */
+bool cli_print_piece (const char *text, void *user);
 void cli_progress (const char *label, long done, long total);
 
 #endif

@@ -57,15 +57,6 @@ parse_float (const char *cmd, const char *opt, const char *s, float *out)
   return 0;
 }
 
-static bool
-print_piece (const char *text, void *user)
-{
-  (void)user;
-  fputs (text, stdout);
-  fflush (stdout);
-  return true;
-}
-
 static cJSON *
 timings_json (const setok_chat_timings *t)
 {
@@ -218,7 +209,7 @@ cmd_ask (int argc, char **argv)
   setok_chat_result r = { 0 };
   if (!json)
     {
-      o.on_text = print_piece;
+      o.on_text = cli_print_piece;
       o.user = NULL;
     }
   setok_status st

@@ -42,15 +42,6 @@ print_commands (void)
   fflush (stdout);
 }
 
-static bool
-print_piece (const char *text, void *user)
-{
-  (void)user;
-  fputs (text, stdout);
-  fflush (stdout);
-  return true;
-}
-
 typedef struct chat_session
 {
   setok_chat *chat;
@@ -199,7 +190,7 @@ cmd_chat (int argc, char **argv)
 
   chat_session s = { 0 };
   s.opts = a.opts;
-  s.opts.on_text = print_piece;
+  s.opts.on_text = cli_print_piece;
   s.opts.user = NULL;
   setok_error err;
   if (optind < argc)
