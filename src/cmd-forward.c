@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "forward.h"
 #include "setok/config.h"
 #include "setok/models/llama.h"
 #include "setok/models/vit.h"
@@ -44,20 +45,6 @@ usage (FILE *out)
                 "    decode_ids [1, S]? (fed one at a time through the KV cache) ->\n"
                 "    logits [1, T, vocab], decode_logits [1, S, vocab].\n");
 }
-
-/* params.feature_layer when --set does not give one. */
-#define FROM_CONFIG INT32_MIN
-
-typedef struct params
-{
-  float alpha, scale, bias, eps, theta, freq_scale;
-  int trans_a, trans_b, groups, causal, rot_dims, stride, pad, factor, align_corners, k;
-  int feature_layer, drop_cls; /* components; FROM_CONFIG and -1: the folder's default */
-  int64_t size_h, size_w;
-  int perm[SETOK_MAX_DIMS], has_perm;
-  setok_dtype out_dtype;
-  int has_out_dtype;
-} params;
 
 static int
 parse_dtype (const char *s, setok_dtype *out)
@@ -244,11 +231,9 @@ find_input (const setok_safetensors *st, const char *names)
   return NULL;
 }
 
-/* Loads a file tensor onto the backend: floats as dtype, indices as I32
- * (range-checked by setok_weights_load). */
-static setok_status
-load_input (setok_tensor *out, const setok_st_tensor *t, bool index, setok_dtype dtype,
-            setok_backend *be, setok_error *err)
+setok_status
+forward_load_input (setok_tensor *out, const setok_st_tensor *t, bool index, setok_dtype dtype,
+                    setok_backend *be, setok_error *err)
 {
   if (t->ndim > SETOK_MAX_DIMS)
     return setok_fail (err, SETOK_ERR_INPUT, "%s: tensor '%s' has %d dims, at most %d", t->file,
@@ -344,13 +329,16 @@ output_shape (setok_op op, const params *p, const setok_tensor *const *s, int64_
   return -1;
 }
 
-static setok_status
-write_outputs (const char *path, setok_tensor *const *outs, const char *const *names, int count,
-               setok_error *err)
+setok_status
+forward_write_outputs (const char *path, setok_tensor *const *outs, const char *const *names,
+                       int count, setok_error *err)
 {
-  setok_st_entry entries[2];
-  void *host[2] = { NULL, NULL };
+  setok_st_entry entries[FORWARD_MAX_OUTPUTS];
+  void *host[FORWARD_MAX_OUTPUTS] = { NULL };
   setok_status st = SETOK_OK;
+  if (count > FORWARD_MAX_OUTPUTS)
+    return setok_fail (err, SETOK_ERR_RUNTIME, "%d outputs, at most %d", count,
+                       FORWARD_MAX_OUTPUTS);
   for (int i = 0; i < count && st == SETOK_OK; i++)
     {
       const setok_tensor *t = outs[i];
@@ -380,8 +368,8 @@ write_outputs (const char *path, setok_tensor *const *outs, const char *const *n
       const char *meta[] = { "format", "pt", NULL };
       st = setok_safetensors_write (path, entries, (size_t)count, meta, err);
     }
-  free (host[0]);
-  free (host[1]);
+  for (int i = 0; i < count; i++)
+    free (host[i]);
   return st;
 }
 
@@ -410,7 +398,7 @@ run_op (setok_op op, const params *p, const char *in_path, const char *out_path,
         }
       /* rope's inv_freq is f32 whatever the compute dtype (ops.h) */
       setok_dtype want = op == SETOK_OP_ROPE && i == 2 ? SETOK_F32 : dtype;
-      st = load_input (&srcs[i], t, is_index_input (op, i), want, be, &err);
+      st = forward_load_input (&srcs[i], t, is_index_input (op, i), want, be, &err);
       if (st == SETOK_OK)
         {
           sp[i] = &srcs[i];
@@ -502,8 +490,8 @@ run_op (setok_op op, const params *p, const char *in_path, const char *out_path,
     {
       setok_tensor *outs[2] = { &dst, &dst2 };
       const char *names_y[] = { "y" }, *names_topk[] = { "values", "indices" };
-      st = write_outputs (out_path, outs, op == SETOK_OP_TOPK ? names_topk : names_y,
-                          op == SETOK_OP_TOPK ? 2 : 1, &err);
+      st = forward_write_outputs (out_path, outs, op == SETOK_OP_TOPK ? names_topk : names_y,
+                                  op == SETOK_OP_TOPK ? 2 : 1, &err);
     }
   for (int i = 0; i < 4; i++)
     if (loaded & (1 << i))
@@ -514,15 +502,6 @@ run_op (setok_op op, const params *p, const char *in_path, const char *out_path,
   setok_safetensors_close (in);
   return st == SETOK_OK ? CLI_EXIT_OK : cli_report (&err);
 }
-
-typedef struct component_args
-{
-  const params *p;
-  const char *dir, *in, *out, *device;
-  setok_dtype dtype;
-} component_args;
-
-typedef int (*component_fn) (const component_args *a);
 
 static int run_vision (const component_args *a);
 static int run_llm (const component_args *a);
@@ -616,7 +595,7 @@ run_vision (const component_args *a)
     st = setok_fail (&err, SETOK_ERR_INPUT, "%s: pixel_values must be [B, C, H, W], has %d dims",
                      a->in, t->ndim);
   if (st == SETOK_OK)
-    st = load_input (&px, t, false, a->dtype, be, &err);
+    st = forward_load_input (&px, t, false, a->dtype, be, &err);
   if (st == SETOK_OK)
     st = setok_arena_init (
       &arena, be, setok_vit_arena_bytes (vit, px.shape[0], px.shape[2], px.shape[3]), &err);
@@ -633,7 +612,7 @@ run_vision (const component_args *a)
     {
       setok_tensor *outs[2] = { &features, &last };
       const char *names[2] = { "hidden_states", "last_hidden_state" };
-      st = write_outputs (a->out, outs, names, 2, &err);
+      st = forward_write_outputs (a->out, outs, names, 2, &err);
     }
   setok_arena_destroy (&arena);
   setok_tensor_free (&px);
@@ -728,9 +707,9 @@ run_llm (const component_args *a)
         st = setok_fail (&err, SETOK_ERR_INPUT, "%s: decode_ids must be [1, S]", a->in);
     }
   if (st == SETOK_OK)
-    st = load_input (&prompt, ids ? ids : embeds, ids != NULL, a->dtype, be, &err);
+    st = forward_load_input (&prompt, ids ? ids : embeds, ids != NULL, a->dtype, be, &err);
   if (st == SETOK_OK && dec)
-    st = load_input (&decode, dec, true, a->dtype, be, &err);
+    st = forward_load_input (&decode, dec, true, a->dtype, be, &err);
   if (st == SETOK_OK)
     st = llm_run (m, be, &arena, &logits, &decode_logits, &prompt, ids != NULL,
                   dec ? &decode : NULL, &err);
@@ -738,7 +717,7 @@ run_llm (const component_args *a)
     {
       setok_tensor *outs[2] = { &logits, &decode_logits };
       const char *names[2] = { "logits", "decode_logits" };
-      st = write_outputs (a->out, outs, names, dec ? 2 : 1, &err);
+      st = forward_write_outputs (a->out, outs, names, dec ? 2 : 1, &err);
     }
   setok_arena_destroy (&arena);
   setok_tensor_free (&prompt);
