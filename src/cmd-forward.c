@@ -43,7 +43,9 @@ usage (FILE *out)
                 "    --set drop_cls=0|1 (default 0, LLaVA: strategy 'default').\n"
                 "  llm (LlamaForCausalLM)  input_ids [1, T] or inputs_embeds [1, T, hidden],\n"
                 "    decode_ids [1, S]? (fed one at a time through the KV cache) ->\n"
-                "    logits [1, T, vocab], decode_logits [1, S, vocab].\n");
+                "    logits [1, T, vocab], decode_logits [1, S, vocab].\n"
+                "  clip_text (CLIPTextModel; a CLIPModel folder with input_ids)  input_ids [B, T] ->\n"
+                "    last_hidden_state [B, T, hidden], pooler_output [B, hidden].\n");
 }
 
 static int
@@ -506,6 +508,19 @@ run_op (setok_op op, const params *p, const char *in_path, const char *out_path,
 static int run_vision (const component_args *a);
 static int run_llm (const component_args *a);
 
+/* A full CLIPModel folder holds both towers: input_ids run the text encoder. */
+static int
+run_clip (const component_args *a)
+{
+  setok_error err = { 0 };
+  setok_safetensors *in = NULL;
+  if (setok_safetensors_open (&in, a->in, &err) != SETOK_OK)
+    return cli_report (&err);
+  bool text = setok_safetensors_find (in, "input_ids") != NULL;
+  setok_safetensors_close (in);
+  return text ? forward_run_clip_text (a) : run_vision (a);
+}
+
 /* Component models by the architecture name in config.json (architectures[0]
  * or _class_name), else by its model_type. */
 static const struct
@@ -516,16 +531,19 @@ static const struct
   { "CLIPVisionModel", run_vision },
   { "CLIPVisionModelWithProjection", run_vision },
   { "SiglipVisionModel", run_vision },
-  { "CLIPModel", run_vision },
+  { "CLIPModel", run_clip },
   { "SiglipModel", run_vision },
   { "LlavaForConditionalGeneration", run_vision },
   { "clip_vision_model", run_vision },
   { "siglip_vision_model", run_vision },
-  { "clip", run_vision },
+  { "clip", run_clip },
   { "siglip", run_vision },
   { "llava", run_vision },
   { "LlamaForCausalLM", run_llm },
   { "llama", run_llm },
+  { "CLIPTextModel", forward_run_clip_text },
+  { "CLIPTextModelWithProjection", forward_run_clip_text },
+  { "clip_text_model", forward_run_clip_text },
 };
 
 static component_fn

@@ -47,4 +47,7 @@ setok_status forward_load_input (setok_tensor *out, const setok_st_tensor *t, bo
 setok_status forward_write_outputs (const char *path, setok_tensor *const *outs,
                                     const char *const *names, int count, setok_error *err);
 
+/* Component runners (forward-<name>.c). */
+int forward_run_clip_text (const component_args *a);
+
 #endif

@@ -18,10 +18,7 @@
 #include "setok/config.h"
 #include "setok/weights.h"
 
-typedef struct vit_layer {
-    setok_tensor ln1_w, ln1_b, qkv_w, qkv_b, out_w, out_b;
-    setok_tensor ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
-} vit_layer;
+#include "clip-encoder.h"
 
 struct setok_vit {
     setok_vit_config cfg;
@@ -33,7 +30,7 @@ struct setok_vit {
     setok_tensor pos_emb;               /* [cls + grid^2, C] */
     setok_tensor pre_ln_w, pre_ln_b;    /* CLIP pre_layrnorm */
     setok_tensor post_ln_w, post_ln_b;  /* SigLIP post_layernorm */
-    vit_layer *layers;
+    clip_layer *layers;
 };
 
 /* ---------------------------------------------------------------------------
@@ -266,21 +263,13 @@ setok_status setok_vit_config_load(setok_vit_config *cfg, const char *dir, setok
 /* ---------------------------------------------------------------------------
  * weights */
 
-static void free_layer(vit_layer *l)
-{
-    setok_tensor *all[] = {&l->ln1_w, &l->ln1_b, &l->qkv_w, &l->qkv_b, &l->out_w, &l->out_b,
-                           &l->ln2_w, &l->ln2_b, &l->fc1_w, &l->fc1_b, &l->fc2_w, &l->fc2_b};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        setok_tensor_free(all[i]);
-}
-
 void setok_vit_free(setok_vit *vit)
 {
     if (!vit)
         return;
     if (vit->layers)
         for (int i = 0; i < vit->cfg.num_layers; i++)
-            free_layer(&vit->layers[i]);
+            clip_layer_free(&vit->layers[i]);
     setok_tensor *all[] = {&vit->patch_w,  &vit->patch_b,   &vit->class_emb,
                            &vit->pos_emb,  &vit->pre_ln_w,  &vit->pre_ln_b,
                            &vit->post_ln_w, &vit->post_ln_b};
@@ -332,69 +321,13 @@ static setok_status load(loader *ld, setok_tensor *out, const char *name, int nd
     return st;
 }
 
-/* q_proj, k_proj, v_proj (weight [C, C] and bias [C] each) stacked into qkv_w [3C, C], qkv_b. */
-static setok_status load_qkv(loader *ld, vit_layer *l, const char *layer, int64_t c,
-                             setok_error *err)
-{
-    setok_backend *be = ld->vit->backend;
-    setok_status st = setok_tensor_alloc(&l->qkv_w, be, ld->vit->dtype, 2, (int64_t[]){3 * c, c},
-                                         err);
-    if (st == SETOK_OK)
-        st = setok_tensor_alloc(&l->qkv_b, be, ld->vit->dtype, 1, (int64_t[]){3 * c}, err);
-    static const char *const proj[3] = {"q_proj", "k_proj", "v_proj"};
-    for (int j = 0; j < 3 && st == SETOK_OK; j++) {
-        char name[160];
-        setok_tensor w = {0}, b = {0}, ws, bs;
-        snprintf(name, sizeof name, "%s.self_attn.%s.weight", layer, proj[j]);
-        st = load(ld, &w, name, 2, (int64_t[]){c, c}, err);
-        snprintf(name, sizeof name, "%s.self_attn.%s.bias", layer, proj[j]);
-        if (st == SETOK_OK)
-            st = load(ld, &b, name, 1, (int64_t[]){c}, err);
-        if (st == SETOK_OK)
-            st = setok_view_slice(&ws, &l->qkv_w, 0, j * c, c, err);
-        if (st == SETOK_OK)
-            st = setok_view_slice(&bs, &l->qkv_b, 0, j * c, c, err);
-        if (st == SETOK_OK)
-            st = setok_copy(be, &ws, &w, err);
-        if (st == SETOK_OK)
-            st = setok_copy(be, &bs, &b, err);
-        if (st == SETOK_OK)
-            st = setok_backend_synchronize(be, err); /* before the sources are released */
-        setok_tensor_free(&w);
-        setok_tensor_free(&b);
-    }
-    return st;
-}
-
-static setok_status load_layer(loader *ld, vit_layer *l, int index, setok_error *err)
+static setok_status load_layer(loader *ld, clip_layer *l, int index, setok_error *err)
 {
     const setok_vit_config *c = &ld->vit->cfg;
-    int64_t C = c->hidden_size, I = c->intermediate_size;
-    char layer[64], name[160];
-    snprintf(layer, sizeof layer, "encoder.layers.%d", index);
-    struct {
-        setok_tensor *t;
-        const char *suffix;
-        int ndim;
-        int64_t shape[2];
-    } items[] = {
-        {&l->ln1_w, "layer_norm1.weight", 1, {C}},
-        {&l->ln1_b, "layer_norm1.bias", 1, {C}},
-        {&l->out_w, "self_attn.out_proj.weight", 2, {C, C}},
-        {&l->out_b, "self_attn.out_proj.bias", 1, {C}},
-        {&l->ln2_w, "layer_norm2.weight", 1, {C}},
-        {&l->ln2_b, "layer_norm2.bias", 1, {C}},
-        {&l->fc1_w, "mlp.fc1.weight", 2, {I, C}},
-        {&l->fc1_b, "mlp.fc1.bias", 1, {I}},
-        {&l->fc2_w, "mlp.fc2.weight", 2, {C, I}},
-        {&l->fc2_b, "mlp.fc2.bias", 1, {C}},
-    };
-    setok_status st = load_qkv(ld, l, layer, C, err);
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++) {
-        snprintf(name, sizeof name, "%s.%s", layer, items[i].suffix);
-        st = load(ld, items[i].t, name, items[i].ndim, items[i].shape, err);
-    }
-    return st;
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "%sencoder.layers.%d", ld->prefix, index);
+    return clip_layer_load(l, ld->w, prefix, c->hidden_size, c->intermediate_size,
+                           ld->vit->backend, ld->vit->dtype, err);
 }
 
 /* The checkpoint's prefix, found from the patch embedding: bare (transformers
@@ -500,7 +433,6 @@ setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cf
     bool clip = cfg->arch == SETOK_VIT_CLIP;
     int64_t C = cfg->hidden_size, I = cfg->intermediate_size, p = cfg->patch_size;
     int64_t grid = cfg->image_size / p, positions = grid * grid + (clip ? 1 : 0);
-    float wc = 1.0f / sqrtf((float)C), wi = 1.0f / sqrtf((float)I);
     float wp = 1.0f / sqrtf((float)(cfg->num_channels * p * p));
     uint32_t s = seed * 2654435761u + 1u;
     st = setok_tensor_alloc_random(&vit->patch_w, vit->backend, vit->dtype, 4,
@@ -519,26 +451,8 @@ setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cf
     if (st == SETOK_OK)
         st = setok_tensor_alloc_random(ln_b, vit->backend, vit->dtype, 1, (int64_t[]){C}, 0.0f,
                                        0.02f, &s, err);
-    for (int i = 0; i < cfg->num_layers && st == SETOK_OK; i++) {
-        vit_layer *l = &vit->layers[i];
-        struct {
-            setok_tensor *t;
-            int ndim;
-            int64_t shape[2];
-            float offset, bound;
-        } items[] = {
-            {&l->ln1_w, 1, {C}, 1.0f, 0.1f},     {&l->ln1_b, 1, {C}, 0.0f, 0.02f},
-            {&l->qkv_w, 2, {3 * C, C}, 0.0f, wc}, {&l->qkv_b, 1, {3 * C}, 0.0f, 0.02f},
-            {&l->out_w, 2, {C, C}, 0.0f, wc},     {&l->out_b, 1, {C}, 0.0f, 0.02f},
-            {&l->ln2_w, 1, {C}, 1.0f, 0.1f},     {&l->ln2_b, 1, {C}, 0.0f, 0.02f},
-            {&l->fc1_w, 2, {I, C}, 0.0f, wc},     {&l->fc1_b, 1, {I}, 0.0f, 0.02f},
-            {&l->fc2_w, 2, {C, I}, 0.0f, wi},     {&l->fc2_b, 1, {C}, 0.0f, 0.02f},
-        };
-        for (size_t j = 0; j < sizeof items / sizeof items[0] && st == SETOK_OK; j++)
-            st = setok_tensor_alloc_random(items[j].t, vit->backend, vit->dtype, items[j].ndim,
-                                           items[j].shape, items[j].offset, items[j].bound, &s,
-                                           err);
-    }
+    for (int i = 0; i < cfg->num_layers && st == SETOK_OK; i++)
+        st = clip_layer_random(&vit->layers[i], C, I, vit->backend, vit->dtype, &s, err);
     if (st != SETOK_OK) {
         setok_vit_free(vit);
         return st;
@@ -584,14 +498,6 @@ int64_t setok_vit_num_tokens(const setok_vit *vit, int64_t height, int64_t width
     return gh * gw + (setok_vit_has_cls(vit) && !drop_cls ? 1 : 0);
 }
 
-/* Arena bytes of one tensor: its size rounded to the arena's 256-byte
- * alignment, plus the worst-case padding before it. */
-static size_t slot(int64_t numel, size_t esize)
-{
-    size_t bytes = (size_t)numel * esize;
-    return ((bytes + 255) & ~(size_t)255) + 256;
-}
-
 size_t setok_vit_arena_bytes(const setok_vit *vit, int64_t batch, int64_t height, int64_t width)
 {
     const setok_vit_config *c = &vit->cfg;
@@ -599,25 +505,20 @@ size_t setok_vit_arena_bytes(const setok_vit *vit, int64_t batch, int64_t height
     int64_t gh, gw, g0 = c->image_size / c->patch_size;
     int64_t t = setok_vit_num_tokens(vit, height, width, false, &gh, &gw);
     int64_t C = c->hidden_size, I = c->intermediate_size, P = gh * gw;
-    int64_t btc = batch * t * C, bti = batch * t * I;
+    int64_t btc = batch * t * C;
     /* outputs (features, last_hidden_state), the residual stream and its scratch */
-    size_t fixed = 4 * slot(btc, e);
+    size_t fixed = 4 * clip_arena_slot(btc, e);
     /* embeddings: conv output, position table, its grid and the resized grid */
-    size_t embed = slot(batch * C * P, e) + slot(t * C, e) + slot(C * g0 * g0, e) + slot(C * P, e);
-    /* attention: normed x, output, q k v heads, fused qkv; MLP: normed x, output, fc1, act */
-    size_t attn = 5 * slot(btc, e) + slot(3 * btc, e);
-    size_t mlp = 2 * slot(btc, e) + 2 * slot(bti, e);
-    size_t peak = embed > attn ? embed : attn;
-    peak = peak > mlp ? peak : mlp;
+    size_t embed = clip_arena_slot(batch * C * P, e) + clip_arena_slot(t * C, e) +
+                   clip_arena_slot(C * g0 * g0, e) + clip_arena_slot(C * P, e);
+    clip_dims d = {.B = batch, .T = t, .C = C, .I = I, .NH = c->num_heads};
+    size_t layer = clip_layer_arena_bytes(&d, e);
+    size_t peak = embed > layer ? embed : layer;
     return fixed + peak + 4096;
 }
 
 /* ---------------------------------------------------------------------------
  * layers */
-
-typedef struct dims {
-    int64_t B, T, C, I, NH;
-} dims;
 
 // pos_table: [cls + g0*g0, C] -> pos: [cls + gh*gw, C]; the patch rows resized as a
 // [C, g0, g0] image (bicubic, align_corners=False, to size (gh, gw), as transformers'
@@ -668,7 +569,7 @@ static setok_status vit_position_embedding(setok_backend *be, setok_arena *arena
 // then CLIP's pre_layrnorm; tmp: [B, T, C] scratch
 static setok_status vit_embeddings(setok_vit *vit, setok_arena *arena, setok_tensor *h,
                                    setok_tensor *tmp, const setok_tensor *pixel_values,
-                                   int64_t gh, int64_t gw, const dims *d, setok_error *err)
+                                   int64_t gh, int64_t gw, const clip_dims *d, setok_error *err)
 {
     setok_backend *be = vit->backend;
     const setok_vit_config *c = &vit->cfg;
@@ -707,104 +608,6 @@ static setok_status vit_embeddings(setok_vit *vit, setok_arena *arena, setok_ten
     if (st == SETOK_OK && clip)
         st = setok_layernorm(be, h, summed, &vit->pre_ln_w, &vit->pre_ln_b, c->layer_norm_eps,
                              err);
-    return st;
-}
-
-// x: [B, T, C] -> y: [B, T, C] = out_proj(softmax(q k^T / sqrt(D)) v), [q k v] = x Wqkv^T + b,
-// NH heads of D = C / NH
-static setok_status vit_attention(setok_backend *be, setok_arena *arena, setok_tensor *y,
-                                  const setok_tensor *x, const vit_layer *l, const dims *d,
-                                  setok_error *err)
-{
-    int64_t B = d->B, T = d->T, C = d->C, NH = d->NH, D = C / NH;
-    int64_t head_shape[4] = {B, NH, T, D};
-    setok_tensor heads[3], qkv, qkv4, att, merged, merged3;
-    setok_status st = SETOK_OK;
-    for (int j = 0; j < 3 && st == SETOK_OK; j++)
-        st = setok_arena_tensor(arena, &heads[j], x->dtype, 4, head_shape, err);
-    size_t mark = setok_arena_mark(arena);
-    if (st == SETOK_OK)
-        st = setok_arena_tensor(arena, &qkv, x->dtype, 3, (int64_t[]){B, T, 3 * C}, err);
-    if (st == SETOK_OK)
-        st = setok_linear(be, &qkv, x, &l->qkv_w, &l->qkv_b, err);
-    if (st == SETOK_OK)
-        st = setok_view_reshape(&qkv4, &qkv, 4, (int64_t[]){B, T, 3 * NH, D}, err);
-    for (int j = 0; j < 3 && st == SETOK_OK; j++) {
-        setok_tensor part, part_bhtd;
-        st = setok_view_slice(&part, &qkv4, 2, j * NH, NH, err);
-        if (st == SETOK_OK)
-            st = setok_view_permute(&part_bhtd, &part, (int[]){0, 2, 1, 3}, err);
-        if (st == SETOK_OK)
-            st = setok_copy(be, &heads[j], &part_bhtd, err);
-    }
-    setok_arena_reset(arena, mark);
-    if (st == SETOK_OK)
-        st = setok_arena_tensor(arena, &att, x->dtype, 4, head_shape, err);
-    if (st == SETOK_OK)
-        st = setok_attention(be, &att, &heads[0], &heads[1], &heads[2], NULL,
-                             (float)pow((double)D, -0.5), false, err);
-    if (st == SETOK_OK)
-        st = setok_arena_tensor(arena, &merged, x->dtype, 4, (int64_t[]){B, T, NH, D}, err);
-    if (st == SETOK_OK)
-        st = setok_permute(be, &merged, &att, (int[]){0, 2, 1, 3}, err);
-    if (st == SETOK_OK)
-        st = setok_view_reshape(&merged3, &merged, 3, (int64_t[]){B, T, C}, err);
-    if (st == SETOK_OK)
-        st = setok_linear(be, y, &merged3, &l->out_w, &l->out_b, err);
-    return st;
-}
-
-// x: [B, T, C] -> y: [B, T, C] = fc2(act(fc1(x))), fc1: [I, C], fc2: [C, I]
-static setok_status vit_mlp(setok_backend *be, setok_arena *arena, setok_tensor *y,
-                            const setok_tensor *x, const vit_layer *l, setok_op act, const dims *d,
-                            setok_error *err)
-{
-    setok_tensor h, a;
-    int64_t shape[3] = {d->B, d->T, d->I};
-    setok_status st = setok_arena_tensor(arena, &h, x->dtype, 3, shape, err);
-    if (st == SETOK_OK)
-        st = setok_arena_tensor(arena, &a, x->dtype, 3, shape, err);
-    if (st == SETOK_OK)
-        st = setok_linear(be, &h, x, &l->fc1_w, &l->fc1_b, err);
-    if (st == SETOK_OK)
-        st = setok_unary(be, act, &a, &h, err);
-    if (st == SETOK_OK)
-        st = setok_linear(be, y, &a, &l->fc2_w, &l->fc2_b, err);
-    return st;
-}
-
-// x: [B, T, C] -> x = r + mlp(layer_norm2(r)), r = x + attn(layer_norm1(x));
-// tmp: [B, T, C] scratch (holds r)
-static setok_status vit_encoder_layer(setok_vit *vit, setok_arena *arena, setok_tensor *x,
-                                      setok_tensor *tmp, const vit_layer *l, const dims *d,
-                                      setok_error *err)
-{
-    setok_backend *be = vit->backend;
-    float eps = vit->cfg.layer_norm_eps;
-    int64_t shape[3] = {d->B, d->T, d->C};
-    size_t mark = setok_arena_mark(arena);
-    setok_tensor xn, o;
-    setok_status st = setok_arena_tensor(arena, &xn, x->dtype, 3, shape, err);
-    if (st == SETOK_OK)
-        st = setok_arena_tensor(arena, &o, x->dtype, 3, shape, err);
-    if (st == SETOK_OK)
-        st = setok_layernorm(be, &xn, x, &l->ln1_w, &l->ln1_b, eps, err);
-    if (st == SETOK_OK)
-        st = vit_attention(be, arena, &o, &xn, l, d, err);
-    if (st == SETOK_OK)
-        st = setok_add(be, tmp, x, &o, err);
-    setok_arena_reset(arena, mark);
-    if (st == SETOK_OK)
-        st = setok_arena_tensor(arena, &xn, x->dtype, 3, shape, err);
-    if (st == SETOK_OK)
-        st = setok_arena_tensor(arena, &o, x->dtype, 3, shape, err);
-    if (st == SETOK_OK)
-        st = setok_layernorm(be, &xn, tmp, &l->ln2_w, &l->ln2_b, eps, err);
-    if (st == SETOK_OK)
-        st = vit_mlp(be, arena, &o, &xn, l, vit->cfg.act, d, err);
-    if (st == SETOK_OK)
-        st = setok_add(be, x, tmp, &o, err);
-    setok_arena_reset(arena, mark);
     return st;
 }
 
@@ -876,7 +679,7 @@ setok_status setok_vit_forward(setok_vit *vit, setok_arena *arena, setok_tensor 
                               "class token");
     }
     int64_t gh, gw;
-    dims d = {.B = pixel_values->shape[0], .C = c->hidden_size, .I = c->intermediate_size,
+    clip_dims d = {.B = pixel_values->shape[0], .C = c->hidden_size, .I = c->intermediate_size,
               .NH = c->num_heads};
     d.T = setok_vit_num_tokens(vit, pixel_values->shape[2], pixel_values->shape[3], false, &gh,
                                &gw);
@@ -906,7 +709,8 @@ setok_status setok_vit_forward(setok_vit *vit, setok_arena *arena, setok_tensor 
                             L);
             break;
         }
-        st = vit_encoder_layer(vit, arena, &h, &tmp, &vit->layers[i], &d, err);
+        st = clip_layer_forward(be, arena, &h, &tmp, &vit->layers[i], &d, c->act, c->layer_norm_eps,
+                                false, err);
         if (st == SETOK_OK && i + 1 == sel && !from_last)
             st = select_tokens(be, features, &h, drop_cls, err);
     }

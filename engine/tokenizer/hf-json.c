@@ -1,7 +1,8 @@
 /* hf-json.c — reads a Hugging Face tokenizer.json into a setok_text_tokenizer: the BPE model
- * (vocab, merges, unk, byte_fallback, fuse_unk), added tokens, the normalizer (Prepend, Replace and
- * their Sequence), the Metaspace pre-tokenizer, a TemplateProcessing post-processor and the
- * decoder chain. Anything else is refused by name rather than silently mis-tokenized. */
+ * (vocab, merges, unk, byte_fallback, fuse_unk, end_of_word_suffix), added tokens, the normalizer
+ * (Prepend, Replace, NFC, Lowercase and their Sequence), the Metaspace pre-tokenizer or CLIP's
+ * Split + ByteLevel, a TemplateProcessing or RobertaProcessing post-processor and the decoder
+ * chain. Anything else is refused by name rather than silently mis-tokenized. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,12 +45,16 @@ static setok_status load_model(setok_text_tokenizer *tok, const cJSON *model, se
         return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: model type '%s' is not supported "
                           "(only BPE)", tok->path, type);
     }
-    const char *keys[] = {"continuing_subword_prefix", "end_of_word_suffix"};
-    for (size_t i = 0; i < 2; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(model, keys[i]);
-        if (cJSON_IsString(v) && v->valuestring[0]) {
-            return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: model.%s is not supported",
-                              tok->path, keys[i]);
+    const cJSON *prefix = cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix");
+    if (cJSON_IsString(prefix) && prefix->valuestring[0]) {
+        return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: model.continuing_subword_prefix is "
+                          "not supported", tok->path);
+    }
+    const cJSON *suffix = cJSON_GetObjectItemCaseSensitive(model, "end_of_word_suffix");
+    if (cJSON_IsString(suffix) && suffix->valuestring[0]) {
+        tok->eow_suffix = tok_strndup(suffix->valuestring, strlen(suffix->valuestring));
+        if (!tok->eow_suffix) {
+            return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", tok->path);
         }
     }
     tok->byte_fallback = json_bool(model, "byte_fallback", false);
@@ -207,13 +212,29 @@ static setok_status add_norm(setok_text_tokenizer *tok, const cJSON *n, setok_er
     if (!strcmp(type, "Prepend")) {
         step.op = TOK_NORM_PREPEND;
         st = json_string(tok, n, "normalizer Prepend", "prepend", &a, err);
+    } else if (!strcmp(type, "NFC")) {
+        step.op = TOK_NORM_NFC;
+        a = "";
+    } else if (!strcmp(type, "Lowercase")) {
+        step.op = TOK_NORM_LOWERCASE;
+        a = "";
+    } else if (!strcmp(type, "Replace") &&
+               cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(n, "pattern"),
+                                                "Regex")) {
+        /* the one regex Replace tokenizers use in practice: runs of whitespace (CLIP) */
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(n, "pattern");
+        step.op = TOK_NORM_WS_RUNS;
+        st = json_string(tok, pat, "normalizer Replace.pattern", "Regex", &a, err);
+        if (st == SETOK_OK && strcmp(a, "\\s+") != 0) {
+            return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: Replace with the Regex pattern "
+                              "'%s' is not supported (only \\s+)", tok->path, a);
+        }
+        if (st == SETOK_OK) {
+            st = json_string(tok, n, "normalizer Replace", "content", &b, err);
+        }
     } else if (!strcmp(type, "Replace")) {
         step.op = TOK_NORM_REPLACE;
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(n, "pattern");
-        if (cJSON_GetObjectItemCaseSensitive(pat, "Regex")) {
-            return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: Replace with a Regex pattern is "
-                              "not supported", tok->path);
-        }
         st = json_string(tok, pat, "normalizer Replace.pattern", "String", &a, err);
         if (st == SETOK_OK) {
             st = json_string(tok, n, "normalizer Replace", "content", &b, err);
@@ -273,6 +294,27 @@ static setok_status metaspace_fields(setok_text_tokenizer *tok, const cJSON *m, 
     return *replacement ? SETOK_OK : setok_fail(err, SETOK_ERR_NOMEM, "out of memory");
 }
 
+/* Split with a known pattern (behavior Removed, invert: the matches are the words). */
+static setok_status load_split(setok_text_tokenizer *tok, const cJSON *pre, setok_error *err)
+{
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(pre, "pattern");
+    const cJSON *regex = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
+    const cJSON *behavior = cJSON_GetObjectItemCaseSensitive(pre, "behavior");
+    int kind = cJSON_IsString(regex) ? tok_split_pattern_kind(regex->valuestring) : TOK_SPLIT_NONE;
+    if (kind == TOK_SPLIT_NONE) {
+        return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: pre_tokenizer Split with pattern '%s' "
+                          "is not supported (only CLIP's)", tok->path,
+                          cJSON_IsString(regex) ? regex->valuestring : "(not a regex)");
+    }
+    if (!cJSON_IsString(behavior) || strcmp(behavior->valuestring, "Removed") != 0 ||
+        !json_bool(pre, "invert", false) || tok->pre_pattern != TOK_SPLIT_NONE) {
+        return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: pre_tokenizer Split is supported "
+                          "only once, with behavior Removed and invert true", tok->path);
+    }
+    tok->pre_pattern = kind;
+    return SETOK_OK;
+}
+
 static setok_status load_pre(setok_text_tokenizer *tok, const cJSON *pre, setok_error *err)
 {
     if (!pre || cJSON_IsNull(pre)) {
@@ -281,13 +323,34 @@ static setok_status load_pre(setok_text_tokenizer *tok, const cJSON *pre, setok_
     const char *type = json_type(pre);
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(pre, "pretokenizers");
-        if (cJSON_GetArraySize(list) == 1) {
-            return load_pre(tok, list->child, err);
+        const cJSON *item;
+        cJSON_ArrayForEach(item, list) {
+            setok_status st = load_pre(tok, item, err);
+            if (st != SETOK_OK) {
+                return st;
+            }
         }
+        if (tok->pre_metaspace && (tok->pre_bytelevel || tok->pre_pattern)) {
+            return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: Metaspace combined with other "
+                              "pre-tokenizers is not supported", tok->path);
+        }
+        return SETOK_OK;
+    }
+    if (!strcmp(type, "Split")) {
+        return load_split(tok, pre, err);
+    }
+    if (!strcmp(type, "ByteLevel")) {
+        if (json_bool(pre, "add_prefix_space", true) || tok->pre_bytelevel) {
+            return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: pre_tokenizer ByteLevel is "
+                              "supported once, with add_prefix_space false", tok->path);
+        }
+        tok->pre_bytelevel = true;
+        tok->pre_bytelevel_regex = json_bool(pre, "use_regex", true);
+        return SETOK_OK;
     }
     if (strcmp(type, "Metaspace") != 0 || tok->pre_metaspace) {
         return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: pre_tokenizer '%s' is not supported "
-                          "(only Metaspace)", tok->path, type);
+                          "(only Metaspace, ByteLevel and CLIP's Split)", tok->path, type);
     }
     tok->pre_metaspace = true;
     tok->pre_split = json_bool(pre, "split", true);
@@ -342,6 +405,9 @@ static setok_status add_dec(setok_text_tokenizer *tok, const cJSON *d, setok_err
             st = setok_fail(err, SETOK_ERR_INPUT, "%s: decoder Strip needs one character and "
                             "non-negative counts", tok->path);
         }
+    } else if (!strcmp(type, "ByteLevel")) {
+        step.op = TOK_DEC_BYTELEVEL;
+        tok->dec_bytelevel = true;
     } else if (!strcmp(type, "Metaspace")) {
         step.op = TOK_DEC_METASPACE;
         char *rep = NULL;
@@ -404,6 +470,28 @@ static setok_status load_post(setok_text_tokenizer *tok, const cJSON *post, seto
         return SETOK_OK;
     }
     const char *type = json_type(post);
+    if (!strcmp(type, "RobertaProcessing")) {
+        /* one sequence: cls, the text, sep; each given as [token, id] */
+        const char *keys[2] = {"cls", "sep"};
+        int32_t **lists[2] = {&tok->post_prefix, &tok->post_suffix};
+        int *counts[2] = {&tok->n_post_prefix, &tok->n_post_suffix};
+        for (int k = 0; k < 2; k++) {
+            const cJSON *pair = cJSON_GetObjectItemCaseSensitive(post, keys[k]);
+            const cJSON *id = cJSON_GetArrayItem(pair, 1);
+            if (!cJSON_IsArray(pair) || !cJSON_IsNumber(id) || id->valuedouble < 0 ||
+                id->valuedouble >= 1 << 24) {
+                return setok_fail(err, SETOK_ERR_INPUT, "%s: post_processor.%s must be "
+                                  "[token, id]", tok->path, keys[k]);
+            }
+            *lists[k] = malloc(sizeof **lists[k]);
+            if (!*lists[k]) {
+                return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", tok->path);
+            }
+            (*lists[k])[0] = (int32_t)id->valuedouble;
+            *counts[k] = 1;
+        }
+        return SETOK_OK;
+    }
     if (strcmp(type, "TemplateProcessing") != 0) {
         return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: post_processor '%s' is not supported",
                           tok->path, type);
@@ -504,5 +592,8 @@ setok_status tok_hf_load(setok_text_tokenizer *tok, const char *text, size_t len
     }
     tok->bos_id = tok->n_post_prefix > 0 ? tok->post_prefix[0] : tok_vocab_find(tok, "<s>", 3);
     tok->eos_id = tok_vocab_find(tok, "</s>", 4);
+    if (tok->eos_id < 0 && tok->n_post_suffix == 1) {
+        tok->eos_id = tok->post_suffix[0]; /* RobertaProcessing's sep (CLIP's <|endoftext|>) */
+    }
     return SETOK_OK;
 }

@@ -1,6 +1,7 @@
 /* hf-pipeline.c — encoding and decoding with a tokenizer.json: added tokens are split off first
  * (non-normalized ones on the raw text, normalized ones after the normalizer), each remaining
- * piece goes through the normalizer, the Metaspace pre-tokenizer and BPE, and the template adds
+ * piece goes through the normalizer, the pre-tokenizer (Metaspace, or CLIP's Split + ByteLevel)
+ * and BPE, and the template adds
  * BOS/EOS. Decoding runs the decoder chain over the token strings. */
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,8 @@ setok_status tok_hf_normalize(const setok_text_tokenizer *tok, const char *s, si
             tmp.len = 0;
             ok = tok_buf_append(&tmp, st->a, strlen(st->a)) &&
                  tok_buf_append(&tmp, out->data, out->len);
+        } else if (st->op != TOK_NORM_REPLACE) {
+            ok = tok_norm_unicode(st->op, out->data, out->len, st->b, &tmp);
         } else {
             ok = replace_all(&tmp, out->data, out->len, st->a, st->b);
         }
@@ -137,12 +140,29 @@ static bool find_added(const setok_text_tokenizer *tok, const char *s, size_t n,
     return false;
 }
 
+/* The id of s[0, n) + the end-of-word suffix when `last` and the model has one; -1 if none. */
+static int32_t find_piece(const setok_text_tokenizer *tok, const char *s, size_t n, bool last,
+                          tok_buf *tmp)
+{
+    if (!last || !tok->eow_suffix) {
+        return tok_vocab_find(tok, s, n);
+    }
+    tmp->len = 0;
+    if (!tok_buf_append(tmp, s, n) ||
+        !tok_buf_append(tmp, tok->eow_suffix, strlen(tok->eow_suffix))) {
+        return -2;
+    }
+    return tok_vocab_find(tok, tmp->data, tmp->len);
+}
+
 static setok_status bpe_word(const setok_text_tokenizer *tok, const char *w, size_t n, tok_ids *out,
                              tok_scratch *s, setok_error *err)
 {
+    tok_buf tmp = {0};
     if (tok->ignore_merges) {
-        int32_t id = tok_vocab_find(tok, w, n);
+        int32_t id = find_piece(tok, w, n, true, &tmp);
         if (id >= 0) {
+            free(tmp.data);
             return tok_ids_push(out, id) ? SETOK_OK : nomem(tok, err);
         }
     }
@@ -151,7 +171,11 @@ static setok_status bpe_word(const setok_text_tokenizer *tok, const char *w, siz
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t l = tok_utf8_next(w + i, n - i, &cp);
-        int32_t id = tok_vocab_find(tok, w + i, l);
+        int32_t id = find_piece(tok, w + i, l, i + l == n, &tmp);
+        if (id == -2) {
+            free(tmp.data);
+            return nomem(tok, err);
+        }
         bool ok = true, bytes = false;
         if (id >= 0) {
             ok = tok_sym_push(s, id, (uint32_t)i, (uint32_t)(i + l), false);
@@ -177,10 +201,12 @@ static setok_status bpe_word(const setok_text_tokenizer *tok, const char *w, siz
             }
         }
         if (!ok) {
+            free(tmp.data);
             return nomem(tok, err);
         }
         i += l;
     }
+    free(tmp.data);
     if (s->n_syms == 0) {
         return SETOK_OK;
     }
@@ -195,6 +221,50 @@ static setok_status bpe_word(const setok_text_tokenizer *tok, const char *w, siz
     return SETOK_OK;
 }
 
+/* The ByteLevel step on one pre-token: GPT-2's split when use_regex, each word shown in
+ * ByteLevel characters, then BPE. */
+static setok_status byte_level_words(const setok_text_tokenizer *tok, const char *p, size_t n,
+                                     tok_ids *out, tok_scratch *s, setok_error *err)
+{
+    tok_buf word = {0};
+    setok_status st = SETOK_OK;
+    size_t pos = 0, start = 0, end = n;
+    bool more = true;
+    while (st == SETOK_OK && more) {
+        if (tok->pre_bytelevel_regex) {
+            more = tok_split_next(TOK_SPLIT_GPT2, p, n, &pos, &start, &end);
+            if (!more) {
+                break;
+            }
+        } else {
+            more = false;
+        }
+        st = tok_bytelevel_map(p + start, end - start, &word) ? SETOK_OK : nomem(tok, err);
+        if (st == SETOK_OK) {
+            st = bpe_word(tok, word.data, word.len, out, s, err);
+        }
+    }
+    free(word.data);
+    return st;
+}
+
+/* Byte-level pre-tokenization (CLIP's): the Split pattern's words, or the whole piece, each
+ * through the ByteLevel step (or straight to BPE when there is none). */
+static setok_status byte_level_piece(const setok_text_tokenizer *tok, const char *p, size_t n,
+                                     tok_ids *out, tok_scratch *s, setok_error *err)
+{
+    if (tok->pre_pattern == TOK_SPLIT_NONE) {
+        return byte_level_words(tok, p, n, out, s, err);
+    }
+    setok_status st = SETOK_OK;
+    size_t pos = 0, start, end;
+    while (st == SETOK_OK && tok_split_next(tok->pre_pattern, p, n, &pos, &start, &end)) {
+        st = tok->pre_bytelevel ? byte_level_words(tok, p + start, end - start, out, s, err)
+                                : bpe_word(tok, p + start, end - start, out, s, err);
+    }
+    return st;
+}
+
 /* Pre-tokenizes one piece of normalized text and runs BPE on each word; `first`: the piece
  * starts the input (Metaspace prepend_scheme "first"). */
 static setok_status model_piece(const setok_text_tokenizer *tok, const char *p, size_t n,
@@ -202,6 +272,9 @@ static setok_status model_piece(const setok_text_tokenizer *tok, const char *p, 
 {
     if (n == 0) {
         return SETOK_OK;
+    }
+    if (tok->pre_pattern != TOK_SPLIT_NONE || tok->pre_bytelevel) {
+        return byte_level_piece(tok, p, n, out, s, err);
     }
     if (!tok->pre_metaspace) {
         return bpe_word(tok, p, n, out, s, err);
@@ -394,6 +467,9 @@ static bool apply_step(const tok_dec_step *d, const tok_list *in, tok_list *out,
         case TOK_DEC_STRIP:
             ok = strip_token(out, t, n, d->a, *fused && !at_start ? 0 : d->start, d->stop);
             break;
+        case TOK_DEC_BYTELEVEL:
+            ok = tok_bytelevel_unmap(t, n, &bytes);
+            break;
         case TOK_DEC_METASPACE:
             ok = replace_all(&tmp, t, n, d->a, " ");
             if (ok) {
@@ -408,6 +484,11 @@ static bool apply_step(const tok_dec_step *d, const tok_list *in, tok_list *out,
     }
     if (ok && d->op == TOK_DEC_BYTE_FALLBACK) {
         ok = flush_bytes(out, &bytes);
+    }
+    if (ok && d->op == TOK_DEC_BYTELEVEL) {
+        /* tokenizers joins the bytes and decodes them lossily into one string */
+        ok = tok_utf8_lossy(bytes.data ? bytes.data : "", bytes.len, &tmp) &&
+             list_push(out, tmp.data ? tmp.data : "", tmp.len);
     }
     free(tmp.data);
     free(bytes.data);

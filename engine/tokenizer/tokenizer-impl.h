@@ -44,9 +44,18 @@ typedef struct tok_added {
 } tok_added;
 
 enum tok_kind { TOK_KIND_HF_BPE, TOK_KIND_SPM_BPE, TOK_KIND_SPM_UNIGRAM };
-enum tok_norm_op { TOK_NORM_PREPEND, TOK_NORM_REPLACE };
+enum tok_norm_op {
+    TOK_NORM_PREPEND, TOK_NORM_REPLACE, TOK_NORM_NFC, TOK_NORM_LOWERCASE,
+    TOK_NORM_WS_RUNS /* Replace(Regex("\\s+"), b) */
+};
+/* Split pre-tokenizer patterns the engine knows (it has no general regex engine). */
+enum tok_split_kind {
+    TOK_SPLIT_NONE, TOK_SPLIT_CLIP, TOK_SPLIT_CLIP_SPECIALS,
+    TOK_SPLIT_GPT2 /* what ByteLevel(use_regex) splits by */
+};
 enum tok_dec_op {
-    TOK_DEC_REPLACE, TOK_DEC_BYTE_FALLBACK, TOK_DEC_FUSE, TOK_DEC_STRIP, TOK_DEC_METASPACE
+    TOK_DEC_REPLACE, TOK_DEC_BYTE_FALLBACK, TOK_DEC_FUSE, TOK_DEC_STRIP, TOK_DEC_METASPACE,
+    TOK_DEC_BYTELEVEL
 };
 enum tok_prepend { TOK_PREPEND_NEVER, TOK_PREPEND_FIRST, TOK_PREPEND_ALWAYS };
 
@@ -83,10 +92,15 @@ struct setok_text_tokenizer {
     bool pre_metaspace, pre_split;
     int pre_prepend;
     char *pre_replacement;
+    int pre_pattern;        /* enum tok_split_kind: a Split pre-tokenizer */
+    bool pre_bytelevel;     /* ByteLevel pre-tokenizer */
+    bool pre_bytelevel_regex; /* ... with use_regex: split by GPT-2's pattern first */
+    char *eow_suffix;       /* BPE end_of_word_suffix (CLIP's "</w>"), NULL when none */
     int32_t *post_prefix, *post_suffix;
     int n_post_prefix, n_post_suffix;
     tok_dec_step *dec;
     int n_dec;
+    bool dec_bytelevel; /* the decoder chain has a ByteLevel step */
     /* tokenizer.model */
     bool add_dummy_prefix, remove_extra_ws, escape_ws;
     float min_score, max_score;
@@ -152,6 +166,21 @@ setok_status tok_hf_encode(const setok_text_tokenizer *tok, const char *text, si
  * leading-space rules have not fired yet). */
 setok_status tok_hf_decode(const setok_text_tokenizer *tok, const int32_t *ids, size_t n,
                            bool *at_start, tok_buf *out, setok_error *err);
+
+/* bytelevel.c */
+/* The tok_split_kind of a Split pattern's regex; TOK_SPLIT_NONE when it is not one we know. */
+int tok_split_pattern_kind(const char *regex);
+/* out = s through normalizer op (NFC, LOWERCASE or WS_RUNS with content). */
+bool tok_norm_unicode(int op, const char *s, size_t n, const char *content, tok_buf *out);
+/* The next piece [*start, *end) of s at or after *pos under a Split pattern of kind; false at
+ * the end. */
+bool tok_split_next(int kind, const char *s, size_t n, size_t *pos, size_t *start, size_t *end);
+/* out = s with every byte shown as its ByteLevel character. */
+bool tok_bytelevel_map(const char *s, size_t n, tok_buf *out);
+/* Appends the bytes a ByteLevel token stands for to bytes. */
+bool tok_bytelevel_unmap(const char *t, size_t n, tok_buf *bytes);
+/* Appends s to out with each invalid UTF-8 byte replaced by U+FFFD. */
+bool tok_utf8_lossy(const char *s, size_t n, tok_buf *out);
 
 /* spm.c */
 setok_status tok_spm_load(setok_text_tokenizer *tok, const uint8_t *data, size_t len,

@@ -309,8 +309,9 @@ setok_status setok_text_stream_push(setok_text_stream *s, int32_t id, const char
     if (!tok_ids_push(&s->window, id)) {
         return setok_fail(err, SETOK_ERR_NOMEM, "token stream: out of memory");
     }
-    if (tok->pieces[id].byte >= 0) {
-        /* Hold bytes until they decode to something that does not end in U+FFFD. */
+    if (tok->pieces[id].byte >= 0 || tok->dec_bytelevel) {
+        /* Hold bytes (a byte-fallback piece, or any ByteLevel token, which may end inside a
+         * character) until they decode to something that does not end in U+FFFD. */
         bool at_start = s->at_start;
         setok_status st = decode_window(tok, s->window.data, s->window.len, &at_start,
                                         &s->text, err);

@@ -335,6 +335,7 @@ void tok_release(setok_text_tokenizer *tok)
     }
     free(tok->dec);
     free(tok->pre_replacement);
+    free(tok->eow_suffix);
     free(tok->post_prefix);
     free(tok->post_suffix);
     free(tok->unk_surface);

@@ -306,6 +306,47 @@ def test_hf(t, tmp, train_lines, test_lines):
         eng.close()
 
 
+def train_clip(tmp, train_lines):
+    """A CLIP tokenizer.json as transformers' CLIPTokenizer builds it (NFC, whitespace runs,
+    lowercase; CLIP's Split pattern + ByteLevel; BPE with "</w>"; RobertaProcessing), on a vocab
+    and merges trained here."""
+    from transformers import CLIPTokenizer
+    tk = Tokenizer(models.BPE(end_of_word_suffix="</w>", unk_token="<|endoftext|>"))
+    tk.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    tk.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(), pre_tokenizers.ByteLevel(add_prefix_space=False,
+                                                                   use_regex=False)])
+    trainer = trainers.BpeTrainer(vocab_size=1500, end_of_word_suffix="</w>",
+                                  special_tokens=["<|startoftext|>", "<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tk.train_from_iterator(train_lines, trainer)
+    model = json.loads(tk.to_str())["model"]
+    clip = CLIPTokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]])
+    d = os.path.join(tmp, "clip")
+    os.makedirs(d)
+    clip.backend_tokenizer.save(os.path.join(d, "tokenizer.json"))
+    return d
+
+
+def test_clip(t, tmp, train_lines, test_lines):
+    try:
+        path = train_clip(tmp, train_lines)
+    except ImportError as e:
+        print(f"clip: skipped ({e})")
+        return
+    # tokenizers itself is the reference (transformers' CLIPTokenizer also rewrites "</w>" to
+    # spaces after decoding, which is not part of tokenizer.json)
+    ref = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
+    eng = Engine(path)
+    t.check(LIB.setok_text_tokenizer_bos_id(eng.handle) == ref.token_to_id("<|startoftext|>"),
+            "clip: bos id")
+    compare(t, "clip", eng, test_lines,
+            lambda s, sp: ref.encode(s, add_special_tokens=sp).ids,
+            lambda ids, skip: ref.decode(ids, skip_special_tokens=skip))
+    eng.close()
+
+
 def test_spm(t, tmp, train_lines, test_lines):
     if spm is None:
         print("sentencepiece is missing: tokenizer.model checks skipped")
@@ -372,6 +413,7 @@ def main():
     test_lines = corpus(2, 2200)
     with tempfile.TemporaryDirectory() as tmp:
         test_hf(t, tmp, train_lines, test_lines)
+        test_clip(t, tmp, train_lines, test_lines)
         test_spm(t, tmp, train_lines, test_lines)
         test_malformed(t, tmp)
     print(f"{t.passed} passed, {t.failed} failed")

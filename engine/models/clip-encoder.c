@@ -1,0 +1,222 @@
+/* clip-encoder.c — the CLIP / SigLIP encoder layer (see clip-encoder.h). Every
+ * activation comes from the caller's arena and is released at the end of its
+ * sub-layer. */
+#include "clip-encoder.h"
+
+#include <math.h>
+#include <stdio.h>
+
+void clip_layer_free(clip_layer *l)
+{
+    setok_tensor *all[] = {&l->ln1_w, &l->ln1_b, &l->qkv_w, &l->qkv_b, &l->out_w, &l->out_b,
+                           &l->ln2_w, &l->ln2_b, &l->fc1_w, &l->fc1_b, &l->fc2_w, &l->fc2_b};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        setok_tensor_free(all[i]);
+}
+
+static setok_status load_one(setok_tensor *out, const setok_weights *w, const char *prefix,
+                             const char *name, int ndim, const int64_t *shape,
+                             setok_backend *backend, setok_dtype dtype, setok_error *err)
+{
+    char full[256];
+    snprintf(full, sizeof full, "%s.%s", prefix, name);
+    const char *names[1] = {full};
+    const setok_st_tensor *t = NULL;
+    setok_status st = setok_weights_require(w, names, 1, ndim, shape, &t, err);
+    if (st == SETOK_OK)
+        st = setok_weights_load(out, t, backend, dtype, err);
+    return st;
+}
+
+/* q_proj, k_proj, v_proj (weight [C, C] and bias [C] each) stacked into qkv_w [3C, C], qkv_b. */
+static setok_status load_qkv(clip_layer *l, const setok_weights *w, const char *prefix, int64_t c,
+                             setok_backend *be, setok_dtype dtype, setok_error *err)
+{
+    setok_status st = setok_tensor_alloc(&l->qkv_w, be, dtype, 2, (int64_t[]){3 * c, c}, err);
+    if (st == SETOK_OK)
+        st = setok_tensor_alloc(&l->qkv_b, be, dtype, 1, (int64_t[]){3 * c}, err);
+    static const char *const proj[3] = {"q_proj", "k_proj", "v_proj"};
+    for (int j = 0; j < 3 && st == SETOK_OK; j++) {
+        char name[64];
+        setok_tensor wt = {0}, b = {0}, ws, bs;
+        snprintf(name, sizeof name, "self_attn.%s.weight", proj[j]);
+        st = load_one(&wt, w, prefix, name, 2, (int64_t[]){c, c}, be, dtype, err);
+        snprintf(name, sizeof name, "self_attn.%s.bias", proj[j]);
+        if (st == SETOK_OK)
+            st = load_one(&b, w, prefix, name, 1, (int64_t[]){c}, be, dtype, err);
+        if (st == SETOK_OK)
+            st = setok_view_slice(&ws, &l->qkv_w, 0, j * c, c, err);
+        if (st == SETOK_OK)
+            st = setok_view_slice(&bs, &l->qkv_b, 0, j * c, c, err);
+        if (st == SETOK_OK)
+            st = setok_copy(be, &ws, &wt, err);
+        if (st == SETOK_OK)
+            st = setok_copy(be, &bs, &b, err);
+        if (st == SETOK_OK)
+            st = setok_backend_synchronize(be, err); /* before the sources are released */
+        setok_tensor_free(&wt);
+        setok_tensor_free(&b);
+    }
+    return st;
+}
+
+setok_status clip_layer_load(clip_layer *l, const setok_weights *w, const char *prefix, int64_t C,
+                             int64_t I, setok_backend *backend, setok_dtype dtype,
+                             setok_error *err)
+{
+    struct {
+        setok_tensor *t;
+        const char *name;
+        int ndim;
+        int64_t shape[2];
+    } items[] = {
+        {&l->ln1_w, "layer_norm1.weight", 1, {C}},
+        {&l->ln1_b, "layer_norm1.bias", 1, {C}},
+        {&l->out_w, "self_attn.out_proj.weight", 2, {C, C}},
+        {&l->out_b, "self_attn.out_proj.bias", 1, {C}},
+        {&l->ln2_w, "layer_norm2.weight", 1, {C}},
+        {&l->ln2_b, "layer_norm2.bias", 1, {C}},
+        {&l->fc1_w, "mlp.fc1.weight", 2, {I, C}},
+        {&l->fc1_b, "mlp.fc1.bias", 1, {I}},
+        {&l->fc2_w, "mlp.fc2.weight", 2, {C, I}},
+        {&l->fc2_b, "mlp.fc2.bias", 1, {C}},
+    };
+    setok_status st = load_qkv(l, w, prefix, C, backend, dtype, err);
+    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++)
+        st = load_one(items[i].t, w, prefix, items[i].name, items[i].ndim, items[i].shape,
+                      backend, dtype, err);
+    return st;
+}
+
+setok_status clip_layer_random(clip_layer *l, int64_t C, int64_t I, setok_backend *backend,
+                               setok_dtype dtype, uint32_t *state, setok_error *err)
+{
+    float wc = 1.0f / sqrtf((float)C), wi = 1.0f / sqrtf((float)I);
+    struct {
+        setok_tensor *t;
+        int ndim;
+        int64_t shape[2];
+        float offset, bound;
+    } items[] = {
+        {&l->ln1_w, 1, {C}, 1.0f, 0.1f},     {&l->ln1_b, 1, {C}, 0.0f, 0.02f},
+        {&l->qkv_w, 2, {3 * C, C}, 0.0f, wc}, {&l->qkv_b, 1, {3 * C}, 0.0f, 0.02f},
+        {&l->out_w, 2, {C, C}, 0.0f, wc},     {&l->out_b, 1, {C}, 0.0f, 0.02f},
+        {&l->ln2_w, 1, {C}, 1.0f, 0.1f},     {&l->ln2_b, 1, {C}, 0.0f, 0.02f},
+        {&l->fc1_w, 2, {I, C}, 0.0f, wc},     {&l->fc1_b, 1, {I}, 0.0f, 0.02f},
+        {&l->fc2_w, 2, {C, I}, 0.0f, wi},     {&l->fc2_b, 1, {C}, 0.0f, 0.02f},
+    };
+    setok_status st = SETOK_OK;
+    for (size_t j = 0; j < sizeof items / sizeof items[0] && st == SETOK_OK; j++)
+        st = setok_tensor_alloc_random(items[j].t, backend, dtype, items[j].ndim, items[j].shape,
+                                       items[j].offset, items[j].bound, state, err);
+    return st;
+}
+
+size_t clip_arena_slot(int64_t numel, size_t elem_size)
+{
+    size_t bytes = (size_t)numel * elem_size;
+    return ((bytes + 255) & ~(size_t)255) + 256;
+}
+
+size_t clip_layer_arena_bytes(const clip_dims *d, size_t e)
+{
+    int64_t btc = d->B * d->T * d->C, bti = d->B * d->T * d->I;
+    /* attention: normed x, output, q k v heads, fused qkv; MLP: normed x, output, fc1, act */
+    size_t attn = 5 * clip_arena_slot(btc, e) + clip_arena_slot(3 * btc, e);
+    size_t mlp = 2 * clip_arena_slot(btc, e) + 2 * clip_arena_slot(bti, e);
+    return attn > mlp ? attn : mlp;
+}
+
+// x: [B, T, C] -> y: [B, T, C] = out_proj(softmax(q k^T / sqrt(D)) v), [q k v] = x Wqkv^T + b,
+// NH heads of D = C / NH
+static setok_status attention(setok_backend *be, setok_arena *arena, setok_tensor *y,
+                              const setok_tensor *x, const clip_layer *l, const clip_dims *d,
+                              bool causal, setok_error *err)
+{
+    int64_t B = d->B, T = d->T, C = d->C, NH = d->NH, D = C / NH;
+    int64_t head_shape[4] = {B, NH, T, D};
+    setok_tensor heads[3], qkv, qkv4, att, merged, merged3;
+    setok_status st = SETOK_OK;
+    for (int j = 0; j < 3 && st == SETOK_OK; j++)
+        st = setok_arena_tensor(arena, &heads[j], x->dtype, 4, head_shape, err);
+    size_t mark = setok_arena_mark(arena);
+    if (st == SETOK_OK)
+        st = setok_arena_tensor(arena, &qkv, x->dtype, 3, (int64_t[]){B, T, 3 * C}, err);
+    if (st == SETOK_OK)
+        st = setok_linear(be, &qkv, x, &l->qkv_w, &l->qkv_b, err);
+    if (st == SETOK_OK)
+        st = setok_view_reshape(&qkv4, &qkv, 4, (int64_t[]){B, T, 3 * NH, D}, err);
+    for (int j = 0; j < 3 && st == SETOK_OK; j++) {
+        setok_tensor part, part_bhtd;
+        st = setok_view_slice(&part, &qkv4, 2, j * NH, NH, err);
+        if (st == SETOK_OK)
+            st = setok_view_permute(&part_bhtd, &part, (int[]){0, 2, 1, 3}, err);
+        if (st == SETOK_OK)
+            st = setok_copy(be, &heads[j], &part_bhtd, err);
+    }
+    setok_arena_reset(arena, mark);
+    if (st == SETOK_OK)
+        st = setok_arena_tensor(arena, &att, x->dtype, 4, head_shape, err);
+    if (st == SETOK_OK)
+        st = setok_attention(be, &att, &heads[0], &heads[1], &heads[2], NULL,
+                             (float)pow((double)D, -0.5), causal, err);
+    if (st == SETOK_OK)
+        st = setok_arena_tensor(arena, &merged, x->dtype, 4, (int64_t[]){B, T, NH, D}, err);
+    if (st == SETOK_OK)
+        st = setok_permute(be, &merged, &att, (int[]){0, 2, 1, 3}, err);
+    if (st == SETOK_OK)
+        st = setok_view_reshape(&merged3, &merged, 3, (int64_t[]){B, T, C}, err);
+    if (st == SETOK_OK)
+        st = setok_linear(be, y, &merged3, &l->out_w, &l->out_b, err);
+    return st;
+}
+
+// x: [B, T, C] -> y: [B, T, C] = fc2(act(fc1(x))), fc1: [I, C], fc2: [C, I]
+static setok_status mlp(setok_backend *be, setok_arena *arena, setok_tensor *y,
+                        const setok_tensor *x, const clip_layer *l, setok_op act,
+                        const clip_dims *d, setok_error *err)
+{
+    setok_tensor h, a;
+    int64_t shape[3] = {d->B, d->T, d->I};
+    setok_status st = setok_arena_tensor(arena, &h, x->dtype, 3, shape, err);
+    if (st == SETOK_OK)
+        st = setok_arena_tensor(arena, &a, x->dtype, 3, shape, err);
+    if (st == SETOK_OK)
+        st = setok_linear(be, &h, x, &l->fc1_w, &l->fc1_b, err);
+    if (st == SETOK_OK)
+        st = setok_unary(be, act, &a, &h, err);
+    if (st == SETOK_OK)
+        st = setok_linear(be, y, &a, &l->fc2_w, &l->fc2_b, err);
+    return st;
+}
+
+setok_status clip_layer_forward(setok_backend *be, setok_arena *arena, setok_tensor *x,
+                                setok_tensor *tmp, const clip_layer *l, const clip_dims *d,
+                                setok_op act, float eps, bool causal, setok_error *err)
+{
+    int64_t shape[3] = {d->B, d->T, d->C};
+    size_t mark = setok_arena_mark(arena);
+    setok_tensor xn, o;
+    setok_status st = setok_arena_tensor(arena, &xn, x->dtype, 3, shape, err);
+    if (st == SETOK_OK)
+        st = setok_arena_tensor(arena, &o, x->dtype, 3, shape, err);
+    if (st == SETOK_OK)
+        st = setok_layernorm(be, &xn, x, &l->ln1_w, &l->ln1_b, eps, err);
+    if (st == SETOK_OK)
+        st = attention(be, arena, &o, &xn, l, d, causal, err);
+    if (st == SETOK_OK)
+        st = setok_add(be, tmp, x, &o, err);
+    setok_arena_reset(arena, mark);
+    if (st == SETOK_OK)
+        st = setok_arena_tensor(arena, &xn, x->dtype, 3, shape, err);
+    if (st == SETOK_OK)
+        st = setok_arena_tensor(arena, &o, x->dtype, 3, shape, err);
+    if (st == SETOK_OK)
+        st = setok_layernorm(be, &xn, tmp, &l->ln2_w, &l->ln2_b, eps, err);
+    if (st == SETOK_OK)
+        st = mlp(be, arena, &o, &xn, l, act, d, err);
+    if (st == SETOK_OK)
+        st = setok_add(be, x, tmp, &o, err);
+    setok_arena_reset(arena, mark);
+    return st;
+}
