@@ -182,6 +182,10 @@ bool tok_bytelevel_unmap(const char *t, size_t n, tok_buf *bytes);
 /* Appends s to out with each invalid UTF-8 byte replaced by U+FFFD. */
 bool tok_utf8_lossy(const char *s, size_t n, tok_buf *out);
 
+/* clip-files.c: CLIP's vocab.json + merges.txt (no tokenizer.json) as tokenizer.json text */
+bool tok_clip_files_present(const char *dir);
+setok_status tok_clip_files_json(const char *dir, char **json, setok_error *err);
+
 /* spm.c */
 setok_status tok_spm_load(setok_text_tokenizer *tok, const uint8_t *data, size_t len,
                           setok_error *err);

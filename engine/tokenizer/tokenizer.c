@@ -65,15 +65,26 @@ setok_status setok_text_tokenizer_load(setok_text_tokenizer **out, const char *p
         return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", path);
     }
     strcpy(tok->path, path);
+    bool clip_files = false;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         sprintf(tok->path, "%s/tokenizer.json", path);
         if (stat(tok->path, &sb) != 0) {
             sprintf(tok->path, "%s/tokenizer.model", path);
+            if (stat(tok->path, &sb) != 0 && tok_clip_files_present(path)) {
+                sprintf(tok->path, "%s/vocab.json", path);
+                clip_files = true;
+            }
         }
     }
     char *data = NULL;
     size_t len = 0;
-    setok_status st = read_file(tok->path, &data, &len, err);
+    setok_status st = SETOK_OK;
+    if (clip_files) {
+        st = tok_clip_files_json(path, &data, err);
+        len = data ? strlen(data) : 0;
+    } else {
+        st = read_file(tok->path, &data, &len, err);
+    }
     if (st == SETOK_OK) {
         st = ends_with(tok->path, ".model") ? tok_spm_load(tok, (const uint8_t *)data, len, err)
                                             : tok_hf_load(tok, data, len, err);

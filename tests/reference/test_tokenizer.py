@@ -1,5 +1,6 @@
-"""Text tokenizers vs the reference libraries: tokenizer.json (BPE, LLaMA style) vs
-`tokenizers`, tokenizer.model (BPE and Unigram) vs `sentencepiece`. The tokenizers are trained
+"""Text tokenizers vs the reference libraries: tokenizer.json (BPE, LLaMA style, and CLIP's
+byte-level BPE as transformers' CLIPTokenizer builds it, also from vocab.json + merges.txt alone)
+vs `tokenizers`, tokenizer.model (BPE and Unigram) vs `sentencepiece`. The tokenizers are trained
 here on a generated corpus (no network), then every line of a second corpus must give the same
 ids, the same decoded text, and a streaming decode that concatenates to the full decode in
 valid UTF-8 chunks. Malformed files must be refused with SETOK_ERR_INPUT."""
@@ -326,25 +327,36 @@ def train_clip(tmp, train_lines):
     d = os.path.join(tmp, "clip")
     os.makedirs(d)
     clip.backend_tokenizer.save(os.path.join(d, "tokenizer.json"))
-    return d
+    # the same tokenizer as Stable Diffusion folders ship it: vocab.json + merges.txt only
+    files = os.path.join(tmp, "clip-files")
+    os.makedirs(files)
+    with open(os.path.join(files, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(model["vocab"], f, ensure_ascii=False)
+    with open(os.path.join(files, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n")
+        f.writelines(" ".join(m) + "\n" for m in model["merges"])
+    with open(os.path.join(files, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "CLIPTokenizer"}, f)
+    return d, files
 
 
 def test_clip(t, tmp, train_lines, test_lines):
     try:
-        path = train_clip(tmp, train_lines)
+        path, files = train_clip(tmp, train_lines)
     except ImportError as e:
         print(f"clip: skipped ({e})")
         return
     # tokenizers itself is the reference (transformers' CLIPTokenizer also rewrites "</w>" to
     # spaces after decoding, which is not part of tokenizer.json)
     ref = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
-    eng = Engine(path)
-    t.check(LIB.setok_text_tokenizer_bos_id(eng.handle) == ref.token_to_id("<|startoftext|>"),
-            "clip: bos id")
-    compare(t, "clip", eng, test_lines,
-            lambda s, sp: ref.encode(s, add_special_tokens=sp).ids,
-            lambda ids, skip: ref.decode(ids, skip_special_tokens=skip))
-    eng.close()
+    for name, folder in (("clip", path), ("clip-vocab-merges", files)):
+        eng = Engine(folder)
+        t.check(LIB.setok_text_tokenizer_bos_id(eng.handle) ==
+                ref.token_to_id("<|startoftext|>"), f"{name}: bos id")
+        compare(t, name, eng, test_lines,
+                lambda s, sp: ref.encode(s, add_special_tokens=sp).ids,
+                lambda ids, skip: ref.decode(ids, skip_special_tokens=skip))
+        eng.close()
 
 
 def test_spm(t, tmp, train_lines, test_lines):
