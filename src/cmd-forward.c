@@ -27,7 +27,7 @@ usage (FILE *out)
                 "for indices). Input names per op:\n"
                 "  matmul a b [bias]      add|mul a b          scale x\n"
                 "  layernorm x [weight] [bias]   rmsnorm x [weight]   groupnorm x [weight] [bias]\n"
-                "  softmax x [mask]       gelu|gelu_tanh|quick_gelu|silu x\n"
+                "  softmax x [mask]       gelu|gelu_tanh|quick_gelu|silu|relu x\n"
                 "  swiglu|geglu gate value | x (split form)     rope x positions [inv_freq]\n"
                 "  attention q k v [mask] conv2d|conv_transpose2d x weight [bias]\n"
                 "  upsample_nearest x     get_rows weight ids  resize_bicubic x\n"
@@ -44,6 +44,12 @@ usage (FILE *out)
                 "  llm (LlamaForCausalLM)  input_ids [1, T] or inputs_embeds [1, T, hidden],\n"
                 "    decode_ids [1, S]? (fed one at a time through the KV cache) ->\n"
                 "    logits [1, T, vocab], decode_logits [1, S, vocab].\n"
+                "  sam (SamModel, no image encoder)  image_embeddings [B, C, h, w], input_points\n"
+                "    [B, P, 2]?, input_labels [B, P]?, sparse_embeddings [B, E, C]? -> pred_masks\n"
+                "    [B, M, 4h, 4w], iou_scores [B, M]; --set multimask=0|1 (default 1).\n"
+                "  mapper (Blip2QFormerModel)  encoder_hidden_states [B, S, E], query_embeds\n"
+                "    [B, Q, hidden]? (default: the folder's query_tokens), encoder_attention_mask\n"
+                "    [B, S]? (float, 1 keep / 0 hide) -> last_hidden_state [B, Q, hidden].\n"
                 "  clip_text (CLIPTextModel; a CLIPModel folder with input_ids)  input_ids [B, T] ->\n"
                 "    last_hidden_state [B, T, hidden], pooler_output [B, hidden].\n");
 }
@@ -96,6 +102,7 @@ parse_param (params *p, const char *kv)
     { "k", NULL, &p->k },
     { "feature_layer", NULL, &p->feature_layer },
     { "drop_cls", NULL, &p->drop_cls },
+    { "multimask", NULL, &p->multimask },
   };
   if (KEY ("feature_layer") && !strcmp (v, "last"))
     {
@@ -171,6 +178,7 @@ static const char *const op_inputs[SETOK_OP_COUNT][4] = {
   [SETOK_OP_GELU_TANH] = { "x" },
   [SETOK_OP_QUICK_GELU] = { "x" },
   [SETOK_OP_SILU] = { "x" },
+  [SETOK_OP_RELU] = { "x" },
   [SETOK_OP_SWIGLU] = { "gate|x", "value" },
   [SETOK_OP_GEGLU] = { "gate|x", "value" },
   [SETOK_OP_ROPE] = { "x", "positions", "inv_freq" },
@@ -199,6 +207,7 @@ static const int op_required[SETOK_OP_COUNT] = {
   [SETOK_OP_GELU_TANH] = 1,
   [SETOK_OP_QUICK_GELU] = 1,
   [SETOK_OP_SILU] = 1,
+  [SETOK_OP_RELU] = 1,
   [SETOK_OP_SWIGLU] = 1,
   [SETOK_OP_GEGLU] = 1,
   [SETOK_OP_ROPE] = 2,
@@ -544,6 +553,10 @@ static const struct
   { "CLIPTextModel", forward_run_clip_text },
   { "CLIPTextModelWithProjection", forward_run_clip_text },
   { "clip_text_model", forward_run_clip_text },
+  { "SamModel", forward_run_sam },
+  { "sam", forward_run_sam },
+  { "Blip2QFormerModel", forward_run_qformer },
+  { "blip_2_qformer", forward_run_qformer },
 };
 
 static component_fn
@@ -766,6 +779,7 @@ cmd_forward (int argc, char **argv)
                .factor = 2,
                .k = 1,
                .feature_layer = FROM_CONFIG,
+               .multimask = 1,
                .drop_cls = -1 };
   const char *op_name = NULL, *in = NULL, *out = NULL, *device = "cpu";
   setok_dtype dtype = SETOK_F32;

@@ -413,6 +413,7 @@ static setok_status check_op(check *c)
     case SETOK_OP_GELU_TANH:
     case SETOK_OP_QUICK_GELU:
     case SETOK_OP_SILU:
+    case SETOK_OP_RELU:
         return same_shape(c, d->dst, "y", x, "x");
     case SETOK_OP_SWIGLU:
     case SETOK_OP_GEGLU:

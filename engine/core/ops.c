@@ -16,6 +16,7 @@ static const char *const op_names[] = {
     [SETOK_OP_GELU_TANH] = "gelu_tanh",
     [SETOK_OP_QUICK_GELU] = "quick_gelu",
     [SETOK_OP_SILU] = "silu",
+    [SETOK_OP_RELU] = "relu",
     [SETOK_OP_SWIGLU] = "swiglu",
     [SETOK_OP_GEGLU] = "geglu",
     [SETOK_OP_ROPE] = "rope",
@@ -159,7 +160,7 @@ setok_status setok_unary(setok_backend *b, setok_op op, setok_tensor *y, const s
                          setok_error *err)
 {
     if (op != SETOK_OP_GELU && op != SETOK_OP_GELU_TANH && op != SETOK_OP_QUICK_GELU &&
-        op != SETOK_OP_SILU)
+        op != SETOK_OP_SILU && op != SETOK_OP_RELU)
         return setok_fail(err, SETOK_ERR_INPUT, "%s is not an activation", setok_op_name(op));
     setok_op_desc d = desc_of(op, y, x, NULL, NULL, NULL);
     return setok_backend_compute(b, &d, err);

@@ -219,6 +219,7 @@ static const setok_backend_vtable cpu_vtable = {
         [SETOK_OP_GELU_TANH] = setok_cpu_unary,
         [SETOK_OP_QUICK_GELU] = setok_cpu_unary,
         [SETOK_OP_SILU] = setok_cpu_unary,
+        [SETOK_OP_RELU] = setok_cpu_unary,
         [SETOK_OP_SWIGLU] = setok_cpu_glu,
         [SETOK_OP_GEGLU] = setok_cpu_glu,
         [SETOK_OP_ROPE] = setok_cpu_rope,

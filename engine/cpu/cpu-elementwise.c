@@ -151,6 +151,9 @@ static void unary_range(void *ctx, int64_t begin, int64_t end)
     case SETOK_OP_SILU:
         for (int64_t i = begin; i < end; i++) y[i] = x[i] * sigmoid_f(x[i]);
         break;
+    case SETOK_OP_RELU:
+        for (int64_t i = begin; i < end; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
     default:
         break;
     }
@@ -163,7 +166,7 @@ setok_status setok_cpu_unary(setok_backend *backend, const setok_op_desc *d, set
     setok_tensor *y = d->dst;
     bool known = d->op == SETOK_OP_SCALE || d->op == SETOK_OP_GELU ||
                  d->op == SETOK_OP_GELU_TANH || d->op == SETOK_OP_QUICK_GELU ||
-                 d->op == SETOK_OP_SILU;
+                 d->op == SETOK_OP_SILU || d->op == SETOK_OP_RELU;
     if (!known || x->dtype != SETOK_F32 || y->dtype != SETOK_F32) {
         return setok_ref_ops[d->op](backend, d, err);
     }

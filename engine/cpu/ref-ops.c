@@ -239,6 +239,8 @@ static double act(setok_op op, double x)
     case SETOK_OP_SILU:
     case SETOK_OP_SWIGLU:
         return x / (1.0 + exp(-x));
+    case SETOK_OP_RELU:
+        return x > 0.0 ? x : 0.0;
     default:
         return x;
     }
@@ -577,6 +579,7 @@ const setok_op_fn setok_ref_ops[SETOK_OP_COUNT] = {
     [SETOK_OP_GELU_TANH] = ref_unary,
     [SETOK_OP_QUICK_GELU] = ref_unary,
     [SETOK_OP_SILU] = ref_unary,
+    [SETOK_OP_RELU] = ref_unary,
     [SETOK_OP_SWIGLU] = ref_glu,
     [SETOK_OP_GEGLU] = ref_glu,
     [SETOK_OP_ROPE] = ref_rope,

@@ -261,6 +261,7 @@ static setok_backend_vtable cuda_make_vtable(void)
     vt.ops[SETOK_OP_GELU_TANH] = setok_cuda_unary;
     vt.ops[SETOK_OP_QUICK_GELU] = setok_cuda_unary;
     vt.ops[SETOK_OP_SILU] = setok_cuda_unary;
+    vt.ops[SETOK_OP_RELU] = setok_cuda_unary;
     vt.ops[SETOK_OP_SWIGLU] = setok_cuda_glu;
     vt.ops[SETOK_OP_GEGLU] = setok_cuda_glu;
     vt.ops[SETOK_OP_ROPE] = setok_cuda_rope;

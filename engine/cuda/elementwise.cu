@@ -1,11 +1,11 @@
 /* elementwise.cu — ADD and MUL with NumPy broadcasting of b onto a, SCALE, the activations
- * (GELU erf and tanh forms, QuickGELU, SiLU) and the gated units SWIGLU / GEGLU.
+ * (GELU erf and tanh forms, QuickGELU, SiLU, ReLU) and the gated units SWIGLU / GEGLU.
  *
  * One thread per output element in grid-stride loops; math in f32 with the accurate libm
  * functions (erff, tanhf, expf), never the fast intrinsics. */
 #include "elementwise.cuh"
 
-enum { ACT_GELU, ACT_GELU_TANH, ACT_QUICK_GELU, ACT_SILU };
+enum { ACT_GELU, ACT_GELU_TANH, ACT_QUICK_GELU, ACT_SILU, ACT_RELU };
 
 // How b is indexed from a's flat index: the same index, the index modulo b's length (a row
 // vector over the last axis, e.g. a bias) or the general broadcast strides.
@@ -24,6 +24,8 @@ template <int ACT> __device__ __forceinline__ float activate(float x)
     }
     if (ACT == ACT_QUICK_GELU)
         return x / (1.0f + expf(-1.702f * x));
+    if (ACT == ACT_RELU)
+        return x > 0.0f ? x : 0.0f;
     return x / (1.0f + expf(-x));
 }
 
@@ -135,7 +137,7 @@ setok_status setok_cuda_scale(setok_backend *backend, const setok_op_desc *d, se
     return SETOK_OK;
 }
 
-// x: [...] -> y = act(x), act one of GELU, GELU_TANH, QUICK_GELU, SILU
+// x: [...] -> y = act(x), act one of GELU, GELU_TANH, QUICK_GELU, SILU, RELU
 setok_status setok_cuda_unary(setok_backend *backend, const setok_op_desc *d, setok_error *err)
 {
     setok_cuda_state *st = NULL;
@@ -155,6 +157,7 @@ setok_status setok_cuda_unary(setok_backend *backend, const setok_op_desc *d, se
         case SETOK_OP_GELU: UNARY_LAUNCH(T, ACT_GELU); break;
         case SETOK_OP_GELU_TANH: UNARY_LAUNCH(T, ACT_GELU_TANH); break;
         case SETOK_OP_QUICK_GELU: UNARY_LAUNCH(T, ACT_QUICK_GELU); break;
+        case SETOK_OP_RELU: UNARY_LAUNCH(T, ACT_RELU); break;
         default: UNARY_LAUNCH(T, ACT_SILU); break;
         });
 #undef UNARY_LAUNCH

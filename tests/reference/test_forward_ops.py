@@ -215,6 +215,9 @@ class NumpyRef:
     def silu(self, d, p):
         return self.silu_of(d["x"])
 
+    def relu(self, d, p):
+        return np.maximum(d["x"], 0.0)
+
     def swiglu(self, d, p):
         return glu(d, self.silu_of)
 
@@ -352,6 +355,9 @@ class TorchRef:
 
     def silu(self, d, p):
         return F.silu(d["x"])
+
+    def relu(self, d, p):
+        return F.relu(d["x"])
 
     def swiglu(self, d, p):
         return glu(d, F.silu)
@@ -505,7 +511,7 @@ def build_cases(rng):
         {"x": randn(hh, tk, tq)}, causal=1)
 
     # activations and gated units
-    for op in ("gelu", "gelu_tanh", "quick_gelu", "silu"):
+    for op in ("gelu", "gelu_tanh", "quick_gelu", "silu", "relu"):
         add(op, op, {"x": randn(odd(1, 9), odd(1, 257), scale=3.0)},
             paths=(F16_PATH,) if op == "gelu" else ())
         add(f"{op} over [-40, 40]", op, {"x": np.linspace(-40, 40, odd(11, 301), dtype=np.float32)})

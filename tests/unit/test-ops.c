@@ -450,6 +450,7 @@ static int gen_gelu(tcase *cases) { return gen_unary_op(cases, SETOK_OP_GELU); }
 static int gen_gelu_tanh(tcase *cases) { return gen_unary_op(cases, SETOK_OP_GELU_TANH); }
 static int gen_quick_gelu(tcase *cases) { return gen_unary_op(cases, SETOK_OP_QUICK_GELU); }
 static int gen_silu(tcase *cases) { return gen_unary_op(cases, SETOK_OP_SILU); }
+static int gen_relu(tcase *cases) { return gen_unary_op(cases, SETOK_OP_RELU); }
 
 static int gen_glu_op(tcase *cases, setok_op op)
 {
@@ -748,6 +749,7 @@ static const struct {
     {"scale", gen_scale}, {"layernorm", gen_layernorm}, {"rmsnorm", gen_rmsnorm},
     {"groupnorm", gen_groupnorm}, {"softmax", gen_softmax}, {"gelu", gen_gelu},
     {"gelu_tanh", gen_gelu_tanh}, {"quick_gelu", gen_quick_gelu}, {"silu", gen_silu},
+    {"relu", gen_relu},
     {"swiglu", gen_swiglu}, {"geglu", gen_geglu}, {"rope", gen_rope},
     {"attention", gen_attention}, {"conv2d", gen_conv2d},
     {"conv_transpose2d", gen_conv_transpose2d}, {"upsample_nearest", gen_upsample},

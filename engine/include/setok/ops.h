@@ -48,6 +48,7 @@ typedef enum setok_op {
     SETOK_OP_GELU_TANH,  /* PyTorch gelu(approximate="tanh") */
     SETOK_OP_QUICK_GELU, /* x * sigmoid(1.702 x) */
     SETOK_OP_SILU,       /* x * sigmoid(x) */
+    SETOK_OP_RELU,       /* max(x, 0) */
     /* Gated units. With two inputs, src: gate, value (same shape) ->
      * dst = act(gate) * value (LLaMA: silu(gate_proj x) * up_proj x).
      * With one input, src: x [..., 2H] -> dst [..., H] = x[..., :H] * act(x[..., H:])
@@ -146,7 +147,7 @@ setok_status setok_groupnorm(setok_backend *b, setok_tensor *y, const setok_tens
                              float eps, setok_error *err);
 setok_status setok_softmax(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                            const setok_tensor *mask, float scale, bool causal, setok_error *err);
-/* op is one of GELU, GELU_TANH, QUICK_GELU, SILU. */
+/* op is one of GELU, GELU_TANH, QUICK_GELU, SILU, RELU. */
 setok_status setok_unary(setok_backend *b, setok_op op, setok_tensor *y, const setok_tensor *x,
                          setok_error *err);
 /* op is SWIGLU or GEGLU; value NULL for the split form. */
