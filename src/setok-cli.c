@@ -21,6 +21,7 @@ static const command commands[] = {
   { "chat", cmd_chat, "talk with a LLaVA model about an image, one line of stdin per turn" },
   { "forward", cmd_forward, "run one op or component on named tensors (reference tests)" },
   { "bench", cmd_bench, "measure op speed (matmul, attention, norms)" },
+  { "world", cmd_world, "render synthetic scenes with masks, annotations and edit targets" },
 };
 
 static void

@@ -4,4 +4,6 @@ against, and (later) the training code for the default bundle.
 Modules:
     setok   SeTok clustering (density peaks, soft, fixed-k), the 2-D position embedding and
             the cluster merger (SetokMerger, save_pretrained / from_pretrained).
+    world   the synthetic world (scenes, exact masks, annotations, edit targets) through
+            ctypes on libsetok.
 """
