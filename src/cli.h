@@ -47,6 +47,11 @@ typedef struct cli_chat_args
 int cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos, int max_pos,
                          const char *positional, void (*usage) (FILE *out), cli_chat_args *a);
 
+/* The model folder the commands use: model when given, else the shipped
+ * setokim-tiny bundle, from the source tree when it is there (a build tree)
+ * or else installed. NULL with err set (SETOK_ERR_INPUT) when neither exists. */
+const char *cli_model_path (const char *model, setok_error *err);
+
 /* "setok: MESSAGE" on stderr; returns the exit code for err's status. */
 int cli_report (const setok_error *err);
 /* "setok SUBCOMMAND: MESSAGE" + "Try 'setok SUBCOMMAND --help'." on stderr; returns 2. */

@@ -1,5 +1,6 @@
-/* cmd-ask.c — `setok ask`: one question about one image to a LLaVA model,
- * the answer streamed to stdout, or {answer, token_ids, timings} with --json. */
+/* cmd-ask.c — `setok ask`: one question about one image to a SETOKIM bundle
+ * or a LLaVA model, the answer streamed to stdout, or {answer, token_ids,
+ * timings} with --json. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -14,12 +15,16 @@ static void
 usage (FILE *out)
 {
   fprintf (out,
-           "Usage: setok ask IMAGE QUESTION --model DIR [OPTIONS]\n\n"
-           "Asks a LLaVA-1.5 model a question about IMAGE and streams the answer.\n\n"
-           "  --model DIR              a LLaVA folder (llava-hf/llava-1.5-7b-hf layout)\n"
+           "Usage: setok ask IMAGE QUESTION [--model DIR] [OPTIONS]\n\n"
+           "Asks a model a question about IMAGE and streams the answer.\n\n"
+           "  --model DIR              a SETOKIM bundle (folder with setokim.json) or a\n"
+           "                           LLaVA-1.5 folder (llava-hf layout); default: the\n"
+           "                           shipped setokim-tiny bundle\n"
            "  --adapter DIR            a PEFT LoRA folder merged into the language model\n"
-           "  --tokens patches|setok   image tokens: every patch (default) or SeTok\n"
-           "                           cluster means\n"
+           "  --tokens patches|setok   image tokens; default: the model's own (bundle:\n"
+           "                           SeTok merger tokens; LLaVA: every patch). setok on\n"
+           "                           LLaVA: cluster means; patches on a bundle: every\n"
+           "                           patch its own cluster\n"
            "  --max-tokens N           at most N new tokens (default 256)\n"
            "  --temperature T          0 = greedy (default)\n"
            "  --top-k K                sample from the K most likely tokens\n"
@@ -179,9 +184,9 @@ cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos,
     }
   if (argc - optind < min_pos || argc - optind > max_pos)
     return cli_usage_error (subcommand, "expected %s", positional);
-  if (!a->model)
-    return cli_usage_error (subcommand, "give --model DIR (a LLaVA folder)");
   setok_error err;
+  if (!(a->model = cli_model_path (a->model, &err)))
+    return cli_report (&err);
   if (setok_sampling_params_check (sp, &err) != SETOK_OK)
     return cli_usage_error (subcommand, "%s", err.message);
   return 0;

@@ -1,5 +1,5 @@
-/* cmd-chat.c — `setok chat`: a conversation with a LLaVA model about an
- * image, one line of stdin per turn. Plain lines are questions whose answers
+/* cmd-chat.c — `setok chat`: a conversation with a SETOKIM bundle or a LLaVA
+ * model about an image, one line of stdin per turn. Plain lines are questions whose answers
  * stream to stdout, one answer per line ending; lines starting with '/' are
  * commands. Prompts and notes go to stderr (the prompt only on a terminal), so
  * piped output holds the answers alone. Follow-up questions extend the same
@@ -15,8 +15,9 @@
 static void
 usage (FILE *out)
 {
-  fprintf (out, "Usage: setok chat [IMAGE] --model DIR [OPTIONS]\n\n"
-                "Talks with a LLaVA-1.5 model about IMAGE (or about no image): each line read\n"
+  fprintf (out, "Usage: setok chat [IMAGE] [--model DIR] [OPTIONS]\n\n"
+                "Talks with a model (default: the shipped setokim-tiny bundle; or a LLaVA-1.5\n"
+                "folder) about IMAGE (or about no image): each line read\n"
                 "from stdin is a question, answered on stdout; the conversation is kept.\n\n"
                 "Commands:\n"
                 "  /image PATH              start over on a new image\n"

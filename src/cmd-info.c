@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "setok/bundle.h"
 #include "setok/config.h"
 #include "setok/image.h"
 #include "setok/safetensors.h"
@@ -290,13 +291,14 @@ oom (setok_error *err, const char *path)
   return setok_fail (err, SETOK_ERR_NOMEM, "%s: out of memory building the report", path);
 }
 
-/* One component: a folder (dir true) or a weights file. */
+/* One component: a folder (dir true) or a weights file; name NULL: the base name. */
 static setok_status
-add_component (cJSON *components, const char *path, bool dir, bool list_tensors, setok_error *err)
+add_component (cJSON *components, const char *name, const char *path, bool dir, bool list_tensors,
+               setok_error *err)
 {
   cJSON *comp = cJSON_CreateObject ();
   if (!comp || !cJSON_AddItemToArray (components, comp)
-      || !cJSON_AddStringToObject (comp, "name", base_name (path))
+      || !cJSON_AddStringToObject (comp, "name", name ? name : base_name (path))
       || !cJSON_AddStringToObject (comp, "path", path))
     return oom (err, path);
   if (dir && path_is (path, "config.json", false))
@@ -367,10 +369,42 @@ add_bundle (cJSON *components, const char *dir, bool list_tensors, setok_error *
   for (size_t i = 0; i < count; i++)
     {
       if (st == SETOK_OK)
-        st = add_component (components, subdirs[i], true, list_tensors, err);
+        st = add_component (components, NULL, subdirs[i], true, list_tensors, err);
       free (subdirs[i]);
     }
   free (subdirs);
+  return st;
+}
+
+/* A SETOKIM bundle: the manifest's settings, then the components it lists, in
+ * its order, under their manifest names. */
+static setok_status
+add_manifest (cJSON *report, cJSON *components, const char *path, bool list_tensors,
+              setok_error *err)
+{
+  setok_bundle b;
+  setok_status st = setok_bundle_load (&b, path, err);
+  cJSON *m = NULL, *special = NULL;
+  if (st == SETOK_OK)
+    {
+      m = cJSON_AddObjectToObject (report, "setokim");
+      special = m ? cJSON_AddObjectToObject (m, "special_tokens") : NULL;
+      bool ok = special && cJSON_AddStringToObject (report, "manifest", b.manifest)
+                && cJSON_AddNumberToObject (m, "version", b.version)
+                && cJSON_AddNumberToObject (m, "image_size", b.image_size)
+                && cJSON_AddNumberToObject (m, "vision_feature_layer", b.vision_feature_layer)
+                && cJSON_AddStringToObject (m, "system_prompt", b.system_prompt)
+                && cJSON_AddStringToObject (special, "image", b.image_token)
+                && cJSON_AddStringToObject (special, "image_start", b.image_start)
+                && cJSON_AddStringToObject (special, "image_end", b.image_end);
+      if (!ok)
+        st = oom (err, path);
+    }
+  for (int i = 0; st == SETOK_OK && i < SETOK_BUNDLE_COMPONENT_COUNT; i++)
+    if (b.components[i])
+      st = add_component (components, setok_bundle_component_name (i), b.components[i], true,
+                          list_tensors, err);
+  setok_bundle_free (&b);
   return st;
 }
 
@@ -426,31 +460,20 @@ gather (cJSON *report, const char *path, bool list_tensors, setok_error *err)
       cJSON_AddStringToObject (report, "kind",
                                ends_with (path, ".index.json") ? "index" : "safetensors");
       cJSON *components = cJSON_AddArrayToObject (report, "components");
-      return components ? add_component (components, path, false, list_tensors, err)
+      return components ? add_component (components, NULL, path, false, list_tensors, err)
                         : oom (err, path);
     }
 
-  bool manifest = path_is (path, "setokim.json", false);
+  bool manifest = setok_bundle_is_bundle (path);
   bool bundle = manifest || !is_component_dir (path);
   cJSON_AddStringToObject (report, "kind", bundle ? "bundle" : "component");
   cJSON *components = cJSON_AddArrayToObject (report, "components");
   if (!components)
     return oom (err, path);
   if (!bundle)
-    return add_component (components, path, true, list_tensors, err);
+    return add_component (components, NULL, path, true, list_tensors, err);
   if (manifest)
-    {
-      /* validated and named; the components are the subfolders */
-      char *mpath = join_path (path, "setokim.json");
-      setok_config *cfg = NULL;
-      setok_status st = mpath ? setok_config_load (&cfg, mpath, err) : oom (err, path);
-      if (st == SETOK_OK)
-        cJSON_AddStringToObject (report, "manifest", mpath);
-      setok_config_free (cfg);
-      free (mpath);
-      if (st != SETOK_OK)
-        return st;
-    }
+    return add_manifest (report, components, path, list_tensors, err);
   setok_status st = add_bundle (components, path, list_tensors, err);
   if (st == SETOK_OK && !manifest && cJSON_GetArraySize (components) == 0)
     st = setok_fail (err, SETOK_ERR_INPUT,
@@ -560,6 +583,31 @@ print_component (const cJSON *c)
     }
 }
 
+/* The settings of a SETOKIM manifest. */
+static void
+print_manifest (const cJSON *m)
+{
+  char buf[256], a[64], b[64], c[64];
+  const cJSON *special = cJSON_GetObjectItemCaseSensitive (m, "special_tokens");
+  printf ("%s\n", SETOK_BUNDLE_MANIFEST);
+  snprintf (buf, sizeof buf, "%.0f", json_number (m, "version"));
+  print_row ("version", buf);
+  if (json_number (m, "image_size") > 0)
+    {
+      snprintf (buf, sizeof buf, "%.0f px", json_number (m, "image_size"));
+      print_row ("image size", buf);
+    }
+  snprintf (buf, sizeof buf, "%.0f", json_number (m, "vision_feature_layer"));
+  print_row ("feature layer", buf);
+  snprintf (buf, sizeof buf, "%s %s %s", shown (a, sizeof a, json_string (special, "image"), 40),
+            shown (b, sizeof b, json_string (special, "image_start"), 40),
+            shown (c, sizeof c, json_string (special, "image_end"), 40));
+  print_row ("special tokens", buf);
+  const char *prompt = json_string (m, "system_prompt");
+  print_row ("system prompt", prompt[0] ? shown (buf, sizeof buf, prompt, 80) : "(none)");
+  printf ("\n");
+}
+
 static void
 print_table (const cJSON *report)
 {
@@ -582,6 +630,9 @@ print_table (const cJSON *report)
               n == 1 ? "" : "s", manifest ? ", manifest " : "",
               manifest ? base_name (manifest) : "");
     }
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive (report, "setokim");
+  if (m)
+    print_manifest (m);
   for (const cJSON *c = components->child; c; c = c->next)
     {
       print_component (c);

@@ -19,10 +19,11 @@ static void
 usage (FILE *out)
 {
   fprintf (out,
-           "Usage: setok tokens IMAGE (--model DIR | --vision DIR) [OPTIONS]\n\n"
+           "Usage: setok tokens IMAGE [--model DIR | --vision DIR] [OPTIONS]\n\n"
            "Encodes IMAGE with the vision tower, groups its patches into semantic tokens\n"
            "and prints the token count and timings.\n\n"
-           "  --model DIR        a SETOKIM bundle (vision tower + merger)\n"
+           "  --model DIR        a SETOKIM bundle (vision tower + merger); default: the\n"
+           "                     shipped setokim-tiny bundle\n"
            "  --vision DIR       a vision tower alone (CLIP, SigLIP or a LLaVA folder);\n"
            "                     tokens are cluster means\n"
            "  --mode MODE        dpc (default), soft or fixed\n"
@@ -255,8 +256,8 @@ cmd_tokens (int argc, char **argv)
     }
   if (optind != argc - 1)
     return cli_usage_error ("tokens", "expected one IMAGE");
-  if (!model == !vision)
-    return cli_usage_error ("tokens", "give --model DIR or --vision DIR");
+  if (model && vision)
+    return cli_usage_error ("tokens", "give --model DIR or --vision DIR, not both");
 #if !SETOK_HAVE_CAIRO
   if (overlay)
     {
@@ -267,6 +268,8 @@ cmd_tokens (int argc, char **argv)
   const char *image_path = argv[optind];
 
   setok_error err = { 0 };
+  if (!vision && !(model = cli_model_path (model, &err)))
+    return cli_report (&err);
   setok_image image = { 0 };
   if (setok_image_load (&image, image_path, 0, &err) != SETOK_OK)
     return cli_report (&err);

@@ -10,13 +10,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "setok/config.h"
+#include "setok/bundle.h"
 
 struct setok_tokenizer {
     setok_backend *backend; /* where the ViT (and merger) run */
     setok_backend *cpu;     /* clustering; the same as backend on the CPU */
     setok_vit *vit;
     setok_merger *merger;   /* NULL: cluster averages */
+    int feature_layer;      /* the default: the bundle's or the tower folder's own */
     setok_arena arena;
     float *pixels;          /* preprocessed input, host f32 */
     size_t pixels_floats;
@@ -40,32 +41,25 @@ static bool has_config(const char *dir)
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* The vision and setok component folders of path (setok "" when absent). */
+/* The vision and setok component folders of path (setok "" when absent) and
+ * the bundle's vision feature layer (*layer untouched for other folders). */
 static setok_status find_components(const char *path, char vision[PATH_MAX],
-                                    char setok[PATH_MAX], setok_error *err)
+                                    char setok[PATH_MAX], int *layer, setok_error *err)
 {
-    char manifest[PATH_MAX];
-    struct stat sb;
-    snprintf(manifest, sizeof manifest, "%s/setokim.json", path);
     setok[0] = '\0';
-    if (stat(manifest, &sb) == 0) {
-        setok_config *cfg = NULL;
+    if (setok_bundle_is_bundle(path)) {
+        setok_bundle b;
         const char *v = NULL, *s = NULL;
-        setok_status st = setok_config_load(&cfg, manifest, err);
+        setok_status st = setok_bundle_load(&b, path, err);
         if (st == SETOK_OK)
-            st = setok_config_string_or(cfg, "components.vision", "vision", &v, err);
+            st = setok_bundle_require(&b, SETOK_BUNDLE_VISION, "the tokens pipeline", &v, err);
         if (st == SETOK_OK)
-            st = setok_config_string_or(cfg, "components.setok", "setok", &s, err);
-        if (st == SETOK_OK && (strstr(v, "..") || strstr(s, "..") || v[0] == '/' || s[0] == '/'))
-            st = setok_fail(err, SETOK_ERR_INPUT, "%s: component paths must stay inside the "
-                            "bundle", manifest);
-        if (st == SETOK_OK) {
-            snprintf(vision, PATH_MAX, "%s/%s", path, v);
-            snprintf(setok, PATH_MAX, "%s/%s", path, s);
-            if (!has_config(setok))
-                setok[0] = '\0';
-        }
-        setok_config_free(cfg);
+            s = b.components[SETOK_BUNDLE_SETOK] ? b.components[SETOK_BUNDLE_SETOK] : "";
+        if (st == SETOK_OK && (snprintf(vision, PATH_MAX, "%s", v) >= PATH_MAX ||
+                               snprintf(setok, PATH_MAX, "%s", s) >= PATH_MAX))
+            st = setok_fail(err, SETOK_ERR_INPUT, "%s: component path too long", b.manifest);
+        *layer = b.vision_feature_layer;
+        setok_bundle_free(&b);
         return st;
     }
     char sub[PATH_MAX];
@@ -89,7 +83,8 @@ setok_status setok_tokenizer_open(setok_tokenizer **out, const char *path, const
 {
     *out = NULL;
     char vision[PATH_MAX], setok[PATH_MAX];
-    setok_status st = find_components(path, vision, setok, err);
+    int layer = SETOK_TOKENS_DEFAULT_LAYER;
+    setok_status st = find_components(path, vision, setok, &layer, err);
     if (st != SETOK_OK)
         return st;
     setok_tokenizer *t = calloc(1, sizeof *t);
@@ -103,6 +98,9 @@ setok_status setok_tokenizer_open(setok_tokenizer **out, const char *path, const
     setok_dtype dtype = t->backend && !setok_backend_is_host(t->backend) ? SETOK_F16 : SETOK_F32;
     if (st == SETOK_OK)
         st = setok_vit_load(&t->vit, vision, t->backend, dtype, err);
+    if (st == SETOK_OK)
+        t->feature_layer = layer != SETOK_TOKENS_DEFAULT_LAYER
+                               ? layer : setok_vit_get_config(t->vit)->feature_layer;
     if (st == SETOK_OK && setok[0])
         st = setok_merger_load(&t->merger, setok, t->backend, dtype, err);
     if (st == SETOK_OK && t->merger &&
@@ -284,7 +282,7 @@ setok_status setok_tokens_run(setok_tokenizer *t, const setok_image *image,
             setok_store_f32(t->staging, dtype, (int64_t)i, t->pixels[i]);
         st = setok_tensor_upload(&pixels, t->staging, err);
     }
-    int layer = opts->feature_layer == SETOK_TOKENS_DEFAULT_LAYER ? cfg->feature_layer
+    int layer = opts->feature_layer == SETOK_TOKENS_DEFAULT_LAYER ? t->feature_layer
                                                                   : opts->feature_layer;
     if (st == SETOK_OK)
         st = cancelled(opts, err);
@@ -311,9 +309,11 @@ setok_status setok_tokens_run(setok_tokenizer *t, const setok_image *image,
     // cluster on the host
     if (st == SETOK_OK)
         st = cancelled(opts, err);
+    // the position embedding goes in when the merger's does (SetokimModel.cluster)
+    bool pe = !t->merger || setok_merger_get_config(t->merger)->position_embedding;
     if (st == SETOK_OK)
         st = setok_cluster(&r->clusters, t->cpu, host, (int)grid_h, (int)grid_w, d,
-                           &opts->cluster, true, err);
+                           &opts->cluster, pe, err);
     double t3 = now_ms();
     r->timings.cluster_ms = t3 - t2;
 

@@ -187,7 +187,8 @@ def valid_cases():
             "model-00001-of-00002.safetensors": shard_a,
             "model-00002-of-00002.safetensors": shard_b}, 2, 7),
         ("bundle", "dir", {
-            "setokim.json": b'{"name": "tiny"}',
+            "setokim.json": json.dumps({"format": "setokim", "version": 1, "components": {
+                "llm": "llm", "vae": "vae", "scheduler": "scheduler"}}).encode(),
             "llm/config.json": b'{"architectures": ["LlamaForCausalLM"]}',
             "llm/model.safetensors": valid_file(),
             "vae/config.json": b'{"_class_name": "AutoencoderKL"}',

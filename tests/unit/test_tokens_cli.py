@@ -158,7 +158,8 @@ def main():
                            ((model + "/config.json", "--vision", model), "a JSON file as image"),
                            ((image, "--vision", tmp), "a folder without a model"),
                            ((image, "--vision", model, "--mode", "kmeans"), "an unknown mode"),
-                           ((image,), "no model given")]:
+                           ((image, "--model", model, "--vision", model),
+                            "both --model and --vision")]:
             rc, _, err = run(*args)
             check(rc == 2 and err.strip(), f"{what}: exit {rc}, {err.strip()[:90]}")
     print(f"{passed} passed, {failed} failed")

@@ -1,25 +1,39 @@
-/* chat.h — the `chat` pipeline (DESIGN §8): LLaVA-1.5 image question answering
- * with streamed text.
+/* chat.h — the `chat` pipeline (DESIGN §8): image question answering with
+ * streamed text, on two kinds of model folder.
  *
- * Mirrors transformers' LlavaForConditionalGeneration (modeling_llava.py) and
- * LlavaProcessor on a folder in the llava-hf/llava-1.5-7b-hf layout: one
- * config.json (vision_config, text_config, image_token_index or
+ * A LLaVA-1.5 folder mirrors transformers' LlavaForConditionalGeneration
+ * (modeling_llava.py) and LlavaProcessor in the llava-hf/llava-1.5-7b-hf
+ * layout: one config.json (vision_config, text_config, image_token_index or
  * image_token_id, projector_hidden_act, vision_feature_layer,
  * vision_feature_select_strategy), the weights, and tokenizer.json.
  *   image -> vision tower -> hidden_states[vision_feature_layer] (CLS dropped
- *     for the "default" strategy) -> multi_modal_projector (linear_1 -> act
- *     -> linear_2, or linear_1 alone) -> N image embeddings;
- *   prompt -> ids (BOS added) -> the one image token repeated N times, as the
- *     processor does -> embed_tokens, with the N image embeddings scattered
- *     into those positions, as the model does;
- *   prefill through the KV cache, then one token at a time through the sampler.
+ *     for the "default" strategy) -> multi_modal_projector -> N embeddings.
  * With SETOK_CHAT_IMAGE_SETOK the N embeddings are the projected SeTok
  * cluster means of the same features (paper Table 9), N = the token count.
  *
- * The Vicuna v1 conversation template (llava conv_vicuna_v1, what LLaVA-1.5
- * was tuned on) lives in chat.c only:
- *   "<system> USER: <image>\n<question> ASSISTANT:" and, for later turns,
- *   "</s>USER: <question> ASSISTANT:" appended to the same cache. */
+ * A SETOKIM bundle (bundle.h; tools/setokim/bundle.py SetokimModel):
+ *   image -> vision/ -> hidden_states[manifest vision_feature_layer], CLS
+ *     dropped -> SeTok clustering (the setok/ merger config's defaults, or
+ *     the options' cluster) -> merger tokens [N, output_size] -> projector_in
+ *     -> N embeddings; llm/ is the decoder and holds tokenizer.json.
+ * Its comparison switch, SETOK_CHAT_IMAGE_PATCHES, makes every patch its own
+ * cluster (the merger runs on N singleton clusters), because the bundle's
+ * projector only understands merger tokens. projector_out/ is loaded and
+ * checked when the manifest lists it (it maps LLM hidden states to visual
+ * embeddings for generation; chat does not use it).
+ *
+ * Both: prompt -> ids (BOS added) -> the one image token repeated N times
+ * -> embed_tokens, with the N embeddings scattered into those positions (the
+ * model's masked_scatter); prefill through the KV cache, then one token at a
+ * time through the sampler.
+ *
+ * The Vicuna v1 conversation template (llava conv_vicuna_v1) lives in chat.c
+ * only. First turn: "<system> USER: <img>\n<question> ASSISTANT:", where
+ * <system> is LLaVA's Vicuna system prompt or the bundle's system_prompt
+ * (nothing, not even the space, when that is empty) and <img> is "<image>"
+ * (LLaVA) or "[Img]<image>[/Img]" (bundle); a turn without an image has no
+ * "<img>\n". Later turns: "</s>USER: <question> ASSISTANT:" without BOS,
+ * appended to the same cache. */
 #ifndef SETOK_CHAT_H
 #define SETOK_CHAT_H
 
@@ -39,14 +53,18 @@ extern "C" {
 typedef struct setok_chat setok_chat;
 
 typedef enum setok_chat_image_mode {
-    SETOK_CHAT_IMAGE_PATCHES = 0, /* every selected patch feature (LLaVA's own) */
-    SETOK_CHAT_IMAGE_SETOK,       /* SeTok cluster means */
+    SETOK_CHAT_IMAGE_DEFAULT = 0, /* the model's own: PATCHES for LLaVA, SETOK for a bundle */
+    SETOK_CHAT_IMAGE_PATCHES,     /* every patch (bundle: each patch its own cluster) */
+    SETOK_CHAT_IMAGE_SETOK,       /* SeTok clusters: means (LLaVA) or merger tokens (bundle) */
 } setok_chat_image_mode;
 
 typedef struct setok_chat_options {
     setok_sampling_params sampling;
     setok_chat_image_mode image_mode;
-    setok_cluster_params cluster;    /* SETOK_CHAT_IMAGE_SETOK only */
+    /* SeTok clustering: cluster when cluster_override, else the model's defaults
+     * (setok_chat_cluster_defaults). */
+    bool cluster_override;
+    setok_cluster_params cluster;
     const atomic_bool *cancel;       /* checked before every layer and token */
     /* Each piece of answer text as it completes (never splits UTF-8 or a stop
      * string); return false to stop generating. May be NULL. */
@@ -58,8 +76,9 @@ void setok_chat_options_default(setok_chat_options *o);
 
 typedef struct setok_chat_timings {
     double encode_ms;        /* preprocess + vision tower */
-    double cluster_ms;       /* SeTok clustering and means; 0 for patches */
-    double project_ms;       /* multi_modal_projector */
+    double cluster_ms;       /* SeTok clustering and the means or the merger; 0 for LLaVA
+                                patches */
+    double project_ms;       /* multi_modal_projector / projector_in */
     double prefill_ms;       /* prompt through the LLM */
     double first_token_ms;   /* from the call to the first token (prefill + sampling) */
     double decode_ms;        /* the tokens after the first */
@@ -79,8 +98,9 @@ typedef struct setok_chat_result {
 
 void setok_chat_result_free(setok_chat_result *r);
 
-/* dir: a LLaVA folder. device: "cpu", "cuda" or "auto"; threads <= 0: all
- * cores. max_context <= 0: min(max_position_embeddings, 4096). */
+/* dir: a LLaVA folder or a SETOKIM bundle (a folder with setokim.json).
+ * device: "cpu", "cuda" or "auto"; threads <= 0: all cores. max_context <= 0:
+ * min(max_position_embeddings, 4096). */
 setok_status setok_chat_open(setok_chat **out, const char *dir, const char *device, int threads,
                              int max_context, setok_error *err);
 /* The same with the PEFT LoRA adapter in adapter_dir (lora.h) merged into
@@ -89,6 +109,11 @@ setok_status setok_chat_open_with_adapter(setok_chat **out, const char *dir,
                                           const char *adapter_dir, const char *device,
                                           int threads, int max_context, setok_error *err);
 void setok_chat_free(setok_chat *c);
+
+/* The clustering used when the options do not override it: the bundle
+ * merger's config (cluster_mode, cluster_k, ...), else
+ * setok_cluster_params_default(). */
+setok_cluster_params setok_chat_cluster_defaults(const setok_chat *c);
 
 /* Starts a new conversation (the cache is emptied) about image, or about no
  * image when image is NULL; the image is encoded here, once. */

@@ -41,7 +41,8 @@ typedef struct setok_tokens_options {
     bool average;          /* cluster means even when a merger is loaded */
     bool refine_masks;     /* edge-aware pixel labels instead of patch stairs (default off) */
     int feature_layer;     /* as setok_vit_forward; SETOK_TOKENS_DEFAULT_LAYER: the
-                              folder's own (LLaVA's vision_feature_layer), else the last */
+                              folder's own (a bundle's or LLaVA's vision_feature_layer),
+                              else the last */
     const atomic_bool *cancel;
 } setok_tokens_options;
 

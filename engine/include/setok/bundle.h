@@ -1,0 +1,79 @@
+/* bundle.h — the SETOKIM model bundle (DESIGN §5): a folder with a manifest,
+ * setokim.json, and one Hugging Face-layout subfolder per component.
+ *
+ * The one reader of setokim.json. Version 1 (tools/setokim/bundle.py writes it):
+ *   "format": "setokim"                       required
+ *   "version": 1                              required; other versions are refused
+ *   "components": {"vision": "vision", ...}   required object of relative paths; the
+ *       names are setok_bundle_component's. A missing entry means the feature is not
+ *       in this bundle; names this engine does not know are ignored.
+ *   "image_size": 128                         optional (0: not stated); the vision
+ *       tower's processor must produce image_size x image_size inputs
+ *   "vision_feature_layer": -1                optional, default -1 (HF hidden_states index)
+ *   "special_tokens": {"image": "<image>", "image_start": "[Img]", "image_end": "[/Img]"}
+ *                                             optional, these defaults
+ *   "system_prompt": ""                       optional, default none
+ * Component paths must be relative, free of ".." and stay inside the bundle
+ * after symbolic links are resolved; every listed component must be a folder.
+ * Errors name setokim.json and the key: "m/setokim.json: components.llm: 'x' is
+ * not a folder". */
+#ifndef SETOK_BUNDLE_H
+#define SETOK_BUNDLE_H
+
+#include <stdbool.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SETOK_BUNDLE_MANIFEST "setokim.json"
+#define SETOK_BUNDLE_VERSION 1
+
+typedef enum setok_bundle_component {
+    SETOK_BUNDLE_VISION = 0,    /* CLIPVisionModel / SiglipVisionModel */
+    SETOK_BUNDLE_SETOK,         /* SetokMerger (+ clustering defaults) */
+    SETOK_BUNDLE_LLM,           /* LlamaForCausalLM + tokenizer.json */
+    SETOK_BUNDLE_PROJECTOR_IN,  /* SetokimProjector: merger tokens -> LLM embeddings */
+    SETOK_BUNDLE_PROJECTOR_OUT, /* SetokimProjector: LLM hidden states -> visual embeddings */
+    SETOK_BUNDLE_MAPPER,
+    SETOK_BUNDLE_UNET,
+    SETOK_BUNDLE_VAE,
+    SETOK_BUNDLE_SCHEDULER,
+    SETOK_BUNDLE_MASK_DECODER,
+    SETOK_BUNDLE_COMPONENT_COUNT
+} setok_bundle_component;
+
+typedef struct setok_bundle {
+    char *dir;                                       /* the bundle folder, as given */
+    char *manifest;                                  /* dir/setokim.json */
+    int version;
+    char *components[SETOK_BUNDLE_COMPONENT_COUNT];  /* dir/<path>; NULL when not listed */
+    int image_size;                                  /* 0: not stated */
+    int vision_feature_layer;
+    char *image_token, *image_start, *image_end;     /* "<image>", "[Img]", "[/Img]" */
+    char *system_prompt;                             /* "" when none */
+} setok_bundle;
+
+/* Whether dir holds a setokim.json (a regular file). */
+bool setok_bundle_is_bundle(const char *dir);
+
+/* Reads and validates dir/setokim.json into b (zeroed first; free with
+ * setok_bundle_free, also after a failure). Malformed manifests are
+ * SETOK_ERR_INPUT. */
+setok_status setok_bundle_load(setok_bundle *b, const char *dir, setok_error *err);
+void setok_bundle_free(setok_bundle *b);
+
+/* "vision", "setok", "llm", "projector_in", ... as the manifest spells them. */
+const char *setok_bundle_component_name(setok_bundle_component c);
+
+/* The component's folder, or a SETOK_ERR_INPUT error naming the manifest and
+ * what the component is needed for (`purpose`, e.g. "chat"). */
+setok_status setok_bundle_require(const setok_bundle *b, setok_bundle_component c,
+                                  const char *purpose, const char **path, setok_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

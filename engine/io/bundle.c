@@ -1,0 +1,234 @@
+/* bundle.c — reads and validates a SETOKIM bundle's setokim.json (bundle.h):
+ * the format and version, the component folders (relative, inside the bundle,
+ * present), the special tokens, the system prompt, the image size and the
+ * vision feature layer. The pipelines open components through it only. */
+#include "setok/bundle.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "io-private.h"
+#include "setok/config.h"
+
+static const char *const component_names[] = {
+    "vision", "setok", "llm", "projector_in", "projector_out",
+    "mapper", "unet", "vae", "scheduler", "mask_decoder",
+};
+_Static_assert(sizeof component_names / sizeof *component_names == SETOK_BUNDLE_COMPONENT_COUNT,
+               "one name per setok_bundle_component");
+
+const char *setok_bundle_component_name(setok_bundle_component c)
+{
+    return (unsigned)c < SETOK_BUNDLE_COMPONENT_COUNT ? component_names[c] : "?";
+}
+
+/* dir + "/" + name, malloc'd; NULL when out of memory. */
+static char *join(const char *dir, const char *name)
+{
+    size_t d = strlen(dir), n = d + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s%s%s", dir, d && dir[d - 1] == '/' ? "" : "/", name);
+    return p;
+}
+
+bool setok_bundle_is_bundle(const char *dir)
+{
+    char *path = join(dir, SETOK_BUNDLE_MANIFEST);
+    struct stat sb;
+    bool yes = path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+    free(path);
+    return yes;
+}
+
+void setok_bundle_free(setok_bundle *b)
+{
+    if (!b)
+        return;
+    free(b->dir);
+    free(b->manifest);
+    for (int i = 0; i < SETOK_BUNDLE_COMPONENT_COUNT; i++)
+        free(b->components[i]);
+    free(b->image_token);
+    free(b->image_start);
+    free(b->image_end);
+    free(b->system_prompt);
+    memset(b, 0, sizeof *b);
+}
+
+static setok_status copy_string(char **out, const char *s, const setok_bundle *b,
+                                setok_error *err)
+{
+    if (!(*out = strdup(s)))
+        return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", b->manifest);
+    return SETOK_OK;
+}
+
+/* key, when present, must be a JSON object. */
+static setok_status check_object(const setok_config *cfg, const char *key, bool required,
+                                 setok_error *err)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(setok_config_root(cfg), key);
+    if (!item || cJSON_IsNull(item)) {
+        if (!required)
+            return SETOK_OK;
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: missing required key '%s'",
+                          setok_config_path(cfg), key);
+    }
+    if (!cJSON_IsObject(item))
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: key '%s' must be an object, got %s",
+                          setok_config_path(cfg), key, setok_io_json_type(item));
+    return SETOK_OK;
+}
+
+/* A component path as written: non-empty, relative, no ".." segment. */
+static setok_status check_relative(const setok_bundle *b, const char *name, const char *rel,
+                                   setok_error *err)
+{
+    char shown[256];
+    setok_io_printable(shown, sizeof shown, rel);
+    if (!rel[0])
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: components.%s: the path is empty",
+                          b->manifest, name);
+    if (rel[0] == '/')
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: components.%s: '%s' must be a path "
+                          "relative to the bundle", b->manifest, name, shown);
+    for (const char *s = rel; *s;) {
+        size_t n = strcspn(s, "/");
+        if (n == 2 && s[0] == '.' && s[1] == '.')
+            return setok_fail(err, SETOK_ERR_INPUT, "%s: components.%s: '%s' leaves the bundle "
+                              "('..' is not allowed)", b->manifest, name, shown);
+        s += n;
+        while (*s == '/')
+            s++;
+    }
+    return SETOK_OK;
+}
+
+/* The component folder must exist and, links resolved, lie inside the bundle. */
+static setok_status check_folder(const setok_bundle *b, const char *name, const char *rel,
+                                 const char *path, setok_error *err)
+{
+    char shown[256];
+    setok_io_printable(shown, sizeof shown, rel);
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: components.%s: the folder '%s' does not "
+                          "exist (%s)", b->manifest, name, shown, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: components.%s: '%s' is not a folder",
+                          b->manifest, name, shown);
+    char *root = realpath(b->dir, NULL), *real = realpath(path, NULL);
+    setok_status st = SETOK_OK;
+    if (!root || !real) {
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: components.%s: cannot resolve '%s': %s",
+                        b->manifest, name, shown, strerror(errno));
+    } else {
+        size_t n = strlen(root);
+        bool inside = !strncmp(real, root, n) && (real[n] == '/' || (n == 1 && root[0] == '/'));
+        if (!inside)
+            st = setok_fail(err, SETOK_ERR_INPUT, "%s: components.%s: '%s' resolves outside "
+                            "the bundle", b->manifest, name, shown);
+    }
+    free(root);
+    free(real);
+    return st;
+}
+
+static setok_status read_components(setok_bundle *b, const setok_config *cfg, setok_error *err)
+{
+    setok_status st = check_object(cfg, "components", true, err);
+    for (int i = 0; st == SETOK_OK && i < SETOK_BUNDLE_COMPONENT_COUNT; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "components.%s", component_names[i]);
+        const char *rel = NULL;
+        st = setok_config_string_or(cfg, key, NULL, &rel, err);
+        if (st != SETOK_OK || !rel)
+            continue;
+        st = check_relative(b, component_names[i], rel, err);
+        if (st == SETOK_OK && !(b->components[i] = join(b->dir, rel)))
+            st = setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", b->manifest);
+        if (st == SETOK_OK)
+            st = check_folder(b, component_names[i], rel, b->components[i], err);
+    }
+    return st;
+}
+
+static setok_status read_special_tokens(setok_bundle *b, const setok_config *cfg,
+                                        setok_error *err)
+{
+    static const char *const keys[] = {"image", "image_start", "image_end"};
+    static const char *const dflt[] = {"<image>", "[Img]", "[/Img]"};
+    char **out[] = {&b->image_token, &b->image_start, &b->image_end};
+    setok_status st = check_object(cfg, "special_tokens", false, err);
+    for (int i = 0; st == SETOK_OK && i < 3; i++) {
+        char key[64];
+        const char *s = NULL;
+        snprintf(key, sizeof key, "special_tokens.%s", keys[i]);
+        st = setok_config_string_or(cfg, key, dflt[i], &s, err);
+        if (st == SETOK_OK && !s[0])
+            st = setok_fail(err, SETOK_ERR_INPUT, "%s: key '%s' is empty", b->manifest, key);
+        if (st == SETOK_OK)
+            st = copy_string(out[i], s, b, err);
+    }
+    return st;
+}
+
+setok_status setok_bundle_load(setok_bundle *b, const char *dir, setok_error *err)
+{
+    memset(b, 0, sizeof *b);
+    if (!(b->dir = strdup(dir)) || !(b->manifest = join(dir, SETOK_BUNDLE_MANIFEST)))
+        return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", dir);
+    setok_config *cfg = NULL;
+    setok_status st = setok_config_load(&cfg, b->manifest, err);
+    if (st != SETOK_OK)
+        return st;
+    const char *format = NULL, *prompt = NULL;
+    int64_t version = 0;
+    st = setok_config_string(cfg, "format", &format, err);
+    if (st == SETOK_OK && strcmp(format, "setokim")) {
+        char shown[64];
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: format is '%s', expected 'setokim'",
+                        b->manifest, setok_io_printable(shown, sizeof shown, format));
+    }
+    if (st == SETOK_OK)
+        st = setok_config_int(cfg, "version", &version, err);
+    if (st == SETOK_OK && version != SETOK_BUNDLE_VERSION)
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: version %lld is not supported (this engine "
+                        "reads version %d)", b->manifest, (long long)version,
+                        SETOK_BUNDLE_VERSION);
+    b->version = (int)version;
+    if (st == SETOK_OK)
+        st = read_components(b, cfg, err);
+    if (st == SETOK_OK && setok_config_has(cfg, "image_size"))
+        st = setok_config_int_in(cfg, "image_size", true, 1, 1 << 16, &b->image_size, err);
+    b->vision_feature_layer = -1;
+    if (st == SETOK_OK)
+        st = setok_config_int_in(cfg, "vision_feature_layer", false, -1024, 1024,
+                                 &b->vision_feature_layer, err);
+    if (st == SETOK_OK)
+        st = read_special_tokens(b, cfg, err);
+    if (st == SETOK_OK)
+        st = setok_config_string_or(cfg, "system_prompt", "", &prompt, err);
+    if (st == SETOK_OK)
+        st = copy_string(&b->system_prompt, prompt, b, err);
+    setok_config_free(cfg);
+    return st;
+}
+
+setok_status setok_bundle_require(const setok_bundle *b, setok_bundle_component c,
+                                  const char *purpose, const char **path, setok_error *err)
+{
+    *path = (unsigned)c < SETOK_BUNDLE_COMPONENT_COUNT ? b->components[c] : NULL;
+    if (*path)
+        return SETOK_OK;
+    return setok_fail(err, SETOK_ERR_INPUT, "%s: no '%s' component, which %s needs (add "
+                      "components.%s)", b->manifest, setok_bundle_component_name(c), purpose,
+                      setok_bundle_component_name(c));
+}
