@@ -29,6 +29,9 @@ int cmd_tokens (int argc, char **argv);
 int cmd_ask (int argc, char **argv);
 int cmd_chat (int argc, char **argv);
 int cmd_world (int argc, char **argv);
+int cmd_segment (int argc, char **argv);
+int cmd_generate (int argc, char **argv);
+int cmd_edit (int argc, char **argv);
 
 /* The options `setok ask` and `setok chat` share (cmd-ask.c). */
 typedef struct cli_chat_args

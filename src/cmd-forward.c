@@ -41,6 +41,11 @@ usage (FILE *out)
                 "    hidden_states (HF hidden_states[feature_layer]), last_hidden_state;\n"
                 "    --set feature_layer=N|last (default -1, LLaVA: vision_feature_layer),\n"
                 "    --set drop_cls=0|1 (default 0, LLaVA: strategy 'default').\n"
+                "  vae (AutoencoderKL)  sample [B, 3, H, W] -> latent_mean, latent_logvar, sample\n"
+                "    (the mean decoded); latent_sample [B, 4, h, w] -> sample (decoded);\n"
+                "    --set tile=N decodes in N-pixel tiles (default 0: whole).\n"
+                "  unet (UNet2DConditionModel)  sample [B, C, h, w], timestep [B], encoder_hidden_states\n"
+                "    [B, S, D] -> sample (the noise prediction).\n"
                 "  llm (LlamaForCausalLM)  input_ids [1, T] or inputs_embeds [1, T, hidden],\n"
                 "    decode_ids [1, S]? (fed one at a time through the KV cache) ->\n"
                 "    logits [1, T, vocab], decode_logits [1, S, vocab].\n"
@@ -102,6 +107,7 @@ parse_param (params *p, const char *kv)
     { "k", NULL, &p->k },
     { "feature_layer", NULL, &p->feature_layer },
     { "drop_cls", NULL, &p->drop_cls },
+    { "tile", NULL, &p->tile },
     { "multimask", NULL, &p->multimask },
   };
   if (KEY ("feature_layer") && !strcmp (v, "last"))
@@ -557,6 +563,8 @@ static const struct
   { "sam", forward_run_sam },
   { "Blip2QFormerModel", forward_run_qformer },
   { "blip_2_qformer", forward_run_qformer },
+  { "AutoencoderKL", forward_run_vae },
+  { "UNet2DConditionModel", forward_run_unet },
 };
 
 static component_fn

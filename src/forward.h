@@ -20,6 +20,7 @@ typedef struct params
   float alpha, scale, bias, eps, theta, freq_scale;
   int trans_a, trans_b, groups, causal, rot_dims, stride, pad, factor, align_corners, k;
   int feature_layer, drop_cls; /* components; FROM_CONFIG and -1: the folder's default */
+  int tile;                    /* vae: tiled decode's tile size in pixels, 0 = whole */
   int multimask;               /* SamModel multimask_output (default 1) */
   int64_t size_h, size_w;
   int perm[SETOK_MAX_DIMS], has_perm;
@@ -52,5 +53,7 @@ setok_status forward_write_outputs (const char *path, setok_tensor *const *outs,
 int forward_run_clip_text (const component_args *a);
 int forward_run_qformer (const component_args *a);
 int forward_run_sam (const component_args *a);
+int forward_run_vae (const component_args *a);
+int forward_run_unet (const component_args *a);
 
 #endif

@@ -82,6 +82,19 @@ double setok_rng_uniform(setok_rng *rng)
     return ((double)hi * 67108864.0 + (double)lo) * (1.0 / 9007199254740992.0);
 }
 
+double setok_rng_normal(setok_rng *rng)
+{
+    double u = 1.0 - setok_rng_uniform(rng); // (0, 1]: log(u) is finite
+    double v = setok_rng_uniform(rng);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+void setok_rng_normal_fill(setok_rng *rng, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)setok_rng_normal(rng);
+}
+
 // ----------------------------------------------------------------------------
 // sampler
 

@@ -43,6 +43,10 @@ void setok_rng_seed(setok_rng *rng, uint64_t seed);
 uint32_t setok_rng_next(setok_rng *rng);
 /* Uniform in [0, 1). */
 double setok_rng_uniform(setok_rng *rng);
+/* Standard normal (Box-Muller on two uniforms; one value per call). */
+double setok_rng_normal(setok_rng *rng);
+/* out[0..n) = standard normal values. */
+void setok_rng_normal_fill(setok_rng *rng, float *out, size_t n);
 
 typedef struct setok_sample_entry {
     float value;

@@ -1,0 +1,49 @@
+/* segment.h — the `segment` pipeline (DESIGN §8) by points: the object under
+ * each foreground point is the SeTok token that covers it (paper §2.1: the
+ * clusters are the image's semantic units), so a point selects that token's
+ * pixels; background points remove theirs. The masks come from the tokens
+ * pipeline (tokens.h), with its edge-aware refinement on by default so they
+ * follow object boundaries rather than patch stairs. */
+#ifndef SETOK_SEGMENT_H
+#define SETOK_SEGMENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "image.h"
+#include "tokens.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct setok_segment_point {
+    int x, y;          /* pixels of the image */
+    bool foreground;   /* false: a background point (its token is removed) */
+} setok_segment_point;
+
+/* Zero-initialize; free with setok_segment_result_free. */
+typedef struct setok_segment_result {
+    setok_image mask;      /* one channel, the image's size: 255 = the object */
+    int64_t area;          /* pixels in the mask */
+    float score;           /* mean density-peak score (rho * delta) of the selected tokens */
+    int n_tokens;          /* tokens selected */
+    int32_t *tokens;       /* [n_tokens] their indices in the tokens result */
+    setok_tokens_result tokens_result; /* the clustering the mask came from */
+} setok_segment_result;
+
+void setok_segment_result_free(setok_segment_result *r);
+
+/* points[n] (at least one foreground point) on image -> r. opts: the tokens
+ * options (NULL: setok_tokens_options_default with refine_masks on). A
+ * point outside the image, or on no token, is SETOK_ERR_INPUT. */
+setok_status setok_segment_points(setok_tokenizer *t, const setok_image *image,
+                                  const setok_segment_point *points, int n,
+                                  const setok_tokens_options *opts, setok_segment_result *r,
+                                  setok_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
