@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bench-direct.h"
+#include "bench.h"
 #include "cli.h"
 #include "setok/models/llama.h"
 #include "setok/models/setok.h"
@@ -32,23 +33,17 @@ usage (FILE *out)
                 "       setok bench llm [--device D] [--dtype T] [--quick] [--json]\n\n"
                 "Prefill (64 and 616 tokens) and decode (32 steps after a 616-token prefill)\n"
                 "speed of a LLaMA-7B-shaped decoder with random weights made in memory\n"
-                "(--quick: hidden 512, 4 layers), and its memory: weights + cache + arena.\n");
+                "(--quick: hidden 512, 4 layers), and its memory: weights + cache + arena.\n\n"
+                "       setok bench unet [--device D] [--dtype T] [--quick] [--json]\n\n"
+                "Iterations per second of a Stable-Diffusion-1.5-shaped U-Net with random\n"
+                "weights made on the device, at 64 x 64 latents (512 x 512 pixels) and batch 2\n"
+                "(classifier-free guidance), the SD-1.5 VAE decode of one 64 x 64 latent, and\n"
+                "their memory (--quick: a small U-Net and VAE at 16 x 16 latents).\n");
 }
 
-typedef struct bench
-{
-  setok_backend *be;
-  setok_dtype dtype;
-  double min_time;
-  cJSON *rows;
-  bool json;
-} bench;
-
-typedef setok_status (*bench_fn) (bench *b, void *ctx, setok_error *err);
-
 /* Seconds per call, or a negative number with err set. */
-static double
-time_calls (bench *b, bench_fn fn, void *ctx, setok_error *err)
+double
+bench_time_calls (bench *b, bench_fn fn, void *ctx, setok_error *err)
 {
   if (fn (b, ctx, err) != SETOK_OK || setok_backend_synchronize (b->be, err) != SETOK_OK)
     return -1.0;
@@ -155,7 +150,7 @@ bench_matmul (bench *b, int64_t m, int64_t k, int64_t n, setok_error *err)
   if (st == SETOK_OK)
     {
       op_ctx c = { .y = &y, .a = &x, .b = &w };
-      t = time_calls (b, run_linear, &c, err);
+      t = bench_time_calls (b, run_linear, &c, err);
       if (t < 0)
         st = err->status;
     }
@@ -199,7 +194,7 @@ bench_attention (bench *b, int64_t heads, int64_t tq, int64_t tk, int64_t d, boo
   if (st == SETOK_OK)
     {
       op_ctx c = { .y = &y, .a = &q, .b = &k, .c = &v, .causal = causal };
-      t = time_calls (b, run_attention, &c, err);
+      t = bench_time_calls (b, run_attention, &c, err);
       if (t < 0)
         st = err->status;
     }
@@ -233,7 +228,7 @@ bench_norm (bench *b, setok_op op, int64_t rows, int64_t cols, setok_error *err)
   if (st == SETOK_OK)
     {
       op_ctx c = { .y = &y, .a = &x, .b = &w, .c = &bias, .eps = 1e-5f, .op = op };
-      t = time_calls (b, run_norm, &c, err);
+      t = bench_time_calls (b, run_norm, &c, err);
       if (t < 0)
         st = err->status;
     }
@@ -336,7 +331,7 @@ bench_vision (bench *b, bool quick, setok_error *err)
     {
       tokens = setok_vit_num_tokens (vit, size, size, false, NULL, NULL);
       vision_ctx c = { vit, &arena, &px };
-      t = time_calls (b, run_vision_forward, &c, err);
+      t = bench_time_calls (b, run_vision_forward, &c, err);
       if (t < 0)
         st = err->status;
     }
@@ -409,7 +404,7 @@ bench_cluster (bench *b, bool quick, setok_error *err)
       cluster_ctx c = { cpu, &out, features, grid, d, setok_cluster_params_default () };
       c.params.mode = modes[m];
       c.params.max_clusters = modes[m] == SETOK_CLUSTER_SOFT ? 64 : 0;
-      double t = time_calls (b, run_cluster, &c, err);
+      double t = bench_time_calls (b, run_cluster, &c, err);
       if (t < 0)
         {
           st = err->status;
@@ -591,7 +586,7 @@ bench_llm (bench *b, bool quick, setok_error *err)
   for (int i = 0; i < 2 && st == SETOK_OK; i++)
     {
       llm_ctx c = { m, &arena, prefills[i] };
-      double t = time_calls (b, run_llm_prefill, &c, err);
+      double t = bench_time_calls (b, run_llm_prefill, &c, err);
       if (t < 0)
         st = err->status;
       else
@@ -704,13 +699,14 @@ cmd_bench (int argc, char **argv)
   } suites[] = { { "ops", bench_ops },
                  { "vision", bench_vision },
                  { "cluster", bench_cluster },
-                 { "llm", bench_llm } };
+                 { "llm", bench_llm },
+                 { "unet", bench_unet } };
   int which = -1;
   for (int i = 0; optind == argc - 1 && i < (int)(sizeof suites / sizeof suites[0]); i++)
     if (!strcmp (argv[optind], suites[i].name))
       which = i;
   if (which < 0)
-    return cli_usage_error ("bench", "expected a suite name: ops, vision, cluster, llm");
+    return cli_usage_error ("bench", "expected a suite name: ops, vision, cluster, llm, unet");
   const char *suite = argv[optind];
 
   setok_error err = { 0 };

@@ -23,9 +23,33 @@ size_t diffusion_slot(int64_t numel, size_t esize)
 /* ---------------------------------------------------------------------------
  * loading */
 
+const char *diffusion_loader_path(const diffusion_loader *ld)
+{
+    return ld->w ? diffusion_loader_path(ld) : "random weights";
+}
+
+/* A random tensor of shape for a weight called name: matrices and kernels uniform in
+ * +-1/sqrt(fan_in), norm scales around 1, biases near 0. */
+static setok_status random_weight(const diffusion_loader *ld, setok_tensor *out,
+                                  const char *name, int ndim, const int64_t *shape,
+                                  setok_error *err)
+{
+    int64_t fan_in = 1;
+    for (int i = 1; i < ndim; i++)
+        fan_in *= shape[i];
+    size_t n = strlen(name);
+    bool scale = ndim == 1 && n >= 6 && !strcmp(name + n - 6, "weight");
+    float offset = scale ? 1.0f : 0.0f;
+    float bound = ndim >= 2 ? 1.0f / sqrtf((float)fan_in) : scale ? 0.1f : 0.02f;
+    return setok_tensor_alloc_random(out, ld->backend, ld->dtype, ndim, shape, offset, bound,
+                                     ld->random_state, err);
+}
+
 setok_status diffusion_load(const diffusion_loader *ld, setok_tensor *out, const char *prefix,
                             const char *name, int ndim, const int64_t *shape, setok_error *err)
 {
+    if (ld->random_state)
+        return random_weight(ld, out, name, ndim, shape, err);
     char full[256];
     snprintf(full, sizeof full, "%s.%s", prefix, name);
     const char *names[1] = {full};
@@ -40,6 +64,8 @@ setok_status diffusion_load_linear(const diffusion_loader *ld, setok_tensor *out
                                    const char *prefix, const char *const *names, size_t count,
                                    int64_t n, int64_t k, setok_error *err)
 {
+    if (ld->random_state)
+        return random_weight(ld, out, names[0], 2, (int64_t[]){n, k}, err);
     enum { MAX_NAMES = 4 };
     char full[MAX_NAMES][256];
     const char *list[MAX_NAMES];
@@ -69,6 +95,8 @@ setok_status diffusion_load_optional_bias(const diffusion_loader *ld, setok_tens
                                           const char *prefix, const char *name, int64_t n,
                                           setok_error *err)
 {
+    if (ld->random_state)
+        return random_weight(ld, out, name, 1, (int64_t[]){n}, err);
     char full[256];
     snprintf(full, sizeof full, "%s.%s", prefix, name);
     if (!setok_weights_find(ld->w, full)) {
@@ -101,7 +129,7 @@ setok_status diffusion_resnet_load(diffusion_resnet *r, const diffusion_loader *
                             .groups = groups, .eps = eps, .out_scale = out_scale};
     if (in_ch % groups || out_ch % groups)
         return setok_fail(err, SETOK_ERR_INPUT, "%s: %s: channels %lld -> %lld are not "
-                          "multiples of norm_num_groups %d", setok_weights_path(ld->w), prefix,
+                          "multiples of norm_num_groups %d", diffusion_loader_path(ld), prefix,
                           (long long)in_ch, (long long)out_ch, groups);
     struct {
         setok_tensor *t;
@@ -215,7 +243,7 @@ setok_status diffusion_downsample_load(diffusion_downsample *d, const diffusion_
     d->padding = padding;
     if (padding != 0 && padding != 1)
         return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: %s: downsample padding %d is not 0 "
-                          "or 1", setok_weights_path(ld->w), prefix, padding);
+                          "or 1", diffusion_loader_path(ld), prefix, padding);
     setok_status st = diffusion_load(ld, &d->conv_w, prefix, "conv.weight", 4,
                                      (int64_t[]){ch, ch, 3, 3}, err);
     if (st == SETOK_OK)
@@ -423,7 +451,7 @@ setok_status diffusion_attention_load(diffusion_attention *a, const diffusion_lo
                                .rescale = rescale};
     if (heads < 1 || ch % heads || ch % groups)
         return setok_fail(err, SETOK_ERR_INPUT, "%s: %s: %lld channels do not split into %d "
-                          "heads and %d groups", setok_weights_path(ld->w), prefix,
+                          "heads and %d groups", diffusion_loader_path(ld), prefix,
                           (long long)ch, heads, groups);
     static const char *const names[4][2] = {
         {"to_q", "query"}, {"to_k", "key"}, {"to_v", "value"}, {"to_out.0", "proj_attn"}};
@@ -441,7 +469,9 @@ setok_status diffusion_attention_load(diffusion_attention *a, const diffusion_lo
             snprintf(bn[j], sizeof bn[j], "%s.bias", names[i][j]);
         }
         st = diffusion_load_linear(ld, w[i], prefix, wl, 2, ch, ch, err);
-        if (st == SETOK_OK) {
+        if (st == SETOK_OK && ld->random_state) {
+            st = random_weight(ld, b[i], bl[0], 1, (int64_t[]){ch}, err);
+        } else if (st == SETOK_OK) {
             char full[2][256];
             const char *list[2] = {full[0], full[1]};
             const setok_st_tensor *t = NULL;
@@ -593,7 +623,7 @@ setok_status diffusion_transformer_load(diffusion_transformer *t, const diffusio
     *t = (diffusion_transformer){.ch = ch, .inner = inner, .cross_dim = cross_dim,
                                  .ff_inner = 4 * inner, .heads = heads, .groups = groups,
                                  .layers = layers, .norm_eps = 1e-5f};
-    const char *path = setok_weights_path(ld->w);
+    const char *path = diffusion_loader_path(ld);
     if (heads < 1 || inner < heads || ch % groups)
         return setok_fail(err, SETOK_ERR_INPUT, "%s: %s: %lld channels do not split into %d "
                           "attention heads and %d groups", path, prefix, (long long)ch, heads,
@@ -612,7 +642,7 @@ setok_status diffusion_transformer_load(diffusion_transformer *t, const diffusio
     /* linear [inner, ch] or 1x1 conv [inner, ch, 1, 1]: which one the config says */
     char full[256];
     snprintf(full, sizeof full, "%s.proj_in.weight", prefix);
-    const setok_st_tensor *pin = setok_weights_find(ld->w, full);
+    const setok_st_tensor *pin = ld->w ? setok_weights_find(ld->w, full) : NULL;
     if (st == SETOK_OK && pin && (pin->ndim == 4) == linear_projection)
         st = setok_fail(err, SETOK_ERR_INPUT, "%s: %s is a %s weight but use_linear_projection "
                         "is %s", path, full, pin->ndim == 4 ? "conv" : "linear",

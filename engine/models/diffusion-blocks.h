@@ -24,12 +24,18 @@
 #include "setok/tensor.h"
 #include "setok/weights.h"
 
-/* Where a model's weights come from and what they become. */
+/* Where a model's weights come from and what they become: the tensors of w,
+ * or, when random_state is set (w NULL), deterministic pseudo-random values
+ * of the requested shapes (benchmarks: nothing is read or stored). */
 typedef struct diffusion_loader {
     const setok_weights *w;
     setok_backend *backend;
     setok_dtype dtype;
+    uint32_t *random_state;
 } diffusion_loader;
+
+/* The weights' folder for messages ("random weights" without one). */
+const char *diffusion_loader_path(const diffusion_loader *ld);
 
 /* Arena bytes of one tensor of numel elements: rounded to the arena's
  * 256-byte alignment, plus the worst-case padding before it. */

@@ -435,7 +435,7 @@ static setok_status load_weights(setok_unet *u, const diffusion_loader *ld, seto
         for (int j = 0; j < b->count && st == SETOK_OK; j++) {
             if (nskips == 0)
                 return setok_fail(err, SETOK_ERR_INPUT, "%s: up_blocks.%d has more layers than "
-                                  "the down path has outputs", setok_weights_path(ld->w), i);
+                                  "the down path has outputs", diffusion_loader_path(ld), i);
             int64_t skip = skips[--nskips];
             st = layer_load(&b->layers[j], ld, block, j, ch + skip, out,
                             c->up_cross_attention[i], c->attention_heads[r],
@@ -452,7 +452,7 @@ static setok_status load_weights(setok_unet *u, const diffusion_loader *ld, seto
     }
     if (st == SETOK_OK && nskips != 0)
         st = setok_fail(err, SETOK_ERR_INPUT, "%s: layers_per_block leaves %d down-path outputs "
-                        "unused", setok_weights_path(ld->w), nskips);
+                        "unused", diffusion_loader_path(ld), nskips);
     if (st == SETOK_OK)
         st = diffusion_load(ld, &u->norm_out_w, "conv_norm_out", "weight", 1, (int64_t[]){C0},
                             err);
@@ -488,6 +488,52 @@ setok_status setok_unet_load(setok_unet **out, const char *dir, setok_backend *b
         st = load_weights(u, &ld, err);
     }
     setok_weights_close(w);
+    if (st != SETOK_OK) {
+        setok_unet_free(u);
+        return st;
+    }
+    *out = u;
+    return SETOK_OK;
+}
+
+void setok_unet_config_sd15(setok_unet_config *c)
+{
+    *c = (setok_unet_config){.in_channels = 4, .out_channels = 4, .num_blocks = 4,
+                             .block_out_channels = {320, 640, 1280, 1280},
+                             .down_cross_attention = {true, true, true, false},
+                             .up_cross_attention = {false, true, true, true},
+                             .mid_cross_attention = true, .norm_num_groups = 32,
+                             .norm_eps = 1e-5f, .flip_sin_to_cos = true, .downsample_padding = 1,
+                             .mid_block_scale_factor = 1.0f, .resnet_out_scale_factor = 1.0f,
+                             .time_embed_dim = 1280};
+    for (int i = 0; i < 4; i++) {
+        c->layers_per_block[i] = 2;
+        c->transformer_layers[i] = 1;
+        c->attention_heads[i] = 8;
+        c->cross_attention_dim[i] = 768;
+    }
+}
+
+setok_status setok_unet_create_random(setok_unet **out, const setok_unet_config *cfg,
+                                      setok_backend *backend, setok_dtype dtype, uint32_t seed,
+                                      setok_error *err)
+{
+    *out = NULL;
+    if (!setok_dtype_is_float(dtype))
+        return setok_fail(err, SETOK_ERR_INPUT, "unet: dtype must be f32, f16 or bf16, got %s",
+                          setok_dtype_name(dtype));
+    if (cfg->num_blocks < 1 || cfg->num_blocks > SETOK_UNET_MAX_BLOCKS)
+        return setok_fail(err, SETOK_ERR_INPUT, "unet: %d blocks, must be 1..%d",
+                          cfg->num_blocks, SETOK_UNET_MAX_BLOCKS);
+    setok_unet *u = calloc(1, sizeof *u);
+    if (!u)
+        return setok_fail(err, SETOK_ERR_NOMEM, "unet: out of memory");
+    u->backend = backend;
+    u->dtype = dtype;
+    u->cfg = *cfg;
+    uint32_t state = seed * 2654435761u + 1u;
+    diffusion_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
+    setok_status st = load_weights(u, &ld, err);
     if (st != SETOK_OK) {
         setok_unet_free(u);
         return st;

@@ -352,6 +352,45 @@ static setok_status load_decoder(setok_vae *vae, const diffusion_loader *ld, set
     return st;
 }
 
+void setok_vae_config_sd15(setok_vae_config *c)
+{
+    *c = (setok_vae_config){.in_channels = 3, .out_channels = 3, .latent_channels = 4,
+                            .num_levels = 4, .block_out_channels = {128, 256, 512, 512},
+                            .layers_per_block = 2, .norm_num_groups = 32, .sample_size = 512,
+                            .scaling_factor = 0.18215f, .use_quant_conv = true,
+                            .use_post_quant_conv = true, .mid_block_add_attention = true};
+}
+
+setok_status setok_vae_create_random(setok_vae **out, const setok_vae_config *cfg,
+                                     setok_backend *backend, setok_dtype dtype, uint32_t seed,
+                                     setok_error *err)
+{
+    *out = NULL;
+    if (!setok_dtype_is_float(dtype))
+        return setok_fail(err, SETOK_ERR_INPUT, "vae: dtype must be f32, f16 or bf16, got %s",
+                          setok_dtype_name(dtype));
+    if (cfg->num_levels < 1 || cfg->num_levels > SETOK_VAE_MAX_LEVELS)
+        return setok_fail(err, SETOK_ERR_INPUT, "vae: %d levels, must be 1..%d", cfg->num_levels,
+                          SETOK_VAE_MAX_LEVELS);
+    setok_vae *vae = calloc(1, sizeof *vae);
+    if (!vae)
+        return setok_fail(err, SETOK_ERR_NOMEM, "vae: out of memory");
+    vae->backend = backend;
+    vae->dtype = dtype;
+    vae->cfg = *cfg;
+    uint32_t state = seed * 2654435761u + 7u;
+    diffusion_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
+    setok_status st = load_encoder(vae, &ld, err);
+    if (st == SETOK_OK)
+        st = load_decoder(vae, &ld, err);
+    if (st != SETOK_OK) {
+        setok_vae_free(vae);
+        return st;
+    }
+    *out = vae;
+    return SETOK_OK;
+}
+
 setok_status setok_vae_load(setok_vae **out, const char *dir, setok_backend *backend,
                             setok_dtype dtype, setok_error *err)
 {

@@ -2,7 +2,7 @@
 # Runs the GPU checks on a machine with an NVIDIA GPU and no GLib/GTK: unpacks
 # the cJSON packages carried in .device/, builds a GUI-less CUDA release build,
 # runs the `gpu` suite, the `reference` suite (its CUDA cases run when a GPU is
-# present) and `setok bench ops|vision|cluster|llm`, and
+# present) and `setok bench ops|vision|cluster|llm|unet`, and
 # writes logs and benchmark JSON to $OUT (default: ./gpu-out). Prints a short
 # table last.
 set -uo pipefail
@@ -34,6 +34,7 @@ echo "reference suite rc $?" >>"$OUT/reference-tests.log"
 ./build-gpu/src/setok bench vision --device cuda --dtype f16 --json >"$OUT/bench-vision-cuda.json"
 ./build-gpu/src/setok bench cluster --json >"$OUT/bench-cluster-cpu.json"
 ./build-gpu/src/setok bench llm --device cuda --dtype f16 --json >"$OUT/bench-llm-cuda.json"
+./build-gpu/src/setok bench unet --device cuda --dtype f16 --json >"$OUT/bench-unet-cuda.json"
 
 echo "== gpu suite (rc $gpu_rc) =="
 tail -8 "$OUT/gpu-tests.log"

@@ -55,7 +55,16 @@ typedef struct setok_unet_config {
 /* Reads DIR/config.json; errors name the file and the key. */
 setok_status setok_unet_config_load(setok_unet_config *cfg, const char *dir, setok_error *err);
 
+/* Stable Diffusion 1.5's U-Net (diffusers' defaults, cross_attention_dim 768). */
+void setok_unet_config_sd15(setok_unet_config *cfg);
+
 typedef struct setok_unet setok_unet;
+
+/* A U-Net of cfg's shape with deterministic pseudo-random weights made
+ * directly on backend (benchmarks: nothing is read or stored). */
+setok_status setok_unet_create_random(setok_unet **out, const setok_unet_config *cfg,
+                                      setok_backend *backend, setok_dtype dtype, uint32_t seed,
+                                      setok_error *err);
 
 /* Loads config.json and the weights of DIR onto backend as dtype. */
 setok_status setok_unet_load(setok_unet **out, const char *dir, setok_backend *backend,

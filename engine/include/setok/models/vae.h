@@ -46,7 +46,16 @@ typedef struct setok_vae_config {
  * settings (act_fn other than silu, other block types) are errors. */
 setok_status setok_vae_config_load(setok_vae_config *cfg, const char *dir, setok_error *err);
 
+/* Stable Diffusion 1.5's AutoencoderKL. */
+void setok_vae_config_sd15(setok_vae_config *cfg);
+
 typedef struct setok_vae setok_vae;
+
+/* A VAE of cfg's shape with deterministic pseudo-random weights made directly
+ * on backend (benchmarks: nothing is read or stored). */
+setok_status setok_vae_create_random(setok_vae **out, const setok_vae_config *cfg,
+                                     setok_backend *backend, setok_dtype dtype, uint32_t seed,
+                                     setok_error *err);
 
 /* Called after each decoded tile (done of total); may be NULL. */
 typedef void (*setok_vae_progress_fn)(void *user, int done, int total);
