@@ -32,6 +32,7 @@ int cmd_world (int argc, char **argv);
 int cmd_segment (int argc, char **argv);
 int cmd_generate (int argc, char **argv);
 int cmd_edit (int argc, char **argv);
+int cmd_eval (int argc, char **argv);
 
 /* The options `setok ask` and `setok chat` share (cmd-ask.c). */
 typedef struct cli_chat_args

@@ -22,6 +22,7 @@ static const command commands[] = {
   { "segment", cmd_segment, "the mask of the object under a point (its semantic tokens)" },
   { "generate", cmd_generate, "draw an image from a prompt (Stable Diffusion folder)" },
   { "edit", cmd_edit, "change the region under a point as instructed; the rest stays exact" },
+  { "eval", cmd_eval, "measure the model on held-out synthetic scenes (QA, token alignment)" },
   { "forward", cmd_forward, "run one op or component on named tensors (reference tests)" },
   { "bench", cmd_bench, "measure op speed (matmul, attention, norms)" },
   { "world", cmd_world, "render synthetic scenes with masks, annotations and edit targets" },

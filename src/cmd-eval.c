@@ -1,0 +1,465 @@
+/* cmd-eval.c — `setok eval`: the model measured on held-out scenes of the
+ * synthetic world (setok/world.h), with the engine itself: question answering
+ * by question type, how well the SeTok tokens follow the objects (mean best
+ * IoU of each object with a token, and the rank correlation of tokens per
+ * image with objects per image), and the clustering ablation of the paper's
+ * Table 5 (density peaks vs fixed k vs soft). Prints a table; --json for
+ * machines; --plots DIR draws the charts (eval-plots.c). */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "eval.h"
+#include "setok/chat.h"
+#include "setok/tokens.h"
+#include "setok/world.h"
+
+static void
+usage (FILE *out)
+{
+  fprintf (out, "Usage: setok eval [--model DIR] [--seed S] [--count N] [--json] [--plots DIR]\n\n"
+                "Measures the model on N held-out scenes of the synthetic world (seeds S, S+1,\n"
+                "...; the training data never uses seeds from 1000000 up):\n"
+                "  question answering   exact-match accuracy, overall and per question type\n"
+                "                       (colour, shape, size, count, exist, relation)\n"
+                "  token alignment      mean over objects of the best IoU of the object's pixels\n"
+                "                       with one token's pixels; tokens per image vs objects per\n"
+                "                       image (Spearman rank correlation)\n"
+                "  ablation             the same alignment with fixed-k (k = the mean token count\n"
+                "                       of density peaks) and soft clustering (paper Table 5)\n\n"
+                "  --model DIR     a SETOKIM bundle (default: the shipped setokim-tiny)\n"
+                "  --seed S        the first scene (default 1000000)\n"
+                "  --count N       scenes (default 200)\n"
+                "  --questions Q   at most Q questions per scene (default: all)\n"
+                "  --no-qa         skip question answering (token metrics only)\n"
+                "  --plots DIR     write tokens-vs-objects.png, qa-by-type.png, ablation.png\n"
+                "  --device DEV    cpu, cuda or auto (default)\n"
+                "  --threads N     CPU threads (default: all)\n"
+                "  --json          the results as JSON on stdout\n");
+}
+
+static double
+now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* Lower case, letters and digits only: "Red." and " red" are both "red". */
+static void
+normalize_answer (const char *in, char *out, size_t size)
+{
+  size_t n = 0;
+  for (; *in && n + 1 < size; in++)
+    {
+      char c = *in;
+      if (c >= 'A' && c <= 'Z')
+        c = (char)(c - 'A' + 'a');
+      if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+        out[n++] = c;
+    }
+  out[n] = '\0';
+}
+
+static int
+type_index (eval_results *r, const char *type)
+{
+  for (int i = 0; i < r->n_types; i++)
+    if (!strcmp (r->types[i].name, type))
+      return i;
+  if (r->n_types == EVAL_MAX_TYPES)
+    return -1;
+  snprintf (r->types[r->n_types].name, sizeof r->types[0].name, "%s", type);
+  return r->n_types++;
+}
+
+/* Spearman's rho: Pearson correlation of the ranks (ties get their mean rank). */
+static void
+ranks (const double *x, int n, double *out)
+{
+  for (int i = 0; i < n; i++)
+    {
+      int below = 0, equal = 0;
+      for (int j = 0; j < n; j++)
+        {
+          below += x[j] < x[i];
+          equal += x[j] == x[i];
+        }
+      out[i] = below + (equal + 1) / 2.0;
+    }
+}
+
+double
+eval_spearman (const double *x, const double *y, int n)
+{
+  if (n < 2)
+    return NAN;
+  double *rx = malloc ((size_t)n * sizeof *rx), *ry = malloc ((size_t)n * sizeof *ry);
+  if (!rx || !ry)
+    {
+      free (rx);
+      free (ry);
+      return NAN;
+    }
+  ranks (x, n, rx);
+  ranks (y, n, ry);
+  double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+  for (int i = 0; i < n; i++)
+    {
+      mx += rx[i] / n;
+      my += ry[i] / n;
+    }
+  for (int i = 0; i < n; i++)
+    {
+      sxy += (rx[i] - mx) * (ry[i] - my);
+      sxx += (rx[i] - mx) * (rx[i] - mx);
+      syy += (ry[i] - my) * (ry[i] - my);
+    }
+  free (rx);
+  free (ry);
+  return sxx > 0 && syy > 0 ? sxy / sqrt (sxx * syy) : NAN;
+}
+
+/* Mean over the scene's objects of the best IoU with one token; adds to *sum, *count. */
+static void
+alignment (const setok_tokens_result *tr, const uint8_t *labels, int n_objects, double *sum,
+           int *count)
+{
+  int n_tok = tr->clusters.n_tokens;
+  size_t npx = (size_t)tr->width * tr->height;
+  int64_t *inter = calloc ((size_t)n_tok * (n_objects + 1), sizeof *inter);
+  int64_t *tok_area = calloc ((size_t)n_tok + 1, sizeof *tok_area);
+  int64_t *obj_area = calloc ((size_t)n_objects + 1, sizeof *obj_area);
+  if (inter && tok_area && obj_area)
+    {
+      for (size_t p = 0; p < npx; p++)
+        {
+          int k = tr->pixel_labels[p], o = labels[p];
+          if (o > n_objects)
+            continue;
+          obj_area[o]++;
+          if (k >= 0 && k < n_tok)
+            {
+              tok_area[k]++;
+              inter[(size_t)k * (n_objects + 1) + o]++;
+            }
+        }
+      for (int o = 1; o <= n_objects; o++)
+        {
+          if (obj_area[o] == 0)
+            continue;
+          double best = 0.0;
+          for (int k = 0; k < n_tok; k++)
+            {
+              int64_t i = inter[(size_t)k * (n_objects + 1) + o];
+              double iou = (double)i / (double)(obj_area[o] + tok_area[k] - i);
+              best = iou > best ? iou : best;
+            }
+          *sum += best;
+          (*count)++;
+        }
+    }
+  free (inter);
+  free (tok_area);
+  free (obj_area);
+}
+
+typedef struct eval_args
+{
+  const char *model, *device, *plots;
+  long seed;
+  int count, questions, threads;
+  bool json, qa;
+} eval_args;
+
+/* One scene's image and labels as a setok_image + its parsed annotation. */
+static setok_status
+scene_image (const setok_world_scene *s, setok_image *img, cJSON **ann, setok_error *err)
+{
+  int w = setok_world_width (s), h = setok_world_height (s);
+  setok_status st = setok_image_alloc (img, w, h, 3, err);
+  if (st == SETOK_OK)
+    memcpy (img->pixels, setok_world_rgb (s), (size_t)w * h * 3);
+  *ann = cJSON_Parse (setok_world_json (s));
+  if (st == SETOK_OK && !*ann)
+    st = setok_fail (err, SETOK_ERR_RUNTIME, "eval: a scene's annotation is not JSON");
+  return st;
+}
+
+static setok_status
+run_tokens (setok_tokenizer *t, const setok_image *img, setok_cluster_mode mode, int fixed_k,
+            setok_tokens_result *tr, setok_error *err)
+{
+  setok_tokens_options o;
+  setok_tokens_options_default (&o, t);
+  o.cluster.mode = mode;
+  if (mode == SETOK_CLUSTER_FIXED)
+    o.cluster.fixed_k = fixed_k;
+  return setok_tokens_run (t, img, &o, tr, err);
+}
+
+static setok_status
+evaluate (const eval_args *a, const char *model, eval_results *r, setok_error *err)
+{
+  setok_tokenizer *t = NULL;
+  setok_chat *chat = NULL;
+  setok_tokens_result tr = { 0 };
+  setok_world_options wo;
+  setok_world_options_default (&wo);
+  setok_status st = setok_tokenizer_open (&t, model, a->device, a->threads, err);
+  if (st == SETOK_OK && a->qa)
+    st = setok_chat_open (&chat, model, a->device, a->threads, 0, err);
+  r->tokens = calloc ((size_t)a->count, sizeof *r->tokens);
+  r->objects = calloc ((size_t)a->count, sizeof *r->objects);
+  if (st == SETOK_OK && (!r->tokens || !r->objects))
+    st = setok_fail (err, SETOK_ERR_NOMEM, "eval: out of memory");
+  double align_sum[3] = { 0 };
+  int align_count[3] = { 0 };
+  long total_tokens = 0;
+  double t_tokens = 0, t_qa = 0;
+  /* pass 1: density peaks (and questions); the mean token count sets fixed-k */
+  for (int pass = 0; pass < 3 && st == SETOK_OK; pass++)
+    {
+      int fixed_k = a->count > 0 ? (int)lround ((double)total_tokens / a->count) : 1;
+      fixed_k = fixed_k < 1 ? 1 : fixed_k;
+      setok_cluster_mode mode = pass == 0   ? SETOK_CLUSTER_DPC
+                                : pass == 1 ? SETOK_CLUSTER_FIXED
+                                            : SETOK_CLUSTER_SOFT;
+      for (int i = 0; i < a->count && st == SETOK_OK; i++)
+        {
+          setok_world_scene *s = NULL;
+          setok_image img = { 0 };
+          cJSON *ann = NULL;
+          st = setok_world_generate (&s, (uint64_t)(a->seed + i), &wo, err);
+          if (st == SETOK_OK)
+            st = scene_image (s, &img, &ann, err);
+          int n_objects = cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (ann, "objects"));
+          double t0 = now_ms ();
+          if (st == SETOK_OK)
+            st = run_tokens (t, &img, mode, fixed_k, &tr, err);
+          t_tokens += now_ms () - t0;
+          if (st == SETOK_OK)
+            {
+              alignment (&tr, setok_world_labels (s), n_objects, &align_sum[pass],
+                         &align_count[pass]);
+              if (pass == 0)
+                {
+                  r->tokens[i] = tr.clusters.n_tokens;
+                  r->objects[i] = n_objects;
+                  total_tokens += tr.clusters.n_tokens;
+                }
+            }
+          const cJSON *qa = cJSON_GetObjectItemCaseSensitive (ann, "qa"), *item;
+          int asked = 0;
+          double t1 = now_ms ();
+          cJSON_ArrayForEach (item, qa)
+          {
+            if (pass != 0 || !chat || st != SETOK_OK || (a->questions > 0 && asked >= a->questions))
+              break;
+            const cJSON *q = cJSON_GetObjectItemCaseSensitive (item, "question");
+            const cJSON *ans = cJSON_GetObjectItemCaseSensitive (item, "answer");
+            const cJSON *type = cJSON_GetObjectItemCaseSensitive (item, "type");
+            if (!cJSON_IsString (q) || !cJSON_IsString (ans) || !cJSON_IsString (type))
+              continue;
+            setok_chat_options o;
+            setok_chat_options_default (&o);
+            o.sampling.max_new_tokens = 8;
+            setok_chat_result res = { 0 };
+            st = setok_chat_start (chat, &img, &o, err);
+            if (st == SETOK_OK)
+              st = setok_chat_ask (chat, q->valuestring, &o, &res, err);
+            if (st == SETOK_OK)
+              {
+                char got[64], want[64];
+                normalize_answer (res.text, got, sizeof got);
+                normalize_answer (ans->valuestring, want, sizeof want);
+                int k = type_index (r, type->valuestring);
+                bool ok = !strcmp (got, want);
+                r->qa_total++;
+                r->qa_correct += ok;
+                if (k >= 0)
+                  {
+                    r->types[k].total++;
+                    r->types[k].correct += ok;
+                  }
+              }
+            setok_chat_result_free (&res);
+            asked++;
+          }
+          t_qa += now_ms () - t1;
+          cJSON_Delete (ann);
+          setok_image_free (&img);
+          setok_world_free (s);
+          if (!a->json)
+            cli_progress (pass == 0   ? "eval (density peaks, QA)"
+                          : pass == 1 ? "eval (fixed-k)"
+                                      : "eval (soft)",
+                          i + 1, a->count);
+        }
+      if (pass == 1)
+        r->fixed_k = fixed_k;
+    }
+  for (int p = 0; p < 3; p++)
+    r->alignment[p] = align_count[p] ? align_sum[p] / align_count[p] : NAN;
+  r->n_scenes = a->count;
+  r->tokens_ms = t_tokens / (3.0 * (a->count > 0 ? a->count : 1));
+  r->qa_ms = r->qa_total ? t_qa / r->qa_total : 0.0;
+  r->spearman = eval_spearman (r->tokens, r->objects, a->count);
+  double mt = 0, mo = 0;
+  for (int i = 0; i < a->count; i++)
+    {
+      mt += r->tokens[i] / a->count;
+      mo += r->objects[i] / a->count;
+    }
+  r->mean_tokens = mt;
+  r->mean_objects = mo;
+  setok_tokens_result_free (&tr);
+  setok_chat_free (chat);
+  setok_tokenizer_free (t);
+  return st;
+}
+
+static cJSON *
+results_json (const eval_results *r, const char *model)
+{
+  cJSON *j = cJSON_CreateObject ();
+  cJSON_AddStringToObject (j, "model", model);
+  cJSON_AddNumberToObject (j, "scenes", r->n_scenes);
+  cJSON *qa = cJSON_AddObjectToObject (j, "qa");
+  cJSON_AddNumberToObject (qa, "questions", r->qa_total);
+  cJSON_AddNumberToObject (qa, "accuracy", r->qa_total ? (double)r->qa_correct / r->qa_total : 0);
+  cJSON *by = cJSON_AddObjectToObject (qa, "by_type");
+  for (int i = 0; i < r->n_types; i++)
+    {
+      cJSON *t = cJSON_AddObjectToObject (by, r->types[i].name);
+      cJSON_AddNumberToObject (t, "questions", r->types[i].total);
+      cJSON_AddNumberToObject (t, "accuracy", (double)r->types[i].correct / r->types[i].total);
+    }
+  cJSON_AddNumberToObject (qa, "ms_per_question", r->qa_ms);
+  cJSON *tk = cJSON_AddObjectToObject (j, "tokens");
+  cJSON_AddNumberToObject (tk, "alignment", r->alignment[0]);
+  cJSON_AddNumberToObject (tk, "spearman_tokens_objects", r->spearman);
+  cJSON_AddNumberToObject (tk, "mean_tokens", r->mean_tokens);
+  cJSON_AddNumberToObject (tk, "mean_objects", r->mean_objects);
+  cJSON_AddNumberToObject (tk, "ms_per_image", r->tokens_ms);
+  cJSON *ab = cJSON_AddObjectToObject (j, "ablation_alignment");
+  cJSON_AddNumberToObject (ab, "dpc", r->alignment[0]);
+  cJSON_AddNumberToObject (ab, "fixed_k", r->alignment[1]);
+  cJSON_AddNumberToObject (ab, "k", r->fixed_k);
+  cJSON_AddNumberToObject (ab, "soft", r->alignment[2]);
+  return j;
+}
+
+static void
+print_table (const eval_results *r, const char *model)
+{
+  printf ("setok eval — %s, %d held-out scenes\n\n", model, r->n_scenes);
+  if (r->qa_total)
+    {
+      printf ("question answering      %5.1f %%  (%d questions, %.0f ms each)\n",
+              100.0 * r->qa_correct / r->qa_total, r->qa_total, r->qa_ms);
+      for (int i = 0; i < r->n_types; i++)
+        printf ("  %-20s  %5.1f %%  (%d)\n", r->types[i].name,
+                100.0 * r->types[i].correct / r->types[i].total, r->types[i].total);
+    }
+  printf ("token alignment         %5.3f   (mean best IoU of each object with a token)\n",
+          r->alignment[0]);
+  printf ("tokens vs objects       rho %.3f (Spearman), %.2f tokens and %.2f objects per image\n",
+          r->spearman, r->mean_tokens, r->mean_objects);
+  printf ("ablation (alignment)    density peaks %.3f, fixed k=%d %.3f, soft %.3f\n",
+          r->alignment[0], r->fixed_k, r->alignment[1], r->alignment[2]);
+  printf ("tokens per image        %.0f ms\n", r->tokens_ms);
+}
+
+int
+cmd_eval (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "model", required_argument, NULL, 'm' },
+    { "seed", required_argument, NULL, 's' },
+    { "count", required_argument, NULL, 'n' },
+    { "questions", required_argument, NULL, 'q' },
+    { "no-qa", no_argument, NULL, 'Q' },
+    { "plots", required_argument, NULL, 'p' },
+    { "device", required_argument, NULL, 'd' },
+    { "threads", required_argument, NULL, 't' },
+    { "json", no_argument, NULL, 'j' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  eval_args a = { .device = "auto", .seed = 1000000, .count = 200, .qa = true };
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long (argc, argv, "h", longopts, NULL)) != -1)
+    {
+      char *end = NULL;
+      long v = 0;
+      if (c == 's' || c == 'n' || c == 'q' || c == 't')
+        {
+          v = strtol (optarg, &end, 10);
+          if (end == optarg || *end || v < 0 || v > 1000000000L)
+            return cli_usage_error ("eval", "'%s' needs a non-negative integer, got '%s'",
+                                    argv[optind - 1], optarg);
+        }
+      switch (c)
+        {
+          case 'm':
+            a.model = optarg;
+            break;
+          case 's':
+            a.seed = v;
+            break;
+          case 'n':
+            if (v < 1 || v > 100000)
+              return cli_usage_error ("eval", "--count must be 1..100000");
+            a.count = (int)v;
+            break;
+          case 'q':
+            a.questions = (int)v;
+            break;
+          case 'Q':
+            a.qa = false;
+            break;
+          case 'p':
+            a.plots = optarg;
+            break;
+          case 'd':
+            a.device = optarg;
+            break;
+          case 't':
+            a.threads = (int)v;
+            break;
+          case 'j':
+            a.json = true;
+            break;
+          case 'h':
+            usage (stdout);
+            return CLI_EXIT_OK;
+          default:
+            return cli_usage_error ("eval", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+  if (optind != argc)
+    return cli_usage_error ("eval", "unexpected argument '%s'", argv[optind]);
+  setok_error err = { 0 };
+  const char *model = cli_model_path (a.model, &err);
+  if (!model)
+    return cli_report (&err);
+  eval_results r = { 0 };
+  setok_status st = evaluate (&a, model, &r, &err);
+  if (st == SETOK_OK && a.plots)
+    st = eval_plots (&r, a.plots, &err);
+  int rc = CLI_EXIT_OK;
+  if (st == SETOK_OK && a.json)
+    rc = cli_print_json (results_json (&r, model));
+  else if (st == SETOK_OK)
+    print_table (&r, model);
+  free (r.tokens);
+  free (r.objects);
+  return st == SETOK_OK ? rc : cli_report (&err);
+}
