@@ -36,6 +36,7 @@ struct setok_llama {
     setok_tensor lm_head;   /* [V, C]; aliases embed when tied */
     bool lm_head_owned;
     setok_tensor inv_freq;  /* f32 [D / 2] */
+    int64_t rope_seq_len;   /* dynamic rope: the longest sequence inv_freq was made for */
     setok_tensor positions; /* I32 [max_ctx] = 0, 1, 2, ... */
     int64_t max_ctx, length;
     llama_layer *layers;
@@ -99,9 +100,11 @@ static setok_status rope_parse(setok_llama_config *cfg, const setok_config *json
         cfg->rope_type = SETOK_LLAMA_ROPE_LINEAR;
     else if (!strcmp(type, "llama3"))
         cfg->rope_type = SETOK_LLAMA_ROPE_LLAMA3;
+    else if (!strcmp(type, "dynamic"))
+        cfg->rope_type = SETOK_LLAMA_ROPE_DYNAMIC;
     else
         return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: rope type '%s' is not supported "
-                          "(default, linear, llama3)", path, type);
+                          "(default, linear, llama3, dynamic)", path, type);
     if (cfg->rope_type == SETOK_LLAMA_ROPE_DEFAULT)
         return SETOK_OK;
     snprintf(key, sizeof key, "%sfactor", rp);
@@ -213,12 +216,22 @@ setok_status setok_llama_config_load(setok_llama_config *cfg, const char *dir, s
 
 // inv_freq: [D / 2] as transformers' rope init functions compute it in float32:
 // default theta^(-2i/D); linear divides by factor; llama3 divides long wavelengths by
-// factor and smooths the band between high_freq_wavelen and low_freq_wavelen
-static void rope_inv_freq(float *inv_freq, const setok_llama_config *c, int D)
+// factor and smooths the band between high_freq_wavelen and low_freq_wavelen; dynamic
+// (seq_len > max_position_embeddings) raises theta as _compute_dynamic_ntk_parameters does,
+// in float32 like its forward-time path
+static void rope_inv_freq(float *inv_freq, const setok_llama_config *c, int D, int64_t seq_len)
 {
+    double theta = c->rope_theta;
+    bool dynamic = c->rope_type == SETOK_LLAMA_ROPE_DYNAMIC && seq_len > c->max_position_embeddings;
+    float base = 0.0f;
+    if (dynamic) {
+        float factor = (float)c->rope_factor;
+        float ratio = factor * (float)seq_len / (float)c->max_position_embeddings - (factor - 1.0f);
+        base = (float)theta * powf(ratio, (float)D / (float)(D - 2));
+    }
     for (int i = 0; i < D / 2; i++) {
         float e = (float)(2 * i) / (float)D;
-        float f = 1.0f / (float)pow(c->rope_theta, (double)e);
+        float f = dynamic ? 1.0f / powf(base, e) : 1.0f / (float)pow(theta, (double)e);
         float factor = (float)c->rope_factor;
         if (c->rope_type == SETOK_LLAMA_ROPE_LINEAR) {
             f = f / factor;
@@ -384,18 +397,37 @@ static setok_status load_weights(loader *ld, setok_error *err)
     return load_any(ld, &m->lm_head, heads, 2, 2, (int64_t[]){V, C}, err);
 }
 
-static setok_status rope_upload(setok_llama *m, setok_error *err)
+/* inv_freq for sequences of seq_len (only dynamic rope depends on it), allocated on first use. */
+static setok_status rope_upload(setok_llama *m, int64_t seq_len, setok_error *err)
 {
     int D = m->cfg.head_dim;
     float *host = malloc((size_t)D / 2 * sizeof *host);
     if (!host)
         return setok_fail(err, SETOK_ERR_NOMEM, "llama: out of memory");
-    rope_inv_freq(host, &m->cfg, D);
-    setok_status st = setok_tensor_alloc(&m->inv_freq, m->backend, SETOK_F32, 1,
-                                         (int64_t[]){D / 2}, err);
+    rope_inv_freq(host, &m->cfg, D, seq_len);
+    setok_status st = SETOK_OK;
+    if (!m->inv_freq.data)
+        st = setok_tensor_alloc(&m->inv_freq, m->backend, SETOK_F32, 1, (int64_t[]){D / 2}, err);
     if (st == SETOK_OK)
         st = setok_tensor_upload(&m->inv_freq, host, err);
+    m->rope_seq_len = seq_len > m->cfg.max_position_embeddings ? seq_len
+                                                                : m->cfg.max_position_embeddings;
     free(host);
+    return st;
+}
+
+/* Dynamic rope before a forward reaching position seq_len - 1 (transformers'
+ * dynamic_frequency_update): grow past the longest seen, or back to the original. */
+static setok_status rope_update(setok_llama *m, int64_t seq_len, setok_error *err)
+{
+    if (m->cfg.rope_type != SETOK_LLAMA_ROPE_DYNAMIC)
+        return SETOK_OK;
+    int64_t original = m->cfg.max_position_embeddings, cached = m->rope_seq_len;
+    setok_status st = SETOK_OK;
+    if (seq_len > cached)
+        st = rope_upload(m, seq_len, err);
+    if (st == SETOK_OK && seq_len < original && cached > original)
+        st = rope_upload(m, original, err);
     return st;
 }
 
@@ -442,7 +474,7 @@ setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
     setok_weights_close(w);
     setok_lora_free(lora);
     if (st == SETOK_OK)
-        st = rope_upload(m, err);
+        st = rope_upload(m, 0, err);
     if (st != SETOK_OK) {
         setok_llama_free(m);
         return st;
@@ -525,7 +557,7 @@ setok_status setok_llama_create_random(setok_llama **out, const setok_llama_conf
                                        0.0f, 1.0f / sqrtf((float)C), &s, err);
     }
     if (st == SETOK_OK)
-        st = rope_upload(m, err);
+        st = rope_upload(m, 0, err);
     if (st != SETOK_OK) {
         setok_llama_free(m);
         return st;
@@ -806,7 +838,7 @@ static setok_status llama_forward(setok_llama *m, setok_arena *arena, setok_tens
     const setok_llama_config *c = &m->cfg;
     dims d = {.T = x->shape[0], .C = c->hidden_size, .I = c->intermediate_size,
               .NH = c->num_heads, .NKV = c->num_kv_heads, .D = c->head_dim, .pos = m->length};
-    setok_status st = SETOK_OK;
+    setok_status st = rope_update(m, d.pos + d.T, err);
     for (int i = 0; i < c->num_layers && st == SETOK_OK; i++) {
         if (cancel && atomic_load(cancel))
             return setok_fail(err, SETOK_ERR_CANCELLED, "llama: cancelled before layer %d of %d",

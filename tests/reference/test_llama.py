@@ -2,11 +2,12 @@
 """test_llama.py — the language model (engine/models/llama.c) against transformers.
 
 Builds tiny random LlamaForCausalLM configs with transformers itself (GQA with 2 KV heads of 4;
-default, linear and llama3 rotary scaling; tied embeddings with attention and MLP biases and a
-head_dim other than hidden / heads), saves them, and runs `SETOK_CLI forward DIR` with a prefill
-of 12 random ids (or inputs_embeds) followed by 16 decode_ids fed one at a time through the KV
-cache. `logits` and `decode_logits` are compared with the logits of one full-sequence
-transformers forward at the same positions. A LLaVA-style "language_model.model." weight prefix
+default, linear, llama3 and dynamic rotary scaling; tied embeddings with attention and MLP biases
+and a head_dim other than hidden / heads), saves them, and runs `SETOK_CLI forward DIR` with a
+prefill of 12 random ids (or inputs_embeds) followed by 16 decode_ids fed one at a time through
+the KV cache. `logits` and `decode_logits` are compared with the logits of one full-sequence
+transformers forward at the same positions (dynamic scaling: with transformers' own cached
+decode, since its frequencies follow how far each call reaches past max_position_embeddings). A LLaVA-style "language_model.model." weight prefix
 is also loaded, and a pre-transformers-5 config (rope_scaling, rope_theta). A tensor passes
 when max|got - ref| / max|ref| <= 1e-4 (f32).
 Usage: test_llama.py [SETOK_CLI] [--seed N]
@@ -53,7 +54,24 @@ CONFIGS = {
                                           "rope_theta": 500000.0}),
     "tied-bias": dict(BASE, tie_word_embeddings=True, attention_bias=True, mlp_bias=True,
                       head_dim=24),
+    # NTK-aware dynamic scaling: the decode steps run past max_position_embeddings, so
+    # theta grows step by step (compared with transformers' own cached decode)
+    "dynamic": dict(BASE, max_position_embeddings=16,
+                    rope_parameters={"rope_type": "dynamic", "factor": 2.0,
+                                     "rope_theta": 10000.0}),
 }
+
+
+def cached_logits(model, ids):
+    """Prefill then one token at a time through the KV cache, as transformers decodes:
+    dynamic rope depends on how far each call reaches, not on the whole sequence."""
+    out = model(input_ids=ids[:, :PREFILL], use_cache=True)
+    logits, past = [out.logits], out.past_key_values
+    for t in range(PREFILL, ids.shape[1]):
+        out = model(input_ids=ids[:, t:t + 1], past_key_values=past, use_cache=True)
+        logits.append(out.logits)
+        past = out.past_key_values
+    return torch.cat(logits, dim=1).float()
 
 
 def make_model(kw, seed):
@@ -126,7 +144,8 @@ def main():
             model.save_pretrained(folder)
             ids = torch.randint(0, VOCAB, (1, PREFILL + DECODE), generator=g)
             with torch.no_grad():
-                ref = model(input_ids=ids).logits.float()
+                ref = (cached_logits(model, ids) if name == "dynamic"
+                       else model(input_ids=ids).logits.float())
             out, err = run_cli(args.cli, folder, {"input_ids": ids[:, :PREFILL],
                                                   "decode_ids": ids[:, PREFILL:]})
             compare(f"{name} input_ids", out, err, ref)

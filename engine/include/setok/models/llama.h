@@ -6,9 +6,14 @@
  * or LLaVA's "language_model.model.*" / "model.language_model.*" spellings;
  * lm_head is the embedding table when tie_word_embeddings is set.
  *
- * Rotary scaling: rope_type default, linear and llama3, read from
+ * Rotary scaling: rope_type default, linear, llama3 and dynamic, read from
  * rope_parameters (transformers >= 5) or rope_scaling + rope_theta (older);
- * inv_freq is computed once at load as transformers' rope init functions do.
+ * inv_freq is computed at load as transformers' rope init functions do. For
+ * dynamic, each forward whose last position + 1 (seq_len) exceeds the longest
+ * seen so far recomputes it with theta * (factor * seq_len / max_pos -
+ * (factor - 1))^(D / (D - 2)), and a forward back under max_pos restores the
+ * original, as transformers' dynamic_rope_update does (keys already in the
+ * cache keep the rotation they were stored with, as there).
  *
  * The cache holds K and V of every layer as [Hkv, max_ctx, head_dim]. Each
  * forward appends its T tokens at positions cache_length .. cache_length+T-1
@@ -36,6 +41,8 @@ typedef enum setok_llama_rope_type {
     SETOK_LLAMA_ROPE_DEFAULT = 0,
     SETOK_LLAMA_ROPE_LINEAR,  /* inv_freq / factor */
     SETOK_LLAMA_ROPE_LLAMA3,  /* Llama 3.1 wavelength-dependent smoothing */
+    SETOK_LLAMA_ROPE_DYNAMIC, /* NTK-aware: theta grows once the sequence passes
+                                 max_position_embeddings */
 } setok_llama_rope_type;
 
 typedef struct setok_llama_config {
