@@ -390,6 +390,7 @@ static setok_status add_dec(setok_text_tokenizer *tok, const cJSON *d, setok_err
         }
     } else if (!strcmp(type, "ByteFallback")) {
         step.op = TOK_DEC_BYTE_FALLBACK;
+        tok->dec_byte_fallback = true;
     } else if (!strcmp(type, "Fuse")) {
         step.op = TOK_DEC_FUSE;
     } else if (!strcmp(type, "Strip")) {

@@ -471,12 +471,11 @@ static bool apply_step(const tok_dec_step *d, const tok_list *in, tok_list *out,
             ok = tok_bytelevel_unmap(t, n, &bytes);
             break;
         case TOK_DEC_METASPACE:
-            ok = replace_all(&tmp, t, n, d->a, " ");
-            if (ok) {
-                size_t skip = i == 0 && at_start && d->prepend != TOK_PREPEND_NEVER &&
-                              tmp.len > 0 && tmp.data[0] == ' ';
-                ok = list_push(out, tmp.data + skip, tmp.len - skip);
-            }
+            /* as tokenizers: in the first token every replacement character is dropped (the
+             * prepended one and any other), elsewhere each becomes a space */
+            ok = replace_all(&tmp, t, n, d->a,
+                             i == 0 && at_start && d->prepend != TOK_PREPEND_NEVER ? "" : " ") &&
+                 list_push(out, tmp.data, tmp.len);
             break;
         default:
             break;

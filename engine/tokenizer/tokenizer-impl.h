@@ -101,6 +101,7 @@ struct setok_text_tokenizer {
     tok_dec_step *dec;
     int n_dec;
     bool dec_bytelevel; /* the decoder chain has a ByteLevel step */
+    bool dec_byte_fallback; /* ... a ByteFallback step: a run of byte pieces decodes as a whole */
     /* tokenizer.model */
     bool add_dummy_prefix, remove_extra_ws, escape_ws;
     float min_score, max_score;

@@ -1,6 +1,7 @@
 /* tokenizer.c — the public tokenizer API: loading a folder or file, encode/decode dispatch to
  * the tokenizer.json and tokenizer.model front ends, and the streaming decoder (decodes a window
- * of ids and emits it once it no longer ends in an unfinished byte-fallback character). */
+ * of ids and emits it once it no longer ends in an unfinished character; a tokenizer.json
+ * byte-fallback run is emitted when it ends, since tokenizers decodes it as a whole). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,11 @@ setok_status setok_text_stream_push(setok_text_stream *s, int32_t id, const char
     }
     if (!tok_ids_push(&s->window, id)) {
         return setok_fail(err, SETOK_ERR_NOMEM, "token stream: out of memory");
+    }
+    if (tok->pieces[id].byte >= 0 && tok->dec_byte_fallback) {
+        /* tokenizers' ByteFallback decodes a whole run of byte pieces at once (all of it
+         * becomes U+FFFD when any part is not UTF-8): hold the run until it ends */
+        return SETOK_OK;
     }
     if (tok->pieces[id].byte >= 0 || tok->dec_bytelevel) {
         /* Hold bytes (a byte-fallback piece, or any ByteLevel token, which may end inside a

@@ -296,6 +296,31 @@ def test_hf(t, tmp, train_lines, test_lines):
         compare(t, name, eng, test_lines,
                 lambda s, sp: ref.encode(s, add_special_tokens=sp).ids,
                 lambda ids, skip: ref.decode(ids, skip_special_tokens=skip))
+        # random id sequences, byte-fallback pieces mixed in: what a sampler may produce,
+        # including byte runs that are not valid UTF-8
+        rng = random.Random(7)
+        vocab_n = ref.get_vocab_size(True)
+        # (not <0x00>: the C API's text is NUL-terminated, so a NUL byte would end it)
+        byte_ids = [i for i in range(vocab_n)
+                    if (ref.id_to_token(i) or "").startswith("<0x") and ref.id_to_token(i) != "<0x00>"]
+        nul = ref.token_to_id("<0x00>")
+        bad = 0
+        for _ in range(300):
+            ids = [rng.choice(byte_ids) if rng.random() < 0.6 else rng.randrange(vocab_n)
+                   for _ in range(rng.randrange(1, 12))]
+            ids = [byte_ids[0] if i == nul else i for i in ids]
+            for skip in (True, False):
+                want = ref.decode(ids, skip_special_tokens=skip)
+                try:
+                    got = "".join(eng.stream(ids, skip))
+                except (UnicodeDecodeError, AssertionError):
+                    got = None
+                if got != want or eng.decode(ids, skip) != want:
+                    bad += 1
+                    if bad <= 3:
+                        print(f"{name}: random ids {ids}: stream {got!r}, decode "
+                              f"{eng.decode(ids, skip)!r}, tokenizers {want!r}")
+        t.check(bad == 0, f"{name}: {bad} of 600 random id sequences decode differently")
         if name == "hf-legacy":
             long_text = " ".join(test_lines)[:100000]
             start = time.perf_counter()

@@ -33,7 +33,8 @@ void setok_text_tokenizer_free(setok_text_tokenizer *tok);
 setok_status setok_text_tokenizer_encode(const setok_text_tokenizer *tok, const char *text,
                                          size_t len, bool add_special_tokens, int32_t **ids,
                                          size_t *n_ids, setok_error *err);
-/* *text gets a malloc'd, NUL-terminated UTF-8 string. Ids out of range are an input error. */
+/* *text gets a malloc'd, NUL-terminated UTF-8 string (a decoded NUL byte, <0x00>, ends it).
+ * Ids out of range are an input error. */
 setok_status setok_text_tokenizer_decode(const setok_text_tokenizer *tok, const int32_t *ids,
                                          size_t n_ids, bool skip_special_tokens, char **text,
                                          setok_error *err);
