@@ -26,8 +26,9 @@ usage (FILE *out)
                 "  question answering   exact-match accuracy, overall and per question type\n"
                 "                       (colour, shape, size, count, exist, relation)\n"
                 "  token alignment      mean over objects of the best IoU of the object's pixels\n"
-                "                       with one token's pixels; tokens per image vs objects per\n"
-                "                       image (Spearman rank correlation)\n"
+                "                       with one token's pixels, with patch-shaped and with\n"
+                "                       edge-refined masks; tokens per image vs objects per image\n"
+                "                       (Spearman rank correlation)\n"
                 "  ablation             the same alignment with fixed-k (k = the mean token count\n"
                 "                       of density peaks) and soft clustering (paper Table 5)\n\n"
                 "  --model DIR     a SETOKIM bundle (default: the shipped setokim-tiny)\n"
@@ -192,11 +193,12 @@ scene_image (const setok_world_scene *s, setok_image *img, cJSON **ann, setok_er
 
 static setok_status
 run_tokens (setok_tokenizer *t, const setok_image *img, setok_cluster_mode mode, int fixed_k,
-            setok_tokens_result *tr, setok_error *err)
+            bool refine, setok_tokens_result *tr, setok_error *err)
 {
   setok_tokens_options o;
   setok_tokens_options_default (&o, t);
   o.cluster.mode = mode;
+  o.refine_masks = refine;
   if (mode == SETOK_CLUSTER_FIXED)
     o.cluster.fixed_k = fixed_k;
   return setok_tokens_run (t, img, &o, tr, err);
@@ -217,18 +219,19 @@ evaluate (const eval_args *a, const char *model, eval_results *r, setok_error *e
   r->objects = calloc ((size_t)a->count, sizeof *r->objects);
   if (st == SETOK_OK && (!r->tokens || !r->objects))
     st = setok_fail (err, SETOK_ERR_NOMEM, "eval: out of memory");
-  double align_sum[3] = { 0 };
-  int align_count[3] = { 0 };
+  double align_sum[EVAL_PASSES] = { 0 };
+  int align_count[EVAL_PASSES] = { 0 };
   long total_tokens = 0;
   double t_tokens = 0, t_qa = 0;
-  /* pass 1: density peaks (and questions); the mean token count sets fixed-k */
-  for (int pass = 0; pass < 3 && st == SETOK_OK; pass++)
+  /* pass 0: density peaks (and questions); the mean token count sets fixed-k for pass 1;
+   * pass 2: soft; pass 3: density peaks with edge-refined pixel masks */
+  for (int pass = 0; pass < EVAL_PASSES && st == SETOK_OK; pass++)
     {
       int fixed_k = a->count > 0 ? (int)lround ((double)total_tokens / a->count) : 1;
       fixed_k = fixed_k < 1 ? 1 : fixed_k;
-      setok_cluster_mode mode = pass == 0   ? SETOK_CLUSTER_DPC
-                                : pass == 1 ? SETOK_CLUSTER_FIXED
-                                            : SETOK_CLUSTER_SOFT;
+      setok_cluster_mode mode = pass == 1   ? SETOK_CLUSTER_FIXED
+                                : pass == 2 ? SETOK_CLUSTER_SOFT
+                                            : SETOK_CLUSTER_DPC;
       for (int i = 0; i < a->count && st == SETOK_OK; i++)
         {
           setok_world_scene *s = NULL;
@@ -240,7 +243,7 @@ evaluate (const eval_args *a, const char *model, eval_results *r, setok_error *e
           int n_objects = cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (ann, "objects"));
           double t0 = now_ms ();
           if (st == SETOK_OK)
-            st = run_tokens (t, &img, mode, fixed_k, &tr, err);
+            st = run_tokens (t, &img, mode, fixed_k, pass == 3, &tr, err);
           t_tokens += now_ms () - t0;
           if (st == SETOK_OK)
             {
@@ -297,16 +300,17 @@ evaluate (const eval_args *a, const char *model, eval_results *r, setok_error *e
           if (!a->json)
             cli_progress (pass == 0   ? "eval (density peaks, QA)"
                           : pass == 1 ? "eval (fixed-k)"
-                                      : "eval (soft)",
+                          : pass == 2 ? "eval (soft)"
+                                      : "eval (refined masks)",
                           i + 1, a->count);
         }
       if (pass == 1)
         r->fixed_k = fixed_k;
     }
-  for (int p = 0; p < 3; p++)
+  for (int p = 0; p < EVAL_PASSES; p++)
     r->alignment[p] = align_count[p] ? align_sum[p] / align_count[p] : NAN;
   r->n_scenes = a->count;
-  r->tokens_ms = t_tokens / (3.0 * (a->count > 0 ? a->count : 1));
+  r->tokens_ms = t_tokens / ((double)EVAL_PASSES * (a->count > 0 ? a->count : 1));
   r->qa_ms = r->qa_total ? t_qa / r->qa_total : 0.0;
   r->spearman = eval_spearman (r->tokens, r->objects, a->count);
   double mt = 0, mo = 0;
@@ -342,6 +346,7 @@ results_json (const eval_results *r, const char *model)
   cJSON_AddNumberToObject (qa, "ms_per_question", r->qa_ms);
   cJSON *tk = cJSON_AddObjectToObject (j, "tokens");
   cJSON_AddNumberToObject (tk, "alignment", r->alignment[0]);
+  cJSON_AddNumberToObject (tk, "alignment_refined_masks", r->alignment[3]);
   cJSON_AddNumberToObject (tk, "spearman_tokens_objects", r->spearman);
   cJSON_AddNumberToObject (tk, "mean_tokens", r->mean_tokens);
   cJSON_AddNumberToObject (tk, "mean_objects", r->mean_objects);
@@ -366,8 +371,9 @@ print_table (const eval_results *r, const char *model)
         printf ("  %-20s  %5.1f %%  (%d)\n", r->types[i].name,
                 100.0 * r->types[i].correct / r->types[i].total, r->types[i].total);
     }
-  printf ("token alignment         %5.3f   (mean best IoU of each object with a token)\n",
-          r->alignment[0]);
+  printf ("token alignment         %5.3f   (mean best IoU of each object with a token; %.3f\n"
+          "                                 with the edge-refined masks)\n",
+          r->alignment[0], r->alignment[3]);
   printf ("tokens vs objects       rho %.3f (Spearman), %.2f tokens and %.2f objects per image\n",
           r->spearman, r->mean_tokens, r->mean_objects);
   printf ("ablation (alignment)    density peaks %.3f, fixed k=%d %.3f, soft %.3f\n",

@@ -5,6 +5,7 @@
 #include "setok/error.h"
 
 #define EVAL_MAX_TYPES 16
+#define EVAL_PASSES 4 /* density peaks, fixed k, soft, density peaks with refined masks */
 
 typedef struct eval_results
 {
@@ -18,7 +19,7 @@ typedef struct eval_results
   int n_types;
   double *tokens, *objects; /* [n_scenes]: density-peak tokens and objects per image */
   double spearman, mean_tokens, mean_objects;
-  double alignment[3]; /* mean best IoU: density peaks, fixed k, soft */
+  double alignment[EVAL_PASSES]; /* mean best IoU per pass (EVAL_PASSES) */
   int fixed_k;
   double tokens_ms, qa_ms;
 } eval_results;

@@ -43,6 +43,8 @@ def main():
         for name in ("dpc", "fixed_k", "soft"):
             check(0.0 <= ab[name] <= 1.0, f"alignment {name} {ab[name]:.3f} in [0, 1]")
         check(tok["alignment"] == ab["dpc"], "the headline alignment is density peaks'")
+        check(0.0 <= tok["alignment_refined_masks"] <= 1.0,
+              f"alignment with refined masks {tok['alignment_refined_masks']:.3f} in [0, 1]")
         check(-1.0 <= tok["spearman_tokens_objects"] <= 1.0,
               f"Spearman rho {tok['spearman_tokens_objects']:.3f} in [-1, 1]")
         check(tok["mean_tokens"] >= 1.0, f"{tok['mean_tokens']:.2f} tokens per image")
