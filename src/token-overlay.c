@@ -97,8 +97,8 @@ token_overlay_label_points (const int32_t *labels, int width, int height, int n_
 }
 
 void
-token_overlay_draw (cairo_t *cr, const int32_t *labels, int width, int height, int n_tokens,
-                    double fill_alpha, int highlight)
+token_overlay_draw_regions (cairo_t *cr, const int32_t *labels, int width, int height,
+                            double fill_alpha, int highlight)
 {
   cairo_surface_t *layer = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, width, height);
   if (cairo_surface_status (layer) != CAIRO_STATUS_SUCCESS)
@@ -144,12 +144,11 @@ token_overlay_draw (cairo_t *cr, const int32_t *labels, int width, int height, i
   cairo_paint (cr);
   cairo_restore (cr);
   cairo_surface_destroy (layer);
+}
 
-  int *at = malloc ((size_t)(n_tokens > 0 ? n_tokens : 1) * 2 * sizeof *at);
-  if (!at)
-    return;
-  token_overlay_label_points (labels, width, height, n_tokens, at);
-  double size = fmax (10.0, fmin (width, height) / 40.0);
+void
+token_overlay_draw_index_labels (cairo_t *cr, const int *at, int n_tokens, double size)
+{
   cairo_save (cr);
   cairo_select_font_face (cr, "Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
   cairo_set_font_size (cr, size);
@@ -172,6 +171,18 @@ token_overlay_draw (cairo_t *cr, const int32_t *labels, int width, int height, i
       cairo_fill (cr);
     }
   cairo_restore (cr);
+}
+
+void
+token_overlay_draw (cairo_t *cr, const int32_t *labels, int width, int height, int n_tokens,
+                    double fill_alpha, int highlight)
+{
+  token_overlay_draw_regions (cr, labels, width, height, fill_alpha, highlight);
+  int *at = malloc ((size_t)(n_tokens > 0 ? n_tokens : 1) * 2 * sizeof *at);
+  if (!at)
+    return;
+  token_overlay_label_points (labels, width, height, n_tokens, at);
+  token_overlay_draw_index_labels (cr, at, n_tokens, fmax (10.0, fmin (width, height) / 40.0));
   free (at);
 }
 

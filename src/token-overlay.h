@@ -19,6 +19,16 @@ void token_overlay_colour (int index, double rgb[3]);
 void token_overlay_label_points (const int32_t *labels, int width, int height, int n_tokens,
                                  int *at);
 
+/* The translucent fill per token and the boundaries of token_overlay_draw,
+ * without the labels. */
+void token_overlay_draw_regions (cairo_t *cr, const int32_t *labels, int width, int height,
+                                 double fill_alpha, int highlight);
+
+/* Each token's index, white with a dark outline, centred on its label point
+ * (token_overlay_label_points) in user space; size is the font size in user
+ * units. */
+void token_overlay_draw_index_labels (cairo_t *cr, const int *at, int n_tokens, double size);
+
 /* Draws onto cr (user space = image pixels): a translucent fill per token
  * (fill_alpha 0..1), 1-pixel boundaries where labels change, and each token's
  * index at its label point. highlight >= 0 draws that token stronger. */

@@ -1,0 +1,764 @@
+/* setok-engine.c — the engine thread and its job queue.
+ *
+ * libsetok is not thread-safe per model, so exactly one thread touches the
+ * loaded models: jobs are popped from one queue and run in order. A job's
+ * GCancellable sets the atomic flag the engine polls; GTask brings each
+ * result back to the main loop, and streamed text travels there through
+ * idle callbacks queued ahead of the result. */
+#include "setok-engine.h"
+
+#include <glib/gi18n.h>
+#include <stdatomic.h>
+
+#include "setok-error.h"
+
+typedef struct _Job Job;
+
+struct _Job
+{
+  GTask *task;
+  void (*run) (SetokEngine *self, Job *job);       /* engine thread; NULL ends it */
+  void (*main_done) (SetokEngine *self, Job *job); /* main loop, before the callback */
+  GAsyncReadyCallback callback;
+  gpointer user_data;
+  gpointer data;
+  GDestroyNotify data_free;
+  GCancellable *cancellable;
+  gulong cancel_handler;
+  gboolean soft_cancel;  /* chat: after the first text, cancelling ends the answer early */
+  atomic_bool cancel;    /* what the engine polls */
+  atomic_bool stop;      /* soft_cancel jobs: stop at the next piece of text */
+  atomic_bool streaming; /* soft_cancel jobs: text has started */
+};
+
+struct _SetokEngine
+{
+  GObject parent_instance;
+
+  GThread *thread;
+  GAsyncQueue *jobs;
+
+  /* main loop state */
+  char *model_path;
+  char *model_name;
+  char *device_name;
+  char *model_error;
+  gboolean loading;
+  guint pending_loads;
+  gboolean has_tokens;
+  gboolean has_chat;
+  guint queue_length;
+  guint next_conversation;
+  setok_cluster_params default_params;
+
+  /* engine thread state */
+  setok_tokenizer *tokenizer;
+  setok_chat *chat;
+  guint conversation; /* the one in the chat's context; 0: none */
+  int conversation_image_tokens;
+};
+
+G_DEFINE_FINAL_TYPE (SetokEngine, setok_engine, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_MODEL_PATH,
+  PROP_MODEL_NAME,
+  PROP_DEVICE_NAME,
+  PROP_MODEL_ERROR,
+  PROP_LOADING,
+  PROP_HAS_TOKENS,
+  PROP_HAS_CHAT,
+  PROP_QUEUE_LENGTH,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+// ----------------------------------------------------------------------------
+// shared results
+
+SetokTokenMap *
+setok_token_map_ref (SetokTokenMap *map)
+{
+  return g_rc_box_acquire (map);
+}
+
+static void
+token_map_clear (gpointer data)
+{
+  SetokTokenMap *map = data;
+
+  setok_tokens_result_free (&map->result);
+}
+
+void
+setok_token_map_unref (SetokTokenMap *map)
+{
+  g_rc_box_release_full (map, token_map_clear);
+}
+
+int
+setok_token_map_token_at (const SetokTokenMap *map, double x, double y)
+{
+  const setok_tokens_result *r = &map->result;
+
+  if (x < 0 || y < 0 || x >= r->width || y >= r->height || r->pixel_labels == NULL)
+    return -1;
+  return r->pixel_labels[(gsize)y * r->width + (gsize)x];
+}
+
+void
+setok_chat_reply_free (SetokChatReply *reply)
+{
+  if (reply == NULL)
+    return;
+  g_free (reply->text);
+  g_free (reply);
+}
+
+// ----------------------------------------------------------------------------
+// the queue
+
+static void
+job_free (Job *job)
+{
+  if (job->cancel_handler != 0)
+    g_cancellable_disconnect (job->cancellable, job->cancel_handler);
+  g_clear_object (&job->cancellable);
+  if (job->data_free != NULL)
+    job->data_free (job->data);
+  g_clear_object (&job->task);
+  g_free (job);
+}
+
+static void
+job_cancelled (GCancellable *cancellable, gpointer user_data)
+{
+  Job *job = user_data;
+
+  atomic_store (&job->stop, true);
+  if (!job->soft_cancel || !atomic_load (&job->streaming))
+    atomic_store (&job->cancel, true);
+}
+
+static void
+job_complete (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SetokEngine *self = SETOK_ENGINE (source);
+  Job *job = user_data;
+
+  self->queue_length--;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_QUEUE_LENGTH]);
+  if (job->main_done != NULL)
+    job->main_done (self, job);
+  if (job->callback != NULL)
+    job->callback (source, result, job->user_data);
+  job_free (job);
+}
+
+static Job *
+job_new (SetokEngine *self, gpointer source_tag, GCancellable *cancellable,
+         GAsyncReadyCallback callback, gpointer user_data)
+{
+  Job *job = g_new0 (Job, 1);
+
+  job->task = g_task_new (self, cancellable, job_complete, job);
+  g_task_set_source_tag (job->task, source_tag);
+  job->callback = callback;
+  job->user_data = user_data;
+  atomic_init (&job->cancel, false);
+  atomic_init (&job->stop, false);
+  atomic_init (&job->streaming, false);
+  if (cancellable != NULL)
+    job->cancellable = g_object_ref (cancellable);
+  return job;
+}
+
+static void
+job_submit (SetokEngine *self, Job *job)
+{
+  if (job->cancellable != NULL)
+    job->cancel_handler
+      = g_cancellable_connect (job->cancellable, G_CALLBACK (job_cancelled), job, NULL);
+  self->queue_length++;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_QUEUE_LENGTH]);
+  g_async_queue_push (self->jobs, job);
+}
+
+static gpointer
+engine_thread_main (gpointer data)
+{
+  SetokEngine *self = data;
+
+  for (;;)
+    {
+      Job *job = g_async_queue_pop (self->jobs);
+
+      if (job->run == NULL)
+        {
+          job_free (job);
+          return NULL;
+        }
+      /* a job cancelled while it waited is answered without running */
+      if (!g_task_return_error_if_cancelled (job->task))
+        job->run (self, job);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// loading a model
+
+typedef struct
+{
+  char *path;
+  char *device;
+  int threads;
+  /* results */
+  char *name;
+  char *device_name;
+  char *error; /* what is unavailable and why, or NULL */
+  gboolean has_tokens, has_chat;
+  setok_cluster_params defaults;
+} LoadData;
+
+static void
+load_data_free (gpointer data)
+{
+  LoadData *d = data;
+
+  g_free (d->path);
+  g_free (d->device);
+  g_free (d->name);
+  g_free (d->device_name);
+  g_free (d->error);
+  g_free (d);
+}
+
+static void
+load_run (SetokEngine *self, Job *job)
+{
+  LoadData *d = job->data;
+  setok_error tokens_err = { 0 }, chat_err = { 0 };
+
+  g_clear_pointer (&self->tokenizer, setok_tokenizer_free);
+  g_clear_pointer (&self->chat, setok_chat_free);
+  self->conversation = 0;
+  d->defaults = setok_cluster_params_default ();
+  if (d->path == NULL || d->path[0] == '\0')
+    {
+      d->error = g_strdup (_ ("No model folder is set"));
+      g_task_return_new_error (job->task, SETOK_ERROR, SETOK_ERR_INPUT, "%s", d->error);
+      return;
+    }
+  if (!g_file_test (d->path, G_FILE_TEST_IS_DIR))
+    {
+      d->error = g_strdup_printf (_ ("The model folder %s does not exist"), d->path);
+      g_task_return_new_error (job->task, SETOK_ERROR, SETOK_ERR_INPUT, "%s", d->error);
+      return;
+    }
+  d->name = g_path_get_basename (d->path);
+  if (setok_tokenizer_open (&self->tokenizer, d->path, d->device, d->threads, &tokens_err)
+      == SETOK_OK)
+    {
+      d->has_tokens = TRUE;
+      d->defaults = setok_tokenizer_default_params (self->tokenizer);
+      d->device_name = g_strdup (setok_tokenizer_device (self->tokenizer));
+    }
+  if (g_cancellable_is_cancelled (job->cancellable))
+    {
+      g_task_return_error_if_cancelled (job->task);
+      return;
+    }
+  if (setok_chat_open (&self->chat, d->path, d->device, d->threads, 0, &chat_err) == SETOK_OK)
+    d->has_chat = TRUE;
+  if (d->device_name == NULL)
+    d->device_name = g_strdup (d->device);
+
+  if (!d->has_tokens && !d->has_chat)
+    {
+      d->error = g_strdup (tokens_err.message);
+      g_task_return_error (job->task, setok_error_to_gerror (&tokens_err));
+      return;
+    }
+  if (!d->has_chat)
+    d->error = g_strdup_printf (_ ("Chat is unavailable: %s"), chat_err.message);
+  else if (!d->has_tokens)
+    d->error = g_strdup_printf (_ ("Token overlays are unavailable: %s"), tokens_err.message);
+  g_task_return_boolean (job->task, TRUE);
+}
+
+static void
+set_string (char **field, const char *value, SetokEngine *self, int prop)
+{
+  if (g_strcmp0 (*field, value) == 0)
+    return;
+  g_free (*field);
+  *field = g_strdup (value);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[prop]);
+}
+
+static void
+set_boolean (gboolean *field, gboolean value, SetokEngine *self, int prop)
+{
+  if (*field == value)
+    return;
+  *field = value;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[prop]);
+}
+
+static void
+load_main_done (SetokEngine *self, Job *job)
+{
+  LoadData *d = job->data;
+
+  g_object_freeze_notify (G_OBJECT (self));
+  self->default_params = d->defaults;
+  set_string (&self->model_path, d->has_tokens || d->has_chat ? d->path : NULL, self,
+              PROP_MODEL_PATH);
+  set_string (&self->model_name, d->has_tokens || d->has_chat ? d->name : NULL, self,
+              PROP_MODEL_NAME);
+  set_string (&self->device_name, d->device_name, self, PROP_DEVICE_NAME);
+  set_string (&self->model_error, d->error, self, PROP_MODEL_ERROR);
+  set_boolean (&self->has_tokens, d->has_tokens, self, PROP_HAS_TOKENS);
+  set_boolean (&self->has_chat, d->has_chat, self, PROP_HAS_CHAT);
+  self->pending_loads--;
+  set_boolean (&self->loading, self->pending_loads > 0, self, PROP_LOADING);
+  g_object_thaw_notify (G_OBJECT (self));
+}
+
+void
+setok_engine_load_model_async (SetokEngine *self, const char *path, const char *device, int threads,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data)
+{
+  Job *job = job_new (self, setok_engine_load_model_async, cancellable, callback, user_data);
+  LoadData *d = g_new0 (LoadData, 1);
+
+  g_return_if_fail (SETOK_IS_ENGINE (self));
+  d->path = g_strdup (path);
+  d->device = g_strdup (device != NULL && device[0] ? device : "auto");
+  d->threads = threads;
+  job->data = d;
+  job->data_free = load_data_free;
+  job->run = load_run;
+  job->main_done = load_main_done;
+  /* the old model is gone as soon as the job runs */
+  self->pending_loads++;
+  set_boolean (&self->loading, TRUE, self, PROP_LOADING);
+  job_submit (self, job);
+}
+
+gboolean
+setok_engine_load_model_finish (SetokEngine *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+// ----------------------------------------------------------------------------
+// tokens
+
+typedef struct
+{
+  SetokPicture *picture;
+  setok_cluster_params params;
+} TokensData;
+
+static void
+tokens_data_free (gpointer data)
+{
+  TokensData *d = data;
+
+  g_clear_pointer (&d->picture, setok_picture_unref);
+  g_free (d);
+}
+
+/* Fits the user's parameters to the image's patch count N, which the user
+ * cannot know: neighbours, token counts and caps at most N. */
+static void
+fit_params (setok_tokenizer *tokenizer, const setok_image *image, setok_cluster_params *p)
+{
+  const setok_vit *vit = setok_tokenizer_vit (tokenizer);
+  int w = 0, h = 0;
+  int64_t gh = 0, gw = 0;
+
+  setok_vit_preprocess_size (setok_vit_get_preprocessor (vit), image->width, image->height, &w, &h);
+  if (setok_vit_num_tokens (vit, h, w, setok_vit_has_cls (vit), &gh, &gw) <= 0)
+    return; /* the pipeline reports the image as too small */
+  int n = (int)(gh * gw);
+  p->k = CLAMP (p->k, 1, n);
+  p->fixed_k = CLAMP (p->fixed_k, 1, n);
+  p->min_clusters = CLAMP (p->min_clusters, 1, n);
+  if (p->max_clusters > n)
+    p->max_clusters = n;
+  if (p->max_clusters > 0 && p->min_clusters > p->max_clusters)
+    p->min_clusters = p->max_clusters;
+}
+
+static void
+tokens_run (SetokEngine *self, Job *job)
+{
+  TokensData *d = job->data;
+  const setok_image *image = setok_picture_get_image (d->picture);
+  setok_tokens_options o;
+  setok_error err = { 0 };
+
+  if (self->tokenizer == NULL)
+    {
+      g_task_return_new_error (job->task, SETOK_ERROR, SETOK_ERR_UNSUPPORTED, "%s",
+                               _ ("No model for token overlays is loaded"));
+      return;
+    }
+  SetokTokenMap *map = g_rc_box_new0 (SetokTokenMap);
+  setok_tokens_options_default (&o, self->tokenizer);
+  o.cluster = d->params;
+  fit_params (self->tokenizer, image, &o.cluster);
+  o.cancel = &job->cancel;
+  map->params = o.cluster;
+  if (setok_tokens_run (self->tokenizer, image, &o, &map->result, &err) != SETOK_OK)
+    {
+      setok_token_map_unref (map);
+      g_task_return_error (job->task, setok_error_to_gerror (&err));
+      return;
+    }
+  g_task_return_pointer (job->task, map, (GDestroyNotify)setok_token_map_unref);
+}
+
+void
+setok_engine_tokens_async (SetokEngine *self, SetokPicture *picture,
+                           const setok_cluster_params *params, GCancellable *cancellable,
+                           GAsyncReadyCallback callback, gpointer user_data)
+{
+  Job *job = job_new (self, setok_engine_tokens_async, cancellable, callback, user_data);
+  TokensData *d = g_new0 (TokensData, 1);
+
+  d->picture = setok_picture_ref (picture);
+  d->params = *params;
+  job->data = d;
+  job->data_free = tokens_data_free;
+  job->run = tokens_run;
+  job_submit (self, job);
+}
+
+SetokTokenMap *
+setok_engine_tokens_finish (SetokEngine *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+// ----------------------------------------------------------------------------
+// chat
+
+typedef struct
+{
+  guint conversation;
+  SetokPicture *picture;
+  char *question;
+  setok_chat_options options;
+  SetokTextFunc on_text;
+  gpointer text_data;
+  GMainContext *context;
+  Job *job;
+} ChatData;
+
+typedef struct
+{
+  SetokTextFunc on_text;
+  gpointer text_data;
+  char *text;
+} TextPiece;
+
+static void
+chat_data_free (gpointer data)
+{
+  ChatData *d = data;
+
+  g_clear_pointer (&d->picture, setok_picture_unref);
+  g_clear_pointer (&d->context, g_main_context_unref);
+  g_free (d->question);
+  g_free (d);
+}
+
+static gboolean
+deliver_text (gpointer data)
+{
+  TextPiece *piece = data;
+
+  piece->on_text (piece->text, piece->text_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+text_piece_free (gpointer data)
+{
+  TextPiece *piece = data;
+
+  g_free (piece->text);
+  g_free (piece);
+}
+
+/* engine thread: forwards a piece to the main loop, where it arrives before
+ * the job's result (same priority, queued earlier) */
+static bool
+chat_on_text (const char *text, void *user)
+{
+  ChatData *d = user;
+
+  atomic_store (&d->job->streaming, true);
+  if (atomic_load (&d->job->stop))
+    return false;
+  if (d->on_text != NULL && text[0] != '\0')
+    {
+      TextPiece *piece = g_new0 (TextPiece, 1);
+
+      piece->on_text = d->on_text;
+      piece->text_data = d->text_data;
+      piece->text = g_strdup (text);
+      g_main_context_invoke_full (d->context, G_PRIORITY_DEFAULT, deliver_text, piece,
+                                  text_piece_free);
+    }
+  return true;
+}
+
+static void
+chat_run (SetokEngine *self, Job *job)
+{
+  ChatData *d = job->data;
+  setok_chat_options o = d->options;
+  setok_chat_result r = { 0 };
+  setok_error err = { 0 };
+  setok_status st = SETOK_OK;
+  gboolean restarted = FALSE;
+
+  if (self->chat == NULL)
+    {
+      g_task_return_new_error (job->task, SETOK_ERROR, SETOK_ERR_UNSUPPORTED, "%s",
+                               _ ("No chat model is loaded"));
+      return;
+    }
+  o.cancel = &job->cancel;
+  o.on_text = chat_on_text;
+  o.user = d;
+  if (self->conversation != d->conversation)
+    {
+      self->conversation = 0;
+      st = setok_chat_start (
+        self->chat, d->picture != NULL ? setok_picture_get_image (d->picture) : NULL, &o, &err);
+      if (st == SETOK_OK)
+        self->conversation = d->conversation;
+      restarted = TRUE;
+    }
+  if (st == SETOK_OK)
+    st = setok_chat_ask (self->chat, d->question, &o, &r, &err);
+  if (st != SETOK_OK)
+    {
+      /* whatever the context holds now is not a conversation anyone asked for */
+      self->conversation = 0;
+      setok_chat_result_free (&r);
+      g_task_return_error (job->task, setok_error_to_gerror (&err));
+      return;
+    }
+  if (restarted)
+    self->conversation_image_tokens = r.n_image_tokens;
+
+  SetokChatReply *reply = g_new0 (SetokChatReply, 1);
+  reply->text = g_strdup (r.text != NULL ? r.text : "");
+  reply->stop_reason = r.stop_reason;
+  reply->n_tokens = r.n_ids;
+  reply->n_image_tokens = self->conversation_image_tokens;
+  reply->first_token_ms = r.timings.first_token_ms;
+  reply->tokens_per_s = r.timings.decode_tokens_per_s;
+  reply->restarted = restarted;
+  setok_chat_result_free (&r);
+  g_task_return_pointer (job->task, reply, (GDestroyNotify)setok_chat_reply_free);
+}
+
+void
+setok_engine_chat_async (SetokEngine *self, guint conversation, SetokPicture *picture,
+                         const char *question, const setok_chat_options *options,
+                         SetokTextFunc on_text, gpointer text_data, GCancellable *cancellable,
+                         GAsyncReadyCallback callback, gpointer user_data)
+{
+  Job *job = job_new (self, setok_engine_chat_async, cancellable, callback, user_data);
+  ChatData *d = g_new0 (ChatData, 1);
+
+  d->conversation = conversation;
+  d->picture = picture != NULL ? setok_picture_ref (picture) : NULL;
+  d->question = g_strdup (question);
+  d->options = *options;
+  memset (d->options.sampling.stop, 0, sizeof d->options.sampling.stop);
+  d->on_text = on_text;
+  d->text_data = text_data;
+  d->context = g_main_context_ref_thread_default ();
+  d->job = job;
+  job->data = d;
+  job->data_free = chat_data_free;
+  job->run = chat_run;
+  job->soft_cancel = TRUE;
+  /* an answer stopped early is still an answer */
+  g_task_set_check_cancellable (job->task, FALSE);
+  job_submit (self, job);
+}
+
+SetokChatReply *
+setok_engine_chat_finish (SetokEngine *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+guint
+setok_engine_new_conversation (SetokEngine *self)
+{
+  return ++self->next_conversation;
+}
+
+// ----------------------------------------------------------------------------
+// the object
+
+const char *
+setok_engine_get_model_path (SetokEngine *self)
+{
+  return self->model_path;
+}
+
+const char *
+setok_engine_get_model_name (SetokEngine *self)
+{
+  return self->model_name;
+}
+
+const char *
+setok_engine_get_device_name (SetokEngine *self)
+{
+  return self->device_name;
+}
+
+const char *
+setok_engine_get_model_error (SetokEngine *self)
+{
+  return self->model_error;
+}
+
+gboolean
+setok_engine_get_loading (SetokEngine *self)
+{
+  return self->loading;
+}
+
+gboolean
+setok_engine_get_has_tokens (SetokEngine *self)
+{
+  return self->has_tokens;
+}
+
+gboolean
+setok_engine_get_has_chat (SetokEngine *self)
+{
+  return self->has_chat;
+}
+
+guint
+setok_engine_get_queue_length (SetokEngine *self)
+{
+  return self->queue_length;
+}
+
+setok_cluster_params
+setok_engine_get_default_params (SetokEngine *self)
+{
+  return self->default_params;
+}
+
+static void
+setok_engine_finalize (GObject *object)
+{
+  SetokEngine *self = SETOK_ENGINE (object);
+  Job *quit = g_new0 (Job, 1);
+
+  /* every job holds a reference through its task, so the queue is empty */
+  g_async_queue_push (self->jobs, quit);
+  g_thread_join (self->thread);
+  g_async_queue_unref (self->jobs);
+  g_clear_pointer (&self->tokenizer, setok_tokenizer_free);
+  g_clear_pointer (&self->chat, setok_chat_free);
+  g_free (self->model_path);
+  g_free (self->model_name);
+  g_free (self->device_name);
+  g_free (self->model_error);
+  G_OBJECT_CLASS (setok_engine_parent_class)->finalize (object);
+}
+
+static void
+setok_engine_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  SetokEngine *self = SETOK_ENGINE (object);
+
+  switch (prop_id)
+    {
+      case PROP_MODEL_PATH:
+        g_value_set_string (value, self->model_path);
+        break;
+      case PROP_MODEL_NAME:
+        g_value_set_string (value, self->model_name);
+        break;
+      case PROP_DEVICE_NAME:
+        g_value_set_string (value, self->device_name);
+        break;
+      case PROP_MODEL_ERROR:
+        g_value_set_string (value, self->model_error);
+        break;
+      case PROP_LOADING:
+        g_value_set_boolean (value, self->loading);
+        break;
+      case PROP_HAS_TOKENS:
+        g_value_set_boolean (value, self->has_tokens);
+        break;
+      case PROP_HAS_CHAT:
+        g_value_set_boolean (value, self->has_chat);
+        break;
+      case PROP_QUEUE_LENGTH:
+        g_value_set_uint (value, self->queue_length);
+        break;
+      default:
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+setok_engine_class_init (SetokEngineClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GParamFlags flags = G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  object_class->finalize = setok_engine_finalize;
+  object_class->get_property = setok_engine_get_property;
+
+  properties[PROP_MODEL_PATH] = g_param_spec_string ("model-path", NULL, NULL, NULL, flags);
+  properties[PROP_MODEL_NAME] = g_param_spec_string ("model-name", NULL, NULL, NULL, flags);
+  properties[PROP_DEVICE_NAME] = g_param_spec_string ("device-name", NULL, NULL, NULL, flags);
+  properties[PROP_MODEL_ERROR] = g_param_spec_string ("model-error", NULL, NULL, NULL, flags);
+  properties[PROP_LOADING] = g_param_spec_boolean ("loading", NULL, NULL, FALSE, flags);
+  properties[PROP_HAS_TOKENS] = g_param_spec_boolean ("has-tokens", NULL, NULL, FALSE, flags);
+  properties[PROP_HAS_CHAT] = g_param_spec_boolean ("has-chat", NULL, NULL, FALSE, flags);
+  properties[PROP_QUEUE_LENGTH]
+    = g_param_spec_uint ("queue-length", NULL, NULL, 0, G_MAXUINT, 0, flags);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+setok_engine_init (SetokEngine *self)
+{
+  self->jobs = g_async_queue_new ();
+  self->default_params = setok_cluster_params_default ();
+  self->thread = g_thread_new ("setok-engine", engine_thread_main, self);
+}
+
+SetokEngine *
+setok_engine_new (void)
+{
+  return g_object_new (SETOK_TYPE_ENGINE, NULL);
+}

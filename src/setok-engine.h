@@ -1,0 +1,89 @@
+/* setok-engine.h — the one object that talks to libsetok. It owns a single
+ * engine thread; every model call is a job (a GTask) queued in order on that
+ * thread, cancelled through its GCancellable, and completed on the main loop. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "setok-picture.h"
+#include "setok/chat.h"
+#include "setok/tokens.h"
+
+G_BEGIN_DECLS
+
+#define SETOK_TYPE_ENGINE (setok_engine_get_type ())
+
+G_DECLARE_FINAL_TYPE (SetokEngine, setok_engine, SETOK, ENGINE, GObject)
+
+/* A tokens result with the clustering parameters that produced it; shared,
+ * read-only once returned. */
+typedef struct _SetokTokenMap
+{
+  setok_tokens_result result;
+  setok_cluster_params params;
+} SetokTokenMap;
+
+SetokTokenMap *setok_token_map_ref (SetokTokenMap *map);
+void setok_token_map_unref (SetokTokenMap *map);
+/* The token under image pixel (x, y), or -1. */
+int setok_token_map_token_at (const SetokTokenMap *map, double x, double y);
+
+/* One answer's text and numbers. */
+typedef struct _SetokChatReply
+{
+  char *text;
+  const char *stop_reason; /* static: "eos", "stop", "length", "callback", "context" */
+  int n_tokens;
+  int n_image_tokens; /* of the conversation's image */
+  double first_token_ms;
+  double tokens_per_s;
+  gboolean restarted; /* earlier turns had to be dropped from the model's context */
+} SetokChatReply;
+
+void setok_chat_reply_free (SetokChatReply *reply);
+
+/* Called on the main loop with each piece of streamed answer text. */
+typedef void (*SetokTextFunc) (const char *text, gpointer user_data);
+
+SetokEngine *setok_engine_new (void);
+
+const char *setok_engine_get_model_path (SetokEngine *self);
+const char *setok_engine_get_model_name (SetokEngine *self);
+const char *setok_engine_get_device_name (SetokEngine *self);
+/* Why there is no model (or no chat), for the banner; NULL when all is loaded. */
+const char *setok_engine_get_model_error (SetokEngine *self);
+gboolean setok_engine_get_loading (SetokEngine *self);
+gboolean setok_engine_get_has_tokens (SetokEngine *self);
+gboolean setok_engine_get_has_chat (SetokEngine *self);
+guint setok_engine_get_queue_length (SetokEngine *self);
+/* The model's clustering defaults (setok_cluster_params_default without a model). */
+setok_cluster_params setok_engine_get_default_params (SetokEngine *self);
+
+/* Replaces the loaded model by the one in path ("" or NULL: none). device:
+ * "auto", "cpu" or "cuda"; threads <= 0: all cores. */
+void setok_engine_load_model_async (SetokEngine *self, const char *path, const char *device,
+                                    int threads, GCancellable *cancellable,
+                                    GAsyncReadyCallback callback, gpointer user_data);
+gboolean setok_engine_load_model_finish (SetokEngine *self, GAsyncResult *result, GError **error);
+
+void setok_engine_tokens_async (SetokEngine *self, SetokPicture *picture,
+                                const setok_cluster_params *params, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data);
+SetokTokenMap *setok_engine_tokens_finish (SetokEngine *self, GAsyncResult *result, GError **error);
+
+/* Asks question in the conversation numbered conversation (from
+ * setok_engine_new_conversation) about picture. The model keeps one
+ * conversation in its context: asking in another one starts that one afresh
+ * with its image. on_text gets the answer as it streams. Cancelling after
+ * the first piece stops the answer early and still completes with a reply. */
+void setok_engine_chat_async (SetokEngine *self, guint conversation, SetokPicture *picture,
+                              const char *question, const setok_chat_options *options,
+                              SetokTextFunc on_text, gpointer text_data, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data);
+SetokChatReply *setok_engine_chat_finish (SetokEngine *self, GAsyncResult *result, GError **error);
+guint setok_engine_new_conversation (SetokEngine *self);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SetokTokenMap, setok_token_map_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SetokChatReply, setok_chat_reply_free)
+
+G_END_DECLS

@@ -1,0 +1,218 @@
+/* setok-preferences-window.c — the Preferences window. Every control is
+ * bound to its GSettings key; the application reloads the model when the
+ * model keys change. */
+#include "setok-preferences-window.h"
+
+#include <glib/gi18n.h>
+#include <math.h>
+
+struct _SetokPreferencesWindow
+{
+  AdwPreferencesWindow parent_instance;
+
+  GSettings *settings;
+
+  /* template */
+  AdwActionRow *model_row;
+  AdwComboRow *device_row;
+  GtkSpinButton *threads_spin;
+  AdwComboRow *image_tokens_row;
+  GtkSpinButton *max_tokens_spin;
+  GtkSpinButton *temperature_spin;
+  GtkSpinButton *top_p_spin;
+  GtkSpinButton *top_k_spin;
+  GtkSpinButton *repetition_spin;
+  GtkSpinButton *seed_spin;
+};
+
+G_DEFINE_FINAL_TYPE (SetokPreferencesWindow, setok_preferences_window, ADW_TYPE_PREFERENCES_WINDOW)
+
+static const char *const device_values[] = { "auto", "cpu", "cuda", NULL };
+static const char *const image_token_values[] = { "auto", "patches", "setok", NULL };
+
+/* integer keys ("i" or "x") shown by spin buttons, whose values are doubles */
+static gboolean
+int_to_double (GValue *value, GVariant *variant, gpointer user_data)
+{
+  if (g_variant_is_of_type (variant, G_VARIANT_TYPE_INT64))
+    g_value_set_double (value, (double)g_variant_get_int64 (variant));
+  else
+    g_value_set_double (value, g_variant_get_int32 (variant));
+  return TRUE;
+}
+
+static GVariant *
+double_to_int (const GValue *value, const GVariantType *type, gpointer user_data)
+{
+  double v = round (g_value_get_double (value));
+
+  if (g_variant_type_equal (type, G_VARIANT_TYPE_INT64))
+    return g_variant_new_int64 ((gint64)v);
+  return g_variant_new_int32 ((gint32)v);
+}
+
+/* string keys shown by combo rows: user_data is the NULL-terminated values */
+static gboolean
+string_to_index (GValue *value, GVariant *variant, gpointer user_data)
+{
+  const char *const *values = user_data;
+  const char *s = g_variant_get_string (variant, NULL);
+
+  for (guint i = 0; values[i] != NULL; i++)
+    if (g_str_equal (values[i], s))
+      {
+        g_value_set_uint (value, i);
+        return TRUE;
+      }
+  g_value_set_uint (value, 0);
+  return TRUE;
+}
+
+static GVariant *
+index_to_string (const GValue *value, const GVariantType *type, gpointer user_data)
+{
+  const char *const *values = user_data;
+  guint index = g_value_get_uint (value);
+
+  if (index >= g_strv_length ((char **)values))
+    return NULL;
+  return g_variant_new_string (values[index]);
+}
+
+static void
+bind_int (SetokPreferencesWindow *self, const char *key, GtkSpinButton *spin)
+{
+  g_settings_bind_with_mapping (self->settings, key, gtk_spin_button_get_adjustment (spin), "value",
+                                G_SETTINGS_BIND_DEFAULT, int_to_double, double_to_int, NULL, NULL);
+}
+
+static void
+bind_double (SetokPreferencesWindow *self, const char *key, GtkSpinButton *spin)
+{
+  g_settings_bind (self->settings, key, gtk_spin_button_get_adjustment (spin), "value",
+                   G_SETTINGS_BIND_DEFAULT);
+}
+
+static void
+bind_choice (SetokPreferencesWindow *self, const char *key, AdwComboRow *row,
+             const char *const *values)
+{
+  g_settings_bind_with_mapping (self->settings, key, row, "selected", G_SETTINGS_BIND_DEFAULT,
+                                string_to_index, index_to_string, (gpointer)values, NULL);
+}
+
+static void
+update_model_row (SetokPreferencesWindow *self)
+{
+  g_autofree char *path = g_settings_get_string (self->settings, "model-path");
+
+  adw_action_row_set_subtitle (self->model_row,
+                               path[0] != '\0' ? path : _ ("The model that comes with the app"));
+}
+
+static void
+model_response (GtkNativeDialog *dialog, int response, GSettings *settings)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr (GFile) folder = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = g_file_get_path (folder);
+
+      if (path != NULL)
+        g_settings_set_string (settings, "model-path", path);
+    }
+  g_object_unref (settings);
+  g_object_unref (dialog);
+}
+
+void
+setok_preferences_choose_model (GtkWindow *parent, GSettings *settings)
+{
+  GtkFileChooserNative *dialog = gtk_file_chooser_native_new (_ ("Choose a Model Folder"), parent,
+                                                              GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER,
+                                                              _ ("_Choose"), _ ("_Cancel"));
+
+  g_signal_connect (dialog, "response", G_CALLBACK (model_response), g_object_ref (settings));
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
+static void
+choose_model_clicked (SetokPreferencesWindow *self)
+{
+  setok_preferences_choose_model (GTK_WINDOW (self), self->settings);
+}
+
+static void
+reset_model_clicked (SetokPreferencesWindow *self)
+{
+  g_settings_reset (self->settings, "model-path");
+}
+
+static void
+setok_preferences_window_dispose (GObject *object)
+{
+  gtk_widget_dispose_template (GTK_WIDGET (object), SETOK_TYPE_PREFERENCES_WINDOW);
+  G_OBJECT_CLASS (setok_preferences_window_parent_class)->dispose (object);
+}
+
+static void
+setok_preferences_window_finalize (GObject *object)
+{
+  SetokPreferencesWindow *self = SETOK_PREFERENCES_WINDOW (object);
+
+  g_clear_object (&self->settings);
+  G_OBJECT_CLASS (setok_preferences_window_parent_class)->finalize (object);
+}
+
+static void
+setok_preferences_window_class_init (SetokPreferencesWindowClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = setok_preferences_window_dispose;
+  object_class->finalize = setok_preferences_window_finalize;
+
+  gtk_widget_class_set_template_from_resource (
+    widget_class, "/org/setokstudio/Studio/setok-preferences-window.ui");
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, model_row);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, device_row);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, threads_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, image_tokens_row);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, max_tokens_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, temperature_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, top_p_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, top_k_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, repetition_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, seed_spin);
+  gtk_widget_class_bind_template_callback (widget_class, choose_model_clicked);
+  gtk_widget_class_bind_template_callback (widget_class, reset_model_clicked);
+}
+
+static void
+setok_preferences_window_init (SetokPreferencesWindow *self)
+{
+  gtk_widget_init_template (GTK_WIDGET (self));
+}
+
+GtkWindow *
+setok_preferences_window_new (GSettings *settings, GtkWindow *parent)
+{
+  SetokPreferencesWindow *self
+    = g_object_new (SETOK_TYPE_PREFERENCES_WINDOW, "transient-for", parent, NULL);
+
+  self->settings = g_object_ref (settings);
+  bind_choice (self, "device", self->device_row, device_values);
+  bind_int (self, "threads", self->threads_spin);
+  bind_choice (self, "chat-image-tokens", self->image_tokens_row, image_token_values);
+  bind_int (self, "max-new-tokens", self->max_tokens_spin);
+  bind_double (self, "temperature", self->temperature_spin);
+  bind_double (self, "top-p", self->top_p_spin);
+  bind_int (self, "top-k", self->top_k_spin);
+  bind_double (self, "repetition-penalty", self->repetition_spin);
+  bind_int (self, "seed", self->seed_spin);
+  g_signal_connect_object (settings, "changed::model-path", G_CALLBACK (update_model_row), self,
+                           G_CONNECT_SWAPPED);
+  update_model_row (self);
+  return GTK_WINDOW (self);
+}

@@ -1,0 +1,632 @@
+/* test-studio.c — drives SeTok Studio under a display (Xvfb, cairo renderer):
+ * starts on a model, opens an image, waits for the token overlay, renders the
+ * canvas to PNG files and checks the overlay's pixels, hovers and click-selects
+ * tokens, asks a question and receives streamed text, stops an answer, and
+ * opens a corrupt image, which must give an error and leave the app running.
+ *
+ * With --no-model the folder is missing on purpose: the app must still open
+ * images and show why there is no model.
+ *
+ * Usage: test-studio --model DIR --image FILE --corrupt FILE --out DIR
+ *                    [--screenshot FILE.png] [--no-model]
+ * Exit 0 when every check passes, 1 otherwise. */
+#include <adwaita.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "setok-application.h"
+#include "setok-window-private.h"
+
+#define WAIT_SECONDS 180
+
+static int failures;
+
+static void
+check (gboolean ok, const char *what, const char *detail)
+{
+  printf ("%s %s%s%s\n", ok ? "ok  " : "FAIL", what, detail != NULL ? ": " : "",
+          detail != NULL ? detail : "");
+  if (!ok)
+    failures++;
+}
+
+typedef gboolean (*Predicate) (gpointer data);
+
+/* Runs the main loop until pred holds or the time is up. */
+static gboolean
+wait_for (Predicate pred, gpointer data, double seconds)
+{
+  gint64 end = g_get_monotonic_time () + (gint64)(seconds * G_USEC_PER_SEC);
+
+  while (!pred (data))
+    {
+      if (g_get_monotonic_time () > end)
+        return FALSE;
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+  return TRUE;
+}
+
+static void
+spin (double seconds)
+{
+  gint64 end = g_get_monotonic_time () + (gint64)(seconds * G_USEC_PER_SEC);
+
+  while (g_get_monotonic_time () < end)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+}
+
+static gboolean
+model_settled (gpointer data)
+{
+  return !setok_engine_get_loading (data);
+}
+
+static gboolean
+has_token_map (gpointer data)
+{
+  SetokWindow *window = data;
+  SetokCanvas *canvas = _setok_window_get_canvas (window);
+
+  return canvas != NULL && setok_document_get_token_map (setok_canvas_get_document (canvas)) != NULL
+         && !setok_document_get_computing (setok_canvas_get_document (canvas));
+}
+
+static gboolean
+nothing_loading (gpointer data)
+{
+  return _setok_window_get_n_loading (data) == 0;
+}
+
+static gboolean
+canvas_allocated (gpointer data)
+{
+  SetokCanvas *canvas = _setok_window_get_canvas (data);
+
+  return canvas != NULL && gtk_widget_get_width (GTK_WIDGET (canvas)) > 0
+         && gtk_widget_get_mapped (GTK_WIDGET (canvas));
+}
+
+static gboolean
+chat_idle (gpointer data)
+{
+  return !setok_chat_view_get_busy (data);
+}
+
+/* The widget as drawn, through its paintable and the cairo renderer's node drawing. */
+static cairo_surface_t *
+render_widget (GtkWidget *widget)
+{
+  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
+  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (widget);
+  GtkSnapshot *snapshot = gtk_snapshot_new ();
+  GskRenderNode *node;
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, w, h);
+  cairo_t *cr = cairo_create (surface);
+
+  gdk_paintable_snapshot (paintable, snapshot, w, h);
+  node = gtk_snapshot_free_to_node (snapshot);
+  cairo_set_source_rgb (cr, 1, 1, 1);
+  cairo_paint (cr);
+  if (node != NULL)
+    {
+      gsk_render_node_draw (node, cr);
+      gsk_render_node_unref (node);
+    }
+  cairo_destroy (cr);
+  cairo_surface_flush (surface);
+  return surface;
+}
+
+static void
+save_png (cairo_surface_t *surface, const char *dir, const char *name)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  cairo_status_t st = cairo_surface_write_to_png (surface, path);
+
+  check (st == CAIRO_STATUS_SUCCESS, "snapshot written", path);
+}
+
+static guint32
+pixel_at (cairo_surface_t *s, int x, int y)
+{
+  const guint8 *data = cairo_image_surface_get_data (s);
+  int stride = cairo_image_surface_get_stride (s);
+
+  return ((const guint32 *)(data + (gsize)y * stride))[x];
+}
+
+static int
+channel_diff (guint32 a, guint32 b)
+{
+  int d = 0;
+
+  for (int shift = 0; shift < 24; shift += 8)
+    d = MAX (d, abs ((int)(a >> shift & 0xff) - (int)(b >> shift & 0xff)));
+  return d;
+}
+
+/* Counts, over the image's rectangle on the canvas, pixels where a and b
+ * differ by more than tolerance; *total gets the pixels looked at. */
+static gint64
+count_changed (SetokCanvas *canvas, cairo_surface_t *a, cairo_surface_t *b, int iw, int ih,
+               int tolerance, gint64 *total)
+{
+  double x0, y0, x1, y1;
+  int w = cairo_image_surface_get_width (a), h = cairo_image_surface_get_height (a);
+  gint64 changed = 0;
+
+  setok_canvas_image_to_widget (canvas, 0, 0, &x0, &y0);
+  setok_canvas_image_to_widget (canvas, iw, ih, &x1, &y1);
+  *total = 0;
+  for (int y = MAX (0, (int)ceil (y0)); y < MIN (h, (int)floor (y1)); y++)
+    for (int x = MAX (0, (int)ceil (x0)); x < MIN (w, (int)floor (x1)); x++)
+      {
+        (*total)++;
+        changed += channel_diff (pixel_at (a, x, y), pixel_at (b, x, y)) > tolerance;
+      }
+  return changed;
+}
+
+/* An image pixel deep inside token t (all 8 neighbours carry t), or the
+ * first pixel of t; FALSE when t has none. */
+static gboolean
+pixel_of_token (const SetokTokenMap *map, int t, int *px, int *py)
+{
+  const setok_tokens_result *r = &map->result;
+  gboolean found = FALSE;
+
+  for (int y = 0; y < r->height; y++)
+    for (int x = 0; x < r->width; x++)
+      {
+        gboolean inside = TRUE;
+
+        if (r->pixel_labels[(gsize)y * r->width + x] != t)
+          continue;
+        if (!found)
+          {
+            *px = x, *py = y;
+            found = TRUE;
+          }
+        for (int dy = -2; dy <= 2 && inside; dy++)
+          for (int dx = -2; dx <= 2 && inside; dx++)
+            {
+              int xx = x + dx, yy = y + dy;
+              inside = xx >= 0 && yy >= 0 && xx < r->width && yy < r->height
+                       && r->pixel_labels[(gsize)yy * r->width + xx] == t;
+            }
+        if (inside)
+          {
+            *px = x, *py = y;
+            return TRUE;
+          }
+      }
+  return found;
+}
+
+static void
+widget_point_of_token (SetokCanvas *canvas, const SetokTokenMap *map, int t, double *x, double *y)
+{
+  int px = 0, py = 0;
+
+  pixel_of_token (map, t, &px, &py);
+  setok_canvas_image_to_widget (canvas, px + 0.5, py + 0.5, x, y);
+}
+
+/* The whole window as it looks now, for the README and the metainfo. */
+static void
+save_window (SetokWindow *window, const char *path)
+{
+  cairo_surface_t *shot;
+
+  spin (0.5);
+  shot = render_widget (GTK_WIDGET (window));
+  check (cairo_surface_write_to_png (shot, path) == CAIRO_STATUS_SUCCESS, "screenshot", path);
+  cairo_surface_destroy (shot);
+}
+
+/* The README's picture: the model's own tokens, one hovered, and an answer. */
+static void
+take_screenshot (SetokWindow *window, SetokEngine *engine, const char *path)
+{
+  SetokCanvas *canvas = _setok_window_get_canvas (window);
+  SetokTokenMap *map = setok_document_get_token_map (setok_canvas_get_document (canvas));
+  SetokChatView *chat = _setok_window_get_chat_view (window);
+  double x, y;
+
+  if (setok_engine_get_has_chat (engine) && setok_chat_view_ask (chat, "Describe the scene."))
+    wait_for (chat_idle, chat, WAIT_SECONDS);
+  widget_point_of_token (canvas, map, map->result.clusters.n_tokens / 2, &x, &y);
+  setok_canvas_hover (canvas, x, y);
+  save_window (window, path);
+  setok_canvas_hover (canvas, -1, -1);
+}
+
+typedef struct
+{
+  guint pieces;
+  gboolean while_busy;
+  SetokChatView *chat;
+} Stream;
+
+static void
+answer_notified (GObject *object, GParamSpec *pspec, Stream *stream)
+{
+  stream->pieces++;
+  stream->while_busy |= setok_chat_view_get_busy (stream->chat);
+}
+
+static void
+test_overlay (SetokWindow *window, const char *out)
+{
+  SetokCanvas *canvas = _setok_window_get_canvas (window);
+  SetokDocument *document = setok_canvas_get_document (canvas);
+  SetokTokenMap *map = setok_document_get_token_map (document);
+  const setok_image *img = setok_picture_get_image (setok_document_get_picture (document));
+  cairo_surface_t *with, *without, *selected, *hovered;
+  gint64 total = 0, changed;
+  g_autofree char *detail = NULL;
+  int n = map->result.clusters.n_tokens;
+  double x, y;
+  GtkBitset *selection = setok_document_get_selection (document);
+
+  detail = g_strdup_printf ("%d tokens on a %d × %d image in %.1f ms", n, img->width, img->height,
+                            map->result.timings.total_ms);
+  check (n >= 1, "token map", detail);
+
+  with = render_widget (GTK_WIDGET (canvas));
+  save_png (with, out, "studio-canvas-overlay.png");
+  setok_canvas_set_show_overlay (canvas, FALSE);
+  spin (0.05);
+  without = render_widget (GTK_WIDGET (canvas));
+  save_png (without, out, "studio-canvas-plain.png");
+  setok_canvas_set_show_overlay (canvas, TRUE);
+  changed = count_changed (canvas, with, without, img->width, img->height, 12, &total);
+  g_free (detail);
+  detail = g_strdup_printf ("%" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
+                            " image pixels changed by the overlay (%.1f %%)",
+                            changed, total, total ? 100.0 * changed / total : 0.0);
+  check (total > 0 && changed > total / 4, "overlay colours over the image", detail);
+
+  /* hover: the token under the pointer is the one the map has there */
+  widget_point_of_token (canvas, map, n - 1, &x, &y);
+  setok_canvas_hover (canvas, x, y);
+  g_free (detail);
+  detail
+    = g_strdup_printf ("hovered %d, expected %d", setok_canvas_get_hovered_token (canvas), n - 1);
+  check (setok_canvas_get_hovered_token (canvas) == n - 1, "hover finds the token", detail);
+  spin (0.05);
+  hovered = render_widget (GTK_WIDGET (canvas));
+  changed = count_changed (canvas, hovered, with, img->width, img->height, 12, &total);
+  g_free (detail);
+  detail = g_strdup_printf ("%" G_GINT64_FORMAT " pixels differ from the plain overlay", changed);
+  check (changed > 0, "hovered token highlighted", detail);
+  cairo_surface_destroy (hovered);
+  setok_canvas_hover (canvas, -1, -1);
+
+  /* click selects, shift-click adds, alt-click removes */
+  widget_point_of_token (canvas, map, 0, &x, &y);
+  setok_canvas_click (canvas, x, y, 0);
+  check (gtk_bitset_get_size (selection) == 1 && gtk_bitset_contains (selection, 0),
+         "click selects the token", NULL);
+  if (n >= 2)
+    {
+      double x2, y2;
+
+      widget_point_of_token (canvas, map, 1, &x2, &y2);
+      setok_canvas_click (canvas, x2, y2, GDK_SHIFT_MASK);
+      check (gtk_bitset_get_size (selection) == 2, "shift-click adds a token", NULL);
+      setok_canvas_click (canvas, x, y, GDK_ALT_MASK);
+      check (gtk_bitset_get_size (selection) == 1 && gtk_bitset_contains (selection, 1),
+             "alt-click removes a token", NULL);
+    }
+  spin (0.05);
+  selected = render_widget (GTK_WIDGET (canvas));
+  save_png (selected, out, "studio-canvas-selection.png");
+  changed = count_changed (canvas, selected, with, img->width, img->height, 12, &total);
+  g_free (detail);
+  detail = g_strdup_printf ("%" G_GINT64_FORMAT " pixels differ from the unselected view", changed);
+  check (changed > 0, "selection drawn", detail);
+
+  cairo_surface_destroy (with);
+  cairo_surface_destroy (without);
+  cairo_surface_destroy (selected);
+}
+
+/* Fixed mode with FIXED_TOKENS tokens: the map is recomputed in the background. */
+#define FIXED_TOKENS 6
+
+static gboolean
+has_fixed_map (gpointer data)
+{
+  SetokCanvas *canvas = _setok_window_get_canvas (data);
+  SetokTokenMap *map = setok_document_get_token_map (setok_canvas_get_document (canvas));
+
+  return map != NULL && map->params.mode == SETOK_CLUSTER_FIXED
+         && !setok_document_get_computing (setok_canvas_get_document (canvas));
+}
+
+static void
+test_controls (SetokWindow *window)
+{
+  SetokDocument *document = setok_canvas_get_document (_setok_window_get_canvas (window));
+  SetokTokenMap *map = setok_document_get_token_map (document);
+  g_autofree char *detail = g_strdup_printf ("%d tokens by %s", map->result.clusters.n_tokens,
+                                             setok_cluster_mode_name (map->params.mode));
+  gboolean done;
+
+  check (map->result.clusters.n_tokens >= 1, "first token map", detail);
+  _setok_window_set_token_controls (window, SETOK_CLUSTER_FIXED, 0.55, FIXED_TOKENS);
+  check (setok_document_get_token_map (document) == map, "controls wait before recomputing", NULL);
+  done = wait_for (has_fixed_map, window, WAIT_SECONDS);
+  map = setok_document_get_token_map (document);
+  g_free (detail);
+  detail = g_strdup_printf ("%d tokens in fixed mode, wanted %d", map->result.clusters.n_tokens,
+                            MIN (FIXED_TOKENS, map->result.clusters.n_patches));
+  check (done
+           && map->result.clusters.n_tokens == MIN (FIXED_TOKENS, map->result.clusters.n_patches),
+         "recomputed on a control change", detail);
+}
+
+static void
+test_chat (SetokWindow *window, SetokEngine *engine)
+{
+  SetokChatView *chat = _setok_window_get_chat_view (window);
+  Stream stream = { 0, FALSE, chat };
+  gulong handler;
+  g_autofree char *detail = NULL;
+  gboolean done;
+
+  if (!setok_engine_get_has_chat (engine))
+    {
+      check (FALSE, "chat model loaded", setok_engine_get_model_error (engine));
+      return;
+    }
+  handler = g_signal_connect (chat, "notify::answer", G_CALLBACK (answer_notified), &stream);
+  check (setok_chat_view_ask (chat, "Describe the scene."), "question sent", NULL);
+  done = wait_for (chat_idle, chat, WAIT_SECONDS);
+  detail = g_strdup_printf (
+    "%u pieces streamed, answer %s“%s”", stream.pieces, stream.while_busy ? "(while busy) " : "",
+    setok_chat_view_get_last_answer (chat) != NULL ? setok_chat_view_get_last_answer (chat) : "");
+  check (done && stream.pieces >= 2 && stream.while_busy, "answer streamed", detail);
+
+  /* a follow-up, stopped at once: the view comes back idle and usable */
+  check (setok_chat_view_ask (chat, "And on the right?"), "follow-up sent", NULL);
+  setok_chat_view_stop (chat);
+  check (wait_for (chat_idle, chat, WAIT_SECONDS), "stopped answer ends", NULL);
+  g_signal_handler_disconnect (chat, handler);
+}
+
+static guint
+count_visible_toplevels (void)
+{
+  GListModel *toplevels = gtk_window_get_toplevels ();
+  guint n = 0;
+
+  for (guint i = 0; i < g_list_model_get_n_items (toplevels); i++)
+    {
+      g_autoptr (GtkWidget) w = g_list_model_get_item (toplevels, i);
+      n += gtk_widget_get_visible (w);
+    }
+  return n;
+}
+
+static void
+hide_others (SetokWindow *window)
+{
+  GListModel *toplevels = gtk_window_get_toplevels ();
+
+  for (guint i = 0; i < g_list_model_get_n_items (toplevels); i++)
+    {
+      g_autoptr (GtkWidget) w = g_list_model_get_item (toplevels, i);
+      if (w != GTK_WIDGET (window) && gtk_widget_get_visible (w))
+        gtk_widget_set_visible (w, FALSE);
+    }
+}
+
+/* Preferences, About and Keyboard Shortcuts open (their templates parse). */
+static void
+test_dialogs (SetokWindow *window)
+{
+  const char *actions[] = { "app.preferences", "app.about", "win.show-help-overlay" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (actions); i++)
+    {
+      guint before = count_visible_toplevels ();
+
+      gtk_widget_activate_action (GTK_WIDGET (window), actions[i], NULL);
+      spin (0.3);
+      check (count_visible_toplevels () > before, "window opens", actions[i]);
+      hide_others (window);
+      spin (0.1);
+    }
+}
+
+/* A scene from the world generator opens as a new tab. */
+static void
+test_new_scene (SetokWindow *window)
+{
+  guint docs = _setok_window_get_n_documents (window);
+
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.new-scene", NULL);
+  check (_setok_window_get_n_documents (window) == docs + 1, "new sample scene opens a tab",
+         _setok_window_get_last_error (window));
+}
+
+/* An image on the clipboard opens as a new tab. */
+static void
+test_paste (SetokWindow *window, const char *image)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GdkTexture) texture = gdk_texture_new_from_filename (image, &error);
+  guint docs = _setok_window_get_n_documents (window);
+  gint64 end = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+
+  check (texture != NULL, "sample read as a texture", error != NULL ? error->message : NULL);
+  if (texture == NULL)
+    return;
+  gdk_clipboard_set_texture (gtk_widget_get_clipboard (GTK_WIDGET (window)), texture);
+  setok_window_paste (window);
+  while (_setok_window_get_n_documents (window) == docs && g_get_monotonic_time () < end)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+  check (_setok_window_get_n_documents (window) == docs + 1, "pasted image opens a tab",
+         _setok_window_get_last_error (window));
+}
+
+static void
+test_corrupt (SetokWindow *window, const char *corrupt)
+{
+  g_autoptr (GFile) file = g_file_new_for_path (corrupt);
+  g_autofree char *name = g_path_get_basename (corrupt);
+  guint errors = _setok_window_get_n_errors (window);
+  guint docs = _setok_window_get_n_documents (window);
+  const char *message;
+
+  setok_window_open_file (window, file);
+  check (wait_for (nothing_loading, window, WAIT_SECONDS), "corrupt image read", NULL);
+  message = _setok_window_get_last_error (window);
+  check (_setok_window_get_n_errors (window) == errors + 1 && message != NULL
+           && strstr (message, name) != NULL,
+         "corrupt image gives an error naming the file", message);
+  check (_setok_window_get_n_documents (window) == docs, "no tab for the corrupt image", NULL);
+  check (gtk_widget_get_visible (GTK_WIDGET (window)), "window still open", NULL);
+}
+
+/* A missing model: the app still opens images and says why there is no model. */
+static int
+test_without_model (SetokWindow *window, SetokEngine *engine, const char *model, const char *image,
+                    const char *corrupt)
+{
+  g_autoptr (GFile) file = g_file_new_for_path (image);
+  const char *error = setok_engine_get_model_error (engine);
+  const char *banner;
+
+  check (!setok_engine_get_has_tokens (engine) && !setok_engine_get_has_chat (engine),
+         "no model loaded", error);
+  check (error != NULL && strstr (error, model) != NULL, "the reason names the folder", error);
+  spin (0.3);
+  banner = _setok_window_get_banner_text (window);
+  check (banner != NULL && error != NULL && strstr (banner, error) != NULL, "banner shown", banner);
+  setok_window_open_file (window, file);
+  check (wait_for (nothing_loading, window, WAIT_SECONDS)
+           && _setok_window_get_n_documents (window) == 1,
+         "image opened without a model", _setok_window_get_last_error (window));
+  check (_setok_window_get_n_errors (window) == 0, "no error toasts for the missing model",
+         _setok_window_get_last_error (window));
+  test_corrupt (window, corrupt);
+  gtk_window_destroy (GTK_WINDOW (window));
+  spin (0.1);
+  printf ("%d failed\n", failures);
+  return failures ? 1 : 0;
+}
+
+static void
+queue_changed (GObject *engine, GParamSpec *pspec, guint *notes)
+{
+  (*notes)++;
+}
+
+int
+main (int argc, char *argv[])
+{
+  g_autofree char *model = NULL, *image = NULL, *corrupt = NULL, *out = NULL;
+  g_autofree char *screenshot = NULL;
+  gboolean no_model = FALSE;
+  GOptionEntry entries[] = {
+    { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "model folder", "DIR" },
+    { "image", 0, 0, G_OPTION_ARG_FILENAME, &image, "image to open", "FILE" },
+    { "corrupt", 0, 0, G_OPTION_ARG_FILENAME, &corrupt, "a corrupt image", "FILE" },
+    { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "where snapshots go", "DIR" },
+    { "screenshot", 0, 0, G_OPTION_ARG_FILENAME, &screenshot, "window PNG", "FILE" },
+    { "no-model", 0, 0, G_OPTION_ARG_NONE, &no_model, "the model folder is missing", NULL },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new ("- SeTok Studio GUI test");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SetokApplication) app = NULL;
+  g_autoptr (GFile) file = NULL;
+  SetokEngine *engine;
+  SetokWindow *window;
+  guint queue_notes = 0;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error) || model == NULL || image == NULL
+      || corrupt == NULL || out == NULL)
+    {
+      fprintf (stderr, "test-studio: %s\n",
+               error != NULL ? error->message : "--model, --image, --corrupt and --out are needed");
+      return 2;
+    }
+  g_mkdir_with_parents (out, 0755);
+
+  app = setok_application_new ();
+  g_application_set_flags (G_APPLICATION (app),
+                           G_APPLICATION_NON_UNIQUE | G_APPLICATION_HANDLES_OPEN);
+  setok_application_set_model_override (app, model);
+  if (!g_application_register (G_APPLICATION (app), NULL, &error))
+    {
+      fprintf (stderr, "test-studio: cannot register: %s\n", error->message);
+      return 1;
+    }
+  /* short answers keep the test quick; the screenshot shows a whole one */
+  if (screenshot == NULL)
+    g_settings_set_int (setok_application_get_settings (app), "max-new-tokens", 24);
+  g_application_activate (G_APPLICATION (app));
+  engine = setok_application_get_engine (app);
+  g_signal_connect (engine, "notify::queue-length", G_CALLBACK (queue_changed), &queue_notes);
+  window = SETOK_WINDOW (gtk_application_get_active_window (GTK_APPLICATION (app)));
+  check (window != NULL, "window", NULL);
+  if (window == NULL)
+    return 1;
+  gtk_window_set_default_size (GTK_WINDOW (window), 1100, 720);
+
+  check (wait_for (model_settled, engine, WAIT_SECONDS), "model loaded in time", NULL);
+  if (no_model)
+    return test_without_model (window, engine, model, image, corrupt);
+  check (setok_engine_get_has_tokens (engine), "token model",
+         setok_engine_get_model_error (engine) != NULL ? setok_engine_get_model_error (engine)
+                                                       : setok_engine_get_device_name (engine));
+
+  file = g_file_new_for_path (image);
+  setok_window_open_file (window, file);
+  check (wait_for (nothing_loading, window, WAIT_SECONDS)
+           && _setok_window_get_n_documents (window) == 1,
+         "image opened", _setok_window_get_last_error (window));
+  if (_setok_window_get_n_documents (window) == 1 && setok_engine_get_has_tokens (engine))
+    {
+      check (wait_for (canvas_allocated, window, 30), "canvas shown", NULL);
+      if (wait_for (has_token_map, window, WAIT_SECONDS))
+        {
+          if (screenshot != NULL)
+            take_screenshot (window, engine, screenshot);
+          test_controls (window);
+          spin (0.2);
+          test_overlay (window, out);
+        }
+      else
+        check (FALSE, "token map in time", _setok_window_get_last_error (window));
+      test_chat (window, engine);
+    }
+  {
+    g_autofree char *detail = g_strdup_printf ("%u changes, %u jobs left", queue_notes,
+                                               setok_engine_get_queue_length (engine));
+    check (queue_notes >= 4 && setok_engine_get_queue_length (engine) == 0,
+           "engine queue observed and drained", detail);
+  }
+  test_dialogs (window);
+  test_new_scene (window);
+  test_paste (window, image);
+  test_corrupt (window, corrupt);
+
+  gtk_window_destroy (GTK_WINDOW (window));
+  spin (0.1);
+  printf ("%d failed\n", failures);
+  return failures ? 1 : 0;
+}
