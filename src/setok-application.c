@@ -5,6 +5,7 @@
  * application actions and their accelerators. */
 #include "setok-application.h"
 
+#include <stdlib.h>
 #include <glib/gi18n.h>
 
 #include "setok-config.h"
@@ -188,6 +189,39 @@ static const GActionEntry app_actions[] = {
   { "preferences", action_preferences, NULL, NULL, NULL, { 0 } },
 };
 
+/* The settings: the installed schema, or, run from the build tree, the one compiled there.
+ * Without either the installation is broken: say so and stop. */
+static GSettings *
+open_settings (void)
+{
+  GSettingsSchemaSource *installed = g_settings_schema_source_get_default ();
+  GSettingsSchema *schema
+    = installed ? g_settings_schema_source_lookup (installed, SETOK_APPLICATION_ID, TRUE) : NULL;
+  if (!schema && g_file_test (SETOK_BUILD_SCHEMA_DIR "/gschemas.compiled", G_FILE_TEST_EXISTS))
+    {
+      g_autoptr (GError) error = NULL;
+      GSettingsSchemaSource *built = g_settings_schema_source_new_from_directory (
+        SETOK_BUILD_SCHEMA_DIR, installed, FALSE, &error);
+      if (built)
+        {
+          schema = g_settings_schema_source_lookup (built, SETOK_APPLICATION_ID, FALSE);
+          g_settings_schema_source_unref (built);
+        }
+      else
+        g_warning ("%s: %s", SETOK_BUILD_SCHEMA_DIR, error->message);
+    }
+  if (!schema)
+    {
+      g_printerr ("setok-studio: the settings schema %s is neither installed nor in the build "
+                  "tree (%s); reinstall, or run tools/build\n",
+                  SETOK_APPLICATION_ID, SETOK_BUILD_SCHEMA_DIR);
+      exit (1);
+    }
+  GSettings *settings = g_settings_new_full (schema, NULL, NULL);
+  g_settings_schema_unref (schema);
+  return settings;
+}
+
 static void
 setok_application_startup (GApplication *app)
 {
@@ -221,7 +255,7 @@ setok_application_startup (GApplication *app)
     gtk_icon_theme_add_search_path (gtk_icon_theme_get_for_display (gdk_display_get_default ()),
                                     SETOK_SOURCE_DATADIR "/icons");
 
-  self->settings = g_settings_new (SETOK_APPLICATION_ID);
+  self->settings = open_settings ();
   self->engine = setok_engine_new ();
   g_action_map_add_action_entries (G_ACTION_MAP (self), app_actions, G_N_ELEMENTS (app_actions),
                                    self);
