@@ -113,11 +113,13 @@ eval_plots (const eval_results *r, const char *dir, setok_error *err)
       tmax = fmax (tmax, r->tokens[i]);
       omax = fmax (omax, r->objects[i]);
     }
-  tmax = ceil (tmax + 1);
+  /* whole-number ticks: a step of 1, 2, ... so that at most 10 intervals fit */
+  double step = ceil ((tmax + 1) / 10.0);
+  tmax = step * ceil ((tmax + 1) / step);
   omax = ceil (omax + 1);
   char title[96];
   snprintf (title, sizeof title, "Tokens per image vs objects (Spearman rho %.2f)", r->spearman);
-  frame (cr, title, "objects in the scene", "SeTok tokens", tmax, (int)fmin (tmax, 10));
+  frame (cr, title, "objects in the scene", "SeTok tokens", tmax, (int)(tmax / step));
   cairo_set_source_rgba (cr, 0.21, 0.52, 0.89, 0.5);
   uint32_t jit = 12345u;
   for (int i = 0; i < r->n_scenes; i++)
@@ -158,10 +160,10 @@ eval_plots (const eval_results *r, const char *dir, setok_error *err)
     {
       char fixed[32];
       snprintf (fixed, sizeof fixed, "fixed k=%d", r->fixed_k);
-      const char *labels[3] = { "density peaks", fixed, "soft" };
+      const char *labels[EVAL_PASSES] = { "density peaks", fixed, "soft", "dpc, refined masks" };
       frame (cr, "Clustering ablation: token-object alignment", "clustering", "mean best IoU", 1.0,
              5);
-      bars (cr, labels, r->alignment, 3);
+      bars (cr, labels, r->alignment, EVAL_PASSES);
       st = save (s, dir, "ablation.png", err);
     }
   cairo_destroy (cr);

@@ -544,7 +544,8 @@ def random_model(seed=0, image_size=32, patch_size=8):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m tools.setokim.bundle",
+                                 description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--random", metavar="OUT", required=True,
                     help="write a tiny random bundle to OUT")

@@ -1,0 +1,184 @@
+"""data.py — training data from the synthetic world (tools/setokim/world.py, the C generator in
+libsetok through ctypes).
+
+Scenes are a pure function of their seed. Training uses seeds from TRAIN_SEED_BASE upwards,
+held-out evaluation seeds from EVAL_SEED_BASE (1,000,000) upwards; the two ranges never meet.
+A SceneSet holds rendered scenes as arrays (images [N, H, W, 3] uint8, labels [N, H, W] uint8:
+0 background, k object id k) plus their annotation records, and caches itself in a work folder
+so a resumed run does not render again.
+"""
+import json
+import os
+import random
+
+import numpy as np
+
+TRAIN_SEED_BASE = 0
+EVAL_SEED_BASE = 1_000_000
+CAPTION_QUESTION = "Describe the scene."
+BACKGROUND = "background"  # attribute class of a background patch or token
+
+
+def world_module():
+    """The world generator's Python wrapper (needs libsetok: $SETOK_LIB or a build-*/)."""
+    from . import world
+    return world
+
+
+def train_seeds(count, start=0):
+    """Seeds of training scenes start .. start + count - 1, all below EVAL_SEED_BASE."""
+    if start < 0 or TRAIN_SEED_BASE + start + count > EVAL_SEED_BASE:
+        raise ValueError(f"training seeds {start}..{start + count - 1} would reach the held-out "
+                         f"range (>= {EVAL_SEED_BASE})")
+    return list(range(TRAIN_SEED_BASE + start, TRAIN_SEED_BASE + start + count))
+
+
+def eval_seeds(count, start=0):
+    """Seeds of held-out scenes: EVAL_SEED_BASE + start ...; never used for training."""
+    return list(range(EVAL_SEED_BASE + start, EVAL_SEED_BASE + start + count))
+
+
+# ---- scenes ---------------------------------------------------------------------------------
+
+class SceneSet:
+    """Rendered scenes: images [N, H, W, 3] uint8, labels [N, H, W] uint8, annotations."""
+
+    def __init__(self, seeds, images, labels, annotations):
+        self.seeds = list(seeds)
+        self.images = images
+        self.labels = labels
+        self.annotations = annotations
+
+    def __len__(self):
+        return len(self.seeds)
+
+    @classmethod
+    def generate(cls, seeds, size=128, min_objects=1, max_objects=6, progress=None):
+        world = world_module()
+        seeds = list(seeds)
+        images = np.zeros((len(seeds), size, size, 3), np.uint8)
+        labels = np.zeros((len(seeds), size, size), np.uint8)
+        annotations = []
+        for i, seed in enumerate(seeds):
+            s = world.scene(seed, width=size, height=size, min_objects=min_objects,
+                            max_objects=max_objects)
+            images[i] = s.image
+            labels[i] = s.labels
+            annotations.append(s.annotation)
+            if progress is not None:
+                progress(1)
+        return cls(seeds, images, labels, annotations)
+
+    def save(self, path):
+        """path.npz (arrays) + path.json (seeds and annotations), written atomically."""
+        np.savez(path + ".tmp.npz", images=self.images, labels=self.labels)
+        with open(path + ".tmp.json", "w") as f:
+            json.dump({"seeds": self.seeds, "annotations": self.annotations}, f)
+        os.replace(path + ".tmp.npz", path + ".npz")
+        os.replace(path + ".tmp.json", path + ".json")
+
+    @classmethod
+    def load(cls, path):
+        with open(path + ".json") as f:
+            meta = json.load(f)
+        arrays = np.load(path + ".npz")
+        return cls(meta["seeds"], arrays["images"], arrays["labels"], meta["annotations"])
+
+    @classmethod
+    def cached(cls, path, seeds, size=128, progress=None, **options):
+        """Load path.{npz,json} when it holds exactly `seeds`, else render and save."""
+        if os.path.exists(path + ".json") and os.path.exists(path + ".npz"):
+            s = cls.load(path)
+            if s.seeds == list(seeds) and s.images.shape[1] == size:
+                return s
+        s = cls.generate(seeds, size, progress=progress, **options)
+        s.save(path)
+        return s
+
+
+# ---- text -----------------------------------------------------------------------------------
+
+def _strings(node):
+    """Every string leaf of an annotation record."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+
+
+def text_lines(annotations):
+    """Tokenizer training text: every string of the annotations (captions, questions, answers,
+    referring expressions, prompts, instructions) and the chat turns as the model sees them."""
+    from .bundle import format_prompt
+    for ann in annotations:
+        yield from _strings(ann)
+        for q in ann.get("qa", []):
+            yield format_prompt(q["question"]) + " " + q["answer"]
+        yield format_prompt(CAPTION_QUESTION) + " " + ann.get("caption", "")
+
+
+def qa_turns(annotation, with_caption=True):
+    """(type, question, answer) of a scene: its QA, and the caption as a "caption" turn."""
+    turns = [(q["type"], q["question"], q["answer"]) for q in annotation.get("qa", [])]
+    if with_caption and annotation.get("caption"):
+        turns.append(("caption", CAPTION_QUESTION, annotation["caption"]))
+    return turns
+
+
+def conversation(annotation, rng: random.Random, max_turns=6, caption_prob=0.3):
+    """A shuffled multi-turn conversation about one scene: up to max_turns QA turns, the
+    caption turn with probability caption_prob. The first turn carries the image."""
+    turns = qa_turns(annotation, with_caption=False)
+    rng.shuffle(turns)
+    turns = turns[:max_turns]
+    if annotation.get("caption") and rng.random() < caption_prob:
+        turns.insert(rng.randint(0, len(turns)), ("caption", CAPTION_QUESTION,
+                                                  annotation["caption"]))
+    return turns
+
+
+# ---- per-patch and per-object targets -------------------------------------------------------
+
+def attribute_vocab(annotations):
+    """Sorted attribute values seen in the annotations; index 0 of each list is BACKGROUND."""
+    vocab = {"colour": set(), "shape": set(), "size": set()}
+    for ann in annotations:
+        for o in ann["objects"]:
+            for key in vocab:
+                vocab[key].add(o[key])
+    return {key: [BACKGROUND] + sorted(values) for key, values in vocab.items()}
+
+
+def patch_labels(labels, patch, object_weight=2.0):
+    """labels [B, H, W] -> [B, (H/patch) * (W/patch)] int64: the label of each patch, where an
+    object pixel counts object_weight times a background pixel (so a patch a third covered by
+    an object belongs to it; thin parts of small shapes keep a patch)."""
+    b, h, w = labels.shape
+    gh, gw = h // patch, w // patch
+    blocks = labels[:, :gh * patch, :gw * patch].reshape(b, gh, patch, gw, patch)
+    blocks = blocks.transpose(0, 1, 3, 2, 4).reshape(b, gh * gw, patch * patch).astype(np.int64)
+    # one bincount over (image, patch, label) triples
+    idx = blocks + 256 * np.arange(b * gh * gw).reshape(b, gh * gw, 1)
+    counts = np.bincount(idx.ravel(), minlength=256 * b * gh * gw).astype(np.float32)
+    counts = counts.reshape(b, gh * gw, 256)
+    counts[:, :, 1:] *= object_weight
+    return counts.argmax(axis=2)
+
+
+def object_attributes(annotation, vocab, size):
+    """Per label value 0..255: attribute class ids (colour, shape, size; 0 background) and the
+    centre (x, y) / size in [0, 1] (background: the image centre) -> dict of arrays [256]."""
+    out = {key: np.zeros(256, np.int64) for key in ("colour", "shape", "size")}
+    centre = np.full((256, 2), 0.5, np.float32)
+    for o in annotation["objects"]:
+        k = o["id"]
+        for key in ("colour", "shape", "size"):
+            values = vocab[key]
+            out[key][k] = values.index(o[key]) if o[key] in values else 0
+        centre[k] = (o["center"][0] / size, o["center"][1] / size)
+    out["centre"] = centre
+    return out
