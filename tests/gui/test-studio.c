@@ -32,6 +32,23 @@ check (gboolean ok, const char *what, const char *detail)
 
 typedef gboolean (*Predicate) (gpointer data);
 
+/* Main-loop responsiveness: the longest single iteration of the main context (what the
+ * app's handlers took in one go) while each phase runs. Reported, not asserted. */
+static const char *phase = "startup";
+static gint64 longest_us[4];
+static const char *const phases[4] = { "startup", "overlay recompute", "streaming chat", "other" };
+
+static void
+iterate (void)
+{
+  gint64 t0 = g_get_monotonic_time ();
+  g_main_context_iteration (NULL, FALSE);
+  gint64 dt = g_get_monotonic_time () - t0;
+  for (int i = 0; i < 4; i++)
+    if (phase == phases[i] && dt > longest_us[i])
+      longest_us[i] = dt;
+}
+
 /* Runs the main loop until pred holds or the time is up. */
 static gboolean
 wait_for (Predicate pred, gpointer data, double seconds)
@@ -42,7 +59,7 @@ wait_for (Predicate pred, gpointer data, double seconds)
     {
       if (g_get_monotonic_time () > end)
         return FALSE;
-      g_main_context_iteration (NULL, FALSE);
+      iterate ();
       g_usleep (1000);
     }
   return TRUE;
@@ -55,7 +72,7 @@ spin (double seconds)
 
   while (g_get_monotonic_time () < end)
     {
-      g_main_context_iteration (NULL, FALSE);
+      iterate ();
       g_usleep (1000);
     }
 }
@@ -360,6 +377,7 @@ test_controls (SetokWindow *window)
   gboolean done;
 
   check (map->result.clusters.n_tokens >= 1, "first token map", detail);
+  phase = phases[1];
   _setok_window_set_token_controls (window, SETOK_CLUSTER_FIXED, 0.55, FIXED_TOKENS);
   check (setok_document_get_token_map (document) == map, "controls wait before recomputing", NULL);
   done = wait_for (has_fixed_map, window, WAIT_SECONDS);
@@ -370,6 +388,7 @@ test_controls (SetokWindow *window)
   check (done
            && map->result.clusters.n_tokens == MIN (FIXED_TOKENS, map->result.clusters.n_patches),
          "recomputed on a control change", detail);
+  phase = phases[3];
 }
 
 static void
@@ -387,8 +406,10 @@ test_chat (SetokWindow *window, SetokEngine *engine)
       return;
     }
   handler = g_signal_connect (chat, "notify::answer", G_CALLBACK (answer_notified), &stream);
+  phase = phases[2];
   check (setok_chat_view_ask (chat, "Describe the scene."), "question sent", NULL);
   done = wait_for (chat_idle, chat, WAIT_SECONDS);
+  phase = phases[3];
   detail = g_strdup_printf (
     "%u pieces streamed, answer %s“%s”", stream.pieces, stream.while_busy ? "(while busy) " : "",
     setok_chat_view_get_last_answer (chat) != NULL ? setok_chat_view_get_last_answer (chat) : "");
@@ -588,6 +609,7 @@ main (int argc, char *argv[])
   gtk_window_set_default_size (GTK_WINDOW (window), 1100, 720);
 
   check (wait_for (model_settled, engine, WAIT_SECONDS), "model loaded in time", NULL);
+  phase = phases[3];
   if (no_model)
     return test_without_model (window, engine, model, image, corrupt);
   check (setok_engine_get_has_tokens (engine), "token model",
@@ -627,6 +649,8 @@ main (int argc, char *argv[])
 
   gtk_window_destroy (GTK_WINDOW (window));
   spin (0.1);
+  for (int i = 0; i < 4; i++)
+    printf ("main loop: longest iteration during %s: %.1f ms\n", phases[i], longest_us[i] / 1000.0);
   printf ("%d failed\n", failures);
   return failures ? 1 : 0;
 }
