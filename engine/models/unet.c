@@ -467,33 +467,44 @@ static setok_status load_weights(setok_unet *u, const diffusion_loader *ld, seto
     return st;
 }
 
-setok_status setok_unet_load(setok_unet **out, const char *dir, setok_backend *backend,
-                             setok_dtype dtype, setok_error *err)
+/* A U-Net of cfg's shape with its weights from ld (a checkpoint, or random values). */
+static setok_status unet_build(setok_unet **out, const setok_unet_config *cfg,
+                               const diffusion_loader *ld, setok_error *err)
 {
     *out = NULL;
-    if (!setok_dtype_is_float(dtype))
+    if (!setok_dtype_is_float(ld->dtype))
         return setok_fail(err, SETOK_ERR_INPUT, "unet: dtype must be f32, f16 or bf16, got %s",
-                          setok_dtype_name(dtype));
+                          setok_dtype_name(ld->dtype));
     setok_unet *u = calloc(1, sizeof *u);
     if (!u)
         return setok_fail(err, SETOK_ERR_NOMEM, "unet: out of memory");
-    u->backend = backend;
-    u->dtype = dtype;
-    setok_weights *w = NULL;
-    setok_status st = setok_unet_config_load(&u->cfg, dir, err);
-    if (st == SETOK_OK)
-        st = setok_weights_open(&w, dir, err);
-    if (st == SETOK_OK) {
-        diffusion_loader ld = {.w = w, .backend = backend, .dtype = dtype};
-        st = load_weights(u, &ld, err);
-    }
-    setok_weights_close(w);
+    u->backend = ld->backend;
+    u->dtype = ld->dtype;
+    u->cfg = *cfg;
+    setok_status st = load_weights(u, ld, err);
     if (st != SETOK_OK) {
         setok_unet_free(u);
         return st;
     }
     *out = u;
     return SETOK_OK;
+}
+
+setok_status setok_unet_load(setok_unet **out, const char *dir, setok_backend *backend,
+                             setok_dtype dtype, setok_error *err)
+{
+    *out = NULL;
+    setok_unet_config cfg;
+    setok_weights *w = NULL;
+    setok_status st = setok_unet_config_load(&cfg, dir, err);
+    if (st == SETOK_OK)
+        st = setok_weights_open(&w, dir, err);
+    if (st == SETOK_OK) {
+        diffusion_loader ld = {.w = w, .backend = backend, .dtype = dtype};
+        st = unet_build(out, &cfg, &ld, err);
+    }
+    setok_weights_close(w);
+    return st;
 }
 
 void setok_unet_config_sd15(setok_unet_config *c)
@@ -519,27 +530,12 @@ setok_status setok_unet_create_random(setok_unet **out, const setok_unet_config 
                                       setok_error *err)
 {
     *out = NULL;
-    if (!setok_dtype_is_float(dtype))
-        return setok_fail(err, SETOK_ERR_INPUT, "unet: dtype must be f32, f16 or bf16, got %s",
-                          setok_dtype_name(dtype));
     if (cfg->num_blocks < 1 || cfg->num_blocks > SETOK_UNET_MAX_BLOCKS)
         return setok_fail(err, SETOK_ERR_INPUT, "unet: %d blocks, must be 1..%d",
                           cfg->num_blocks, SETOK_UNET_MAX_BLOCKS);
-    setok_unet *u = calloc(1, sizeof *u);
-    if (!u)
-        return setok_fail(err, SETOK_ERR_NOMEM, "unet: out of memory");
-    u->backend = backend;
-    u->dtype = dtype;
-    u->cfg = *cfg;
     uint32_t state = seed * 2654435761u + 1u;
     diffusion_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
-    setok_status st = load_weights(u, &ld, err);
-    if (st != SETOK_OK) {
-        setok_unet_free(u);
-        return st;
-    }
-    *out = u;
-    return SETOK_OK;
+    return unet_build(out, cfg, &ld, err);
 }
 
 const setok_unet_config *setok_unet_get_config(const setok_unet *unet)

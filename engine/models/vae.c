@@ -361,28 +361,23 @@ void setok_vae_config_sd15(setok_vae_config *c)
                             .use_post_quant_conv = true, .mid_block_add_attention = true};
 }
 
-setok_status setok_vae_create_random(setok_vae **out, const setok_vae_config *cfg,
-                                     setok_backend *backend, setok_dtype dtype, uint32_t seed,
-                                     setok_error *err)
+/* A VAE of cfg's shape with its weights from ld (a checkpoint, or random values). */
+static setok_status vae_build(setok_vae **out, const setok_vae_config *cfg,
+                              const diffusion_loader *ld, setok_error *err)
 {
     *out = NULL;
-    if (!setok_dtype_is_float(dtype))
+    if (!setok_dtype_is_float(ld->dtype))
         return setok_fail(err, SETOK_ERR_INPUT, "vae: dtype must be f32, f16 or bf16, got %s",
-                          setok_dtype_name(dtype));
-    if (cfg->num_levels < 1 || cfg->num_levels > SETOK_VAE_MAX_LEVELS)
-        return setok_fail(err, SETOK_ERR_INPUT, "vae: %d levels, must be 1..%d", cfg->num_levels,
-                          SETOK_VAE_MAX_LEVELS);
+                          setok_dtype_name(ld->dtype));
     setok_vae *vae = calloc(1, sizeof *vae);
     if (!vae)
         return setok_fail(err, SETOK_ERR_NOMEM, "vae: out of memory");
-    vae->backend = backend;
-    vae->dtype = dtype;
+    vae->backend = ld->backend;
+    vae->dtype = ld->dtype;
     vae->cfg = *cfg;
-    uint32_t state = seed * 2654435761u + 7u;
-    diffusion_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
-    setok_status st = load_encoder(vae, &ld, err);
+    setok_status st = load_encoder(vae, ld, err);
     if (st == SETOK_OK)
-        st = load_decoder(vae, &ld, err);
+        st = load_decoder(vae, ld, err);
     if (st != SETOK_OK) {
         setok_vae_free(vae);
         return st;
@@ -391,35 +386,34 @@ setok_status setok_vae_create_random(setok_vae **out, const setok_vae_config *cf
     return SETOK_OK;
 }
 
+setok_status setok_vae_create_random(setok_vae **out, const setok_vae_config *cfg,
+                                     setok_backend *backend, setok_dtype dtype, uint32_t seed,
+                                     setok_error *err)
+{
+    *out = NULL;
+    if (cfg->num_levels < 1 || cfg->num_levels > SETOK_VAE_MAX_LEVELS)
+        return setok_fail(err, SETOK_ERR_INPUT, "vae: %d levels, must be 1..%d", cfg->num_levels,
+                          SETOK_VAE_MAX_LEVELS);
+    uint32_t state = seed * 2654435761u + 7u;
+    diffusion_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
+    return vae_build(out, cfg, &ld, err);
+}
+
 setok_status setok_vae_load(setok_vae **out, const char *dir, setok_backend *backend,
                             setok_dtype dtype, setok_error *err)
 {
     *out = NULL;
-    if (!setok_dtype_is_float(dtype))
-        return setok_fail(err, SETOK_ERR_INPUT, "vae: dtype must be f32, f16 or bf16, got %s",
-                          setok_dtype_name(dtype));
-    setok_vae *vae = calloc(1, sizeof *vae);
-    if (!vae)
-        return setok_fail(err, SETOK_ERR_NOMEM, "vae: out of memory");
-    vae->backend = backend;
-    vae->dtype = dtype;
+    setok_vae_config cfg;
     setok_weights *w = NULL;
-    setok_status st = setok_vae_config_load(&vae->cfg, dir, err);
+    setok_status st = setok_vae_config_load(&cfg, dir, err);
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
         diffusion_loader ld = {.w = w, .backend = backend, .dtype = dtype};
-        st = load_encoder(vae, &ld, err);
-        if (st == SETOK_OK)
-            st = load_decoder(vae, &ld, err);
+        st = vae_build(out, &cfg, &ld, err);
     }
     setok_weights_close(w);
-    if (st != SETOK_OK) {
-        setok_vae_free(vae);
-        return st;
-    }
-    *out = vae;
-    return SETOK_OK;
+    return st;
 }
 
 const setok_vae_config *setok_vae_get_config(const setok_vae *vae)
