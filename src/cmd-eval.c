@@ -272,7 +272,11 @@ evaluate (const eval_args *a, const char *model, eval_results *r, setok_error *e
             setok_chat_options_default (&o);
             o.sampling.max_new_tokens = 8;
             setok_chat_result res = { 0 };
-            st = setok_chat_start (chat, &img, &o, err);
+            /* the image is encoded once per scene; each question is a new conversation */
+            if (asked == 0)
+              st = setok_chat_start (chat, &img, &o, err);
+            else
+              setok_chat_restart (chat, &o);
             if (st == SETOK_OK)
               st = setok_chat_ask (chat, q->valuestring, &o, &res, err);
             if (st == SETOK_OK)

@@ -137,18 +137,23 @@ setok_cluster_params setok_chat_cluster_defaults(const setok_chat *c)
                      : setok_cluster_params_default();
 }
 
-setok_status setok_chat_start(setok_chat *c, const setok_image *image,
-                              const setok_chat_options *o, setok_error *err)
+void setok_chat_restart(setok_chat *c, const setok_chat_options *o)
 {
     setok_llama_reset(c->llm);
     c->turns = 0;
     c->pending = -1;
     c->n_history = 0;
+    memset(&c->image_timings, 0, sizeof c->image_timings);
+    setok_rng_seed(&c->rng, o->sampling.seed);
+}
+
+setok_status setok_chat_start(setok_chat *c, const setok_image *image,
+                              const setok_chat_options *o, setok_error *err)
+{
+    setok_chat_restart(c, o);
     free(c->image_embeds);
     c->image_embeds = NULL;
     c->n_image = 0;
-    memset(&c->image_timings, 0, sizeof c->image_timings);
-    setok_rng_seed(&c->rng, o->sampling.seed);
     if (!image)
         return SETOK_OK;
     setok_status st = chat_encode_image(c, image, o, err);

@@ -119,6 +119,9 @@ setok_cluster_params setok_chat_cluster_defaults(const setok_chat *c);
  * image when image is NULL; the image is encoded here, once. */
 setok_status setok_chat_start(setok_chat *c, const setok_image *image,
                               const setok_chat_options *o, setok_error *err);
+/* Starts a new conversation about the image the last setok_chat_start encoded (or about no
+ * image), without encoding it again. */
+void setok_chat_restart(setok_chat *c, const setok_chat_options *o);
 /* Adds a user turn and generates the assistant's answer into r. The whole
  * conversation stays in the KV cache, so a follow-up prefills only itself. */
 setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_chat_options *o,
