@@ -681,8 +681,7 @@ static setok_status encode_image(setok_diffusion *d, const setok_image *rgb, flo
 /* ---------------------------------------------------------------------------
  * generate */
 
-static setok_status check_options(const setok_diffusion *d, const setok_diffusion_options *o,
-                                  setok_error *err)
+static setok_status check_options(const setok_diffusion_options *o, setok_error *err)
 {
     if (!o->prompt)
         return setok_fail(err, SETOK_ERR_INPUT, "diffusion: no prompt");
@@ -696,7 +695,6 @@ static setok_status check_options(const setok_diffusion *d, const setok_diffusio
         return setok_fail(err, SETOK_ERR_INPUT, "diffusion: strength must be in (0, 1]");
     if (o->feather < 0 || o->feather > 256)
         return setok_fail(err, SETOK_ERR_INPUT, "diffusion: feather must be 0..256 pixels");
-    (void)d;
     return SETOK_OK;
 }
 
@@ -716,7 +714,7 @@ setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_
                                       setok_image *out, setok_error *err)
 {
     memset(out, 0, sizeof *out);
-    setok_status st = check_options(d, o, err);
+    setok_status st = check_options(o, err);
     if (st != SETOK_OK)
         return st;
     if (setok_diffusion_is_instruct(d))
@@ -848,7 +846,7 @@ setok_status setok_diffusion_edit(setok_diffusion *d, const setok_image *image,
                                   setok_image *out, setok_error *err)
 {
     memset(out, 0, sizeof *out);
-    setok_status st = check_options(d, o, err);
+    setok_status st = check_options(o, err);
     if (st != SETOK_OK)
         return st;
     if (!image || !mask || mask->width != image->width || mask->height != image->height)
