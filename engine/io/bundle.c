@@ -59,6 +59,9 @@ void setok_bundle_free(setok_bundle *b)
     free(b->image_start);
     free(b->image_end);
     free(b->system_prompt);
+    for (int i = 0; i < b->n_visual_tokens; i++)
+        free(b->visual_tokens[i]);
+    free(b->visual_tokens);
     memset(b, 0, sizeof *b);
 }
 
@@ -180,6 +183,34 @@ static setok_status read_special_tokens(setok_bundle *b, const setok_config *cfg
     return st;
 }
 
+/* "visual_tokens": an optional array of 1..SETOK_BUNDLE_MAX_VISUAL_TOKENS non-empty strings. */
+static setok_status read_visual_tokens(setok_bundle *b, const setok_config *cfg,
+                                       setok_error *err)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(setok_config_root(cfg), "visual_tokens");
+    if (!arr || cJSON_IsNull(arr))
+        return SETOK_OK;
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : -1;
+    if (n < 1 || n > SETOK_BUNDLE_MAX_VISUAL_TOKENS)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: visual_tokens must be an array of 1 to %d "
+                          "token strings, got %s", b->manifest, SETOK_BUNDLE_MAX_VISUAL_TOKENS,
+                          cJSON_IsArray(arr) ? "an array of another length"
+                                             : setok_io_json_type(arr));
+    if (!(b->visual_tokens = calloc((size_t)n, sizeof *b->visual_tokens)))
+        return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", b->manifest);
+    for (int i = 0; i < n; i++) {
+        const cJSON *item = cJSON_GetArrayItem(arr, i);
+        if (!cJSON_IsString(item) || !item->valuestring[0])
+            return setok_fail(err, SETOK_ERR_INPUT, "%s: visual_tokens[%d] must be a non-empty "
+                              "string", b->manifest, i);
+        setok_status st = copy_string(&b->visual_tokens[i], item->valuestring, b, err);
+        if (st != SETOK_OK)
+            return st;
+        b->n_visual_tokens = i + 1;
+    }
+    return SETOK_OK;
+}
+
 setok_status setok_bundle_load(setok_bundle *b, const char *dir, setok_error *err)
 {
     memset(b, 0, sizeof *b);
@@ -218,6 +249,8 @@ setok_status setok_bundle_load(setok_bundle *b, const char *dir, setok_error *er
         st = setok_config_string_or(cfg, "system_prompt", "", &prompt, err);
     if (st == SETOK_OK)
         st = copy_string(&b->system_prompt, prompt, b, err);
+    if (st == SETOK_OK)
+        st = read_visual_tokens(b, cfg, err);
     setok_config_free(cfg);
     return st;
 }

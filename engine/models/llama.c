@@ -830,11 +830,19 @@ static setok_status check_tokens(const setok_llama *m, const setok_arena *arena,
     return SETOK_OK;
 }
 
-// x: [T, C] (the embeddings, overwritten) -> logits: [T or 1, V]; tmp: [T, C] scratch
-static setok_status llama_forward(setok_llama *m, setok_arena *arena, setok_tensor *logits,
-                                  setok_tensor *x, setok_tensor *tmp, bool last_only,
+/* What a forward returns. */
+typedef enum output_kind {
+    OUT_LOGITS,      /* logits [T, V] */
+    OUT_LAST_LOGITS, /* logits [1, V] of the last position */
+    OUT_HIDDEN,      /* the final norm's output [T, C] (LlamaModel's last_hidden_state) */
+} output_kind;
+
+// x: [T, C] (the embeddings, overwritten) -> out: [T or 1, V] or [T, C]; tmp: [T, C] scratch
+static setok_status llama_forward(setok_llama *m, setok_arena *arena, setok_tensor *out,
+                                  setok_tensor *x, setok_tensor *tmp, output_kind kind,
                                   const atomic_bool *cancel, setok_error *err)
 {
+    bool last_only = kind == OUT_LAST_LOGITS;
     const setok_llama_config *c = &m->cfg;
     dims d = {.T = x->shape[0], .C = c->hidden_size, .I = c->intermediate_size,
               .NH = c->num_heads, .NKV = c->num_kv_heads, .D = c->head_dim, .pos = m->length};
@@ -850,23 +858,26 @@ static setok_status llama_forward(setok_llama *m, setok_arena *arena, setok_tens
         st = setok_view_slice(&last, x, 0, d.T - 1, 1, err);
     if (st == SETOK_OK && last_only)
         st = setok_view_slice(&normed, tmp, 0, 0, 1, err);
-    if (st == SETOK_OK)
+    if (st == SETOK_OK && kind == OUT_HIDDEN)
+        st = setok_rmsnorm(m->backend, out, &last, &m->norm_w, c->rms_norm_eps, err);
+    else if (st == SETOK_OK)
         st = setok_rmsnorm(m->backend, &normed, &last, &m->norm_w, c->rms_norm_eps, err);
-    if (st == SETOK_OK)
-        st = setok_linear(m->backend, logits, &normed, &m->lm_head, NULL, err);
+    if (st == SETOK_OK && kind != OUT_HIDDEN)
+        st = setok_linear(m->backend, out, &normed, &m->lm_head, NULL, err);
     if (st == SETOK_OK)
         m->length += d.T;
     return st;
 }
 
-/* Allocates logits, x and tmp for T tokens; returns the mark above logits. */
-static setok_status forward_begin(setok_llama *m, setok_arena *arena, setok_tensor *logits,
-                                  setok_tensor *x, setok_tensor *tmp, int64_t T, bool last_only,
+/* Allocates the output, x and tmp for T tokens; returns the mark above the output. */
+static setok_status forward_begin(setok_llama *m, setok_arena *arena, setok_tensor *out,
+                                  setok_tensor *x, setok_tensor *tmp, int64_t T, output_kind kind,
                                   size_t *outputs, setok_error *err)
 {
     int64_t C = m->cfg.hidden_size;
-    setok_status st = setok_arena_tensor(arena, logits, m->dtype, 2,
-                                         (int64_t[]){last_only ? 1 : T, m->cfg.vocab_size}, err);
+    int64_t shape[2] = {kind == OUT_LAST_LOGITS ? 1 : T,
+                        kind == OUT_HIDDEN ? C : m->cfg.vocab_size};
+    setok_status st = setok_arena_tensor(arena, out, m->dtype, 2, shape, err);
     *outputs = setok_arena_mark(arena);
     if (st == SETOK_OK)
         st = setok_arena_tensor(arena, x, m->dtype, 2, (int64_t[]){T, C}, err);
@@ -881,9 +892,9 @@ setok_status setok_llama_embed(setok_llama *m, setok_tensor *embeds, const setok
     return setok_get_rows(m->backend, embeds, &m->embed, ids, err);
 }
 
-setok_status setok_llama_forward_embeds(setok_llama *m, setok_arena *arena, setok_tensor *logits,
-                                        const setok_tensor *embeds, bool last_only,
-                                        const atomic_bool *cancel, setok_error *err)
+static setok_status forward_embeds(setok_llama *m, setok_arena *arena, setok_tensor *out,
+                                   const setok_tensor *embeds, output_kind kind,
+                                   const atomic_bool *cancel, setok_error *err)
 {
     char buf[96];
     if (!embeds || embeds->ndim != 2 || embeds->shape[1] != m->cfg.hidden_size ||
@@ -897,15 +908,30 @@ setok_status setok_llama_forward_embeds(setok_llama *m, setok_arena *arena, seto
         return st;
     size_t start = setok_arena_mark(arena), outputs = start;
     setok_tensor x, tmp;
-    st = forward_begin(m, arena, logits, &x, &tmp, embeds->shape[0], last_only, &outputs, err);
+    st = forward_begin(m, arena, out, &x, &tmp, embeds->shape[0], kind, &outputs, err);
     if (st == SETOK_OK)
         st = setok_copy(m->backend, &x, embeds, err);
     if (st == SETOK_OK)
-        st = llama_forward(m, arena, logits, &x, &tmp, last_only, cancel, err);
+        st = llama_forward(m, arena, out, &x, &tmp, kind, cancel, err);
     setok_arena_reset(arena, st == SETOK_OK ? outputs : start);
     if (st != SETOK_OK && st != SETOK_ERR_CANCELLED)
         setok_error_prefix(err, "llama forward");
     return st;
+}
+
+setok_status setok_llama_forward_embeds(setok_llama *m, setok_arena *arena, setok_tensor *logits,
+                                        const setok_tensor *embeds, bool last_only,
+                                        const atomic_bool *cancel, setok_error *err)
+{
+    return forward_embeds(m, arena, logits, embeds, last_only ? OUT_LAST_LOGITS : OUT_LOGITS,
+                          cancel, err);
+}
+
+setok_status setok_llama_forward_hidden(setok_llama *m, setok_arena *arena, setok_tensor *hidden,
+                                        const setok_tensor *embeds, const atomic_bool *cancel,
+                                        setok_error *err)
+{
+    return forward_embeds(m, arena, hidden, embeds, OUT_HIDDEN, cancel, err);
 }
 
 setok_status setok_llama_forward_ids(setok_llama *m, setok_arena *arena, setok_tensor *logits,
@@ -922,11 +948,12 @@ setok_status setok_llama_forward_ids(setok_llama *m, setok_arena *arena, setok_t
         return st;
     size_t start = setok_arena_mark(arena), outputs = start;
     setok_tensor x, tmp;
-    st = forward_begin(m, arena, logits, &x, &tmp, ids->shape[0], last_only, &outputs, err);
+    output_kind kind = last_only ? OUT_LAST_LOGITS : OUT_LOGITS;
+    st = forward_begin(m, arena, logits, &x, &tmp, ids->shape[0], kind, &outputs, err);
     if (st == SETOK_OK)
         st = setok_llama_embed(m, &x, ids, err);
     if (st == SETOK_OK)
-        st = llama_forward(m, arena, logits, &x, &tmp, last_only, cancel, err);
+        st = llama_forward(m, arena, logits, &x, &tmp, kind, cancel, err);
     setok_arena_reset(arena, st == SETOK_OK ? outputs : start);
     if (st != SETOK_OK && st != SETOK_ERR_CANCELLED)
         setok_error_prefix(err, "llama forward");

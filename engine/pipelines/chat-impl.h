@@ -31,6 +31,9 @@ struct setok_chat {
     char *system_prompt;         /* "" for none */
     char *image_text;            /* what stands for the image: "<image>", "[Img]<image>[/Img]" */
     int32_t image_token;
+    int32_t image_start;         /* bundle: the id of "[Img]"; -1 for LLaVA */
+    int32_t *visual_ids;         /* bundle: the ids of setokim.json's visual_tokens */
+    int n_visual;
     int vocab;
     setok_arena arena;
     setok_sampler sampler;
@@ -61,6 +64,19 @@ setok_status chat_load_bundle(setok_chat *c, const char *dir, const char *adapte
                               setok_error *err);
 /* Frees what the loaders filled. */
 void chat_unload(setok_chat *c);
+
+/* This turn's prompt ids (the chat template; the image token expanded to
+ * n_image positions), malloc'd. */
+setok_status chat_build_prompt(setok_chat *c, const char *question, int32_t **out, size_t *n_out,
+                               setok_error *err);
+/* ids [n] -> emb [n, hidden] (carved from c->arena, which the caller reset),
+ * the image rows spliced into the image token positions. */
+setok_status chat_embed_prompt(setok_chat *c, const int32_t *ids, size_t n, setok_tensor *emb,
+                               setok_error *err);
+
+/* x [n, d] on the backend -> host [n, d] f32 (through c->staging). */
+setok_status chat_download_f32(setok_chat *c, float *host, const setok_tensor *x,
+                               setok_error *err);
 
 /* image -> c->image_embeds [n_image, hidden] and c->image_timings. */
 setok_status chat_encode_image(setok_chat *c, const setok_image *image,

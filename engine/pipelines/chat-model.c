@@ -35,6 +35,10 @@ void chat_unload(setok_chat *c)
     setok_text_tokenizer_free(c->tok);
     free(c->system_prompt);
     free(c->image_text);
+    free(c->visual_ids);
+    c->visual_ids = NULL;
+    c->n_visual = 0;
+    c->image_start = -1;
     c->merger = NULL;
     c->llm = NULL;
     c->vit = NULL;
@@ -122,7 +126,7 @@ static setok_status special_id(const setok_chat *c, const setok_bundle *b, const
 {
     *id = setok_text_tokenizer_token_to_id(c->tok, token);
     if (*id < 0)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: special_tokens.%s '%s' is not a token of "
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: %s '%s' is not a token of "
                           "%s/tokenizer.json", b->manifest, key, token,
                           b->components[SETOK_BUNDLE_LLM]);
     return SETOK_OK;
@@ -192,11 +196,21 @@ setok_status chat_load_bundle(setok_chat *c, const char *dir, const char *adapte
         st = check_bundle_shapes(c, &b, err);
     int32_t start = -1, end = -1;
     if (st == SETOK_OK)
-        st = special_id(c, &b, "image", b.image_token, &c->image_token, err);
+        st = special_id(c, &b, "special_tokens.image", b.image_token, &c->image_token, err);
     if (st == SETOK_OK)
-        st = special_id(c, &b, "image_start", b.image_start, &start, err);
+        st = special_id(c, &b, "special_tokens.image_start", b.image_start, &start, err);
     if (st == SETOK_OK)
-        st = special_id(c, &b, "image_end", b.image_end, &end, err);
+        st = special_id(c, &b, "special_tokens.image_end", b.image_end, &end, err);
+    c->image_start = start;
+    if (st == SETOK_OK && b.n_visual_tokens > 0 &&
+        !(c->visual_ids = malloc((size_t)b.n_visual_tokens * sizeof *c->visual_ids)))
+        st = setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
+    for (int i = 0; st == SETOK_OK && i < b.n_visual_tokens; i++) {
+        char key[48];
+        snprintf(key, sizeof key, "visual_tokens[%d]", i);
+        st = special_id(c, &b, key, b.visual_tokens[i], &c->visual_ids[i], err);
+        c->n_visual = i + 1;
+    }
     if (st == SETOK_OK) {
         size_t n = strlen(b.image_start) + strlen(b.image_token) + strlen(b.image_end) + 1;
         free(c->image_text);
@@ -231,9 +245,8 @@ static setok_status upload_host_f32(setok_chat *c, setok_tensor *t, const float 
     return setok_tensor_upload(t, c->staging, err);
 }
 
-/* x [n, d] on the backend -> host [n, d] f32. */
-static setok_status download_f32(setok_chat *c, float *host, const setok_tensor *x,
-                                 setok_error *err)
+setok_status chat_download_f32(setok_chat *c, float *host, const setok_tensor *x,
+                               setok_error *err)
 {
     int64_t n = setok_tensor_numel(x);
     setok_status st = setok_backend_synchronize(c->backend, err);
@@ -299,7 +312,7 @@ static setok_status image_tokens(setok_chat *c, setok_tensor *x, const setok_ten
         if (!(host = malloc((size_t)(2 * n * dv) * sizeof *host)))
             st = setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
         if (st == SETOK_OK)
-            st = download_f32(c, host, patches, err);
+            st = chat_download_f32(c, host, patches, err);
         // a grid smaller than the neighbour count (tiny towers) uses every patch
         setok_cluster_params cp = o->cluster_override ? o->cluster : setok_chat_cluster_defaults(c);
         cp.k = cp.k > n ? (int)n : cp.k;

@@ -184,9 +184,8 @@ static setok_status push_history(setok_chat *c, const int32_t *ids, size_t n, se
     return SETOK_OK;
 }
 
-/* This turn's prompt ids, the image token expanded to n_image positions. */
-static setok_status build_prompt(setok_chat *c, const char *question, int32_t **out, size_t *n_out,
-                                 setok_error *err)
+setok_status chat_build_prompt(setok_chat *c, const char *question, int32_t **out, size_t *n_out,
+                               setok_error *err)
 {
     bool first = c->turns == 0, image = first && c->image_embeds;
     bool system = first && c->system_prompt[0];
@@ -252,19 +251,13 @@ static setok_status read_logits(setok_chat *c, const setok_tensor *logits, setok
     return st;
 }
 
-/* Prefills ids [n], the image rows spliced in; the last position's logits into c->logits. */
-static setok_status prefill(setok_chat *c, const int32_t *ids, size_t n,
-                            const setok_chat_options *o, setok_error *err)
+setok_status chat_embed_prompt(setok_chat *c, const int32_t *ids, size_t n, setok_tensor *emb_out,
+                               setok_error *err)
 {
     int64_t dt = setok_llama_get_config(c->llm)->hidden_size, T = (int64_t)n;
-    size_t el = setok_dtype_size(c->dtype), row = (size_t)dt * el;
-    size_t need = setok_llama_arena_bytes(c->llm, T) + n * (sizeof(int32_t) + row) + 8 * 4096;
-    setok_status st = chat_ensure_arena(c, need, err);
-    setok_tensor tids, emb, logits;
-    if (st == SETOK_OK) {
-        setok_arena_reset(&c->arena, 0);
-        st = setok_arena_tensor(&c->arena, &tids, SETOK_I32, 1, &T, err);
-    }
+    size_t row = (size_t)dt * setok_dtype_size(c->dtype);
+    setok_tensor tids, emb = {0};
+    setok_status st = setok_arena_tensor(&c->arena, &tids, SETOK_I32, 1, &T, err);
     if (st == SETOK_OK)
         st = setok_tensor_upload(&tids, ids, err);
     if (st == SETOK_OK)
@@ -288,6 +281,23 @@ static setok_status prefill(setok_chat *c, const int32_t *ids, size_t n,
                        row);
         if (st == SETOK_OK)
             st = setok_tensor_upload(&emb, c->staging, err);
+    }
+    *emb_out = emb;
+    return st;
+}
+
+/* Prefills ids [n], the image rows spliced in; the last position's logits into c->logits. */
+static setok_status prefill(setok_chat *c, const int32_t *ids, size_t n,
+                            const setok_chat_options *o, setok_error *err)
+{
+    int64_t dt = setok_llama_get_config(c->llm)->hidden_size, T = (int64_t)n;
+    size_t row = (size_t)dt * setok_dtype_size(c->dtype);
+    size_t need = setok_llama_arena_bytes(c->llm, T) + n * (sizeof(int32_t) + row) + 8 * 4096;
+    setok_status st = chat_ensure_arena(c, need, err);
+    setok_tensor emb, logits;
+    if (st == SETOK_OK) {
+        setok_arena_reset(&c->arena, 0);
+        st = chat_embed_prompt(c, ids, n, &emb, err);
     }
     if (st == SETOK_OK)
         st = setok_llama_forward_embeds(c->llm, &c->arena, &logits, &emb, true, o->cancel, err);
@@ -398,7 +408,7 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
     }
     int32_t *ids = NULL;
     size_t n = 0;
-    st = build_prompt(c, question, &ids, &n, err);
+    st = chat_build_prompt(c, question, &ids, &n, err);
     int64_t cap = setok_llama_cache_capacity(c->llm);
     if (st == SETOK_OK && setok_llama_cache_length(c->llm) + (int64_t)n + 1 > cap)
         st = setok_fail(err, SETOK_ERR_INPUT, "chat: the conversation needs %lld positions, the "

@@ -1,5 +1,6 @@
-/* diffusion.c — text-to-image and region editing on a diffusers Stable Diffusion folder
- * (see diffusion.h): prompt encoding, the denoising loop with guidance, latent blending for
+/* diffusion.c — text-to-image and region editing on a diffusers Stable Diffusion folder or
+ * a SETOKIM bundle (see diffusion.h): the U-Net's conditioning (CLIP text, or the bundle's
+ * visual tokens through the mapper), the denoising loop with guidance, latent blending for
  * edits, VAE decoding, the feathered pixel composite and cheap previews. */
 #include "setok/diffusion.h"
 
@@ -14,8 +15,11 @@
 
 #include "setok/arena.h"
 #include "setok/backend.h"
+#include "setok/bundle.h"
+#include "setok/chat.h"
 #include "setok/config.h"
 #include "setok/models/clip_text.h"
+#include "setok/models/qformer.h"
 #include "setok/models/unet.h"
 #include "setok/models/vae.h"
 #include "setok/sampling.h"
@@ -25,6 +29,12 @@
 
 struct setok_diffusion {
     char dir[PATH_MAX];
+    char sched_dir[PATH_MAX];
+    /* a SETOKIM bundle: the LLM emits visual tokens, the mapper turns them into the
+     * U-Net's encoder_hidden_states; unconditional = zeros */
+    setok_chat *chat;
+    setok_qformer *mapper;
+    /* a Stable Diffusion folder: the CLIP text encoder */
     setok_backend *backend;
     setok_dtype dtype;
     setok_text_tokenizer *tok;
@@ -124,6 +134,80 @@ static setok_status tokenizer_settings(setok_diffusion *d, const char *tok_dir, 
     return st;
 }
 
+/* A Stable Diffusion folder: the text side, and where the rest is. */
+static setok_status open_sd(setok_diffusion *d, const char *dir, char *unet_dir, char *vae_dir,
+                            setok_error *err)
+{
+    char text_dir[PATH_MAX], tok_dir[PATH_MAX];
+    setok_status st = check_index(dir, err);
+    if (st == SETOK_OK)
+        st = component(text_dir, sizeof text_dir, dir, "text_encoder", err);
+    if (st == SETOK_OK)
+        st = component(tok_dir, sizeof tok_dir, dir, "tokenizer", err);
+    if (st == SETOK_OK)
+        st = component(unet_dir, PATH_MAX, dir, "unet", err);
+    if (st == SETOK_OK)
+        st = component(vae_dir, PATH_MAX, dir, "vae", err);
+    if (st == SETOK_OK)
+        st = component(d->sched_dir, sizeof d->sched_dir, dir, "scheduler", err);
+    if (st == SETOK_OK)
+        st = setok_text_tokenizer_load(&d->tok, tok_dir, err);
+    if (st == SETOK_OK)
+        st = tokenizer_settings(d, tok_dir, err);
+    if (st == SETOK_OK)
+        st = setok_clip_text_load(&d->text, text_dir, d->backend, d->dtype, err);
+    if (st == SETOK_OK) {
+        const setok_clip_text_config *tc = setok_clip_text_get_config(d->text);
+        if (d->max_tokens > tc->max_position_embeddings)
+            d->max_tokens = tc->max_position_embeddings;
+    }
+    return st;
+}
+
+/* A SETOKIM bundle: the chat model (LLM + visual tokens), the mapper, and where the rest is. */
+static setok_status open_bundle(setok_diffusion *d, const char *dir, const char *device,
+                                int threads, char *unet_dir, char *vae_dir, setok_error *err)
+{
+    static const setok_bundle_component needed[] = {
+        SETOK_BUNDLE_PROJECTOR_OUT, SETOK_BUNDLE_MAPPER, SETOK_BUNDLE_UNET, SETOK_BUNDLE_VAE,
+        SETOK_BUNDLE_SCHEDULER};
+    setok_bundle b;
+    const char *path = NULL;
+    setok_status st = setok_bundle_load(&b, dir, err);
+    for (size_t i = 0; st == SETOK_OK && i < sizeof needed / sizeof *needed; i++)
+        st = setok_bundle_require(&b, needed[i], "generating images", &path, err);
+    if (st == SETOK_OK && b.n_visual_tokens == 0)
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: no visual_tokens, so this bundle cannot "
+                        "generate images", b.manifest);
+    if (st == SETOK_OK) {
+        snprintf(unet_dir, PATH_MAX, "%s", b.components[SETOK_BUNDLE_UNET]);
+        snprintf(vae_dir, PATH_MAX, "%s", b.components[SETOK_BUNDLE_VAE]);
+        snprintf(d->sched_dir, sizeof d->sched_dir, "%s", b.components[SETOK_BUNDLE_SCHEDULER]);
+        st = setok_qformer_load(&d->mapper, b.components[SETOK_BUNDLE_MAPPER], d->backend,
+                                d->dtype, err);
+    }
+    if (st == SETOK_OK && setok_qformer_num_query_tokens(d->mapper) == 0)
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: the mapper has no query_tokens",
+                        b.components[SETOK_BUNDLE_MAPPER]);
+    if (st == SETOK_OK)
+        st = setok_chat_open(&d->chat, dir, device, threads, 0, err);
+    if (st == SETOK_OK && setok_chat_visual_token_dim(d->chat) !=
+                              setok_qformer_get_config(d->mapper)->encoder_hidden_size)
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s/config.json: encoder_hidden_size %d is not "
+                        "projector_out's out_features %d", b.components[SETOK_BUNDLE_MAPPER],
+                        setok_qformer_get_config(d->mapper)->encoder_hidden_size,
+                        setok_chat_visual_token_dim(d->chat));
+    setok_bundle_free(&b);
+    return st;
+}
+
+/* The width of the U-Net's conditioning: the text encoder's or the mapper's hidden size. */
+static int condition_dim(const setok_diffusion *d)
+{
+    return d->mapper ? setok_qformer_get_config(d->mapper)->hidden_size
+                     : setok_clip_text_get_config(d->text)->hidden_size;
+}
+
 setok_status setok_diffusion_open(setok_diffusion **out, const char *dir, const char *device,
                                   int threads, setok_error *err)
 {
@@ -132,50 +216,33 @@ setok_status setok_diffusion_open(setok_diffusion **out, const char *dir, const 
     if (!d)
         return setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
     snprintf(d->dir, sizeof d->dir, "%s", dir);
-    char text_dir[PATH_MAX], tok_dir[PATH_MAX], unet_dir[PATH_MAX], vae_dir[PATH_MAX],
-        sched_dir[PATH_MAX];
-    setok_status st = check_index(dir, err);
-    if (st == SETOK_OK)
-        st = component(text_dir, sizeof text_dir, dir, "text_encoder", err);
-    if (st == SETOK_OK)
-        st = component(tok_dir, sizeof tok_dir, dir, "tokenizer", err);
-    if (st == SETOK_OK)
-        st = component(unet_dir, sizeof unet_dir, dir, "unet", err);
-    if (st == SETOK_OK)
-        st = component(vae_dir, sizeof vae_dir, dir, "vae", err);
-    if (st == SETOK_OK)
-        st = component(sched_dir, sizeof sched_dir, dir, "scheduler", err);
+    char unet_dir[PATH_MAX], vae_dir[PATH_MAX];
+    setok_status st =
+        setok_backend_create_by_name(&d->backend, device ? device : "auto", threads, err);
+    if (st == SETOK_OK) {
+        d->dtype = setok_backend_is_host(d->backend) ? SETOK_F32 : SETOK_F16;
+        st = setok_bundle_is_bundle(dir)
+                 ? open_bundle(d, dir, device, threads, unet_dir, vae_dir, err)
+                 : open_sd(d, dir, unet_dir, vae_dir, err);
+    }
     if (st == SETOK_OK) {
         /* the scheduler config is read per call (the caller may pick another kind); check
          * it now so a bad folder fails here */
         setok_scheduler_config sc;
-        st = setok_scheduler_config_load(&sc, sched_dir, SETOK_SCHEDULER_FROM_CONFIG, err);
+        st = setok_scheduler_config_load(&sc, d->sched_dir, SETOK_SCHEDULER_FROM_CONFIG, err);
     }
-    if (st == SETOK_OK)
-        st = setok_backend_create_by_name(&d->backend, device ? device : "auto", threads, err);
-    if (st == SETOK_OK)
-        d->dtype = setok_backend_is_host(d->backend) ? SETOK_F32 : SETOK_F16;
-    if (st == SETOK_OK)
-        st = setok_text_tokenizer_load(&d->tok, tok_dir, err);
-    if (st == SETOK_OK)
-        st = tokenizer_settings(d, tok_dir, err);
-    if (st == SETOK_OK)
-        st = setok_clip_text_load(&d->text, text_dir, d->backend, d->dtype, err);
     if (st == SETOK_OK)
         st = setok_unet_load(&d->unet, unet_dir, d->backend, d->dtype, err);
     if (st == SETOK_OK)
         st = setok_vae_load(&d->vae, vae_dir, d->backend, d->dtype, err);
     if (st == SETOK_OK) {
-        const setok_clip_text_config *tc = setok_clip_text_get_config(d->text);
         const setok_unet_config *uc = setok_unet_get_config(d->unet);
         const setok_vae_config *vc = setok_vae_get_config(d->vae);
-        if (d->max_tokens > tc->max_position_embeddings)
-            d->max_tokens = tc->max_position_embeddings;
         d->latent_channels = uc->out_channels;
-        if (uc->cross_attention_dim[0] != tc->hidden_size)
+        if (uc->cross_attention_dim[0] != condition_dim(d))
             st = setok_fail(err, SETOK_ERR_INPUT, "%s: the U-Net's cross_attention_dim %d is not "
-                            "the text encoder's hidden_size %d", dir, uc->cross_attention_dim[0],
-                            tc->hidden_size);
+                            "the %s's hidden_size %d", unet_dir, uc->cross_attention_dim[0],
+                            d->mapper ? "mapper" : "text encoder", condition_dim(d));
         else if (vc->latent_channels != uc->out_channels ||
                  (uc->in_channels != vc->latent_channels &&
                   uc->in_channels != 2 * vc->latent_channels))
@@ -217,6 +284,8 @@ void setok_diffusion_free(setok_diffusion *d)
     setok_unet_free(d->unet);
     setok_clip_text_free(d->text);
     setok_text_tokenizer_free(d->tok);
+    setok_qformer_free(d->mapper);
+    setok_chat_free(d->chat);
     setok_backend_free(d->backend);
     free(d->staging);
     free(d);
@@ -349,6 +418,47 @@ static setok_status encode_prompts(setok_diffusion *d, const char *const *texts,
     setok_arena_destroy(&arena);
     setok_tensor_free(&ids_t);
     free(ids);
+    return st;
+}
+
+/* A bundle's conditioning for a request (image NULL: generate) -> embeds [batch, Q, hidden]:
+ * the mapper's output for the visual tokens, after a zero row when batch is 2 (CFG). */
+static setok_status visual_condition(setok_diffusion *d, const setok_image *image,
+                                     const char *text, int batch, setok_tensor *embeds,
+                                     const atomic_bool *cancel, setok_error *err)
+{
+    int64_t k = setok_chat_visual_token_count(d->chat), e = setok_chat_visual_token_dim(d->chat);
+    int64_t q = setok_qformer_num_query_tokens(d->mapper), h = condition_dim(d);
+    float *tokens = malloc((size_t)(k * e) * sizeof *tokens);
+    float *cond = calloc((size_t)(batch * q * h), sizeof *cond);
+    setok_tensor enc = {0}, last;
+    setok_arena arena = {0};
+    setok_chat_options co;
+    setok_chat_options_default(&co);
+    co.cancel = cancel;
+    setok_status st = tokens && cond ? SETOK_OK
+                                     : setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
+    if (st == SETOK_OK)
+        st = setok_chat_visual_tokens(d->chat, image, text, &co, tokens, err);
+    if (st == SETOK_OK)
+        st = setok_tensor_alloc(&enc, d->backend, d->dtype, 3, (int64_t[]){1, k, e}, err);
+    if (st == SETOK_OK)
+        st = upload(d, &enc, tokens, err);
+    if (st == SETOK_OK)
+        st = setok_arena_init(&arena, d->backend, setok_qformer_arena_bytes(d->mapper, 1, q, k),
+                              err);
+    if (st == SETOK_OK)
+        st = setok_qformer_forward(d->mapper, &arena, &last, NULL, &enc, NULL, cancel, err);
+    if (st == SETOK_OK)
+        st = download(d, cond + (batch - 1) * q * h, &last, err);
+    if (st == SETOK_OK)
+        st = setok_tensor_alloc(embeds, d->backend, d->dtype, 3, (int64_t[]){batch, q, h}, err);
+    if (st == SETOK_OK)
+        st = upload(d, embeds, cond, err);
+    setok_arena_destroy(&arena);
+    setok_tensor_free(&enc);
+    free(tokens);
+    free(cond);
     return st;
 }
 
@@ -698,13 +808,20 @@ static setok_status check_options(const setok_diffusion_options *o, setok_error 
     return SETOK_OK;
 }
 
+/* The bundle's guidance is against zeros: it has no negative prompt. */
+static setok_status check_bundle_options(const setok_diffusion *d,
+                                         const setok_diffusion_options *o, setok_error *err)
+{
+    if (d->chat && o->negative_prompt && o->negative_prompt[0])
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: a SETOKIM bundle takes no negative prompt",
+                          d->dir);
+    return SETOK_OK;
+}
+
 static setok_status open_scheduler(setok_diffusion *d, const setok_diffusion_options *o,
                                    setok_scheduler **out, setok_error *err)
 {
-    char dir[PATH_MAX];
-    if (!join(dir, sizeof dir, d->dir, "scheduler"))
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", d->dir);
-    setok_status st = setok_scheduler_load(out, dir, o->scheduler, err);
+    setok_status st = setok_scheduler_load(out, d->sched_dir, o->scheduler, err);
     if (st == SETOK_OK)
         st = setok_scheduler_set_timesteps(*out, o->steps, err);
     return st;
@@ -715,6 +832,8 @@ setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_
 {
     memset(out, 0, sizeof *out);
     setok_status st = check_options(o, err);
+    if (st == SETOK_OK)
+        st = check_bundle_options(d, o, err);
     if (st != SETOK_OK)
         return st;
     if (setok_diffusion_is_instruct(d))
@@ -735,7 +854,9 @@ setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_
     st = x ? SETOK_OK : setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
     if (st == SETOK_OK)
         st = open_scheduler(d, o, &L.sched, err);
-    if (st == SETOK_OK)
+    if (st == SETOK_OK && d->chat)
+        st = visual_condition(d, NULL, o->prompt, L.batch, &L.embeds, o->cancel, err);
+    else if (st == SETOK_OK)
         st = encode_prompts(d, L.batch == 2 ? prompts : prompts + 1, L.batch, &L.embeds,
                             o->cancel, err);
     if (st == SETOK_OK) {
@@ -847,6 +968,8 @@ setok_status setok_diffusion_edit(setok_diffusion *d, const setok_image *image,
 {
     memset(out, 0, sizeof *out);
     setok_status st = check_options(o, err);
+    if (st == SETOK_OK)
+        st = check_bundle_options(d, o, err);
     if (st != SETOK_OK)
         return st;
     if (!image || !mask || mask->width != image->width || mask->height != image->height)
@@ -882,7 +1005,9 @@ setok_status setok_diffusion_edit(setok_diffusion *d, const setok_image *image,
         st = encode_image(d, &small, src, o->cancel, err);
     if (st == SETOK_OK)
         st = open_scheduler(d, o, &L.sched, err);
-    if (st == SETOK_OK)
+    if (st == SETOK_OK && d->chat)
+        st = visual_condition(d, &rgb, o->prompt, L.batch, &L.embeds, o->cancel, err);
+    else if (st == SETOK_OK)
         st = encode_prompts(d, ip2p ? prompts : L.batch == 2 ? cfg_prompts : cfg_prompts + 1,
                             L.batch, &L.embeds, o->cancel, err);
     float *image_latents = NULL;

@@ -9,12 +9,15 @@ class Results:
         self.passed = self.failed = 0
 
     def check(self, name, ok, detail=""):
+        """Counts and prints one check; returns ok."""
+        ok = bool(ok)
         if ok:
             self.passed += 1
             print(f"ok    {name} {detail}")
         else:
             self.failed += 1
             print(f"FAIL  {name} {detail}")
+        return ok
 
 
 def rel_err(got, ref):

@@ -14,8 +14,9 @@ engine is tested against: vision features (hidden_states[vision_feature_layer], 
 SeTok clustering and merger tokens, the projector, the Vicuna v1 prompt with the image wrapped in
 [Img] ... [/Img] and the single <image> id expanded to the projected tokens, greedy decoding.
 
-    python -m tools.setokim.bundle --random OUT --seed S [--dtype f16|f32]
-writes a tiny random bundle (random weights, tokenizer trained on world-like text) for tests.
+    python -m tools.setokim.bundle --random OUT --seed S [--dtype f16|f32] [--generation]
+writes a tiny random bundle (random weights, tokenizer trained on world-like text) for tests;
+with --generation it also has the output side (generation.py).
 """
 import argparse
 import json
@@ -552,9 +553,15 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="f16")
     ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--generation", action="store_true",
+                    help="add random projector_out, mapper, unet, vae and scheduler components")
     args = ap.parse_args(argv)
     model = random_model(args.seed, args.image_size)
-    model.save_bundle(args.random, DTYPES[args.dtype])
+    if args.generation:
+        from .generation import add_random_generation
+        add_random_generation(model, args.random, args.seed, dtype=DTYPES[args.dtype])
+    else:
+        model.save_bundle(args.random, DTYPES[args.dtype])
     print(f"wrote a random SETOKIM bundle to {args.random}")
     return 0
 

@@ -46,12 +46,14 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from . import data as D  # noqa: E402
+from . import train_generation as G  # noqa: E402
 from .bundle import (CLIP_MEAN, CLIP_STD, DTYPES, SetokimModel, SetokimProjector,  # noqa: E402
                      build_tokenizer, default_manifest, format_prompt, load_tokenizer,
                      save_tokenizer)
 from .setok import SetokMerger, SetokMergerConfig, cluster, position_embedding_2d  # noqa: E402
 
-STAGES = ("data", "tokenizer", "stage0", "stage1", "stage2", "export", "eval", "card")
+STAGES = ("data", "tokenizer", "stage0", "stage1", "stage2", "vae", "decoder", "stage3",
+          "export", "eval", "card")
 
 
 # ---- configuration --------------------------------------------------------------------------
@@ -99,6 +101,28 @@ class TrainConfig:
     stage2_lr: float = 1e-3
     max_turns: int = 8
     caption_prob: float = 0.2
+    # output side (train_generation.py): VAE, mapper + U-Net, the LLM's visual slots
+    vae_channels: str = "16,32,64,64"
+    vae_steps: int = 1200
+    vae_batch: int = 16
+    vae_crop: int = 64
+    vae_lr: float = 1e-3
+    vae_kl: float = 1e-4
+    mapper_hidden: int = 128
+    mapper_layers: int = 2
+    mapper_heads: int = 4
+    mapper_queries: int = 8
+    unet_channels: str = "64,128"
+    cond_dropout: float = 0.1
+    decoder_steps: int = 1200
+    decoder_batch: int = 32
+    decoder_lr: float = 5e-4
+    visual_tokens: int = 8
+    stage3_steps: int = 1200
+    stage3_batch: int = 16
+    stage3_lr: float = 5e-4
+    stage3_qa: float = 0.4
+    regression_weight: float = 1.0
     # checkpoints
     save_every: int = 50
 
@@ -113,7 +137,10 @@ PRESETS = {
                          merger_output=32, stage1_steps=6, stage1_batch=4, llm_hidden=64,
                          llm_layers=1, llm_heads=2, llm_kv_heads=1, llm_intermediate=128,
                          max_positions=256, stage2_steps=6, stage2_batch=4, max_turns=3,
-                         save_every=3),
+                         vae_channels="8,16", vae_steps=4, vae_batch=4, vae_crop=32,
+                         mapper_hidden=32, mapper_layers=1, mapper_heads=2, mapper_queries=4,
+                         unet_channels="16,32", decoder_steps=4, decoder_batch=4,
+                         visual_tokens=4, stage3_steps=6, stage3_batch=4, save_every=3),
 }
 
 
@@ -762,12 +789,17 @@ class ChatNet(nn.Module):
         self.image_token = image_token
 
     def embed(self, ids, labels, tokens, pad_id):
-        """Sequences with one <image> each -> padded embeddings, mask and labels."""
+        """Sequences with one <image> each (or none, with tokens None) -> padded embeddings,
+        mask and labels."""
         emb_table = self.llm.get_input_embeddings()
         rows, labs = [], []
         for seq, lab, tok in zip(ids, labels, tokens):
-            seq_t = torch.tensor(seq, device=tok.device)
+            seq_t = torch.tensor(seq, device=emb_table.weight.device)
             e = emb_table(seq_t)
+            if tok is None:  # a request without an image
+                rows.append(e)
+                labs.append(list(lab))
+                continue
             i = seq.index(self.image_token)
             rows.append(torch.cat([e[:i], self.projector(tok), e[i + 1:]]))
             labs.append(lab[:i] + [-100] * tok.shape[0] + lab[i + 1:])
@@ -1076,8 +1108,8 @@ def stage_card(ctx):
 
 
 RUNNERS = {"data": stage_data, "tokenizer": stage_tokenizer, "stage0": stage0,
-           "stage1": stage1, "stage2": stage2, "export": stage_export, "eval": stage_eval,
-           "card": stage_card}
+           "stage1": stage1, "stage2": stage2, "vae": G.stage_vae, "decoder": G.stage_decoder,
+           "stage3": G.stage3, "export": stage_export, "eval": stage_eval, "card": stage_card}
 
 
 # ---- command line ---------------------------------------------------------------------------

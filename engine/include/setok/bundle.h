@@ -13,6 +13,9 @@
  *   "special_tokens": {"image": "<image>", "image_start": "[Img]", "image_end": "[/Img]"}
  *                                             optional, these defaults
  *   "system_prompt": ""                       optional, default none
+ *   "visual_tokens": ["<vis_0>", ...]         optional: the added tokens whose final hidden
+ *       states are a generated image's visual tokens (tools/setokim/generation.py has the
+ *       layout); without it the bundle does not generate
  * Component paths must be relative, free of ".." and stay inside the bundle
  * after symbolic links are resolved; every listed component must be a folder.
  * Errors name setokim.json and the key: "m/setokim.json: components.llm: 'x' is
@@ -30,6 +33,7 @@ extern "C" {
 
 #define SETOK_BUNDLE_MANIFEST "setokim.json"
 #define SETOK_BUNDLE_VERSION 1
+#define SETOK_BUNDLE_MAX_VISUAL_TOKENS 256
 
 typedef enum setok_bundle_component {
     SETOK_BUNDLE_VISION = 0,    /* CLIPVisionModel / SiglipVisionModel */
@@ -54,6 +58,8 @@ typedef struct setok_bundle {
     int vision_feature_layer;
     char *image_token, *image_start, *image_end;     /* "<image>", "[Img]", "[/Img]" */
     char *system_prompt;                             /* "" when none */
+    char **visual_tokens;                            /* [n_visual_tokens]; NULL when none */
+    int n_visual_tokens;
 } setok_bundle;
 
 /* Whether dir holds a setokim.json (a regular file). */

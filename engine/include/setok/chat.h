@@ -127,6 +127,18 @@ void setok_chat_restart(setok_chat *c, const setok_chat_options *o);
 setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_chat_options *o,
                             setok_chat_result *r, setok_error *err);
 
+/* A SETOKIM bundle's image output (tools/setokim/generation.py has the layout): the
+ * prompt for a generation request (image NULL: "USER: {text} ASSISTANT:") or an edit
+ * request (the image in the prompt, text the instruction), then [Img] and the bundle's
+ * visual_tokens; the LLM's final hidden states at those slots through projector_out are
+ * the image's visual tokens -> out [count, dim] host f32 (setok_chat_visual_token_count
+ * and _dim). Leaves a fresh conversation, as setok_chat_start does. A model without
+ * visual_tokens or projector_out is SETOK_ERR_INPUT. */
+int setok_chat_visual_token_count(const setok_chat *c);
+int setok_chat_visual_token_dim(const setok_chat *c);
+setok_status setok_chat_visual_tokens(setok_chat *c, const setok_image *image, const char *text,
+                                      const setok_chat_options *o, float *out, setok_error *err);
+
 #ifdef __cplusplus
 }
 #endif

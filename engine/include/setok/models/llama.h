@@ -108,6 +108,11 @@ setok_status setok_llama_embed(setok_llama *m, setok_tensor *embeds, const setok
 setok_status setok_llama_forward_embeds(setok_llama *m, setok_arena *arena, setok_tensor *logits,
                                         const setok_tensor *embeds, bool last_only,
                                         const atomic_bool *cancel, setok_error *err);
+/* The same, returning LlamaModel's last_hidden_state instead of logits:
+ * hidden [T, hidden] (the final RMSNorm's output, model dtype). */
+setok_status setok_llama_forward_hidden(setok_llama *m, setok_arena *arena, setok_tensor *hidden,
+                                        const setok_tensor *embeds, const atomic_bool *cancel,
+                                        setok_error *err);
 /* The same from token ids I32 [T]; T = 1 is a decode step. */
 setok_status setok_llama_forward_ids(setok_llama *m, setok_arena *arena, setok_tensor *logits,
                                      const setok_tensor *ids, bool last_only,
