@@ -1,5 +1,14 @@
-/* diffusion.h — the `generate` and `edit` pipelines (DESIGN §8) on a diffusers
- * Stable Diffusion folder: text_encoder/ (CLIPTextModel), tokenizer/ (CLIP BPE:
+/* diffusion.h — the `generate` and `edit` pipelines (DESIGN §8) on a SETOKIM
+ * bundle or a diffusers Stable Diffusion folder.
+ *
+ * A SETOKIM bundle (setokim.json with visual_tokens and the projector_out/
+ * mapper/ unet/ vae/ scheduler/ components; tools/setokim/generation.py has
+ * the layout) conditions the U-Net on the mapper's (Q-Former's) output for
+ * the visual tokens its LLM emits for the prompt (generate), or for the image
+ * and the instruction (edit). Classifier-free guidance is against zeros, so a
+ * bundle takes no negative prompt. The rest below applies to both kinds.
+ *
+ * A Stable Diffusion folder: text_encoder/ (CLIPTextModel), tokenizer/ (CLIP BPE:
  * tokenizer.json, or vocab.json + merges.txt), unet/ (UNet2DConditionModel,
  * 4 input channels, or 8 for InstructPix2Pix), vae/ (AutoencoderKL) and
  * scheduler/ (scheduler_config.json), as model_index.json lists them.
@@ -40,7 +49,7 @@ extern "C" {
 
 typedef struct setok_diffusion setok_diffusion;
 
-/* dir: a diffusers Stable Diffusion folder. device: "cpu", "cuda" or "auto";
+/* dir: a SETOKIM bundle or a diffusers Stable Diffusion folder. device: "cpu", "cuda" or "auto";
  * threads <= 0: all cores. Weights are f32 on the CPU, f16 on CUDA. */
 setok_status setok_diffusion_open(setok_diffusion **out, const char *dir, const char *device,
                                   int threads, setok_error *err);
