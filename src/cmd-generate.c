@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "setok/bundle.h"
 #include "setok/diffusion.h"
 #include "setok/safetensors.h"
 #include "setok/tokens.h"
@@ -27,12 +28,15 @@ static void
 generate_usage (FILE *out)
 {
   fprintf (out,
-           "Usage: setok generate \"PROMPT\" -o OUT.png --model SD_DIR [OPTIONS]\n\n"
-           "Draws an image from a text prompt with a diffusers Stable Diffusion folder\n"
-           "(text_encoder/ tokenizer/ unet/ vae/ scheduler/).\n\n"
+           "Usage: setok generate \"PROMPT\" -o OUT.png [--model DIR] [OPTIONS]\n\n"
+           "Draws an image from a text prompt. With a SETOKIM bundle the language model\n"
+           "emits the image's visual tokens, which the Q-Former, U-Net and VAE turn into\n"
+           "pixels; a diffusers Stable Diffusion folder (text_encoder/ tokenizer/ unet/\n"
+           "vae/ scheduler/) draws from the CLIP-encoded prompt.\n\n"
            "  -o, --output OUT.png    where the image goes\n"
-           "  --model DIR             the Stable Diffusion folder\n"
-           "  --negative TEXT         what the image should not show\n"
+           "  --model DIR             a SETOKIM bundle or a Stable Diffusion folder\n"
+           "                          (default: the shipped setokim-tiny bundle)\n"
+           "  --negative TEXT         what the image should not show (Stable Diffusion)\n"
            "  --steps N               denoising steps (default 25)\n"
            "  --guidance G            classifier-free guidance scale (default 7.5; <= 1: off)\n"
            "  --seed S                noise seed (default 0); the same seed gives the same image\n"
@@ -54,19 +58,24 @@ edit_usage (FILE *out)
 {
   fprintf (out,
            "Usage: setok edit IMAGE (--point X,Y | --mask MASK.png) \"INSTRUCTION\" -o OUT.png\n"
-           "                  --model SD_DIR [OPTIONS]\n\n"
+           "                  [--model DIR] [OPTIONS]\n\n"
            "Changes one region of IMAGE as the instruction says; every pixel outside the\n"
            "region stays exactly as it was. With --point the region is the semantic token\n"
            "under the point (SeTok clusters of a vision model); with --mask it is the\n"
            "mask's white part. Images of any size are accepted: the model works at its own\n"
            "size (the longer side at the model's default) and the result is scaled back.\n"
-           "A 4-channel U-Net repaints the region from the instruction as a prompt; an\n"
-           "InstructPix2Pix U-Net (8 channels) follows it as an instruction.\n\n"
+           "A SETOKIM bundle's language model reads the image and the instruction and\n"
+           "emits the edited image's visual tokens, which condition the repainting; a\n"
+           "4-channel Stable Diffusion U-Net repaints the region from the instruction as a\n"
+           "prompt; an InstructPix2Pix U-Net (8 channels) follows it as an instruction.\n\n"
            "  -o, --output OUT.png    the edited image\n"
-           "  --model DIR             the Stable Diffusion (or InstructPix2Pix) folder\n"
+           "  --model DIR             a SETOKIM bundle, or a Stable Diffusion (or\n"
+           "                          InstructPix2Pix) folder (default: the shipped\n"
+           "                          setokim-tiny bundle)\n"
            "  --point X,Y             pixel coordinates of the object to edit\n"
            "  --vision DIR            the vision model that finds the token under the point\n"
-           "                          (default: the shipped setokim-tiny bundle)\n"
+           "                          (default: --model when it is a bundle, else the\n"
+           "                          shipped setokim-tiny bundle)\n"
            "  --mask MASK.png         the region as a mask (white = edit) instead of a point\n"
            "  --mask-out MASK.png     write the region that was used\n"
            "  --strength S            how much of the region is redrawn, (0, 1] (default 0.8;\n"
@@ -265,9 +274,9 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
     }
   if (!a->out)
     return cli_usage_error (cmd, "-o OUT.png is required");
-  if (!a->model)
-    return cli_usage_error (cmd, "--model SD_DIR is required (a diffusers Stable Diffusion "
-                                 "folder)");
+  setok_error err = { 0 };
+  if (!(a->model = cli_model_path (a->model, &err)))
+    return cli_report (&err);
   return 0;
 }
 
@@ -390,7 +399,9 @@ edit_region (const gen_args *a, const setok_image *image, setok_image *mask, set
   if (a->point_x >= image->width || a->point_y >= image->height)
     return setok_fail (err, SETOK_ERR_INPUT, "--point %d,%d is outside the %dx%d image", a->point_x,
                        a->point_y, image->width, image->height);
-  const char *vision = cli_model_path (a->vision, err);
+  const char *vision = a->vision                           ? a->vision
+                       : setok_bundle_is_bundle (a->model) ? a->model
+                                                           : cli_model_path (NULL, err);
   if (!vision)
     return err->status;
   setok_tokenizer *t = NULL;
