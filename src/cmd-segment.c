@@ -1,5 +1,6 @@
-/* cmd-segment.c — `setok segment`: the object under one or more points as a
- * mask PNG, from the image's SeTok tokens (setok/segment.h). */
+/* cmd-segment.c — `setok segment`: the object under one or more points, or
+ * named by a phrase, as a mask PNG: from the image's SeTok tokens, or from a
+ * bundle's mask decoder (setok/segment.h). */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,17 @@
 static void
 usage (FILE *out)
 {
-  fprintf (out, "Usage: setok segment IMAGE --point X,Y [--point X,Y]... -o MASK.png [OPTIONS]\n\n"
+  fprintf (out, "Usage: setok segment IMAGE (--point X,Y... | --text PHRASE) -o MASK.png "
+                "[OPTIONS]\n\n"
                 "Writes the mask of the object under the points: the semantic tokens (SeTok\n"
-                "clusters) that cover them, with edges refined to follow the image.\n\n"
+                "clusters) that cover them, with edges refined to follow the image. With\n"
+                "--text (or --decoder) the bundle's mask decoder draws the mask instead: the\n"
+                "language model reads the image and the phrase (referring segmentation), and\n"
+                "any points are further prompts; the score is the decoder's predicted IoU.\n\n"
                 "  --point X,Y         a pixel on the object (repeat to add tokens)\n"
                 "  --background X,Y    a pixel whose token must not be in the mask\n"
+                "  --text PHRASE       the object, in words (\"the red circle\")\n"
+                "  --decoder           segment the points with the mask decoder, not tokens\n"
                 "  -o, --output M.png  the mask (white = the object), the image's size\n"
                 "  --model DIR         a SETOKIM bundle (default: the shipped setokim-tiny)\n"
                 "  --vision DIR        a vision tower alone (CLIP, SigLIP or a LLaVA folder)\n"
@@ -53,6 +60,53 @@ now_ms (void)
   return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
+/* --text / --decoder: the bundle's mask decoder. */
+static int
+segment_by_decoder (const char *image_path, const char *model, const char *text,
+                    const setok_segment_point *points, int n_points, const char *out,
+                    const char *device, int threads, bool json)
+{
+  setok_error err = { 0 };
+  setok_image image = { 0 };
+  setok_segmenter *s = NULL;
+  setok_segment_result r = { 0 };
+  double t0 = now_ms (), t_load = t0;
+  const char *path = cli_model_path (model, &err);
+  setok_status st = path ? setok_image_load (&image, image_path, 0, &err) : err.status;
+  if (st == SETOK_OK)
+    st = setok_segmenter_open (&s, path, device, threads, &err);
+  if (st == SETOK_OK)
+    {
+      t_load = now_ms ();
+      st = setok_segmenter_run (s, &image, text, points, n_points, NULL, &r, &err);
+    }
+  double t_done = now_ms ();
+  if (st == SETOK_OK)
+    st = setok_image_save_png (&r.mask, out, &err);
+  int rc = CLI_EXIT_OK;
+  if (st == SETOK_OK && json)
+    {
+      cJSON *j = cJSON_CreateObject ();
+      cJSON_AddStringToObject (j, "output", out);
+      if (text)
+        cJSON_AddStringToObject (j, "text", text);
+      cJSON_AddStringToObject (j, "method", "mask_decoder");
+      cJSON_AddNumberToObject (j, "area", (double)r.area);
+      cJSON_AddNumberToObject (j, "score", r.score);
+      cJSON_AddStringToObject (j, "device", setok_segmenter_device (s));
+      cJSON_AddNumberToObject (j, "load_ms", t_load - t0);
+      cJSON_AddNumberToObject (j, "segment_ms", t_done - t_load);
+      rc = cli_print_json (j);
+    }
+  else if (st == SETOK_OK)
+    printf ("%s: %lld pixels, predicted IoU %.3f, %.0f ms\n", out, (long long)r.area, r.score,
+            t_done - t_load);
+  setok_segment_result_free (&r);
+  setok_segmenter_free (s);
+  setok_image_free (&image);
+  return st == SETOK_OK ? rc : cli_report (&err);
+}
+
 int
 cmd_segment (int argc, char **argv)
 {
@@ -69,14 +123,17 @@ cmd_segment (int argc, char **argv)
     { "device", required_argument, NULL, 'd' },
     { "threads", required_argument, NULL, 't' },
     { "json", no_argument, NULL, 'j' },
+    { "text", required_argument, NULL, 'x' },
+    { "decoder", no_argument, NULL, 'D' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   setok_segment_point points[MAX_POINTS];
   int n_points = 0, threads = 0, clusters = -1;
   const char *out = NULL, *model = NULL, *vision = NULL, *mode = NULL, *device = "auto";
+  const char *text = NULL;
   double threshold = -1.0;
-  bool json = false, patch_masks = false;
+  bool json = false, patch_masks = false, decoder = false;
   optind = 1;
   opterr = 0;
   int c;
@@ -131,6 +188,12 @@ cmd_segment (int argc, char **argv)
           case 'j':
             json = true;
             break;
+          case 'x':
+            text = optarg;
+            break;
+          case 'D':
+            decoder = true;
+            break;
           case 'h':
             usage (stdout);
             return CLI_EXIT_OK;
@@ -143,10 +206,18 @@ cmd_segment (int argc, char **argv)
     return cli_usage_error ("segment", "give exactly one IMAGE");
   if (!out)
     return cli_usage_error ("segment", "-o MASK.png is required");
-  if (n_points == 0)
-    return cli_usage_error ("segment", "give at least one --point X,Y");
+  if (n_points == 0 && !text)
+    return cli_usage_error ("segment", "give at least one --point X,Y, or --text PHRASE");
   if (model && vision)
     return cli_usage_error ("segment", "give --model or --vision, not both");
+  if (text || decoder)
+    {
+      if (vision)
+        return cli_usage_error ("segment", "--text and --decoder need a bundle (--model), not "
+                                           "--vision");
+      return segment_by_decoder (argv[optind], model, text, points, n_points, out, device, threads,
+                                 json);
+    }
   setok_cluster_mode cmode = SETOK_CLUSTER_DPC;
   if (mode && !strcmp (mode, "soft"))
     cmode = SETOK_CLUSTER_SOFT;

@@ -18,7 +18,7 @@
 
 static const char *const component_names[] = {
     "vision", "setok", "llm", "projector_in", "projector_out",
-    "mapper", "unet", "vae", "scheduler", "mask_decoder",
+    "mapper", "unet", "vae", "scheduler", "mask_decoder", "projector_seg",
 };
 _Static_assert(sizeof component_names / sizeof *component_names == SETOK_BUNDLE_COMPONENT_COUNT,
                "one name per setok_bundle_component");
@@ -62,6 +62,7 @@ void setok_bundle_free(setok_bundle *b)
     for (int i = 0; i < b->n_visual_tokens; i++)
         free(b->visual_tokens[i]);
     free(b->visual_tokens);
+    free(b->segment_token);
     memset(b, 0, sizeof *b);
 }
 
@@ -251,6 +252,11 @@ setok_status setok_bundle_load(setok_bundle *b, const char *dir, setok_error *er
         st = copy_string(&b->system_prompt, prompt, b, err);
     if (st == SETOK_OK)
         st = read_visual_tokens(b, cfg, err);
+    const char *seg = NULL;
+    if (st == SETOK_OK)
+        st = setok_config_string_or(cfg, "segment_token", "", &seg, err);
+    if (st == SETOK_OK && seg[0])
+        st = copy_string(&b->segment_token, seg, b, err);
     setok_config_free(cfg);
     return st;
 }

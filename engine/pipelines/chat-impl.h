@@ -25,6 +25,12 @@ struct setok_chat {
     bool cluster_pe;             /* add the 2-D position embedding before clustering */
     setok_projector projector;   /* LLaVA multi_modal_projector / bundle projector_in */
     setok_projector projector_out; /* bundle projector_out when listed; else zeroed */
+    setok_projector projector_seg; /* bundle projector_seg when listed; else zeroed */
+    int32_t seg_id;              /* bundle segment_token's id; -1 when none */
+    /* bundle: the last encoded image's patch features [grid_h * grid_w, dim] host f32
+     * (the vision feature layer, CLS dropped); NULL before the first image */
+    float *features;
+    int grid_h, grid_w, feature_dim;
     setok_llama *llm;
     setok_text_tokenizer *tok;
     /* The template's model-specific parts (chat.h): */
@@ -73,6 +79,13 @@ setok_status chat_build_prompt(setok_chat *c, const char *question, int32_t **ou
  * the image rows spliced into the image token positions. */
 setok_status chat_embed_prompt(setok_chat *c, const int32_t *ids, size_t n, setok_tensor *emb,
                                setok_error *err);
+
+/* The final hidden states of a request: the first-turn prompt for text (with the image
+ * set by the last setok_chat_start, if any), then tail[n_tail]; the last n_read of them
+ * through proj -> out [n_read, proj->out_features] host f32. The cache is emptied after. */
+setok_status chat_request_states(setok_chat *c, const char *text, const int32_t *tail, int n_tail,
+                                 int n_read, const setok_projector *proj, const atomic_bool *cancel,
+                                 float *out, setok_error *err);
 
 /* x [n, d] on the backend -> host [n, d] f32 (through c->staging). */
 setok_status chat_download_f32(setok_chat *c, float *host, const setok_tensor *x,

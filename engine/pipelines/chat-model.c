@@ -29,6 +29,10 @@ void chat_unload(setok_chat *c)
 {
     setok_projector_free(&c->projector);
     setok_projector_free(&c->projector_out);
+    setok_projector_free(&c->projector_seg);
+    free(c->features);
+    c->features = NULL;
+    c->seg_id = -1;
     setok_merger_free(c->merger);
     setok_llama_free(c->llm);
     setok_vit_free(c->vit);
@@ -149,6 +153,10 @@ static setok_status check_bundle_shapes(const setok_chat *c, const setok_bundle 
                           "%d; the merger's output_size is %d and the LLM's hidden_size %d",
                           dirs[SETOK_BUNDLE_PROJECTOR_IN], c->projector.in_features,
                           c->projector.out_features, mc->output_size, hidden);
+    if (c->projector_seg.w1.data && c->projector_seg.in_features != hidden)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s/config.json: in_features %d does not match "
+                          "the LLM's hidden_size %d", dirs[SETOK_BUNDLE_PROJECTOR_SEG],
+                          c->projector_seg.in_features, hidden);
     if (c->projector_out.w1.data && c->projector_out.in_features != hidden)
         return setok_fail(err, SETOK_ERR_INPUT, "%s/config.json: in_features %d does not match "
                           "the LLM's hidden_size %d", dirs[SETOK_BUNDLE_PROJECTOR_OUT],
@@ -190,10 +198,16 @@ setok_status chat_load_bundle(setok_chat *c, const char *dir, const char *adapte
     if (st == SETOK_OK && b.components[SETOK_BUNDLE_PROJECTOR_OUT])
         st = setok_projector_load(&c->projector_out, b.components[SETOK_BUNDLE_PROJECTOR_OUT],
                                   c->backend, c->dtype, err);
+    if (st == SETOK_OK && b.components[SETOK_BUNDLE_PROJECTOR_SEG])
+        st = setok_projector_load(&c->projector_seg, b.components[SETOK_BUNDLE_PROJECTOR_SEG],
+                                  c->backend, c->dtype, err);
     if (st == SETOK_OK)
         st = setok_llama_load_with_lora(&c->llm, llm, adapter_dir, c->backend, c->dtype, err);
     if (st == SETOK_OK)
         st = check_bundle_shapes(c, &b, err);
+    c->seg_id = -1;
+    if (st == SETOK_OK && b.segment_token && c->projector_seg.w1.data)
+        st = special_id(c, &b, "segment_token", b.segment_token, &c->seg_id, err);
     int32_t start = -1, end = -1;
     if (st == SETOK_OK)
         st = special_id(c, &b, "special_tokens.image", b.image_token, &c->image_token, err);
@@ -340,6 +354,21 @@ static setok_status image_tokens(setok_chat *c, setok_tensor *x, const setok_ten
     return st;
 }
 
+/* A bundle keeps the patch features (the mask decoder's image embeddings). */
+static setok_status keep_features(setok_chat *c, const setok_tensor *patches, int gh, int gw,
+                                  setok_error *err)
+{
+    int dim = (int)patches->shape[1];
+    float *f = realloc(c->features, (size_t)gh * gw * dim * sizeof *f);
+    if (!f)
+        return setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
+    c->features = f;
+    c->grid_h = gh;
+    c->grid_w = gw;
+    c->feature_dim = dim;
+    return chat_download_f32(c, f, patches, err);
+}
+
 setok_status chat_encode_image(setok_chat *c, const setok_image *image,
                                const setok_chat_options *o, setok_error *err)
 {
@@ -389,6 +418,8 @@ setok_status chat_encode_image(setok_chat *c, const setok_image *image,
         // a kept CLS row is not a patch
         setok_tensor patches;
         st = setok_view_slice(&patches, &x, 0, n - gh * gw, gh * gw, err);
+        if (st == SETOK_OK && c->merger)
+            st = keep_features(c, &patches, (int)gh, (int)gw, err);
         if (st == SETOK_OK)
             st = image_tokens(c, &x, &patches, (int)gh, (int)gw,
                                mode == SETOK_CHAT_IMAGE_PATCHES, o, err);

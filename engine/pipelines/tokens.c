@@ -166,9 +166,8 @@ static setok_status grow(void **buf, size_t *capacity, size_t bytes, setok_error
     return SETOK_OK;
 }
 
-/* Where the processor's resize and crop put the model input on the image. */
-static void grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp, int width,
-                         int height, int grid_w, int grid_h, int patch)
+void setok_grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp, int width,
+                        int height, int grid_w, int grid_h, int patch)
 {
     int rw = width, rh = height;
     if (pp->do_resize) {
@@ -337,7 +336,7 @@ setok_status setok_tokens_run(setok_tokenizer *t, const setok_image *image,
 
     // labels on the original image
     if (st == SETOK_OK) {
-        grid_map_for(&r->map, pp, image->width, image->height, (int)grid_w, (int)grid_h,
+        setok_grid_map_for(&r->map, pp, image->width, image->height, (int)grid_w, (int)grid_h,
                      cfg->patch_size);
         size_t npx = (size_t)image->width * (size_t)image->height;
         int32_t *labels = realloc(r->pixel_labels, npx * sizeof *labels);

@@ -181,10 +181,9 @@ def main():
     print(f"seed {seed}")
     with tempfile.TemporaryDirectory() as root:
         folder = os.path.join(root, "bundle")
-        model = ref.random_model(seed % 100000)
-        gen_ref.add_random_generation(model, folder, seed % 100000, dtype=torch.float32)
+        ref.write_random_bundle(folder, seed % 100000, dtype=torch.float32, generation=True)
         generator = gen_ref.SetokimGenerator.from_bundle(folder)
-        image = scene(np.random.default_rng(seed), model.image_size)
+        image = scene(np.random.default_rng(seed), generator.model.image_size)
         check_visual_tokens(lib, folder, generator, image)
         check_generate(cli, root, folder, generator, seed)
         check_edit(cli, root, folder, image)

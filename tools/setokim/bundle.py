@@ -15,8 +15,10 @@ SeTok clustering and merger tokens, the projector, the Vicuna v1 prompt with the
 [Img] ... [/Img] and the single <image> id expanded to the projected tokens, greedy decoding.
 
     python -m tools.setokim.bundle --random OUT --seed S [--dtype f16|f32] [--generation]
+        [--segmentation]
 writes a tiny random bundle (random weights, tokenizer trained on world-like text) for tests;
-with --generation it also has the output side (generation.py).
+with --generation it also has the output side (generation.py), with --segmentation the mask
+side (segmentation.py).
 """
 import argparse
 import json
@@ -544,6 +546,28 @@ def random_model(seed=0, image_size=32, patch_size=8):
                         default_manifest(image_size)).eval()
 
 
+def write_random_bundle(path, seed=0, image_size=32, dtype=torch.float16, generation=False,
+                        segmentation=False):
+    """A tiny random bundle in `path`, with a random output side (generation.py) and mask side
+    (segmentation.py) when asked; returns the SetokimModel."""
+    model = random_model(seed, image_size)
+    gen_parts = seg_parts = None
+    if generation:
+        from .generation import random_generation
+        gen_parts = random_generation(model, seed)
+    if segmentation:
+        from .segmentation import random_segmentation
+        seg_parts = random_segmentation(model, seed)
+    model.save_bundle(path, dtype)
+    if gen_parts:
+        from .generation import save_generation
+        save_generation(path, *gen_parts, dtype=dtype)
+    if seg_parts:
+        from .segmentation import save_segmentation
+        save_segmentation(path, *seg_parts, dtype=dtype)
+    return model
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.setokim.bundle",
                                  description=__doc__.split("\n")[0],
@@ -555,13 +579,11 @@ def main(argv=None):
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--generation", action="store_true",
                     help="add random projector_out, mapper, unet, vae and scheduler components")
+    ap.add_argument("--segmentation", action="store_true",
+                    help="add a random mask_decoder and projector_seg")
     args = ap.parse_args(argv)
-    model = random_model(args.seed, args.image_size)
-    if args.generation:
-        from .generation import add_random_generation
-        add_random_generation(model, args.random, args.seed, dtype=DTYPES[args.dtype])
-    else:
-        model.save_bundle(args.random, DTYPES[args.dtype])
+    write_random_bundle(args.random, args.seed, args.image_size, DTYPES[args.dtype],
+                        args.generation, args.segmentation)
     print(f"wrote a random SETOKIM bundle to {args.random}")
     return 0
 

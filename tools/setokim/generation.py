@@ -298,7 +298,7 @@ def save_generation(path, projector_out, mapper, unet, vae, scheduler, visual_to
     scheduler.save_pretrained(os.path.join(path, "scheduler"))
 
 
-def _spread(module, gen):
+def spread_weights(module, gen):
     """Random weights with some spread (initialisers leave norms at 1 / 0 and some layers at
     zero, which would hide mistakes in a comparison)."""
     with torch.no_grad():
@@ -312,17 +312,23 @@ def _spread(module, gen):
                         (0.1 if p.ndim == 1 else 1.0 / fan_in ** 0.5))
 
 
-def add_random_generation(model, path, seed=0, k=4, dtype=torch.float16):
-    """Gives the tiny random SetokimModel `model` (bundle.random_model) an output side with
-    random weights: visual tokens in its tokenizer and LLM, then writes the whole bundle."""
-    gen = torch.Generator().manual_seed(seed + 7)
-    names = visual_token_names(k)
+def grow_vocabulary(model, names, gen):
+    """Adds the special tokens `names` to the SetokimModel's tokenizer and LLM (random rows)."""
     model.tokenizer = add_visual_tokens(model.tokenizer, names)
     model.llm.resize_token_embeddings(model.tokenizer.get_vocab_size(with_added_tokens=True),
                                       mean_resizing=False)
     with torch.no_grad():
         emb = model.llm.get_input_embeddings().weight
-        emb[-k:] = torch.randn(k, emb.shape[1], generator=gen) * emb.std()
+        emb[-len(names):] = torch.randn(len(names), emb.shape[1], generator=gen) * emb.std()
+
+
+def random_generation(model, seed=0, k=4):
+    """An output side with random weights for the tiny random SetokimModel `model`
+    (bundle.random_model), its visual tokens added: the arguments of save_generation after
+    the path."""
+    gen = torch.Generator().manual_seed(seed + 7)
+    names = visual_token_names(k)
+    grow_vocabulary(model, names, gen)
     merger_out = model.projector.linear_1.in_features
     hidden = model.llm.config.hidden_size
     proj = SetokimProjector(hidden, merger_out)
@@ -330,7 +336,6 @@ def add_random_generation(model, path, seed=0, k=4, dtype=torch.float16):
     vae = new_vae(model.image_size, channels=(8, 16))
     unet = new_unet(model.image_size // 2, 32, channels=(16, 32), head_dim=8)
     for m in (proj, mapper, unet, vae):
-        _spread(m, gen)
+        spread_weights(m, gen)
     vae.register_to_config(scaling_factor=0.5)
-    model.save_bundle(path, dtype)
-    save_generation(path, proj, mapper, unet, vae, inference_scheduler(), names, dtype)
+    return proj, mapper, unet, vae, inference_scheduler(), names

@@ -47,13 +47,14 @@ import torch.nn.functional as F  # noqa: E402
 
 from . import data as D  # noqa: E402
 from . import train_generation as G  # noqa: E402
+from . import train_segmentation as S  # noqa: E402
 from .bundle import (CLIP_MEAN, CLIP_STD, DTYPES, SetokimModel, SetokimProjector,  # noqa: E402
                      build_tokenizer, default_manifest, format_prompt, load_tokenizer,
                      save_tokenizer)
 from .setok import SetokMerger, SetokMergerConfig, cluster, position_embedding_2d  # noqa: E402
 
-STAGES = ("data", "tokenizer", "stage0", "stage1", "stage2", "vae", "decoder", "stage3",
-          "export", "eval", "card")
+STAGES = ("data", "tokenizer", "stage0", "stage1", "stage2", "vae", "decoder", "masks",
+          "stage3", "export", "eval", "card")
 
 
 # ---- configuration --------------------------------------------------------------------------
@@ -103,11 +104,12 @@ class TrainConfig:
     caption_prob: float = 0.2
     # output side (train_generation.py): VAE, mapper + U-Net, the LLM's visual slots
     vae_channels: str = "16,32,64,64"
-    vae_steps: int = 1200
+    vae_steps: int = 1500
     vae_batch: int = 16
     vae_crop: int = 64
     vae_lr: float = 1e-3
     vae_kl: float = 1e-4
+    vae_object_weight: float = 8.0
     mapper_hidden: int = 128
     mapper_layers: int = 2
     mapper_heads: int = 4
@@ -121,7 +123,15 @@ class TrainConfig:
     stage3_steps: int = 1200
     stage3_batch: int = 16
     stage3_lr: float = 5e-4
-    stage3_qa: float = 0.4
+    stage3_qa: float = 0.35
+    stage3_seg: float = 0.2
+    # the mask decoder (train_segmentation.py)
+    mask_layers: int = 2
+    mask_heads: int = 4
+    mask_mlp: int = 256
+    masks_steps: int = 600
+    masks_batch: int = 16
+    masks_lr: float = 1e-3
     regression_weight: float = 1.0
     # checkpoints
     save_every: int = 50
@@ -140,7 +150,9 @@ PRESETS = {
                          vae_channels="8,16", vae_steps=4, vae_batch=4, vae_crop=32,
                          mapper_hidden=32, mapper_layers=1, mapper_heads=2, mapper_queries=4,
                          unet_channels="16,32", decoder_steps=4, decoder_batch=4,
-                         visual_tokens=4, stage3_steps=6, stage3_batch=4, save_every=3),
+                         visual_tokens=4, stage3_steps=6, stage3_batch=4, mask_layers=1,
+                         mask_heads=2, mask_mlp=32, masks_steps=4, masks_batch=4,
+                         save_every=3),
 }
 
 
@@ -856,15 +868,38 @@ def stage2(ctx):
 # ---- export and evaluation ------------------------------------------------------------------
 
 def trained_model(ctx):
-    """The SetokimModel assembled from the stage outputs in the work folder (f32)."""
+    """The SetokimModel assembled from the stage outputs in the work folder (f32): the LLM,
+    projector and tokenizer of stage3 when it ran (they then know the visual tokens), else
+    of stage2."""
     from transformers import LlamaForCausalLM
     vision = load_vision(ctx)
     merger = SetokMerger.from_pretrained(ctx.path("stage1", "setok"))
-    projector = SetokimProjector.from_pretrained(ctx.path("stage2", "projector_in"))
-    llm = LlamaForCausalLM.from_pretrained(ctx.path("stage2", "llm"), dtype=torch.float32)
-    tokenizer = load_tokenizer(ctx.path("tokenizer"))
+    last = "stage3" if ctx.done("stage3") is not None else "stage2"
+    projector = SetokimProjector.from_pretrained(ctx.path(last, "projector_in"))
+    llm = LlamaForCausalLM.from_pretrained(ctx.path(last, "llm"), dtype=torch.float32)
+    tokenizer = load_tokenizer(ctx.path("stage3", "tokenizer") if last == "stage3"
+                               else ctx.path("tokenizer"))
     manifest = default_manifest(ctx.cfg.image_size)
     return SetokimModel(vision, merger, projector, llm, tokenizer, manifest).to(ctx.device).eval()
+
+
+def export_generation(ctx, dtype):
+    """The output side (stages vae, decoder, masks, stage3) into the bundle, when they all
+    ran."""
+    if any(ctx.done(s) is None for s in ("vae", "decoder", "masks", "stage3")):
+        return False
+    from .segmentation import MaskHead, save_segmentation
+    save_segmentation(ctx.out, MaskHead.from_pretrained(ctx.path("stage3", "mask_decoder")),
+                      SetokimProjector.from_pretrained(ctx.path("stage3", "projector_seg")),
+                      dtype=DTYPES[dtype])
+    from diffusers import UNet2DConditionModel
+    from .generation import Mapper, inference_scheduler, save_generation, visual_token_names
+    save_generation(ctx.out, SetokimProjector.from_pretrained(ctx.path("stage3", "projector_out")),
+                    Mapper.from_pretrained(ctx.path("decoder", "mapper")),
+                    UNet2DConditionModel.from_pretrained(ctx.path("decoder", "unet")),
+                    G.load_vae(ctx).cpu(), inference_scheduler(),
+                    visual_token_names(ctx.cfg.visual_tokens), DTYPES[dtype])
+    return True
 
 
 def stage_export(ctx, dtype="f16"):
@@ -872,6 +907,7 @@ def stage_export(ctx, dtype="f16"):
     if ctx.main:
         model = trained_model(ctx)
         model.save_bundle(ctx.out, DTYPES[dtype])
+        generation = export_generation(ctx, dtype)
         reloaded = SetokimModel.from_bundle(ctx.out, device=ctx.device)
         # the reloaded bundle against the trained weights on a held-out scene
         held = load_scenes(ctx, "eval")
@@ -886,7 +922,7 @@ def stage_export(ctx, dtype="f16"):
         rel = float((l_new - l_ref).abs().max() / l_ref.abs().max()) if same_count else None
         size = sum(os.path.getsize(os.path.join(r, f))
                    for r, _, files in os.walk(ctx.out) for f in files)
-        result = {"bundle": ctx.out, "bytes": size, "dtype": dtype,
+        result = {"bundle": ctx.out, "bytes": size, "dtype": dtype, "generation": generation,
                   "tokens_match": bool(same_count), "logits_max_rel_err": rel}
         ctx.log(f"export: {ctx.out} ({size / 2**20:.1f} MiB, {dtype}); reloaded: "
                 f"{t_new.shape[0]} tokens (trained model {t_ref.shape[0]}), logits max rel err "
@@ -1109,7 +1145,7 @@ def stage_card(ctx):
 
 RUNNERS = {"data": stage_data, "tokenizer": stage_tokenizer, "stage0": stage0,
            "stage1": stage1, "stage2": stage2, "vae": G.stage_vae, "decoder": G.stage_decoder,
-           "stage3": G.stage3, "export": stage_export, "eval": stage_eval, "card": stage_card}
+           "masks": S.stage_masks, "stage3": G.stage3, "export": stage_export, "eval": stage_eval, "card": stage_card}
 
 
 # ---- command line ---------------------------------------------------------------------------

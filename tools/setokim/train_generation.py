@@ -7,11 +7,12 @@ modules and the token layout), run by train.py after the understanding stages:
              epsilon-prediction loss, conditioned on each scene's own SeTok merger tokens, the
              condition dropped to zeros with probability cond_dropout (classifier-free guidance)
     stage3   stages II/III, output half: the LLM (from stage2, vocabulary grown by the visual
-             slot tokens) + projector_out learn to predict [Img], and to put at the slots
-             states that the frozen mapper turns into the target scene's conditioning (MSE):
-             generation prompts (target: the scene) and edit instructions (target: the world's
-             exact edited scene), mixed with the QA conversations of stage2 so understanding is
-             kept
+             slot tokens and <seg>) + projector_out learn to predict [Img], and to put at the
+             slots states that the frozen mapper turns into the target scene's conditioning
+             (MSE): generation prompts (target: the scene) and edit instructions (target: the
+             world's exact edited scene); referring expressions -> <seg>, whose state through
+             projector_seg prompts the mask decoder (from stage "masks", trained on with
+             BCE + Dice); mixed with the QA conversations of stage2 so understanding is kept
 """
 import os
 import random
@@ -22,9 +23,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import data as D
-from .bundle import SetokimProjector, load_tokenizer, save_tokenizer
+from .bundle import SetokimProjector, format_prompt, load_tokenizer, save_tokenizer
 from .generation import (Mapper, VisualSlots, add_visual_tokens, encode_latents, new_unet,
                          new_vae, to_unit_range, train_noise_scheduler, visual_token_names)
+from .segmentation import (SEGMENT_TOKEN, MaskHead, image_embeddings, mask_loss,
+                           segment_request_text)
 
 
 def _t():
@@ -44,18 +47,22 @@ def latent_size(cfg):
 # ---- vae ------------------------------------------------------------------------------------
 
 class VaeNet(nn.Module):
-    """AutoencoderKL: L1 reconstruction of a posterior sample + kl_weight x KL per element."""
+    """AutoencoderKL: L1 reconstruction of a posterior sample, object pixels weighted
+    (1 + object_weight; objects are a small part of a scene but all of what matters), plus
+    kl_weight x KL per element."""
 
-    def __init__(self, vae, kl_weight):
+    def __init__(self, vae, kl_weight, object_weight):
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
+        self.object_weight = object_weight
 
-    def forward(self, x, gen):
+    def forward(self, x, objects, gen):
         post = self.vae.encode(x).latent_dist
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen).to(x)
         rec = self.vae.decode(z).sample
-        l1 = (rec - x).abs().mean()
+        w = 1.0 + self.object_weight * objects[:, None].to(x)
+        l1 = ((rec - x).abs() * w).sum() / (w.sum() * x.shape[1])
         kl = post.kl().mean() / x[0].numel()
         return l1 + self.kl_weight * kl, {"l1": float(l1.detach())}
 
@@ -66,7 +73,7 @@ def stage_vae(ctx):
     scenes = T.load_scenes(ctx, "train")
     torch.manual_seed(cfg.seed + 10)
     vae = new_vae(cfg.image_size, ints(cfg.vae_channels))
-    net = VaeNet(vae, cfg.vae_kl).to(ctx.device)
+    net = VaeNet(vae, cfg.vae_kl, cfg.vae_object_weight).to(ctx.device)
     model = ctx.wrap(net)
     crop = min(cfg.vae_crop, cfg.image_size)
 
@@ -74,11 +81,13 @@ def stage_vae(ctx):
         idx = T.batch_indices(ctx, 10, s, len(scenes), cfg.vae_batch)
         rng = np.random.default_rng([cfg.seed, 10, s])
         x = to_unit_range(scenes.images[idx], ctx.device)
+        objects = torch.from_numpy(scenes.labels[idx] > 0).to(ctx.device)
         if crop < cfg.image_size:
             y0, x0 = (rng.integers(0, (cfg.image_size - crop) // 8 + 1, 2) * 8).tolist()
             x = x[:, :, y0:y0 + crop, x0:x0 + crop]
+            objects = objects[:, y0:y0 + crop, x0:x0 + crop]
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 10_000 + s)
-        return model(x, gen)
+        return model(x, objects, gen)
 
     losses = T.train_steps(ctx, "vae", {"vae": vae}, net, cfg.vae_steps, cfg.vae_lr, step)
     result = {}
@@ -229,37 +238,51 @@ def edit_target_cache(ctx, batch=64):
 # ---- stage3: the LLM's visual output --------------------------------------------------------
 
 class OutputNet(nn.Module):
-    """ChatNet (projector_in + LLM) + projector_out: cross-entropy on the labelled ids, and the
-    mapper's output from the slot states regressed onto the target's (MSE)."""
+    """ChatNet (projector_in + LLM) + projector_out + projector_seg + mask head: cross-entropy
+    on the labelled ids, the mapper's output from the slot states regressed onto the target's
+    (MSE), and the mask the <seg> state prompts against the object's (BCE + Dice)."""
 
-    def __init__(self, chat, projector_out, mapper, k):
+    def __init__(self, chat, projector_out, mapper, k, projector_seg, head):
         super().__init__()
         self.chat = chat
         self.projector_out = projector_out
         self.mapper = mapper  # frozen
         self.k = k
+        self.projector_seg = projector_seg
+        self.head = head
 
-    def forward(self, ids, labels, tokens, pad_id, slots, targets, weight):
-        """slots[b]: index of the first slot in ids[b] (None: a QA sample); targets[b]: the
-        mapper output to reach [Q, hidden] (None for QA)."""
+    def forward(self, ids, labels, tokens, pad_id, slots, targets, segs, weight):
+        """slots[b]: index of the first slot in ids[b] (None: not an image request);
+        targets[b]: the mapper output to reach [Q, hidden]; segs[b]: None, or (index of <seg>
+        in ids[b], image embeddings [C, h, w], object mask [H, W])."""
         chat = self.chat
         x, mask, y = chat.embed(ids, labels, tokens, pad_id)
         h = chat.llm.model(inputs_embeds=x, attention_mask=mask).last_hidden_state
         logits = chat.llm.lm_head(h)
         ce = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                              y[:, 1:].reshape(-1), ignore_index=-100)
+        loss, logs = ce, {"ce": float(ce.detach())}
+
+        def shift(b):
+            return tokens[b].shape[0] - 1 if tokens[b] is not None else 0
+
         rows, want = [], []
         for b, first in enumerate(slots):
-            if first is None:
-                continue
-            shift = tokens[b].shape[0] - 1 if tokens[b] is not None else 0
-            rows.append(h[b, first + shift:first + shift + self.k])
-            want.append(targets[b])
-        if not rows:
-            return ce, {"ce": float(ce)}
-        pred = self.mapper(self.projector_out(torch.stack(rows)))
-        mse = F.mse_loss(pred, torch.stack(want))
-        return ce + weight * mse, {"ce": float(ce), "mse": float(mse)}
+            if first is not None:
+                rows.append(h[b, first + shift(b):first + shift(b) + self.k])
+                want.append(targets[b])
+        if rows:
+            pred = self.mapper(self.projector_out(torch.stack(rows)))
+            mse = F.mse_loss(pred, torch.stack(want))
+            loss, logs["mse"] = loss + weight * mse, float(mse.detach())
+        at = [b for b, sg in enumerate(segs) if sg is not None]
+        if at:
+            extra = self.projector_seg(torch.stack([h[b, segs[b][0] + shift(b)] for b in at]))
+            emb = torch.stack([segs[b][1] for b in at])
+            logits, _ = self.head(emb, None, None, extra[:, None])
+            seg = mask_loss(logits, torch.stack([segs[b][2] for b in at]))
+            loss, logs["mask"] = loss + seg, float(seg.detach())
+        return loss, logs
 
 
 def stage3(ctx):
@@ -271,7 +294,11 @@ def stage3(ctx):
     edits = edit_target_cache(ctx)
     mapper = load_mapper(ctx)
     names = visual_token_names(cfg.visual_tokens)
-    tokenizer = add_visual_tokens(load_tokenizer(ctx.path("tokenizer")), names)
+    tokenizer = add_visual_tokens(load_tokenizer(ctx.path("tokenizer")), names + [SEGMENT_TOKEN])
+    seg_id = tokenizer.token_to_id(SEGMENT_TOKEN)
+    vision = T.load_vision(ctx)
+    grid = (cfg.image_size // cfg.patch_size,) * 2
+    head = MaskHead.from_pretrained(ctx.path("masks", "mask_decoder")).to(ctx.device)
     llm = LlamaForCausalLM.from_pretrained(ctx.path("stage2", "llm"), dtype=torch.float32)
     old = llm.get_input_embeddings().weight.shape[0]
     llm.resize_token_embeddings(tokenizer.get_vocab_size(with_added_tokens=True),
@@ -282,10 +309,12 @@ def stage3(ctx):
     projector = SetokimProjector.from_pretrained(ctx.path("stage2", "projector_in")).to(ctx.device)
     torch.manual_seed(cfg.seed + 12)
     projector_out = SetokimProjector(cfg.llm_hidden, cfg.merger_output).to(ctx.device)
+    projector_seg = SetokimProjector(cfg.llm_hidden, cfg.vision_hidden).to(ctx.device)
     conv = T.Conversations(tokenizer)
     slots = VisualSlots(tokenizer, names)
     chat = T.ChatNet(projector, llm, conv.image).to(ctx.device)
-    net = OutputNet(chat, projector_out, mapper, cfg.visual_tokens).to(ctx.device)
+    net = OutputNet(chat, projector_out, mapper, cfg.visual_tokens, projector_seg,
+                    head).to(ctx.device)
     model = ctx.wrap(net)
     pad = tokenizer.token_to_id("<pad>")
     with torch.no_grad():  # the conditioning every target image gives the U-Net
@@ -301,15 +330,34 @@ def stage3(ctx):
     def step(s):
         idx = T.batch_indices(ctx, 12, s, len(scenes), cfg.stage3_batch)
         rng = random.Random(f"{cfg.seed}-12-{s}")
-        ids, labels, toks, firsts, targets = [], [], [], [], []
+        ids, labels, toks, firsts, targets, segs = [], [], [], [], [], []
+        kinds = []
         for i in idx:
-            ann = scenes.annotations[i]
             r = rng.random()
-            if r < cfg.stage3_qa:
+            kinds.append("qa" if r < cfg.stage3_qa else
+                         "seg" if r < cfg.stage3_qa + cfg.stage3_seg else
+                         "gen" if r < cfg.stage3_qa + cfg.stage3_seg +
+                         (1 - cfg.stage3_qa - cfg.stage3_seg) / 2 else "edit")
+        with torch.no_grad():
+            at = [i for i, kind in zip(idx, kinds) if kind == "seg"]
+            emb = image_embeddings(T.vision_features(vision, T.pixel_values(
+                scenes.images[at], ctx.device)), grid) if at else None
+        for i, kind in zip(idx, kinds):
+            ann = scenes.annotations[i]
+            seg = None
+            if kind == "qa":
                 turns = D.conversation(ann, rng, cfg.max_turns, cfg.caption_prob)
                 seq, lab = conv.sample(turns)
                 first, target, tok = None, None, tokens[i]
-            elif r < cfg.stage3_qa + (1 - cfg.stage3_qa) / 2:
+            elif kind == "seg":
+                ref = ann["referring"][rng.randrange(len(ann["referring"]))]
+                text = format_prompt(segment_request_text(ref["text"]), image=True)
+                seq = tokenizer.encode(text, add_special_tokens=True).ids + [seg_id, slots.eos]
+                lab = [-100] * (len(seq) - 2) + [seg_id, slots.eos]
+                mask = torch.from_numpy(scenes.labels[i] == ref["object"]).to(ctx.device)
+                seg = (len(seq) - 2, emb[at.index(i)], mask)
+                first, target, tok = None, None, tokens[i]
+            elif kind == "gen":
                 seq, first = slots.request(ann["generation_prompt"], image=False)
                 lab, target, tok = slots.labels(seq, first), scene_cond[i], None
             else:
@@ -321,14 +369,18 @@ def stage3(ctx):
             toks.append(tok.to(ctx.device) if tok is not None else None)
             firsts.append(first)
             targets.append(target)
-        return model(ids, labels, toks, pad, firsts, targets, cfg.regression_weight)
+            segs.append(seg)
+        return model(ids, labels, toks, pad, firsts, targets, segs, cfg.regression_weight)
 
     losses = T.train_steps(ctx, "stage3", {"projector": projector, "llm": llm,
-                                           "projector_out": projector_out}, net,
+                                           "projector_out": projector_out,
+                                           "projector_seg": projector_seg, "head": head}, net,
                            cfg.stage3_steps, cfg.stage3_lr, step)
     if ctx.main:
         projector.save_pretrained(ctx.path("stage3", "projector_in"))
         projector_out.save_pretrained(ctx.path("stage3", "projector_out"))
+        projector_seg.save_pretrained(ctx.path("stage3", "projector_seg"))
+        head.save_pretrained(ctx.path("stage3", "mask_decoder"), torch.float32)
         llm.save_pretrained(ctx.path("stage3", "llm"))
         save_tokenizer(tokenizer, ctx.path("stage3", "tokenizer"), cfg.max_positions)
     ctx.mark_done("stage3", {"first_loss": losses[0] if losses else None,

@@ -16,6 +16,9 @@
  *   "visual_tokens": ["<vis_0>", ...]         optional: the added tokens whose final hidden
  *       states are a generated image's visual tokens (tools/setokim/generation.py has the
  *       layout); without it the bundle does not generate
+ *   "segment_token": "<seg>"                  optional: the added token whose final hidden
+ *       state, through projector_seg, prompts the mask decoder (referring segmentation;
+ *       tools/setokim/segmentation.py)
  * Component paths must be relative, free of ".." and stay inside the bundle
  * after symbolic links are resolved; every listed component must be a folder.
  * Errors name setokim.json and the key: "m/setokim.json: components.llm: 'x' is
@@ -45,7 +48,8 @@ typedef enum setok_bundle_component {
     SETOK_BUNDLE_UNET,
     SETOK_BUNDLE_VAE,
     SETOK_BUNDLE_SCHEDULER,
-    SETOK_BUNDLE_MASK_DECODER,
+    SETOK_BUNDLE_MASK_DECODER,  /* SamModel: prompt encoder + mask decoder */
+    SETOK_BUNDLE_PROJECTOR_SEG, /* SetokimProjector: LLM state at the segment token -> prompt */
     SETOK_BUNDLE_COMPONENT_COUNT
 } setok_bundle_component;
 
@@ -60,6 +64,7 @@ typedef struct setok_bundle {
     char *system_prompt;                             /* "" when none */
     char **visual_tokens;                            /* [n_visual_tokens]; NULL when none */
     int n_visual_tokens;
+    char *segment_token;                             /* NULL when none */
 } setok_bundle;
 
 /* Whether dir holds a setokim.json (a regular file). */

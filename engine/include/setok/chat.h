@@ -139,6 +139,22 @@ int setok_chat_visual_token_dim(const setok_chat *c);
 setok_status setok_chat_visual_tokens(setok_chat *c, const setok_image *image, const char *text,
                                       const setok_chat_options *o, float *out, setok_error *err);
 
+/* Referring segmentation on a bundle with segment_token and projector_seg
+ * (tools/setokim/segmentation.py): the request "segment {expression}" about
+ * the image the last setok_chat_start encoded, then the segment token; the
+ * LLM's final hidden state there through projector_seg -> out
+ * [setok_chat_segment_dim] host f32, the mask decoder's prompt embedding.
+ * Leaves a fresh conversation about that image. */
+int setok_chat_segment_dim(const setok_chat *c);
+setok_status setok_chat_segment_embedding(setok_chat *c, const char *expression,
+                                          const setok_chat_options *o, float *out,
+                                          setok_error *err);
+/* A bundle's patch features of the image the last setok_chat_start encoded
+ * ([grid_h * grid_w, dim] host f32, the vision feature layer without CLS),
+ * valid until the next image; SETOK_ERR_INPUT when there are none. */
+setok_status setok_chat_image_features(const setok_chat *c, const float **features, int *grid_h,
+                                       int *grid_w, int *dim);
+
 #ifdef __cplusplus
 }
 #endif

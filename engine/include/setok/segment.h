@@ -7,6 +7,7 @@
 #ifndef SETOK_SEGMENT_H
 #define SETOK_SEGMENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -42,6 +43,29 @@ setok_status setok_segment_points(setok_tokenizer *t, const setok_image *image,
                                   const setok_segment_point *points, int n,
                                   const setok_tokens_options *opts, setok_segment_result *r,
                                   setok_error *err);
+
+/* Segmentation by the mask decoder of a SETOKIM bundle (mask_decoder/; the
+ * layout is tools/setokim/segmentation.py's): SAM's prompt encoder and mask
+ * decoder on the vision tower's patch features, prompted by points and/or,
+ * on a bundle with segment_token and projector_seg, by the LLM's state after
+ * "segment {expression}" (referring segmentation). The low-resolution mask
+ * logits are sampled bilinearly at each image pixel (through the vision
+ * processor's resize and crop); the mask is where they are > 0 and the score
+ * is the decoder's predicted IoU. The result's token fields stay empty. */
+typedef struct setok_segmenter setok_segmenter;
+
+/* dir: a SETOKIM bundle with mask_decoder/. device: "cpu", "cuda" or "auto". */
+setok_status setok_segmenter_open(setok_segmenter **out, const char *dir, const char *device,
+                                  int threads, setok_error *err);
+void setok_segmenter_free(setok_segmenter *s);
+/* Whether the bundle segments by a phrase. */
+bool setok_segmenter_can_refer(const setok_segmenter *s);
+const char *setok_segmenter_device(const setok_segmenter *s);
+/* image + expression (NULL: none) and/or points[n] -> r (at least one of them). */
+setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
+                                 const char *expression, const setok_segment_point *points, int n,
+                                 const atomic_bool *cancel, setok_segment_result *r,
+                                 setok_error *err);
 
 #ifdef __cplusplus
 }

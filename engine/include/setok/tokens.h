@@ -63,6 +63,11 @@ typedef struct setok_tokens_timings {
 
 /* Zero-initialize; setok_tokens_run reuses the memory; free with
  * setok_tokens_result_free. */
+/* Where pp's resize and crop put the model input of a width x height image
+ * (a grid_w x grid_h grid of patch-pixel patches). */
+void setok_grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp, int width,
+                        int height, int grid_w, int grid_h, int patch);
+
 typedef struct setok_tokens_result {
     setok_clusters clusters;         /* patch-level: labels, per-token patch info */
     setok_grid_map map;              /* where the grid lies on the image */

@@ -1,0 +1,225 @@
+/* segment-mask.c — segmentation by a SETOKIM bundle's mask decoder, prompted
+ * by points and/or a referring phrase (see segment.h). */
+#include "chat-impl.h"
+#include "setok/bundle.h"
+#include "setok/models/mask_decoder.h"
+#include "setok/segment.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct setok_segmenter {
+    setok_chat *chat;           /* vision tower, LLM, projector_seg; its backend */
+    setok_mask_decoder *decoder;
+    setok_arena arena;
+};
+
+setok_status setok_segmenter_open(setok_segmenter **out, const char *dir, const char *device,
+                                  int threads, setok_error *err)
+{
+    *out = NULL;
+    setok_segmenter *s = calloc(1, sizeof *s);
+    if (!s)
+        return setok_fail(err, SETOK_ERR_NOMEM, "segment: out of memory");
+    setok_bundle b;
+    const char *path = NULL;
+    setok_status st = setok_bundle_load(&b, dir, err);
+    if (st == SETOK_OK)
+        st = setok_bundle_require(&b, SETOK_BUNDLE_MASK_DECODER, "mask segmentation", &path, err);
+    if (st == SETOK_OK)
+        st = setok_chat_open(&s->chat, dir, device, threads, 0, err);
+    if (st == SETOK_OK)
+        st = setok_mask_decoder_load(&s->decoder, path, s->chat->backend, s->chat->dtype, err);
+    if (st == SETOK_OK) {
+        const setok_mask_decoder_config *mc = setok_mask_decoder_get_config(s->decoder);
+        const setok_vit_config *vc = setok_vit_get_config(s->chat->vit);
+        if (mc->hidden_size != vc->hidden_size)
+            st = setok_fail(err, SETOK_ERR_INPUT, "%s/config.json: hidden_size %d is not the "
+                            "vision tower's %d", path, mc->hidden_size, vc->hidden_size);
+        else if (setok_chat_segment_dim(s->chat) && setok_chat_segment_dim(s->chat) !=
+                                                        mc->hidden_size)
+            st = setok_fail(err, SETOK_ERR_INPUT, "%s/config.json: out_features %d is not the "
+                            "mask decoder's hidden_size %d",
+                            b.components[SETOK_BUNDLE_PROJECTOR_SEG],
+                            setok_chat_segment_dim(s->chat), mc->hidden_size);
+    }
+    setok_bundle_free(&b);
+    if (st != SETOK_OK) {
+        setok_segmenter_free(s);
+        return st;
+    }
+    *out = s;
+    return SETOK_OK;
+}
+
+void setok_segmenter_free(setok_segmenter *s)
+{
+    if (!s)
+        return;
+    setok_arena_destroy(&s->arena);
+    setok_mask_decoder_free(s->decoder);
+    setok_chat_free(s->chat);
+    free(s);
+}
+
+bool setok_segmenter_can_refer(const setok_segmenter *s)
+{
+    return setok_chat_segment_dim(s->chat) > 0;
+}
+
+const char *setok_segmenter_device(const setok_segmenter *s)
+{
+    return setok_backend_description(s->chat->backend);
+}
+
+/* host f32 -> t (the chat's dtype, on its backend). */
+static setok_status upload(setok_segmenter *s, setok_tensor *t, const float *host,
+                           setok_error *err)
+{
+    setok_chat *c = s->chat;
+    size_t n = (size_t)setok_tensor_numel(t);
+    setok_status st = chat_grow(&c->staging, &c->staging_bytes, n * setok_dtype_size(t->dtype),
+                                err);
+    for (size_t i = 0; st == SETOK_OK && i < n; i++)
+        setok_store_f32(c->staging, t->dtype, (int64_t)i, host[i]);
+    return st == SETOK_OK ? setok_tensor_upload(t, c->staging, err) : st;
+}
+
+/* logits [lh, lw] over the model input -> the mask of the image (bilinear, half-pixel
+ * centres as F.interpolate(align_corners=False); 0 where the model never looked). */
+static int64_t paint_mask(setok_image *mask, const float *logits, int lh, int lw,
+                          const setok_grid_map *map)
+{
+    double fx = (double)lw / (map->grid_w * map->patch), fy = (double)lh / (map->grid_h * map->patch);
+    int64_t area = 0;
+    for (int y = 0; y < mask->height; y++)
+        for (int x = 0; x < mask->width; x++) {
+            double mx = (x + 0.5) * map->scale_x - map->crop_x;
+            double my = (y + 0.5) * map->scale_y - map->crop_y;
+            bool on = false;
+            if (mx >= 0 && my >= 0 && mx < map->grid_w * map->patch &&
+                my < map->grid_h * map->patch) {
+                double lx = mx * fx - 0.5, ly = my * fy - 0.5;
+                lx = lx < 0 ? 0 : lx > lw - 1 ? lw - 1 : lx;
+                ly = ly < 0 ? 0 : ly > lh - 1 ? lh - 1 : ly;
+                int x0 = (int)lx, y0 = (int)ly;
+                int x1 = x0 + 1 < lw ? x0 + 1 : x0, y1 = y0 + 1 < lh ? y0 + 1 : y0;
+                double ax = lx - x0, ay = ly - y0;
+                double v = (1 - ay) * ((1 - ax) * logits[y0 * lw + x0] + ax * logits[y0 * lw + x1]) +
+                           ay * ((1 - ax) * logits[y1 * lw + x0] + ax * logits[y1 * lw + x1]);
+                on = v > 0.0;
+            }
+            mask->pixels[(size_t)y * mask->width + x] = on ? 255 : 0;
+            area += on;
+        }
+    return area;
+}
+
+setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
+                                 const char *expression, const setok_segment_point *points, int n,
+                                 const atomic_bool *cancel, setok_segment_result *r,
+                                 setok_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (!image || (!expression && n < 1))
+        return setok_fail(err, SETOK_ERR_INPUT, "segment: give an image and a phrase or points");
+    if (expression && !setok_segmenter_can_refer(s))
+        return setok_fail(err, SETOK_ERR_INPUT, "segment: this model has no segment token "
+                          "(setokim.json segment_token and projector_seg): it cannot segment by "
+                          "a phrase");
+    for (int i = 0; i < n; i++)
+        if (points[i].x < 0 || points[i].y < 0 || points[i].x >= image->width ||
+            points[i].y >= image->height)
+            return setok_fail(err, SETOK_ERR_INPUT, "segment: point %d,%d is outside the %dx%d "
+                              "image", points[i].x, points[i].y, image->width, image->height);
+    setok_chat *c = s->chat;
+    const setok_mask_decoder_config *mc = setok_mask_decoder_get_config(s->decoder);
+    setok_chat_options co;
+    setok_chat_options_default(&co);
+    co.cancel = cancel;
+    int64_t C = mc->hidden_size;
+    float *extra_host = NULL, *emb_host = NULL, *pts = NULL, *logits = NULL;
+    int32_t *labels = NULL;
+    setok_status st = setok_chat_start(c, image, &co, err);
+    const float *feat = NULL;
+    int gh = 0, gw = 0, dim = 0;
+    if (st == SETOK_OK && setok_chat_image_features(c, &feat, &gh, &gw, &dim) != SETOK_OK)
+        st = setok_fail(err, SETOK_ERR_INPUT, "segment: the model kept no image features");
+    if (st == SETOK_OK && expression) {
+        if (!(extra_host = malloc((size_t)C * sizeof *extra_host)))
+            st = setok_fail(err, SETOK_ERR_NOMEM, "segment: out of memory");
+        else
+            st = setok_chat_segment_embedding(c, expression, &co, extra_host, err);
+    }
+    setok_grid_map map;
+    setok_grid_map_for(&map, setok_vit_get_preprocessor(c->vit), image->width, image->height, gw,
+                       gh, setok_vit_get_config(c->vit)->patch_size);
+    /* the prompt encoder's frame is image_size; the model input is grid * patch pixels */
+    double to_frame = (double)mc->image_size / (gw * map.patch);
+    if (st == SETOK_OK && n > 0) {
+        pts = malloc((size_t)n * 2 * sizeof *pts);
+        labels = malloc((size_t)n * sizeof *labels);
+        if (!pts || !labels)
+            st = setok_fail(err, SETOK_ERR_NOMEM, "segment: out of memory");
+        for (int i = 0; st == SETOK_OK && i < n; i++) {
+            /* the pixel's centre, less the 0.5 the prompt encoder adds back */
+            pts[2 * i] = (float)(((points[i].x + 0.5) * map.scale_x - map.crop_x) * to_frame - 0.5);
+            pts[2 * i + 1] =
+                (float)(((points[i].y + 0.5) * map.scale_y - map.crop_y) * to_frame - 0.5);
+            labels[i] = points[i].foreground ? SETOK_SAM_LABEL_FOREGROUND
+                                             : SETOK_SAM_LABEL_BACKGROUND;
+        }
+    }
+    if (st == SETOK_OK && !(emb_host = malloc((size_t)gh * gw * dim * sizeof *emb_host)))
+        st = setok_fail(err, SETOK_ERR_NOMEM, "segment: out of memory");
+    for (int64_t p = 0; st == SETOK_OK && p < (int64_t)gh * gw; p++) /* [N, C] -> [C, h, w] */
+        for (int64_t k = 0; k < dim; k++)
+            emb_host[k * gh * gw + p] = feat[p * dim + k];
+    setok_tensor emb, extra, masks, iou;
+    setok_sam_prompt prompt = {.points = pts, .labels = labels, .num_points = n};
+    if (st == SETOK_OK) {
+        if (expression)
+            prompt.extra = &extra;
+        size_t need = setok_mask_decoder_arena_bytes(s->decoder, 1, gh, gw, &prompt) +
+                      (size_t)(C * gh * gw + C) * setok_dtype_size(c->dtype) + 8 * 4096;
+        if (s->arena.capacity < need) {
+            setok_arena_destroy(&s->arena);
+            st = setok_arena_init(&s->arena, c->backend, need, err);
+        }
+        setok_arena_reset(&s->arena, 0);
+    }
+    if (st == SETOK_OK)
+        st = setok_arena_tensor(&s->arena, &emb, c->dtype, 4, (int64_t[]){1, C, gh, gw}, err);
+    if (st == SETOK_OK)
+        st = upload(s, &emb, emb_host, err);
+    if (st == SETOK_OK && expression)
+        st = setok_arena_tensor(&s->arena, &extra, c->dtype, 3, (int64_t[]){1, 1, C}, err);
+    if (st == SETOK_OK && expression)
+        st = upload(s, &extra, extra_host, err);
+    if (st == SETOK_OK)
+        st = setok_mask_decoder_forward(s->decoder, &s->arena, &masks, &iou, &emb, &prompt, false,
+                                        cancel, err);
+    int lh = (int)masks.shape[2], lw = (int)masks.shape[3];
+    if (st == SETOK_OK && !(logits = malloc((size_t)(lh * lw + 1) * sizeof *logits)))
+        st = setok_fail(err, SETOK_ERR_NOMEM, "segment: out of memory");
+    if (st == SETOK_OK)
+        st = chat_download_f32(c, logits, &masks, err);
+    if (st == SETOK_OK) {
+        float score = 0.0f;
+        st = chat_download_f32(c, &score, &iou, err);
+        r->score = score;
+    }
+    if (st == SETOK_OK)
+        st = setok_image_alloc(&r->mask, image->width, image->height, 1, err);
+    if (st == SETOK_OK)
+        r->area = paint_mask(&r->mask, logits, lh, lw, &map);
+    if (st != SETOK_OK)
+        setok_segment_result_free(r);
+    free(extra_host);
+    free(emb_host);
+    free(pts);
+    free(labels);
+    free(logits);
+    return st;
+}
