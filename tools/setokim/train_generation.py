@@ -102,7 +102,8 @@ def stage_vae(ctx):
         vae.register_to_config(scaling_factor=scale)
         vae.save_pretrained(ctx.path("vae", "vae"))
         result = {"scaling_factor": scale, "psnr_train": psnr,
-                  "last_loss": losses[-1] if losses else None}
+                  "first_loss": losses[0] if losses else None,
+                  "last_loss": float(np.mean(losses[-50:])) if losses else None}
         ctx.log(f"vae: scaling_factor {scale:.4f}, reconstruction PSNR {psnr:.1f} dB")
     ctx.mark_done("vae", result)
 
