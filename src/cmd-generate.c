@@ -1,7 +1,8 @@
 /* cmd-generate.c — `setok generate` and `setok edit`: text-to-image and
- * point-and-instruct region editing on a Stable Diffusion folder
- * (setok/diffusion.h). The edit region is a mask file, or the SeTok token
- * under a point, found by a vision model (the shipped bundle by default). */
+ * point-and-instruct region editing on a SETOKIM bundle or a Stable
+ * Diffusion folder (setok/diffusion.h). The edit region is a mask file, or,
+ * for a point, the SeTok token under it or the bundle's mask decoder's mask
+ * (setok/segment.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #include "setok/bundle.h"
 #include "setok/diffusion.h"
 #include "setok/safetensors.h"
+#include "setok/segment.h"
 #include "setok/tokens.h"
 
 typedef struct gen_args
@@ -20,6 +22,7 @@ typedef struct gen_args
   setok_diffusion_options o;
   const char *model, *out, *device, *latents_in, *latents_out, *preview_dir;
   const char *mask_in, *mask_out, *vision;
+  bool region_mask; /* --region mask: the mask decoder's mask for the point */
   int threads, point_x, point_y;
   bool has_point, json;
 } gen_args;
@@ -76,6 +79,8 @@ edit_usage (FILE *out)
            "  --vision DIR            the vision model that finds the token under the point\n"
            "                          (default: --model when it is a bundle, else the\n"
            "                          shipped setokim-tiny bundle)\n"
+           "  --region token|mask     with --point: the token under it (default), or the\n"
+           "                          mask the bundle's mask decoder draws for the point\n"
            "  --mask MASK.png         the region as a mask (white = edit) instead of a point\n"
            "  --mask-out MASK.png     write the region that was used\n"
            "  --strength S            how much of the region is redrawn, (0, 1] (default 0.8;\n"
@@ -152,6 +157,7 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
     { "mask-out", required_argument, NULL, 'O' },
     { "vision", required_argument, NULL, 'v' },
     { "strength", required_argument, NULL, 'r' },
+    { "region", required_argument, NULL, 'R' },
     { "image-guidance", required_argument, NULL, 'i' },
     { "feather", required_argument, NULL, 'f' },
     { "device", required_argument, NULL, 'd' },
@@ -262,6 +268,11 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
             break;
           case 'j':
             a->json = true;
+            break;
+          case 'R':
+            if (strcmp (optarg, "token") && strcmp (optarg, "mask"))
+              return cli_usage_error (cmd, "--region must be token or mask, got '%s'", optarg);
+            a->region_mask = !strcmp (optarg, "mask");
             break;
           case 'h':
             usage (stdout);
@@ -404,6 +415,28 @@ edit_region (const gen_args *a, const setok_image *image, setok_image *mask, set
                                                            : cli_model_path (NULL, err);
   if (!vision)
     return err->status;
+  if (a->region_mask)
+    {
+      setok_segmenter *sg = NULL;
+      setok_segment_result sr = { 0 };
+      setok_segment_point p = { a->point_x, a->point_y, true };
+      st = setok_segmenter_open (&sg, vision, a->device, a->threads, err);
+      if (st == SETOK_OK)
+        st = setok_segmenter_run (sg, image, NULL, &p, 1, NULL, &sr, err);
+      if (st == SETOK_OK && sr.area == 0)
+        st = setok_fail (err, SETOK_ERR_INPUT,
+                         "--point %d,%d: the mask decoder found no object "
+                         "there",
+                         a->point_x, a->point_y);
+      if (st == SETOK_OK)
+        {
+          *mask = sr.mask;
+          sr.mask = (setok_image){ 0 };
+        }
+      setok_segment_result_free (&sr);
+      setok_segmenter_free (sg);
+      return st;
+    }
   setok_tokenizer *t = NULL;
   setok_tokens_result r = { 0 };
   st = setok_tokenizer_open (&t, vision, a->device, a->threads, err);
