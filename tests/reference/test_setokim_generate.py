@@ -73,9 +73,8 @@ def check_visual_tokens(lib, folder, model, image):
         return
     k = lib.setok_chat_visual_token_count(chat)
     dim = lib.setok_chat_visual_token_dim(chat)
-    R.check("visual token count and width", (k, dim) == (len(model.slots.ids),
-                                                         model.projector_out.config["out_features"]),
-            f"{k} x {dim}")
+    want = (len(model.slots.ids), model.projector_out.config["out_features"])
+    R.check("visual token count and width", (k, dim) == want, f"{k} x {dim}")
     opts = ctypes.create_string_buffer(4096)  # setok_chat_options, filled by its defaults
     lib.setok_chat_options_default(opts)
     out = (ctypes.c_float * (k * dim))()

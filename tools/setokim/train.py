@@ -998,6 +998,69 @@ def count_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
+def component_params(folder):
+    """Values stored in a component folder's safetensors files."""
+    from safetensors import safe_open
+    n = 0
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            with safe_open(os.path.join(folder, name), "pt") as f:
+                for k in f.keys():
+                    n += math.prod(f.get_slice(k).get_shape())
+    return n
+
+
+def output_side_rows(ctx, manifest):
+    """Model card rows of the output side's components, when the bundle has them."""
+    cfg = ctx.cfg
+    comps = manifest["components"]
+    sizes = {name: component_params(os.path.join(ctx.out, rel)) for name, rel in comps.items()}
+    latent = cfg.image_size // 2 ** (len(G.ints(cfg.vae_channels)) - 1)
+    rows = {
+        "projector_out": ("SetokimProjector (mlp2x_gelu)", f"{cfg.llm_hidden} -> "
+                          f"{cfg.merger_output}, {cfg.visual_tokens} visual tokens"),
+        "mapper": ("Blip2QFormerModel + query_tokens", f"{cfg.mapper_queries} queries, hidden "
+                   f"{cfg.mapper_hidden}, {cfg.mapper_layers} layers, cross-attention every "
+                   "layer"),
+        "unet": ("UNet2DConditionModel", f"{latent} x {latent} x 4 latents, channels "
+                 f"{cfg.unet_channels}, cross-attention {cfg.mapper_hidden}"),
+        "vae": ("AutoencoderKL", f"channels {cfg.vae_channels}, 4 latent channels, "
+                f"{cfg.image_size // latent}x downscale"),
+        "scheduler": ("DDIMScheduler", "scaled_linear betas, epsilon, leading spacing"),
+        "mask_decoder": ("SamModel (prompt encoder + mask decoder)", f"hidden "
+                         f"{cfg.vision_hidden} on the ViT's {cfg.image_size // cfg.patch_size}"
+                         f" x {cfg.image_size // cfg.patch_size} features, "
+                         f"{cfg.mask_layers} two-way layers"),
+        "projector_seg": ("SetokimProjector (mlp2x_gelu)", f"{cfg.llm_hidden} -> "
+                          f"{cfg.vision_hidden}, the <seg> state"),
+    }
+    return [f"| {name} | {cls} | {size} | {sizes[name]:,} |"
+            for name, (cls, size) in rows.items() if name in comps]
+
+
+def engine_eval_lines(ctx):
+    """The output side's results from `setok eval --json` (work/engine-eval.json), when the
+    training script ran it."""
+    path = ctx.path("engine-eval.json")
+    if not os.path.exists(path):
+        return ["Run `setok eval` for generation, editing and referring-segmentation metrics."]
+    ev = read_json(path)
+    lines = [f"Measured by the C engine (`setok eval --count {ev.get('scenes', '?')}` on "
+             "held-out scenes):", "", "| metric | value |", "|---|---|"]
+
+    def walk(prefix, node):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{k}.", v)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                lines.append(f"| {prefix}{k} | {v:.3f} |" if isinstance(v, float)
+                             else f"| {prefix}{k} | {v} |")
+    for section in ("generation", "edit", "referring"):
+        if isinstance(ev.get(section), dict):
+            walk(f"{section}.", ev[section])
+    return lines
+
+
 def stage_card(ctx):
     """MODEL_CARD.md in the bundle folder, from config, results and timings."""
     if not ctx.main:
@@ -1012,13 +1075,19 @@ def stage_card(ctx):
     sizes = {name: count_params(getattr(model, name))
              for name in ("vision", "merger", "projector", "llm")}
     threads = torch.get_num_threads()
+    manifest = model.manifest
+    output_side = "unet" in manifest["components"]
     lines = [
-        f"# {os.path.basename(os.path.abspath(ctx.out))} — SETOKIM understanding model",
+        f"# {os.path.basename(os.path.abspath(ctx.out))} — SETOKIM model",
         "",
         "A tiny SETOKIM bundle (format v1) trained from scratch on SeTok Studio's synthetic world",
         "of coloured shapes: image -> CLIP-style ViT -> SeTok density-peak clustering + cluster",
-        "merger -> projector -> LLaMA decoder that answers questions about the scene. All",
-        f"weights are {export.get('dtype', 'f16')} safetensors "
+        "merger -> projector -> LLaMA decoder that answers questions about the scene" +
+        (";\nthe LLM also emits an image's visual tokens ([Img] <vis_0..> [/Img]) -> projector_out"
+         " ->\nQ-Former mapper -> U-Net -> VAE (generation, editing), and a <seg> token whose "
+         "state\nprompts a SAM-style mask decoder (referring segmentation)." if output_side
+         else "."),
+        f"All weights are {export.get('dtype', 'f16')} safetensors "
         f"({export.get('bytes', 0) / 2**20:.1f} MiB).",
         "",
         "| component | class | size | parameters |",
@@ -1035,6 +1104,7 @@ def stage_card(ctx):
         f"| llm | LlamaForCausalLM | hidden {cfg.llm_hidden}, {cfg.llm_layers} layers, "
         f"{cfg.llm_heads} heads ({cfg.llm_kv_heads} KV heads, GQA), vocab "
         f"{model.tokenizer.get_vocab_size(with_added_tokens=True)} | {sizes['llm']:,} |",
+        *output_side_rows(ctx, manifest),
         "",
         "## Data",
         "",
@@ -1072,6 +1142,17 @@ def stage_card(ctx):
         "stage2": ("Stages II + III merged: projector + LLM on QA and captions, loss on answer "
                    "tokens, vision side frozen", f"{cfg.stage2_steps} x {cfg.stage2_batch} "
                    "conversations"),
+        "vae": ("AutoencoderKL on 64 px crops: L1 (object pixels weighted "
+                f"{1 + cfg.vae_object_weight:g}x) + KL", f"{cfg.vae_steps} x {cfg.vae_batch}"),
+        "decoder": ("Stage I, generation half: Q-Former mapper + U-Net, epsilon loss, "
+                    "conditioned on the scene's merger tokens (dropped 10 % for guidance)",
+                    f"{cfg.decoder_steps} x {cfg.decoder_batch}"),
+        "masks": ("Stage I, mask half: mask decoder on point prompts, BCE + Dice",
+                  f"{cfg.masks_steps} x {cfg.masks_batch}"),
+        "stage3": ("Stages II/III, output half: LLM + projectors on QA, generation prompts and "
+                   "edit instructions (MSE of the mapper's output from the visual tokens vs the "
+                   "target scene's), referring expressions (<seg> -> mask, BCE + Dice)",
+                   f"{cfg.stage3_steps} x {cfg.stage3_batch}"),
         "export": ("f16 bundle, reload check", "-"),
         "eval": ("held-out QA with SetokimModel.generate", "-"),
     }
@@ -1115,14 +1196,11 @@ def stage_card(ctx):
     ]
     for k, v in ev.get("tokens_by_objects", {}).items():
         lines.append(f"| {k} | {ev['scenes_by_objects'][k]} | {v:.2f} |")
+    lines += ["", "## Generation, editing, segmentation", ""]
+    lines += engine_eval_lines(ctx) if output_side else [
+        "This bundle has only the understanding path: generation, editing and mask",
+        "segmentation report that they are unavailable."]
     lines += [
-        "",
-        "## Not trained yet",
-        "",
-        "Only the understanding path is in this bundle. Generation (projector_out, Q-Former",
-        "mapper, U-Net, VAE, scheduler), segmentation (mask decoder) and editing are not trained",
-        "and their components are absent from setokim.json, so those features report that they",
-        "are unavailable. The LLM does not yet predict visual tokens or [Img].",
         "",
         "## Limits",
         "",
@@ -1145,7 +1223,8 @@ def stage_card(ctx):
 
 RUNNERS = {"data": stage_data, "tokenizer": stage_tokenizer, "stage0": stage0,
            "stage1": stage1, "stage2": stage2, "vae": G.stage_vae, "decoder": G.stage_decoder,
-           "masks": S.stage_masks, "stage3": G.stage3, "export": stage_export, "eval": stage_eval, "card": stage_card}
+           "masks": S.stage_masks, "stage3": G.stage3, "export": stage_export,
+           "eval": stage_eval, "card": stage_card}
 
 
 # ---- command line ---------------------------------------------------------------------------
