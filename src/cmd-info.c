@@ -397,6 +397,31 @@ add_manifest (cJSON *report, cJSON *components, const char *path, bool list_tens
                 && cJSON_AddStringToObject (special, "image", b.image_token)
                 && cJSON_AddStringToObject (special, "image_start", b.image_start)
                 && cJSON_AddStringToObject (special, "image_end", b.image_end);
+      cJSON *visual = ok ? cJSON_AddArrayToObject (m, "visual_tokens") : NULL;
+      ok = ok && visual;
+      for (int i = 0; ok && i < b.n_visual_tokens; i++)
+        ok = cJSON_AddItemToArray (visual, cJSON_CreateString (b.visual_tokens[i]));
+      if (ok && b.segment_token)
+        ok = cJSON_AddStringToObject (m, "segment_token", b.segment_token) != NULL;
+      /* what the bundle can do: the components and tokens each feature needs */
+      cJSON *features = ok ? cJSON_AddArrayToObject (m, "features") : NULL;
+      const char *const *c = (const char *const *)b.components;
+      const char *names[]
+        = { "chat", "tokens", "generate", "edit", "segment-points", "segment-text" };
+      bool have[] = {
+        c[SETOK_BUNDLE_VISION] && c[SETOK_BUNDLE_LLM] && c[SETOK_BUNDLE_PROJECTOR_IN],
+        c[SETOK_BUNDLE_VISION] != NULL,
+        b.n_visual_tokens > 0 && c[SETOK_BUNDLE_PROJECTOR_OUT] && c[SETOK_BUNDLE_MAPPER]
+          && c[SETOK_BUNDLE_UNET] && c[SETOK_BUNDLE_VAE] && c[SETOK_BUNDLE_SCHEDULER],
+        false,
+        c[SETOK_BUNDLE_MASK_DECODER] != NULL,
+        c[SETOK_BUNDLE_MASK_DECODER] && c[SETOK_BUNDLE_PROJECTOR_SEG] && b.segment_token,
+      };
+      have[3] = have[2];
+      ok = ok && features;
+      for (size_t i = 0; ok && i < sizeof names / sizeof *names; i++)
+        if (have[i])
+          ok = cJSON_AddItemToArray (features, cJSON_CreateString (names[i]));
       if (!ok)
         st = oom (err, path);
     }
@@ -603,6 +628,28 @@ print_manifest (const cJSON *m)
             shown (b, sizeof b, json_string (special, "image_start"), 40),
             shown (c, sizeof c, json_string (special, "image_end"), 40));
   print_row ("special tokens", buf);
+  const cJSON *item;
+  size_t n = 0;
+  buf[0] = '\0';
+  cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (m, "visual_tokens"))
+  {
+    if (cJSON_IsString (item) && n + 64 < sizeof buf)
+      n += (size_t)snprintf (buf + n, sizeof buf - n, "%s%s", n ? " " : "",
+                             shown (a, sizeof a, item->valuestring, 40));
+  }
+  if (n)
+    print_row ("visual tokens", buf);
+  const char *seg = json_string (m, "segment_token");
+  if (seg)
+    print_row ("segment token", shown (buf, sizeof buf, seg, 40));
+  n = 0;
+  buf[0] = '\0';
+  cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (m, "features"))
+  {
+    if (cJSON_IsString (item) && n + 32 < sizeof buf)
+      n += (size_t)snprintf (buf + n, sizeof buf - n, "%s%s", n ? ", " : "", item->valuestring);
+  }
+  print_row ("features", n ? buf : "(none)");
   const char *prompt = json_string (m, "system_prompt");
   print_row ("system prompt", prompt[0] ? shown (buf, sizeof buf, prompt, 80) : "(none)");
   printf ("\n");
