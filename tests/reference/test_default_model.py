@@ -6,8 +6,13 @@ the synthetic world (tools/setokim/world.py):
     shipped weights are f16, both sides compute in f32);
   - `setok ask --temperature 0`: the same prompt length and greedy answer ids for one of each
     scene's own questions;
-  - the answer text is the one the reference decodes.
-Checks come from test_setokim.py, which runs the same comparisons on a random bundle.
+  - the answer text is the one the reference decodes;
+  - when the bundle generates: one guided U-Net + DDIM step of `setok generate --latents` on the
+    scene's generation prompt vs tools/setokim/generation.py (latents within 1e-3);
+  - when it segments by phrase: `setok segment --text` on the scene's first referring
+    expression vs tools/setokim/segmentation.py (>= 99.5 % of the mask's pixels agree).
+Checks come from test_setokim.py, test_setokim_generate.py and test_setokim_segment.py, which
+run the same comparisons on random bundles.
 Exit 0 when all pass, 1 on a failure, 77 when the bundle is not shipped or a package is missing.
 """
 import os
@@ -23,6 +28,11 @@ try:
     import torch
     from PIL import Image
     import test_setokim as ts
+    import test_setokim_generate as tg
+    import test_setokim_segment as tsg
+    from safetensors.torch import load_file, save_file
+    from tools.setokim import generation as gen_ref
+    from tools.setokim import segmentation as seg_ref
     from tools.setokim import world
     from tools.setokim import bundle as ref
 except ImportError as e:  # pragma: no cover
@@ -44,6 +54,11 @@ def main():
         return 77
     ts.TOKENS_TOL = 1e-3
     model = ref.SetokimModel.from_bundle(bundle, dtype=torch.float32)
+    manifest = ref.read_manifest(bundle)
+    generator = gen_ref.SetokimGenerator.from_bundle(bundle) \
+        if "unet" in manifest["components"] else None
+    segmenter = seg_ref.Segmenter.from_bundle(bundle) \
+        if "segment_token" in manifest else None
     with tempfile.TemporaryDirectory() as work:
         for seed in SCENES:
             scene = world.scene(seed, width=model.image_size, height=model.image_size)
@@ -54,8 +69,36 @@ def main():
             ts.check_tokens(cli, bundle, model, path, pv, label)
             question = scene.annotation["qa"][0]["question"]
             ts.check_ask(cli, bundle, model, path, pv, question, label)
-    print(f"{ts.R.passed} passed, {ts.R.failed} failed")
-    return 1 if ts.R.failed else 0
+            if generator:
+                check_step(cli, work, bundle, generator, scene, seed, label)
+            if segmenter:
+                tsg.compare(cli, work, bundle, segmenter, np.asarray(scene.image),
+                            f"{label}: referring mask",
+                            text=scene.annotation["referring"][0]["text"])
+    results = (ts.R, tg.R, tsg.R)
+    passed, failed = sum(r.passed for r in results), sum(r.failed for r in results)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def check_step(cli, work, bundle, generator, scene, seed, label):
+    """One guided denoising step from fixed latents on the scene's generation prompt."""
+    size = generator.unet.config.sample_size
+    latents = torch.randn((1, generator.unet.config.in_channels, size, size),
+                          generator=torch.Generator().manual_seed(seed))
+    lat_in, lat_out = (os.path.join(work, f"lat-{w}.safetensors") for w in ("in", "out"))
+    save_file({"latents": latents}, lat_in)
+    prompt = scene.annotation["generation_prompt"]
+    p = tg.run(cli, "generate", prompt, "-o", os.path.join(work, "gen.png"), "--model", bundle,
+               "--steps", "1", "--guidance", "3", "--latents", lat_in, "--latents-out", lat_out,
+               "--device", "cpu")
+    if not tg.R.check(f"{label}: generate runs", p.returncode == 0, p.stderr.strip()[-200:]):
+        return
+    with torch.no_grad():
+        want = generator.sample(generator.condition(prompt), steps=1, guidance=3.0,
+                                latents=latents.clone())
+    e = tg.rel_err(load_file(lat_out)["latents"].numpy(), want.numpy())
+    tg.R.check(f"{label}: one U-Net step vs the reference", e <= 1e-3, f"rel_err {e:.2e}")
 
 
 if __name__ == "__main__":
