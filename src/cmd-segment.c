@@ -60,6 +60,47 @@ now_ms (void)
   return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
+/* Writes the mask and reports it (JSON or a line); text NULL: the tokens' mask. */
+static int
+finish (setok_status st, const setok_segment_result *r, const char *out, const char *text,
+        const char *device, double load_ms, double segment_ms, bool json, setok_error *err)
+{
+  if (st == SETOK_OK)
+    st = setok_image_save_png (&r->mask, out, err);
+  if (st != SETOK_OK)
+    return cli_report (err);
+  bool tokens = device == NULL;
+  if (!json)
+    {
+      if (tokens)
+        printf ("%s: %lld pixels, %d of %d tokens, score %.3f, %.0f ms\n", out, (long long)r->area,
+                r->n_tokens, r->tokens_result.clusters.n_tokens, r->score, segment_ms);
+      else
+        printf ("%s: %lld pixels, predicted IoU %.3f, %.0f ms\n", out, (long long)r->area, r->score,
+                segment_ms);
+      return CLI_EXIT_OK;
+    }
+  cJSON *j = cJSON_CreateObject ();
+  cJSON_AddStringToObject (j, "output", out);
+  if (text)
+    cJSON_AddStringToObject (j, "text", text);
+  cJSON_AddStringToObject (j, "method", tokens ? "tokens" : "mask_decoder");
+  cJSON_AddNumberToObject (j, "area", (double)r->area);
+  cJSON_AddNumberToObject (j, "score", r->score);
+  if (tokens)
+    {
+      cJSON *toks = cJSON_AddArrayToObject (j, "tokens");
+      for (int i = 0; i < r->n_tokens; i++)
+        cJSON_AddItemToArray (toks, cJSON_CreateNumber (r->tokens[i]));
+      cJSON_AddNumberToObject (j, "n_tokens_in_image", r->tokens_result.clusters.n_tokens);
+    }
+  else
+    cJSON_AddStringToObject (j, "device", device);
+  cJSON_AddNumberToObject (j, "load_ms", load_ms);
+  cJSON_AddNumberToObject (j, "segment_ms", segment_ms);
+  return cli_print_json (j);
+}
+
 /* --text / --decoder: the bundle's mask decoder. */
 static int
 segment_by_decoder (const char *image_path, const char *model, const char *text,
@@ -81,30 +122,12 @@ segment_by_decoder (const char *image_path, const char *model, const char *text,
       st = setok_segmenter_run (s, &image, text, points, n_points, NULL, &r, &err);
     }
   double t_done = now_ms ();
-  if (st == SETOK_OK)
-    st = setok_image_save_png (&r.mask, out, &err);
-  int rc = CLI_EXIT_OK;
-  if (st == SETOK_OK && json)
-    {
-      cJSON *j = cJSON_CreateObject ();
-      cJSON_AddStringToObject (j, "output", out);
-      if (text)
-        cJSON_AddStringToObject (j, "text", text);
-      cJSON_AddStringToObject (j, "method", "mask_decoder");
-      cJSON_AddNumberToObject (j, "area", (double)r.area);
-      cJSON_AddNumberToObject (j, "score", r.score);
-      cJSON_AddStringToObject (j, "device", setok_segmenter_device (s));
-      cJSON_AddNumberToObject (j, "load_ms", t_load - t0);
-      cJSON_AddNumberToObject (j, "segment_ms", t_done - t_load);
-      rc = cli_print_json (j);
-    }
-  else if (st == SETOK_OK)
-    printf ("%s: %lld pixels, predicted IoU %.3f, %.0f ms\n", out, (long long)r.area, r.score,
-            t_done - t_load);
+  int rc = finish (st, &r, out, text, s ? setok_segmenter_device (s) : "", t_load - t0,
+                   t_done - t_load, json, &err);
   setok_segment_result_free (&r);
   setok_segmenter_free (s);
   setok_image_free (&image);
-  return st == SETOK_OK ? rc : cli_report (&err);
+  return rc;
 }
 
 int
@@ -252,28 +275,9 @@ cmd_segment (int argc, char **argv)
       st = setok_segment_points (t, &image, points, n_points, &o, &r, &err);
     }
   double t_done = now_ms ();
-  if (st == SETOK_OK)
-    st = setok_image_save_png (&r.mask, out, &err);
-  int rc = CLI_EXIT_OK;
-  if (st == SETOK_OK && json)
-    {
-      cJSON *j = cJSON_CreateObject ();
-      cJSON_AddStringToObject (j, "output", out);
-      cJSON_AddNumberToObject (j, "area", (double)r.area);
-      cJSON_AddNumberToObject (j, "score", r.score);
-      cJSON *toks = cJSON_AddArrayToObject (j, "tokens");
-      for (int i = 0; i < r.n_tokens; i++)
-        cJSON_AddItemToArray (toks, cJSON_CreateNumber (r.tokens[i]));
-      cJSON_AddNumberToObject (j, "n_tokens_in_image", r.tokens_result.clusters.n_tokens);
-      cJSON_AddNumberToObject (j, "load_ms", t_load - t0);
-      cJSON_AddNumberToObject (j, "segment_ms", t_done - t_load);
-      rc = cli_print_json (j);
-    }
-  else if (st == SETOK_OK)
-    printf ("%s: %lld pixels, %d of %d tokens, score %.3f, %.0f ms\n", out, (long long)r.area,
-            r.n_tokens, r.tokens_result.clusters.n_tokens, r.score, t_done - t_load);
+  int rc = finish (st, &r, out, NULL, NULL, t_load - t0, t_done - t_load, json, &err);
   setok_segment_result_free (&r);
   setok_tokenizer_free (t);
   setok_image_free (&image);
-  return st == SETOK_OK ? rc : cli_report (&err);
+  return rc;
 }

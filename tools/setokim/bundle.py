@@ -140,6 +140,37 @@ def component_path(path, manifest, name):
     return os.path.join(path, rel)
 
 
+# ---- component folders ----------------------------------------------------------------------
+
+def write_component(path, config, tensors, dtype=None):
+    """A component folder: config.json and model.safetensors (the tensors in `dtype`, or their
+    own when None)."""
+    from safetensors.torch import save_file
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    state = {k: (v.detach() if dtype is None else v.detach().to(dtype)).contiguous().cpu()
+             .clone() for k, v in tensors.items()}
+    save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+
+
+def read_component(path, config_class):
+    """(config_class.from_json_file(path/config.json), the tensors of path/model.safetensors);
+    BundleError naming the file when either is unreadable."""
+    from safetensors.torch import load_file
+    file = os.path.join(path, "config.json")
+    try:
+        cfg = config_class.from_json_file(file)
+    except (OSError, ValueError) as e:
+        raise BundleError(f"{file}: {e}") from None
+    weights = os.path.join(path, "model.safetensors")
+    try:
+        return cfg, load_file(weights)
+    except (OSError, ValueError) as e:  # safetensors raises its own subclasses of these
+        raise BundleError(f"{weights}: {e}") from None
+
+
 # ---- projector ------------------------------------------------------------------------------
 
 class SetokimProjector(nn.Module):
@@ -169,13 +200,7 @@ class SetokimProjector(nn.Module):
         return x
 
     def save_pretrained(self, path):
-        from safetensors.torch import save_file
-        os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, "config.json"), "w") as f:
-            json.dump(self.config, f, indent=2)
-            f.write("\n")
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+        write_component(path, self.config, self.state_dict())
 
     @classmethod
     def from_pretrained(cls, path, dtype=torch.float32):

@@ -21,13 +21,13 @@ The engine builds exactly these ids: the prompt's text encoded, then the special
 Classifier-free guidance uses zeros as the unconditional encoder_hidden_states; training drops
 the condition to zeros with probability cond_dropout.
 """
-import json
 import os
 
 import torch
 import torch.nn as nn
 
-from .bundle import BundleError, SetokimProjector, component_path, format_prompt
+from .bundle import (BundleError, SetokimProjector, component_path, format_prompt,
+                     read_component, write_component)
 
 VISUAL_TOKEN = "<vis_{}>"
 
@@ -102,29 +102,15 @@ class Mapper(nn.Module):
                             encoder_attention_mask=mask).last_hidden_state
 
     def save_pretrained(self, path, dtype=torch.float16):
-        from safetensors.torch import save_file
-        os.makedirs(path, exist_ok=True)
-        config = self.qformer.config.to_dict()
-        config["architectures"] = ["Blip2QFormerModel"]
-        with open(os.path.join(path, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
-            f.write("\n")
-        state = {k: v.detach().to(dtype).contiguous().cpu()
-                 for k, v in self.qformer.state_dict().items()}
-        state["query_tokens"] = self.query_tokens.detach().to(dtype).contiguous().cpu()
-        save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+        config = dict(self.qformer.config.to_dict(), architectures=["Blip2QFormerModel"])
+        write_component(path, config, dict(self.qformer.state_dict(),
+                                           query_tokens=self.query_tokens), dtype)
 
     @classmethod
     def from_pretrained(cls, path, dtype=torch.float32):
-        from safetensors.torch import load_file
         from transformers import Blip2QFormerConfig, Blip2QFormerModel
-        file = os.path.join(path, "config.json")
-        try:
-            cfg = Blip2QFormerConfig.from_json_file(file)
-        except (OSError, ValueError) as e:
-            raise BundleError(f"{file}: {e}") from None
+        cfg, state = read_component(path, Blip2QFormerConfig)
         cfg._attn_implementation = "eager"
-        state = load_file(os.path.join(path, "model.safetensors"))
         if "query_tokens" not in state:
             raise BundleError(f"{os.path.join(path, 'model.safetensors')}: no query_tokens")
         m = cls(Blip2QFormerModel(cfg), state.pop("query_tokens").float())

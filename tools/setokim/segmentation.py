@@ -21,7 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .bundle import BundleError, SetokimProjector, component_path, format_prompt
+from .bundle import (BundleError, SetokimProjector, component_path, format_prompt,
+                     read_component, write_component)
 
 SEGMENT_TOKEN = "<seg>"
 
@@ -76,31 +77,16 @@ class MaskHead(nn.Module):
 
     def save_pretrained(self, path, dtype=torch.float16):
         """config.json (SamConfig) + model.safetensors without the unused vision encoder."""
-        import json
-        from safetensors.torch import save_file
-        os.makedirs(path, exist_ok=True)
-        config = self.sam.config.to_dict()
-        config["architectures"] = ["SamModel"]
-        with open(os.path.join(path, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
-            f.write("\n")
-        state = {k: v.detach().to(dtype).contiguous().cpu().clone()
-                 for k, v in self.sam.state_dict().items()
-                 if not k.startswith("vision_encoder.")}
-        save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+        config = dict(self.sam.config.to_dict(), architectures=["SamModel"])
+        write_component(path, config, {k: v for k, v in self.sam.state_dict().items()
+                                       if not k.startswith("vision_encoder.")}, dtype)
 
     @classmethod
     def from_pretrained(cls, path, dtype=torch.float32):
-        from safetensors.torch import load_file
         from transformers import SamConfig, SamModel
-        file = os.path.join(path, "config.json")
-        try:
-            cfg = SamConfig.from_json_file(file)
-        except (OSError, ValueError) as e:
-            raise BundleError(f"{file}: {e}") from None
+        cfg, state = read_component(path, SamConfig)
         sam = SamModel(cfg)
-        missing, _ = sam.load_state_dict(load_file(os.path.join(path, "model.safetensors")),
-                                         strict=False)
+        missing, _ = sam.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith("vision_encoder.")]
         if missing:
             raise BundleError(f"{os.path.join(path, 'model.safetensors')}: missing {missing[0]}")
