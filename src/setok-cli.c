@@ -17,14 +17,14 @@ typedef struct command
 static const command commands[] = {
   { "info", cmd_info, "describe a model folder, a safetensors file or an image" },
   { "tokens", cmd_tokens, "cut an image into SeTok semantic tokens (overlay, masks, JSON)" },
-  { "ask", cmd_ask, "ask a LLaVA model a question about an image (streamed answer)" },
-  { "chat", cmd_chat, "talk with a LLaVA model about an image, one line of stdin per turn" },
-  { "segment", cmd_segment, "the mask of the object under a point (its semantic tokens)" },
-  { "generate", cmd_generate, "draw an image from a prompt (Stable Diffusion folder)" },
+  { "ask", cmd_ask, "ask a question about an image (SETOKIM or LLaVA; streamed answer)" },
+  { "chat", cmd_chat, "talk about an image (SETOKIM or LLaVA), one line of stdin per turn" },
+  { "segment", cmd_segment, "the mask of the object under points or named by a phrase" },
+  { "generate", cmd_generate, "draw an image from a prompt (SETOKIM bundle or Stable Diffusion)" },
   { "edit", cmd_edit, "change the region under a point as instructed; the rest stays exact" },
-  { "eval", cmd_eval, "measure the model on held-out synthetic scenes (QA, token alignment)" },
+  { "eval", cmd_eval, "measure the model on held-out synthetic scenes" },
   { "forward", cmd_forward, "run one op or component on named tensors (reference tests)" },
-  { "bench", cmd_bench, "measure op speed (matmul, attention, norms)" },
+  { "bench", cmd_bench, "measure speed: ops, vision, clustering, LLM, U-Net" },
   { "world", cmd_world, "render synthetic scenes with masks, annotations and edit targets" },
 };
 
