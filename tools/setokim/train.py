@@ -74,7 +74,7 @@ class TrainConfig:
     vision_layers: int = 4
     vision_heads: int = 4
     vision_intermediate: int = 512
-    stage0_steps: int = 1200
+    stage0_steps: int = 450
     stage0_batch: int = 16
     stage0_lr: float = 1e-3
     affinity_margin: float = 3.0
@@ -398,11 +398,7 @@ class VisionPretrainNet(nn.Module):
     The affinity term acts on D = ||f_i - f_j|| / sqrt(d), the distance the clustering uses:
     patches of one object (or both background) are pulled together (D^2), patches of different
     objects pushed beyond `margin` (hinge^2). With the margin well above the spread of the 2-D
-    position embedding (D <= ~1.4), each object becomes one density peak.
-
-    Object-level heads read the mean feature of each object's patches (what a cluster's token
-    is built from): a single patch sees only a piece of a shape's outline, so shape has to be
-    learned where the whole object is in view."""
+    position embedding (D <= ~1.4), each object becomes one density peak."""
 
     def __init__(self, vision, vocab, margin, affinity_weight):
         super().__init__()
@@ -413,8 +409,6 @@ class VisionPretrainNet(nn.Module):
         self.shape = nn.Linear(d, len(vocab["shape"]))
         self.size = nn.Linear(d, len(vocab["size"]))
         self.objectness = nn.Linear(d, 2)
-        self.pooled = nn.ModuleDict({key: nn.Linear(d, len(vocab[key]))
-                                     for key in ("colour", "shape", "size")})
         self.margin = margin
         self.affinity_weight = affinity_weight
 
@@ -432,7 +426,6 @@ class VisionPretrainNet(nn.Module):
             ce[key] = F.cross_entropy(getattr(self, key)(h), target) if is_object.any() \
                 else h.sum() * 0
         ce_object = F.cross_entropy(self.objectness(h), is_object.long())
-        pooled = self.object_losses(h.view(f.shape), patch_ids, targets)
         d = f.shape[-1]
         sq = (f * f).sum(-1)
         d2 = ((sq[:, :, None] + sq[:, None, :] - 2 * f @ f.transpose(1, 2)) / d).clamp_min(0)
@@ -442,30 +435,9 @@ class VisionPretrainNet(nn.Module):
         hinge = F.relu(self.margin - (d2 + 1e-6).sqrt()) ** 2
         push = (hinge * diff).sum() / diff.sum().clamp_min(1)
         affinity = pull + push
-        loss = sum(ce.values()) + ce_object + self.affinity_weight * affinity + \
-            sum(pooled.values())
+        loss = sum(ce.values()) + ce_object + self.affinity_weight * affinity
         logs = {k: float(v.detach()) for k, v in ce.items()}
-        logs["shape_obj"] = float(pooled["shape"].detach())
         return loss, {**logs, "pull": float(pull.detach()), "push": float(push.detach())}
-
-    def object_logits(self, h, patch_ids, targets):
-        """Mean normed feature of each object's patches -> {key: (logits [M, classes],
-        target classes [M])} over the M objects present in the batch."""
-        onehot = F.one_hot(patch_ids, 256)[..., 1:].to(h.dtype)       # [B, N, 255]
-        counts = onehot.sum(1)                                          # [B, 255]
-        present = counts > 0
-        mean = torch.einsum("bnk,bnd->bkd", onehot, h) / counts.clamp_min(1)[..., None]
-        out = {}
-        for key in ("colour", "shape", "size"):
-            cls = (onehot * targets[key][..., None].to(h.dtype)).amax(1).long()  # [B, 255]
-            out[key] = (self.pooled[key](mean[present]), cls[present])
-        return out
-
-    def object_losses(self, h, patch_ids, targets):
-        if not (patch_ids > 0).any():
-            return {key: h.sum() * 0 for key in ("colour", "shape", "size")}
-        return {key: F.cross_entropy(logits, cls)
-                for key, (logits, cls) in self.object_logits(h, patch_ids, targets).items()}
 
 
 def patch_targets(labels, annotations, vocab, size, patch):
@@ -571,30 +543,10 @@ def stage0(ctx):
         held = load_scenes(ctx, "eval")
         ev = list(range(min(64, len(held))))
         result["heldout_alignment"] = cluster_stats(ctx, vision, held, ev, result)["alignment"]
-        result["heldout_object_accuracy"] = object_accuracy(ctx, net, held, vocab, ev)
         ctx.log(f"stage0: cluster_k {result['cluster_k']}, threshold "
                 f"{result['cluster_threshold']}; cluster/object alignment (mean best IoU) "
                 f"{result['heldout_alignment']:.3f} on {len(ev)} held-out scenes")
     ctx.mark_done("stage0", result)
-
-
-@torch.no_grad()
-def object_accuracy(ctx, net, scenes, vocab, indices, batch=32):
-    """How often the object-level heads of stage 0 name each object's colour, shape and size
-    from the mean of its patch features."""
-    cfg = ctx.cfg
-    net.eval()
-    hits = {key: [] for key in ("colour", "shape", "size")}
-    for s in range(0, len(indices), batch):
-        idx = indices[s:s + batch]
-        ids, targets = patch_targets(scenes.labels[idx], [scenes.annotations[i] for i in idx],
-                                     vocab, cfg.image_size, cfg.patch_size)
-        f = vision_features(net.vision, pixel_values(scenes.images[idx], ctx.device))
-        targets = {k: torch.from_numpy(v).to(ctx.device) for k, v in targets.items()}
-        out = net.object_logits(net.norm(f), torch.from_numpy(ids).to(ctx.device), targets)
-        for key, (logits, cls) in out.items():
-            hits[key] += (logits.argmax(-1) == cls).tolist()
-    return {key: float(np.mean(v)) if v else 0.0 for key, v in hits.items()}
 
 
 @torch.no_grad()
