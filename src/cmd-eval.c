@@ -2,9 +2,11 @@
  * synthetic world (setok/world.h), with the engine itself: question answering
  * by question type, how well the SeTok tokens follow the objects (mean best
  * IoU of each object with a token, and the rank correlation of tokens per
- * image with objects per image), and the clustering ablation of the paper's
- * Table 5 (density peaks vs fixed k vs soft). Prints a table; --json for
- * machines; --plots DIR draws the charts (eval-plots.c). */
+ * image with objects per image), the clustering ablation of the paper's
+ * Table 5 (density peaks vs fixed k vs soft), and, for models that generate,
+ * generation and editing scored by the world's image analyser (eval-gen.c,
+ * eval-score.c). Prints a table; --json for machines; --plots DIR draws the
+ * charts (eval-plots.c). */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,26 +22,45 @@
 static void
 usage (FILE *out)
 {
-  fprintf (out, "Usage: setok eval [--model DIR] [--seed S] [--count N] [--json] [--plots DIR]\n\n"
-                "Measures the model on N held-out scenes of the synthetic world (seeds S, S+1,\n"
-                "...; the training data never uses seeds from 1000000 up):\n"
-                "  question answering   exact-match accuracy, overall and per question type\n"
-                "                       (colour, shape, size, count, exist, relation)\n"
-                "  token alignment      mean over objects of the best IoU of the object's pixels\n"
-                "                       with one token's pixels, with patch-shaped and with\n"
-                "                       edge-refined masks; tokens per image vs objects per image\n"
-                "                       (Spearman rank correlation)\n"
-                "  ablation             the same alignment with fixed-k (k = the mean token count\n"
-                "                       of density peaks) and soft clustering (paper Table 5)\n\n"
-                "  --model DIR     a SETOKIM bundle (default: the shipped setokim-tiny)\n"
-                "  --seed S        the first scene (default 1000000)\n"
-                "  --count N       scenes (default 200)\n"
-                "  --questions Q   at most Q questions per scene (default: all)\n"
-                "  --no-qa         skip question answering (token metrics only)\n"
-                "  --plots DIR     write tokens-vs-objects.png, qa-by-type.png, ablation.png\n"
-                "  --device DEV    cpu, cuda or auto (default)\n"
-                "  --threads N     CPU threads (default: all)\n"
-                "  --json          the results as JSON on stdout\n");
+  fprintf (out,
+           "Usage: setok eval [--model DIR] [--seed S] [--count N] [--json] [--plots DIR]\n\n"
+           "Measures the model on N held-out scenes of the synthetic world (seeds S, S+1,\n"
+           "...; the training data never uses seeds from 1000000 up):\n"
+           "  question answering   exact-match accuracy, overall and per question type\n"
+           "                       (colour, shape, size, count, exist, relation)\n"
+           "  token alignment      mean over objects of the best IoU of the object's pixels\n"
+           "                       with one token's pixels, with patch-shaped and with\n"
+           "                       edge-refined masks; tokens per image vs objects per image\n"
+           "                       (Spearman rank correlation)\n"
+           "  ablation             the same alignment with fixed-k (k = the mean token count\n"
+           "                       of density peaks) and soft clustering (paper Table 5)\n"
+           "  generation           (models that generate) each scene's generation prompt\n"
+           "                       drawn, then read by the world's own image analyser:\n"
+           "                       the fraction of named objects found with their colour\n"
+           "                       and shape, colour alone, shape alone, and of prompts\n"
+           "                       with every object found\n"
+           "  editing              one edit per scene (recolour, remove, add, move, resize in\n"
+           "                       turn) in the object's region: success by kind against\n"
+           "                       the exact target, and the mean |change| outside the\n"
+           "                       region (0..255, expected 0)\n"
+           "  referring            (models with a segment token) each scene's referring\n"
+           "                       expressions through the mask decoder: mean IoU with the\n"
+           "                       object's exact mask, and the share with IoU >= 0.5\n\n"
+           "  --model DIR     a SETOKIM bundle (default: the shipped setokim-tiny)\n"
+           "  --seed S        the first scene (default 1000000)\n"
+           "  --count N       scenes (default 200)\n"
+           "  --questions Q   at most Q questions per scene (default: all)\n"
+           "  --no-qa         skip question answering (token metrics only)\n"
+           "  --gen-count N   scenes to generate and edit (default: --count, at most 50;\n"
+           "                  0: as --no-gen)\n"
+           "  --gen-steps N   denoising steps (default 20)\n"
+           "  --gen-guidance G  classifier-free guidance (default 3)\n"
+           "  --no-gen        skip generation and editing\n"
+           "  --plots DIR     write tokens-vs-objects.png, qa-by-type.png, ablation.png\n"
+           "                  and generation.png\n"
+           "  --device DEV    cpu, cuda or auto (default)\n"
+           "  --threads N     CPU threads (default: all)\n"
+           "  --json          the results as JSON on stdout\n");
 }
 
 static double
@@ -174,7 +195,9 @@ typedef struct eval_args
   const char *model, *device, *plots;
   long seed;
   int count, questions, threads;
-  bool json, qa;
+  int gen_count, gen_steps; /* gen_count -1: min (count, 50) */
+  double gen_guidance;
+  bool json, qa, gen;
 } eval_args;
 
 /* One scene's image and labels as a setok_image + its parsed annotation. */
@@ -331,8 +354,48 @@ evaluate (const eval_args *a, const char *model, eval_results *r, setok_error *e
   return st;
 }
 
+static double
+ratio (int num, int den)
+{
+  return den > 0 ? (double)num / den : NAN;
+}
+
+static void
+gen_json (cJSON *j, const eval_gen_results *g)
+{
+  cJSON *gj = cJSON_AddObjectToObject (j, "generation");
+  cJSON *ej = cJSON_AddObjectToObject (j, "edit");
+  cJSON_AddBoolToObject (gj, "available", g->available);
+  cJSON_AddBoolToObject (ej, "available", g->available);
+  if (!g->available)
+    return;
+  cJSON_AddNumberToObject (gj, "prompts", g->prompts);
+  cJSON_AddNumberToObject (gj, "named_objects", g->named);
+  cJSON_AddNumberToObject (gj, "attribute_accuracy", ratio (g->found, g->named));
+  cJSON_AddNumberToObject (gj, "colour_found", ratio (g->colour_found, g->named));
+  cJSON_AddNumberToObject (gj, "shape_found", ratio (g->shape_found, g->named));
+  cJSON_AddNumberToObject (gj, "prompts_satisfied", ratio (g->satisfied, g->prompts));
+  cJSON_AddNumberToObject (gj, "steps", g->steps);
+  cJSON_AddNumberToObject (gj, "guidance", g->guidance);
+  cJSON_AddNumberToObject (gj, "ms_per_image", g->generate_ms);
+  cJSON_AddNumberToObject (ej, "edits", g->edits);
+  cJSON_AddNumberToObject (ej, "success", ratio (g->edit_success, g->edits));
+  cJSON *by = cJSON_AddObjectToObject (ej, "by_kind");
+  for (int k = 0; k < EVAL_EDIT_KINDS; k++)
+    {
+      if (g->kinds[k].total == 0)
+        continue;
+      cJSON *kj = cJSON_AddObjectToObject (by, eval_edit_kind_names[k]);
+      cJSON_AddNumberToObject (kj, "edits", g->kinds[k].total);
+      cJSON_AddNumberToObject (kj, "success", ratio (g->kinds[k].success, g->kinds[k].total));
+    }
+  cJSON_AddNumberToObject (ej, "mean_abs_diff_outside",
+                           g->outside_values ? g->outside_abs_sum / g->outside_values : NAN);
+  cJSON_AddNumberToObject (ej, "ms_per_edit", g->edit_ms);
+}
+
 static cJSON *
-results_json (const eval_results *r, const char *model)
+results_json (const eval_results *r, const char *model, bool gen)
 {
   cJSON *j = cJSON_CreateObject ();
   cJSON_AddStringToObject (j, "model", model);
@@ -360,11 +423,43 @@ results_json (const eval_results *r, const char *model)
   cJSON_AddNumberToObject (ab, "fixed_k", r->alignment[1]);
   cJSON_AddNumberToObject (ab, "k", r->fixed_k);
   cJSON_AddNumberToObject (ab, "soft", r->alignment[2]);
+  if (gen)
+    gen_json (j, &r->gen);
+  const eval_referring_results *rf = &r->referring;
+  cJSON *rj = cJSON_AddObjectToObject (j, "referring");
+  cJSON_AddBoolToObject (rj, "available", rf->available);
+  if (rf->available)
+    {
+      cJSON_AddNumberToObject (rj, "expressions", rf->expressions);
+      cJSON_AddNumberToObject (rj, "miou", rf->expressions ? rf->iou_sum / rf->expressions : NAN);
+      cJSON_AddNumberToObject (rj, "hit_rate_iou50", ratio (rf->hits, rf->expressions));
+      cJSON_AddNumberToObject (rj, "ms_per_expression", rf->segment_ms);
+    }
   return j;
 }
 
 static void
-print_table (const eval_results *r, const char *model)
+print_gen_table (const eval_gen_results *g)
+{
+  printf (
+    "generation              %5.1f %%  of %d named objects found with their colour and\n"
+    "                                 shape (colour %.1f %%, shape %.1f %%); %.1f %% of %d\n"
+    "                                 prompts satisfied (%d steps, guidance %g, %.0f ms each)\n",
+    100.0 * ratio (g->found, g->named), g->named, 100.0 * ratio (g->colour_found, g->named),
+    100.0 * ratio (g->shape_found, g->named), 100.0 * ratio (g->satisfied, g->prompts), g->prompts,
+    g->steps, g->guidance, g->generate_ms);
+  printf ("editing                 %5.1f %%  of %d edits succeeded (%.0f ms each)\n",
+          100.0 * ratio (g->edit_success, g->edits), g->edits, g->edit_ms);
+  for (int k = 0; k < EVAL_EDIT_KINDS; k++)
+    if (g->kinds[k].total > 0)
+      printf ("  %-20s  %5.1f %%  (%d)\n", eval_edit_kind_names[k],
+              100.0 * ratio (g->kinds[k].success, g->kinds[k].total), g->kinds[k].total);
+  printf ("  outside the region    mean |change| %.3f (0..255)\n",
+          g->outside_values ? g->outside_abs_sum / g->outside_values : NAN);
+}
+
+static void
+print_table (const eval_results *r, const char *model, bool gen)
 {
   printf ("setok eval — %s, %d held-out scenes\n\n", model, r->n_scenes);
   if (r->qa_total)
@@ -383,6 +478,25 @@ print_table (const eval_results *r, const char *model)
   printf ("ablation (alignment)    density peaks %.3f, fixed k=%d %.3f, soft %.3f\n",
           r->alignment[0], r->fixed_k, r->alignment[1], r->alignment[2]);
   printf ("tokens per image        %.0f ms\n", r->tokens_ms);
+  const eval_referring_results *rf = &r->referring;
+  if (rf->available)
+    printf ("referring segmentation  mIoU %.3f (%d expressions; %.1f %% with IoU >= 0.5; %.0f ms\n"
+            "                                 each)\n",
+            rf->expressions ? rf->iou_sum / rf->expressions : NAN, rf->expressions,
+            100.0 * ratio (rf->hits, rf->expressions), rf->segment_ms);
+  else
+    printf ("referring segmentation: not in this model\n");
+  if (gen && r->gen.available)
+    print_gen_table (&r->gen);
+  else if (gen)
+    printf ("generation: not in this model\n");
+}
+
+static void
+referring_progress (int done, int total, void *user)
+{
+  (void)user;
+  cli_progress ("eval (referring)", done, total);
 }
 
 int
@@ -394,6 +508,10 @@ cmd_eval (int argc, char **argv)
     { "count", required_argument, NULL, 'n' },
     { "questions", required_argument, NULL, 'q' },
     { "no-qa", no_argument, NULL, 'Q' },
+    { "gen-count", required_argument, NULL, 'G' },
+    { "gen-steps", required_argument, NULL, 'S' },
+    { "gen-guidance", required_argument, NULL, 'g' },
+    { "no-gen", no_argument, NULL, 'N' },
     { "plots", required_argument, NULL, 'p' },
     { "device", required_argument, NULL, 'd' },
     { "threads", required_argument, NULL, 't' },
@@ -401,7 +519,14 @@ cmd_eval (int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  eval_args a = { .device = "auto", .seed = 1000000, .count = 200, .qa = true };
+  eval_args a = { .device = "auto",
+                  .seed = 1000000,
+                  .count = 200,
+                  .qa = true,
+                  .gen = true,
+                  .gen_count = -1,
+                  .gen_steps = 20,
+                  .gen_guidance = 3.0 };
   optind = 1;
   opterr = 0;
   int c;
@@ -409,7 +534,7 @@ cmd_eval (int argc, char **argv)
     {
       char *end = NULL;
       long v = 0;
-      if (c == 's' || c == 'n' || c == 'q' || c == 't')
+      if (c == 's' || c == 'n' || c == 'q' || c == 't' || c == 'G' || c == 'S')
         {
           v = strtol (optarg, &end, 10);
           if (end == optarg || *end || v < 0 || v > 1000000000L)
@@ -434,6 +559,27 @@ cmd_eval (int argc, char **argv)
             break;
           case 'Q':
             a.qa = false;
+            break;
+          case 'G':
+            a.gen_count = (int)(v < 100000 ? v : 100000);
+            a.gen = a.gen && v > 0; /* 0: no generation, as --no-gen */
+            break;
+          case 'S':
+            if (v < 1 || v > 1000)
+              return cli_usage_error ("eval", "--gen-steps must be 1..1000");
+            a.gen_steps = (int)v;
+            break;
+          case 'g':
+            {
+              double gd = strtod (optarg, &end);
+              if (end == optarg || *end || !(gd >= 0.0 && gd <= 100.0))
+                return cli_usage_error (
+                  "eval", "--gen-guidance must be a number in [0, 100], got '%s'", optarg);
+              a.gen_guidance = gd;
+            }
+            break;
+          case 'N':
+            a.gen = false;
             break;
           case 'p':
             a.plots = optarg;
@@ -462,13 +608,34 @@ cmd_eval (int argc, char **argv)
     return cli_report (&err);
   eval_results r = { 0 };
   setok_status st = evaluate (&a, model, &r, &err);
+  if (st == SETOK_OK)
+    {
+      setok_world_options wo;
+      setok_world_options_default (&wo);
+      st = eval_referring (model, a.device, a.threads, (uint64_t)a.seed, a.count, &wo, NULL,
+                           a.json ? NULL : referring_progress, NULL, &r.referring, &err);
+    }
+  if (st == SETOK_OK && a.gen)
+    {
+      eval_gen_options go = {
+        .model = model,
+        .device = a.device,
+        .threads = a.threads,
+        .seed = a.seed,
+        .count = a.gen_count >= 0 ? a.gen_count : (a.count < 50 ? a.count : 50),
+        .steps = a.gen_steps,
+        .guidance = a.gen_guidance,
+        .progress = !a.json,
+      };
+      st = eval_generation (&go, &r.gen, &err);
+    }
   if (st == SETOK_OK && a.plots)
     st = eval_plots (&r, a.plots, &err);
   int rc = CLI_EXIT_OK;
   if (st == SETOK_OK && a.json)
-    rc = cli_print_json (results_json (&r, model));
+    rc = cli_print_json (results_json (&r, model, a.gen));
   else if (st == SETOK_OK)
-    print_table (&r, model);
+    print_table (&r, model, a.gen);
   free (r.tokens);
   free (r.objects);
   return st == SETOK_OK ? rc : cli_report (&err);

@@ -1,6 +1,7 @@
 /* eval-plots.c — the charts of `setok eval`, drawn with cairo: tokens per
- * image against objects per image, question-answering accuracy by type, and
- * the clustering ablation. */
+ * image against objects per image, question-answering accuracy by type, the
+ * clustering ablation, and generation and editing (rates per attribute and
+ * per edit kind). */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -165,6 +166,32 @@ eval_plots (const eval_results *r, const char *dir, setok_error *err)
              5);
       bars (cr, labels, r->alignment, EVAL_PASSES);
       st = save (s, dir, "ablation.png", err);
+    }
+  if (st == SETOK_OK && r->gen.available)
+    {
+      const eval_gen_results *g = &r->gen;
+      const char *labels[5 + EVAL_EDIT_KINDS];
+      double values[5 + EVAL_EDIT_KINDS];
+      int n = 0;
+      const char *gen_labels[5] = { "both", "colour", "shape", "prompt", "edit" };
+      const int num[5]
+        = { g->found, g->colour_found, g->shape_found, g->satisfied, g->edit_success };
+      const int den[5] = { g->named, g->named, g->named, g->prompts, g->edits };
+      for (int i = 0; i < 5; i++, n++)
+        {
+          labels[n] = gen_labels[i];
+          values[n] = den[i] > 0 ? (double)num[i] / den[i] : NAN;
+        }
+      for (int k = 0; k < EVAL_EDIT_KINDS; k++)
+        if (g->kinds[k].total > 0)
+          {
+            labels[n] = eval_edit_kind_names[k];
+            values[n++] = (double)g->kinds[k].success / g->kinds[k].total;
+          }
+      frame (cr, "Generation (objects found) and editing (success)", "attribute / edit kind",
+             "rate", 1.0, 5);
+      bars (cr, labels, values, n);
+      st = save (s, dir, "generation.png", err);
     }
   cairo_destroy (cr);
   cairo_surface_destroy (s);

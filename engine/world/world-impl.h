@@ -107,6 +107,9 @@ int world_radius(int size, int width, int height);
  * labels [h*w]. With rgb NULL only the labels are drawn (bg may be NULL). */
 void world_render(uint8_t *rgb, uint8_t *labels, int width, int height,
                   const world_background *bg, const world_object *objects, int n);
+/* Draws o's shape (its id and colour unused) into mask [h*w]: 255 inside, 0
+ * elsewhere. Returns the pixels drawn. */
+int world_raster_mask(uint8_t *mask, int width, int height, const world_object *o);
 /* Whether a layout is allowed: every shape inside the image with a 1-pixel
  * margin, every object at least half visible with its reference point
  * visible, objects whose boxes touch of different colours. scratch is

@@ -249,6 +249,24 @@ static int shape_area(const world_object *o)
     return area;
 }
 
+int world_raster_mask(uint8_t *mask, int width, int height, const world_object *o)
+{
+    int area = 0;
+    shape_raster ras;
+    raster_init(&ras, o);
+    memset(mask, 0, (size_t)width * height);
+    for (int y = o->cy - o->radius; y <= o->cy + o->radius; y++) {
+        if (y < 0 || y >= height)
+            continue;
+        for (int x = o->cx - o->radius; x <= o->cx + o->radius; x++)
+            if (x >= 0 && x < width && raster_contains(&ras, x, y)) {
+                mask[(size_t)y * width + x] = 255;
+                area++;
+            }
+    }
+    return area;
+}
+
 static bool boxes_touch(const world_object *a, const world_object *b, int gap)
 {
     int reach = a->radius + b->radius + gap;

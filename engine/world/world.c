@@ -374,3 +374,80 @@ int setok_world_edit_count(const setok_world_scene *s)
 {
     return s ? s->n_edits : 0;
 }
+
+/* ---------------------------------------------------------------------------
+ * vocabulary and shapes, for readers of world images */
+
+_Static_assert(WORLD_N_SHAPES == SETOK_WORLD_N_SHAPES, "shape count");
+_Static_assert(WORLD_N_COLOURS == SETOK_WORLD_N_COLOURS, "colour count");
+_Static_assert(WORLD_N_SIZES == SETOK_WORLD_N_SIZES, "size count");
+
+const char *setok_world_shape_name(int shape)
+{
+    return shape >= 0 && shape < WORLD_N_SHAPES ? world_shape_names[shape] : NULL;
+}
+
+const char *setok_world_colour_name(int colour)
+{
+    return colour >= 0 && colour < WORLD_N_COLOURS ? world_colour_names[colour] : NULL;
+}
+
+const char *setok_world_size_name(int size)
+{
+    return size >= 0 && size < WORLD_N_SIZES ? world_size_names[size] : NULL;
+}
+
+static int name_index(const char *name, const char *const *names, int n)
+{
+    for (int i = 0; name && i < n; i++)
+        if (!strcmp(name, names[i]))
+            return i;
+    return -1;
+}
+
+int setok_world_shape_index(const char *name)
+{
+    return name_index(name, world_shape_names, WORLD_N_SHAPES);
+}
+
+int setok_world_colour_index(const char *name)
+{
+    return name_index(name, world_colour_names, WORLD_N_COLOURS);
+}
+
+int setok_world_size_index(const char *name)
+{
+    return name_index(name, world_size_names, WORLD_N_SIZES);
+}
+
+const uint8_t *setok_world_colour_rgb(int colour)
+{
+    return colour >= 0 && colour < WORLD_N_COLOURS ? world_colour_rgb[colour] : NULL;
+}
+
+int setok_world_size_radius(int size, int width, int height)
+{
+    return size >= 0 && size < WORLD_N_SIZES && width > 0 && height > 0
+               ? world_radius(size, width, height)
+               : 0;
+}
+
+setok_status setok_world_rasterize(uint8_t *mask, int width, int height, int shape, int cx,
+                                   int cy, int radius, int *area, setok_error *err)
+{
+    if (!mask || width < 1 || height < 1)
+        return setok_fail(err, SETOK_ERR_INPUT, "world: rasterize needs a mask of at least 1 x 1");
+    if (shape < 0 || shape >= WORLD_N_SHAPES)
+        return setok_fail(err, SETOK_ERR_INPUT, "world: no shape %d (0..%d)", shape,
+                          WORLD_N_SHAPES - 1);
+    if (radius < 1 || radius > SETOK_WORLD_MAX_SIDE)
+        return setok_fail(err, SETOK_ERR_INPUT, "world: radius must be 1..%d, got %d",
+                          SETOK_WORLD_MAX_SIDE, radius);
+    if (cx < -(1 << 20) || cx > (1 << 20) || cy < -(1 << 20) || cy > (1 << 20))
+        return setok_fail(err, SETOK_ERR_INPUT, "world: centre (%d, %d) is out of range", cx, cy);
+    world_object o = {.shape = shape, .cx = cx, .cy = cy, .radius = radius};
+    int n = world_raster_mask(mask, width, height, &o);
+    if (area)
+        *area = n;
+    return SETOK_OK;
+}

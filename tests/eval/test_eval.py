@@ -1,13 +1,69 @@
 #!/usr/bin/env python3
 """test_eval.py — `setok eval --count 20` on the shipped model (suite `eval`): the run succeeds,
 its JSON has every metric in its range, the per-type question counts add up to the total, the
-token counts vary with the scenes, and --plots writes the three charts as PNG files. Exits 77
-when the shipped bundle (data/models/setokim-tiny) is not in the source tree."""
+token counts vary with the scenes, and --plots writes the three charts as PNG files. When the
+model can generate, the "generation" and "edit" results are checked too (and generation.png),
+and when it segments by phrase, the "referring" results; when it cannot, those checks are
+skipped with the reason printed. SETOK_EVAL_GEN_MODEL may name
+another bundle with generation (e.g. /tmp/gen/bundle) whose generation and edit results are
+checked the same way (--no-qa). Exits 77 when the shipped bundle (data/models/setokim-tiny) is
+not in the source tree."""
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+
+def in_unit(v):
+    return isinstance(v, (int, float)) and 0.0 <= v <= 1.0
+
+
+def check_generation(r, count, plots, check):
+    """The "generation" and "edit" keys of one `setok eval --json` result."""
+    gen, edit = r.get("generation"), r.get("edit")
+    check(isinstance(gen, dict) and isinstance(edit, dict), "generation and edit keys present")
+    if not isinstance(gen, dict) or not isinstance(edit, dict):
+        return
+    if not gen.get("available"):
+        print(f"skipped: generation and edit checks: {r['model']} cannot generate "
+              "(no visual_tokens / unet / vae / mapper / scheduler)")
+        check(edit.get("available") is False, "edit is unavailable with generation")
+        return
+    check(gen["prompts"] == min(count, 50), f"{gen['prompts']} prompts drawn")
+    check(gen["named_objects"] >= gen["prompts"], f"{gen['named_objects']} named objects")
+    for key in ("attribute_accuracy", "colour_found", "shape_found", "prompts_satisfied"):
+        check(in_unit(gen[key]), f"generation {key} {gen[key]} in [0, 1]")
+    check(gen["attribute_accuracy"] <= min(gen["colour_found"], gen["shape_found"]),
+          "colour and shape together are found no more often than either")
+    check(gen["steps"] == 20 and gen["guidance"] == 3, "defaults: 20 steps, guidance 3")
+    check(gen["ms_per_image"] > 0, f"{gen['ms_per_image']:.0f} ms per image")
+    check(0 < edit["edits"] <= min(count, 50), f"{edit['edits']} edits")
+    check(in_unit(edit["success"]), f"edit success {edit['success']} in [0, 1]")
+    by = edit["by_kind"]
+    check(set(by) <= {"recolour", "remove", "add", "move", "resize"} and
+          sum(k["edits"] for k in by.values()) == edit["edits"], "per-kind edit counts add up")
+    check(all(in_unit(k["success"]) for k in by.values()), "per-kind success in [0, 1]")
+    check("recolour" in by and "remove" in by, "recolour and remove come first")
+    check(edit["mean_abs_diff_outside"] == 0.0,
+          f"mean |change| outside the region {edit['mean_abs_diff_outside']} is 0")
+    if plots:
+        with open(os.path.join(plots, "generation.png"), "rb") as f:
+            check(f.read(8) == b"\x89PNG\r\n\x1a\n", "generation.png is a PNG")
+
+
+def check_referring(r, check):
+    """The "referring" key of one `setok eval --json` result."""
+    ref = r.get("referring")
+    check(isinstance(ref, dict), "referring key present")
+    if not isinstance(ref, dict):
+        return
+    if not ref.get("available"):
+        print(f"skipped: referring checks: {r['model']} does not segment by phrase")
+        return
+    check(ref["expressions"] >= r["scenes"], f"{ref['expressions']} referring expressions")
+    for key in ("miou", "hit_rate_iou50"):
+        check(in_unit(ref[key]), f"referring {key} {ref[key]:.3f} in [0, 1]")
 
 
 def main():
@@ -52,6 +108,16 @@ def main():
             path = os.path.join(tmp, name)
             with open(path, "rb") as f:
                 check(f.read(8) == b"\x89PNG\r\n\x1a\n", f"{name} is a PNG")
+        check_generation(r, 20, tmp, check)
+        check_referring(r, check)
+    other = os.environ.get("SETOK_EVAL_GEN_MODEL")
+    if other:
+        p = subprocess.run([cli, "eval", "--count", "20", "--no-qa", "--json", "--device", "cpu",
+                            "--model", other], capture_output=True, text=True)
+        check(p.returncode == 0, f"setok eval --model {other} exits 0 ({p.stderr.strip()[:200]})")
+        if p.returncode == 0:
+            check_generation(json.loads(p.stdout), 20, None, check)
+            check_referring(json.loads(p.stdout), check)
     print(f"{'FAILED' if failed else 'passed'}")
     return 1 if failed else 0
 

@@ -603,6 +603,148 @@ static void test_bad_options(void)
     setok_world_free(s);
 }
 
+/* ---------------------------------------------------------------------------
+ * the analyser (setok_world_analyse) read back on the scenes themselves */
+
+/* The rasterizer draws exactly an unoccluded object's labels; bad arguments are errors. */
+static void test_rasterize(void)
+{
+    setok_world_scene *s = NULL;
+    setok_error err = {0};
+    uint8_t *mask = malloc(128 * 128);
+    int bad = 0, checked = 0;
+    for (uint64_t seed = 0; seed < 50 && mask; seed++) {
+        if (setok_world_generate(&s, seed, NULL, &err) != SETOK_OK)
+            break;
+        scene_view v;
+        if (load_view(&v, s)) {
+            const cJSON *o;
+            int i = 0;
+            cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(v.root, "objects")) {
+                const obj *b = &v.o[i++];
+                if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "occluded_by")) > 0)
+                    continue;
+                int r = setok_world_size_radius(b->size, 128, 128), area = 0, diff = 0;
+                if (setok_world_rasterize(mask, 128, 128, b->shape, b->cx, b->cy, r, &area, &err)
+                    != SETOK_OK) {
+                    bad++;
+                    continue;
+                }
+                for (int p = 0; p < 128 * 128; p++)
+                    diff += (mask[p] == 255) != (setok_world_labels(s)[p] == b->id);
+                bad += diff != 0 || area != b->full_area;
+                checked++;
+            }
+        }
+        cJSON_Delete(v.root);
+        setok_world_free(s);
+    }
+    CHECK(checked > 50 && bad == 0,
+          "rasterized masks equal the labels of %d unoccluded objects (%d differ)", checked, bad);
+    CHECK(setok_world_rasterize(mask, 128, 128, SETOK_WORLD_N_SHAPES, 5, 5, 4, NULL, &err)
+              == SETOK_ERR_INPUT,
+          "an unknown shape is SETOK_ERR_INPUT");
+    CHECK(setok_world_rasterize(mask, 128, 128, 0, 5, 5, 0, NULL, &err) == SETOK_ERR_INPUT,
+          "radius 0 is SETOK_ERR_INPUT");
+    CHECK(setok_world_shape_index("star") == 4 && setok_world_colour_index("black") == 9
+              && setok_world_size_index("large") == 2 && setok_world_shape_index("blob") == -1,
+          "name lookups");
+    CHECK(!strcmp(setok_world_colour_name(3), "green") && !setok_world_colour_name(10)
+              && setok_world_size_radius(0, 128, 128) == 7
+              && setok_world_size_radius(2, 128, 128) == 16,
+          "vocabulary and radii");
+    free(mask);
+}
+
+/* Thresholds measured on seeds 0..199 (128 x 128): every one of the 512 unoccluded objects'
+ * colour, shape and size recovered (1.000), no spurious component; kept at 0.95 (0.90
+ * for sizes) so a small change of the rasterizer does not break the test. */
+#define ANALYSE_MIN_COLOUR 0.95
+#define ANALYSE_MIN_SHAPE 0.95
+#define ANALYSE_MIN_SIZE 0.90
+
+static void test_analyse(void)
+{
+    setok_error err = {0};
+    int objects = 0, colour_ok = 0, shape_ok = 0, size_ok = 0, spurious = 0, failures = 0;
+    int confusion[SETOK_WORLD_N_SHAPES][SETOK_WORLD_N_SHAPES] = {{0}};
+    for (uint64_t seed = 0; seed < N_SCENES; seed++) {
+        setok_world_scene *s = NULL;
+        setok_world_reading r;
+        scene_view v = {0};
+        if (setok_world_generate(&s, seed, NULL, &err) != SETOK_OK || !load_view(&v, s)
+            || setok_world_analyse(&r, setok_world_rgb(s), 128, 128, &err) != SETOK_OK) {
+            failures++;
+            cJSON_Delete(v.root);
+            setok_world_free(s);
+            continue;
+        }
+        const uint8_t *labels = setok_world_labels(s);
+        /* a component with no object pixel under it is a false find */
+        for (int k = 0; k < r.n_components; k++) {
+            bool on_object = false;
+            for (int p = 0; p < 128 * 128 && !on_object; p++)
+                on_object = r.components_map[p] == k + 1 && labels[p] != 0;
+            spurious += !on_object;
+        }
+        const cJSON *o;
+        int i = 0;
+        cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(v.root, "objects")) {
+            const obj *b = &v.o[i++];
+            if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "occluded_by")) > 0)
+                continue;
+            /* the component covering most of the object's pixels */
+            int votes[64] = {0}, best = 0;
+            for (int p = 0; p < 128 * 128; p++)
+                if (labels[p] == b->id && r.components_map[p] > 0 && r.components_map[p] < 64)
+                    votes[r.components_map[p]]++;
+            for (int k = 1; k < 64; k++)
+                best = votes[k] > votes[best] ? k : best;
+            objects++;
+            if (best == 0)
+                continue;
+            const setok_world_component *c = &r.components[best - 1];
+            colour_ok += c->colour == b->colour;
+            shape_ok += c->shape == b->shape;
+            size_ok += c->size == b->size;
+            confusion[b->shape][c->shape]++;
+        }
+        cJSON_Delete(v.root);
+        setok_world_reading_free(&r);
+        setok_world_free(s);
+    }
+    double n = objects > 0 ? objects : 1;
+    printf("analyser on %d unoccluded objects: colour %.3f, shape %.3f, size %.3f; "
+           "%d spurious components\n",
+           objects, colour_ok / n, shape_ok / n, size_ok / n, spurious);
+    for (int a = 0; a < SETOK_WORLD_N_SHAPES; a++)
+        for (int b = 0; b < SETOK_WORLD_N_SHAPES; b++)
+            if (a != b && confusion[a][b])
+                printf("  %s read as %s: %d\n", setok_world_shape_name(a),
+                       setok_world_shape_name(b), confusion[a][b]);
+    CHECK(failures == 0, "%d scenes failed to generate or analyse: %s", failures, err.message);
+    CHECK(objects >= 400, "enough unoccluded objects (%d)", objects);
+    CHECK(colour_ok >= ANALYSE_MIN_COLOUR * objects, "colour recovered %.3f", colour_ok / n);
+    CHECK(shape_ok >= ANALYSE_MIN_SHAPE * objects, "shape recovered %.3f", shape_ok / n);
+    CHECK(size_ok >= ANALYSE_MIN_SIZE * objects, "size recovered %.3f", size_ok / n);
+    CHECK(spurious == 0, "%d components found on the background", spurious);
+
+    /* bad input, and a flat image with nothing on it */
+    setok_world_reading r;
+    uint8_t *flat = malloc(64 * 64 * 3);
+    CHECK(setok_world_analyse(&r, flat, 32, 64, &err) == SETOK_ERR_INPUT,
+          "a 32-pixel side is SETOK_ERR_INPUT");
+    setok_world_reading_free(&r);
+    if (flat) {
+        memset(flat, 138, 64 * 64 * 3);
+        CHECK(setok_world_analyse(&r, flat, 64, 64, &err) == SETOK_OK && r.n_components == 0
+                  && r.background[0] == 138 && r.background_colour == -1,
+              "a plain gray image has no objects");
+        setok_world_reading_free(&r);
+    }
+    free(flat);
+}
+
 int main(void)
 {
     for (int c = 0; c < 16; c++)
@@ -617,6 +759,8 @@ int main(void)
     test_scenes(&o, 2000, 20, false);
     test_palette();
     test_bad_options();
+    test_rasterize();
+    test_analyse();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
