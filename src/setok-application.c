@@ -139,11 +139,12 @@ action_quit (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
   GList *windows = gtk_application_get_windows (GTK_APPLICATION (user_data));
 
-  /* closing the windows saves their state through their settings bindings */
+  /* closing the windows saves their state through their settings bindings; a
+   * window with unsaved edits asks first, and the application lives on while it does */
   while (windows != NULL)
     {
       GList *next = windows->next;
-      gtk_window_destroy (windows->data);
+      gtk_window_close (windows->data);
       windows = next;
     }
 }
@@ -236,6 +237,9 @@ setok_application_startup (GApplication *app)
     { "win.open", { "<Control>o", NULL } },
     { "win.new-scene", { "<Control>n", NULL } },
     { "win.export-overlay", { "<Control>e", NULL } },
+    { "win.save", { "<Control>s", NULL } },
+    { "win.save-as", { "<Shift><Control>s", NULL } },
+    { "win.show-generate", { "<Shift><Control>n", NULL } },
     { "win.close-document", { "<Control>w", NULL } },
     { "win.zoom-in", { "<Control>plus", "<Control>equal", NULL } },
     { "win.zoom-out", { "<Control>minus", NULL } },

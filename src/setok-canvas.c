@@ -25,6 +25,8 @@ struct _SetokCanvas
   SetokDocument *document;
   gulong map_handler;
   gulong selection_handler;
+  gulong display_handler;
+  gulong picture_handler;
 
   double zoom;
   double off_x, off_y; /* widget position of the image's top-left corner */
@@ -253,6 +255,9 @@ setok_canvas_click (SetokCanvas *self, double x, double y, GdkModifierType state
 {
   SetokSelectMode mode = SETOK_SELECT_REPLACE;
 
+  /* the region of an edit under way or in review stays what it was */
+  if (setok_document_get_edit_state (self->document) != SETOK_EDIT_IDLE)
+    return;
   if (state & GDK_SHIFT_MASK)
     mode = SETOK_SELECT_ADD;
   else if (state & GDK_ALT_MASK)
@@ -494,8 +499,11 @@ static void
 setok_canvas_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
 {
   SetokCanvas *self = SETOK_CANVAS (widget);
-  SetokPicture *picture = setok_document_get_picture (self->document);
-  SetokTokenMap *map = setok_document_get_token_map (self->document);
+  SetokPicture *picture = setok_document_get_display_picture (self->document);
+  /* an edit's preview or result is shown plain, to compare it with the original */
+  SetokTokenMap *map = picture == setok_document_get_picture (self->document)
+                         ? setok_document_get_token_map (self->document)
+                         : NULL;
   int iw, ih;
   graphene_rect_t bounds, view;
 
@@ -629,6 +637,10 @@ setok_canvas_set_document (SetokCanvas *self, SetokDocument *document)
                                                 G_CALLBACK (token_map_changed), self);
   self->selection_handler = g_signal_connect_swapped (document, "selection-changed",
                                                       G_CALLBACK (invalidate_selection), self);
+  self->display_handler = g_signal_connect_swapped (document, "notify::display-picture",
+                                                    G_CALLBACK (gtk_widget_queue_draw), self);
+  self->picture_handler = g_signal_connect_swapped (document, "notify::picture",
+                                                    G_CALLBACK (gtk_widget_queue_resize), self);
   gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL,
                                   setok_document_get_title (document), -1);
 }
@@ -642,6 +654,8 @@ setok_canvas_dispose (GObject *object)
     {
       g_clear_signal_handler (&self->map_handler, self->document);
       g_clear_signal_handler (&self->selection_handler, self->document);
+      g_clear_signal_handler (&self->display_handler, self->document);
+      g_clear_signal_handler (&self->picture_handler, self->document);
     }
   g_clear_object (&self->document);
   g_clear_object (&self->overlay);

@@ -1,9 +1,13 @@
 /* setok-document.c — one open image and what the engine made of it.
  *
  * The document keeps its pictures as a list of revisions with a current
- * index, so that region edits can add revisions and undo can step back
- * through them; the token map and the selection belong to the current one. */
+ * index: applied edits add revisions and undo steps back through them. The
+ * pictures are immutable, so undo gives back the very pixels it had. The
+ * token map and the selection belong to the current revision. "Modified"
+ * means the current revision is not the one last saved (or loaded). */
 #include "setok-document.h"
+
+#include <glib/gi18n.h>
 
 #include "setok-error.h"
 
@@ -18,6 +22,7 @@ struct _SetokDocument
   char *title;
   GPtrArray *revisions; /* of SetokPicture */
   guint revision;
+  SetokPicture *saved; /* the revision in file, or NULL */
 
   SetokTokenMap *token_map;
   GtkBitset *selection;
@@ -27,6 +32,13 @@ struct _SetokDocument
   guint recompute_source;
   GCancellable *tokens_cancellable;
   gboolean computing;
+
+  SetokEditState edit_state;
+  GCancellable *edit_cancellable;
+  double edit_progress;
+  SetokPicture *edit_preview; /* RUNNING: the latest preview */
+  SetokPicture *edit_result;  /* REVIEW */
+  gboolean show_original;
 };
 
 G_DEFINE_FINAL_TYPE (SetokDocument, setok_document, G_TYPE_OBJECT)
@@ -35,8 +47,17 @@ enum
 {
   PROP_0,
   PROP_TITLE,
+  PROP_FILE,
+  PROP_PICTURE,
+  PROP_DISPLAY_PICTURE,
+  PROP_MODIFIED,
+  PROP_CAN_UNDO,
+  PROP_CAN_REDO,
   PROP_TOKEN_MAP,
   PROP_COMPUTING,
+  PROP_EDIT_STATE,
+  PROP_EDIT_PROGRESS,
+  PROP_SHOW_ORIGINAL,
   N_PROPS
 };
 
@@ -44,6 +65,7 @@ enum
 {
   SELECTION_CHANGED,
   FAILED,
+  EDIT_FAILED,
   N_SIGNALS
 };
 
@@ -129,6 +151,340 @@ setok_document_recompute (SetokDocument *self)
   start_tokens (self);
 }
 
+static void
+notify (SetokDocument *self, int prop)
+{
+  g_object_notify_by_pspec (G_OBJECT (self), properties[prop]);
+}
+
+/* After the revision changed: the old token map describes other pixels. */
+static void
+picture_changed (SetokDocument *self)
+{
+  g_object_freeze_notify (G_OBJECT (self));
+  notify (self, PROP_PICTURE);
+  notify (self, PROP_DISPLAY_PICTURE);
+  notify (self, PROP_MODIFIED);
+  notify (self, PROP_CAN_UNDO);
+  notify (self, PROP_CAN_REDO);
+  if (self->token_map != NULL)
+    {
+      g_clear_pointer (&self->token_map, setok_token_map_unref);
+      gtk_bitset_remove_all (self->selection);
+      notify (self, PROP_TOKEN_MAP);
+    }
+  g_object_thaw_notify (G_OBJECT (self));
+  g_signal_emit (self, signals[SELECTION_CHANGED], 0);
+  if (self->have_wanted)
+    setok_document_recompute (self);
+}
+
+gboolean
+setok_document_get_modified (SetokDocument *self)
+{
+  return self->saved != setok_document_get_picture (self);
+}
+
+void
+setok_document_set_unsaved (SetokDocument *self)
+{
+  g_return_if_fail (SETOK_IS_DOCUMENT (self));
+
+  g_clear_pointer (&self->saved, setok_picture_unref);
+  notify (self, PROP_MODIFIED);
+}
+
+void
+setok_document_push_picture (SetokDocument *self, SetokPicture *picture)
+{
+  g_return_if_fail (SETOK_IS_DOCUMENT (self));
+
+  g_ptr_array_set_size (self->revisions, self->revision + 1);
+  g_ptr_array_add (self->revisions, setok_picture_ref (picture));
+  self->revision++;
+  picture_changed (self);
+}
+
+gboolean
+setok_document_get_can_undo (SetokDocument *self)
+{
+  return self->revision > 0 && self->edit_state == SETOK_EDIT_IDLE;
+}
+
+gboolean
+setok_document_get_can_redo (SetokDocument *self)
+{
+  return self->revision + 1 < self->revisions->len && self->edit_state == SETOK_EDIT_IDLE;
+}
+
+void
+setok_document_undo (SetokDocument *self)
+{
+  g_return_if_fail (SETOK_IS_DOCUMENT (self));
+
+  if (!setok_document_get_can_undo (self))
+    return;
+  self->revision--;
+  picture_changed (self);
+}
+
+void
+setok_document_redo (SetokDocument *self)
+{
+  g_return_if_fail (SETOK_IS_DOCUMENT (self));
+
+  if (!setok_document_get_can_redo (self))
+    return;
+  self->revision++;
+  picture_changed (self);
+}
+
+// ----------------------------------------------------------------------------
+// saving
+
+static void
+save_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  SetokPicture *picture = task_data;
+  GFile *file = g_object_get_data (G_OBJECT (task), "file");
+  g_autofree char *path = g_file_get_path (file);
+  GError *error = NULL;
+
+  if (path == NULL)
+    g_task_return_new_error (task, SETOK_ERROR, SETOK_ERR_INPUT, _ ("%s is not a local file"),
+                             g_file_peek_path (file));
+  else if (!setok_picture_save (picture, path, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+void
+setok_document_save_async (SetokDocument *self, GFile *file, GCancellable *cancellable,
+                           GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+
+  g_return_if_fail (SETOK_IS_DOCUMENT (self));
+  g_task_set_source_tag (task, setok_document_save_async);
+  /* the revision being written, which is what "saved" will mean */
+  g_task_set_task_data (task, setok_picture_ref (setok_document_get_picture (self)),
+                        (GDestroyNotify)setok_picture_unref);
+  g_object_set_data_full (G_OBJECT (task), "file", g_object_ref (file), g_object_unref);
+  g_task_run_in_thread (task, save_in_thread);
+}
+
+gboolean
+setok_document_save_finish (SetokDocument *self, GAsyncResult *result, GError **error)
+{
+  GTask *task = G_TASK (result);
+  GFile *file = g_object_get_data (G_OBJECT (task), "file");
+
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  if (!g_task_propagate_boolean (task, error))
+    return FALSE;
+  g_object_freeze_notify (G_OBJECT (self));
+  if (self->file == NULL || !g_file_equal (self->file, file))
+    {
+      g_set_object (&self->file, file);
+      g_free (self->title);
+      self->title = g_file_get_basename (file);
+      notify (self, PROP_FILE);
+      notify (self, PROP_TITLE);
+    }
+  g_clear_pointer (&self->saved, setok_picture_unref);
+  self->saved = setok_picture_ref (g_task_get_task_data (task));
+  notify (self, PROP_MODIFIED);
+  g_object_thaw_notify (G_OBJECT (self));
+  return TRUE;
+}
+
+// ----------------------------------------------------------------------------
+// region edits
+
+static void
+set_edit_state (SetokDocument *self, SetokEditState state)
+{
+  if (self->edit_state == state)
+    return;
+  self->edit_state = state;
+  g_object_freeze_notify (G_OBJECT (self));
+  notify (self, PROP_EDIT_STATE);
+  notify (self, PROP_DISPLAY_PICTURE);
+  notify (self, PROP_CAN_UNDO);
+  notify (self, PROP_CAN_REDO);
+  g_object_thaw_notify (G_OBJECT (self));
+}
+
+SetokPicture *
+setok_document_get_selection_mask (SetokDocument *self)
+{
+  const SetokTokenMap *map = self->token_map;
+  const setok_image *img = setok_picture_get_image (setok_document_get_picture (self));
+  setok_image mask = { 0 };
+  setok_error err = { 0 };
+  gboolean any = FALSE;
+
+  if (map == NULL || gtk_bitset_is_empty (self->selection) || map->result.pixel_labels == NULL
+      || map->result.width != img->width || map->result.height != img->height)
+    return NULL;
+  if (setok_image_alloc (&mask, img->width, img->height, 1, &err) != SETOK_OK)
+    return NULL;
+  for (gsize i = 0; i < (gsize)img->width * img->height; i++)
+    {
+      int32_t t = map->result.pixel_labels[i];
+
+      mask.pixels[i] = t >= 0 && gtk_bitset_contains (self->selection, (guint)t) ? 255 : 0;
+      any |= mask.pixels[i] != 0;
+    }
+  if (!any)
+    {
+      setok_image_free (&mask);
+      return NULL;
+    }
+  return setok_picture_new_take (&mask);
+}
+
+static void
+edit_progress (int step, int total, SetokPicture *preview, gpointer user_data)
+{
+  SetokDocument *self = user_data;
+
+  if (self->edit_state != SETOK_EDIT_RUNNING)
+    return;
+  self->edit_progress = total > 0 ? CLAMP ((double)step / total, 0.0, 1.0) : 0.0;
+  notify (self, PROP_EDIT_PROGRESS);
+  if (preview != NULL)
+    {
+      g_clear_pointer (&self->edit_preview, setok_picture_unref);
+      self->edit_preview = setok_picture_ref (preview);
+      notify (self, PROP_DISPLAY_PICTURE);
+    }
+}
+
+static void
+edit_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (SetokDocument) self = user_data;
+  g_autoptr (GError) error = NULL;
+  SetokPicture *picture = setok_engine_edit_finish (SETOK_ENGINE (source), result, &error);
+
+  g_clear_object (&self->edit_cancellable);
+  g_clear_pointer (&self->edit_preview, setok_picture_unref);
+  if (picture == NULL)
+    {
+      set_edit_state (self, SETOK_EDIT_IDLE);
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_signal_emit (self, signals[EDIT_FAILED], 0, error);
+      return;
+    }
+  self->edit_result = picture;
+  self->show_original = FALSE;
+  notify (self, PROP_SHOW_ORIGINAL);
+  set_edit_state (self, SETOK_EDIT_REVIEW);
+}
+
+gboolean
+setok_document_edit (SetokDocument *self, const char *instruction,
+                     const SetokDiffusionRequest *request)
+{
+  g_autoptr (SetokPicture) mask = NULL;
+
+  g_return_val_if_fail (SETOK_IS_DOCUMENT (self), FALSE);
+
+  if (self->edit_state != SETOK_EDIT_IDLE)
+    return FALSE;
+  mask = setok_document_get_selection_mask (self);
+  if (mask == NULL)
+    return FALSE;
+  self->edit_cancellable = g_cancellable_new ();
+  self->edit_progress = 0;
+  notify (self, PROP_EDIT_PROGRESS);
+  set_edit_state (self, SETOK_EDIT_RUNNING);
+  /* the document outlives the job (the callback holds it), so progress may point at it */
+  setok_engine_edit_async (self->engine, setok_document_get_picture (self), mask, instruction,
+                           request, edit_progress, self, self->edit_cancellable, edit_done,
+                           g_object_ref (self));
+  return TRUE;
+}
+
+void
+setok_document_cancel_edit (SetokDocument *self)
+{
+  if (self->edit_cancellable != NULL)
+    g_cancellable_cancel (self->edit_cancellable);
+}
+
+void
+setok_document_apply_edit (SetokDocument *self)
+{
+  g_autoptr (SetokPicture) result = NULL;
+
+  if (self->edit_state != SETOK_EDIT_REVIEW)
+    return;
+  result = g_steal_pointer (&self->edit_result);
+  /* idle first, so that the new revision can be undone */
+  set_edit_state (self, SETOK_EDIT_IDLE);
+  setok_document_push_picture (self, result);
+}
+
+void
+setok_document_discard_edit (SetokDocument *self)
+{
+  if (self->edit_state != SETOK_EDIT_REVIEW)
+    return;
+  g_clear_pointer (&self->edit_result, setok_picture_unref);
+  set_edit_state (self, SETOK_EDIT_IDLE);
+}
+
+SetokEditState
+setok_document_get_edit_state (SetokDocument *self)
+{
+  return self->edit_state;
+}
+
+double
+setok_document_get_edit_progress (SetokDocument *self)
+{
+  return self->edit_progress;
+}
+
+SetokPicture *
+setok_document_get_edit_result (SetokDocument *self)
+{
+  return self->edit_result;
+}
+
+void
+setok_document_set_show_original (SetokDocument *self, gboolean show)
+{
+  show = !!show;
+  if (self->show_original == show)
+    return;
+  self->show_original = show;
+  notify (self, PROP_SHOW_ORIGINAL);
+  notify (self, PROP_DISPLAY_PICTURE);
+}
+
+gboolean
+setok_document_get_show_original (SetokDocument *self)
+{
+  return self->show_original;
+}
+
+SetokPicture *
+setok_document_get_display_picture (SetokDocument *self)
+{
+  if (self->edit_state == SETOK_EDIT_REVIEW && !self->show_original && self->edit_result != NULL)
+    return self->edit_result;
+  if (self->edit_state == SETOK_EDIT_RUNNING && self->edit_preview != NULL)
+    return self->edit_preview;
+  return setok_document_get_picture (self);
+}
+
+// ----------------------------------------------------------------------------
+// the object
+
 SetokDocument *
 setok_document_new (SetokEngine *engine, SetokPicture *picture, GFile *file, const char *title)
 {
@@ -136,6 +492,7 @@ setok_document_new (SetokEngine *engine, SetokPicture *picture, GFile *file, con
 
   self->engine = g_object_ref (engine);
   g_ptr_array_add (self->revisions, setok_picture_ref (picture));
+  self->saved = setok_picture_ref (picture);
   self->file = file != NULL ? g_object_ref (file) : NULL;
   self->title = g_strdup (title);
   return self;
@@ -209,6 +566,7 @@ setok_document_dispose (GObject *object)
   if (self->tokens_cancellable != NULL)
     g_cancellable_cancel (self->tokens_cancellable);
   g_clear_object (&self->tokens_cancellable);
+  setok_document_cancel_edit (self);
   G_OBJECT_CLASS (setok_document_parent_class)->dispose (object);
 }
 
@@ -221,6 +579,10 @@ setok_document_finalize (GObject *object)
   g_clear_object (&self->file);
   g_free (self->title);
   g_ptr_array_unref (self->revisions);
+  g_clear_pointer (&self->saved, setok_picture_unref);
+  g_clear_object (&self->edit_cancellable);
+  g_clear_pointer (&self->edit_preview, setok_picture_unref);
+  g_clear_pointer (&self->edit_result, setok_picture_unref);
   g_clear_pointer (&self->token_map, setok_token_map_unref);
   gtk_bitset_unref (self->selection);
   G_OBJECT_CLASS (setok_document_parent_class)->finalize (object);
@@ -236,11 +598,53 @@ setok_document_get_property (GObject *object, guint prop_id, GValue *value, GPar
       case PROP_TITLE:
         g_value_set_string (value, self->title);
         break;
+      case PROP_FILE:
+        g_value_set_object (value, self->file);
+        break;
+      case PROP_PICTURE:
+        g_value_set_boxed (value, setok_document_get_picture (self));
+        break;
+      case PROP_DISPLAY_PICTURE:
+        g_value_set_boxed (value, setok_document_get_display_picture (self));
+        break;
+      case PROP_MODIFIED:
+        g_value_set_boolean (value, setok_document_get_modified (self));
+        break;
+      case PROP_CAN_UNDO:
+        g_value_set_boolean (value, setok_document_get_can_undo (self));
+        break;
+      case PROP_CAN_REDO:
+        g_value_set_boolean (value, setok_document_get_can_redo (self));
+        break;
       case PROP_TOKEN_MAP:
         g_value_set_pointer (value, self->token_map);
         break;
       case PROP_COMPUTING:
         g_value_set_boolean (value, self->computing);
+        break;
+      case PROP_EDIT_STATE:
+        g_value_set_int (value, self->edit_state);
+        break;
+      case PROP_EDIT_PROGRESS:
+        g_value_set_double (value, self->edit_progress);
+        break;
+      case PROP_SHOW_ORIGINAL:
+        g_value_set_boolean (value, self->show_original);
+        break;
+      default:
+        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+setok_document_set_property (GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
+{
+  SetokDocument *self = SETOK_DOCUMENT (object);
+
+  switch (prop_id)
+    {
+      case PROP_SHOW_ORIGINAL:
+        setok_document_set_show_original (self, g_value_get_boolean (value));
         break;
       default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -256,8 +660,23 @@ setok_document_class_init (SetokDocumentClass *klass)
   object_class->dispose = setok_document_dispose;
   object_class->finalize = setok_document_finalize;
   object_class->get_property = setok_document_get_property;
+  object_class->set_property = setok_document_set_property;
 
   properties[PROP_TITLE] = g_param_spec_string ("title", NULL, NULL, NULL, flags);
+  properties[PROP_FILE] = g_param_spec_object ("file", NULL, NULL, G_TYPE_FILE, flags);
+  properties[PROP_PICTURE] = g_param_spec_boxed ("picture", NULL, NULL, SETOK_TYPE_PICTURE, flags);
+  properties[PROP_DISPLAY_PICTURE]
+    = g_param_spec_boxed ("display-picture", NULL, NULL, SETOK_TYPE_PICTURE, flags);
+  properties[PROP_MODIFIED] = g_param_spec_boolean ("modified", NULL, NULL, FALSE, flags);
+  properties[PROP_CAN_UNDO] = g_param_spec_boolean ("can-undo", NULL, NULL, FALSE, flags);
+  properties[PROP_CAN_REDO] = g_param_spec_boolean ("can-redo", NULL, NULL, FALSE, flags);
+  properties[PROP_EDIT_STATE] = g_param_spec_int ("edit-state", NULL, NULL, SETOK_EDIT_IDLE,
+                                                  SETOK_EDIT_REVIEW, SETOK_EDIT_IDLE, flags);
+  properties[PROP_EDIT_PROGRESS]
+    = g_param_spec_double ("edit-progress", NULL, NULL, 0, 1, 0, flags);
+  properties[PROP_SHOW_ORIGINAL]
+    = g_param_spec_boolean ("show-original", NULL, NULL, FALSE,
+                            G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   properties[PROP_TOKEN_MAP] = g_param_spec_pointer ("token-map", NULL, NULL, flags);
   properties[PROP_COMPUTING] = g_param_spec_boolean ("computing", NULL, NULL, FALSE, flags);
   g_object_class_install_properties (object_class, N_PROPS, properties);
@@ -268,6 +687,9 @@ setok_document_class_init (SetokDocumentClass *klass)
   /* a token map could not be computed */
   signals[FAILED] = g_signal_new ("failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                                   NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+  /* a region edit failed (not: was cancelled) */
+  signals[EDIT_FAILED] = g_signal_new ("edit-failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                       0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
 }
 
 static void

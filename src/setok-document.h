@@ -1,6 +1,7 @@
-/* setok-document.h — one open image: its pictures, its SeTok token map and
- * the user's token selection. Recomputes the token map in the background
- * (debounced) when the clustering parameters change. */
+/* setok-document.h — one open image: its pictures (an undo history), its
+ * SeTok token map, the user's token selection, the region edit under way and
+ * where it is saved. Recomputes the token map in the background (debounced)
+ * when the clustering parameters or the picture change. */
 #pragma once
 
 #include <gtk/gtk.h>
@@ -21,12 +22,42 @@ typedef enum
   SETOK_SELECT_REMOVE,
 } SetokSelectMode;
 
+typedef enum
+{
+  SETOK_EDIT_IDLE,    /* no edit */
+  SETOK_EDIT_RUNNING, /* the engine is repainting the region */
+  SETOK_EDIT_REVIEW,  /* a result waits to be applied or discarded */
+} SetokEditState;
+
 SetokDocument *setok_document_new (SetokEngine *engine, SetokPicture *picture, GFile *file,
                                    const char *title);
 
 const char *setok_document_get_title (SetokDocument *self);
+/* NULL until saved, for pictures that came from no file. */
 GFile *setok_document_get_file (SetokDocument *self);
+/* The current revision. */
 SetokPicture *setok_document_get_picture (SetokDocument *self);
+/* What the view shows: the edit's preview or result, else the picture. */
+SetokPicture *setok_document_get_display_picture (SetokDocument *self);
+
+/* Whether the picture differs from the saved one. */
+gboolean setok_document_get_modified (SetokDocument *self);
+/* The picture is in no file yet (a generated one): modified until saved. */
+void setok_document_set_unsaved (SetokDocument *self);
+
+/* History: picture becomes the current revision, dropping what undo left
+ * to redo. Undo and redo step through the revisions (not during an edit). */
+void setok_document_push_picture (SetokDocument *self, SetokPicture *picture);
+gboolean setok_document_get_can_undo (SetokDocument *self);
+gboolean setok_document_get_can_redo (SetokDocument *self);
+void setok_document_undo (SetokDocument *self);
+void setok_document_redo (SetokDocument *self);
+
+/* Writes the picture to file (PNG or JPEG by its extension) in a thread;
+ * on success file becomes the document's file and it is no longer modified. */
+void setok_document_save_async (SetokDocument *self, GFile *file, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data);
+gboolean setok_document_save_finish (SetokDocument *self, GAsyncResult *result, GError **error);
 /* NULL until the first token map arrives. */
 SetokTokenMap *setok_document_get_token_map (SetokDocument *self);
 gboolean setok_document_get_computing (SetokDocument *self);
@@ -41,5 +72,25 @@ void setok_document_recompute (SetokDocument *self);
 GtkBitset *setok_document_get_selection (SetokDocument *self);
 void setok_document_select (SetokDocument *self, int token, SetokSelectMode mode);
 void setok_document_clear_selection (SetokDocument *self);
+/* The selected tokens' pixels as a one-channel mask (255 = selected) at the
+ * picture's size; NULL without a selection. */
+SetokPicture *setok_document_get_selection_mask (SetokDocument *self);
+
+/* Point-and-instruct editing: repaints the selected tokens' region as
+ * instruction says (RUNNING, with progress and previews), then holds the
+ * result for review (REVIEW) until it is applied (a new revision) or
+ * discarded. Failures are emitted as "edit-failed". */
+gboolean setok_document_edit (SetokDocument *self, const char *instruction,
+                              const SetokDiffusionRequest *request);
+void setok_document_cancel_edit (SetokDocument *self);
+void setok_document_apply_edit (SetokDocument *self);
+void setok_document_discard_edit (SetokDocument *self);
+SetokEditState setok_document_get_edit_state (SetokDocument *self);
+/* 0 … 1 while RUNNING. */
+double setok_document_get_edit_progress (SetokDocument *self);
+SetokPicture *setok_document_get_edit_result (SetokDocument *self);
+/* In review: show the picture before the edit instead of the result. */
+void setok_document_set_show_original (SetokDocument *self, gboolean show);
+gboolean setok_document_get_show_original (SetokDocument *self);
 
 G_END_DECLS

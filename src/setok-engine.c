@@ -3,8 +3,10 @@
  * libsetok is not thread-safe per model, so exactly one thread touches the
  * loaded models: jobs are popped from one queue and run in order. A job's
  * GCancellable sets the atomic flag the engine polls; GTask brings each
- * result back to the main loop, and streamed text travels there through
- * idle callbacks queued ahead of the result. */
+ * result back to the main loop, and streamed text and diffusion progress
+ * travel there through idle callbacks queued ahead of the result. The
+ * diffusion pipeline (generate, edit) is opened on first use, for the model
+ * folder the last load named. */
 #include "setok-engine.h"
 
 #include <glib/gi18n.h>
@@ -56,6 +58,11 @@ struct _SetokEngine
   setok_chat *chat;
   guint conversation; /* the one in the chat's context; 0: none */
   int conversation_image_tokens;
+  char *folder; /* the last load's, for the diffusion pipeline */
+  char *device;
+  int threads;
+  setok_diffusion *diffusion;
+  char *diffusion_error; /* why the folder cannot generate, once tried */
 };
 
 G_DEFINE_FINAL_TYPE (SetokEngine, setok_engine, G_TYPE_OBJECT)
@@ -244,6 +251,13 @@ load_run (SetokEngine *self, Job *job)
 
   g_clear_pointer (&self->tokenizer, setok_tokenizer_free);
   g_clear_pointer (&self->chat, setok_chat_free);
+  g_clear_pointer (&self->diffusion, setok_diffusion_free);
+  g_clear_pointer (&self->diffusion_error, g_free);
+  g_free (self->folder);
+  g_free (self->device);
+  self->folder = g_strdup (d->path);
+  self->device = g_strdup (d->device);
+  self->threads = d->threads;
   self->conversation = 0;
   d->defaults = setok_cluster_params_default ();
   if (d->path == NULL || d->path[0] == '\0')
@@ -617,6 +631,254 @@ setok_engine_new_conversation (SetokEngine *self)
 }
 
 // ----------------------------------------------------------------------------
+// generate and edit
+
+G_DEFINE_QUARK (setok - engine - error - quark, setok_engine_error)
+
+typedef struct
+{
+  char *prompt;
+  SetokDiffusionRequest request;
+  SetokPicture *picture; /* edit */
+  SetokPicture *mask;    /* edit */
+  SetokProgressFunc on_progress;
+  gpointer progress_data;
+  GMainContext *context;
+} DiffusionData;
+
+typedef struct
+{
+  SetokProgressFunc on_progress;
+  gpointer progress_data;
+  int step, total;
+  SetokPicture *preview;
+} Progress;
+
+static void
+diffusion_data_free (gpointer data)
+{
+  DiffusionData *d = data;
+
+  g_free (d->prompt);
+  g_clear_pointer (&d->picture, setok_picture_unref);
+  g_clear_pointer (&d->mask, setok_picture_unref);
+  g_clear_pointer (&d->context, g_main_context_unref);
+  g_free (d);
+}
+
+static void
+progress_free (gpointer data)
+{
+  Progress *p = data;
+
+  g_clear_pointer (&p->preview, setok_picture_unref);
+  g_free (p);
+}
+
+static gboolean
+deliver_progress (gpointer data)
+{
+  Progress *p = data;
+
+  p->on_progress (p->step, p->total, p->preview, p->progress_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* An edit's preview as the user will see the result: the preview scaled to
+ * the picture inside the region, the picture's own pixels outside. */
+static gboolean
+edit_preview (setok_image *out, const setok_image *preview, const setok_image *picture,
+              const setok_image *mask, setok_error *err)
+{
+  setok_image scaled = { 0 };
+  int c = picture->channels;
+
+  if (preview->channels < 3
+      || setok_image_resize (&scaled, preview, picture->width, picture->height,
+                             SETOK_RESAMPLE_BILINEAR, err)
+           != SETOK_OK)
+    return FALSE;
+  if (setok_image_alloc (out, picture->width, picture->height, c, err) != SETOK_OK)
+    {
+      setok_image_free (&scaled);
+      return FALSE;
+    }
+  memcpy (out->pixels, picture->pixels, (gsize)picture->width * picture->height * c);
+  for (gsize i = 0; i < (gsize)picture->width * picture->height; i++)
+    if (mask->pixels[i] > 127 && c >= 3)
+      memcpy (out->pixels + i * c, scaled.pixels + i * scaled.channels, 3);
+  setok_image_free (&scaled);
+  return TRUE;
+}
+
+/* engine thread: forwards to the main loop, where it arrives before the result */
+static void
+send_progress (DiffusionData *d, int step, int total, const setok_image *preview)
+{
+  Progress *p;
+  setok_image copy = { 0 };
+  setok_error err = { 0 };
+
+  if (d->on_progress == NULL)
+    return;
+  p = g_new0 (Progress, 1);
+  p->on_progress = d->on_progress;
+  p->progress_data = d->progress_data;
+  p->step = step;
+  p->total = total;
+  if (preview != NULL && d->picture != NULL)
+    {
+      if (edit_preview (&copy, preview, setok_picture_get_image (d->picture),
+                        setok_picture_get_image (d->mask), &err))
+        p->preview = setok_picture_new_take (&copy);
+    }
+  else if (preview != NULL
+           && setok_image_alloc (&copy, preview->width, preview->height, preview->channels, &err)
+                == SETOK_OK)
+    {
+      memcpy (copy.pixels, preview->pixels,
+              (gsize)preview->width * preview->height * preview->channels);
+      p->preview = setok_picture_new_take (&copy);
+    }
+  g_main_context_invoke_full (d->context, G_PRIORITY_DEFAULT, deliver_progress, p, progress_free);
+}
+
+static void
+diffusion_on_step (int step, int total, void *user)
+{
+  send_progress (user, step, total, NULL);
+}
+
+static void
+diffusion_on_preview (const setok_image *preview, int step, void *user)
+{
+  DiffusionData *d = user;
+
+  send_progress (d, step, d->request.steps, preview);
+}
+
+/* Opens the pipeline for the loaded folder once; FALSE (job answered) when
+ * the folder cannot generate. */
+static gboolean
+ensure_diffusion (SetokEngine *self, Job *job)
+{
+  setok_error err = { 0 };
+
+  if (self->diffusion == NULL && self->diffusion_error == NULL)
+    {
+      if (self->folder == NULL || self->folder[0] == '\0')
+        self->diffusion_error = g_strdup (_ ("No model folder is set"));
+      else if (setok_diffusion_open (&self->diffusion, self->folder, self->device, self->threads,
+                                     &err)
+               != SETOK_OK)
+        self->diffusion_error = g_strdup (err.message);
+    }
+  if (self->diffusion != NULL)
+    return TRUE;
+  g_task_return_new_error (job->task, SETOK_ENGINE_ERROR, SETOK_ENGINE_ERROR_CANNOT_GENERATE,
+                           _ ("This model cannot generate images: %s"), self->diffusion_error);
+  return FALSE;
+}
+
+static void
+diffusion_run (SetokEngine *self, Job *job)
+{
+  DiffusionData *d = job->data;
+  setok_diffusion_options o;
+  setok_image out = { 0 };
+  setok_error err = { 0 };
+  setok_status st;
+
+  if (!ensure_diffusion (self, job))
+    return;
+  setok_diffusion_options_default (&o);
+  o.prompt = d->prompt;
+  o.steps = MAX (1, d->request.steps);
+  o.guidance = (float)d->request.guidance;
+  o.seed = d->request.seed;
+  o.on_step = diffusion_on_step;
+  o.on_preview = diffusion_on_preview;
+  o.preview_every = MAX (1, o.steps / 8);
+  o.user = d;
+  o.cancel = &job->cancel;
+  d->request.steps = o.steps;
+  if (d->picture != NULL)
+    st = setok_diffusion_edit (self->diffusion, setok_picture_get_image (d->picture),
+                               setok_picture_get_image (d->mask), &o, &out, &err);
+  else
+    st = setok_diffusion_generate (self->diffusion, &o, &out, &err);
+  if (st != SETOK_OK)
+    {
+      setok_image_free (&out);
+      g_task_return_error (job->task, setok_error_to_gerror (&err));
+      return;
+    }
+  g_task_return_pointer (job->task, setok_picture_new_take (&out),
+                         (GDestroyNotify)setok_picture_unref);
+}
+
+static void
+submit_diffusion (SetokEngine *self, Job *job, const char *prompt,
+                  const SetokDiffusionRequest *request, SetokProgressFunc on_progress,
+                  gpointer progress_data, SetokPicture *picture, SetokPicture *mask)
+{
+  DiffusionData *d = g_new0 (DiffusionData, 1);
+
+  d->prompt = g_strdup (prompt != NULL ? prompt : "");
+  d->request = *request;
+  d->picture = picture != NULL ? setok_picture_ref (picture) : NULL;
+  d->mask = mask != NULL ? setok_picture_ref (mask) : NULL;
+  d->on_progress = on_progress;
+  d->progress_data = progress_data;
+  d->context = g_main_context_ref_thread_default ();
+  job->data = d;
+  job->data_free = diffusion_data_free;
+  job->run = diffusion_run;
+  job_submit (self, job);
+}
+
+void
+setok_engine_generate_async (SetokEngine *self, const char *prompt,
+                             const SetokDiffusionRequest *request, SetokProgressFunc on_progress,
+                             gpointer progress_data, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (SETOK_IS_ENGINE (self));
+
+  submit_diffusion (self,
+                    job_new (self, setok_engine_generate_async, cancellable, callback, user_data),
+                    prompt, request, on_progress, progress_data, NULL, NULL);
+}
+
+SetokPicture *
+setok_engine_generate_finish (SetokEngine *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+void
+setok_engine_edit_async (SetokEngine *self, SetokPicture *picture, SetokPicture *mask,
+                         const char *instruction, const SetokDiffusionRequest *request,
+                         SetokProgressFunc on_progress, gpointer progress_data,
+                         GCancellable *cancellable, GAsyncReadyCallback callback,
+                         gpointer user_data)
+{
+  g_return_if_fail (SETOK_IS_ENGINE (self));
+  g_return_if_fail (picture != NULL && mask != NULL);
+
+  submit_diffusion (self, job_new (self, setok_engine_edit_async, cancellable, callback, user_data),
+                    instruction, request, on_progress, progress_data, picture, mask);
+}
+
+SetokPicture *
+setok_engine_edit_finish (SetokEngine *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+// ----------------------------------------------------------------------------
 // the object
 
 const char *
@@ -685,6 +947,10 @@ setok_engine_finalize (GObject *object)
   g_async_queue_unref (self->jobs);
   g_clear_pointer (&self->tokenizer, setok_tokenizer_free);
   g_clear_pointer (&self->chat, setok_chat_free);
+  g_clear_pointer (&self->diffusion, setok_diffusion_free);
+  g_free (self->diffusion_error);
+  g_free (self->folder);
+  g_free (self->device);
   g_free (self->model_path);
   g_free (self->model_name);
   g_free (self->device_name);

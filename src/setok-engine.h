@@ -7,6 +7,7 @@
 
 #include "setok-picture.h"
 #include "setok/chat.h"
+#include "setok/diffusion.h"
 #include "setok/tokens.h"
 
 G_BEGIN_DECLS
@@ -41,6 +42,28 @@ typedef struct _SetokChatReply
 } SetokChatReply;
 
 void setok_chat_reply_free (SetokChatReply *reply);
+
+/* The engine's own errors, beside SETOK_ERROR's. */
+#define SETOK_ENGINE_ERROR (setok_engine_error_quark ())
+
+typedef enum
+{
+  SETOK_ENGINE_ERROR_CANNOT_GENERATE, /* the model folder has no generation components */
+} SetokEngineError;
+
+GQuark setok_engine_error_quark (void);
+
+/* What a generation or an edit is asked to do. */
+typedef struct _SetokDiffusionRequest
+{
+  int steps;       /* denoising steps */
+  double guidance; /* classifier-free guidance scale; <= 1: off */
+  guint64 seed;
+} SetokDiffusionRequest;
+
+/* Called on the main loop after each denoising step; preview (a cheap
+ * picture of the result so far, at latent size) is NULL between previews. */
+typedef void (*SetokProgressFunc) (int step, int total, SetokPicture *preview, gpointer user_data);
 
 /* Called on the main loop with each piece of streamed answer text. */
 typedef void (*SetokTextFunc) (const char *text, gpointer user_data);
@@ -82,6 +105,27 @@ void setok_engine_chat_async (SetokEngine *self, guint conversation, SetokPictur
                               GAsyncReadyCallback callback, gpointer user_data);
 SetokChatReply *setok_engine_chat_finish (SetokEngine *self, GAsyncResult *result, GError **error);
 guint setok_engine_new_conversation (SetokEngine *self);
+
+/* Draws a new picture from prompt with the loaded model's generation
+ * components (opened on first use). on_progress, when not NULL, gets every
+ * step before the callback runs. A model without them fails with
+ * SETOK_ENGINE_ERROR_CANNOT_GENERATE. */
+void setok_engine_generate_async (SetokEngine *self, const char *prompt,
+                                  const SetokDiffusionRequest *request,
+                                  SetokProgressFunc on_progress, gpointer progress_data,
+                                  GCancellable *cancellable, GAsyncReadyCallback callback,
+                                  gpointer user_data);
+SetokPicture *setok_engine_generate_finish (SetokEngine *self, GAsyncResult *result,
+                                            GError **error);
+
+/* Changes the region of picture where mask (one channel, picture's size) is
+ * over 127 as instruction says; every pixel outside it stays as it was. */
+void setok_engine_edit_async (SetokEngine *self, SetokPicture *picture, SetokPicture *mask,
+                              const char *instruction, const SetokDiffusionRequest *request,
+                              SetokProgressFunc on_progress, gpointer progress_data,
+                              GCancellable *cancellable, GAsyncReadyCallback callback,
+                              gpointer user_data);
+SetokPicture *setok_engine_edit_finish (SetokEngine *self, GAsyncResult *result, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SetokTokenMap, setok_token_map_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SetokChatReply, setok_chat_reply_free)

@@ -3,6 +3,8 @@
  * both threads may read them; only the texture is main-thread state. */
 #include "setok-picture.h"
 
+#include <glib/gi18n.h>
+
 #include "setok-error.h"
 
 struct _SetokPicture
@@ -131,6 +133,75 @@ setok_picture_get_texture (SetokPicture *self)
     }
   self->texture = gdk_memory_texture_new (img->width, img->height, format, bytes, stride);
   return self->texture;
+}
+
+static gboolean
+has_extension (const char *path, const char *const *extensions)
+{
+  g_autofree char *lower = g_utf8_strdown (path, -1);
+
+  for (; *extensions != NULL; extensions++)
+    if (g_str_has_suffix (lower, *extensions))
+      return TRUE;
+  return FALSE;
+}
+
+static const char *const png_extensions[] = { ".png", NULL };
+static const char *const jpeg_extensions[] = { ".jpg", ".jpeg", NULL };
+
+gboolean
+setok_picture_can_save_as (const char *path)
+{
+  return has_extension (path, png_extensions) || has_extension (path, jpeg_extensions);
+}
+
+/* JPEG through GdkPixbuf's writer: RGB only, so alpha and gray are expanded or dropped. */
+static gboolean
+save_jpeg (SetokPicture *self, const char *path, GError **error)
+{
+  const setok_image *img = &self->image;
+  gsize n = (gsize)img->width * img->height;
+  g_autofree guint8 *rgb = g_try_malloc (n * 3);
+  g_autoptr (GdkPixbuf) pixbuf = NULL;
+
+  if (rgb == NULL)
+    {
+      g_set_error (error, SETOK_ERROR, SETOK_ERR_NOMEM, "%s",
+                   _ ("The image does not fit in memory"));
+      return FALSE;
+    }
+  for (gsize i = 0; i < n; i++)
+    {
+      const guint8 *in = img->pixels + i * img->channels;
+
+      for (int k = 0; k < 3; k++)
+        rgb[3 * i + k] = img->channels >= 3 ? in[k] : in[0];
+    }
+  pixbuf = gdk_pixbuf_new_from_data (rgb, GDK_COLORSPACE_RGB, FALSE, 8, img->width, img->height,
+                                     img->width * 3, NULL, NULL);
+  return gdk_pixbuf_save (pixbuf, path, "jpeg", error, "quality", "95", NULL);
+}
+
+gboolean
+setok_picture_save (SetokPicture *self, const char *path, GError **error)
+{
+  setok_error err = { 0 };
+
+  if (has_extension (path, jpeg_extensions))
+    return save_jpeg (self, path, error);
+  if (!has_extension (path, png_extensions))
+    {
+      g_autofree char *name = g_path_get_basename (path);
+      g_set_error (error, SETOK_ERROR, SETOK_ERR_INPUT,
+                   _ ("“%s” does not end in .png, .jpg or .jpeg"), name);
+      return FALSE;
+    }
+  if (setok_image_save_png (&self->image, path, &err) != SETOK_OK)
+    {
+      g_propagate_error (error, setok_error_to_gerror (&err));
+      return FALSE;
+    }
+  return TRUE;
 }
 
 static void

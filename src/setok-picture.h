@@ -26,6 +26,12 @@ gboolean setok_picture_has_alpha (SetokPicture *self);
 /* The pixels as a texture; created on first use, main thread only. */
 GdkTexture *setok_picture_get_texture (SetokPicture *self);
 
+/* Writes the pixels to path as PNG (exact) or JPEG (quality 95, without
+ * alpha), by the name's extension; any thread. */
+gboolean setok_picture_save (SetokPicture *self, const char *path, GError **error);
+/* Whether path's extension names a format setok_picture_save writes. */
+gboolean setok_picture_can_save_as (const char *path);
+
 /* Reads and decodes file (PNG or JPEG) in a worker thread. */
 void setok_picture_load_async (GFile *file, GCancellable *cancellable, GAsyncReadyCallback callback,
                                gpointer user_data);

@@ -1,5 +1,6 @@
 /* setok-window-actions.c — what the window's actions do: open, paste, drop
- * and generate images, export overlays, choose the model, zoom, select. */
+ * and make images, save them, export overlays and selection masks, undo and
+ * redo, choose the model, zoom, select. */
 #include <glib/gi18n.h>
 
 #include "setok-error.h"
@@ -164,6 +165,17 @@ action_paste (GtkWidget *widget, const char *action_name, GVariant *param)
   setok_window_paste (SETOK_WINDOW (widget));
 }
 
+/* The file name for an export: the document's name without its extension, and what. */
+static char *
+export_name (SetokDocument *document, const char *suffix)
+{
+  const char *title = setok_document_get_title (document);
+  const char *dot = strrchr (title, '.');
+  g_autofree char *stem = dot != NULL ? g_strndup (title, (gsize)(dot - title)) : g_strdup (title);
+
+  return g_strdup_printf ("%s-%s.png", stem, suffix);
+}
+
 static void
 export_response (GtkNativeDialog *dialog, int response, SetokWindow *self)
 {
@@ -207,22 +219,91 @@ action_export (GtkWidget *widget, const char *action_name, GVariant *param)
   SetokWindow *self = SETOK_WINDOW (widget);
   SetokDocument *document = _setok_window_get_document (self);
   GtkFileChooserNative *dialog;
-  g_autofree char *stem = NULL;
   g_autofree char *name = NULL;
-  const char *dot;
 
   if (document == NULL)
     return;
-  dot = strrchr (setok_document_get_title (document), '.');
-  stem = dot != NULL ? g_strndup (setok_document_get_title (document),
-                                  (gsize)(dot - setok_document_get_title (document)))
-                     : g_strdup (setok_document_get_title (document));
-  name = g_strdup_printf ("%s-tokens.png", stem);
+  name = export_name (document, "tokens");
   dialog = gtk_file_chooser_native_new (_ ("Export Overlay"), GTK_WINDOW (self),
                                         GTK_FILE_CHOOSER_ACTION_SAVE, _ ("_Export"), _ ("_Cancel"));
   gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name);
   g_signal_connect (dialog, "response", G_CALLBACK (export_response), self);
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
+static void
+mask_response (GtkNativeDialog *dialog, int response, SetokWindow *self)
+{
+  SetokDocument *document = _setok_window_get_document (self);
+  g_autoptr (GFile) file = response == GTK_RESPONSE_ACCEPT
+                             ? gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog))
+                             : NULL;
+  g_autoptr (SetokPicture) mask = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+
+  g_object_unref (dialog);
+  if (file == NULL || document == NULL)
+    return;
+  path = g_file_get_path (file);
+  mask = setok_document_get_selection_mask (document);
+  if (mask == NULL)
+    error = g_error_new (SETOK_ERROR, SETOK_ERR_INPUT, "%s", _ ("No tokens are selected"));
+  else if (path == NULL)
+    error = g_error_new (SETOK_ERROR, SETOK_ERR_INPUT, _ ("%s is not a local file"),
+                         g_file_peek_path (file));
+  else if (!g_str_has_suffix (path, ".png") && !g_str_has_suffix (path, ".PNG"))
+    error = g_error_new (SETOK_ERROR, SETOK_ERR_INPUT, "%s", _ ("A mask is saved as PNG (.png)"));
+  if (error == NULL && setok_picture_save (mask, path, &error))
+    {
+      g_autofree char *name = g_file_get_basename (file);
+      g_autofree char *title = g_strdup_printf (_ ("Saved “%s”"), name);
+      _setok_window_add_toast (self, adw_toast_new (title));
+    }
+  else
+    setok_window_show_error (self, _ ("Could not export the mask"), error);
+}
+
+static void
+action_export_mask (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+  SetokDocument *document = _setok_window_get_document (self);
+  GtkFileChooserNative *dialog;
+  g_autofree char *name = NULL;
+
+  if (document == NULL)
+    return;
+  name = export_name (document, "mask");
+  dialog = gtk_file_chooser_native_new (_ ("Export Selection Mask"), GTK_WINDOW (self),
+                                        GTK_FILE_CHOOSER_ACTION_SAVE, _ ("_Export"), _ ("_Cancel"));
+  gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name);
+  g_signal_connect (dialog, "response", G_CALLBACK (mask_response), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
+static void
+action_save (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+  SetokDocument *document = _setok_window_get_document (self);
+
+  if (document != NULL)
+    _setok_window_save_document (self, document, g_str_equal (action_name, "win.save-as"), NULL,
+                                 NULL);
+}
+
+static void
+action_history (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokDocument *document = _setok_window_get_document (SETOK_WINDOW (widget));
+
+  if (document == NULL)
+    return;
+  if (g_str_equal (action_name, "win.undo"))
+    setok_document_undo (document);
+  else
+    setok_document_redo (document);
 }
 
 static void
@@ -306,6 +387,11 @@ _setok_window_class_add_actions (GtkWidgetClass *widget_class)
   gtk_widget_class_install_action (widget_class, "win.new-scene", NULL, action_new_scene);
   gtk_widget_class_install_action (widget_class, "win.paste-image", NULL, action_paste);
   gtk_widget_class_install_action (widget_class, "win.export-overlay", NULL, action_export);
+  gtk_widget_class_install_action (widget_class, "win.export-mask", NULL, action_export_mask);
+  gtk_widget_class_install_action (widget_class, "win.save", NULL, action_save);
+  gtk_widget_class_install_action (widget_class, "win.save-as", NULL, action_save);
+  gtk_widget_class_install_action (widget_class, "win.undo", NULL, action_history);
+  gtk_widget_class_install_action (widget_class, "win.redo", NULL, action_history);
   gtk_widget_class_install_action (widget_class, "win.choose-model", NULL, action_choose_model);
   gtk_widget_class_install_action (widget_class, "win.close-document", NULL, action_close_document);
   gtk_widget_class_install_action (widget_class, "win.zoom-in", NULL, action_zoom);
@@ -323,4 +409,10 @@ _setok_window_class_add_actions (GtkWidgetClass *widget_class)
                                        NULL);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Escape, 0, "win.clear-selection",
                                        NULL);
+  /* likewise: a focused entry undoes its own typing first */
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_z, GDK_CONTROL_MASK, "win.undo", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_z, GDK_CONTROL_MASK | GDK_SHIFT_MASK,
+                                       "win.redo", NULL);
+  gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Z, GDK_CONTROL_MASK | GDK_SHIFT_MASK,
+                                       "win.redo", NULL);
 }

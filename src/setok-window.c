@@ -4,7 +4,10 @@
  * stack beside the tabs and follows the selected tab. The token controls
  * (mode, threshold, count) ask the current document for a new token map;
  * the document waits for the controls to settle before it asks the engine.
- * The window's actions are in setok-window-actions.c. */
+ * The edit bar under the canvas follows the current document's region edit;
+ * the Generate popover runs the window's one generation at a time.
+ * The window's other actions are in setok-window-actions.c, saving and the
+ * questions before closing unsaved documents in setok-window-save.c. */
 #include "setok-window.h"
 
 #include <glib/gi18n.h>
@@ -45,6 +48,26 @@ struct _SetokWindow
   GtkLabel *info_label;
   GtkStack *chat_stack;
   GtkWidget *chat_placeholder;
+  GtkStack *edit_stack;
+  GtkEntry *edit_entry;
+  GtkSpinButton *edit_seed_spin;
+  GtkSpinButton *edit_steps_spin;
+  GtkSpinButton *edit_guidance_spin;
+  GtkProgressBar *edit_progress;
+  GtkToggleButton *original_toggle;
+  GtkPopover *generate_popover;
+  GtkStack *generate_stack;
+  GtkEntry *generate_entry;
+  GtkSpinButton *generate_seed_spin;
+  GtkSpinButton *generate_steps_spin;
+  GtkSpinButton *generate_guidance_spin;
+  GtkPicture *generate_preview;
+  GtkProgressBar *generate_progress;
+
+  GCancellable *generate_cancellable; /* while generating */
+  guint n_generated;
+  gboolean syncing_toggle;
+  gboolean close_confirmed; /* the user chose to close despite unsaved edits */
 };
 
 G_DEFINE_FINAL_TYPE (SetokWindow, setok_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -165,6 +188,21 @@ document_failed (SetokDocument *document, GError *error, SetokWindow *self)
     = g_strdup_printf (_ ("No tokens for “%s”"), setok_document_get_title (document));
 
   setok_window_show_error (self, title, error);
+}
+
+/* Failures of generation and edits: a model without the components says so. */
+static void
+show_diffusion_error (SetokWindow *self, const char *title, const GError *error)
+{
+  if (g_error_matches (error, SETOK_ENGINE_ERROR, SETOK_ENGINE_ERROR_CANNOT_GENERATE))
+    title = _ ("This model cannot generate images");
+  setok_window_show_error (self, title, error);
+}
+
+static void
+edit_failed (SetokDocument *document, GError *error, SetokWindow *self)
+{
+  show_diffusion_error (self, _ ("The edit failed"), error);
 }
 
 static void
@@ -314,6 +352,9 @@ update_actions (SetokWindow *self)
   SetokDocument *document = current_document (self);
   gboolean has_doc = document != NULL;
   gboolean has_map = has_doc && setok_document_get_token_map (document) != NULL;
+  gboolean has_selection
+    = has_map && !gtk_bitset_is_empty (setok_document_get_selection (document));
+  SetokEditState state = has_doc ? setok_document_get_edit_state (document) : SETOK_EDIT_IDLE;
 
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export-overlay", has_map);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.close-document", has_doc);
@@ -324,6 +365,77 @@ update_actions (SetokWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.clear-selection", has_map);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.recompute",
                                  has_doc && setok_engine_get_has_tokens (self->engine));
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.save", has_doc);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.save-as", has_doc);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export-mask", has_selection);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.undo",
+                                 has_doc && setok_document_get_can_undo (document));
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.redo",
+                                 has_doc && setok_document_get_can_redo (document));
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.edit",
+                                 has_selection && state == SETOK_EDIT_IDLE
+                                   && !setok_engine_get_loading (self->engine));
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.cancel-edit",
+                                 has_doc && state == SETOK_EDIT_RUNNING);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.apply-edit",
+                                 has_doc && state == SETOK_EDIT_REVIEW);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.discard-edit",
+                                 has_doc && state == SETOK_EDIT_REVIEW);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.generate",
+                                 self->generate_cancellable == NULL);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.cancel-generate",
+                                 self->generate_cancellable != NULL);
+}
+
+/* The edit bar shows the current document's edit: instruction, progress or review. */
+static void
+sync_edit_bar (SetokWindow *self)
+{
+  static const char *const pages[] = { "instruct", "running", "review" };
+  SetokDocument *document = current_document (self);
+  SetokEditState state
+    = document != NULL ? setok_document_get_edit_state (document) : SETOK_EDIT_IDLE;
+
+  gtk_stack_set_visible_child_name (self->edit_stack, pages[state]);
+  gtk_progress_bar_set_fraction (
+    self->edit_progress, document != NULL ? setok_document_get_edit_progress (document) : 0);
+  self->syncing_toggle = TRUE;
+  gtk_toggle_button_set_active (self->original_toggle,
+                                document != NULL && setok_document_get_show_original (document));
+  self->syncing_toggle = FALSE;
+}
+
+static void
+original_toggled (SetokWindow *self)
+{
+  SetokDocument *document = current_document (self);
+
+  if (!self->syncing_toggle && document != NULL)
+    setok_document_set_show_original (document,
+                                      gtk_toggle_button_get_active (self->original_toggle));
+}
+
+/* The title of a document as tabs and the window show it: "• name" while modified. */
+static char *
+marked_title (SetokDocument *document)
+{
+  if (setok_document_get_modified (document))
+    return g_strdup_printf ("• %s", setok_document_get_title (document));
+  return g_strdup (setok_document_get_title (document));
+}
+
+static void
+update_page_title (SetokDocument *document, GParamSpec *pspec, AdwTabPage *page)
+{
+  g_autofree char *title = marked_title (document);
+  GFile *file = setok_document_get_file (document);
+
+  adw_tab_page_set_title (page, title);
+  if (file != NULL)
+    {
+      g_autofree char *where = g_file_get_parse_name (file);
+      adw_tab_page_set_tooltip (page, where);
+    }
 }
 
 static void
@@ -342,9 +454,9 @@ update_title (SetokWindow *self)
     subtitle = g_strdup_printf ("%s · %s", name, device);
   else
     subtitle = g_strdup (name);
-  adw_window_title_set_title (self->window_title, document != NULL
-                                                    ? setok_document_get_title (document)
-                                                    : _ ("SeTok Studio"));
+  g_autofree char *title = document != NULL ? marked_title (document) : NULL;
+
+  adw_window_title_set_title (self->window_title, title != NULL ? title : _ ("SeTok Studio"));
   adw_window_title_set_subtitle (self->window_title, subtitle);
 }
 
@@ -441,6 +553,8 @@ document_changed (SetokWindow *self)
 {
   update_info (self);
   update_actions (self);
+  update_title (self);
+  sync_edit_bar (self);
 }
 
 static void
@@ -458,12 +572,13 @@ selected_page_changed (SetokWindow *self)
   update_title (self);
   update_info (self);
   update_actions (self);
+  sync_edit_bar (self);
 }
 
 // ----------------------------------------------------------------------------
 // documents
 
-void
+SetokDocument *
 _setok_window_add_document (SetokWindow *self, SetokPicture *picture, GFile *file,
                             const char *title)
 {
@@ -477,30 +592,239 @@ _setok_window_add_document (SetokWindow *self, SetokPicture *picture, GFile *fil
   gtk_stack_add_child (self->chat_stack, chat);
   g_signal_connect_object (document, "failed", G_CALLBACK (document_failed), self, 0);
   g_signal_connect_object (chat, "failed", G_CALLBACK (chat_failed), self, 0);
+  g_signal_connect_object (document, "edit-failed", G_CALLBACK (edit_failed), self, 0);
   page = adw_tab_view_append (self->tab_view, canvas);
-  adw_tab_page_set_title (page, title);
-  if (file != NULL)
-    {
-      g_autofree char *where = g_file_get_parse_name (file);
-      adw_tab_page_set_tooltip (page, where);
-    }
+  update_page_title (document, NULL, page);
+  g_signal_connect_object (document, "notify::title", G_CALLBACK (update_page_title), page, 0);
+  g_signal_connect_object (document, "notify::modified", G_CALLBACK (update_page_title), page, 0);
   g_object_bind_property (document, "computing", page, "loading", G_BINDING_SYNC_CREATE);
   adw_tab_view_set_selected_page (self->tab_view, page);
   request_tokens (self, document);
+  return document;
+}
+
+void
+_setok_window_close_page_finish (SetokWindow *self, AdwTabPage *page, gboolean close)
+{
+  SetokCanvas *canvas = SETOK_CANVAS (adw_tab_page_get_child (page));
+  GtkWidget *chat = g_object_get_data (G_OBJECT (canvas), CHAT_VIEW_KEY);
+
+  if (close)
+    {
+      setok_document_cancel_edit (setok_canvas_get_document (canvas));
+      if (chat != NULL)
+        {
+          setok_chat_view_stop (SETOK_CHAT_VIEW (chat));
+          gtk_stack_remove (self->chat_stack, chat);
+        }
+    }
+  adw_tab_view_close_page_finish (self->tab_view, page, close);
 }
 
 static gboolean
 close_page (SetokWindow *self, AdwTabPage *page, AdwTabView *view)
 {
-  GtkWidget *chat = g_object_get_data (G_OBJECT (adw_tab_page_get_child (page)), CHAT_VIEW_KEY);
-
-  if (chat != NULL)
-    {
-      setok_chat_view_stop (SETOK_CHAT_VIEW (chat));
-      gtk_stack_remove (self->chat_stack, chat);
-    }
-  adw_tab_view_close_page_finish (view, page, TRUE);
+  _setok_window_confirm_close_page (self, page);
   return GDK_EVENT_STOP;
+}
+
+void
+_setok_window_set_close_confirmed (SetokWindow *self)
+{
+  self->close_confirmed = TRUE;
+}
+
+static gboolean
+setok_window_close_request (GtkWindow *window)
+{
+  SetokWindow *self = SETOK_WINDOW (window);
+
+  if (!self->close_confirmed && _setok_window_confirm_close (self))
+    return TRUE; /* the question decides */
+  return GTK_WINDOW_CLASS (setok_window_parent_class)->close_request (window);
+}
+
+// ----------------------------------------------------------------------------
+// generate and edit
+
+static SetokDiffusionRequest
+request_from (GtkSpinButton *seed, GtkSpinButton *steps, GtkSpinButton *guidance)
+{
+  SetokDiffusionRequest r;
+
+  r.seed = (guint64)gtk_spin_button_get_value (seed);
+  r.steps = gtk_spin_button_get_value_as_int (steps);
+  r.guidance = gtk_spin_button_get_value (guidance);
+  return r;
+}
+
+static void
+generate_progress (int step, int total, SetokPicture *preview, gpointer user_data)
+{
+  SetokWindow *self = user_data;
+
+  if (self->generate_cancellable == NULL)
+    return; /* the window is going away */
+  gtk_progress_bar_set_fraction (self->generate_progress,
+                                 total > 0 ? CLAMP ((double)step / total, 0.0, 1.0) : 0.0);
+  if (preview != NULL)
+    gtk_picture_set_paintable (self->generate_preview,
+                               GDK_PAINTABLE (setok_picture_get_texture (preview)));
+}
+
+static void
+generate_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (SetokWindow) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SetokPicture) picture
+    = setok_engine_generate_finish (SETOK_ENGINE (source), result, &error);
+
+  if (self->generate_cancellable == NULL)
+    return; /* disposed */
+  g_clear_object (&self->generate_cancellable);
+  gtk_stack_set_visible_child_name (self->generate_stack, "form");
+  gtk_picture_set_paintable (self->generate_preview, NULL);
+  update_actions (self);
+  if (picture == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        show_diffusion_error (self, _ ("Could not generate the image"), error);
+      return;
+    }
+  gtk_popover_popdown (self->generate_popover);
+  {
+    g_autofree char *title = self->n_generated++ == 0
+                               ? g_strdup (_ ("Untitled Image"))
+                               : g_strdup_printf (_ ("Untitled Image %u"), self->n_generated);
+    SetokDocument *document = _setok_window_add_document (self, picture, NULL, title);
+
+    setok_document_set_unsaved (document);
+  }
+}
+
+static void
+action_generate (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+  const char *prompt = gtk_editable_get_text (GTK_EDITABLE (self->generate_entry));
+  SetokDiffusionRequest request = request_from (self->generate_seed_spin, self->generate_steps_spin,
+                                                self->generate_guidance_spin);
+
+  if (self->generate_cancellable != NULL)
+    return;
+  if (prompt[0] == '\0')
+    {
+      gtk_popover_popup (self->generate_popover);
+      gtk_widget_grab_focus (GTK_WIDGET (self->generate_entry));
+      _setok_window_add_toast (self, adw_toast_new (_ ("Describe the picture to generate")));
+      return;
+    }
+  self->generate_cancellable = g_cancellable_new ();
+  gtk_progress_bar_set_fraction (self->generate_progress, 0);
+  gtk_stack_set_visible_child_name (self->generate_stack, "running");
+  update_actions (self);
+  setok_engine_generate_async (self->engine, prompt, &request, generate_progress, self,
+                               self->generate_cancellable, generate_done, g_object_ref (self));
+}
+
+static void
+action_cancel_generate (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+
+  if (self->generate_cancellable != NULL)
+    g_cancellable_cancel (self->generate_cancellable);
+}
+
+static void
+action_show_generate (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+
+  gtk_popover_popup (self->generate_popover);
+  if (self->generate_cancellable == NULL)
+    gtk_widget_grab_focus (GTK_WIDGET (self->generate_entry));
+}
+
+static void
+action_edit (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+  SetokDocument *document = current_document (self);
+  const char *instruction = gtk_editable_get_text (GTK_EDITABLE (self->edit_entry));
+  SetokDiffusionRequest request
+    = request_from (self->edit_seed_spin, self->edit_steps_spin, self->edit_guidance_spin);
+
+  if (document == NULL)
+    return;
+  if (instruction[0] == '\0')
+    {
+      gtk_widget_grab_focus (GTK_WIDGET (self->edit_entry));
+      _setok_window_add_toast (self, adw_toast_new (_ ("Describe the change first")));
+      return;
+    }
+  if (!setok_document_edit (document, instruction, &request))
+    _setok_window_add_toast (self, adw_toast_new (_ ("Select the tokens to change first")));
+}
+
+static void
+action_edit_step (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokDocument *document = current_document (SETOK_WINDOW (widget));
+
+  if (document == NULL)
+    return;
+  if (g_str_equal (action_name, "win.cancel-edit"))
+    setok_document_cancel_edit (document);
+  else if (g_str_equal (action_name, "win.apply-edit"))
+    setok_document_apply_edit (document);
+  else
+    setok_document_discard_edit (document);
+}
+
+static void
+activate_action_named (GtkWidget *widget, const char *action)
+{
+  gtk_widget_activate_action (widget, action, NULL);
+}
+
+static void
+edit_entry_activated (SetokWindow *self)
+{
+  activate_action_named (GTK_WIDGET (self), "win.edit");
+}
+
+static void
+generate_entry_activated (SetokWindow *self)
+{
+  activate_action_named (GTK_WIDGET (self), "win.generate");
+}
+
+void
+_setok_window_set_edit_controls (SetokWindow *self, const char *instruction,
+                                 const SetokDiffusionRequest *request)
+{
+  gtk_editable_set_text (GTK_EDITABLE (self->edit_entry), instruction);
+  gtk_spin_button_set_value (self->edit_seed_spin, (double)request->seed);
+  gtk_spin_button_set_value (self->edit_steps_spin, request->steps);
+  gtk_spin_button_set_value (self->edit_guidance_spin, request->guidance);
+}
+
+void
+_setok_window_set_generate_controls (SetokWindow *self, const char *prompt,
+                                     const SetokDiffusionRequest *request)
+{
+  gtk_editable_set_text (GTK_EDITABLE (self->generate_entry), prompt);
+  gtk_spin_button_set_value (self->generate_seed_spin, (double)request->seed);
+  gtk_spin_button_set_value (self->generate_steps_spin, request->steps);
+  gtk_spin_button_set_value (self->generate_guidance_spin, request->guidance);
+}
+
+gboolean
+_setok_window_get_generating (SetokWindow *self)
+{
+  return self->generate_cancellable != NULL;
 }
 
 typedef struct
@@ -552,6 +876,9 @@ setok_window_dispose (GObject *object)
 
   if (self->engine != NULL)
     g_signal_handlers_disconnect_by_data (self->engine, self);
+  if (self->generate_cancellable != NULL)
+    g_cancellable_cancel (self->generate_cancellable);
+  g_clear_object (&self->generate_cancellable);
   gtk_widget_dispose_template (GTK_WIDGET (self), SETOK_TYPE_WINDOW);
   G_OBJECT_CLASS (setok_window_parent_class)->dispose (object);
 }
@@ -577,6 +904,7 @@ setok_window_class_init (SetokWindowClass *klass)
 
   object_class->dispose = setok_window_dispose;
   object_class->finalize = setok_window_finalize;
+  GTK_WINDOW_CLASS (klass)->close_request = setok_window_close_request;
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/org/setokstudio/Studio/setok-window.ui");
@@ -594,6 +922,30 @@ setok_window_class_init (SetokWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, info_label);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, chat_stack);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, chat_placeholder);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_stack);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_entry);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_seed_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_steps_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_guidance_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_progress);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, original_toggle);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_popover);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_stack);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_entry);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_seed_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_steps_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_guidance_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_preview);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_progress);
+
+  gtk_widget_class_install_action (widget_class, "win.generate", NULL, action_generate);
+  gtk_widget_class_install_action (widget_class, "win.cancel-generate", NULL,
+                                   action_cancel_generate);
+  gtk_widget_class_install_action (widget_class, "win.show-generate", NULL, action_show_generate);
+  gtk_widget_class_install_action (widget_class, "win.edit", NULL, action_edit);
+  gtk_widget_class_install_action (widget_class, "win.cancel-edit", NULL, action_edit_step);
+  gtk_widget_class_install_action (widget_class, "win.apply-edit", NULL, action_edit_step);
+  gtk_widget_class_install_action (widget_class, "win.discard-edit", NULL, action_edit_step);
 
   _setok_window_class_add_actions (widget_class);
 }
@@ -614,6 +966,24 @@ setok_window_init (SetokWindow *self)
                                   G_CALLBACK (document_changed), self);
   g_signal_group_connect_swapped (self->document_signals, "selection-changed",
                                   G_CALLBACK (document_changed), self);
+  g_signal_group_connect_swapped (self->document_signals, "notify::modified",
+                                  G_CALLBACK (document_changed), self);
+  g_signal_group_connect_swapped (self->document_signals, "notify::title",
+                                  G_CALLBACK (document_changed), self);
+  g_signal_group_connect_swapped (self->document_signals, "notify::can-undo",
+                                  G_CALLBACK (document_changed), self);
+  g_signal_group_connect_swapped (self->document_signals, "notify::can-redo",
+                                  G_CALLBACK (document_changed), self);
+  g_signal_group_connect_swapped (self->document_signals, "notify::edit-state",
+                                  G_CALLBACK (document_changed), self);
+  g_signal_group_connect_swapped (self->document_signals, "notify::edit-progress",
+                                  G_CALLBACK (document_changed), self);
+  g_signal_group_connect_swapped (self->document_signals, "notify::show-original",
+                                  G_CALLBACK (document_changed), self);
+  g_signal_connect_swapped (self->original_toggle, "toggled", G_CALLBACK (original_toggled), self);
+  g_signal_connect_swapped (self->edit_entry, "activate", G_CALLBACK (edit_entry_activated), self);
+  g_signal_connect_swapped (self->generate_entry, "activate", G_CALLBACK (generate_entry_activated),
+                            self);
 
   g_signal_connect_swapped (self->tab_view, "notify::selected-page",
                             G_CALLBACK (selected_page_changed), self);

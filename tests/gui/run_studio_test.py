@@ -7,7 +7,9 @@ synthetic scene drawn here), writes a corrupt PNG, and runs
 `xvfb-run -a TEST_STUDIO --model DIR --image FILE --corrupt FILE --out LOGDIR`.
 Snapshots of the canvas land in LOGDIR (the build's meson-logs/gui by default).
 With --no-model the model folder is missing on purpose (the app must still open images).
+--model DIR runs on that model folder instead (e.g. a bundle that can generate images).
 Usage: run_studio_test.py TEST_STUDIO [--out DIR] [--screenshot FILE.png] [--no-model]
+                          [--model DIR]
 Exit: the test program's status; 77 when xvfb-run, or the Python packages needed to build a
 model, are missing.
 """
@@ -68,6 +70,7 @@ def main():
     ap.add_argument("test_studio")
     ap.add_argument("--out", default=None)
     ap.add_argument("--screenshot", default=None)
+    ap.add_argument("--model", default=None, help="the model folder to run on")
     ap.add_argument("--no-model", action="store_true",
                     help="start on a missing model folder: the app must still open images")
     args = ap.parse_args()
@@ -83,6 +86,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         if args.no_model:
             model = os.path.join(tmp, "no-such-model")
+        elif args.model:
+            model = os.path.abspath(args.model)
         else:
             model = shipped_model() or build_random_llava(os.path.join(tmp, "llava"))
         if model is None:

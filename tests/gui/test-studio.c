@@ -3,6 +3,12 @@
  * canvas to PNG files and checks the overlay's pixels, hovers and click-selects
  * tokens, asks a question and receives streamed text, stops an answer, and
  * opens a corrupt image, which must give an error and leave the app running.
+ * Then the picture history (undo restores the very pixels, redo reapplies),
+ * saving (PNG exact, JPEG), a point-and-instruct edit of a clicked token
+ * (changes inside the region only; preview, before/after, apply, undo,
+ * redo), generation of a new document, and the questions before a modified
+ * tab or the application closes. A model without generation components
+ * skips the edit and generation checks, saying why.
  *
  * With --no-model the folder is missing on purpose: the app must still open
  * images and show why there is no model.
@@ -520,6 +526,10 @@ test_corrupt (SetokWindow *window, const char *corrupt)
   check (gtk_widget_get_visible (GTK_WIDGET (window)), "window still open", NULL);
 }
 
+static gboolean not_generating (gpointer data);
+static gboolean is_cannot_generate (const char *message);
+#define EDIT_STEPS 4
+
 /* A missing model: the app still opens images and says why there is no model. */
 static int
 test_without_model (SetokWindow *window, SetokEngine *engine, const char *model, const char *image,
@@ -542,10 +552,455 @@ test_without_model (SetokWindow *window, SetokEngine *engine, const char *model,
   check (_setok_window_get_n_errors (window) == 0, "no error toasts for the missing model",
          _setok_window_get_last_error (window));
   test_corrupt (window, corrupt);
+  {
+    SetokDiffusionRequest request = { EDIT_STEPS, 7.5, 1 };
+    guint errors = _setok_window_get_n_errors (window);
+
+    _setok_window_set_generate_controls (window, "a red ball", &request);
+    gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
+    check (wait_for (not_generating, window, WAIT_SECONDS)
+             && _setok_window_get_n_errors (window) == errors + 1
+             && is_cannot_generate (_setok_window_get_last_error (window))
+             && _setok_window_get_n_documents (window) == 1,
+           "generating without a model says why", _setok_window_get_last_error (window));
+  }
   gtk_window_destroy (GTK_WINDOW (window));
   spin (0.1);
   printf ("%d failed\n", failures);
   return failures ? 1 : 0;
+}
+
+// ----------------------------------------------------------------------------
+// history, saving, edits, generation, quitting
+
+/* A copy of picture with every colour inverted: a stand-in for an edit. */
+static SetokPicture *
+inverted_copy (SetokPicture *picture)
+{
+  const setok_image *img = setok_picture_get_image (picture);
+  setok_image copy = { 0 };
+  setok_error err = { 0 };
+  gsize n = (gsize)img->width * img->height * img->channels;
+
+  if (setok_image_alloc (&copy, img->width, img->height, img->channels, &err) != SETOK_OK)
+    return NULL;
+  for (gsize i = 0; i < n; i++)
+    copy.pixels[i] = 255 - img->pixels[i];
+  return setok_picture_new_take (&copy);
+}
+
+static gboolean
+same_pixels (SetokPicture *a, SetokPicture *b)
+{
+  const setok_image *x = setok_picture_get_image (a), *y = setok_picture_get_image (b);
+
+  return x->width == y->width && x->height == y->height && x->channels == y->channels
+         && memcmp (x->pixels, y->pixels, (gsize)x->width * x->height * x->channels) == 0;
+}
+
+static gboolean
+title_marked (SetokWindow *window)
+{
+  SetokDocument *document = _setok_window_get_document (window);
+  AdwTabPage *page = adw_tab_view_get_selected_page (_setok_window_get_tab_view (window));
+
+  return document != NULL && strstr (adw_tab_page_get_title (page), "•") != NULL;
+}
+
+/* Undo gives back the very pixels, redo the new ones; the tokens follow. */
+static void
+test_history (SetokWindow *window, SetokEngine *engine)
+{
+  SetokDocument *document = _setok_window_get_document (window);
+  g_autoptr (SetokPicture) before = setok_picture_ref (setok_document_get_picture (document));
+  g_autoptr (SetokPicture) after = inverted_copy (before);
+  g_autoptr (SetokPicture) copy = inverted_copy (after);
+
+  check (!setok_document_get_modified (document) && !setok_document_get_can_undo (document),
+         "an opened image is unmodified, with nothing to undo", NULL);
+  setok_document_push_picture (document, after);
+  check (setok_document_get_modified (document) && title_marked (window),
+         "a new revision marks the document modified", NULL);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL);
+  check (same_pixels (setok_document_get_picture (document), before)
+           && !setok_document_get_modified (document),
+         "undo restores the original pixels exactly", NULL);
+  check (setok_document_get_token_map (document) == NULL
+           && (setok_document_get_computing (document) || !setok_engine_get_has_tokens (engine)),
+         "undo drops the old tokens and recomputes them", NULL);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.redo", NULL);
+  check (same_pixels (setok_document_get_picture (document), copy) == FALSE
+           && same_pixels (setok_document_get_picture (document), after),
+         "redo reapplies the revision", NULL);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL);
+  check (wait_for (has_token_map, window, WAIT_SECONDS), "tokens recomputed after undo", NULL);
+}
+
+typedef struct
+{
+  GAsyncResult *result;
+} Waiter;
+
+static void
+got_result (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Waiter *w = user_data;
+
+  w->result = g_object_ref (result);
+}
+
+static gboolean
+has_result (gpointer data)
+{
+  return ((Waiter *)data)->result != NULL;
+}
+
+/* Saves document to out/name the way Save does, and reads it back. */
+static void
+test_save_as (SetokDocument *document, const char *out, const char *name, gboolean exact)
+{
+  g_autofree char *path = g_build_filename (out, name, NULL);
+  g_autoptr (GFile) file = g_file_new_for_path (path);
+  g_autoptr (GError) error = NULL;
+  Waiter w = { NULL };
+  setok_image back = { 0 };
+  setok_error err = { 0 };
+  const setok_image *img = setok_picture_get_image (setok_document_get_picture (document));
+  gboolean saved;
+
+  setok_document_save_async (document, file, NULL, got_result, &w);
+  wait_for (has_result, &w, WAIT_SECONDS);
+  saved = w.result != NULL && setok_document_save_finish (document, w.result, &error);
+  g_clear_object (&w.result);
+  check (saved && !setok_document_get_modified (document)
+           && g_str_equal (setok_document_get_title (document), name),
+         "saved: unmodified, named after the file", error != NULL ? error->message : path);
+  if (!saved)
+    return;
+  if (setok_image_load (&back, path, 0, &err) != SETOK_OK)
+    {
+      check (FALSE, "saved file reads back", err.message);
+      return;
+    }
+  check (
+    back.width == img->width && back.height == img->height
+      && (!exact
+          || (back.channels == img->channels
+              && memcmp (back.pixels, img->pixels, (gsize)img->width * img->height * img->channels)
+                   == 0)),
+    exact ? "PNG holds the exact pixels" : "JPEG reads back at the same size", path);
+  setok_image_free (&back);
+}
+
+static gboolean
+edit_settled (gpointer data)
+{
+  return setok_document_get_edit_state (data) != SETOK_EDIT_RUNNING;
+}
+
+typedef struct
+{
+  guint progress;
+  guint previews;
+  SetokCanvas *canvas;
+  const char *out;
+} EditWatch;
+
+static void
+edit_progress_notified (GObject *object, GParamSpec *pspec, EditWatch *watch)
+{
+  watch->progress++;
+}
+
+/* The widget drawn at once by its own snapshot function (a frame may not
+ * come before the edit ends). */
+static cairo_surface_t *
+draw_widget_now (GtkWidget *widget)
+{
+  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
+  GtkSnapshot *snapshot = gtk_snapshot_new ();
+  GskRenderNode *node;
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, w, h);
+  cairo_t *cr = cairo_create (surface);
+
+  GTK_WIDGET_GET_CLASS (widget)->snapshot (widget, snapshot);
+  node = gtk_snapshot_free_to_node (snapshot);
+  cairo_set_source_rgb (cr, 1, 1, 1);
+  cairo_paint (cr);
+  if (node != NULL)
+    {
+      gsk_render_node_draw (node, cr);
+      gsk_render_node_unref (node);
+    }
+  cairo_destroy (cr);
+  cairo_surface_flush (surface);
+  return surface;
+}
+
+/* The first live preview on the canvas, saved as it is drawn. */
+static void
+display_notified (GObject *object, GParamSpec *pspec, EditWatch *watch)
+{
+  SetokDocument *document = SETOK_DOCUMENT (object);
+
+  if (setok_document_get_edit_state (document) != SETOK_EDIT_RUNNING
+      || setok_document_get_display_picture (document) == setok_document_get_picture (document))
+    return;
+  if (watch->previews++ == 0)
+    {
+      cairo_surface_t *shot = draw_widget_now (GTK_WIDGET (watch->canvas));
+      save_png (shot, watch->out, "studio-edit-preview.png");
+      cairo_surface_destroy (shot);
+    }
+}
+
+static gboolean
+is_cannot_generate (const char *message)
+{
+  return message != NULL && strstr (message, "cannot generate") != NULL;
+}
+
+/* Click a token, instruct, review before/after, apply, undo, redo. FALSE:
+ * the model cannot generate (skipped). */
+static gboolean
+test_edit (SetokWindow *window, const char *out)
+{
+  SetokCanvas *canvas = _setok_window_get_canvas (window);
+  SetokDocument *document = setok_canvas_get_document (canvas);
+  SetokTokenMap *map = setok_document_get_token_map (document);
+  g_autoptr (SetokPicture) before = setok_picture_ref (setok_document_get_picture (document));
+  g_autoptr (SetokPicture) mask = NULL;
+  g_autoptr (SetokPicture) result = NULL;
+  const setok_image *src = setok_picture_get_image (before);
+  SetokDiffusionRequest request = { EDIT_STEPS, 7.5, 3 };
+  EditWatch watch = { 0, 0, canvas, out };
+  gulong h1, h2;
+  gint64 inside = 0, outside = 0, in_region = 0;
+  g_autofree char *detail = NULL;
+  guint errors = _setok_window_get_n_errors (window);
+  cairo_surface_t *after_shot, *before_shot;
+  double x, y;
+  int target = 0;
+
+  /* the largest token: the clearest region to edit */
+  for (int t = 1; t < map->result.clusters.n_tokens; t++)
+    if (map->result.regions[t].area > map->result.regions[target].area)
+      target = t;
+  setok_document_clear_selection (document);
+  _setok_window_set_edit_controls (window, "make it bright blue", &request);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.edit", NULL);
+  check (setok_document_get_edit_state (document) == SETOK_EDIT_IDLE, "no edit without a selection",
+         NULL);
+  widget_point_of_token (canvas, map, target, &x, &y);
+  setok_canvas_click (canvas, x, y, 0);
+  mask = setok_document_get_selection_mask (document);
+  check (mask != NULL && gtk_bitset_contains (setok_document_get_selection (document), target),
+         "clicked token selected for the edit", NULL);
+  if (mask == NULL)
+    return TRUE;
+  {
+    /* what Export Selection Mask writes */
+    g_autofree char *path = g_build_filename (out, "studio-selection-mask.png", NULL);
+    g_autoptr (GError) error = NULL;
+    setok_image back = { 0 };
+    setok_error err = { 0 };
+    const setok_image *m = setok_picture_get_image (mask);
+
+    check (setok_picture_save (mask, path, &error)
+             && setok_image_load (&back, path, 0, &err) == SETOK_OK && back.width == m->width
+             && back.height == m->height,
+           "selection mask exported as PNG", error != NULL ? error->message : path);
+    setok_image_free (&back);
+  }
+
+  h1 = g_signal_connect (document, "notify::edit-progress", G_CALLBACK (edit_progress_notified),
+                         &watch);
+  h2
+    = g_signal_connect (document, "notify::display-picture", G_CALLBACK (display_notified), &watch);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.edit", NULL);
+  check (setok_document_get_edit_state (document) == SETOK_EDIT_RUNNING, "edit started", NULL);
+  wait_for (edit_settled, document, WAIT_SECONDS);
+  g_signal_handler_disconnect (document, h1);
+  g_signal_handler_disconnect (document, h2);
+  if (setok_document_get_edit_state (document) != SETOK_EDIT_REVIEW)
+    {
+      const char *message = _setok_window_get_last_error (window);
+
+      if (_setok_window_get_n_errors (window) > errors && is_cannot_generate (message))
+        {
+          printf ("skip edit: %s\n", message);
+          check (TRUE, "a model without generation says so", message);
+          return FALSE;
+        }
+      check (FALSE, "edit finished", message);
+      return TRUE;
+    }
+  detail = g_strdup_printf ("%u progress notes, %u previews", watch.progress, watch.previews);
+  check (watch.progress >= 1 && watch.previews >= 1, "edit progress and live previews", detail);
+
+  result = setok_picture_ref (setok_document_get_edit_result (document));
+  {
+    const setok_image *dst = setok_picture_get_image (result);
+    const guint8 *m = setok_picture_get_image (mask)->pixels;
+
+    check (dst->width == src->width && dst->height == src->height && dst->channels == src->channels,
+           "edit keeps the image size", NULL);
+    for (gsize i = 0; i < (gsize)src->width * src->height; i++)
+      {
+        gboolean differs
+          = memcmp (src->pixels + i * src->channels, dst->pixels + i * src->channels, src->channels)
+            != 0;
+
+        in_region += m[i] != 0;
+        if (m[i] != 0)
+          inside += differs;
+        else
+          outside += differs;
+      }
+  }
+  g_free (detail);
+  detail = g_strdup_printf ("%" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
+                            " region pixels changed, %" G_GINT64_FORMAT " outside",
+                            inside, in_region, outside);
+  check (inside > 0, "edit changes pixels inside the region", detail);
+  check (outside == 0, "edit keeps every pixel outside the region", detail);
+
+  /* before/after */
+  spin (0.1);
+  after_shot = render_widget (GTK_WIDGET (canvas));
+  save_png (after_shot, out, "studio-edit-after.png");
+  setok_document_set_show_original (document, TRUE);
+  check (setok_document_get_display_picture (document) == before, "show original", NULL);
+  spin (0.1);
+  before_shot = render_widget (GTK_WIDGET (canvas));
+  save_png (before_shot, out, "studio-edit-before.png");
+  {
+    gint64 total = 0;
+    gint64 changed
+      = count_changed (canvas, after_shot, before_shot, src->width, src->height, 0, &total);
+    g_free (detail);
+    detail = g_strdup_printf ("%" G_GINT64_FORMAT " canvas pixels differ", changed);
+    check (changed > 0, "before and after look different", detail);
+  }
+  cairo_surface_destroy (after_shot);
+  cairo_surface_destroy (before_shot);
+  setok_document_set_show_original (document, FALSE);
+  {
+    g_autofree char *review = g_build_filename (out, "studio-edit-review.png", NULL);
+    save_window (window, review);
+  }
+
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.apply-edit", NULL);
+  check (setok_document_get_edit_state (document) == SETOK_EDIT_IDLE
+           && setok_document_get_picture (document) == result
+           && setok_document_get_modified (document) && title_marked (window),
+         "apply makes a modified revision", NULL);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL);
+  check (same_pixels (setok_document_get_picture (document), before),
+         "undo after the edit restores the original pixels exactly", NULL);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.redo", NULL);
+  check (same_pixels (setok_document_get_picture (document), result), "redo reapplies the edit",
+         NULL);
+  check (wait_for (has_token_map, window, WAIT_SECONDS), "tokens recomputed after redo", NULL);
+  return TRUE;
+}
+
+static gboolean
+not_generating (gpointer data)
+{
+  return !_setok_window_get_generating (data);
+}
+
+/* Generate Image…: a new, modified, untitled document. FALSE: skipped. */
+static gboolean
+test_generate (SetokWindow *window, const char *out)
+{
+  SetokDiffusionRequest request = { EDIT_STEPS, 7.5, 1 };
+  guint docs = _setok_window_get_n_documents (window);
+  guint errors = _setok_window_get_n_errors (window);
+  SetokDocument *document;
+  const setok_image *img;
+  g_autofree char *detail = NULL;
+  g_autofree char *shot = NULL;
+
+  _setok_window_set_generate_controls (window, "a red ball on green grass", &request);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
+  check (_setok_window_get_generating (window), "generation started", NULL);
+  wait_for (not_generating, window, WAIT_SECONDS);
+  if (_setok_window_get_n_documents (window) == docs)
+    {
+      const char *message = _setok_window_get_last_error (window);
+
+      if (_setok_window_get_n_errors (window) > errors && is_cannot_generate (message))
+        {
+          printf ("skip generation: %s\n", message);
+          check (TRUE, "generation without components says so", message);
+          return FALSE;
+        }
+      check (FALSE, "generation made a document", message);
+      return TRUE;
+    }
+  document = _setok_window_get_document (window);
+  img = setok_picture_get_image (setok_document_get_picture (document));
+  detail = g_strdup_printf ("“%s”, %d × %d", setok_document_get_title (document), img->width,
+                            img->height);
+  check (img->width > 0 && img->height > 0 && setok_document_get_file (document) == NULL
+           && setok_document_get_modified (document) && title_marked (window),
+         "generated image opens as a new, untitled, modified document", detail);
+  shot = g_build_filename (out, "studio-generated.png", NULL);
+  save_window (window, shot);
+  return TRUE;
+}
+
+static gboolean
+window_gone (gpointer data)
+{
+  GtkApplication *app = data;
+
+  return gtk_application_get_windows (app) == NULL;
+}
+
+/* Closing a modified tab, then quitting, asks first; Cancel keeps the tab,
+ * Discard quits. */
+static void
+test_quit (SetokWindow *window, GtkApplication *app, const char *out)
+{
+  SetokDocument *document = _setok_window_get_document (window);
+  guint docs = _setok_window_get_n_documents (window);
+  AdwMessageDialog *dialog;
+
+  if (!setok_document_get_modified (document))
+    {
+      g_autoptr (SetokPicture) edited = inverted_copy (setok_document_get_picture (document));
+      setok_document_push_picture (document, edited);
+    }
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.close-document", NULL);
+  spin (0.2);
+  dialog = _setok_window_get_close_dialog (window);
+  check (dialog != NULL && gtk_widget_get_visible (GTK_WIDGET (dialog)),
+         "closing a modified image asks first", NULL);
+  if (dialog != NULL)
+    adw_message_dialog_response (dialog, "cancel");
+  spin (0.2);
+  check (_setok_window_get_n_documents (window) == docs
+           && _setok_window_get_close_dialog (window) == NULL,
+         "Cancel keeps the image", NULL);
+
+  g_action_group_activate_action (G_ACTION_GROUP (app), "quit", NULL);
+  spin (0.3);
+  dialog = _setok_window_get_close_dialog (window);
+  check (dialog != NULL && gtk_widget_get_visible (GTK_WIDGET (dialog))
+           && gtk_widget_get_visible (GTK_WIDGET (window)),
+         "quitting with unsaved edits asks first", NULL);
+  if (dialog == NULL)
+    return;
+  {
+    cairo_surface_t *shot = render_widget (GTK_WIDGET (dialog));
+    save_png (shot, out, "studio-quit-dialog.png");
+    cairo_surface_destroy (shot);
+  }
+  adw_message_dialog_response (dialog, "discard");
+  check (wait_for (window_gone, app, 10), "Discard quits", NULL);
 }
 
 static void
@@ -577,6 +1032,7 @@ main (int argc, char *argv[])
   SetokWindow *window;
   guint queue_notes = 0;
 
+  setvbuf (stdout, NULL, _IOLBF, 0);
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error) || model == NULL || image == NULL
       || corrupt == NULL || out == NULL)
@@ -647,7 +1103,26 @@ main (int argc, char *argv[])
   test_paste (window, image);
   test_corrupt (window, corrupt);
 
-  gtk_window_destroy (GTK_WINDOW (window));
+  if (_setok_window_get_n_documents (window) >= 1)
+    {
+      AdwTabView *view = _setok_window_get_tab_view (window);
+      SetokDocument *first;
+
+      adw_tab_view_set_selected_page (view, adw_tab_view_get_nth_page (view, 0));
+      first = _setok_window_get_document (window);
+      test_history (window, engine);
+      if (setok_engine_get_has_tokens (engine) && setok_document_get_token_map (first) != NULL)
+        test_edit (window, out);
+      else
+        printf ("skip edit: no token map to select from\n");
+      /* copies in the out folder: the sample itself is never written */
+      test_save_as (first, out, "studio-saved.png", TRUE);
+      test_save_as (first, out, "studio-saved.jpg", FALSE);
+      test_generate (window, out);
+      test_quit (window, GTK_APPLICATION (app), out);
+    }
+  if (gtk_application_get_windows (GTK_APPLICATION (app)) != NULL)
+    gtk_window_destroy (GTK_WINDOW (window));
   spin (0.1);
   for (int i = 0; i < 4; i++)
     printf ("main loop: longest iteration during %s: %.1f ms\n", phases[i], longest_us[i] / 1000.0);
