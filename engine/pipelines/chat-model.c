@@ -325,7 +325,10 @@ static setok_status image_tokens(setok_chat *c, setok_tensor *x, const setok_ten
         // clustering (and the means) on the host: [N, dv] features + [N, dv] means
         if (!(host = malloc((size_t)(2 * n * dv) * sizeof *host)))
             st = setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
-        if (st == SETOK_OK)
+        // a bundle has just kept them (keep_features): no second download
+        if (st == SETOK_OK && c->merger && c->features)
+            memcpy(host, c->features, (size_t)(n * dv) * sizeof *host);
+        else if (st == SETOK_OK)
             st = chat_download_f32(c, host, patches, err);
         // a grid smaller than the neighbour count (tiny towers) uses every patch
         setok_cluster_params cp = o->cluster_override ? o->cluster : setok_chat_cluster_defaults(c);
