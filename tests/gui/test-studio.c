@@ -41,8 +41,10 @@ typedef gboolean (*Predicate) (gpointer data);
 /* Main-loop responsiveness: the longest single iteration of the main context (what the
  * app's handlers took in one go) while each phase runs. Reported, not asserted. */
 static const char *phase = "startup";
-static gint64 longest_us[4];
-static const char *const phases[4] = { "startup", "overlay recompute", "streaming chat", "other" };
+#define N_PHASES 6
+static gint64 longest_us[N_PHASES];
+static const char *const phases[N_PHASES]
+  = { "startup", "overlay recompute", "streaming chat", "other", "edit job", "generation job" };
 
 static void
 iterate (void)
@@ -50,7 +52,7 @@ iterate (void)
   gint64 t0 = g_get_monotonic_time ();
   g_main_context_iteration (NULL, FALSE);
   gint64 dt = g_get_monotonic_time () - t0;
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < N_PHASES; i++)
     if (phase == phases[i] && dt > longest_us[i])
       longest_us[i] = dt;
 }
@@ -817,9 +819,11 @@ test_edit (SetokWindow *window, const char *out)
                          &watch);
   h2
     = g_signal_connect (document, "notify::display-picture", G_CALLBACK (display_notified), &watch);
+  phase = phases[4];
   gtk_widget_activate_action (GTK_WIDGET (window), "win.edit", NULL);
   check (setok_document_get_edit_state (document) == SETOK_EDIT_RUNNING, "edit started", NULL);
   wait_for (edit_settled, document, WAIT_SECONDS);
+  phase = phases[3];
   g_signal_handler_disconnect (document, h1);
   g_signal_handler_disconnect (document, h2);
   if (setok_document_get_edit_state (document) != SETOK_EDIT_REVIEW)
@@ -924,9 +928,11 @@ test_generate (SetokWindow *window, const char *out)
   g_autofree char *shot = NULL;
 
   _setok_window_set_generate_controls (window, "a red ball on green grass", &request);
+  phase = phases[5];
   gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
   check (_setok_window_get_generating (window), "generation started", NULL);
   wait_for (not_generating, window, WAIT_SECONDS);
+  phase = phases[3];
   if (_setok_window_get_n_documents (window) == docs)
     {
       const char *message = _setok_window_get_last_error (window);
@@ -1124,7 +1130,7 @@ main (int argc, char *argv[])
   if (gtk_application_get_windows (GTK_APPLICATION (app)) != NULL)
     gtk_window_destroy (GTK_WINDOW (window));
   spin (0.1);
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < N_PHASES; i++)
     printf ("main loop: longest iteration during %s: %.1f ms\n", phases[i], longest_us[i] / 1000.0);
   printf ("%d failed\n", failures);
   return failures ? 1 : 0;
