@@ -139,20 +139,20 @@ class TrainConfig:
 
 PRESETS = {
     "default": TrainConfig(),
-    # a few steps of everything on tiny models: tests/reference/test_train_smoke.py
+    # 20 steps of every stage on tiny models: tests/reference/test_train_smoke.py
     "smoke": TrainConfig(image_size=64, train_scenes=24, eval_scenes=4, vocab_size=400,
                          vision_hidden=32, vision_layers=1, vision_heads=2,
-                         vision_intermediate=64, stage0_steps=6, stage0_batch=4,
+                         vision_intermediate=64, stage0_steps=20, stage0_batch=4,
                          calib_scenes=4, max_clusters=8, merger_intermediate=64,
-                         merger_output=32, stage1_steps=6, stage1_batch=4, llm_hidden=64,
+                         merger_output=32, stage1_steps=20, stage1_batch=4, llm_hidden=64,
                          llm_layers=1, llm_heads=2, llm_kv_heads=1, llm_intermediate=128,
-                         max_positions=256, stage2_steps=6, stage2_batch=4, max_turns=3,
-                         vae_channels="8,16", vae_steps=4, vae_batch=4, vae_crop=32,
+                         max_positions=256, stage2_steps=20, stage2_batch=4, max_turns=3,
+                         vae_channels="8,16", vae_steps=20, vae_batch=4, vae_crop=32,
                          mapper_hidden=32, mapper_layers=1, mapper_heads=2, mapper_queries=4,
-                         unet_channels="16,32", decoder_steps=4, decoder_batch=4,
-                         visual_tokens=4, stage3_steps=6, stage3_batch=4, mask_layers=1,
-                         mask_heads=2, mask_mlp=32, masks_steps=4, masks_batch=4,
-                         save_every=3),
+                         unet_channels="16,32", decoder_steps=20, decoder_batch=4,
+                         visual_tokens=4, stage3_steps=20, stage3_batch=4, mask_layers=1,
+                         mask_heads=2, mask_mlp=32, masks_steps=20, masks_batch=4,
+                         save_every=10),
 }
 
 
