@@ -213,22 +213,29 @@ export_response (GtkNativeDialog *dialog, int response, SetokWindow *self)
   g_object_unref (dialog);
 }
 
+/* A save dialog for an export of the current document, named after it plus suffix. */
 static void
-action_export (GtkWidget *widget, const char *action_name, GVariant *param)
+show_export_dialog (SetokWindow *self, const char *title, const char *suffix, GCallback response)
 {
-  SetokWindow *self = SETOK_WINDOW (widget);
   SetokDocument *document = _setok_window_get_document (self);
   GtkFileChooserNative *dialog;
   g_autofree char *name = NULL;
 
   if (document == NULL)
     return;
-  name = export_name (document, "tokens");
-  dialog = gtk_file_chooser_native_new (_ ("Export Overlay"), GTK_WINDOW (self),
-                                        GTK_FILE_CHOOSER_ACTION_SAVE, _ ("_Export"), _ ("_Cancel"));
+  name = export_name (document, suffix);
+  dialog = gtk_file_chooser_native_new (title, GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_SAVE,
+                                        _ ("_Export"), _ ("_Cancel"));
   gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name);
-  g_signal_connect (dialog, "response", G_CALLBACK (export_response), self);
+  g_signal_connect (dialog, "response", response, self);
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
+static void
+action_export (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  show_export_dialog (SETOK_WINDOW (widget), _ ("Export Overlay"), "tokens",
+                      G_CALLBACK (export_response));
 }
 
 static void
@@ -267,19 +274,8 @@ mask_response (GtkNativeDialog *dialog, int response, SetokWindow *self)
 static void
 action_export_mask (GtkWidget *widget, const char *action_name, GVariant *param)
 {
-  SetokWindow *self = SETOK_WINDOW (widget);
-  SetokDocument *document = _setok_window_get_document (self);
-  GtkFileChooserNative *dialog;
-  g_autofree char *name = NULL;
-
-  if (document == NULL)
-    return;
-  name = export_name (document, "mask");
-  dialog = gtk_file_chooser_native_new (_ ("Export Selection Mask"), GTK_WINDOW (self),
-                                        GTK_FILE_CHOOSER_ACTION_SAVE, _ ("_Export"), _ ("_Cancel"));
-  gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name);
-  g_signal_connect (dialog, "response", G_CALLBACK (mask_response), self);
-  gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+  show_export_dialog (SETOK_WINDOW (widget), _ ("Export Selection Mask"), "mask",
+                      G_CALLBACK (mask_response));
 }
 
 static void
