@@ -324,7 +324,8 @@ setok_status setok_world_analyse(setok_world_reading *out, const uint8_t *rgb, i
     }
 
     out->min_area = speck_area(width, height, mask);
-    qsort(list, (size_t)n, sizeof *list, by_area);
+    if (n > 1)
+        qsort(list, (size_t)n, sizeof *list, by_area);
     int kept = 0;
     while (kept < n && list[kept].c.area >= out->min_area)
         kept++;
