@@ -87,6 +87,9 @@ setok_status chat_request_states(setok_chat *c, const char *text, const int32_t 
                                  int n_read, const setok_projector *proj, const atomic_bool *cancel,
                                  float *out, setok_error *err);
 
+/* host [n] f32 -> t (its dtype, on the backend; through c->staging). */
+setok_status chat_upload_f32(setok_chat *c, setok_tensor *t, const float *host, size_t n,
+                             setok_error *err);
 /* x [n, d] on the backend -> host [n, d] f32 (through c->staging). */
 setok_status chat_download_f32(setok_chat *c, float *host, const setok_tensor *x,
                                setok_error *err);

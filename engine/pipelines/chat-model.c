@@ -247,8 +247,8 @@ setok_status chat_load_bundle(setok_chat *c, const char *dir, const char *adapte
 // ----------------------------------------------------------------------------
 // image -> projected embeddings
 
-static setok_status upload_host_f32(setok_chat *c, setok_tensor *t, const float *host,
-                                    size_t n, setok_error *err)
+setok_status chat_upload_f32(setok_chat *c, setok_tensor *t, const float *host, size_t n,
+                             setok_error *err)
 {
     setok_status st = chat_grow(&c->staging, &c->staging_bytes,
                                 n * setok_dtype_size(t->dtype), err);
@@ -347,7 +347,7 @@ static setok_status image_tokens(setok_chat *c, setok_tensor *x, const setok_ten
         if (st == SETOK_OK)
             st = setok_arena_tensor(&c->arena, x, c->dtype, 2, (int64_t[]){k, dv}, err);
         if (st == SETOK_OK)
-            st = upload_host_f32(c, x, host + n * dv, (size_t)(k * dv), err);
+            st = chat_upload_f32(c, x, host + n * dv, (size_t)(k * dv), err);
     }
     if (singletons && c->merger)
         free(cl.labels);
@@ -407,7 +407,7 @@ setok_status chat_encode_image(setok_chat *c, const setok_image *image,
         st = setok_arena_tensor(&c->arena, &px, c->dtype, 4, (int64_t[]){1, 3, h, w}, err);
     }
     if (st == SETOK_OK)
-        st = upload_host_f32(c, &px, pixels, n_px, err);
+        st = chat_upload_f32(c, &px, pixels, n_px, err);
     free(pixels);
     if (st == SETOK_OK)
         st = setok_vit_forward(c->vit, &c->arena, &feat, NULL, &px, c->feature_layer,

@@ -73,19 +73,6 @@ const char *setok_segmenter_device(const setok_segmenter *s)
     return setok_backend_description(s->chat->backend);
 }
 
-/* host f32 -> t (the chat's dtype, on its backend). */
-static setok_status upload(setok_segmenter *s, setok_tensor *t, const float *host,
-                           setok_error *err)
-{
-    setok_chat *c = s->chat;
-    size_t n = (size_t)setok_tensor_numel(t);
-    setok_status st = chat_grow(&c->staging, &c->staging_bytes, n * setok_dtype_size(t->dtype),
-                                err);
-    for (size_t i = 0; st == SETOK_OK && i < n; i++)
-        setok_store_f32(c->staging, t->dtype, (int64_t)i, host[i]);
-    return st == SETOK_OK ? setok_tensor_upload(t, c->staging, err) : st;
-}
-
 /* logits [lh, lw] over the model input -> the mask of the image (bilinear, half-pixel
  * centres as F.interpolate(align_corners=False); 0 where the model never looked). */
 static int64_t paint_mask(setok_image *mask, const float *logits, int lh, int lw,
@@ -192,11 +179,11 @@ setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
     if (st == SETOK_OK)
         st = setok_arena_tensor(&s->arena, &emb, c->dtype, 4, (int64_t[]){1, C, gh, gw}, err);
     if (st == SETOK_OK)
-        st = upload(s, &emb, emb_host, err);
+        st = chat_upload_f32(c, &emb, emb_host, (size_t)(C * gh * gw), err);
     if (st == SETOK_OK && expression)
         st = setok_arena_tensor(&s->arena, &extra, c->dtype, 3, (int64_t[]){1, 1, C}, err);
     if (st == SETOK_OK && expression)
-        st = upload(s, &extra, extra_host, err);
+        st = chat_upload_f32(c, &extra, extra_host, (size_t)C, err);
     if (st == SETOK_OK)
         st = setok_mask_decoder_forward(s->decoder, &s->arena, &masks, &iou, &emb, &prompt, false,
                                         cancel, err);
