@@ -25,7 +25,7 @@ size_t diffusion_slot(int64_t numel, size_t esize)
 
 const char *diffusion_loader_path(const diffusion_loader *ld)
 {
-    return ld->w ? diffusion_loader_path(ld) : "random weights";
+    return ld->w ? setok_weights_path(ld->w) : "random weights";
 }
 
 /* A random tensor of shape for a weight called name: matrices and kernels uniform in
