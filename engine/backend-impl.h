@@ -25,6 +25,9 @@ typedef struct setok_backend_vtable {
     setok_status (*download)(setok_backend *backend, void *dst, const void *src, size_t bytes,
                              setok_error *err);
     setok_status (*synchronize)(setok_backend *backend, setok_error *err);
+    /* Bytes of memory in use on the device (NULL: the host allocations counted in
+     * setok_backend.host_bytes). */
+    size_t (*memory_in_use)(setok_backend *backend);
     /* Optional finer check (dtypes, sizes); NULL means "every op in ops[]". */
     bool (*supports_op)(const setok_backend *backend, const setok_op_desc *desc);
     setok_op_fn ops[SETOK_OP_COUNT];
@@ -33,7 +36,8 @@ typedef struct setok_backend_vtable {
 struct setok_backend {
     const setok_backend_vtable *vt;
     char description[256];
-    void *impl; /* backend-private state */
+    void *impl;        /* backend-private state */
+    size_t host_bytes; /* what setok_host_alloc handed out and is not released yet */
 };
 
 /* Host allocation helpers shared by the CPU backends: 64-byte aligned. */

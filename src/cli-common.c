@@ -35,6 +35,18 @@ cli_model_path (const char *model, setok_error *err)
   return NULL;
 }
 
+setok_status
+cli_open_model (setok_model **out, const char *dir, const char *device, int threads,
+                const char *adapter, setok_error *err)
+{
+  setok_model_options o;
+  setok_model_options_default (&o);
+  o.device = device ? device : "auto";
+  o.threads = threads;
+  o.adapter = adapter;
+  return setok_model_open (out, dir, &o, err);
+}
+
 int
 cli_report (const setok_error *err)
 {

@@ -10,6 +10,7 @@
 
 #include "setok/chat.h"
 #include "setok/error.h"
+#include "setok/model.h"
 
 /* Exit codes (DESIGN §10). */
 enum
@@ -55,6 +56,11 @@ int cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_
  * setokim-tiny bundle, from the source tree when it is there (a build tree)
  * or else installed. NULL with err set (SETOK_ERR_INPUT) when neither exists. */
 const char *cli_model_path (const char *model, setok_error *err);
+
+/* Opens the model folder dir on device ("cpu", "cuda", "auto"; NULL: auto) with
+ * threads (<= 0: all cores) and an optional LoRA adapter folder. */
+setok_status cli_open_model (setok_model **out, const char *dir, const char *device, int threads,
+                             const char *adapter, setok_error *err);
 
 /* "setok: MESSAGE" on stderr; returns the exit code for err's status. */
 int cli_report (const setok_error *err);

@@ -217,8 +217,10 @@ cmd_ask (int argc, char **argv)
       o.on_text = cli_print_piece;
       o.user = NULL;
     }
-  setok_status st
-    = setok_chat_open_with_adapter (&chat, a.model, a.adapter, a.device, a.threads, 0, &err);
+  setok_model *model = NULL;
+  setok_status st = cli_open_model (&model, a.model, a.device, a.threads, a.adapter, &err);
+  if (st == SETOK_OK)
+    st = setok_chat_new (&chat, model, 0, &err);
   if (st == SETOK_OK)
     st = setok_chat_start (chat, &image, &o, &err);
   if (st == SETOK_OK)
@@ -245,5 +247,6 @@ cmd_ask (int argc, char **argv)
     }
   setok_chat_result_free (&r);
   setok_chat_free (chat);
+  setok_model_free (model);
   return rc;
 }

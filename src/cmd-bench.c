@@ -474,6 +474,7 @@ physical_memory (void)
 typedef struct llm_ctx
 {
   setok_llama *m;
+  setok_llama_cache *cache;
   setok_arena *arena;
   const setok_tensor *ids;
 } llm_ctx;
@@ -486,8 +487,9 @@ run_llm_prefill (bench *b, void *ctx, setok_error *err)
   llm_ctx *l = ctx;
   setok_tensor logits;
   size_t mark = setok_arena_mark (l->arena);
-  setok_llama_reset (l->m);
-  setok_status st = setok_llama_forward_ids (l->m, l->arena, &logits, l->ids, true, NULL, err);
+  setok_llama_cache_reset (l->cache);
+  setok_status st
+    = setok_llama_forward_ids (l->m, l->cache, l->arena, &logits, l->ids, true, NULL, err);
   setok_arena_reset (l->arena, mark);
   return st;
 }
@@ -557,13 +559,14 @@ bench_llm (bench *b, bool quick, setok_error *err)
                          setok_dtype_name (b->dtype), cli_format_bytes (phys, have, sizeof have));
     }
   setok_llama *m = NULL;
+  setok_llama_cache *cache = NULL;
   setok_arena arena = { 0 };
   setok_tensor ids_short = { 0 }, ids_long = { 0 }, ids_one = { 0 };
   double t0 = bench_now ();
   setok_status st = setok_llama_create_random (&m, &cfg, b->be, b->dtype, 1, err);
   double create_s = bench_now () - t0;
   if (st == SETOK_OK)
-    st = setok_llama_cache_init (m, max_ctx, err);
+    st = setok_llama_cache_new (&cache, m, max_ctx, err);
   if (st == SETOK_OK)
     {
       abytes = (double)setok_llama_arena_bytes (m, LLM_LONG);
@@ -585,7 +588,7 @@ bench_llm (bench *b, bool quick, setok_error *err)
   const setok_tensor *prefills[] = { &ids_short, &ids_long };
   for (int i = 0; i < 2 && st == SETOK_OK; i++)
     {
-      llm_ctx c = { m, &arena, prefills[i] };
+      llm_ctx c = { m, cache, &arena, prefills[i] };
       double t = bench_time_calls (b, run_llm_prefill, &c, err);
       if (t < 0)
         st = err->status;
@@ -596,7 +599,7 @@ bench_llm (bench *b, bool quick, setok_error *err)
   /* decode: LLM_DECODE_STEPS single tokens after a LLM_LONG prefill */
   if (st == SETOK_OK)
     {
-      llm_ctx c = { m, &arena, &ids_long };
+      llm_ctx c = { m, cache, &arena, &ids_long };
       st = run_llm_prefill (b, &c, err);
     }
   if (st == SETOK_OK)
@@ -606,7 +609,7 @@ bench_llm (bench *b, bool quick, setok_error *err)
     {
       setok_tensor logits;
       size_t mark = setok_arena_mark (&arena);
-      st = setok_llama_forward_ids (m, &arena, &logits, &ids_one, true, NULL, err);
+      st = setok_llama_forward_ids (m, cache, &arena, &logits, &ids_one, true, NULL, err);
       setok_arena_reset (&arena, mark);
     }
   if (st == SETOK_OK)
@@ -641,6 +644,7 @@ bench_llm (bench *b, bool quick, setok_error *err)
   setok_tensor_free (&ids_long);
   setok_tensor_free (&ids_one);
   setok_arena_destroy (&arena);
+  setok_llama_cache_free (cache);
   setok_llama_free (m);
   return st;
 }

@@ -203,8 +203,10 @@ cmd_chat (int argc, char **argv)
         }
       s.have_image = true;
     }
-  setok_status st
-    = setok_chat_open_with_adapter (&s.chat, a.model, a.adapter, a.device, a.threads, 0, &err);
+  setok_model *model = NULL;
+  setok_status st = cli_open_model (&model, a.model, a.device, a.threads, a.adapter, &err);
+  if (st == SETOK_OK)
+    st = setok_chat_new (&s.chat, model, 0, &err);
   if (st == SETOK_OK)
     st = session_restart (&s, &err);
   if (st != SETOK_OK)
@@ -235,6 +237,7 @@ cmd_chat (int argc, char **argv)
 
 out:
   setok_chat_free (s.chat);
+  setok_model_free (model);
   if (s.have_image)
     setok_image_free (&s.image);
   return rc;

@@ -11,11 +11,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "eval.h"
 #include "setok/chat.h"
+#include "setok/clock.h"
 #include "setok/tokens.h"
 #include "setok/world.h"
 
@@ -61,14 +61,6 @@ usage (FILE *out)
            "  --device DEV    cpu, cuda or auto (default)\n"
            "  --threads N     CPU threads (default: all)\n"
            "  --json          the results as JSON on stdout\n");
-}
-
-static double
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
 /* Lower case, letters and digits only: "Red." and " red" are both "red". */
@@ -228,16 +220,16 @@ run_tokens (setok_tokenizer *t, const setok_image *img, setok_cluster_mode mode,
 }
 
 static setok_status
-evaluate (const eval_args *a, const char *model, eval_results *r, setok_error *err)
+evaluate (const eval_args *a, setok_model *model, eval_results *r, setok_error *err)
 {
   setok_tokenizer *t = NULL;
   setok_chat *chat = NULL;
   setok_tokens_result tr = { 0 };
   setok_world_options wo;
   setok_world_options_default (&wo);
-  setok_status st = setok_tokenizer_open (&t, model, a->device, a->threads, err);
+  setok_status st = setok_tokenizer_new (&t, model, err);
   if (st == SETOK_OK && a->qa)
-    st = setok_chat_open (&chat, model, a->device, a->threads, 0, err);
+    st = setok_chat_new (&chat, model, 0, err);
   r->tokens = calloc ((size_t)a->count, sizeof *r->tokens);
   r->objects = calloc ((size_t)a->count, sizeof *r->objects);
   if (st == SETOK_OK && (!r->tokens || !r->objects))
@@ -264,10 +256,10 @@ evaluate (const eval_args *a, const char *model, eval_results *r, setok_error *e
           if (st == SETOK_OK)
             st = scene_image (s, &img, &ann, err);
           int n_objects = cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (ann, "objects"));
-          double t0 = now_ms ();
+          double t0 = setok_clock_ms ();
           if (st == SETOK_OK)
             st = run_tokens (t, &img, mode, fixed_k, pass == 3, &tr, err);
-          t_tokens += now_ms () - t0;
+          t_tokens += setok_clock_ms () - t0;
           if (st == SETOK_OK)
             {
               alignment (&tr, setok_world_labels (s), n_objects, &align_sum[pass],
@@ -281,7 +273,7 @@ evaluate (const eval_args *a, const char *model, eval_results *r, setok_error *e
             }
           const cJSON *qa = cJSON_GetObjectItemCaseSensitive (ann, "qa"), *item;
           int asked = 0;
-          double t1 = now_ms ();
+          double t1 = setok_clock_ms ();
           cJSON_ArrayForEach (item, qa)
           {
             if (pass != 0 || !chat || st != SETOK_OK || (a->questions > 0 && asked >= a->questions))
@@ -320,7 +312,7 @@ evaluate (const eval_args *a, const char *model, eval_results *r, setok_error *e
             setok_chat_result_free (&res);
             asked++;
           }
-          t_qa += now_ms () - t1;
+          t_qa += setok_clock_ms () - t1;
           cJSON_Delete (ann);
           setok_image_free (&img);
           setok_world_free (s);
@@ -603,8 +595,9 @@ cmd_eval (int argc, char **argv)
   if (optind != argc)
     return cli_usage_error ("eval", "unexpected argument '%s'", argv[optind]);
   setok_error err = { 0 };
-  const char *model = cli_model_path (a.model, &err);
-  if (!model)
+  const char *path = cli_model_path (a.model, &err);
+  setok_model *model = NULL;
+  if (!path || cli_open_model (&model, path, a.device, a.threads, NULL, &err) != SETOK_OK)
     return cli_report (&err);
   eval_results r = { 0 };
   setok_status st = evaluate (&a, model, &r, &err);
@@ -612,15 +605,13 @@ cmd_eval (int argc, char **argv)
     {
       setok_world_options wo;
       setok_world_options_default (&wo);
-      st = eval_referring (model, a.device, a.threads, (uint64_t)a.seed, a.count, &wo, NULL,
+      st = eval_referring (model, (uint64_t)a.seed, a.count, &wo, NULL,
                            a.json ? NULL : referring_progress, NULL, &r.referring, &err);
     }
   if (st == SETOK_OK && a.gen)
     {
       eval_gen_options go = {
         .model = model,
-        .device = a.device,
-        .threads = a.threads,
         .seed = a.seed,
         .count = a.gen_count >= 0 ? a.gen_count : (a.count < 50 ? a.count : 50),
         .steps = a.gen_steps,
@@ -633,10 +624,11 @@ cmd_eval (int argc, char **argv)
     st = eval_plots (&r, a.plots, &err);
   int rc = CLI_EXIT_OK;
   if (st == SETOK_OK && a.json)
-    rc = cli_print_json (results_json (&r, model, a.gen));
+    rc = cli_print_json (results_json (&r, path, a.gen));
   else if (st == SETOK_OK)
-    print_table (&r, model, a.gen);
+    print_table (&r, path, a.gen);
   free (r.tokens);
   free (r.objects);
+  setok_model_free (model);
   return st == SETOK_OK ? rc : cli_report (&err);
 }

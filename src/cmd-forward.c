@@ -671,7 +671,8 @@ llm_run (setok_llama *m, setok_backend *be, setok_arena *arena, setok_tensor *lo
   int64_t T = prompt->shape[1], S = decode ? decode->shape[1] : 0;
   int64_t V = setok_llama_get_config (m)->vocab_size;
   setok_tensor x, step;
-  setok_status st = setok_llama_cache_init (m, T + S, err);
+  setok_llama_cache *cache = NULL;
+  setok_status st = setok_llama_cache_new (&cache, m, T + S, err);
   if (st == SETOK_OK)
     st = setok_arena_init (arena, be,
                            setok_llama_arena_bytes (m, T) + setok_llama_arena_bytes (m, 1), err);
@@ -680,9 +681,9 @@ llm_run (setok_llama *m, setok_backend *be, setok_arena *arena, setok_tensor *lo
   else if (st == SETOK_OK)
     st = setok_view_reshape (&x, prompt, 2, (int64_t[]){ T, prompt->shape[2] }, err);
   if (st == SETOK_OK && is_ids)
-    st = setok_llama_forward_ids (m, arena, &step, &x, false, NULL, err);
+    st = setok_llama_forward_ids (m, cache, arena, &step, &x, false, NULL, err);
   else if (st == SETOK_OK)
-    st = setok_llama_forward_embeds (m, arena, &step, &x, false, NULL, err);
+    st = setok_llama_forward_embeds (m, cache, arena, &step, &x, false, NULL, err);
   if (st == SETOK_OK)
     st = setok_view_reshape (logits, &step, 3, (int64_t[]){ 1, T, V }, err);
   if (st == SETOK_OK && S > 0)
@@ -696,7 +697,7 @@ llm_run (setok_llama *m, setok_backend *be, setok_arena *arena, setok_tensor *lo
       if (st == SETOK_OK)
         st = setok_view_reshape (&id, &id, 1, (int64_t[]){ 1 }, err);
       if (st == SETOK_OK)
-        st = setok_llama_forward_ids (m, arena, &step, &id, true, NULL, err);
+        st = setok_llama_forward_ids (m, cache, arena, &step, &id, true, NULL, err);
       if (st == SETOK_OK)
         st = setok_view_slice (&dst, decode_logits, 1, s, 1, err);
       if (st == SETOK_OK)
@@ -709,6 +710,7 @@ llm_run (setok_llama *m, setok_backend *be, setok_arena *arena, setok_tensor *lo
     }
   if (st == SETOK_OK)
     st = setok_backend_synchronize (be, err);
+  setok_llama_cache_free (cache);
   return st;
 }
 

@@ -8,9 +8,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
+#include "setok/clock.h"
 #include "setok/bundle.h"
 #include "setok/diffusion.h"
 #include "setok/safetensors.h"
@@ -125,14 +125,6 @@ on_preview (const setok_image *preview, int step, void *user)
   snprintf (path, sizeof path, "%s/preview-%03d.png", p->preview_dir, step);
   if (setok_image_save_png (preview, path, &err) != SETOK_OK)
     fprintf (stderr, "setok: preview not written: %s\n", err.message);
-}
-
-static double
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
 /* Parses the options both commands take; the rest stay in argv[optind..). */
@@ -334,13 +326,16 @@ cmd_generate (int argc, char **argv)
     return cli_usage_error ("generate", "give exactly one PROMPT");
   a.o.prompt = argv[optind];
   setok_error err = { 0 };
+  setok_model *m = NULL;
   setok_diffusion *d = NULL;
   setok_image img = { 0 };
   float *latents = NULL, *final = NULL;
   progress_ctx pc = { "generate", a.preview_dir };
-  double t0 = now_ms ();
-  setok_status st = setok_diffusion_open (&d, a.model, a.device, a.threads, &err);
-  double t_load = now_ms ();
+  double t0 = setok_clock_ms ();
+  setok_status st = cli_open_model (&m, a.model, a.device, a.threads, NULL, &err);
+  if (st == SETOK_OK)
+    st = setok_diffusion_new (&d, m, &err);
+  double t_load = setok_clock_ms ();
   int C = 0, h = 0, w = 0;
   if (st == SETOK_OK)
     setok_diffusion_latent_shape (d, a.o.width > 0 ? a.o.width : setok_diffusion_default_size (d),
@@ -357,7 +352,7 @@ cmd_generate (int argc, char **argv)
       a.o.user = &pc;
       st = setok_diffusion_generate (d, &a.o, &img, &err);
     }
-  double t_done = now_ms ();
+  double t_done = setok_clock_ms ();
   if (st == SETOK_OK)
     st = setok_image_save_png (&img, a.out, &err);
   if (st == SETOK_OK && final)
@@ -372,7 +367,7 @@ cmd_generate (int argc, char **argv)
       cJSON_AddNumberToObject (j, "steps", a.o.steps);
       cJSON_AddNumberToObject (j, "guidance", a.o.guidance);
       cJSON_AddNumberToObject (j, "seed", (double)a.o.seed);
-      cJSON_AddStringToObject (j, "device", setok_diffusion_device (d));
+      cJSON_AddStringToObject (j, "device", setok_model_device (m));
       cJSON_AddNumberToObject (j, "load_ms", t_load - t0);
       cJSON_AddNumberToObject (j, "generate_ms", t_done - t_load);
       cJSON_AddNumberToObject (j, "ms_per_step", (t_done - t_load) / a.o.steps);
@@ -383,14 +378,17 @@ cmd_generate (int argc, char **argv)
             (t_done - t_load) / 1e3);
   setok_image_free (&img);
   setok_diffusion_free (d);
+  setok_model_free (m);
   free (latents);
   free (final);
   return st == SETOK_OK ? rc : cli_report (&err);
 }
 
-/* The region: the mask file's white part, or every pixel of the token under the point. */
+/* The region: the mask file's white part, or every pixel of the token (or the mask
+ * decoder's object) under the point, found by model. */
 static setok_status
-edit_region (const gen_args *a, const setok_image *image, setok_image *mask, setok_error *err)
+edit_region (const gen_args *a, setok_model *model, const setok_image *image, setok_image *mask,
+             setok_error *err)
 {
   setok_status st;
   if (a->mask_in)
@@ -410,17 +408,12 @@ edit_region (const gen_args *a, const setok_image *image, setok_image *mask, set
   if (a->point_x >= image->width || a->point_y >= image->height)
     return setok_fail (err, SETOK_ERR_INPUT, "--point %d,%d is outside the %dx%d image", a->point_x,
                        a->point_y, image->width, image->height);
-  const char *vision = a->vision                           ? a->vision
-                       : setok_bundle_is_bundle (a->model) ? a->model
-                                                           : cli_model_path (NULL, err);
-  if (!vision)
-    return err->status;
   if (a->region_mask)
     {
       setok_segmenter *sg = NULL;
       setok_segment_result sr = { 0 };
       setok_segment_point p = { a->point_x, a->point_y, true };
-      st = setok_segmenter_open (&sg, vision, a->device, a->threads, err);
+      st = setok_segmenter_new (&sg, model, err);
       if (st == SETOK_OK)
         st = setok_segmenter_run (sg, image, NULL, &p, 1, NULL, &sr, err);
       if (st == SETOK_OK && sr.area == 0)
@@ -439,7 +432,7 @@ edit_region (const gen_args *a, const setok_image *image, setok_image *mask, set
     }
   setok_tokenizer *t = NULL;
   setok_tokens_result r = { 0 };
-  st = setok_tokenizer_open (&t, vision, a->device, a->threads, err);
+  st = setok_tokenizer_new (&t, model, err);
   if (st == SETOK_OK)
     {
       setok_tokens_options to;
@@ -475,19 +468,30 @@ cmd_edit (int argc, char **argv)
     return cli_usage_error ("edit", "give one of --point X,Y and --mask MASK.png");
   a.o.prompt = argv[optind + 1];
   setok_error err = { 0 };
+  setok_model *m = NULL, *finder = NULL;
   setok_diffusion *d = NULL;
   setok_image image = { 0 }, mask = { 0 }, out = { 0 };
   progress_ctx pc = { "edit", a.preview_dir };
-  double t0 = now_ms ();
+  double t0 = setok_clock_ms ();
   setok_status st = setok_image_load (&image, argv[optind], 0, &err);
   if (st == SETOK_OK)
-    st = edit_region (&a, &image, &mask, &err);
+    st = cli_open_model (&m, a.model, a.device, a.threads, NULL, &err);
+  /* the point's region: --vision, else the edit model when it has tokens, else the shipped
+   * bundle */
+  const char *region_dir = a.vision;
+  if (st == SETOK_OK && !a.mask_in && !region_dir && !setok_model_can (m, SETOK_CAP_TOKENS)
+      && !(region_dir = cli_model_path (NULL, &err)))
+    st = err.status;
+  if (st == SETOK_OK && region_dir)
+    st = cli_open_model (&finder, region_dir, a.device, a.threads, NULL, &err);
+  if (st == SETOK_OK)
+    st = edit_region (&a, finder ? finder : m, &image, &mask, &err);
   if (st == SETOK_OK && a.mask_out)
     st = setok_image_save_png (&mask, a.mask_out, &err);
-  double t_region = now_ms ();
+  double t_region = setok_clock_ms ();
   if (st == SETOK_OK)
-    st = setok_diffusion_open (&d, a.model, a.device, a.threads, &err);
-  double t_load = now_ms ();
+    st = setok_diffusion_new (&d, m, &err);
+  double t_load = setok_clock_ms ();
   if (st == SETOK_OK)
     {
       a.o.on_step = on_step;
@@ -495,7 +499,7 @@ cmd_edit (int argc, char **argv)
       a.o.user = &pc;
       st = setok_diffusion_edit (d, &image, &mask, &a.o, &out, &err);
     }
-  double t_done = now_ms ();
+  double t_done = setok_clock_ms ();
   if (st == SETOK_OK)
     st = setok_image_save_png (&out, a.out, &err);
   size_t region = 0;
@@ -510,7 +514,10 @@ cmd_edit (int argc, char **argv)
       cJSON_AddBoolToObject (j, "instruct_unet", setok_diffusion_is_instruct (d));
       cJSON_AddNumberToObject (j, "steps", a.o.steps);
       cJSON_AddNumberToObject (j, "seed", (double)a.o.seed);
-      cJSON_AddStringToObject (j, "device", setok_diffusion_device (d));
+      cJSON_AddStringToObject (j, "device", setok_model_device (m));
+      cJSON_AddNumberToObject (j, "image_encodes",
+                               setok_model_encode_count (m)
+                                 + (finder ? setok_model_encode_count (finder) : 0));
       cJSON_AddNumberToObject (j, "region_ms", t_region - t0);
       cJSON_AddNumberToObject (j, "load_ms", t_load - t_region);
       cJSON_AddNumberToObject (j, "edit_ms", t_done - t_load);
@@ -522,5 +529,7 @@ cmd_edit (int argc, char **argv)
   setok_image_free (&mask);
   setok_image_free (&out);
   setok_diffusion_free (d);
+  setok_model_free (finder);
+  setok_model_free (m);
   return st == SETOK_OK ? rc : cli_report (&err);
 }

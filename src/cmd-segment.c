@@ -4,9 +4,9 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
+#include "setok/clock.h"
 #include "setok/segment.h"
 
 #define MAX_POINTS 64
@@ -50,14 +50,6 @@ parse_point (const char *s, setok_segment_point *p, bool fg)
     return -1;
   *p = (setok_segment_point){ (int)x, (int)y, fg };
   return 0;
-}
-
-static double
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
 /* Writes the mask and reports it (JSON or a line); text NULL: the tokens' mask. */
@@ -109,23 +101,29 @@ segment_by_decoder (const char *image_path, const char *model, const char *text,
 {
   setok_error err = { 0 };
   setok_image image = { 0 };
+  setok_model *m = NULL;
   setok_segmenter *s = NULL;
   setok_segment_result r = { 0 };
-  double t0 = now_ms (), t_load = t0;
+  double t0 = setok_clock_ms (), t_load = t0;
   const char *path = cli_model_path (model, &err);
   setok_status st = path ? setok_image_load (&image, image_path, 0, &err) : err.status;
   if (st == SETOK_OK)
-    st = setok_segmenter_open (&s, path, device, threads, &err);
+    st = cli_open_model (&m, path, device, threads, NULL, &err);
+  if (st == SETOK_OK && text)
+    st = setok_model_require (m, SETOK_CAP_SEGMENT_PHRASE, &err);
+  if (st == SETOK_OK)
+    st = setok_segmenter_new (&s, m, &err);
   if (st == SETOK_OK)
     {
-      t_load = now_ms ();
+      t_load = setok_clock_ms ();
       st = setok_segmenter_run (s, &image, text, points, n_points, NULL, &r, &err);
     }
-  double t_done = now_ms ();
-  int rc = finish (st, &r, out, text, s ? setok_segmenter_device (s) : "", t_load - t0,
+  double t_done = setok_clock_ms ();
+  int rc = finish (st, &r, out, text, m ? setok_model_device (m) : "", t_load - t0,
                    t_done - t_load, json, &err);
   setok_segment_result_free (&r);
   setok_segmenter_free (s);
+  setok_model_free (m);
   setok_image_free (&image);
   return rc;
 }
@@ -251,13 +249,16 @@ cmd_segment (int argc, char **argv)
 
   setok_error err = { 0 };
   setok_image image = { 0 };
+  setok_model *m = NULL;
   setok_tokenizer *t = NULL;
   setok_segment_result r = { 0 };
-  double t0 = now_ms (), t_load = t0;
+  double t0 = setok_clock_ms (), t_load = t0;
   const char *path = vision ? vision : cli_model_path (model, &err);
   setok_status st = path ? setok_image_load (&image, argv[optind], 0, &err) : err.status;
   if (st == SETOK_OK)
-    st = setok_tokenizer_open (&t, path, device, threads, &err);
+    st = cli_open_model (&m, path, device, threads, NULL, &err);
+  if (st == SETOK_OK)
+    st = setok_tokenizer_new (&t, m, &err);
   if (st == SETOK_OK)
     {
       setok_tokens_options o;
@@ -271,13 +272,14 @@ cmd_segment (int argc, char **argv)
         o.cluster.fixed_k = clusters;
       else if (clusters > 0)
         o.cluster.max_clusters = clusters;
-      t_load = now_ms ();
+      t_load = setok_clock_ms ();
       st = setok_segment_points (t, &image, points, n_points, &o, &r, &err);
     }
-  double t_done = now_ms ();
+  double t_done = setok_clock_ms ();
   int rc = finish (st, &r, out, NULL, NULL, t_load - t0, t_done - t_load, json, &err);
   setok_segment_result_free (&r);
   setok_tokenizer_free (t);
+  setok_model_free (m);
   setok_image_free (&image);
   return rc;
 }

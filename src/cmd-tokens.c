@@ -79,14 +79,15 @@ token_json (const setok_tokens_result *r, int t)
 }
 
 static int
-write_json (const char *path, const char *image_path, const setok_tokenizer *tk,
-            const setok_tokens_options *o, const setok_tokens_result *r)
+write_json (const char *path, const char *image_path, const setok_model *m,
+            const setok_tokenizer *tk, const setok_tokens_options *o,
+            const setok_tokens_result *r)
 {
   cJSON *root = cJSON_CreateObject ();
   cJSON_AddStringToObject (root, "image", image_path);
   cJSON_AddNumberToObject (root, "width", r->width);
   cJSON_AddNumberToObject (root, "height", r->height);
-  cJSON_AddStringToObject (root, "device", setok_tokenizer_device (tk));
+  cJSON_AddStringToObject (root, "device", setok_model_device (m));
   cJSON *p = cJSON_AddObjectToObject (root, "clustering");
   cJSON_AddStringToObject (p, "mode", setok_cluster_mode_name (o->cluster.mode));
   cJSON_AddNumberToObject (p, "neighbours", o->cluster.k);
@@ -103,7 +104,6 @@ write_json (const char *path, const char *image_path, const setok_tokenizer *tk,
   cJSON_AddNumberToObject (g, "patch", r->map.patch);
   cJSON_AddNumberToObject (root, "n_tokens", r->clusters.n_tokens);
   cJSON *tm = cJSON_AddObjectToObject (root, "timings_ms");
-  cJSON_AddNumberToObject (tm, "preprocess", r->timings.preprocess_ms);
   cJSON_AddNumberToObject (tm, "encode", r->timings.encode_ms);
   cJSON_AddNumberToObject (tm, "cluster", r->timings.cluster_ms);
   cJSON_AddNumberToObject (tm, "merge", r->timings.merge_ms);
@@ -273,9 +273,12 @@ cmd_tokens (int argc, char **argv)
   setok_image image = { 0 };
   if (setok_image_load (&image, image_path, 0, &err) != SETOK_OK)
     return cli_report (&err);
+  setok_model *m = NULL;
   setok_tokenizer *tk = NULL;
-  if (setok_tokenizer_open (&tk, model ? model : vision, device, threads, &err) != SETOK_OK)
+  if (cli_open_model (&m, model ? model : vision, device, threads, NULL, &err) != SETOK_OK
+      || setok_tokenizer_new (&tk, m, &err) != SETOK_OK)
     {
+      setok_model_free (m);
       setok_image_free (&image);
       return cli_report (&err);
     }
@@ -284,6 +287,7 @@ cmd_tokens (int argc, char **argv)
   if (mode && (o.cluster.mode = setok_cluster_mode_from_name (mode)) == SETOK_CLUSTER_MODE_COUNT)
     {
       setok_tokenizer_free (tk);
+      setok_model_free (m);
       setok_image_free (&image);
       return cli_usage_error ("tokens", "--mode must be dpc, soft or fixed, got '%s'", mode);
     }
@@ -311,11 +315,11 @@ cmd_tokens (int argc, char **argv)
   if (setok_tokens_run (tk, &image, &o, &r, &err) != SETOK_OK)
     rc = cli_report (&err);
   if (rc == CLI_EXIT_OK && (!json || strcmp (json, "-")))
-    printf ("%d tokens from %d x %d patches (%s, %s) — preprocess %.1f ms, encode %.1f ms, "
+    printf ("%d tokens from %d x %d patches (%s, %s) — encode %.1f ms, "
             "cluster %.1f ms, %s %.1f ms, masks %.1f ms, total %.1f ms\n",
             r.clusters.n_tokens, r.map.grid_w, r.map.grid_h,
-            setok_cluster_mode_name (o.cluster.mode), setok_tokenizer_device (tk),
-            r.timings.preprocess_ms, r.timings.encode_ms, r.timings.cluster_ms,
+            setok_cluster_mode_name (o.cluster.mode), setok_model_device (m),
+            r.timings.encode_ms, r.timings.cluster_ms,
             setok_tokenizer_merger (tk) && !average ? "merger" : "average", r.timings.merge_ms,
             r.timings.masks_ms, r.timings.total_ms);
 #if SETOK_HAVE_CAIRO
@@ -327,9 +331,10 @@ cmd_tokens (int argc, char **argv)
   if (rc == CLI_EXIT_OK && masks)
     rc = write_masks (masks, &r);
   if (rc == CLI_EXIT_OK && json)
-    rc = write_json (json, image_path, tk, &o, &r);
+    rc = write_json (json, image_path, m, tk, &o, &r);
   setok_tokens_result_free (&r);
   setok_tokenizer_free (tk);
+  setok_model_free (m);
   setok_image_free (&image);
   return rc;
 }

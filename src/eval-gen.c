@@ -5,40 +5,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "eval.h"
-#include "setok/bundle.h"
+#include "setok/clock.h"
 #include "setok/diffusion.h"
-
-static double
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-/* Whether model is a SETOKIM bundle with every generation component (a
- * bundle without them is not an error: it does not generate). */
-static bool
-can_generate (const char *model)
-{
-  static const setok_bundle_component needed[] = {
-    SETOK_BUNDLE_PROJECTOR_OUT, SETOK_BUNDLE_MAPPER,    SETOK_BUNDLE_UNET,
-    SETOK_BUNDLE_VAE,           SETOK_BUNDLE_SCHEDULER,
-  };
-  setok_bundle b;
-  setok_error err = { 0 };
-  if (!setok_bundle_is_bundle (model))
-    return false;
-  bool ok = setok_bundle_load (&b, model, &err) == SETOK_OK && b.n_visual_tokens > 0;
-  for (size_t i = 0; ok && i < sizeof needed / sizeof needed[0]; i++)
-    ok = b.components[needed[i]] != NULL;
-  setok_bundle_free (&b);
-  return ok;
-}
 
 static const char *
 json_string (const cJSON *o, const char *key)
@@ -87,9 +58,9 @@ generate_one (setok_diffusion *d, const eval_gen_options *o, const setok_world_s
   diffusion_options (o, prompt, seed, &dopt);
   setok_image img = { 0 }, sized = { 0 };
   setok_world_reading r = { 0 };
-  double t0 = now_ms ();
+  double t0 = setok_clock_ms ();
   setok_status st = setok_diffusion_generate (d, &dopt, &img, err);
-  g->generate_ms += now_ms () - t0;
+  g->generate_ms += setok_clock_ms () - t0;
   if (st == SETOK_OK)
     st = rgb_at_size (&img, setok_world_width (s), setok_world_height (s), &sized, err);
   if (st == SETOK_OK)
@@ -156,9 +127,9 @@ edit_one (setok_diffusion *d, const eval_gen_options *o, const setok_world_scene
       eval_edit_region (s, target, id->valueint, mask.pixels);
       setok_diffusion_options dopt;
       diffusion_options (o, instruction, seed, &dopt);
-      double t0 = now_ms ();
+      double t0 = setok_clock_ms ();
       st = setok_diffusion_edit (d, &src, &mask, &dopt, &out, err);
-      g->edit_ms += now_ms () - t0;
+      g->edit_ms += setok_clock_ms () - t0;
     }
   if (st == SETOK_OK && (out.width != w || out.height != h || out.channels != 3))
     st = setok_fail (err, SETOK_ERR_RUNTIME, "eval: the edit gave a %dx%d %d-channel image",
@@ -193,13 +164,15 @@ eval_generation (const eval_gen_options *o, eval_gen_results *g, setok_error *er
   memset (g, 0, sizeof *g);
   g->steps = o->steps;
   g->guidance = o->guidance;
-  if (!can_generate (o->model))
+  /* a model that cannot draw is not an error: it is not measured */
+  if (setok_model_kind_of (o->model) != SETOK_MODEL_SETOKIM
+      || !setok_model_can (o->model, SETOK_CAP_GENERATE))
     return SETOK_OK;
   g->available = true;
   setok_diffusion *d = NULL;
   setok_world_options wo;
   setok_world_options_default (&wo);
-  setok_status st = setok_diffusion_open (&d, o->model, o->device, o->threads, err);
+  setok_status st = setok_diffusion_new (&d, o->model, err);
   /* pass 0 generates, pass 1 edits; the kinds cycle over the scenes, recolour
    * and remove first since they need no free space */
   for (int pass = 0; pass < 2 && st == SETOK_OK; pass++)

@@ -3,18 +3,9 @@
 
 #include <cjson/cJSON.h>
 #include <string.h>
-#include <time.h>
 
-#include "setok/bundle.h"
+#include "setok/clock.h"
 #include "setok/segment.h"
-
-static double
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
 
 /* The IoU of mask (255 = in) with the pixels labelled id. */
 static double
@@ -50,11 +41,11 @@ eval_scene (setok_segmenter *sg, const setok_world_scene *s, const atomic_bool *
     if (!cJSON_IsString (text) || !cJSON_IsNumber (object))
       continue;
     setok_segment_result res = { 0 };
-    double t0 = now_ms ();
+    double t0 = setok_clock_ms ();
     st = setok_segmenter_run (sg, &image, text->valuestring, NULL, 0, cancel, &res, err);
     if (st != SETOK_OK)
       break;
-    r->segment_ms += now_ms () - t0;
+    r->segment_ms += setok_clock_ms () - t0;
     double iou = mask_iou (&res.mask, setok_world_labels (s), object->valueint);
     r->expressions++;
     r->iou_sum += iou;
@@ -66,21 +57,16 @@ eval_scene (setok_segmenter *sg, const setok_world_scene *s, const atomic_bool *
 }
 
 setok_status
-eval_referring (const char *model, const char *device, int threads, uint64_t seed, int count,
-                const setok_world_options *wo, const atomic_bool *cancel,
+eval_referring (setok_model *model, uint64_t seed, int count, const setok_world_options *wo,
+                const atomic_bool *cancel,
                 void (*on_scene) (int done, int total, void *user), void *user,
                 eval_referring_results *r, setok_error *err)
 {
   memset (r, 0, sizeof *r);
-  setok_bundle b;
-  setok_status st = setok_bundle_load (&b, model, err);
-  bool can = st == SETOK_OK && b.segment_token && b.components[SETOK_BUNDLE_MASK_DECODER]
-             && b.components[SETOK_BUNDLE_PROJECTOR_SEG];
-  setok_bundle_free (&b);
-  if (st != SETOK_OK || !can)
-    return st;
+  if (!setok_model_can (model, SETOK_CAP_SEGMENT_PHRASE))
+    return SETOK_OK;
   setok_segmenter *sg = NULL;
-  st = setok_segmenter_open (&sg, model, device, threads, err);
+  setok_status st = setok_segmenter_new (&sg, model, err);
   r->available = st == SETOK_OK;
   for (int i = 0; st == SETOK_OK && i < count; i++)
     {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "setok/error.h"
+#include "setok/model.h"
 #include "setok/world.h"
 
 typedef struct eval_referring_results
@@ -20,11 +21,11 @@ typedef struct eval_referring_results
   double segment_ms; /* per expression */
 } eval_referring_results;
 
-/* Runs scenes seed .. seed + count - 1 (world options wo) on the bundle in
- * model. A model that cannot segment by phrase leaves r->available false and
- * returns SETOK_OK. on_scene (may be NULL) is called after each scene. */
-setok_status eval_referring (const char *model, const char *device, int threads, uint64_t seed,
-                             int count, const setok_world_options *wo, const atomic_bool *cancel,
+/* Runs scenes seed .. seed + count - 1 (world options wo) on model. A model
+ * that cannot segment by phrase leaves r->available false and returns
+ * SETOK_OK. on_scene (may be NULL) is called after each scene. */
+setok_status eval_referring (setok_model *model, uint64_t seed, int count,
+                             const setok_world_options *wo, const atomic_bool *cancel,
                              void (*on_scene) (int done, int total, void *user), void *user,
                              eval_referring_results *r, setok_error *err);
 

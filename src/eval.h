@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "setok/error.h"
+#include "setok/model.h"
 #include "setok/world.h"
 
 #include "eval-referring.h"
@@ -113,8 +114,7 @@ bool eval_edit_success (int kind, int id, const setok_world_scene *target, const
 
 typedef struct eval_gen_options
 {
-  const char *model, *device;
-  int threads;
+  setok_model *model;
   long seed;       /* the first scene */
   int count;       /* scenes: one generation and one edit each */
   int steps;       /* denoising steps */

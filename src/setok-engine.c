@@ -4,9 +4,10 @@
  * loaded models: jobs are popped from one queue and run in order. A job's
  * GCancellable sets the atomic flag the engine polls; GTask brings each
  * result back to the main loop, and streamed text and diffusion progress
- * travel there through idle callbacks queued ahead of the result. The
- * diffusion pipeline (generate, edit) is opened on first use, for the model
- * folder the last load named. */
+ * travel there through idle callbacks queued ahead of the result. The model
+ * folder is one setok_model: every pipeline (tokens, chat, segmentation,
+ * generation, editing) runs over it, so each of its components is loaded once;
+ * tokens and chat are made at load, the others on first use. */
 #include "setok-engine.h"
 
 #include <glib/gi18n.h>
@@ -31,6 +32,9 @@ struct _Job
   atomic_bool cancel;    /* what the engine polls */
   atomic_bool stop;      /* soft_cancel jobs: stop at the next piece of text */
   atomic_bool streaming; /* soft_cancel jobs: text has started */
+  /* jobs that may find a component broken: the capabilities as the job left them */
+  gboolean refresh_capabilities;
+  char *unavailable[SETOK_CAP_COUNT];
 };
 
 struct _SetokEngine
@@ -49,20 +53,20 @@ struct _SetokEngine
   guint pending_loads;
   gboolean has_tokens;
   gboolean has_chat;
+  char *unavailable[SETOK_CAP_COUNT]; /* why each capability is unavailable; NULL: it is */
+  guint capability_serial;            /* changes whenever unavailable[] does */
   guint queue_length;
   guint next_conversation;
   setok_cluster_params default_params;
 
   /* engine thread state */
+  setok_model *model;
   setok_tokenizer *tokenizer;
   setok_chat *chat;
   guint conversation; /* the one in the chat's context; 0: none */
   int conversation_image_tokens;
-  char *folder; /* the last load's, for the diffusion pipeline */
-  char *device;
-  int threads;
-  setok_diffusion *diffusion;
-  char *diffusion_error; /* why the folder cannot generate, once tried */
+  setok_diffusion *diffusion; /* made on the first generation or edit */
+  setok_segmenter *segmenter; /* made on the first segmentation */
 };
 
 G_DEFINE_FINAL_TYPE (SetokEngine, setok_engine, G_TYPE_OBJECT)
@@ -78,6 +82,7 @@ enum
   PROP_HAS_TOKENS,
   PROP_HAS_CHAT,
   PROP_QUEUE_LENGTH,
+  PROP_CAPABILITY_SERIAL,
   N_PROPS
 };
 
@@ -128,9 +133,30 @@ setok_chat_reply_free (SetokChatReply *reply)
 // ----------------------------------------------------------------------------
 // the queue
 
+/* main loop: takes the reasons (each freed or kept) and tells when they changed */
+static void
+set_unavailable (SetokEngine *self, char **reasons)
+{
+  gboolean changed = FALSE;
+
+  for (int c = 0; c < SETOK_CAP_COUNT; c++)
+    {
+      changed |= g_strcmp0 (self->unavailable[c], reasons[c]) != 0;
+      g_free (self->unavailable[c]);
+      self->unavailable[c] = g_steal_pointer (&reasons[c]);
+    }
+  if (changed)
+    {
+      self->capability_serial++;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CAPABILITY_SERIAL]);
+    }
+}
+
 static void
 job_free (Job *job)
 {
+  for (int c = 0; c < SETOK_CAP_COUNT; c++)
+    g_free (job->unavailable[c]);
   if (job->cancel_handler != 0)
     g_cancellable_disconnect (job->cancellable, job->cancel_handler);
   g_clear_object (&job->cancellable);
@@ -158,6 +184,8 @@ job_complete (GObject *source, GAsyncResult *result, gpointer user_data)
 
   self->queue_length--;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_QUEUE_LENGTH]);
+  if (job->refresh_capabilities)
+    set_unavailable (self, job->unavailable);
   if (job->main_done != NULL)
     job->main_done (self, job);
   if (job->callback != NULL)
@@ -227,6 +255,7 @@ typedef struct
   char *device_name;
   char *error; /* what is unavailable and why, or NULL */
   gboolean has_tokens, has_chat;
+  char *unavailable[SETOK_CAP_COUNT];
   setok_cluster_params defaults;
 } LoadData;
 
@@ -240,55 +269,88 @@ load_data_free (gpointer data)
   g_free (d->name);
   g_free (d->device_name);
   g_free (d->error);
+  for (int c = 0; c < SETOK_CAP_COUNT; c++)
+    g_free (d->unavailable[c]);
   g_free (d);
+}
+
+/* engine thread: drops the model and every pipeline over it */
+static void
+unload (SetokEngine *self)
+{
+  g_clear_pointer (&self->tokenizer, setok_tokenizer_free);
+  g_clear_pointer (&self->chat, setok_chat_free);
+  g_clear_pointer (&self->diffusion, setok_diffusion_free);
+  g_clear_pointer (&self->segmenter, setok_segmenter_free);
+  g_clear_pointer (&self->model, setok_model_free);
+  self->conversation = 0;
+}
+
+/* engine thread: why each capability of the model is unavailable, for the main loop */
+static void
+snapshot_unavailable (SetokEngine *self, char **out)
+{
+  for (int c = 0; c < SETOK_CAP_COUNT; c++)
+    {
+      g_free (out[c]);
+      out[c] = self->model == NULL ? g_strdup (_ ("No model is loaded"))
+                                   : g_strdup (setok_model_why_not (self->model, c));
+    }
 }
 
 static void
 load_run (SetokEngine *self, Job *job)
 {
   LoadData *d = job->data;
-  setok_error tokens_err = { 0 }, chat_err = { 0 };
+  setok_error err = { 0 }, tokens_err = { 0 }, chat_err = { 0 };
+  setok_model_options mo;
 
-  g_clear_pointer (&self->tokenizer, setok_tokenizer_free);
-  g_clear_pointer (&self->chat, setok_chat_free);
-  g_clear_pointer (&self->diffusion, setok_diffusion_free);
-  g_clear_pointer (&self->diffusion_error, g_free);
-  g_free (self->folder);
-  g_free (self->device);
-  self->folder = g_strdup (d->path);
-  self->device = g_strdup (d->device);
-  self->threads = d->threads;
-  self->conversation = 0;
+  unload (self);
   d->defaults = setok_cluster_params_default ();
   if (d->path == NULL || d->path[0] == '\0')
     {
       d->error = g_strdup (_ ("No model folder is set"));
+      snapshot_unavailable (self, d->unavailable);
       g_task_return_new_error (job->task, SETOK_ERROR, SETOK_ERR_INPUT, "%s", d->error);
       return;
     }
   if (!g_file_test (d->path, G_FILE_TEST_IS_DIR))
     {
       d->error = g_strdup_printf (_ ("The model folder %s does not exist"), d->path);
+      snapshot_unavailable (self, d->unavailable);
       g_task_return_new_error (job->task, SETOK_ERROR, SETOK_ERR_INPUT, "%s", d->error);
       return;
     }
   d->name = g_path_get_basename (d->path);
-  if (setok_tokenizer_open (&self->tokenizer, d->path, d->device, d->threads, &tokens_err)
-      == SETOK_OK)
+  setok_model_options_default (&mo);
+  mo.device = d->device;
+  mo.threads = d->threads;
+  if (setok_model_open (&self->model, d->path, &mo, &err) != SETOK_OK)
+    {
+      d->error = g_strdup (err.message);
+      snapshot_unavailable (self, d->unavailable);
+      g_task_return_error (job->task, setok_error_to_gerror (&err));
+      return;
+    }
+  d->device_name = g_strdup (setok_model_device (self->model));
+  if (setok_tokenizer_new (&self->tokenizer, self->model, &tokens_err) == SETOK_OK)
     {
       d->has_tokens = TRUE;
       d->defaults = setok_tokenizer_default_params (self->tokenizer);
-      d->device_name = g_strdup (setok_tokenizer_device (self->tokenizer));
     }
   if (g_cancellable_is_cancelled (job->cancellable))
     {
+      snapshot_unavailable (self, d->unavailable);
       g_task_return_error_if_cancelled (job->task);
       return;
     }
-  if (setok_chat_open (&self->chat, d->path, d->device, d->threads, 0, &chat_err) == SETOK_OK)
+  if (setok_model_can (self->model, SETOK_CAP_CHAT)
+      && setok_chat_new (&self->chat, self->model, 0, &chat_err) == SETOK_OK)
     d->has_chat = TRUE;
-  if (d->device_name == NULL)
-    d->device_name = g_strdup (d->device);
+  else if (chat_err.message[0] == '\0')
+    g_strlcpy (chat_err.message, setok_model_why_not (self->model, SETOK_CAP_CHAT),
+               sizeof chat_err.message);
+  snapshot_unavailable (self, d->unavailable);
 
   if (!d->has_tokens && !d->has_chat)
     {
@@ -337,6 +399,7 @@ load_main_done (SetokEngine *self, Job *job)
   set_string (&self->model_error, d->error, self, PROP_MODEL_ERROR);
   set_boolean (&self->has_tokens, d->has_tokens, self, PROP_HAS_TOKENS);
   set_boolean (&self->has_chat, d->has_chat, self, PROP_HAS_CHAT);
+  set_unavailable (self, d->unavailable);
   self->pending_loads--;
   set_boolean (&self->loading, self->pending_loads > 0, self, PROP_LOADING);
   g_object_thaw_notify (G_OBJECT (self));
@@ -757,26 +820,23 @@ diffusion_on_preview (const setok_image *preview, int step, void *user)
   send_progress (d, step, d->request.steps, preview);
 }
 
-/* Opens the pipeline for the loaded folder once; FALSE (job answered) when
- * the folder cannot generate. */
+/* Makes the pipeline over the loaded model once; FALSE (job answered) when the
+ * model cannot do cap. */
 static gboolean
-ensure_diffusion (SetokEngine *self, Job *job)
+ensure_diffusion (SetokEngine *self, Job *job, setok_capability cap)
 {
   setok_error err = { 0 };
 
-  if (self->diffusion == NULL && self->diffusion_error == NULL)
-    {
-      if (self->folder == NULL || self->folder[0] == '\0')
-        self->diffusion_error = g_strdup (_ ("No model folder is set"));
-      else if (setok_diffusion_open (&self->diffusion, self->folder, self->device, self->threads,
-                                     &err)
-               != SETOK_OK)
-        self->diffusion_error = g_strdup (err.message);
-    }
-  if (self->diffusion != NULL)
+  job->refresh_capabilities = TRUE;
+  if (self->model == NULL)
+    setok_fail (&err, SETOK_ERR_INPUT, "%s", _ ("No model is loaded"));
+  else if (setok_model_require (self->model, cap, &err) == SETOK_OK && self->diffusion == NULL)
+    setok_diffusion_new (&self->diffusion, self->model, &err);
+  snapshot_unavailable (self, job->unavailable);
+  if (self->diffusion != NULL && err.status == SETOK_OK)
     return TRUE;
   g_task_return_new_error (job->task, SETOK_ENGINE_ERROR, SETOK_ENGINE_ERROR_CANNOT_GENERATE,
-                           _ ("This model cannot generate images: %s"), self->diffusion_error);
+                           _ ("This model cannot generate images: %s"), err.message);
   return FALSE;
 }
 
@@ -789,7 +849,8 @@ diffusion_run (SetokEngine *self, Job *job)
   setok_error err = { 0 };
   setok_status st;
 
-  if (!ensure_diffusion (self, job))
+  if (!ensure_diffusion (self, job,
+                         d->picture != NULL ? SETOK_CAP_EDIT : SETOK_CAP_GENERATE))
     return;
   setok_diffusion_options_default (&o);
   o.prompt = d->prompt;
@@ -879,6 +940,86 @@ setok_engine_edit_finish (SetokEngine *self, GAsyncResult *result, GError **erro
 }
 
 // ----------------------------------------------------------------------------
+// segmentation by the mask decoder
+
+typedef struct
+{
+  SetokPicture *picture;
+  char *phrase;
+  setok_segment_point *points;
+  int n_points;
+} SegmentData;
+
+static void
+segment_data_free (gpointer data)
+{
+  SegmentData *d = data;
+
+  g_clear_pointer (&d->picture, setok_picture_unref);
+  g_free (d->phrase);
+  g_free (d->points);
+  g_free (d);
+}
+
+static void
+segment_run (SetokEngine *self, Job *job)
+{
+  SegmentData *d = job->data;
+  setok_segment_result r = { 0 };
+  setok_error err = { 0 };
+  setok_status st = SETOK_OK;
+
+  job->refresh_capabilities = TRUE;
+  if (self->model == NULL)
+    st = setok_fail (&err, SETOK_ERR_INPUT, "%s", _ ("No model is loaded"));
+  else if (d->phrase != NULL)
+    st = setok_model_require (self->model, SETOK_CAP_SEGMENT_PHRASE, &err);
+  if (st == SETOK_OK && self->segmenter == NULL)
+    st = setok_segmenter_new (&self->segmenter, self->model, &err);
+  if (st == SETOK_OK)
+    st = setok_segmenter_run (self->segmenter, setok_picture_get_image (d->picture), d->phrase,
+                              d->points, d->n_points, &job->cancel, &r, &err);
+  snapshot_unavailable (self, job->unavailable);
+  if (st != SETOK_OK)
+    {
+      setok_segment_result_free (&r);
+      g_task_return_error (job->task, setok_error_to_gerror (&err));
+      return;
+    }
+  SetokPicture *mask = setok_picture_new_take (&r.mask);
+  setok_segment_result_free (&r);
+  g_task_return_pointer (job->task, mask, (GDestroyNotify)setok_picture_unref);
+}
+
+void
+setok_engine_segment_async (SetokEngine *self, SetokPicture *picture, const char *phrase,
+                            const setok_segment_point *points, int n, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (SETOK_IS_ENGINE (self));
+  g_return_if_fail (picture != NULL && n >= 0);
+
+  Job *job = job_new (self, setok_engine_segment_async, cancellable, callback, user_data);
+  SegmentData *d = g_new0 (SegmentData, 1);
+
+  d->picture = setok_picture_ref (picture);
+  d->phrase = g_strdup (phrase);
+  d->points = n > 0 ? g_memdup2 (points, sizeof *points * (gsize)n) : NULL;
+  d->n_points = n;
+  job->data = d;
+  job->data_free = segment_data_free;
+  job->run = segment_run;
+  job_submit (self, job);
+}
+
+SetokPicture *
+setok_engine_segment_finish (SetokEngine *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+// ----------------------------------------------------------------------------
 // the object
 
 const char *
@@ -935,6 +1076,25 @@ setok_engine_get_default_params (SetokEngine *self)
   return self->default_params;
 }
 
+const char *
+setok_engine_get_unavailable_reason (SetokEngine *self, setok_capability cap)
+{
+  g_return_val_if_fail (SETOK_IS_ENGINE (self), NULL);
+  g_return_val_if_fail ((unsigned)cap < SETOK_CAP_COUNT, NULL);
+  return self->unavailable[cap];
+}
+
+int
+setok_engine_get_component_loads (SetokEngine *self, setok_component component)
+{
+  setok_component_info info = { 0 };
+
+  g_return_val_if_fail (SETOK_IS_ENGINE (self), 0);
+  if (self->model != NULL)
+    setok_model_component_info (self->model, component, &info);
+  return info.loads;
+}
+
 static void
 setok_engine_finalize (GObject *object)
 {
@@ -945,12 +1105,9 @@ setok_engine_finalize (GObject *object)
   g_async_queue_push (self->jobs, quit);
   g_thread_join (self->thread);
   g_async_queue_unref (self->jobs);
-  g_clear_pointer (&self->tokenizer, setok_tokenizer_free);
-  g_clear_pointer (&self->chat, setok_chat_free);
-  g_clear_pointer (&self->diffusion, setok_diffusion_free);
-  g_free (self->diffusion_error);
-  g_free (self->folder);
-  g_free (self->device);
+  unload (self);
+  for (int c = 0; c < SETOK_CAP_COUNT; c++)
+    g_free (self->unavailable[c]);
   g_free (self->model_path);
   g_free (self->model_name);
   g_free (self->device_name);
@@ -989,6 +1146,9 @@ setok_engine_get_property (GObject *object, guint prop_id, GValue *value, GParam
       case PROP_QUEUE_LENGTH:
         g_value_set_uint (value, self->queue_length);
         break;
+      case PROP_CAPABILITY_SERIAL:
+        g_value_set_uint (value, self->capability_serial);
+        break;
       default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1012,12 +1172,16 @@ setok_engine_class_init (SetokEngineClass *klass)
   properties[PROP_HAS_CHAT] = g_param_spec_boolean ("has-chat", NULL, NULL, FALSE, flags);
   properties[PROP_QUEUE_LENGTH]
     = g_param_spec_uint ("queue-length", NULL, NULL, 0, G_MAXUINT, 0, flags);
+  properties[PROP_CAPABILITY_SERIAL]
+    = g_param_spec_uint ("capability-serial", NULL, NULL, 0, G_MAXUINT, 0, flags);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
 static void
 setok_engine_init (SetokEngine *self)
 {
+  for (int c = 0; c < SETOK_CAP_COUNT; c++)
+    self->unavailable[c] = g_strdup (_ ("No model is loaded"));
   self->jobs = g_async_queue_new ();
   self->default_params = setok_cluster_params_default ();
   self->thread = g_thread_new ("setok-engine", engine_thread_main, self);

@@ -8,6 +8,7 @@
 #include "setok-picture.h"
 #include "setok/chat.h"
 #include "setok/diffusion.h"
+#include "setok/segment.h"
 #include "setok/tokens.h"
 
 G_BEGIN_DECLS
@@ -81,6 +82,13 @@ gboolean setok_engine_get_has_chat (SetokEngine *self);
 guint setok_engine_get_queue_length (SetokEngine *self);
 /* The model's clustering defaults (setok_cluster_params_default without a model). */
 setok_cluster_params setok_engine_get_default_params (SetokEngine *self);
+/* Why the loaded model cannot do cap (a sentence for a tooltip), or NULL when
+ * it can. A job that finds a component broken updates it, and the
+ * "capability-serial" property changes whenever any reason does. */
+const char *setok_engine_get_unavailable_reason (SetokEngine *self, setok_capability cap);
+/* How many times the model's component was loaded (0 or 1), for tests: call it
+ * while no job runs. */
+int setok_engine_get_component_loads (SetokEngine *self, setok_component component);
 
 /* Replaces the loaded model by the one in path ("" or NULL: none). device:
  * "auto", "cpu" or "cuda"; threads <= 0: all cores. */
@@ -126,6 +134,17 @@ void setok_engine_edit_async (SetokEngine *self, SetokPicture *picture, SetokPic
                               GCancellable *cancellable, GAsyncReadyCallback callback,
                               gpointer user_data);
 SetokPicture *setok_engine_edit_finish (SetokEngine *self, GAsyncResult *result, GError **error);
+
+/* The object picture shows under the points (n of them) and/or that phrase
+ * names, by the model's mask decoder: a one-channel picture of picture's
+ * size, 255 on the object. A model without a mask decoder (or, for a phrase,
+ * without a segment token) fails with SETOK_ERROR / SETOK_ERR_INPUT. */
+void setok_engine_segment_async (SetokEngine *self, SetokPicture *picture, const char *phrase,
+                                 const setok_segment_point *points, int n,
+                                 GCancellable *cancellable, GAsyncReadyCallback callback,
+                                 gpointer user_data);
+SetokPicture *setok_engine_segment_finish (SetokEngine *self, GAsyncResult *result,
+                                           GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SetokTokenMap, setok_token_map_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SetokChatReply, setok_chat_reply_free)

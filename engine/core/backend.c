@@ -39,6 +39,11 @@ void setok_backend_release(setok_backend *backend, void *ptr)
         backend->vt->release(backend, ptr);
 }
 
+size_t setok_backend_memory_in_use(setok_backend *backend)
+{
+    return backend->vt->memory_in_use ? backend->vt->memory_in_use(backend) : backend->host_bytes;
+}
+
 setok_status setok_backend_upload(setok_backend *backend, void *dst, const void *src,
                                   size_t bytes, setok_error *err)
 {
@@ -159,6 +164,43 @@ setok_status setok_tensor_download(void *host, const setok_tensor *src, setok_er
         return SETOK_OK;
     }
     return setok_backend_download(src->backend, host, src->data, bytes, err);
+}
+
+setok_status setok_tensor_upload_f32(setok_tensor *dst, const float *host, setok_error *err)
+{
+    if (dst->dtype == SETOK_F32)
+        return setok_tensor_upload(dst, host, err);
+    if (!setok_dtype_is_float(dst->dtype))
+        return setok_fail(err, SETOK_ERR_INPUT, "upload: f32 values into a %s tensor",
+                          setok_dtype_name(dst->dtype));
+    int64_t n = setok_tensor_numel(dst);
+    void *tmp = malloc((size_t)(n ? n : 1) * setok_dtype_size(dst->dtype));
+    if (!tmp)
+        return setok_fail(err, SETOK_ERR_NOMEM, "upload: out of memory");
+    for (int64_t i = 0; i < n; i++)
+        setok_store_f32(tmp, dst->dtype, i, host[i]);
+    setok_status st = setok_tensor_upload(dst, tmp, err);
+    free(tmp);
+    return st;
+}
+
+setok_status setok_tensor_download_f32(float *host, const setok_tensor *src, setok_error *err)
+{
+    setok_status st = src->backend ? setok_backend_synchronize(src->backend, err) : SETOK_OK;
+    if (st != SETOK_OK || src->dtype == SETOK_F32)
+        return st == SETOK_OK ? setok_tensor_download(host, src, err) : st;
+    if (!setok_dtype_is_float(src->dtype))
+        return setok_fail(err, SETOK_ERR_INPUT, "download: a %s tensor as f32 values",
+                          setok_dtype_name(src->dtype));
+    int64_t n = setok_tensor_numel(src);
+    void *tmp = malloc((size_t)(n ? n : 1) * setok_dtype_size(src->dtype));
+    if (!tmp)
+        return setok_fail(err, SETOK_ERR_NOMEM, "download: out of memory");
+    st = setok_tensor_download(tmp, src, err);
+    for (int64_t i = 0; st == SETOK_OK && i < n; i++)
+        host[i] = setok_load_f32(tmp, src->dtype, i);
+    free(tmp);
+    return st;
 }
 
 setok_status setok_backend_cuda_create(setok_backend **out, int device, setok_error *err)

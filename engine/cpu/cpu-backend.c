@@ -1,6 +1,7 @@
 /* cpu-backend.c — the CPU backends: "cpu" (f32 fast paths on a thread pool,
  * reference fallback) and "cpu-reference" (the double-precision oracle). */
 #include <pthread.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,12 +161,15 @@ setok_status setok_host_alloc(setok_backend *backend, size_t bytes, void **out, 
     void *p = rounded >= bytes ? aligned_alloc(64, rounded ? rounded : 64) : NULL;
     if (!p)
         return setok_fail(err, SETOK_ERR_NOMEM, "cpu: cannot allocate %zu bytes", bytes);
+    backend->host_bytes += malloc_usable_size(p);
     *out = p;
     return SETOK_OK;
 }
 
 void setok_host_release(setok_backend *backend, void *ptr)
 {
+    if (ptr)
+        backend->host_bytes -= malloc_usable_size(ptr);
     free(ptr);
 }
 

@@ -100,6 +100,18 @@ static void cuda_release(setok_backend *backend, void *ptr)
     cudaGetLastError();
 }
 
+static size_t cuda_memory_in_use(setok_backend *backend)
+{
+    setok_cuda_state *st = (setok_cuda_state *)backend->impl;
+    size_t free_bytes = 0, total = 0;
+    cudaSetDevice(st->device);
+    if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return total - free_bytes;
+}
+
 static setok_status cuda_upload(setok_backend *backend, void *dst, const void *src, size_t bytes,
                                 setok_error *err)
 {
@@ -245,6 +257,7 @@ static setok_backend_vtable cuda_make_vtable(void)
     vt.destroy = cuda_destroy;
     vt.alloc = cuda_alloc;
     vt.release = cuda_release;
+    vt.memory_in_use = cuda_memory_in_use;
     vt.upload = cuda_upload;
     vt.download = cuda_download;
     vt.synchronize = cuda_synchronize;

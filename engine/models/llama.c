@@ -2,9 +2,10 @@
  * (modeling_llama.py): config, weights, KV cache and forward.
  *
  * Rules: one function per layer, outputs first; activations come from the
- * caller's arena, reset to a mark after each sub-layer; the cache is
- * allocated once by setok_llama_cache_init, so a decode step allocates
- * nothing. Attention runs once per KV head on its group of query heads, so
+ * caller's arena, reset to a mark after each sub-layer; the weights are
+ * read-only during a forward, and everything a sequence changes (K, V, the
+ * dynamic rope frequencies) lives in its setok_llama_cache, allocated once,
+ * so a decode step allocates nothing and one model serves many caches. Attention runs once per KV head on its group of query heads, so
  * the cached keys [Hkv, max_ctx, D] are read in place (one head's first Tk
  * rows are contiguous). */
 #include "setok/models/llama.h"
@@ -24,7 +25,6 @@
 typedef struct llama_layer {
     setok_tensor ln1_w, q_w, k_w, v_w, o_w, q_b, k_b, v_b, o_b;
     setok_tensor ln2_w, gate_w, up_w, down_w, gate_b, up_b, down_b;
-    setok_tensor k_cache, v_cache; /* [Hkv, max_ctx, D] */
 } llama_layer;
 
 struct setok_llama {
@@ -35,11 +35,17 @@ struct setok_llama {
     setok_tensor norm_w;    /* [C] */
     setok_tensor lm_head;   /* [V, C]; aliases embed when tied */
     bool lm_head_owned;
+    llama_layer *layers;
+};
+
+/* One sequence's state: what a forward appends to and attends over. */
+struct setok_llama_cache {
+    const setok_llama *m;   /* the model it was made for (not owned) */
+    setok_tensor *k, *v;    /* [num_layers] of [Hkv, max_ctx, D] */
     setok_tensor inv_freq;  /* f32 [D / 2] */
     int64_t rope_seq_len;   /* dynamic rope: the longest sequence inv_freq was made for */
     setok_tensor positions; /* I32 [max_ctx] = 0, 1, 2, ... */
     int64_t max_ctx, length;
-    llama_layer *layers;
 };
 
 /* ---------------------------------------------------------------------------
@@ -258,7 +264,7 @@ static void free_layer(llama_layer *l)
 {
     setok_tensor *all[] = {&l->ln1_w,  &l->q_w,  &l->k_w,    &l->v_w,    &l->o_w,     &l->q_b,
                            &l->k_b,    &l->v_b,  &l->o_b,    &l->ln2_w,  &l->gate_w,  &l->up_w,
-                           &l->down_w, &l->gate_b, &l->up_b, &l->down_b, &l->k_cache, &l->v_cache};
+                           &l->down_w, &l->gate_b, &l->up_b, &l->down_b};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         setok_tensor_free(all[i]);
 }
@@ -274,8 +280,6 @@ void setok_llama_free(setok_llama *m)
         setok_tensor_free(&m->lm_head);
     setok_tensor_free(&m->embed);
     setok_tensor_free(&m->norm_w);
-    setok_tensor_free(&m->inv_freq);
-    setok_tensor_free(&m->positions);
     free(m->layers);
     free(m);
 }
@@ -397,40 +401,6 @@ static setok_status load_weights(loader *ld, setok_error *err)
     return load_any(ld, &m->lm_head, heads, 2, 2, (int64_t[]){V, C}, err);
 }
 
-/* inv_freq for sequences of seq_len (only dynamic rope depends on it), allocated on first use. */
-static setok_status rope_upload(setok_llama *m, int64_t seq_len, setok_error *err)
-{
-    int D = m->cfg.head_dim;
-    float *host = malloc((size_t)D / 2 * sizeof *host);
-    if (!host)
-        return setok_fail(err, SETOK_ERR_NOMEM, "llama: out of memory");
-    rope_inv_freq(host, &m->cfg, D, seq_len);
-    setok_status st = SETOK_OK;
-    if (!m->inv_freq.data)
-        st = setok_tensor_alloc(&m->inv_freq, m->backend, SETOK_F32, 1, (int64_t[]){D / 2}, err);
-    if (st == SETOK_OK)
-        st = setok_tensor_upload(&m->inv_freq, host, err);
-    m->rope_seq_len = seq_len > m->cfg.max_position_embeddings ? seq_len
-                                                                : m->cfg.max_position_embeddings;
-    free(host);
-    return st;
-}
-
-/* Dynamic rope before a forward reaching position seq_len - 1 (transformers'
- * dynamic_frequency_update): grow past the longest seen, or back to the original. */
-static setok_status rope_update(setok_llama *m, int64_t seq_len, setok_error *err)
-{
-    if (m->cfg.rope_type != SETOK_LLAMA_ROPE_DYNAMIC)
-        return SETOK_OK;
-    int64_t original = m->cfg.max_position_embeddings, cached = m->rope_seq_len;
-    setok_status st = SETOK_OK;
-    if (seq_len > cached)
-        st = rope_upload(m, seq_len, err);
-    if (st == SETOK_OK && seq_len < original && cached > original)
-        st = rope_upload(m, original, err);
-    return st;
-}
-
 setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend *backend,
                               setok_dtype dtype, setok_error *err)
 {
@@ -473,8 +443,6 @@ setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
         st = setok_lora_check_used(lora, err);
     setok_weights_close(w);
     setok_lora_free(lora);
-    if (st == SETOK_OK)
-        st = rope_upload(m, 0, err);
     if (st != SETOK_OK) {
         setok_llama_free(m);
         return st;
@@ -556,8 +524,6 @@ setok_status setok_llama_create_random(setok_llama **out, const setok_llama_conf
         st = setok_tensor_alloc_random(&m->lm_head, m->backend, m->dtype, 2, (int64_t[]){V, C},
                                        0.0f, 1.0f / sqrtf((float)C), &s, err);
     }
-    if (st == SETOK_OK)
-        st = rope_upload(m, 0, err);
     if (st != SETOK_OK) {
         setok_llama_free(m);
         return st;
@@ -579,24 +545,81 @@ setok_dtype setok_llama_dtype(const setok_llama *m)
 /* ---------------------------------------------------------------------------
  * cache */
 
-setok_status setok_llama_cache_init(setok_llama *m, int64_t max_ctx, setok_error *err)
+/* inv_freq for sequences of seq_len (only dynamic rope depends on it), allocated on first use. */
+static setok_status rope_upload(setok_llama_cache *c, int64_t seq_len, setok_error *err)
 {
-    const setok_llama_config *c = &m->cfg;
+    const setok_llama *m = c->m;
+    int D = m->cfg.head_dim;
+    float *host = malloc((size_t)D / 2 * sizeof *host);
+    if (!host)
+        return setok_fail(err, SETOK_ERR_NOMEM, "llama: out of memory");
+    rope_inv_freq(host, &m->cfg, D, seq_len);
+    setok_status st = SETOK_OK;
+    if (!c->inv_freq.data)
+        st = setok_tensor_alloc(&c->inv_freq, m->backend, SETOK_F32, 1, (int64_t[]){D / 2}, err);
+    if (st == SETOK_OK)
+        st = setok_tensor_upload(&c->inv_freq, host, err);
+    c->rope_seq_len = seq_len > m->cfg.max_position_embeddings ? seq_len
+                                                                : m->cfg.max_position_embeddings;
+    free(host);
+    return st;
+}
+
+/* Dynamic rope before a forward reaching position seq_len - 1 (transformers'
+ * dynamic_frequency_update): grow past the longest seen, or back to the original. */
+static setok_status rope_update(setok_llama_cache *c, int64_t seq_len, setok_error *err)
+{
+    if (c->m->cfg.rope_type != SETOK_LLAMA_ROPE_DYNAMIC)
+        return SETOK_OK;
+    int64_t original = c->m->cfg.max_position_embeddings, cached = c->rope_seq_len;
+    setok_status st = SETOK_OK;
+    if (seq_len > cached)
+        st = rope_upload(c, seq_len, err);
+    if (st == SETOK_OK && seq_len < original && cached > original)
+        st = rope_upload(c, original, err);
+    return st;
+}
+
+void setok_llama_cache_free(setok_llama_cache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; c->k && i < c->m->cfg.num_layers; i++) {
+        setok_tensor_free(&c->k[i]);
+        setok_tensor_free(&c->v[i]);
+    }
+    setok_tensor_free(&c->inv_freq);
+    setok_tensor_free(&c->positions);
+    free(c->k);
+    free(c->v);
+    free(c);
+}
+
+setok_status setok_llama_cache_new(setok_llama_cache **out, const setok_llama *m, int64_t max_ctx,
+                                   setok_error *err)
+{
+    *out = NULL;
+    const setok_llama_config *cfg = &m->cfg;
     if (max_ctx < 1 || max_ctx > INT32_MAX)
         return setok_fail(err, SETOK_ERR_INPUT, "llama: cache size %lld must be in [1, %d]",
                           (long long)max_ctx, INT32_MAX);
-    for (int i = 0; i < c->num_layers; i++) {
-        setok_tensor_free(&m->layers[i].k_cache);
-        setok_tensor_free(&m->layers[i].v_cache);
+    size_t layers = cfg->num_layers > 0 ? (size_t)cfg->num_layers : 1;
+    setok_llama_cache *c = calloc(1, sizeof *c);
+    if (c) {
+        c->m = m;
+        c->k = calloc(layers, sizeof *c->k);
+        c->v = calloc(layers, sizeof *c->v);
     }
-    setok_tensor_free(&m->positions);
-    m->max_ctx = m->length = 0;
-    int64_t shape[3] = {c->num_kv_heads, max_ctx, c->head_dim};
+    if (!c || !c->k || !c->v) {
+        setok_llama_cache_free(c);
+        return setok_fail(err, SETOK_ERR_NOMEM, "llama: out of memory");
+    }
+    int64_t shape[3] = {cfg->num_kv_heads, max_ctx, cfg->head_dim};
     setok_status st = SETOK_OK;
-    for (int i = 0; i < c->num_layers && st == SETOK_OK; i++) {
-        st = setok_tensor_alloc(&m->layers[i].k_cache, m->backend, m->dtype, 3, shape, err);
+    for (int i = 0; i < cfg->num_layers && st == SETOK_OK; i++) {
+        st = setok_tensor_alloc(&c->k[i], m->backend, m->dtype, 3, shape, err);
         if (st == SETOK_OK)
-            st = setok_tensor_alloc(&m->layers[i].v_cache, m->backend, m->dtype, 3, shape, err);
+            st = setok_tensor_alloc(&c->v[i], m->backend, m->dtype, 3, shape, err);
     }
     int32_t *host = st == SETOK_OK ? malloc((size_t)max_ctx * sizeof *host) : NULL;
     if (st == SETOK_OK && !host)
@@ -605,29 +628,42 @@ setok_status setok_llama_cache_init(setok_llama *m, int64_t max_ctx, setok_error
     for (int64_t t = 0; host && t < max_ctx; t++)
         host[t] = (int32_t)t;
     if (st == SETOK_OK)
-        st = setok_tensor_alloc(&m->positions, m->backend, SETOK_I32, 1, (int64_t[]){max_ctx},
+        st = setok_tensor_alloc(&c->positions, m->backend, SETOK_I32, 1, (int64_t[]){max_ctx},
                                 err);
     if (st == SETOK_OK)
-        st = setok_tensor_upload(&m->positions, host, err);
+        st = setok_tensor_upload(&c->positions, host, err);
     free(host);
     if (st == SETOK_OK)
-        m->max_ctx = max_ctx;
-    return st;
+        st = rope_upload(c, 0, err);
+    if (st != SETOK_OK) {
+        setok_llama_cache_free(c);
+        return st;
+    }
+    c->max_ctx = max_ctx;
+    *out = c;
+    return SETOK_OK;
 }
 
-void setok_llama_reset(setok_llama *m)
+void setok_llama_cache_reset(setok_llama_cache *c)
 {
-    m->length = 0;
+    c->length = 0;
 }
 
-int64_t setok_llama_cache_length(const setok_llama *m)
+int64_t setok_llama_cache_length(const setok_llama_cache *c)
 {
-    return m->length;
+    return c->length;
 }
 
-int64_t setok_llama_cache_capacity(const setok_llama *m)
+int64_t setok_llama_cache_capacity(const setok_llama_cache *c)
 {
-    return m->max_ctx;
+    return c->max_ctx;
+}
+
+size_t setok_llama_cache_bytes(const setok_llama *m, int64_t max_ctx)
+{
+    const setok_llama_config *c = &m->cfg;
+    return (size_t)2 * (size_t)c->num_layers * (size_t)c->num_kv_heads * (size_t)max_ctx *
+           (size_t)c->head_dim * setok_dtype_size(m->dtype);
 }
 
 /* Arena bytes of one tensor: its size rounded to the arena's 256-byte
@@ -663,10 +699,12 @@ typedef struct dims {
 // x: [T, C] -> y: [T, C] = o_proj(attention(rope(q), cache k, cache v)), q = x Wq^T [T, NH*D],
 // k, v = x Wk^T, x Wv^T [T, NKV*D] written to the cache at rows pos .. pos+T-1; query head h
 // reads kv head h / (NH / NKV); causal over the pos + T cached positions
-static setok_status llama_attention(setok_llama *m, setok_arena *arena, setok_tensor *y,
-                                    const setok_tensor *x, llama_layer *l, const dims *d,
-                                    setok_error *err)
+static setok_status llama_attention(setok_llama *m, setok_llama_cache *cache, int li,
+                                    setok_arena *arena, setok_tensor *y, const setok_tensor *x,
+                                    const dims *d, setok_error *err)
 {
+    const llama_layer *l = &m->layers[li];
+    const setok_tensor *k_cache = &cache->k[li], *v_cache = &cache->v[li];
     setok_backend *be = m->backend;
     setok_dtype dt = x->dtype;
     int64_t T = d->T, NH = d->NH, NKV = d->NKV, D = d->D, G = NH / NKV, Tk = d->pos + T;
@@ -701,20 +739,20 @@ static setok_status llama_attention(setok_llama *m, setok_arena *arena, setok_te
     if (st == SETOK_OK)
         st = setok_permute(be, &kh, &view, (int[]){0, 2, 1, 3}, err);
     if (st == SETOK_OK)
-        st = setok_view_slice(&pos, &m->positions, 0, d->pos, T, err);
+        st = setok_view_slice(&pos, &cache->positions, 0, d->pos, T, err);
     if (st == SETOK_OK)
-        st = setok_rope(be, &qr, &qh, &pos, &m->inv_freq, theta, 1.0f, 0, err);
+        st = setok_rope(be, &qr, &qh, &pos, &cache->inv_freq, theta, 1.0f, 0, err);
     if (st == SETOK_OK)
-        st = setok_rope(be, &kr, &kh, &pos, &m->inv_freq, theta, 1.0f, 0, err);
+        st = setok_rope(be, &kr, &kh, &pos, &cache->inv_freq, theta, 1.0f, 0, err);
     /* cache rows pos .. pos+T-1: k from kr [NKV, T, D], v from v [T, NKV, D] */
     if (st == SETOK_OK)
-        st = setok_view_slice(&dst, &l->k_cache, 1, d->pos, T, err);
+        st = setok_view_slice(&dst, k_cache, 1, d->pos, T, err);
     if (st == SETOK_OK)
         st = setok_view_reshape(&view, &kr, 3, (int64_t[]){NKV, T, D}, err);
     if (st == SETOK_OK)
         st = setok_copy(be, &dst, &view, err);
     if (st == SETOK_OK)
-        st = setok_view_slice(&dst, &l->v_cache, 1, d->pos, T, err);
+        st = setok_view_slice(&dst, v_cache, 1, d->pos, T, err);
     if (st == SETOK_OK)
         st = setok_view_reshape(&view, &v, 3, (int64_t[]){T, NKV, D}, err);
     if (st == SETOK_OK)
@@ -729,13 +767,13 @@ static setok_status llama_attention(setok_llama *m, setok_arena *arena, setok_te
         if (st == SETOK_OK)
             st = setok_view_slice(&og, &att, 1, g * G, G, err);
         if (st == SETOK_OK)
-            st = setok_view_slice(&kg, &l->k_cache, 0, g, 1, err);
+            st = setok_view_slice(&kg, k_cache, 0, g, 1, err);
         if (st == SETOK_OK)
             st = setok_view_slice(&kg, &kg, 1, 0, Tk, err);
         if (st == SETOK_OK)
             st = setok_view_reshape(&kg, &kg, 4, (int64_t[]){1, 1, Tk, D}, err);
         if (st == SETOK_OK)
-            st = setok_view_slice(&vg, &l->v_cache, 0, g, 1, err);
+            st = setok_view_slice(&vg, v_cache, 0, g, 1, err);
         if (st == SETOK_OK)
             st = setok_view_slice(&vg, &vg, 1, 0, Tk, err);
         if (st == SETOK_OK)
@@ -779,10 +817,11 @@ static setok_status llama_mlp(setok_backend *be, setok_arena *arena, setok_tenso
 
 // x: [T, C] -> x = r + mlp(post_attention_layernorm(r)), r = x + attn(input_layernorm(x));
 // tmp: [T, C] scratch (holds r)
-static setok_status llama_decoder_layer(setok_llama *m, setok_arena *arena, setok_tensor *x,
-                                        setok_tensor *tmp, llama_layer *l, const dims *d,
-                                        setok_error *err)
+static setok_status llama_decoder_layer(setok_llama *m, setok_llama_cache *cache, int li,
+                                        setok_arena *arena, setok_tensor *x, setok_tensor *tmp,
+                                        const dims *d, setok_error *err)
 {
+    const llama_layer *l = &m->layers[li];
     setok_backend *be = m->backend;
     float eps = m->cfg.rms_norm_eps;
     int64_t shape[2] = {d->T, d->C};
@@ -794,7 +833,7 @@ static setok_status llama_decoder_layer(setok_llama *m, setok_arena *arena, seto
     if (st == SETOK_OK)
         st = setok_rmsnorm(be, &xn, x, &l->ln1_w, eps, err);
     if (st == SETOK_OK)
-        st = llama_attention(m, arena, &o, &xn, l, d, err);
+        st = llama_attention(m, cache, li, arena, &o, &xn, d, err);
     if (st == SETOK_OK)
         st = setok_add(be, tmp, x, &o, err);
     setok_arena_reset(arena, mark);
@@ -815,18 +854,18 @@ static setok_status llama_decoder_layer(setok_llama *m, setok_arena *arena, seto
 /* ---------------------------------------------------------------------------
  * forward */
 
-static setok_status check_tokens(const setok_llama *m, const setok_arena *arena, int64_t T,
-                                 setok_error *err)
+static setok_status check_tokens(const setok_llama *m, const setok_llama_cache *c,
+                                 const setok_arena *arena, int64_t T, setok_error *err)
 {
-    if (m->max_ctx == 0)
-        return setok_fail(err, SETOK_ERR_INPUT, "llama: no cache; call setok_llama_cache_init");
+    if (!c || c->m != m)
+        return setok_fail(err, SETOK_ERR_INPUT, "llama: the cache was made for another model");
     if (arena->backend != m->backend)
         return setok_fail(err, SETOK_ERR_INPUT, "llama: the arena must be on the model's "
                           "backend (%s)", setok_backend_name(m->backend));
-    if (T < 1 || T > m->max_ctx - m->length)
+    if (T < 1 || T > c->max_ctx - c->length)
         return setok_fail(err, SETOK_ERR_INPUT, "llama: %lld tokens do not fit: the cache "
-                          "holds %lld of %lld positions", (long long)T, (long long)m->length,
-                          (long long)m->max_ctx);
+                          "holds %lld of %lld positions", (long long)T, (long long)c->length,
+                          (long long)c->max_ctx);
     return SETOK_OK;
 }
 
@@ -838,20 +877,20 @@ typedef enum output_kind {
 } output_kind;
 
 // x: [T, C] (the embeddings, overwritten) -> out: [T or 1, V] or [T, C]; tmp: [T, C] scratch
-static setok_status llama_forward(setok_llama *m, setok_arena *arena, setok_tensor *out,
-                                  setok_tensor *x, setok_tensor *tmp, output_kind kind,
-                                  const atomic_bool *cancel, setok_error *err)
+static setok_status llama_forward(setok_llama *m, setok_llama_cache *cache, setok_arena *arena,
+                                  setok_tensor *out, setok_tensor *x, setok_tensor *tmp,
+                                  output_kind kind, const atomic_bool *cancel, setok_error *err)
 {
     bool last_only = kind == OUT_LAST_LOGITS;
     const setok_llama_config *c = &m->cfg;
     dims d = {.T = x->shape[0], .C = c->hidden_size, .I = c->intermediate_size,
-              .NH = c->num_heads, .NKV = c->num_kv_heads, .D = c->head_dim, .pos = m->length};
-    setok_status st = rope_update(m, d.pos + d.T, err);
+              .NH = c->num_heads, .NKV = c->num_kv_heads, .D = c->head_dim, .pos = cache->length};
+    setok_status st = rope_update(cache, d.pos + d.T, err);
     for (int i = 0; i < c->num_layers && st == SETOK_OK; i++) {
         if (cancel && atomic_load(cancel))
             return setok_fail(err, SETOK_ERR_CANCELLED, "llama: cancelled before layer %d of %d",
                               i, c->num_layers);
-        st = llama_decoder_layer(m, arena, x, tmp, &m->layers[i], &d, err);
+        st = llama_decoder_layer(m, cache, i, arena, x, tmp, &d, err);
     }
     setok_tensor last = *x, normed = *tmp;
     if (st == SETOK_OK && last_only)
@@ -865,7 +904,7 @@ static setok_status llama_forward(setok_llama *m, setok_arena *arena, setok_tens
     if (st == SETOK_OK && kind != OUT_HIDDEN)
         st = setok_linear(m->backend, out, &normed, &m->lm_head, NULL, err);
     if (st == SETOK_OK)
-        m->length += d.T;
+        cache->length += d.T;
     return st;
 }
 
@@ -892,9 +931,9 @@ setok_status setok_llama_embed(setok_llama *m, setok_tensor *embeds, const setok
     return setok_get_rows(m->backend, embeds, &m->embed, ids, err);
 }
 
-static setok_status forward_embeds(setok_llama *m, setok_arena *arena, setok_tensor *out,
-                                   const setok_tensor *embeds, output_kind kind,
-                                   const atomic_bool *cancel, setok_error *err)
+static setok_status forward_embeds(setok_llama *m, setok_llama_cache *cache, setok_arena *arena,
+                                   setok_tensor *out, const setok_tensor *embeds,
+                                   output_kind kind, const atomic_bool *cancel, setok_error *err)
 {
     char buf[96];
     if (!embeds || embeds->ndim != 2 || embeds->shape[1] != m->cfg.hidden_size ||
@@ -903,7 +942,7 @@ static setok_status forward_embeds(setok_llama *m, setok_arena *arena, setok_ten
                           "tensor on the model's backend, got %s", m->cfg.hidden_size,
                           setok_dtype_name(m->dtype),
                           embeds ? setok_tensor_describe(embeds, buf, sizeof buf) : "none");
-    setok_status st = check_tokens(m, arena, embeds->shape[0], err);
+    setok_status st = check_tokens(m, cache, arena, embeds->shape[0], err);
     if (st != SETOK_OK)
         return st;
     size_t start = setok_arena_mark(arena), outputs = start;
@@ -912,29 +951,32 @@ static setok_status forward_embeds(setok_llama *m, setok_arena *arena, setok_ten
     if (st == SETOK_OK)
         st = setok_copy(m->backend, &x, embeds, err);
     if (st == SETOK_OK)
-        st = llama_forward(m, arena, out, &x, &tmp, kind, cancel, err);
+        st = llama_forward(m, cache, arena, out, &x, &tmp, kind, cancel, err);
     setok_arena_reset(arena, st == SETOK_OK ? outputs : start);
     if (st != SETOK_OK && st != SETOK_ERR_CANCELLED)
         setok_error_prefix(err, "llama forward");
     return st;
 }
 
-setok_status setok_llama_forward_embeds(setok_llama *m, setok_arena *arena, setok_tensor *logits,
+setok_status setok_llama_forward_embeds(setok_llama *m, setok_llama_cache *cache,
+                                        setok_arena *arena, setok_tensor *logits,
                                         const setok_tensor *embeds, bool last_only,
                                         const atomic_bool *cancel, setok_error *err)
 {
-    return forward_embeds(m, arena, logits, embeds, last_only ? OUT_LAST_LOGITS : OUT_LOGITS,
+    return forward_embeds(m, cache, arena, logits, embeds, last_only ? OUT_LAST_LOGITS : OUT_LOGITS,
                           cancel, err);
 }
 
-setok_status setok_llama_forward_hidden(setok_llama *m, setok_arena *arena, setok_tensor *hidden,
+setok_status setok_llama_forward_hidden(setok_llama *m, setok_llama_cache *cache,
+                                        setok_arena *arena, setok_tensor *hidden,
                                         const setok_tensor *embeds, const atomic_bool *cancel,
                                         setok_error *err)
 {
-    return forward_embeds(m, arena, hidden, embeds, OUT_HIDDEN, cancel, err);
+    return forward_embeds(m, cache, arena, hidden, embeds, OUT_HIDDEN, cancel, err);
 }
 
-setok_status setok_llama_forward_ids(setok_llama *m, setok_arena *arena, setok_tensor *logits,
+setok_status setok_llama_forward_ids(setok_llama *m, setok_llama_cache *cache,
+                                     setok_arena *arena, setok_tensor *logits,
                                      const setok_tensor *ids, bool last_only,
                                      const atomic_bool *cancel, setok_error *err)
 {
@@ -943,7 +985,7 @@ setok_status setok_llama_forward_ids(setok_llama *m, setok_arena *arena, setok_t
         return setok_fail(err, SETOK_ERR_INPUT, "llama: input_ids must be an I32 [T] tensor on "
                           "the model's backend, got %s",
                           ids ? setok_tensor_describe(ids, buf, sizeof buf) : "none");
-    setok_status st = check_tokens(m, arena, ids->shape[0], err);
+    setok_status st = check_tokens(m, cache, arena, ids->shape[0], err);
     if (st != SETOK_OK)
         return st;
     size_t start = setok_arena_mark(arena), outputs = start;
@@ -953,7 +995,7 @@ setok_status setok_llama_forward_ids(setok_llama *m, setok_arena *arena, setok_t
     if (st == SETOK_OK)
         st = setok_llama_embed(m, &x, ids, err);
     if (st == SETOK_OK)
-        st = llama_forward(m, arena, logits, &x, &tmp, kind, cancel, err);
+        st = llama_forward(m, cache, arena, logits, &x, &tmp, kind, cancel, err);
     setok_arena_reset(arena, st == SETOK_OK ? outputs : start);
     if (st != SETOK_OK && st != SETOK_ERR_CANCELLED)
         setok_error_prefix(err, "llama forward");
@@ -968,6 +1010,7 @@ setok_status setok_llama_logits_f32(const char *dir, const char *adapter_dir, co
 {
     setok_backend *be = NULL;
     setok_llama *m = NULL;
+    setok_llama_cache *cache = NULL;
     setok_arena arena = {0};
     setok_tensor ids_t = {0}, out;
     setok_status st = setok_backend_cpu_create(&be, 0, err);
@@ -977,7 +1020,7 @@ setok_status setok_llama_logits_f32(const char *dir, const char *adapter_dir, co
         st = setok_fail(err, SETOK_ERR_INPUT, "llama: %lld tokens of %d logits do not fit in "
                         "%zu floats", (long long)T, m->cfg.vocab_size, capacity);
     if (st == SETOK_OK)
-        st = setok_llama_cache_init(m, T, err);
+        st = setok_llama_cache_new(&cache, m, T, err);
     if (st == SETOK_OK)
         st = setok_arena_init(&arena, be, setok_llama_arena_bytes(m, T), err);
     if (st == SETOK_OK)
@@ -985,11 +1028,12 @@ setok_status setok_llama_logits_f32(const char *dir, const char *adapter_dir, co
     if (st == SETOK_OK)
         st = setok_tensor_upload(&ids_t, ids, err);
     if (st == SETOK_OK)
-        st = setok_llama_forward_ids(m, &arena, &out, &ids_t, false, NULL, err);
+        st = setok_llama_forward_ids(m, cache, &arena, &out, &ids_t, false, NULL, err);
     if (st == SETOK_OK)
         st = setok_tensor_download(logits, &out, err);
     setok_tensor_free(&ids_t);
     setok_arena_destroy(&arena);
+    setok_llama_cache_free(cache);
     setok_llama_free(m);
     setok_backend_free(be);
     return st;

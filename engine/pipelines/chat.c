@@ -1,37 +1,18 @@
 /* chat.c — the chat pipeline's conversation (chat.h): the Vicuna v1 prompt of
  * each turn, the image rows spliced into its embeddings, prefill through the KV
- * cache, sampling and streamed answers. The folder kinds (LLaVA, SETOKIM) and
- * the image side live in chat-model.c. */
+ * cache, sampling and streamed answers. What the model's kind means and the
+ * image side live in chat-model.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "chat-impl.h"
-#include "setok/bundle.h"
+#include "core/util.h"
+#include "setok/clock.h"
 
 /* The Vicuna v1 template (llava conv_vicuna_v1): the one place it is spelled. */
 static const char CHAT_USER[] = "USER: ";
 static const char CHAT_ASSISTANT[] = " ASSISTANT:";
-
-double chat_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-setok_status chat_grow(void **buf, size_t *cap, size_t bytes, setok_error *err)
-{
-    if (*cap >= bytes)
-        return SETOK_OK;
-    void *p = realloc(*buf, bytes ? bytes : 1);
-    if (!p)
-        return setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory (%zu bytes)", bytes);
-    *buf = p;
-    *cap = bytes;
-    return SETOK_OK;
-}
 
 setok_status chat_ensure_arena(setok_chat *c, size_t need, setok_error *err)
 {
@@ -66,48 +47,34 @@ void setok_chat_result_free(setok_chat_result *r)
 }
 
 // ----------------------------------------------------------------------------
-// loading
+// a conversation over a model
 
-setok_status setok_chat_open(setok_chat **out, const char *dir, const char *device, int threads,
-                             int max_context, setok_error *err)
-{
-    return setok_chat_open_with_adapter(out, dir, NULL, device, threads, max_context, err);
-}
-
-setok_status setok_chat_open_with_adapter(setok_chat **out, const char *dir,
-                                          const char *adapter_dir, const char *device,
-                                          int threads, int max_context, setok_error *err)
+setok_status setok_chat_new(setok_chat **out, setok_model *model, int max_context,
+                            setok_error *err)
 {
     *out = NULL;
     setok_chat *c = calloc(1, sizeof *c);
     if (!c)
         return setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
-    setok_status st = setok_backend_create_by_name(&c->backend, device, threads, err);
-    if (st == SETOK_OK && !setok_backend_is_host(c->backend))
-        st = setok_backend_cpu_create(&c->cpu, threads, err);
-    if (st == SETOK_OK && !c->cpu)
-        c->cpu = c->backend;
-    c->dtype = c->backend && !setok_backend_is_host(c->backend) ? SETOK_F16 : SETOK_F32;
-    if (st == SETOK_OK)
-        st = setok_bundle_is_bundle(dir) ? chat_load_bundle(c, dir, adapter_dir, err)
-                                         : chat_load_llava(c, dir, adapter_dir, err);
+    c->model = model;
+    c->backend = setok_model_backend(model);
+    c->dtype = setok_model_dtype(model);
+    c->pending = -1;
+    setok_status st = chat_bind(c, err);
     if (st == SETOK_OK) {
         const setok_llama_config *lc = setok_llama_get_config(c->llm);
         c->vocab = lc->vocab_size;
-        int64_t ctx = max_context > 0 ? max_context : 4096;
-        if (lc->max_position_embeddings > 0 && ctx > lc->max_position_embeddings)
-            ctx = lc->max_position_embeddings;
-        st = setok_llama_cache_init(c->llm, ctx, err);
-    }
-    if (st == SETOK_OK)
+        c->max_context = max_context > 0 ? max_context : 4096;
+        if (lc->max_position_embeddings > 0 && c->max_context > lc->max_position_embeddings)
+            c->max_context = lc->max_position_embeddings;
         st = setok_sampler_init(&c->sampler, c->vocab, err);
+    }
     if (st == SETOK_OK && !(c->logits = malloc((size_t)c->vocab * sizeof *c->logits)))
         st = setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
     if (st != SETOK_OK) {
         setok_chat_free(c);
         return st;
     }
-    c->pending = -1;
     setok_rng_seed(&c->rng, 0);
     *out = c;
     return SETOK_OK;
@@ -119,16 +86,19 @@ void setok_chat_free(setok_chat *c)
         return;
     if (c->arena.base)
         setok_arena_destroy(&c->arena);
-    chat_unload(c);
+    chat_unbind(c);
+    setok_llama_cache_free(c->cache);
     setok_sampler_free(&c->sampler);
-    if (c->cpu && c->cpu != c->backend)
-        setok_backend_free(c->cpu);
-    setok_backend_free(c->backend);
     free(c->logits);
     free(c->staging);
     free(c->image_embeds);
     free(c->history);
     free(c);
+}
+
+setok_model *setok_chat_model(const setok_chat *c)
+{
+    return c->model;
 }
 
 setok_cluster_params setok_chat_cluster_defaults(const setok_chat *c)
@@ -139,7 +109,8 @@ setok_cluster_params setok_chat_cluster_defaults(const setok_chat *c)
 
 void setok_chat_restart(setok_chat *c, const setok_chat_options *o)
 {
-    setok_llama_reset(c->llm);
+    if (c->cache)
+        setok_llama_cache_reset(c->cache);
     c->turns = 0;
     c->pending = -1;
     c->n_history = 0;
@@ -174,7 +145,7 @@ static setok_status push_history(setok_chat *c, const int32_t *ids, size_t n, se
     size_t need = (c->n_history + n) * sizeof *c->history;
     if (need > cap) {
         size_t want = need * 2;
-        setok_status st = chat_grow((void **)&c->history, &cap, want, err);
+        setok_status st = setok_grow((void **)&c->history, &cap, want, "chat", err);
         if (st != SETOK_OK)
             return st;
         c->history_cap = cap / sizeof *c->history;
@@ -242,7 +213,7 @@ static setok_status read_logits(setok_chat *c, const setok_tensor *logits, setok
 {
     setok_status st = setok_backend_synchronize(c->backend, err);
     if (st == SETOK_OK)
-        st = chat_grow(&c->staging, &c->staging_bytes, setok_tensor_nbytes(logits), err);
+        st = setok_grow(&c->staging, &c->staging_bytes, setok_tensor_nbytes(logits), "chat", err);
     if (st == SETOK_OK)
         st = setok_tensor_download(c->staging, logits, err);
     if (st == SETOK_OK)
@@ -271,7 +242,7 @@ setok_status chat_embed_prompt(setok_chat *c, const int32_t *ids, size_t n, seto
         // the model's masked_scatter: image rows, in order, into the image token positions
         st = setok_backend_synchronize(c->backend, err);
         if (st == SETOK_OK)
-            st = chat_grow(&c->staging, &c->staging_bytes, n * row, err);
+            st = setok_grow(&c->staging, &c->staging_bytes, n * row, "chat", err);
         if (st == SETOK_OK)
             st = setok_tensor_download(c->staging, &emb, err);
         int k = 0;
@@ -300,7 +271,8 @@ static setok_status prefill(setok_chat *c, const int32_t *ids, size_t n,
         st = chat_embed_prompt(c, ids, n, &emb, err);
     }
     if (st == SETOK_OK)
-        st = setok_llama_forward_embeds(c->llm, &c->arena, &logits, &emb, true, o->cancel, err);
+        st = setok_llama_forward_embeds(c->llm, c->cache, &c->arena, &logits, &emb, true,
+                                        o->cancel, err);
     if (st == SETOK_OK)
         st = read_logits(c, &logits, err);
     return st;
@@ -319,7 +291,8 @@ static setok_status decode_step(setok_chat *c, int32_t id, const setok_chat_opti
     if (st == SETOK_OK)
         st = setok_tensor_upload(&tid, &id, err);
     if (st == SETOK_OK)
-        st = setok_llama_forward_ids(c->llm, &c->arena, &logits, &tid, true, o->cancel, err);
+        st = setok_llama_forward_ids(c->llm, c->cache, &c->arena, &logits, &tid, true, o->cancel,
+                                     err);
     if (st == SETOK_OK)
         st = read_logits(c, &logits, err);
     return st;
@@ -335,7 +308,7 @@ typedef struct answer {
 static setok_status answer_append(answer *a, const char *s, setok_error *err)
 {
     size_t n = strlen(s);
-    setok_status st = chat_grow((void **)&a->text, &a->cap, a->len + n + 1, err);
+    setok_status st = setok_grow((void **)&a->text, &a->cap, a->len + n + 1, "chat", err);
     if (st != SETOK_OK)
         return st;
     memcpy(a->text + a->len, s, n + 1);
@@ -399,7 +372,11 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
     setok_status st = setok_sampling_params_check(&o->sampling, err);
     if (st != SETOK_OK)
         return st;
-    double t0 = chat_now_ms();
+    if (!c->cache)
+        st = setok_llama_cache_new(&c->cache, c->llm, c->max_context, err);
+    if (st != SETOK_OK)
+        return st;
+    double t0 = setok_clock_ms();
     if (c->turns == 0) {
         r->timings.encode_ms = c->image_timings.encode_ms;
         r->timings.cluster_ms = c->image_timings.cluster_ms;
@@ -409,11 +386,11 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
     int32_t *ids = NULL;
     size_t n = 0;
     st = chat_build_prompt(c, question, &ids, &n, err);
-    int64_t cap = setok_llama_cache_capacity(c->llm);
-    if (st == SETOK_OK && setok_llama_cache_length(c->llm) + (int64_t)n + 1 > cap)
+    int64_t cap = setok_llama_cache_capacity(c->cache);
+    if (st == SETOK_OK && setok_llama_cache_length(c->cache) + (int64_t)n + 1 > cap)
         st = setok_fail(err, SETOK_ERR_INPUT, "chat: the conversation needs %lld positions, the "
                         "context holds %lld",
-                        (long long)(setok_llama_cache_length(c->llm) + (int64_t)n + 1),
+                        (long long)(setok_llama_cache_length(c->cache) + (int64_t)n + 1),
                         (long long)cap);
     if (st == SETOK_OK)
         st = cancelled(o, err);
@@ -427,7 +404,7 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
     c->turns++;
     c->pending = -1;
     r->n_prompt = (int)n;
-    double t1 = chat_now_ms();
+    double t1 = setok_clock_ms();
     r->timings.prefill_ms = t1 - t0;
 
     setok_text_stream *stream = NULL;
@@ -452,7 +429,7 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
         r->ids[r->n_ids++] = id;
         c->pending = id;
         if (r->n_ids == 1) {
-            t_first = chat_now_ms();
+            t_first = setok_clock_ms();
             r->timings.first_token_ms = t_first - t0;
         }
         if (id == eos) {
@@ -477,7 +454,7 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
         }
         if (r->n_ids >= max_new)
             break;
-        if (setok_llama_cache_length(c->llm) + 1 > cap) {
+        if (setok_llama_cache_length(c->cache) + 1 > cap) {
             r->stop_reason = "context";
             break;
         }
@@ -500,7 +477,7 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
     }
     setok_text_stream_free(stream);
     r->text = a.text;
-    double t2 = chat_now_ms();
+    double t2 = setok_clock_ms();
     r->timings.decode_ms = r->n_ids > 1 ? t2 - t_first : 0.0;
     r->timings.decode_tokens_per_s =
         r->timings.decode_ms > 0.0 ? (r->n_ids - 1) * 1e3 / r->timings.decode_ms : 0.0;

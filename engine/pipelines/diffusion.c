@@ -9,15 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "setok/arena.h"
 #include "setok/backend.h"
-#include "setok/bundle.h"
 #include "setok/chat.h"
 #include "setok/config.h"
+#include "setok/model.h"
 #include "setok/models/clip_text.h"
 #include "setok/models/qformer.h"
 #include "setok/models/unet.h"
@@ -28,15 +27,14 @@
 #define MAX_LATENT_CHANNELS 16
 
 struct setok_diffusion {
-    char dir[PATH_MAX];
-    char sched_dir[PATH_MAX];
-    /* a SETOKIM bundle: the LLM emits visual tokens, the mapper turns them into the
-     * U-Net's encoder_hidden_states; unconditional = zeros */
+    setok_model *model;
+    setok_backend *backend;    /* the model's */
+    setok_dtype dtype;
+    /* a SETOKIM bundle: the LLM emits visual tokens (through a chat of this pipeline's own),
+     * the mapper turns them into the U-Net's encoder_hidden_states; unconditional = zeros */
     setok_chat *chat;
     setok_qformer *mapper;
     /* a Stable Diffusion folder: the CLIP text encoder */
-    setok_backend *backend;
-    setok_dtype dtype;
     setok_text_tokenizer *tok;
     int max_tokens;            /* the tokenizer's model_max_length (77) */
     int32_t pad_id;
@@ -48,8 +46,6 @@ struct setok_diffusion {
     /* preview: rgb = map[c] . latent + map[C] (fitted on first use) */
     bool have_map;
     float map[MAX_LATENT_CHANNELS + 1][3];
-    void *staging;             /* model-dtype copies for upload / download */
-    size_t staging_bytes;
 };
 
 void setok_diffusion_options_default(setok_diffusion_options *o)
@@ -64,55 +60,22 @@ void setok_diffusion_options_default(setok_diffusion_options *o)
 }
 
 /* ---------------------------------------------------------------------------
- * loading */
-
-/* out = dir/name; false when it does not fit. */
-static bool join(char *out, size_t size, const char *dir, const char *name)
-{
-    int n = snprintf(out, size, "%s/%s", dir, name);
-    return n >= 0 && (size_t)n < size;
-}
-
-static setok_status component(char *out, size_t size, const char *dir, const char *name,
-                              setok_error *err)
-{
-    struct stat sb;
-    if (!join(out, size, dir, name))
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", dir);
-    if (stat(out, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: not a Stable Diffusion folder (no %s/ "
-                          "component folder)", dir, name);
-    return SETOK_OK;
-}
-
-/* model_index.json, when present, must name a Stable Diffusion pipeline. */
-static setok_status check_index(const char *dir, setok_error *err)
-{
-    char path[PATH_MAX];
-    struct stat sb;
-    if (!join(path, sizeof path, dir, "model_index.json") || stat(path, &sb) != 0)
-        return SETOK_OK;
-    setok_config *cfg = NULL;
-    const char *cls = NULL;
-    setok_status st = setok_config_load(&cfg, path, err);
-    if (st == SETOK_OK)
-        st = setok_config_string_or(cfg, "_class_name", "", &cls, err);
-    if (st == SETOK_OK && strncmp(cls, "StableDiffusion", 15) != 0)
-        st = setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: _class_name '%s' is not a Stable "
-                        "Diffusion pipeline", path, cls);
-    setok_config_free(cfg);
-    return st;
-}
+ * over a model */
 
 /* The tokenizer's model_max_length and pad token (tokenizer_config.json). */
-static setok_status tokenizer_settings(setok_diffusion *d, const char *tok_dir, setok_error *err)
+static setok_status tokenizer_settings(setok_diffusion *d, setok_error *err)
 {
     char path[PATH_MAX];
-    struct stat sb;
+    const char *tok_dir = setok_model_tokenizer_dir(d->model);
     d->max_tokens = 77;
     d->pad_id = setok_text_tokenizer_eos_id(d->tok);
-    if (!join(path, sizeof path, tok_dir, "tokenizer_config.json") || stat(path, &sb) != 0)
+    if (!tok_dir || snprintf(path, sizeof path, "%s/tokenizer_config.json", tok_dir) >=
+                         (int)sizeof path)
         return SETOK_OK;
+    FILE *probe = fopen(path, "rb");
+    if (!probe)
+        return SETOK_OK;
+    fclose(probe);
     setok_config *cfg = NULL;
     setok_status st = setok_config_load(&cfg, path, err);
     int64_t max_len = d->max_tokens;
@@ -134,73 +97,6 @@ static setok_status tokenizer_settings(setok_diffusion *d, const char *tok_dir, 
     return st;
 }
 
-/* A Stable Diffusion folder: the text side, and where the rest is. */
-static setok_status open_sd(setok_diffusion *d, const char *dir, char *unet_dir, char *vae_dir,
-                            setok_error *err)
-{
-    char text_dir[PATH_MAX], tok_dir[PATH_MAX];
-    setok_status st = check_index(dir, err);
-    if (st == SETOK_OK)
-        st = component(text_dir, sizeof text_dir, dir, "text_encoder", err);
-    if (st == SETOK_OK)
-        st = component(tok_dir, sizeof tok_dir, dir, "tokenizer", err);
-    if (st == SETOK_OK)
-        st = component(unet_dir, PATH_MAX, dir, "unet", err);
-    if (st == SETOK_OK)
-        st = component(vae_dir, PATH_MAX, dir, "vae", err);
-    if (st == SETOK_OK)
-        st = component(d->sched_dir, sizeof d->sched_dir, dir, "scheduler", err);
-    if (st == SETOK_OK)
-        st = setok_text_tokenizer_load(&d->tok, tok_dir, err);
-    if (st == SETOK_OK)
-        st = tokenizer_settings(d, tok_dir, err);
-    if (st == SETOK_OK)
-        st = setok_clip_text_load(&d->text, text_dir, d->backend, d->dtype, err);
-    if (st == SETOK_OK) {
-        const setok_clip_text_config *tc = setok_clip_text_get_config(d->text);
-        if (d->max_tokens > tc->max_position_embeddings)
-            d->max_tokens = tc->max_position_embeddings;
-    }
-    return st;
-}
-
-/* A SETOKIM bundle: the chat model (LLM + visual tokens), the mapper, and where the rest is. */
-static setok_status open_bundle(setok_diffusion *d, const char *dir, const char *device,
-                                int threads, char *unet_dir, char *vae_dir, setok_error *err)
-{
-    static const setok_bundle_component needed[] = {
-        SETOK_BUNDLE_PROJECTOR_OUT, SETOK_BUNDLE_MAPPER, SETOK_BUNDLE_UNET, SETOK_BUNDLE_VAE,
-        SETOK_BUNDLE_SCHEDULER};
-    setok_bundle b;
-    const char *path = NULL;
-    setok_status st = setok_bundle_load(&b, dir, err);
-    for (size_t i = 0; st == SETOK_OK && i < sizeof needed / sizeof *needed; i++)
-        st = setok_bundle_require(&b, needed[i], "generating images", &path, err);
-    if (st == SETOK_OK && b.n_visual_tokens == 0)
-        st = setok_fail(err, SETOK_ERR_INPUT, "%s: no visual_tokens, so this bundle cannot "
-                        "generate images", b.manifest);
-    if (st == SETOK_OK) {
-        snprintf(unet_dir, PATH_MAX, "%s", b.components[SETOK_BUNDLE_UNET]);
-        snprintf(vae_dir, PATH_MAX, "%s", b.components[SETOK_BUNDLE_VAE]);
-        snprintf(d->sched_dir, sizeof d->sched_dir, "%s", b.components[SETOK_BUNDLE_SCHEDULER]);
-        st = setok_qformer_load(&d->mapper, b.components[SETOK_BUNDLE_MAPPER], d->backend,
-                                d->dtype, err);
-    }
-    if (st == SETOK_OK && setok_qformer_num_query_tokens(d->mapper) == 0)
-        st = setok_fail(err, SETOK_ERR_INPUT, "%s: the mapper has no query_tokens",
-                        b.components[SETOK_BUNDLE_MAPPER]);
-    if (st == SETOK_OK)
-        st = setok_chat_open(&d->chat, dir, device, threads, 0, err);
-    if (st == SETOK_OK && setok_chat_visual_token_dim(d->chat) !=
-                              setok_qformer_get_config(d->mapper)->encoder_hidden_size)
-        st = setok_fail(err, SETOK_ERR_INPUT, "%s/config.json: encoder_hidden_size %d is not "
-                        "projector_out's out_features %d", b.components[SETOK_BUNDLE_MAPPER],
-                        setok_qformer_get_config(d->mapper)->encoder_hidden_size,
-                        setok_chat_visual_token_dim(d->chat));
-    setok_bundle_free(&b);
-    return st;
-}
-
 /* The width of the U-Net's conditioning: the text encoder's or the mapper's hidden size. */
 static int condition_dim(const setok_diffusion *d)
 {
@@ -208,66 +104,65 @@ static int condition_dim(const setok_diffusion *d)
                      : setok_clip_text_get_config(d->text)->hidden_size;
 }
 
-setok_status setok_diffusion_open(setok_diffusion **out, const char *dir, const char *device,
-                                  int threads, setok_error *err)
+/* The U-Net's sample_size (its config.json; 64 when missing). */
+static setok_status read_sample_size(setok_diffusion *d, setok_error *err)
+{
+    setok_component_info info;
+    setok_model_component_info(d->model, SETOK_COMPONENT_UNET, &info);
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/config.json", info.path) >= (int)sizeof path)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", info.path);
+    setok_config *cfg = NULL;
+    int64_t size = 64;
+    setok_status st = setok_config_load(&cfg, path, err);
+    if (st == SETOK_OK)
+        st = setok_config_int_or(cfg, "sample_size", size, &size, err);
+    if (st == SETOK_OK && (size < 1 || size > 4096))
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: sample_size %lld is out of range", path,
+                        (long long)size);
+    d->sample_size = (int)size;
+    setok_config_free(cfg);
+    return st;
+}
+
+setok_status setok_diffusion_new(setok_diffusion **out, setok_model *model, setok_error *err)
 {
     *out = NULL;
     setok_diffusion *d = calloc(1, sizeof *d);
     if (!d)
         return setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
-    snprintf(d->dir, sizeof d->dir, "%s", dir);
-    char unet_dir[PATH_MAX], vae_dir[PATH_MAX];
-    setok_status st =
-        setok_backend_create_by_name(&d->backend, device ? device : "auto", threads, err);
-    if (st == SETOK_OK) {
-        d->dtype = setok_backend_is_host(d->backend) ? SETOK_F32 : SETOK_F16;
-        st = setok_bundle_is_bundle(dir)
-                 ? open_bundle(d, dir, device, threads, unet_dir, vae_dir, err)
-                 : open_sd(d, dir, unet_dir, vae_dir, err);
-    }
-    if (st == SETOK_OK) {
-        /* the scheduler config is read per call (the caller may pick another kind); check
-         * it now so a bad folder fails here */
-        setok_scheduler_config sc;
-        st = setok_scheduler_config_load(&sc, d->sched_dir, SETOK_SCHEDULER_FROM_CONFIG, err);
+    d->model = model;
+    d->backend = setok_model_backend(model);
+    d->dtype = setok_model_dtype(model);
+    bool bundle = setok_model_kind_of(model) == SETOK_MODEL_SETOKIM;
+    setok_status st = setok_model_require(model, SETOK_CAP_GENERATE, err);
+    if (st == SETOK_OK && bundle)
+        st = setok_model_mapper(model, &d->mapper, err);
+    if (st == SETOK_OK && bundle)
+        st = setok_chat_new(&d->chat, model, 0, err);
+    if (st == SETOK_OK && !bundle)
+        st = setok_model_text_tokenizer(model, &d->tok, err);
+    if (st == SETOK_OK && !bundle)
+        st = setok_model_text_encoder(model, &d->text, err);
+    if (st == SETOK_OK && !bundle)
+        st = tokenizer_settings(d, err);
+    if (st == SETOK_OK && !bundle) {
+        const setok_clip_text_config *tc = setok_clip_text_get_config(d->text);
+        if (d->max_tokens > tc->max_position_embeddings)
+            d->max_tokens = tc->max_position_embeddings;
     }
     if (st == SETOK_OK)
-        st = setok_unet_load(&d->unet, unet_dir, d->backend, d->dtype, err);
+        st = setok_model_unet(model, &d->unet, err);
     if (st == SETOK_OK)
-        st = setok_vae_load(&d->vae, vae_dir, d->backend, d->dtype, err);
+        st = setok_model_vae(model, &d->vae, err);
     if (st == SETOK_OK) {
-        const setok_unet_config *uc = setok_unet_get_config(d->unet);
-        const setok_vae_config *vc = setok_vae_get_config(d->vae);
-        d->latent_channels = uc->out_channels;
-        if (uc->cross_attention_dim[0] != condition_dim(d))
-            st = setok_fail(err, SETOK_ERR_INPUT, "%s: the U-Net's cross_attention_dim %d is not "
-                            "the %s's hidden_size %d", unet_dir, uc->cross_attention_dim[0],
-                            d->mapper ? "mapper" : "text encoder", condition_dim(d));
-        else if (vc->latent_channels != uc->out_channels ||
-                 (uc->in_channels != vc->latent_channels &&
-                  uc->in_channels != 2 * vc->latent_channels))
-            st = setok_fail(err, SETOK_ERR_INPUT, "%s: the U-Net's in/out channels %d/%d do not "
-                            "fit the VAE's %d latent channels", dir, uc->in_channels,
-                            uc->out_channels, vc->latent_channels);
-        else if (vc->latent_channels > MAX_LATENT_CHANNELS)
+        d->latent_channels = setok_unet_get_config(d->unet)->out_channels;
+        if (d->latent_channels > MAX_LATENT_CHANNELS)
             st = setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: %d latent channels, at most %d",
-                            dir, vc->latent_channels, MAX_LATENT_CHANNELS);
+                            setok_model_dir(model), d->latent_channels, MAX_LATENT_CHANNELS);
     }
-    if (st == SETOK_OK) {
-        char path[PATH_MAX];
-        setok_config *cfg = NULL;
-        int64_t size = 64;
-        st = join(path, sizeof path, unet_dir, "config.json")
-                 ? setok_config_load(&cfg, path, err)
-                 : setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", unet_dir);
-        if (st == SETOK_OK)
-            st = setok_config_int_or(cfg, "sample_size", size, &size, err);
-        if (st == SETOK_OK && (size < 1 || size > 4096))
-            st = setok_fail(err, SETOK_ERR_INPUT, "%s: sample_size %lld is out of range", path,
-                            (long long)size);
-        d->sample_size = (int)size;
-        setok_config_free(cfg);
-    }
+    if (st == SETOK_OK)
+        st = read_sample_size(d, err);
     if (st != SETOK_OK) {
         setok_diffusion_free(d);
         return st;
@@ -280,14 +175,7 @@ void setok_diffusion_free(setok_diffusion *d)
 {
     if (!d)
         return;
-    setok_vae_free(d->vae);
-    setok_unet_free(d->unet);
-    setok_clip_text_free(d->text);
-    setok_text_tokenizer_free(d->tok);
-    setok_qformer_free(d->mapper);
     setok_chat_free(d->chat);
-    setok_backend_free(d->backend);
-    free(d->staging);
     free(d);
 }
 
@@ -313,54 +201,6 @@ void setok_diffusion_latent_shape(const setok_diffusion *d, int width, int heigh
 bool setok_diffusion_is_instruct(const setok_diffusion *d)
 {
     return setok_unet_get_config(d->unet)->in_channels == 2 * d->latent_channels;
-}
-
-const char *setok_diffusion_device(const setok_diffusion *d)
-{
-    return setok_backend_description(d->backend);
-}
-
-/* ---------------------------------------------------------------------------
- * host <-> device */
-
-static setok_status staging(setok_diffusion *d, size_t bytes, setok_error *err)
-{
-    if (bytes <= d->staging_bytes)
-        return SETOK_OK;
-    void *p = realloc(d->staging, bytes);
-    if (!p)
-        return setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
-    d->staging = p;
-    d->staging_bytes = bytes;
-    return SETOK_OK;
-}
-
-static setok_status upload(setok_diffusion *d, setok_tensor *dst, const float *src,
-                           setok_error *err)
-{
-    int64_t n = setok_tensor_numel(dst);
-    if (dst->dtype == SETOK_F32)
-        return setok_tensor_upload(dst, src, err);
-    setok_status st = staging(d, (size_t)n * setok_dtype_size(dst->dtype), err);
-    for (int64_t i = 0; i < n && st == SETOK_OK; i++)
-        setok_store_f32(d->staging, dst->dtype, i, src[i]);
-    return st == SETOK_OK ? setok_tensor_upload(dst, d->staging, err) : st;
-}
-
-static setok_status download(setok_diffusion *d, float *dst, const setok_tensor *src,
-                             setok_error *err)
-{
-    int64_t n = setok_tensor_numel(src);
-    setok_status st = setok_backend_synchronize(d->backend, err);
-    if (st == SETOK_OK && src->dtype == SETOK_F32)
-        return setok_tensor_download(dst, src, err);
-    if (st == SETOK_OK)
-        st = staging(d, (size_t)n * setok_dtype_size(src->dtype), err);
-    if (st == SETOK_OK)
-        st = setok_tensor_download(d->staging, src, err);
-    for (int64_t i = 0; i < n && st == SETOK_OK; i++)
-        dst[i] = setok_load_f32(d->staging, src->dtype, i);
-    return st;
 }
 
 /* ---------------------------------------------------------------------------
@@ -443,18 +283,18 @@ static setok_status visual_condition(setok_diffusion *d, const setok_image *imag
     if (st == SETOK_OK)
         st = setok_tensor_alloc(&enc, d->backend, d->dtype, 3, (int64_t[]){1, k, e}, err);
     if (st == SETOK_OK)
-        st = upload(d, &enc, tokens, err);
+        st = setok_tensor_upload_f32(&enc, tokens, err);
     if (st == SETOK_OK)
         st = setok_arena_init(&arena, d->backend, setok_qformer_arena_bytes(d->mapper, 1, q, k),
                               err);
     if (st == SETOK_OK)
         st = setok_qformer_forward(d->mapper, &arena, &last, NULL, &enc, NULL, cancel, err);
     if (st == SETOK_OK)
-        st = download(d, cond + (batch - 1) * q * h, &last, err);
+        st = setok_tensor_download_f32(cond + (batch - 1) * q * h, &last, err);
     if (st == SETOK_OK)
         st = setok_tensor_alloc(embeds, d->backend, d->dtype, 3, (int64_t[]){batch, q, h}, err);
     if (st == SETOK_OK)
-        st = upload(d, embeds, cond, err);
+        st = setok_tensor_upload_f32(embeds, cond, err);
     setok_arena_destroy(&arena);
     setok_tensor_free(&enc);
     free(tokens);
@@ -520,7 +360,7 @@ static setok_status fit_preview_map(setok_diffusion *d, setok_error *err)
         st = setok_tensor_alloc(&pixels, d->backend, d->dtype, 4,
                                 (int64_t[]){COLOURS, 3, s, s}, err);
     if (st == SETOK_OK)
-        st = upload(d, &pixels, px, err);
+        st = setok_tensor_upload_f32(&pixels, px, err);
     if (st == SETOK_OK)
         st = setok_arena_init(&arena, d->backend,
                               setok_vae_encode_arena_bytes(d->vae, COLOURS, s, s), err);
@@ -530,7 +370,7 @@ static setok_status fit_preview_map(setok_diffusion *d, setok_error *err)
     if (st == SETOK_OK && !(lat = malloc((size_t)setok_tensor_numel(&mean) * sizeof *lat)))
         st = setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
     if (st == SETOK_OK)
-        st = download(d, lat, &mean, err);
+        st = setok_tensor_download_f32(lat, &mean, err);
     if (st == SETOK_OK) {
         /* features: the scaled latent means and 1; least squares per colour channel */
         double x[COLOURS][MAX_LATENT_CHANNELS + 1];
@@ -665,13 +505,13 @@ static setok_status run_loop(loop *L, float *x, int start, setok_error *err)
             ts[b] = timesteps[i];
         }
         if (st == SETOK_OK)
-            st = upload(d, &sample, batch_in, err);
+            st = setok_tensor_upload_f32(&sample, batch_in, err);
         setok_arena_reset(&arena, 0);
         if (st == SETOK_OK)
             st = setok_unet_forward(d->unet, &arena, &pred, &sample, ts, &L->embeds, o->cancel,
                                     err);
         if (st == SETOK_OK)
-            st = download(d, eps, &pred, err);
+            st = setok_tensor_download_f32(eps, &pred, err);
         if (st != SETOK_OK)
             break;
         /* batch order: CFG [uncond, cond]; InstructPix2Pix [full, image only, uncond] */
@@ -735,14 +575,14 @@ static setok_status decode(setok_diffusion *d, const float *x, int h, int w,
     if (st == SETOK_OK)
         st = setok_tensor_alloc(&latents, d->backend, d->dtype, 4, (int64_t[]){1, C, h, w}, err);
     if (st == SETOK_OK)
-        st = upload(d, &latents, lat, err);
+        st = setok_tensor_upload_f32(&latents, lat, err);
     if (st == SETOK_OK)
         st = setok_arena_init(&arena, d->backend,
                               setok_vae_decode_arena_bytes(d->vae, 1, h, w, tile), err);
     if (st == SETOK_OK)
         st = setok_vae_decode(d->vae, &arena, &pixels, &latents, tile, NULL, NULL, o->cancel, err);
     if (st == SETOK_OK)
-        st = download(d, px, &pixels, err);
+        st = setok_tensor_download_f32(px, &pixels, err);
     if (st == SETOK_OK)
         st = setok_image_alloc(out, (int)W, (int)H, 3, err);
     for (int64_t p = 0; p < H * W && st == SETOK_OK; p++)
@@ -774,14 +614,14 @@ static setok_status encode_image(setok_diffusion *d, const setok_image *rgb, flo
     if (st == SETOK_OK)
         st = setok_tensor_alloc(&pixels, d->backend, d->dtype, 4, (int64_t[]){1, 3, H, W}, err);
     if (st == SETOK_OK)
-        st = upload(d, &pixels, px, err);
+        st = setok_tensor_upload_f32(&pixels, px, err);
     if (st == SETOK_OK)
         st = setok_arena_init(&arena, d->backend, setok_vae_encode_arena_bytes(d->vae, 1, H, W),
                               err);
     if (st == SETOK_OK)
         st = setok_vae_encode(d->vae, &arena, &mean, &logvar, &pixels, cancel, err);
     if (st == SETOK_OK)
-        st = download(d, mean_out, &mean, err);
+        st = setok_tensor_download_f32(mean_out, &mean, err);
     setok_arena_destroy(&arena);
     setok_tensor_free(&pixels);
     free(px);
@@ -814,14 +654,14 @@ static setok_status check_bundle_options(const setok_diffusion *d,
 {
     if (d->chat && o->negative_prompt && o->negative_prompt[0])
         return setok_fail(err, SETOK_ERR_INPUT, "%s: a SETOKIM bundle takes no negative prompt",
-                          d->dir);
+                          setok_model_dir(d->model));
     return SETOK_OK;
 }
 
 static setok_status open_scheduler(setok_diffusion *d, const setok_diffusion_options *o,
                                    setok_scheduler **out, setok_error *err)
 {
-    setok_status st = setok_scheduler_load(out, d->sched_dir, o->scheduler, err);
+    setok_status st = setok_scheduler_load(out, setok_model_scheduler_dir(d->model), o->scheduler, err);
     if (st == SETOK_OK)
         st = setok_scheduler_set_timesteps(*out, o->steps, err);
     return st;
@@ -838,7 +678,7 @@ setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_
         return st;
     if (setok_diffusion_is_instruct(d))
         return setok_fail(err, SETOK_ERR_INPUT, "%s: an InstructPix2Pix U-Net edits images; it "
-                          "does not generate from a prompt alone", d->dir);
+                          "does not generate from a prompt alone", setok_model_dir(d->model));
     int m = setok_diffusion_size_multiple(d), s = setok_vae_downscale(d->vae);
     int W = o->width > 0 ? o->width : setok_diffusion_default_size(d);
     int H = o->height > 0 ? o->height : setok_diffusion_default_size(d);

@@ -1,50 +1,44 @@
 /* segment-mask.c — segmentation by a SETOKIM bundle's mask decoder, prompted
  * by points and/or a referring phrase (see segment.h). */
-#include "chat-impl.h"
-#include "setok/bundle.h"
-#include "setok/models/mask_decoder.h"
 #include "setok/segment.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "setok/chat.h"
+#include "setok/models/mask_decoder.h"
+
 struct setok_segmenter {
-    setok_chat *chat;           /* vision tower, LLM, projector_seg; its backend */
+    setok_model *model;
+    setok_vit *vit;
     setok_mask_decoder *decoder;
+    int feature_layer;
+    setok_chat *chat;           /* the phrase's LLM request; made on the first phrase */
     setok_arena arena;
 };
 
-setok_status setok_segmenter_open(setok_segmenter **out, const char *dir, const char *device,
-                                  int threads, setok_error *err)
+setok_status setok_segmenter_new(setok_segmenter **out, setok_model *model, setok_error *err)
 {
     *out = NULL;
     setok_segmenter *s = calloc(1, sizeof *s);
     if (!s)
         return setok_fail(err, SETOK_ERR_NOMEM, "segment: out of memory");
-    setok_bundle b;
-    const char *path = NULL;
-    setok_status st = setok_bundle_load(&b, dir, err);
+    s->model = model;
+    setok_status st = setok_model_vit(model, &s->vit, err);
     if (st == SETOK_OK)
-        st = setok_bundle_require(&b, SETOK_BUNDLE_MASK_DECODER, "mask segmentation", &path, err);
+        st = setok_model_mask_decoder(model, &s->decoder, err);
     if (st == SETOK_OK)
-        st = setok_chat_open(&s->chat, dir, device, threads, 0, err);
-    if (st == SETOK_OK)
-        st = setok_mask_decoder_load(&s->decoder, path, s->chat->backend, s->chat->dtype, err);
+        st = setok_model_feature_layer(model, &s->feature_layer, err);
     if (st == SETOK_OK) {
         const setok_mask_decoder_config *mc = setok_mask_decoder_get_config(s->decoder);
-        const setok_vit_config *vc = setok_vit_get_config(s->chat->vit);
+        const setok_vit_config *vc = setok_vit_get_config(s->vit);
+        setok_component_info info;
+        setok_model_component_info(model, SETOK_COMPONENT_MASK_DECODER, &info);
         if (mc->hidden_size != vc->hidden_size)
             st = setok_fail(err, SETOK_ERR_INPUT, "%s/config.json: hidden_size %d is not the "
-                            "vision tower's %d", path, mc->hidden_size, vc->hidden_size);
-        else if (setok_chat_segment_dim(s->chat) && setok_chat_segment_dim(s->chat) !=
-                                                        mc->hidden_size)
-            st = setok_fail(err, SETOK_ERR_INPUT, "%s/config.json: out_features %d is not the "
-                            "mask decoder's hidden_size %d",
-                            b.components[SETOK_BUNDLE_PROJECTOR_SEG],
-                            setok_chat_segment_dim(s->chat), mc->hidden_size);
+                            "vision tower's %d", info.path, mc->hidden_size, vc->hidden_size);
     }
-    setok_bundle_free(&b);
     if (st != SETOK_OK) {
         setok_segmenter_free(s);
         return st;
@@ -58,19 +52,31 @@ void setok_segmenter_free(setok_segmenter *s)
     if (!s)
         return;
     setok_arena_destroy(&s->arena);
-    setok_mask_decoder_free(s->decoder);
     setok_chat_free(s->chat);
     free(s);
 }
 
 bool setok_segmenter_can_refer(const setok_segmenter *s)
 {
-    return setok_chat_segment_dim(s->chat) > 0;
+    return setok_model_can(s->model, SETOK_CAP_SEGMENT_PHRASE);
 }
 
-const char *setok_segmenter_device(const setok_segmenter *s)
+/* expression's prompt embedding [C] for image (the LLM's <seg> state through projector_seg). */
+static setok_status phrase_embedding(setok_segmenter *s, const setok_image *image,
+                                     const char *expression, const atomic_bool *cancel,
+                                     float *out, setok_error *err)
 {
-    return setok_backend_description(s->chat->backend);
+    setok_chat_options co;
+    setok_chat_options_default(&co);
+    co.cancel = cancel;
+    setok_status st = setok_model_require(s->model, SETOK_CAP_SEGMENT_PHRASE, err);
+    if (st == SETOK_OK && !s->chat)
+        st = setok_chat_new(&s->chat, s->model, 0, err);
+    if (st == SETOK_OK)
+        st = setok_chat_start(s->chat, image, &co, err);
+    if (st == SETOK_OK)
+        st = setok_chat_segment_embedding(s->chat, expression, &co, out, err);
+    return st;
 }
 
 /* logits [lh, lw] over the model input -> the mask of the image (bilinear, half-pixel
@@ -120,28 +126,27 @@ setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
             points[i].y >= image->height)
             return setok_fail(err, SETOK_ERR_INPUT, "segment: point %d,%d is outside the %dx%d "
                               "image", points[i].x, points[i].y, image->width, image->height);
-    setok_chat *c = s->chat;
     const setok_mask_decoder_config *mc = setok_mask_decoder_get_config(s->decoder);
-    setok_chat_options co;
-    setok_chat_options_default(&co);
-    co.cancel = cancel;
+    setok_dtype dtype = setok_model_dtype(s->model);
     int64_t C = mc->hidden_size;
     float *extra_host = NULL, *emb_host = NULL, *pts = NULL, *logits = NULL;
     int32_t *labels = NULL;
-    setok_status st = setok_chat_start(c, image, &co, err);
-    const float *feat = NULL;
-    int gh = 0, gw = 0, dim = 0;
-    if (st == SETOK_OK && setok_chat_image_features(c, &feat, &gh, &gw, &dim) != SETOK_OK)
-        st = setok_fail(err, SETOK_ERR_INPUT, "segment: the model kept no image features");
+    setok_image_features f;
+    setok_status st = setok_model_encode_image(s->model, image, s->feature_layer, cancel, &f, err);
+    int gh = f.grid_h, gw = f.grid_w, dim = f.dim;
     if (st == SETOK_OK && expression) {
         if (!(extra_host = malloc((size_t)C * sizeof *extra_host)))
             st = setok_fail(err, SETOK_ERR_NOMEM, "segment: out of memory");
         else
-            st = setok_chat_segment_embedding(c, expression, &co, extra_host, err);
+            st = phrase_embedding(s, image, expression, cancel, extra_host, err);
     }
+    /* the phrase's request may have used the model's feature cache: ask again (a hit) */
+    if (st == SETOK_OK)
+        st = setok_model_encode_image(s->model, image, s->feature_layer, cancel, &f, err);
+    const float *feat = f.rows + (f.has_cls ? dim : 0);
     setok_grid_map map;
-    setok_grid_map_for(&map, setok_vit_get_preprocessor(c->vit), image->width, image->height, gw,
-                       gh, setok_vit_get_config(c->vit)->patch_size);
+    setok_grid_map_for(&map, setok_vit_get_preprocessor(s->vit), image->width, image->height, gw,
+                       gh, setok_vit_get_config(s->vit)->patch_size);
     /* the prompt encoder's frame is image_size; the model input is grid * patch pixels */
     double to_frame = (double)mc->image_size / (gw * map.patch);
     if (st == SETOK_OK && n > 0) {
@@ -169,21 +174,21 @@ setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
         if (expression)
             prompt.extra = &extra;
         size_t need = setok_mask_decoder_arena_bytes(s->decoder, 1, gh, gw, &prompt) +
-                      (size_t)(C * gh * gw + C) * setok_dtype_size(c->dtype) + 8 * 4096;
+                      (size_t)(C * gh * gw + C) * setok_dtype_size(dtype) + 8 * 4096;
         if (s->arena.capacity < need) {
             setok_arena_destroy(&s->arena);
-            st = setok_arena_init(&s->arena, c->backend, need, err);
+            st = setok_arena_init(&s->arena, setok_model_backend(s->model), need, err);
         }
         setok_arena_reset(&s->arena, 0);
     }
     if (st == SETOK_OK)
-        st = setok_arena_tensor(&s->arena, &emb, c->dtype, 4, (int64_t[]){1, C, gh, gw}, err);
+        st = setok_arena_tensor(&s->arena, &emb, dtype, 4, (int64_t[]){1, C, gh, gw}, err);
     if (st == SETOK_OK)
-        st = chat_upload_f32(c, &emb, emb_host, (size_t)(C * gh * gw), err);
+        st = setok_tensor_upload_f32(&emb, emb_host, err);
     if (st == SETOK_OK && expression)
-        st = setok_arena_tensor(&s->arena, &extra, c->dtype, 3, (int64_t[]){1, 1, C}, err);
+        st = setok_arena_tensor(&s->arena, &extra, dtype, 3, (int64_t[]){1, 1, C}, err);
     if (st == SETOK_OK && expression)
-        st = chat_upload_f32(c, &extra, extra_host, (size_t)C, err);
+        st = setok_tensor_upload_f32(&extra, extra_host, err);
     if (st == SETOK_OK)
         st = setok_mask_decoder_forward(s->decoder, &s->arena, &masks, &iou, &emb, &prompt, false,
                                         cancel, err);
@@ -191,10 +196,10 @@ setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
     if (st == SETOK_OK && !(logits = malloc((size_t)(lh * lw + 1) * sizeof *logits)))
         st = setok_fail(err, SETOK_ERR_NOMEM, "segment: out of memory");
     if (st == SETOK_OK)
-        st = chat_download_f32(c, logits, &masks, err);
+        st = setok_tensor_download_f32(logits, &masks, err);
     if (st == SETOK_OK) {
         float score = 0.0f;
-        st = chat_download_f32(c, &score, &iou, err);
+        st = setok_tensor_download_f32(&score, &iou, err);
         r->score = score;
     }
     if (st == SETOK_OK)

@@ -17,6 +17,12 @@ class SetokImage(ctypes.Structure):
                 ("pixels", ctypes.POINTER(ctypes.c_uint8))]
 
 
+class ModelOptions(ctypes.Structure):
+    """setok_model_options (engine/include/setok/model.h)."""
+    _fields_ = [("device", ctypes.c_char_p), ("threads", ctypes.c_int),
+                ("adapter", ctypes.c_char_p)]
+
+
 def load_library(signatures):
     """libsetok with argtypes set from {name: [argtypes]}; every declared
     function returns an int status unless its list ends with ("restype", T)."""

@@ -41,7 +41,7 @@ except ImportError as e:  # pragma: no cover
     print(f"skipped: {e}")
     sys.exit(77)
 
-from setok_ctypes import SetokError, SetokImage, load_library  # noqa: E402
+from setok_ctypes import ModelOptions, SetokError, SetokImage, load_library  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 diffusers.utils.logging.set_verbosity_error()
@@ -67,9 +67,14 @@ def scene(rng, size):
 
 def check_visual_tokens(lib, folder, model, image):
     err = SetokError()
-    chat = ctypes.c_void_p()
-    st = lib.setok_chat_open(ctypes.byref(chat), folder.encode(), b"cpu", 1, 0, ctypes.byref(err))
-    if not R.check("setok_chat_open on the bundle", st == 0, err.message.decode()):
+    engine_model, chat = ctypes.c_void_p(), ctypes.c_void_p()
+    opts = ModelOptions(b"cpu", 1, None)
+    st = lib.setok_model_open(ctypes.byref(engine_model), folder.encode(), ctypes.byref(opts),
+                              ctypes.byref(err))
+    if st == 0:
+        st = lib.setok_chat_new(ctypes.byref(chat), engine_model, 0, ctypes.byref(err))
+    if not R.check("a chat over the bundle's model", st == 0, err.message.decode()):
+        lib.setok_model_free(engine_model)
         return
     k = lib.setok_chat_visual_token_count(chat)
     dim = lib.setok_chat_visual_token_dim(chat)
@@ -96,6 +101,7 @@ def check_visual_tokens(lib, folder, model, image):
         R.check(f"visual tokens, {label}: vs projector_out(LLM slot states)", e <= 1e-4,
                 f"rel_err {e:.2e}")
     lib.setok_chat_free(chat)
+    lib.setok_model_free(engine_model)
 
 
 def check_generate(cli, root, folder, model, seed):
@@ -166,8 +172,11 @@ def main():
         print("SETOK_CLI is not set")
         return 1
     lib = load_library({
-        "setok_chat_open": [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_char_p,
-                            ctypes.c_int, ctypes.c_int, ctypes.POINTER(SetokError)],
+        "setok_model_open": [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p,
+                             ctypes.POINTER(ModelOptions), ctypes.POINTER(SetokError)],
+        "setok_model_free": [ctypes.c_void_p, ("restype", None)],
+        "setok_chat_new": [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_int,
+                           ctypes.POINTER(SetokError)],
         "setok_chat_free": [ctypes.c_void_p, ("restype", None)],
         "setok_chat_options_default": [ctypes.c_void_p, ("restype", None)],
         "setok_chat_visual_token_count": [ctypes.c_void_p],

@@ -40,6 +40,9 @@ bool setok_backend_is_host(const setok_backend *backend);
 setok_status setok_backend_alloc(setok_backend *backend, size_t bytes, void **out,
                                  setok_error *err);
 void setok_backend_release(setok_backend *backend, void *ptr);
+/* Bytes of the backend's memory in use: what it allocated and has not
+ * released (host backends), or the device's used memory (CUDA). */
+size_t setok_backend_memory_in_use(setok_backend *backend);
 /* Copies between host memory and backend memory (plain memcpy for host backends). */
 setok_status setok_backend_upload(setok_backend *backend, void *dst, const void *src,
                                   size_t bytes, setok_error *err);
@@ -67,6 +70,10 @@ setok_status setok_tensor_alloc_random(setok_tensor *t, setok_backend *backend, 
 /* Whole-tensor copies between a contiguous tensor and host memory of the same dtype. */
 setok_status setok_tensor_upload(setok_tensor *dst, const void *host, setok_error *err);
 setok_status setok_tensor_download(void *host, const setok_tensor *src, setok_error *err);
+/* The same from / to host f32, converting to / from the tensor's float dtype
+ * on the way; the download waits for the backend's queued work first. */
+setok_status setok_tensor_upload_f32(setok_tensor *dst, const float *host, setok_error *err);
+setok_status setok_tensor_download_f32(float *host, const setok_tensor *src, setok_error *err);
 
 /* What the CUDA runtime sees; compiled is false in builds without CUDA. */
 typedef struct setok_cuda_info {

@@ -43,6 +43,7 @@
 
 #include "error.h"
 #include "image.h"
+#include "model.h"
 #include "models/setok.h"
 #include "sampling.h"
 
@@ -98,17 +99,15 @@ typedef struct setok_chat_result {
 
 void setok_chat_result_free(setok_chat_result *r);
 
-/* dir: a LLaVA folder or a SETOKIM bundle (a folder with setokim.json).
- * device: "cpu", "cuda" or "auto"; threads <= 0: all cores. max_context <= 0:
- * min(max_position_embeddings, 4096). */
-setok_status setok_chat_open(setok_chat **out, const char *dir, const char *device, int threads,
-                             int max_context, setok_error *err);
-/* The same with the PEFT LoRA adapter in adapter_dir (lora.h) merged into
- * the language model's weights at load; adapter_dir NULL is setok_chat_open. */
-setok_status setok_chat_open_with_adapter(setok_chat **out, const char *dir,
-                                          const char *adapter_dir, const char *device,
-                                          int threads, int max_context, setok_error *err);
+/* A conversation over a model with SETOK_CAP_CHAT (model.h: a LLaVA folder or
+ * a SETOKIM bundle; a LoRA adapter is the model's option). Loads the
+ * components the first time; the model must outlive c. max_context <= 0:
+ * min(max_position_embeddings, 4096) positions, allocated at the first
+ * question. */
+setok_status setok_chat_new(setok_chat **out, setok_model *model, int max_context,
+                            setok_error *err);
 void setok_chat_free(setok_chat *c);
+setok_model *setok_chat_model(const setok_chat *c);
 
 /* The clustering used when the options do not override it: the bundle
  * merger's config (cluster_mode, cluster_k, ...), else
@@ -132,10 +131,10 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
  * request (the image in the prompt, text the instruction), then [Img] and the bundle's
  * visual_tokens; the LLM's final hidden states at those slots through projector_out are
  * the image's visual tokens -> out [count, dim] host f32 (setok_chat_visual_token_count
- * and _dim). Leaves a fresh conversation, as setok_chat_start does. A model without
- * visual_tokens or projector_out is SETOK_ERR_INPUT. */
+ * and _dim; 0 when the model cannot generate). Starts a fresh conversation about image,
+ * as setok_chat_start does; the request itself runs in a cache of its own. */
 int setok_chat_visual_token_count(const setok_chat *c);
-int setok_chat_visual_token_dim(const setok_chat *c);
+int setok_chat_visual_token_dim(setok_chat *c);
 setok_status setok_chat_visual_tokens(setok_chat *c, const setok_image *image, const char *text,
                                       const setok_chat_options *o, float *out, setok_error *err);
 
@@ -144,16 +143,11 @@ setok_status setok_chat_visual_tokens(setok_chat *c, const setok_image *image, c
  * the image the last setok_chat_start encoded, then the segment token; the
  * LLM's final hidden state there through projector_seg -> out
  * [setok_chat_segment_dim] host f32, the mask decoder's prompt embedding.
- * Leaves a fresh conversation about that image. */
-int setok_chat_segment_dim(const setok_chat *c);
+ * The conversation is left as it was. */
+int setok_chat_segment_dim(setok_chat *c);
 setok_status setok_chat_segment_embedding(setok_chat *c, const char *expression,
                                           const setok_chat_options *o, float *out,
                                           setok_error *err);
-/* A bundle's patch features of the image the last setok_chat_start encoded
- * ([grid_h * grid_w, dim] host f32, the vision feature layer without CLS),
- * valid until the next image; SETOK_ERR_INPUT when there are none. */
-setok_status setok_chat_image_features(const setok_chat *c, const float **features, int *grid_h,
-                                       int *grid_w, int *dim);
 
 #ifdef __cplusplus
 }

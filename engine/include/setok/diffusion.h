@@ -41,6 +41,7 @@
 
 #include "error.h"
 #include "image.h"
+#include "model.h"
 #include "models/scheduler.h"
 
 #ifdef __cplusplus
@@ -49,10 +50,10 @@ extern "C" {
 
 typedef struct setok_diffusion setok_diffusion;
 
-/* dir: a SETOKIM bundle or a diffusers Stable Diffusion folder. device: "cpu", "cuda" or "auto";
- * threads <= 0: all cores. Weights are f32 on the CPU, f16 on CUDA. */
-setok_status setok_diffusion_open(setok_diffusion **out, const char *dir, const char *device,
-                                  int threads, setok_error *err);
+/* Over a model with SETOK_CAP_GENERATE (model.h: a SETOKIM bundle or a
+ * diffusers Stable Diffusion folder); loads the components the first time.
+ * The model must outlive d. */
+setok_status setok_diffusion_new(setok_diffusion **out, setok_model *model, setok_error *err);
 void setok_diffusion_free(setok_diffusion *d);
 
 /* The default image size (the U-Net's sample_size times the VAE's downscale)
@@ -64,7 +65,6 @@ void setok_diffusion_latent_shape(const setok_diffusion *d, int width, int heigh
                                   int *h, int *w);
 /* Whether the U-Net takes the source image as extra channels (InstructPix2Pix). */
 bool setok_diffusion_is_instruct(const setok_diffusion *d);
-const char *setok_diffusion_device(const setok_diffusion *d);
 
 typedef struct setok_diffusion_options {
     const char *prompt;          /* the prompt or, for edit, the instruction */

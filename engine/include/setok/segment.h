@@ -54,13 +54,12 @@ setok_status setok_segment_points(setok_tokenizer *t, const setok_image *image,
  * is the decoder's predicted IoU. The result's token fields stay empty. */
 typedef struct setok_segmenter setok_segmenter;
 
-/* dir: a SETOKIM bundle with mask_decoder/. device: "cpu", "cuda" or "auto". */
-setok_status setok_segmenter_open(setok_segmenter **out, const char *dir, const char *device,
-                                  int threads, setok_error *err);
+/* Over a model with a vision tower and a mask_decoder component (a SETOKIM
+ * bundle); loads them the first time. The model must outlive s. */
+setok_status setok_segmenter_new(setok_segmenter **out, setok_model *model, setok_error *err);
 void setok_segmenter_free(setok_segmenter *s);
-/* Whether the bundle segments by a phrase. */
+/* Whether the model segments by a phrase (SETOK_CAP_SEGMENT_PHRASE). */
 bool setok_segmenter_can_refer(const setok_segmenter *s);
-const char *setok_segmenter_device(const setok_segmenter *s);
 /* image + expression (NULL: none) and/or points[n] -> r (at least one of them). */
 setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
                                  const char *expression, const setok_segment_point *points, int n,

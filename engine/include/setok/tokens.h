@@ -11,6 +11,7 @@
 #include "error.h"
 #include "image.h"
 #include "masks.h"
+#include "model.h"
 #include "models/setok.h"
 #include "models/vit.h"
 
@@ -20,18 +21,16 @@ extern "C" {
 
 typedef struct setok_tokenizer setok_tokenizer;
 
-/* path: a SETOKIM bundle (setokim.json naming its "vision" and "setok"
- * components, or vision/ and setok/ subfolders), or a vision tower folder
- * alone (CLIP, SigLIP or a LLaVA folder): then tokens are cluster averages
- * (paper Table 9). device: "cpu", "cuda" or "auto"; threads <= 0: all cores. */
-setok_status setok_tokenizer_open(setok_tokenizer **out, const char *path, const char *device,
-                                  int threads, setok_error *err);
+/* The tokens pipeline over a model with SETOK_CAP_TOKENS (model.h): a SETOKIM
+ * bundle (its vision tower and merger), or a LLaVA folder or a vision tower
+ * alone, whose tokens are cluster averages (paper Table 9). Loads the
+ * components the first time; the model must outlive t. */
+setok_status setok_tokenizer_new(setok_tokenizer **out, setok_model *model, setok_error *err);
 void setok_tokenizer_free(setok_tokenizer *t);
 
 const setok_vit *setok_tokenizer_vit(const setok_tokenizer *t);
 /* NULL when the tokens are cluster averages. */
 const setok_merger *setok_tokenizer_merger(const setok_tokenizer *t);
-const char *setok_tokenizer_device(const setok_tokenizer *t);
 /* The clustering defaults: the merger's config when there is one, else
  * setok_cluster_params_default(). */
 setok_cluster_params setok_tokenizer_default_params(const setok_tokenizer *t);
@@ -58,7 +57,9 @@ typedef struct setok_token_region {
 } setok_token_region;
 
 typedef struct setok_tokens_timings {
-    double preprocess_ms, encode_ms, cluster_ms, merge_ms, masks_ms, total_ms;
+    double encode_ms;  /* preprocessing and the vision tower; 0 when the model had the
+                          image's features already */
+    double cluster_ms, merge_ms, masks_ms, total_ms;
 } setok_tokens_timings;
 
 /* Zero-initialize; setok_tokens_run reuses the memory; free with

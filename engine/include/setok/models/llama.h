@@ -15,11 +15,13 @@
  * original, as transformers' dynamic_rope_update does (keys already in the
  * cache keep the rotation they were stored with, as there).
  *
- * The cache holds K and V of every layer as [Hkv, max_ctx, head_dim]. Each
- * forward appends its T tokens at positions cache_length .. cache_length+T-1
- * and attends causally to everything cached; a decode step is a forward of
- * one token. Nothing is allocated per token: activations come from the
- * caller's arena (setok_llama_arena_bytes). */
+ * A setok_llama holds the weights only; a setok_llama_cache is one sequence
+ * (K and V of every layer as [Hkv, max_ctx, head_dim], and the rope state),
+ * so one loaded model serves any number of conversations. Each forward
+ * appends its T tokens to the cache at positions length .. length+T-1 and
+ * attends causally to everything cached; a decode step is a forward of one
+ * token. Nothing is allocated per token: activations come from the caller's
+ * arena (setok_llama_arena_bytes). */
 #ifndef SETOK_MODELS_LLAMA_H
 #define SETOK_MODELS_LLAMA_H
 
@@ -63,7 +65,7 @@ setok_status setok_llama_config_load(setok_llama_config *cfg, const char *dir, s
 typedef struct setok_llama setok_llama;
 
 /* Loads config.json and the weights of DIR onto backend as dtype (f32 on the
- * CPU). The cache is empty until setok_llama_cache_init. */
+ * CPU). */
 setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend *backend,
                               setok_dtype dtype, setok_error *err);
 /* The same with the PEFT LoRA adapter in adapter_dir (lora.h) merged into
@@ -74,8 +76,7 @@ setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
 /* A model of shape cfg (head_dim and num_kv_heads set; rope and the other
  * fields as in setok_llama_config) with deterministic pseudo-random weights
  * from seed, generated in memory on backend as dtype: for benchmarks and
- * tests. Nothing is read or written. The cache is empty until
- * setok_llama_cache_init. */
+ * tests. Nothing is read or written. */
 setok_status setok_llama_create_random(setok_llama **out, const setok_llama_config *cfg,
                                        setok_backend *backend, setok_dtype dtype, uint32_t seed,
                                        setok_error *err);
@@ -84,13 +85,20 @@ void setok_llama_free(setok_llama *m);
 const setok_llama_config *setok_llama_get_config(const setok_llama *m);
 setok_dtype setok_llama_dtype(const setok_llama *m);
 
-/* (Re)allocates the KV cache for max_ctx positions and empties it. */
-setok_status setok_llama_cache_init(setok_llama *m, int64_t max_ctx, setok_error *err);
+typedef struct setok_llama_cache setok_llama_cache;
+
+/* An empty cache of max_ctx positions for m, on m's backend and dtype. It
+ * keeps a pointer to m, which must outlive it. */
+setok_status setok_llama_cache_new(setok_llama_cache **out, const setok_llama *m, int64_t max_ctx,
+                                   setok_error *err);
+void setok_llama_cache_free(setok_llama_cache *c);
 /* Empties the cache (keeps its memory). */
-void setok_llama_reset(setok_llama *m);
+void setok_llama_cache_reset(setok_llama_cache *c);
 /* Positions cached so far: the position of the next token. */
-int64_t setok_llama_cache_length(const setok_llama *m);
-int64_t setok_llama_cache_capacity(const setok_llama *m);
+int64_t setok_llama_cache_length(const setok_llama_cache *c);
+int64_t setok_llama_cache_capacity(const setok_llama_cache *c);
+/* Bytes of K and V a cache of max_ctx positions holds. */
+size_t setok_llama_cache_bytes(const setok_llama *m, int64_t max_ctx);
 
 /* Arena bytes one forward of up to T tokens needs, logits included. */
 size_t setok_llama_arena_bytes(const setok_llama *m, int64_t T);
@@ -105,16 +113,19 @@ setok_status setok_llama_embed(setok_llama *m, setok_tensor *embeds, const setok
  * Appends T positions to the cache; logits is carved from arena and stays
  * valid until the caller resets it below it. cancel (may be NULL) is
  * checked before every layer. On error the cache length is unchanged. */
-setok_status setok_llama_forward_embeds(setok_llama *m, setok_arena *arena, setok_tensor *logits,
+setok_status setok_llama_forward_embeds(setok_llama *m, setok_llama_cache *cache,
+                                        setok_arena *arena, setok_tensor *logits,
                                         const setok_tensor *embeds, bool last_only,
                                         const atomic_bool *cancel, setok_error *err);
 /* The same, returning LlamaModel's last_hidden_state instead of logits:
  * hidden [T, hidden] (the final RMSNorm's output, model dtype). */
-setok_status setok_llama_forward_hidden(setok_llama *m, setok_arena *arena, setok_tensor *hidden,
+setok_status setok_llama_forward_hidden(setok_llama *m, setok_llama_cache *cache,
+                                        setok_arena *arena, setok_tensor *hidden,
                                         const setok_tensor *embeds, const atomic_bool *cancel,
                                         setok_error *err);
 /* The same from token ids I32 [T]; T = 1 is a decode step. */
-setok_status setok_llama_forward_ids(setok_llama *m, setok_arena *arena, setok_tensor *logits,
+setok_status setok_llama_forward_ids(setok_llama *m, setok_llama_cache *cache,
+                                     setok_arena *arena, setok_tensor *logits,
                                      const setok_tensor *ids, bool last_only,
                                      const atomic_bool *cancel, setok_error *err);
 

@@ -1,0 +1,66 @@
+/* model-impl.h — the state of a setok_model, shared by model.c (kinds,
+ * capabilities, the component table), model-load.c (loading each component
+ * and checking that they fit) and model-features.c (the image feature cache).
+ * Not installed; nothing outside engine/model includes it. */
+#ifndef SETOK_MODEL_IMPL_H
+#define SETOK_MODEL_IMPL_H
+
+#include "setok/arena.h"
+#include "setok/model.h"
+
+/* One component: where it is, and once loaded, the object. */
+typedef struct model_component {
+    char *path;          /* NULL: the model has none */
+    void *obj;           /* setok_vit *, setok_llama *, setok_projector *, ... */
+    int loads;
+    double load_ms;
+    size_t bytes;
+    char *error;         /* the load failed with this; it is not retried */
+} model_component;
+
+#define MODEL_FEATURE_CACHE 4
+
+typedef struct model_features {
+    uint64_t key;        /* hash of the image's pixels and size, and the layer */
+    int layer;
+    uint64_t stamp;      /* last use, for eviction; 0: empty */
+    float *rows;
+    setok_image_features f;
+} model_features;
+
+struct setok_model {
+    char *dir;
+    setok_model_kind kind;
+    char *adapter;
+    setok_backend *backend;
+    setok_backend *host;          /* the same as backend on the CPU */
+    setok_dtype dtype;
+    setok_bundle bundle;          /* SETOKIM only */
+    int32_t image_token_index;    /* LLaVA only; else -1 */
+    setok_op llava_projector_act; /* LLaVA only */
+    char *scheduler_dir, *tokenizer_dir;
+    model_component comp[SETOK_COMPONENT_COUNT];
+    /* per capability: the components it needs, and why it is unavailable (NULL: it is) */
+    unsigned needs[SETOK_CAP_COUNT];
+    char *why_not[SETOK_CAP_COUNT];
+    bool checked[SETOK_CAP_COUNT]; /* its components loaded and found to fit */
+    /* image features */
+    model_features cache[MODEL_FEATURE_CACHE];
+    uint64_t clock;
+    int encodes;
+    setok_arena arena;
+    void *staging;
+    size_t staging_bytes;
+    float *pixels;
+    size_t pixels_bytes;
+};
+
+/* Loads component c into m->comp[c] (once; a failure is remembered). */
+setok_status model_load_component(setok_model *m, setok_component c, setok_error *err);
+/* Checks that the loaded components of cap fit each other (shapes, tokens). */
+setok_status model_check_fit(setok_model *m, setok_capability cap, setok_error *err);
+/* Frees every loaded component and the feature cache. */
+void model_unload(setok_model *m);
+void model_features_free(setok_model *m);
+
+#endif
