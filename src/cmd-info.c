@@ -1,6 +1,9 @@
-/* cmd-info.c — `setok info [--json] [--tensors] PATH`: describe a safetensors
- * file, a component folder (config.json + weights), a model bundle (a folder
- * of components, with or without a setokim.json manifest) or an image file.
+/* cmd-info.c — `setok info [--json] [--tensors] [--load] PATH`: describe a
+ * safetensors file, a component folder (config.json + weights), a model bundle
+ * (a folder of components, with or without a setokim.json manifest) or an
+ * image file; for a model folder also what the engine makes of it (its kind
+ * and capabilities, setok_model), and with --load the time and memory each
+ * component takes to load.
  *
  * Everything is gathered into one cJSON report first; --json prints it and
  * the default prints it as a table, so both views always agree. Any file
@@ -34,17 +37,24 @@ static const char *const weight_names[] = {
 static void
 usage (FILE *out)
 {
-  fprintf (out, "Usage: setok info [--json] [--tensors] PATH\n\n"
+  fprintf (out, "Usage: setok info [--json] [--tensors] [--load [--device D] [--threads N]] PATH\n\n"
                 "Describes PATH, which may be:\n"
                 "  a .safetensors file (or a *.safetensors.index.json),\n"
                 "  a component folder (config.json + model.safetensors, a sharded index, ...),\n"
                 "  a model bundle (a folder of component folders, optionally with setokim.json),\n"
                 "  a PNG or JPEG image.\n"
-                "Every file is validated; the first invalid one is reported (exit 2).\n\n"
+                "Every file is validated; the first invalid one is reported (exit 2).\n"
+                "For a model folder it also says what kind of model it is and what it can do\n"
+                "(tokens, chat, segmentation by points or by a phrase, generation, editing),\n"
+                "and why not where it cannot.\n\n"
                 "Options:\n"
-                "  --json       print a JSON object instead of a table\n"
-                "  --tensors    also list every tensor: name, dtype, shape\n"
-                "  -h, --help   show this help\n");
+                "  --json         print a JSON object instead of a table\n"
+                "  --tensors      also list every tensor: name, dtype, shape\n"
+                "  --load         load every component of the model and report the load time\n"
+                "                 and the memory each takes (exit 2 if one fails to load)\n"
+                "  --device D     cpu, cuda or auto (default), for --load\n"
+                "  --threads N    CPU threads for --load (default: all cores)\n"
+                "  -h, --help     show this help\n");
 }
 
 // ----------------------------------------------------------------------------
@@ -403,25 +413,6 @@ add_manifest (cJSON *report, cJSON *components, const char *path, bool list_tens
         ok = cJSON_AddItemToArray (visual, cJSON_CreateString (b.visual_tokens[i]));
       if (ok && b.segment_token)
         ok = cJSON_AddStringToObject (m, "segment_token", b.segment_token) != NULL;
-      /* what the bundle can do: the components and tokens each feature needs */
-      cJSON *features = ok ? cJSON_AddArrayToObject (m, "features") : NULL;
-      const char *const *c = (const char *const *)b.components;
-      const char *names[]
-        = { "chat", "tokens", "generate", "edit", "segment-points", "segment-text" };
-      bool have[] = {
-        c[SETOK_BUNDLE_VISION] && c[SETOK_BUNDLE_LLM] && c[SETOK_BUNDLE_PROJECTOR_IN],
-        c[SETOK_BUNDLE_VISION] != NULL,
-        b.n_visual_tokens > 0 && c[SETOK_BUNDLE_PROJECTOR_OUT] && c[SETOK_BUNDLE_MAPPER]
-          && c[SETOK_BUNDLE_UNET] && c[SETOK_BUNDLE_VAE] && c[SETOK_BUNDLE_SCHEDULER],
-        false,
-        c[SETOK_BUNDLE_MASK_DECODER] != NULL,
-        c[SETOK_BUNDLE_MASK_DECODER] && c[SETOK_BUNDLE_PROJECTOR_SEG] && b.segment_token,
-      };
-      have[3] = have[2];
-      ok = ok && features;
-      for (size_t i = 0; ok && i < sizeof names / sizeof *names; i++)
-        if (have[i])
-          ok = cJSON_AddItemToArray (features, cJSON_CreateString (names[i]));
       if (!ok)
         st = oom (err, path);
     }
@@ -506,6 +497,65 @@ gather (cJSON *report, const char *path, bool list_tensors, setok_error *err)
                      "%s or %s), nor subfolders with them",
                      path, weight_names[0], weight_names[1], weight_names[2], weight_names[3],
                      weight_names[4]);
+  return st;
+}
+
+/* What the engine makes of a model folder: its kind, what it can do and why not; with
+ * load, every component loaded with its time and memory. A folder that is not a model
+ * (a component alone) gets no "model" entry. */
+static setok_status
+add_model (cJSON *report, const char *path, bool load, const char *device, int threads,
+           setok_error *err)
+{
+  setok_model *m = NULL;
+  setok_error ignored = { 0 };
+  if (cli_open_model (&m, path, load ? device : "cpu", load ? threads : 1, NULL,
+                      load ? err : &ignored)
+      != SETOK_OK)
+    return load ? err->status : SETOK_OK;
+  cJSON *j = cJSON_AddObjectToObject (report, "model");
+  cJSON *caps = j ? cJSON_AddArrayToObject (j, "capabilities") : NULL;
+  bool ok = caps && cJSON_AddStringToObject (j, "kind", setok_model_kind_name (setok_model_kind_of (m)));
+  setok_status st = SETOK_OK;
+  if (ok && load)
+    {
+      st = setok_model_load_all (m, err);
+      ok = cJSON_AddStringToObject (j, "device", setok_model_device (m)) != NULL;
+    }
+  for (int c = 0; ok && c < SETOK_CAP_COUNT; c++)
+    {
+      cJSON *cap = cJSON_CreateObject ();
+      const char *why = setok_model_why_not (m, (setok_capability)c);
+      ok = cap && cJSON_AddItemToArray (caps, cap)
+           && cJSON_AddStringToObject (cap, "name", setok_capability_name ((setok_capability)c))
+           && cJSON_AddBoolToObject (cap, "available", why == NULL)
+           && (!why || cJSON_AddStringToObject (cap, "reason", why));
+    }
+  cJSON *loaded = ok && load ? cJSON_AddArrayToObject (j, "loaded") : NULL;
+  double total = 0, total_ms = 0;
+  for (int c = 0; loaded && ok && c < SETOK_COMPONENT_COUNT; c++)
+    {
+      setok_component_info info;
+      setok_model_component_info (m, (setok_component)c, &info);
+      if (!info.path)
+        continue;
+      cJSON *comp = cJSON_CreateObject ();
+      ok = comp && cJSON_AddItemToArray (loaded, comp)
+           && cJSON_AddStringToObject (comp, "component", setok_component_name ((setok_component)c))
+           && cJSON_AddStringToObject (comp, "path", info.path)
+           && cJSON_AddBoolToObject (comp, "loaded", info.loaded)
+           && cJSON_AddNumberToObject (comp, "load_ms", info.load_ms)
+           && cJSON_AddNumberToObject (comp, "bytes", (double)info.bytes)
+           && (!info.error || cJSON_AddStringToObject (comp, "error", info.error));
+      total += (double)info.bytes;
+      total_ms += info.load_ms;
+    }
+  if (ok && loaded)
+    ok = cJSON_AddNumberToObject (j, "loaded_bytes", total)
+         && cJSON_AddNumberToObject (j, "load_ms", total_ms);
+  setok_model_free (m);
+  if (!ok)
+    return oom (err, path);
   return st;
 }
 
@@ -642,16 +692,44 @@ print_manifest (const cJSON *m)
   const char *seg = json_string (m, "segment_token");
   if (seg)
     print_row ("segment token", shown (buf, sizeof buf, seg, 40));
-  n = 0;
-  buf[0] = '\0';
-  cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (m, "features"))
-  {
-    if (cJSON_IsString (item) && n + 32 < sizeof buf)
-      n += (size_t)snprintf (buf + n, sizeof buf - n, "%s%s", n ? ", " : "", item->valuestring);
-  }
-  print_row ("features", n ? buf : "(none)");
   const char *prompt = json_string (m, "system_prompt");
   print_row ("system prompt", prompt[0] ? shown (buf, sizeof buf, prompt, 80) : "(none)");
+  printf ("\n");
+}
+
+/* The engine's view of a model folder (add_model). */
+static void
+print_model (const cJSON *m)
+{
+  char buf[64];
+  const cJSON *item;
+  printf ("model\n");
+  print_row ("kind", json_string (m, "kind"));
+  if (json_string (m, "device"))
+    print_row ("device", json_string (m, "device"));
+  cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (m, "capabilities"))
+  {
+    const char *why = json_string (item, "reason");
+    printf ("  %-20s%s%s\n", json_string (item, "name"), why ? "no: " : "yes",
+            why ? why : "");
+  }
+  const cJSON *loaded = cJSON_GetObjectItemCaseSensitive (m, "loaded");
+  if (loaded)
+    {
+      printf ("\n  %-16s %10s %12s\n", "component", "load", "memory");
+      cJSON_ArrayForEach (item, loaded)
+      {
+        const char *error = json_string (item, "error");
+        if (error)
+          printf ("  %-16s failed: %s\n", json_string (item, "component"), error);
+        else
+          printf ("  %-16s %7.1f ms %12s\n", json_string (item, "component"),
+                  json_number (item, "load_ms"),
+                  cli_format_bytes (json_number (item, "bytes"), buf, sizeof buf));
+      }
+      printf ("  %-16s %7.1f ms %12s\n", "total", json_number (m, "load_ms"),
+              cli_format_bytes (json_number (m, "loaded_bytes"), buf, sizeof buf));
+    }
   printf ("\n");
 }
 
@@ -680,6 +758,9 @@ print_table (const cJSON *report)
   const cJSON *m = cJSON_GetObjectItemCaseSensitive (report, "setokim");
   if (m)
     print_manifest (m);
+  const cJSON *model = cJSON_GetObjectItemCaseSensitive (report, "model");
+  if (model)
+    print_model (model);
   for (const cJSON *c = components->child; c; c = c->next)
     {
       print_component (c);
@@ -704,10 +785,15 @@ cmd_info (int argc, char **argv)
   static const struct option options[] = {
     { "json", no_argument, NULL, 'j' },
     { "tensors", no_argument, NULL, 't' },
+    { "load", no_argument, NULL, 'l' },
+    { "device", required_argument, NULL, 'd' },
+    { "threads", required_argument, NULL, 'T' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  bool json = false, list_tensors = false;
+  bool json = false, list_tensors = false, load = false;
+  const char *device = "auto";
+  int threads = 0;
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long (argc, argv, "h", options, NULL)) != -1;)
@@ -720,6 +806,21 @@ cmd_info (int argc, char **argv)
           case 't':
             list_tensors = true;
             break;
+          case 'l':
+            load = true;
+            break;
+          case 'd':
+            device = optarg;
+            break;
+          case 'T':
+            {
+              char *end;
+              long v = strtol (optarg, &end, 10);
+              if (*end || v < 0 || v > 4096)
+                return cli_usage_error ("info", "--threads must be 0..4096, got '%s'", optarg);
+              threads = (int)v;
+              break;
+            }
           case 'h':
             usage (stdout);
             return CLI_EXIT_OK;
@@ -741,6 +842,11 @@ cmd_info (int argc, char **argv)
     = report ? gather (report, argv[optind], list_tensors, &err) : oom (&err, argv[optind]);
   if (st == SETOK_OK && !add_totals (report))
     st = oom (&err, argv[optind]);
+  struct stat sb;
+  if (st == SETOK_OK && stat (argv[optind], &sb) == 0 && S_ISDIR (sb.st_mode))
+    st = add_model (report, argv[optind], load, device, threads, &err);
+  else if (st == SETOK_OK && load)
+    st = setok_fail (&err, SETOK_ERR_INPUT, "%s: --load needs a model folder", argv[optind]);
   if (st != SETOK_OK)
     {
       cJSON_Delete (report);
