@@ -6,6 +6,8 @@
 #ifndef SETOK_ARENA_H
 #define SETOK_ARENA_H
 
+#include "export.h"
+
 #include <stddef.h>
 
 #include "backend.h"
@@ -23,15 +25,15 @@ typedef struct setok_arena {
     size_t peak;
 } setok_arena;
 
-setok_status setok_arena_init(setok_arena *arena, setok_backend *backend, size_t capacity,
+SETOK_API setok_status setok_arena_init(setok_arena *arena, setok_backend *backend, size_t capacity,
                               setok_error *err);
-void setok_arena_destroy(setok_arena *arena);
+SETOK_API void setok_arena_destroy(setok_arena *arena);
 /* SETOK_ERR_NOMEM with the sizes in the message when the arena is full. */
-setok_status setok_arena_alloc(setok_arena *arena, size_t bytes, void **out, setok_error *err);
-setok_status setok_arena_tensor(setok_arena *arena, setok_tensor *t, setok_dtype dtype, int ndim,
+SETOK_API setok_status setok_arena_alloc(setok_arena *arena, size_t bytes, void **out, setok_error *err);
+SETOK_API setok_status setok_arena_tensor(setok_arena *arena, setok_tensor *t, setok_dtype dtype, int ndim,
                                 const int64_t *shape, setok_error *err);
 static inline size_t setok_arena_mark(const setok_arena *arena) { return arena->used; }
-void setok_arena_reset(setok_arena *arena, size_t mark);
+SETOK_API void setok_arena_reset(setok_arena *arena, size_t mark);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,8 @@
 #ifndef SETOK_BUNDLE_H
 #define SETOK_BUNDLE_H
 
+#include "export.h"
+
 #include <stdbool.h>
 
 #include "error.h"
@@ -68,20 +70,20 @@ typedef struct setok_bundle {
 } setok_bundle;
 
 /* Whether dir holds a setokim.json (a regular file). */
-bool setok_bundle_is_bundle(const char *dir);
+SETOK_API bool setok_bundle_is_bundle(const char *dir);
 
 /* Reads and validates dir/setokim.json into b (zeroed first; free with
  * setok_bundle_free, also after a failure). Malformed manifests are
  * SETOK_ERR_INPUT. */
-setok_status setok_bundle_load(setok_bundle *b, const char *dir, setok_error *err);
-void setok_bundle_free(setok_bundle *b);
+SETOK_API setok_status setok_bundle_load(setok_bundle *b, const char *dir, setok_error *err);
+SETOK_API void setok_bundle_free(setok_bundle *b);
 
 /* "vision", "setok", "llm", "projector_in", ... as the manifest spells them. */
-const char *setok_bundle_component_name(setok_bundle_component c);
+SETOK_API const char *setok_bundle_component_name(setok_bundle_component c);
 
 /* The component's folder, or a SETOK_ERR_INPUT error naming the manifest and
  * what the component is needed for (`purpose`, e.g. "chat"). */
-setok_status setok_bundle_require(const setok_bundle *b, setok_bundle_component c,
+SETOK_API setok_status setok_bundle_require(const setok_bundle *b, setok_bundle_component c,
                                   const char *purpose, const char **path, setok_error *err);
 
 #ifdef __cplusplus

@@ -37,6 +37,8 @@
 #ifndef SETOK_CHAT_H
 #define SETOK_CHAT_H
 
+#include "export.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -73,7 +75,7 @@ typedef struct setok_chat_options {
     void *user;
 } setok_chat_options;
 
-void setok_chat_options_default(setok_chat_options *o);
+SETOK_API void setok_chat_options_default(setok_chat_options *o);
 
 typedef struct setok_chat_timings {
     double encode_ms;        /* preprocess + vision tower */
@@ -97,33 +99,33 @@ typedef struct setok_chat_result {
     setok_chat_timings timings;
 } setok_chat_result;
 
-void setok_chat_result_free(setok_chat_result *r);
+SETOK_API void setok_chat_result_free(setok_chat_result *r);
 
 /* A conversation over a model with SETOK_CAP_CHAT (model.h: a LLaVA folder or
  * a SETOKIM bundle; a LoRA adapter is the model's option). Loads the
  * components the first time; the model must outlive c. max_context <= 0:
  * min(max_position_embeddings, 4096) positions, allocated at the first
  * question. */
-setok_status setok_chat_new(setok_chat **out, setok_model *model, int max_context,
+SETOK_API setok_status setok_chat_new(setok_chat **out, setok_model *model, int max_context,
                             setok_error *err);
-void setok_chat_free(setok_chat *c);
-setok_model *setok_chat_model(const setok_chat *c);
+SETOK_API void setok_chat_free(setok_chat *c);
+SETOK_API setok_model *setok_chat_model(const setok_chat *c);
 
 /* The clustering used when the options do not override it: the bundle
  * merger's config (cluster_mode, cluster_k, ...), else
  * setok_cluster_params_default(). */
-setok_cluster_params setok_chat_cluster_defaults(const setok_chat *c);
+SETOK_API setok_cluster_params setok_chat_cluster_defaults(const setok_chat *c);
 
 /* Starts a new conversation (the cache is emptied) about image, or about no
  * image when image is NULL; the image is encoded here, once. */
-setok_status setok_chat_start(setok_chat *c, const setok_image *image,
+SETOK_API setok_status setok_chat_start(setok_chat *c, const setok_image *image,
                               const setok_chat_options *o, setok_error *err);
 /* Starts a new conversation about the image the last setok_chat_start encoded (or about no
  * image), without encoding it again. */
-void setok_chat_restart(setok_chat *c, const setok_chat_options *o);
+SETOK_API void setok_chat_restart(setok_chat *c, const setok_chat_options *o);
 /* Adds a user turn and generates the assistant's answer into r. The whole
  * conversation stays in the KV cache, so a follow-up prefills only itself. */
-setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_chat_options *o,
+SETOK_API setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_chat_options *o,
                             setok_chat_result *r, setok_error *err);
 
 /* A SETOKIM bundle's image output (tools/setokim/generation.py has the layout): the
@@ -133,9 +135,9 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
  * the image's visual tokens -> out [count, dim] host f32 (setok_chat_visual_token_count
  * and _dim; 0 when the model cannot generate). Starts a fresh conversation about image,
  * as setok_chat_start does; the request itself runs in a cache of its own. */
-int setok_chat_visual_token_count(const setok_chat *c);
-int setok_chat_visual_token_dim(setok_chat *c);
-setok_status setok_chat_visual_tokens(setok_chat *c, const setok_image *image, const char *text,
+SETOK_API int setok_chat_visual_token_count(const setok_chat *c);
+SETOK_API int setok_chat_visual_token_dim(setok_chat *c);
+SETOK_API setok_status setok_chat_visual_tokens(setok_chat *c, const setok_image *image, const char *text,
                                       const setok_chat_options *o, float *out, setok_error *err);
 
 /* Referring segmentation on a bundle with segment_token and projector_seg
@@ -144,8 +146,8 @@ setok_status setok_chat_visual_tokens(setok_chat *c, const setok_image *image, c
  * LLM's final hidden state there through projector_seg -> out
  * [setok_chat_segment_dim] host f32, the mask decoder's prompt embedding.
  * The conversation is left as it was. */
-int setok_chat_segment_dim(setok_chat *c);
-setok_status setok_chat_segment_embedding(setok_chat *c, const char *expression,
+SETOK_API int setok_chat_segment_dim(setok_chat *c);
+SETOK_API setok_status setok_chat_segment_embedding(setok_chat *c, const char *expression,
                                           const setok_chat_options *o, float *out,
                                           setok_error *err);
 

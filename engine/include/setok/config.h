@@ -6,6 +6,8 @@
 #ifndef SETOK_CONFIG_H
 #define SETOK_CONFIG_H
 
+#include "export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,45 +21,45 @@ extern "C" {
 typedef struct setok_config setok_config;
 
 /* Files larger than 64 MB are refused. */
-setok_status setok_config_load(setok_config **out, const char *path, setok_error *err);
-setok_status setok_config_parse(setok_config **out, const char *text, const char *name,
+SETOK_API setok_status setok_config_load(setok_config **out, const char *path, setok_error *err);
+SETOK_API setok_status setok_config_parse(setok_config **out, const char *text, const char *name,
                                 setok_error *err);
-void setok_config_free(setok_config *cfg);
-const char *setok_config_path(const setok_config *cfg);
+SETOK_API void setok_config_free(setok_config *cfg);
+SETOK_API const char *setok_config_path(const setok_config *cfg);
 /* The cJSON root, for callers that walk arrays of objects. */
-const void *setok_config_root(const setok_config *cfg);
+SETOK_API const void *setok_config_root(const setok_config *cfg);
 
-bool setok_config_has(const setok_config *cfg, const char *key);
+SETOK_API bool setok_config_has(const setok_config *cfg, const char *key);
 /* Required: error when missing or mistyped. Integers must be integral
  * numbers in range. */
-setok_status setok_config_int(const setok_config *cfg, const char *key, int64_t *out,
+SETOK_API setok_status setok_config_int(const setok_config *cfg, const char *key, int64_t *out,
                               setok_error *err);
-setok_status setok_config_double(const setok_config *cfg, const char *key, double *out,
+SETOK_API setok_status setok_config_double(const setok_config *cfg, const char *key, double *out,
                                  setok_error *err);
-setok_status setok_config_bool(const setok_config *cfg, const char *key, bool *out,
+SETOK_API setok_status setok_config_bool(const setok_config *cfg, const char *key, bool *out,
                                setok_error *err);
 /* The string stays owned by cfg. */
-setok_status setok_config_string(const setok_config *cfg, const char *key, const char **out,
+SETOK_API setok_status setok_config_string(const setok_config *cfg, const char *key, const char **out,
                                  setok_error *err);
 /* Optional: the default when missing (or JSON null), an error when mistyped. */
-setok_status setok_config_int_or(const setok_config *cfg, const char *key, int64_t dflt,
+SETOK_API setok_status setok_config_int_or(const setok_config *cfg, const char *key, int64_t dflt,
                                  int64_t *out, setok_error *err);
-setok_status setok_config_double_or(const setok_config *cfg, const char *key, double dflt,
+SETOK_API setok_status setok_config_double_or(const setok_config *cfg, const char *key, double dflt,
                                     double *out, setok_error *err);
-setok_status setok_config_bool_or(const setok_config *cfg, const char *key, bool dflt, bool *out,
+SETOK_API setok_status setok_config_bool_or(const setok_config *cfg, const char *key, bool dflt, bool *out,
                                   setok_error *err);
-setok_status setok_config_string_or(const setok_config *cfg, const char *key, const char *dflt,
+SETOK_API setok_status setok_config_string_or(const setok_config *cfg, const char *key, const char *dflt,
                                     const char **out, setok_error *err);
 /* An integer key that must lie in [lo, hi] and fit an int. When it is not
  * required and missing, *inout keeps its value. Out of range:
  * "FILE: KEY is V, must be in [LO, HI]". */
-setok_status setok_config_int_in(const setok_config *cfg, const char *key, bool required, int lo,
+SETOK_API setok_status setok_config_int_in(const setok_config *cfg, const char *key, bool required, int lo,
                                  int hi, int *inout, setok_error *err);
 /* An array of integers (or numbers) into out[0..max); *count gets its length.
  * Errors if longer than max. */
-setok_status setok_config_int_array(const setok_config *cfg, const char *key, int64_t *out,
+SETOK_API setok_status setok_config_int_array(const setok_config *cfg, const char *key, int64_t *out,
                                     size_t max, size_t *count, setok_error *err);
-setok_status setok_config_double_array(const setok_config *cfg, const char *key, double *out,
+SETOK_API setok_status setok_config_double_array(const setok_config *cfg, const char *key, double *out,
                                        size_t max, size_t *count, setok_error *err);
 
 #ifdef __cplusplus

@@ -35,6 +35,8 @@
 #ifndef SETOK_DIFFUSION_H
 #define SETOK_DIFFUSION_H
 
+#include "export.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,18 +55,18 @@ typedef struct setok_diffusion setok_diffusion;
 /* Over a model with SETOK_CAP_GENERATE (model.h: a SETOKIM bundle or a
  * diffusers Stable Diffusion folder); loads the components the first time.
  * The model must outlive d. */
-setok_status setok_diffusion_new(setok_diffusion **out, setok_model *model, setok_error *err);
-void setok_diffusion_free(setok_diffusion *d);
+SETOK_API setok_status setok_diffusion_new(setok_diffusion **out, setok_model *model, setok_error *err);
+SETOK_API void setok_diffusion_free(setok_diffusion *d);
 
 /* The default image size (the U-Net's sample_size times the VAE's downscale)
  * and the multiple every size must be. */
-int setok_diffusion_default_size(const setok_diffusion *d);
-int setok_diffusion_size_multiple(const setok_diffusion *d);
+SETOK_API int setok_diffusion_default_size(const setok_diffusion *d);
+SETOK_API int setok_diffusion_size_multiple(const setok_diffusion *d);
 /* The latents of a width x height image: [1, *channels, *h, *w]. */
-void setok_diffusion_latent_shape(const setok_diffusion *d, int width, int height, int *channels,
+SETOK_API void setok_diffusion_latent_shape(const setok_diffusion *d, int width, int height, int *channels,
                                   int *h, int *w);
 /* Whether the U-Net takes the source image as extra channels (InstructPix2Pix). */
-bool setok_diffusion_is_instruct(const setok_diffusion *d);
+SETOK_API bool setok_diffusion_is_instruct(const setok_diffusion *d);
 
 typedef struct setok_diffusion_options {
     const char *prompt;          /* the prompt or, for edit, the instruction */
@@ -91,17 +93,17 @@ typedef struct setok_diffusion_options {
     const atomic_bool *cancel;   /* checked before every step and U-Net block */
 } setok_diffusion_options;
 
-void setok_diffusion_options_default(setok_diffusion_options *o);
+SETOK_API void setok_diffusion_options_default(setok_diffusion_options *o);
 
 /* prompt -> out (RGB, width x height). */
-setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_options *o,
+SETOK_API setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_options *o,
                                       setok_image *out, setok_error *err);
 
 /* image (any size; resized to a multiple of setok_diffusion_size_multiple for
  * the model, the result resized back) + mask (one channel, the image's size,
  * > 127 = edit) + instruction -> out (RGB, the image's size; outside the mask
  * byte-identical to image). */
-setok_status setok_diffusion_edit(setok_diffusion *d, const setok_image *image,
+SETOK_API setok_status setok_diffusion_edit(setok_diffusion *d, const setok_image *image,
                                   const setok_image *mask, const setok_diffusion_options *o,
                                   setok_image *out, setok_error *err);
 

@@ -7,6 +7,8 @@
 #ifndef SETOK_ERROR_H
 #define SETOK_ERROR_H
 
+#include "export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,19 +38,19 @@ typedef struct setok_error {
 
 /* Sets err (which may be NULL) to status and a printf-style message;
  * returns status so callers can write `return setok_fail(err, ...)`. */
-setok_status setok_fail(setok_error *err, setok_status status, const char *fmt, ...)
+SETOK_API setok_status setok_fail(setok_error *err, setok_status status, const char *fmt, ...)
     SETOK_PRINTF(3, 4);
 
 /* Prepends "context: " to the message already in err; returns err->status
  * (SETOK_ERR_RUNTIME when err is NULL). */
-setok_status setok_error_prefix(setok_error *err, const char *fmt, ...) SETOK_PRINTF(2, 3);
+SETOK_API setok_status setok_error_prefix(setok_error *err, const char *fmt, ...) SETOK_PRINTF(2, 3);
 
-void setok_error_clear(setok_error *err);
+SETOK_API void setok_error_clear(setok_error *err);
 
-const char *setok_status_name(setok_status status);
+SETOK_API const char *setok_status_name(setok_status status);
 
 /* The CLI's exit code for a status: 0 ok, 2 bad input or usage, 1 otherwise. */
-int setok_status_exit_code(setok_status status);
+SETOK_API int setok_status_exit_code(setok_status status);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,8 @@
 #ifndef SETOK_IMAGE_H
 #define SETOK_IMAGE_H
 
+#include "export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,15 +34,15 @@ typedef struct setok_image {
 } setok_image;
 
 /* max_pixels 0 means SETOK_IMAGE_DEFAULT_MAX_PIXELS. Errors name the path. */
-setok_status setok_image_load(setok_image *img, const char *path, size_t max_pixels,
+SETOK_API setok_status setok_image_load(setok_image *img, const char *path, size_t max_pixels,
                               setok_error *err);
 /* Decodes PNG or JPEG bytes (by signature); name is used in messages. */
-setok_status setok_image_decode(setok_image *img, const void *bytes, size_t size,
+SETOK_API setok_status setok_image_decode(setok_image *img, const void *bytes, size_t size,
                                 const char *name, size_t max_pixels, setok_error *err);
 /* Writes 8-bit gray, RGB or RGBA PNG. */
-setok_status setok_image_save_png(const setok_image *img, const char *path, setok_error *err);
-void setok_image_free(setok_image *img);
-setok_status setok_image_alloc(setok_image *img, int width, int height, int channels,
+SETOK_API setok_status setok_image_save_png(const setok_image *img, const char *path, setok_error *err);
+SETOK_API void setok_image_free(setok_image *img);
+SETOK_API setok_status setok_image_alloc(setok_image *img, int width, int height, int channels,
                                setok_error *err);
 
 typedef enum setok_resample {
@@ -50,19 +52,19 @@ typedef enum setok_resample {
 } setok_resample;
 
 /* PIL Image.resize((width, height), resample); dst is allocated. */
-setok_status setok_image_resize(setok_image *dst, const setok_image *src, int width, int height,
+SETOK_API setok_status setok_image_resize(setok_image *dst, const setok_image *src, int width, int height,
                                 setok_resample filter, setok_error *err);
 /* HF center_crop: top = (H - h) / 2, left = (W - w) / 2 (floor); when the
  * image is smaller the result is zero padded, as HF pads. */
-setok_status setok_image_center_crop(setok_image *dst, const setok_image *src, int width,
+SETOK_API setok_status setok_image_center_crop(setok_image *dst, const setok_image *src, int width,
                                      int height, setok_error *err);
 /* Drops alpha (PIL convert("RGB")) or expands gray; dst is allocated. */
-setok_status setok_image_to_rgb(setok_image *dst, const setok_image *src, setok_error *err);
+SETOK_API setok_status setok_image_to_rgb(setok_image *dst, const setok_image *src, setok_error *err);
 /* HF "shortest_edge" output size: the short side becomes size, the long side
  * int(size * long / short) (the aspect ratio kept, truncated). */
-void setok_image_shortest_edge_size(int width, int height, int size, int *out_w, int *out_h);
+SETOK_API void setok_image_shortest_edge_size(int width, int height, int size, int *out_w, int *out_h);
 /* out [3, H, W] float32 = (pixel * rescale - mean[c]) / std[c] for an RGB image. */
-setok_status setok_image_normalize(float *out, const setok_image *rgb, float rescale,
+SETOK_API setok_status setok_image_normalize(float *out, const setok_image *rgb, float rescale,
                                    const float mean[3], const float std[3], setok_error *err);
 
 #ifdef __cplusplus

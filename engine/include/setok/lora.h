@@ -17,6 +17,8 @@
 #ifndef SETOK_LORA_H
 #define SETOK_LORA_H
 
+#include "export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -33,29 +35,29 @@ typedef struct setok_lora setok_lora;
 
 /* Reads and validates DIR/adapter_config.json and DIR's adapter tensors:
  * names, pairs of A and B, ranks and dtypes. */
-setok_status setok_lora_open(setok_lora **out, const char *dir, setok_error *err);
-void setok_lora_free(setok_lora *lora);
+SETOK_API setok_status setok_lora_open(setok_lora **out, const char *dir, setok_error *err);
+SETOK_API void setok_lora_free(setok_lora *lora);
 
 /* The merge scale: alpha / r, or alpha / sqrt(r) with use_rslora. */
-double setok_lora_scale(const setok_lora *lora);
+SETOK_API double setok_lora_scale(const setok_lora *lora);
 /* How many modules (pairs of A and B) the adapter holds. */
-size_t setok_lora_module_count(const setok_lora *lora);
+SETOK_API size_t setok_lora_module_count(const setok_lora *lora);
 
 /* w: host f32 [out, in], the base weight named weight_name
  * ("model.layers.0.self_attn.q_proj.weight"). When the adapter targets it,
  * w += scale * B @ A and *merged is set; shapes that disagree are an
  * SETOK_ERR_INPUT naming the adapter tensor. */
-setok_status setok_lora_merge_f32(setok_lora *lora, const char *weight_name, float *w,
+SETOK_API setok_status setok_lora_merge_f32(setok_lora *lora, const char *weight_name, float *w,
                                   int64_t out, int64_t in, bool *merged, setok_error *err);
 
 /* setok_weights_load for a base weight that the adapter may target: a 2-D
  * tensor it targets is read into f32, merged, then converted to dtype and
  * uploaded to backend; any other tensor loads unchanged. lora may be NULL. */
-setok_status setok_lora_load_weight(setok_lora *lora, setok_tensor *out, const setok_st_tensor *t,
+SETOK_API setok_status setok_lora_load_weight(setok_lora *lora, setok_tensor *out, const setok_st_tensor *t,
                                     setok_backend *backend, setok_dtype dtype, setok_error *err);
 
 /* SETOK_ERR_INPUT naming the first adapter tensor no base weight took. */
-setok_status setok_lora_check_used(const setok_lora *lora, setok_error *err);
+SETOK_API setok_status setok_lora_check_used(const setok_lora *lora, setok_error *err);
 
 #ifdef __cplusplus
 }

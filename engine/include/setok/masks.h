@@ -8,6 +8,8 @@
 #ifndef SETOK_MASKS_H
 #define SETOK_MASKS_H
 
+#include "export.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -27,14 +29,14 @@ typedef struct setok_grid_map {
 
 /* The patch under original pixel (x, y), or -1 when the model never saw it
  * (outside a center crop). */
-int setok_grid_patch_at(const setok_grid_map *map, double x, double y);
+SETOK_API int setok_grid_patch_at(const setok_grid_map *map, double x, double y);
 
 /* out [H * W] = the label of the patch under each pixel centre (-1 outside the
  * grid). With refine, pixels near a label boundary (within one patch) may take
  * the label of a neighbouring patch whose colour statistics fit them better,
  * followed by a 3x3 majority clean-up; interiors keep the nearest label. img
  * supplies the colours (RGB or RGBA). */
-setok_status setok_labels_upsample(int32_t *out, const int32_t *labels, int n_labels,
+SETOK_API setok_status setok_labels_upsample(int32_t *out, const int32_t *labels, int n_labels,
                                    const setok_grid_map *map, const setok_image *img, bool refine,
                                    setok_error *err);
 

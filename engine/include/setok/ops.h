@@ -12,6 +12,8 @@
 #ifndef SETOK_OPS_H
 #define SETOK_OPS_H
 
+#include "export.h"
+
 #include <stdbool.h>
 
 #include "backend.h"
@@ -95,9 +97,9 @@ typedef enum setok_op {
     SETOK_OP_COUNT
 } setok_op;
 
-const char *setok_op_name(setok_op op);
+SETOK_API const char *setok_op_name(setok_op op);
 /* SETOK_OP_COUNT when the name is unknown. */
-setok_op setok_op_from_name(const char *name);
+SETOK_API setok_op setok_op_from_name(const char *name);
 
 typedef struct setok_op_desc {
     setok_op op;
@@ -122,69 +124,69 @@ typedef struct setok_op_desc {
 /* Checks that desc is well formed: tensors present, dtypes, contiguity,
  * shapes consistent with the op's contract, parameters in range, all tensors
  * on one backend. The message names the op and the offending tensor. */
-setok_status setok_op_validate(const setok_op_desc *desc, setok_error *err);
+SETOK_API setok_status setok_op_validate(const setok_op_desc *desc, setok_error *err);
 
 /* Typed helpers. Outputs first; NULL for optional inputs. */
-setok_status setok_matmul(setok_backend *b, setok_tensor *y, const setok_tensor *a,
+SETOK_API setok_status setok_matmul(setok_backend *b, setok_tensor *y, const setok_tensor *a,
                           const setok_tensor *bm, const setok_tensor *bias, bool trans_a,
                           bool trans_b, float alpha, setok_error *err);
 /* y [..., N] = x [..., K] @ w^T + bias, w [N, K]. x may have any leading dims. */
-setok_status setok_linear(setok_backend *b, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_linear(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                           const setok_tensor *w, const setok_tensor *bias, setok_error *err);
-setok_status setok_add(setok_backend *b, setok_tensor *y, const setok_tensor *a,
+SETOK_API setok_status setok_add(setok_backend *b, setok_tensor *y, const setok_tensor *a,
                        const setok_tensor *bb, setok_error *err);
-setok_status setok_mul(setok_backend *b, setok_tensor *y, const setok_tensor *a,
+SETOK_API setok_status setok_mul(setok_backend *b, setok_tensor *y, const setok_tensor *a,
                        const setok_tensor *bb, setok_error *err);
-setok_status setok_scale(setok_backend *b, setok_tensor *y, const setok_tensor *x, float scale,
+SETOK_API setok_status setok_scale(setok_backend *b, setok_tensor *y, const setok_tensor *x, float scale,
                          float bias, setok_error *err);
-setok_status setok_layernorm(setok_backend *b, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_layernorm(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                              const setok_tensor *w, const setok_tensor *bias, float eps,
                              setok_error *err);
-setok_status setok_rmsnorm(setok_backend *b, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_rmsnorm(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                            const setok_tensor *w, float eps, setok_error *err);
-setok_status setok_groupnorm(setok_backend *b, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_groupnorm(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                              const setok_tensor *w, const setok_tensor *bias, int groups,
                              float eps, setok_error *err);
-setok_status setok_softmax(setok_backend *b, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_softmax(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                            const setok_tensor *mask, float scale, bool causal, setok_error *err);
 /* op is one of GELU, GELU_TANH, QUICK_GELU, SILU, RELU. */
-setok_status setok_unary(setok_backend *b, setok_op op, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_unary(setok_backend *b, setok_op op, setok_tensor *y, const setok_tensor *x,
                          setok_error *err);
 /* op is SWIGLU or GEGLU; value NULL for the split form. */
-setok_status setok_glu(setok_backend *b, setok_op op, setok_tensor *y, const setok_tensor *gate,
+SETOK_API setok_status setok_glu(setok_backend *b, setok_op op, setok_tensor *y, const setok_tensor *gate,
                        const setok_tensor *value, setok_error *err);
-setok_status setok_rope(setok_backend *b, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_rope(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                         const setok_tensor *positions, const setok_tensor *inv_freq, float theta,
                         float freq_scale, int rot_dims, setok_error *err);
-setok_status setok_attention(setok_backend *b, setok_tensor *y, const setok_tensor *q,
+SETOK_API setok_status setok_attention(setok_backend *b, setok_tensor *y, const setok_tensor *q,
                              const setok_tensor *k, const setok_tensor *v,
                              const setok_tensor *mask, float scale, bool causal,
                              setok_error *err);
-setok_status setok_conv2d(setok_backend *b, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_conv2d(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                           const setok_tensor *w, const setok_tensor *bias, int stride, int pad,
                           setok_error *err);
-setok_status setok_conv_transpose2d(setok_backend *b, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_conv_transpose2d(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                                     const setok_tensor *w, const setok_tensor *bias, int stride,
                                     setok_error *err);
-setok_status setok_upsample_nearest(setok_backend *b, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_upsample_nearest(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                                     int factor, setok_error *err);
-setok_status setok_get_rows(setok_backend *b, setok_tensor *y, const setok_tensor *table,
+SETOK_API setok_status setok_get_rows(setok_backend *b, setok_tensor *y, const setok_tensor *table,
                             const setok_tensor *ids, setok_error *err);
-setok_status setok_resize_bicubic(setok_backend *b, setok_tensor *y, const setok_tensor *x,
+SETOK_API setok_status setok_resize_bicubic(setok_backend *b, setok_tensor *y, const setok_tensor *x,
                                   bool align_corners, setok_error *err);
-setok_status setok_argmax(setok_backend *b, setok_tensor *idx, const setok_tensor *x,
+SETOK_API setok_status setok_argmax(setok_backend *b, setok_tensor *idx, const setok_tensor *x,
                           setok_error *err);
-setok_status setok_topk(setok_backend *b, setok_tensor *values, setok_tensor *indices,
+SETOK_API setok_status setok_topk(setok_backend *b, setok_tensor *values, setok_tensor *indices,
                         const setok_tensor *x, int k, setok_error *err);
 /* Strided copy with conversion (dst and src same shape). */
-setok_status setok_copy(setok_backend *b, setok_tensor *dst, const setok_tensor *src,
+SETOK_API setok_status setok_copy(setok_backend *b, setok_tensor *dst, const setok_tensor *src,
                         setok_error *err);
 /* Layout ops built on COPY. dst is contiguous with the result's shape. */
-setok_status setok_permute(setok_backend *b, setok_tensor *dst, const setok_tensor *src,
+SETOK_API setok_status setok_permute(setok_backend *b, setok_tensor *dst, const setok_tensor *src,
                            const int *perm, setok_error *err);
-setok_status setok_slice(setok_backend *b, setok_tensor *dst, const setok_tensor *src, int axis,
+SETOK_API setok_status setok_slice(setok_backend *b, setok_tensor *dst, const setok_tensor *src, int axis,
                          int64_t start, setok_error *err);
-setok_status setok_concat(setok_backend *b, setok_tensor *dst, const setok_tensor *const *srcs,
+SETOK_API setok_status setok_concat(setok_backend *b, setok_tensor *dst, const setok_tensor *const *srcs,
                           int count, int axis, setok_error *err);
 
 #ifdef __cplusplus

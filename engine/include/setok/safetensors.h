@@ -12,6 +12,8 @@
 #ifndef SETOK_SAFETENSORS_H
 #define SETOK_SAFETENSORS_H
 
+#include "export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,10 +36,10 @@ typedef enum setok_st_dtype {
     SETOK_ST_DTYPE_COUNT
 } setok_st_dtype;
 
-const char *setok_st_dtype_name(setok_st_dtype dtype);
-size_t setok_st_dtype_size(setok_st_dtype dtype);
+SETOK_API const char *setok_st_dtype_name(setok_st_dtype dtype);
+SETOK_API size_t setok_st_dtype_size(setok_st_dtype dtype);
 /* SETOK_DTYPE_COUNT when the file dtype has no engine dtype. */
-setok_dtype setok_st_dtype_to_engine(setok_st_dtype dtype);
+SETOK_API setok_dtype setok_st_dtype_to_engine(setok_st_dtype dtype);
 
 typedef struct setok_st_tensor {
     const char *name;
@@ -51,18 +53,18 @@ typedef struct setok_st_tensor {
 
 typedef struct setok_safetensors setok_safetensors;
 
-setok_status setok_safetensors_open(setok_safetensors **out, const char *path, setok_error *err);
-void setok_safetensors_close(setok_safetensors *st);
+SETOK_API setok_status setok_safetensors_open(setok_safetensors **out, const char *path, setok_error *err);
+SETOK_API void setok_safetensors_close(setok_safetensors *st);
 
-const char *setok_safetensors_path(const setok_safetensors *st);
-size_t setok_safetensors_count(const setok_safetensors *st);
+SETOK_API const char *setok_safetensors_path(const setok_safetensors *st);
+SETOK_API size_t setok_safetensors_count(const setok_safetensors *st);
 /* Tensors in file order of data offsets. */
-const setok_st_tensor *setok_safetensors_at(const setok_safetensors *st, size_t i);
-const setok_st_tensor *setok_safetensors_find(const setok_safetensors *st, const char *name);
+SETOK_API const setok_st_tensor *setok_safetensors_at(const setok_safetensors *st, size_t i);
+SETOK_API const setok_st_tensor *setok_safetensors_find(const setok_safetensors *st, const char *name);
 /* Value of a "__metadata__" key, or NULL. */
-const char *setok_safetensors_metadata(const setok_safetensors *st, const char *key);
-size_t setok_safetensors_metadata_count(const setok_safetensors *st);
-void setok_safetensors_metadata_at(const setok_safetensors *st, size_t i, const char **key,
+SETOK_API const char *setok_safetensors_metadata(const setok_safetensors *st, const char *key);
+SETOK_API size_t setok_safetensors_metadata_count(const setok_safetensors *st);
+SETOK_API void setok_safetensors_metadata_at(const setok_safetensors *st, size_t i, const char **key,
                                    const char **value);
 
 /* Writing: entries are written in the order given, 8-byte aligned header. */
@@ -75,19 +77,19 @@ typedef struct setok_st_entry {
 } setok_st_entry;
 
 /* metadata: NULL or key/value pairs, NULL-terminated: {"format", "pt", NULL}. */
-setok_status setok_safetensors_write(const char *path, const setok_st_entry *entries,
+SETOK_API setok_status setok_safetensors_write(const char *path, const setok_st_entry *entries,
                                      size_t count, const char *const *metadata,
                                      setok_error *err);
 
 /* Element i of a float file tensor (F16, BF16, F32, F64) as double, read
  * through memcpy since file data may be unaligned; 0 for other dtypes. */
-double setok_st_tensor_float_at(const setok_st_tensor *t, uint64_t i);
+SETOK_API double setok_st_tensor_float_at(const setok_st_tensor *t, uint64_t i);
 
 /* An engine tensor view of a file tensor (host memory, read-only by
  * contract). Fails (SETOK_ERR_UNSUPPORTED) for dtypes the engine lacks, more
  * than 4 dims, or data not aligned to its element size (the format does not
  * promise alignment): model code loads through setok_weights_load. */
-setok_status setok_st_tensor_view(setok_tensor *out, const setok_st_tensor *t, setok_error *err);
+SETOK_API setok_status setok_st_tensor_view(setok_tensor *out, const setok_st_tensor *t, setok_error *err);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #ifndef SETOK_SAMPLING_H
 #define SETOK_SAMPLING_H
 
+#include "export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,22 +33,22 @@ typedef struct setok_sampling_params {
 } setok_sampling_params;
 
 /* Greedy, no penalty, 256 new tokens, seed 0, no stop strings. */
-void setok_sampling_params_default(setok_sampling_params *p);
+SETOK_API void setok_sampling_params_default(setok_sampling_params *p);
 /* SETOK_ERR_INPUT naming the first parameter out of range. */
-setok_status setok_sampling_params_check(const setok_sampling_params *p, setok_error *err);
+SETOK_API setok_status setok_sampling_params_check(const setok_sampling_params *p, setok_error *err);
 
 typedef struct setok_rng {
     uint32_t s[4];
 } setok_rng;
 
-void setok_rng_seed(setok_rng *rng, uint64_t seed);
-uint32_t setok_rng_next(setok_rng *rng);
+SETOK_API void setok_rng_seed(setok_rng *rng, uint64_t seed);
+SETOK_API uint32_t setok_rng_next(setok_rng *rng);
 /* Uniform in [0, 1). */
-double setok_rng_uniform(setok_rng *rng);
+SETOK_API double setok_rng_uniform(setok_rng *rng);
 /* Standard normal (Box-Muller on two uniforms; one value per call). */
-double setok_rng_normal(setok_rng *rng);
+SETOK_API double setok_rng_normal(setok_rng *rng);
 /* out[0..n) = standard normal values. */
-void setok_rng_normal_fill(setok_rng *rng, float *out, size_t n);
+SETOK_API void setok_rng_normal_fill(setok_rng *rng, float *out, size_t n);
 
 typedef struct setok_sample_entry {
     float value;
@@ -59,13 +61,13 @@ typedef struct setok_sampler {
     setok_sample_entry *entries;
 } setok_sampler;
 
-setok_status setok_sampler_init(setok_sampler *s, int vocab, setok_error *err);
-void setok_sampler_free(setok_sampler *s);
+SETOK_API setok_status setok_sampler_init(setok_sampler *s, int vocab, setok_error *err);
+SETOK_API void setok_sampler_free(setok_sampler *s);
 
 /* logits [vocab] host f32 (not modified); history: the ids seen so far
  * (prompt and generated; the repetition penalty applies to each distinct id
  * once). *id gets the chosen token. */
-setok_status setok_sample(setok_sampler *s, const float *logits, int vocab,
+SETOK_API setok_status setok_sample(setok_sampler *s, const float *logits, int vocab,
                           const setok_sampling_params *p, const int32_t *history,
                           size_t n_history, setok_rng *rng, int32_t *id, setok_error *err);
 

@@ -7,6 +7,8 @@
 #ifndef SETOK_SEGMENT_H
 #define SETOK_SEGMENT_H
 
+#include "export.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,12 +36,12 @@ typedef struct setok_segment_result {
     setok_tokens_result tokens_result; /* the clustering the mask came from */
 } setok_segment_result;
 
-void setok_segment_result_free(setok_segment_result *r);
+SETOK_API void setok_segment_result_free(setok_segment_result *r);
 
 /* points[n] (at least one foreground point) on image -> r. opts: the tokens
  * options (NULL: setok_tokens_options_default with refine_masks on). A
  * point outside the image, or on no token, is SETOK_ERR_INPUT. */
-setok_status setok_segment_points(setok_tokenizer *t, const setok_image *image,
+SETOK_API setok_status setok_segment_points(setok_tokenizer *t, const setok_image *image,
                                   const setok_segment_point *points, int n,
                                   const setok_tokens_options *opts, setok_segment_result *r,
                                   setok_error *err);
@@ -56,12 +58,12 @@ typedef struct setok_segmenter setok_segmenter;
 
 /* Over a model with a vision tower and a mask_decoder component (a SETOKIM
  * bundle); loads them the first time. The model must outlive s. */
-setok_status setok_segmenter_new(setok_segmenter **out, setok_model *model, setok_error *err);
-void setok_segmenter_free(setok_segmenter *s);
+SETOK_API setok_status setok_segmenter_new(setok_segmenter **out, setok_model *model, setok_error *err);
+SETOK_API void setok_segmenter_free(setok_segmenter *s);
 /* Whether the model segments by a phrase (SETOK_CAP_SEGMENT_PHRASE). */
-bool setok_segmenter_can_refer(const setok_segmenter *s);
+SETOK_API bool setok_segmenter_can_refer(const setok_segmenter *s);
 /* image + expression (NULL: none) and/or points[n] -> r (at least one of them). */
-setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
+SETOK_API setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
                                  const char *expression, const setok_segment_point *points, int n,
                                  const atomic_bool *cancel, setok_segment_result *r,
                                  setok_error *err);

@@ -7,6 +7,8 @@
 #ifndef SETOK_TENSOR_H
 #define SETOK_TENSOR_H
 
+#include "export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,47 +40,47 @@ typedef struct setok_tensor {
     setok_backend *backend;          /* where data lives */
 } setok_tensor;
 
-size_t setok_dtype_size(setok_dtype dtype);
-const char *setok_dtype_name(setok_dtype dtype);
-bool setok_dtype_is_float(setok_dtype dtype);
+SETOK_API size_t setok_dtype_size(setok_dtype dtype);
+SETOK_API const char *setok_dtype_name(setok_dtype dtype);
+SETOK_API bool setok_dtype_is_float(setok_dtype dtype);
 
 /* A contiguous tensor over existing memory. ndim and shape are not checked
  * here; use setok_tensor_init when they come from outside. */
-setok_tensor setok_tensor_make(void *data, setok_backend *backend, setok_dtype dtype, int ndim,
+SETOK_API setok_tensor setok_tensor_make(void *data, setok_backend *backend, setok_dtype dtype, int ndim,
                                const int64_t *shape);
 
 /* Like setok_tensor_make, but validates ndim (0..4) and each extent (>= 0,
  * numel * itemsize representable). */
-setok_status setok_tensor_init(setok_tensor *t, void *data, setok_backend *backend,
+SETOK_API setok_status setok_tensor_init(setok_tensor *t, void *data, setok_backend *backend,
                                setok_dtype dtype, int ndim, const int64_t *shape,
                                setok_error *err);
 
-int64_t setok_tensor_numel(const setok_tensor *t);
-size_t setok_tensor_nbytes(const setok_tensor *t);
-bool setok_tensor_is_contiguous(const setok_tensor *t);
-bool setok_tensor_same_shape(const setok_tensor *a, const setok_tensor *b);
+SETOK_API int64_t setok_tensor_numel(const setok_tensor *t);
+SETOK_API size_t setok_tensor_nbytes(const setok_tensor *t);
+SETOK_API bool setok_tensor_is_contiguous(const setok_tensor *t);
+SETOK_API bool setok_tensor_same_shape(const setok_tensor *a, const setok_tensor *b);
 /* "[2, 3, 4] f16" into buf; returns buf. */
-const char *setok_tensor_describe(const setok_tensor *t, char *buf, size_t size);
+SETOK_API const char *setok_tensor_describe(const setok_tensor *t, char *buf, size_t size);
 
 /* Views. reshape needs a contiguous tensor with the same element count;
  * permute reorders axes (perm[i] = the source axis of output axis i);
  * slice keeps [start, start + len) of one axis. */
-setok_status setok_view_reshape(setok_tensor *out, const setok_tensor *t, int ndim,
+SETOK_API setok_status setok_view_reshape(setok_tensor *out, const setok_tensor *t, int ndim,
                                 const int64_t *shape, setok_error *err);
-setok_status setok_view_permute(setok_tensor *out, const setok_tensor *t, const int *perm,
+SETOK_API setok_status setok_view_permute(setok_tensor *out, const setok_tensor *t, const int *perm,
                                 setok_error *err);
-setok_status setok_view_slice(setok_tensor *out, const setok_tensor *t, int axis, int64_t start,
+SETOK_API setok_status setok_view_slice(setok_tensor *out, const setok_tensor *t, int axis, int64_t start,
                               int64_t len, setok_error *err);
 
 /* IEEE half and bfloat16, round-to-nearest-even as PyTorch converts. */
-float setok_f16_to_f32(uint16_t h);
-uint16_t setok_f32_to_f16(float f);
-float setok_bf16_to_f32(uint16_t b);
-uint16_t setok_f32_to_bf16(float f);
+SETOK_API float setok_f16_to_f32(uint16_t h);
+SETOK_API uint16_t setok_f32_to_f16(float f);
+SETOK_API float setok_bf16_to_f32(uint16_t b);
+SETOK_API uint16_t setok_f32_to_bf16(float f);
 
 /* Element i of a contiguous host buffer of a float dtype, as float, and back. */
-float setok_load_f32(const void *data, setok_dtype dtype, int64_t i);
-void setok_store_f32(void *data, setok_dtype dtype, int64_t i, float v);
+SETOK_API float setok_load_f32(const void *data, setok_dtype dtype, int64_t i);
+SETOK_API void setok_store_f32(void *data, setok_dtype dtype, int64_t i, float v);
 
 #ifdef __cplusplus
 }

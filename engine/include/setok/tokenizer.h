@@ -7,6 +7,8 @@
 #ifndef SETOK_TOKENIZER_H
 #define SETOK_TOKENIZER_H
 
+#include "export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,44 +25,44 @@ typedef struct setok_text_stream setok_text_stream;
 /* path: a folder (tokenizer.json, else tokenizer.model), or a file: *.model is read as a
  * SentencePiece ModelProto, anything else as tokenizer.json. A malformed file is
  * SETOK_ERR_INPUT; a well-formed one using a feature not implemented is SETOK_ERR_UNSUPPORTED. */
-setok_status setok_text_tokenizer_load(setok_text_tokenizer **out, const char *path,
+SETOK_API setok_status setok_text_tokenizer_load(setok_text_tokenizer **out, const char *path,
                                        setok_error *err);
-void setok_text_tokenizer_free(setok_text_tokenizer *tok);
+SETOK_API void setok_text_tokenizer_free(setok_text_tokenizer *tok);
 
 /* text: len bytes of UTF-8 (an invalid byte is looked up on its own: <0xNN> or unk).
  * add_special_tokens applies the post-processor (tokenizer.json) or prepends BOS
  * (tokenizer.model). *ids gets a malloc'd array of *n_ids ids. */
-setok_status setok_text_tokenizer_encode(const setok_text_tokenizer *tok, const char *text,
+SETOK_API setok_status setok_text_tokenizer_encode(const setok_text_tokenizer *tok, const char *text,
                                          size_t len, bool add_special_tokens, int32_t **ids,
                                          size_t *n_ids, setok_error *err);
 /* *text gets a malloc'd, NUL-terminated UTF-8 string (a decoded NUL byte, <0x00>, ends it).
  * Ids out of range are an input error. */
-setok_status setok_text_tokenizer_decode(const setok_text_tokenizer *tok, const int32_t *ids,
+SETOK_API setok_status setok_text_tokenizer_decode(const setok_text_tokenizer *tok, const int32_t *ids,
                                          size_t n_ids, bool skip_special_tokens, char **text,
                                          setok_error *err);
-void setok_text_tokenizer_buffer_free(void *buffer);
+SETOK_API void setok_text_tokenizer_buffer_free(void *buffer);
 
 /* -1 when unknown. The string stays owned by tok. */
-int32_t setok_text_tokenizer_token_to_id(const setok_text_tokenizer *tok, const char *token);
-const char *setok_text_tokenizer_id_to_token(const setok_text_tokenizer *tok, int32_t id);
+SETOK_API int32_t setok_text_tokenizer_token_to_id(const setok_text_tokenizer *tok, const char *token);
+SETOK_API const char *setok_text_tokenizer_id_to_token(const setok_text_tokenizer *tok, int32_t id);
 /* One more than the largest id, added tokens included. */
-int32_t setok_text_tokenizer_vocab_size(const setok_text_tokenizer *tok);
+SETOK_API int32_t setok_text_tokenizer_vocab_size(const setok_text_tokenizer *tok);
 /* -1 when the tokenizer has none. */
-int32_t setok_text_tokenizer_bos_id(const setok_text_tokenizer *tok);
-int32_t setok_text_tokenizer_eos_id(const setok_text_tokenizer *tok);
-int32_t setok_text_tokenizer_unk_id(const setok_text_tokenizer *tok);
-bool setok_text_tokenizer_is_special(const setok_text_tokenizer *tok, int32_t id);
+SETOK_API int32_t setok_text_tokenizer_bos_id(const setok_text_tokenizer *tok);
+SETOK_API int32_t setok_text_tokenizer_eos_id(const setok_text_tokenizer *tok);
+SETOK_API int32_t setok_text_tokenizer_unk_id(const setok_text_tokenizer *tok);
+SETOK_API bool setok_text_tokenizer_is_special(const setok_text_tokenizer *tok, int32_t id);
 
 /* The concatenation of everything push and flush return equals decode() of all pushed ids. */
-setok_status setok_text_stream_new(setok_text_stream **out, const setok_text_tokenizer *tok,
+SETOK_API setok_status setok_text_stream_new(setok_text_stream **out, const setok_text_tokenizer *tok,
                                    bool skip_special_tokens, setok_error *err);
-void setok_text_stream_free(setok_text_stream *stream);
+SETOK_API void setok_text_stream_free(setok_text_stream *stream);
 /* *text: the complete text this id finished (often "", e.g. while byte-fallback bytes wait for
  * the rest of their character); owned by the stream, valid until its next call. */
-setok_status setok_text_stream_push(setok_text_stream *stream, int32_t id, const char **text,
+SETOK_API setok_status setok_text_stream_push(setok_text_stream *stream, int32_t id, const char **text,
                                     setok_error *err);
 /* Whatever is still held (an unfinished byte sequence, as U+FFFD); the stream restarts. */
-setok_status setok_text_stream_flush(setok_text_stream *stream, const char **text,
+SETOK_API setok_status setok_text_stream_flush(setok_text_stream *stream, const char **text,
                                      setok_error *err);
 
 #ifdef __cplusplus

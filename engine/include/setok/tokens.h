@@ -4,6 +4,8 @@
 #ifndef SETOK_TOKENS_H
 #define SETOK_TOKENS_H
 
+#include "export.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -25,15 +27,15 @@ typedef struct setok_tokenizer setok_tokenizer;
  * bundle (its vision tower and merger), or a LLaVA folder or a vision tower
  * alone, whose tokens are cluster averages (paper Table 9). Loads the
  * components the first time; the model must outlive t. */
-setok_status setok_tokenizer_new(setok_tokenizer **out, setok_model *model, setok_error *err);
-void setok_tokenizer_free(setok_tokenizer *t);
+SETOK_API setok_status setok_tokenizer_new(setok_tokenizer **out, setok_model *model, setok_error *err);
+SETOK_API void setok_tokenizer_free(setok_tokenizer *t);
 
-const setok_vit *setok_tokenizer_vit(const setok_tokenizer *t);
+SETOK_API const setok_vit *setok_tokenizer_vit(const setok_tokenizer *t);
 /* NULL when the tokens are cluster averages. */
-const setok_merger *setok_tokenizer_merger(const setok_tokenizer *t);
+SETOK_API const setok_merger *setok_tokenizer_merger(const setok_tokenizer *t);
 /* The clustering defaults: the merger's config when there is one, else
  * setok_cluster_params_default(). */
-setok_cluster_params setok_tokenizer_default_params(const setok_tokenizer *t);
+SETOK_API setok_cluster_params setok_tokenizer_default_params(const setok_tokenizer *t);
 
 typedef struct setok_tokens_options {
     setok_cluster_params cluster;
@@ -47,7 +49,7 @@ typedef struct setok_tokens_options {
 
 #define SETOK_TOKENS_DEFAULT_LAYER (-0x7fffffff)
 
-void setok_tokens_options_default(setok_tokens_options *o, const setok_tokenizer *t);
+SETOK_API void setok_tokens_options_default(setok_tokens_options *o, const setok_tokenizer *t);
 
 /* Per-token geometry on the original image, in pixels. */
 typedef struct setok_token_region {
@@ -66,7 +68,7 @@ typedef struct setok_tokens_timings {
  * setok_tokens_result_free. */
 /* Where pp's resize and crop put the model input of a width x height image
  * (a grid_w x grid_h grid of patch-pixel patches). */
-void setok_grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp, int width,
+SETOK_API void setok_grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp, int width,
                         int height, int grid_w, int grid_h, int patch);
 
 typedef struct setok_tokens_result {
@@ -80,10 +82,10 @@ typedef struct setok_tokens_result {
     setok_tokens_timings timings;
 } setok_tokens_result;
 
-setok_status setok_tokens_run(setok_tokenizer *t, const setok_image *image,
+SETOK_API setok_status setok_tokens_run(setok_tokenizer *t, const setok_image *image,
                               const setok_tokens_options *opts, setok_tokens_result *result,
                               setok_error *err);
-void setok_tokens_result_free(setok_tokens_result *r);
+SETOK_API void setok_tokens_result_free(setok_tokens_result *r);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,8 @@
 #ifndef SETOK_WORLD_H
 #define SETOK_WORLD_H
 
+#include "export.h"
+
 #include <stdint.h>
 
 #include "error.h"
@@ -38,32 +40,32 @@ typedef struct setok_world_options {
 } setok_world_options;
 
 /* 128 x 128, 1..6 objects. */
-void setok_world_options_default(setok_world_options *o);
+SETOK_API void setok_world_options_default(setok_world_options *o);
 
 typedef struct setok_world_scene setok_world_scene;
 
 /* Renders the scene of seed; o NULL means the defaults. Bad options give
  * SETOK_ERR_INPUT. */
-setok_status setok_world_generate(setok_world_scene **out, uint64_t seed,
+SETOK_API setok_status setok_world_generate(setok_world_scene **out, uint64_t seed,
                                   const setok_world_options *o, setok_error *err);
 
 /* The exact target scene of edit number index (annotation "edits"[index]);
  * same background, other objects untouched. The target has its own
  * annotation (with "edit_path"), and its own edits. */
-setok_status setok_world_apply_edit(setok_world_scene **out, const setok_world_scene *src,
+SETOK_API setok_status setok_world_apply_edit(setok_world_scene **out, const setok_world_scene *src,
                                     int index, setok_error *err);
 
-int setok_world_width(const setok_world_scene *s);
-int setok_world_height(const setok_world_scene *s);
+SETOK_API int setok_world_width(const setok_world_scene *s);
+SETOK_API int setok_world_height(const setok_world_scene *s);
 /* [h*w*3] RGB8, row-major */
-const uint8_t *setok_world_rgb(const setok_world_scene *s);
+SETOK_API const uint8_t *setok_world_rgb(const setok_world_scene *s);
 /* [h*w]: 0 background, k = visible pixel of object id k */
-const uint8_t *setok_world_labels(const setok_world_scene *s);
+SETOK_API const uint8_t *setok_world_labels(const setok_world_scene *s);
 /* the annotation record (one JSON object, no newline) */
-const char *setok_world_json(const setok_world_scene *s);
+SETOK_API const char *setok_world_json(const setok_world_scene *s);
 /* the number of entries in the annotation's "edits" */
-int setok_world_edit_count(const setok_world_scene *s);
-void setok_world_free(setok_world_scene *s);
+SETOK_API int setok_world_edit_count(const setok_world_scene *s);
+SETOK_API void setok_world_free(setok_world_scene *s);
 
 /* ---- the vocabulary, for code that reads images of the world ----------------------------
  * Indices follow the annotation's names: shapes circle square triangle diamond
@@ -75,23 +77,23 @@ void setok_world_free(setok_world_scene *s);
 #define SETOK_WORLD_N_COLOURS 10
 #define SETOK_WORLD_N_SIZES 3
 
-const char *setok_world_shape_name(int shape);
-const char *setok_world_colour_name(int colour);
-const char *setok_world_size_name(int size);
-int setok_world_shape_index(const char *name);
-int setok_world_colour_index(const char *name);
-int setok_world_size_index(const char *name);
+SETOK_API const char *setok_world_shape_name(int shape);
+SETOK_API const char *setok_world_colour_name(int colour);
+SETOK_API const char *setok_world_size_name(int size);
+SETOK_API int setok_world_shape_index(const char *name);
+SETOK_API int setok_world_colour_index(const char *name);
+SETOK_API int setok_world_size_index(const char *name);
 /* the object colour's RGB [3] */
-const uint8_t *setok_world_colour_rgb(int colour);
+SETOK_API const uint8_t *setok_world_colour_rgb(int colour);
 /* The radius (half the box side) of a size class in a width x height scene. */
-int setok_world_size_radius(int size, int width, int height);
+SETOK_API int setok_world_size_radius(int size, int width, int height);
 
 /* Rasterizes shape (SETOK_WORLD_N_SHAPES) of the given radius with its
  * reference point at (cx, cy) into mask [height*width]: 255 on the shape's
  * pixels, 0 elsewhere; *area (may be NULL) gets the pixels drawn. The same
  * rasterizer draws the scenes, so an object's mask equals its labels where it
  * is not occluded. A bad shape, radius (< 1) or size is SETOK_ERR_INPUT. */
-setok_status setok_world_rasterize(uint8_t *mask, int width, int height, int shape, int cx,
+SETOK_API setok_status setok_world_rasterize(uint8_t *mask, int width, int height, int shape, int cx,
                                    int cy, int radius, int *area, setok_error *err);
 
 /* ---- reading rendered images (world-analyse.c) --------------------------------------------
@@ -138,9 +140,9 @@ typedef struct setok_world_reading {
 /* Reads rgb [height*width*3] (each side SETOK_WORLD_MIN_SIDE..MAX_SIDE) into
  * *out (zeroed first; free with setok_world_reading_free, also after a
  * failure). */
-setok_status setok_world_analyse(setok_world_reading *out, const uint8_t *rgb, int width,
+SETOK_API setok_status setok_world_analyse(setok_world_reading *out, const uint8_t *rgb, int width,
                                  int height, setok_error *err);
-void setok_world_reading_free(setok_world_reading *r);
+SETOK_API void setok_world_reading_free(setok_world_reading *r);
 
 #ifdef __cplusplus
 }

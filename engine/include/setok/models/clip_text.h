@@ -12,6 +12,8 @@
 #ifndef SETOK_MODELS_CLIP_TEXT_H
 #define SETOK_MODELS_CLIP_TEXT_H
 
+#include "../export.h"
+
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,14 +39,14 @@ typedef struct setok_clip_text_config {
 typedef struct setok_clip_text setok_clip_text;
 
 /* Loads DIR/config.json and DIR's weights onto backend as dtype. */
-setok_status setok_clip_text_load(setok_clip_text **out, const char *dir, setok_backend *backend,
+SETOK_API setok_status setok_clip_text_load(setok_clip_text **out, const char *dir, setok_backend *backend,
                                   setok_dtype dtype, setok_error *err);
-void setok_clip_text_free(setok_clip_text *m);
+SETOK_API void setok_clip_text_free(setok_clip_text *m);
 
-const setok_clip_text_config *setok_clip_text_get_config(const setok_clip_text *m);
-setok_dtype setok_clip_text_dtype(const setok_clip_text *m);
+SETOK_API const setok_clip_text_config *setok_clip_text_get_config(const setok_clip_text *m);
+SETOK_API setok_dtype setok_clip_text_dtype(const setok_clip_text *m);
 /* Arena bytes one forward of batch sequences of length tokens needs (outputs included). */
-size_t setok_clip_text_arena_bytes(const setok_clip_text *m, int64_t batch, int64_t tokens);
+SETOK_API size_t setok_clip_text_arena_bytes(const setok_clip_text *m, int64_t batch, int64_t tokens);
 
 /* input_ids [B, T] (I32, T <= max_position_embeddings, on the model's
  * backend) -> last_hidden_state [B, T, hidden] (after final_layer_norm) and
@@ -53,7 +55,7 @@ size_t setok_clip_text_arena_bytes(const setok_clip_text *m, int64_t batch, int6
  * returns it; k > 0 returns the output of layer L - k instead, without the
  * final layer norm (HF hidden_states[-1 - k], "clip skip"). cancel (may be
  * NULL) is checked before every layer. */
-setok_status setok_clip_text_forward(setok_clip_text *m, setok_arena *arena,
+SETOK_API setok_status setok_clip_text_forward(setok_clip_text *m, setok_arena *arena,
                                      setok_tensor *last_hidden_state, setok_tensor *pooler_output,
                                      const setok_tensor *input_ids, int hidden_layer,
                                      const atomic_bool *cancel, setok_error *err);

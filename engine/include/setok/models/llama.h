@@ -25,6 +25,8 @@
 #ifndef SETOK_MODELS_LLAMA_H
 #define SETOK_MODELS_LLAMA_H
 
+#include "../export.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,52 +62,52 @@ typedef struct setok_llama_config {
 
 /* Reads DIR/config.json (LlamaConfig defaults for missing keys); errors
  * name the file and the key. */
-setok_status setok_llama_config_load(setok_llama_config *cfg, const char *dir, setok_error *err);
+SETOK_API setok_status setok_llama_config_load(setok_llama_config *cfg, const char *dir, setok_error *err);
 
 typedef struct setok_llama setok_llama;
 
 /* Loads config.json and the weights of DIR onto backend as dtype (f32 on the
  * CPU). */
-setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend *backend,
+SETOK_API setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend *backend,
                               setok_dtype dtype, setok_error *err);
 /* The same with the PEFT LoRA adapter in adapter_dir (lora.h) merged into
  * the weights it targets before upload; adapter_dir NULL loads DIR alone. */
-setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
+SETOK_API setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
                                         const char *adapter_dir, setok_backend *backend,
                                         setok_dtype dtype, setok_error *err);
 /* A model of shape cfg (head_dim and num_kv_heads set; rope and the other
  * fields as in setok_llama_config) with deterministic pseudo-random weights
  * from seed, generated in memory on backend as dtype: for benchmarks and
  * tests. Nothing is read or written. */
-setok_status setok_llama_create_random(setok_llama **out, const setok_llama_config *cfg,
+SETOK_API setok_status setok_llama_create_random(setok_llama **out, const setok_llama_config *cfg,
                                        setok_backend *backend, setok_dtype dtype, uint32_t seed,
                                        setok_error *err);
-void setok_llama_free(setok_llama *m);
+SETOK_API void setok_llama_free(setok_llama *m);
 
-const setok_llama_config *setok_llama_get_config(const setok_llama *m);
-setok_dtype setok_llama_dtype(const setok_llama *m);
+SETOK_API const setok_llama_config *setok_llama_get_config(const setok_llama *m);
+SETOK_API setok_dtype setok_llama_dtype(const setok_llama *m);
 
 typedef struct setok_llama_cache setok_llama_cache;
 
 /* An empty cache of max_ctx positions for m, on m's backend and dtype. It
  * keeps a pointer to m, which must outlive it. */
-setok_status setok_llama_cache_new(setok_llama_cache **out, const setok_llama *m, int64_t max_ctx,
+SETOK_API setok_status setok_llama_cache_new(setok_llama_cache **out, const setok_llama *m, int64_t max_ctx,
                                    setok_error *err);
-void setok_llama_cache_free(setok_llama_cache *c);
+SETOK_API void setok_llama_cache_free(setok_llama_cache *c);
 /* Empties the cache (keeps its memory). */
-void setok_llama_cache_reset(setok_llama_cache *c);
+SETOK_API void setok_llama_cache_reset(setok_llama_cache *c);
 /* Positions cached so far: the position of the next token. */
-int64_t setok_llama_cache_length(const setok_llama_cache *c);
-int64_t setok_llama_cache_capacity(const setok_llama_cache *c);
+SETOK_API int64_t setok_llama_cache_length(const setok_llama_cache *c);
+SETOK_API int64_t setok_llama_cache_capacity(const setok_llama_cache *c);
 /* Bytes of K and V a cache of max_ctx positions holds. */
-size_t setok_llama_cache_bytes(const setok_llama *m, int64_t max_ctx);
+SETOK_API size_t setok_llama_cache_bytes(const setok_llama *m, int64_t max_ctx);
 
 /* Arena bytes one forward of up to T tokens needs, logits included. */
-size_t setok_llama_arena_bytes(const setok_llama *m, int64_t T);
+SETOK_API size_t setok_llama_arena_bytes(const setok_llama *m, int64_t T);
 
 /* ids I32 [T] (on the model's backend) -> embeds [T, hidden] (caller's
  * tensor, model dtype): the embed_tokens rows, for splicing in other tokens. */
-setok_status setok_llama_embed(setok_llama *m, setok_tensor *embeds, const setok_tensor *ids,
+SETOK_API setok_status setok_llama_embed(setok_llama *m, setok_tensor *embeds, const setok_tensor *ids,
                                setok_error *err);
 
 /* embeds [T, hidden] (model dtype, on the model's backend) -> logits
@@ -113,18 +115,18 @@ setok_status setok_llama_embed(setok_llama *m, setok_tensor *embeds, const setok
  * Appends T positions to the cache; logits is carved from arena and stays
  * valid until the caller resets it below it. cancel (may be NULL) is
  * checked before every layer. On error the cache length is unchanged. */
-setok_status setok_llama_forward_embeds(setok_llama *m, setok_llama_cache *cache,
+SETOK_API setok_status setok_llama_forward_embeds(setok_llama *m, setok_llama_cache *cache,
                                         setok_arena *arena, setok_tensor *logits,
                                         const setok_tensor *embeds, bool last_only,
                                         const atomic_bool *cancel, setok_error *err);
 /* The same, returning LlamaModel's last_hidden_state instead of logits:
  * hidden [T, hidden] (the final RMSNorm's output, model dtype). */
-setok_status setok_llama_forward_hidden(setok_llama *m, setok_llama_cache *cache,
+SETOK_API setok_status setok_llama_forward_hidden(setok_llama *m, setok_llama_cache *cache,
                                         setok_arena *arena, setok_tensor *hidden,
                                         const setok_tensor *embeds, const atomic_bool *cancel,
                                         setok_error *err);
 /* The same from token ids I32 [T]; T = 1 is a decode step. */
-setok_status setok_llama_forward_ids(setok_llama *m, setok_llama_cache *cache,
+SETOK_API setok_status setok_llama_forward_ids(setok_llama *m, setok_llama_cache *cache,
                                      setok_arena *arena, setok_tensor *logits,
                                      const setok_tensor *ids, bool last_only,
                                      const atomic_bool *cancel, setok_error *err);
@@ -133,7 +135,7 @@ setok_status setok_llama_forward_ids(setok_llama *m, setok_llama_cache *cache,
  * loads DIR (plus adapter_dir when not NULL) on the CPU in f32, runs one
  * forward of ids[0..T) from an empty cache and writes logits [T, vocab] to
  * logits, which holds capacity floats. */
-setok_status setok_llama_logits_f32(const char *dir, const char *adapter_dir, const int32_t *ids,
+SETOK_API setok_status setok_llama_logits_f32(const char *dir, const char *adapter_dir, const int32_t *ids,
                                     int64_t T, float *logits, size_t capacity, setok_error *err);
 
 #ifdef __cplusplus

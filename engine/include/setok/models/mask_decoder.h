@@ -30,6 +30,8 @@
 #ifndef SETOK_MODELS_MASK_DECODER_H
 #define SETOK_MODELS_MASK_DECODER_H
 
+#include "../export.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -77,23 +79,23 @@ typedef struct setok_mask_decoder_config {
 } setok_mask_decoder_config;
 
 /* HF's SamConfig defaults (facebook/sam-vit-*). */
-void setok_mask_decoder_config_defaults(setok_mask_decoder_config *cfg);
+SETOK_API void setok_mask_decoder_config_defaults(setok_mask_decoder_config *cfg);
 /* Reads DIR/config.json (see above); errors name the file and the key. */
-setok_status setok_mask_decoder_config_load(setok_mask_decoder_config *cfg, const char *dir,
+SETOK_API setok_status setok_mask_decoder_config_load(setok_mask_decoder_config *cfg, const char *dir,
                                             setok_error *err);
 
 typedef struct setok_mask_decoder setok_mask_decoder;
 
 /* Loads config.json and the weights of DIR onto backend as dtype. */
-setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
+SETOK_API setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
                                      setok_backend *backend, setok_dtype dtype,
                                      setok_error *err);
-void setok_mask_decoder_free(setok_mask_decoder *m);
+SETOK_API void setok_mask_decoder_free(setok_mask_decoder *m);
 
-const setok_mask_decoder_config *setok_mask_decoder_get_config(const setok_mask_decoder *m);
-setok_dtype setok_mask_decoder_dtype(const setok_mask_decoder *m);
+SETOK_API const setok_mask_decoder_config *setok_mask_decoder_get_config(const setok_mask_decoder *m);
+SETOK_API setok_dtype setok_mask_decoder_dtype(const setok_mask_decoder *m);
 /* Masks per prompt: num_multimask_outputs when multimask, else 1. */
-int setok_mask_decoder_num_masks(const setok_mask_decoder *m, bool multimask);
+SETOK_API int setok_mask_decoder_num_masks(const setok_mask_decoder *m, bool multimask);
 
 /* One prompt per image of a batch of B. Coordinates are pixels of the
  * image_size frame (x, y), as SamProcessor produces them. Every part is
@@ -111,7 +113,7 @@ typedef struct setok_sam_prompt {
 
 /* Arena bytes one forward needs (outputs included) for a batch of B image
  * embeddings of h x w and this prompt (only its sizes are read; NULL: none). */
-size_t setok_mask_decoder_arena_bytes(const setok_mask_decoder *m, int64_t batch, int64_t height,
+SETOK_API size_t setok_mask_decoder_arena_bytes(const setok_mask_decoder *m, int64_t batch, int64_t height,
                                       int64_t width, const setok_sam_prompt *prompt);
 
 /* image_embeddings [B, C, h, w] (the model's dtype, on its backend; SAM's
@@ -123,7 +125,7 @@ size_t setok_mask_decoder_arena_bytes(const setok_mask_decoder *m, int64_t batch
  * outputs are carved from arena and stay valid until the caller resets it
  * below them. cancel (may be NULL) is checked before every transformer
  * layer and before the upscaling. */
-setok_status setok_mask_decoder_forward(setok_mask_decoder *m, setok_arena *arena,
+SETOK_API setok_status setok_mask_decoder_forward(setok_mask_decoder *m, setok_arena *arena,
                                         setok_tensor *masks, setok_tensor *iou_scores,
                                         const setok_tensor *image_embeddings,
                                         const setok_sam_prompt *prompt, bool multimask,

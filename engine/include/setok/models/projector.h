@@ -14,6 +14,8 @@
 #ifndef SETOK_MODELS_PROJECTOR_H
 #define SETOK_MODELS_PROJECTOR_H
 
+#include "../export.h"
+
 #include "../arena.h"
 #include "../backend.h"
 #include "../error.h"
@@ -35,26 +37,26 @@ typedef struct setok_projector {
 
 /* "gelu", "gelu_pytorch_tanh" (and "gelu_new", "gelu_fast"), "quick_gelu",
  * "silu", "relu"; anything else is SETOK_ERR_UNSUPPORTED naming path. */
-setok_status setok_projector_act_from_name(const char *name, setok_op *op, const char *path,
+SETOK_API setok_status setok_projector_act_from_name(const char *name, setok_op *op, const char *path,
                                            setok_error *err);
 
 /* LLaVA's multi_modal_projector from a LLaVA checkpoint's weights
  * ("multi_modal_projector.*" or "model.multi_modal_projector.*"); two layers
  * when linear_2 is there. p is zeroed first; free with setok_projector_free. */
-setok_status setok_projector_load_llava(setok_projector *p, const setok_weights *w,
+SETOK_API setok_status setok_projector_load_llava(setok_projector *p, const setok_weights *w,
                                         int in_features, int out_features, setok_op act,
                                         setok_backend *backend, setok_dtype dtype,
                                         setok_error *err);
 /* A SetokimProjector folder (see above). */
-setok_status setok_projector_load(setok_projector *p, const char *dir, setok_backend *backend,
+SETOK_API setok_status setok_projector_load(setok_projector *p, const char *dir, setok_backend *backend,
                                   setok_dtype dtype, setok_error *err);
-void setok_projector_free(setok_projector *p);
+SETOK_API void setok_projector_free(setok_projector *p);
 
 /* Arena bytes one forward over n rows needs. */
-size_t setok_projector_arena_bytes(const setok_projector *p, int64_t n);
+SETOK_API size_t setok_projector_arena_bytes(const setok_projector *p, int64_t n);
 /* x [n, in_features] (p's dtype, on its backend) -> y [n, out_features],
  * carved from arena (the intermediate stays below it). */
-setok_status setok_projector_forward(const setok_projector *p, setok_arena *arena,
+SETOK_API setok_status setok_projector_forward(const setok_projector *p, setok_arena *arena,
                                      setok_tensor *y, const setok_tensor *x, setok_error *err);
 
 #ifdef __cplusplus

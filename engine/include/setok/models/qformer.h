@@ -25,6 +25,8 @@
 #ifndef SETOK_MODELS_QFORMER_H
 #define SETOK_MODELS_QFORMER_H
 
+#include "../export.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,29 +52,29 @@ typedef struct setok_qformer_config {
 /* transformers' Blip2QFormerConfig defaults (768 hidden, 12 layers, 12 heads,
  * 3072 intermediate, gelu, eps 1e-12, cross-attention every 2 layers, 1408
  * encoder_hidden_size). */
-void setok_qformer_config_defaults(setok_qformer_config *cfg);
+SETOK_API void setok_qformer_config_defaults(setok_qformer_config *cfg);
 /* Reads DIR/config.json; errors name the file and the key. */
-setok_status setok_qformer_config_load(setok_qformer_config *cfg, const char *dir,
+SETOK_API setok_status setok_qformer_config_load(setok_qformer_config *cfg, const char *dir,
                                        setok_error *err);
 
 typedef struct setok_qformer setok_qformer;
 
 /* Loads config.json and the weights of DIR (query_tokens when present) onto
  * backend as dtype. */
-setok_status setok_qformer_load(setok_qformer **out, const char *dir, setok_backend *backend,
+SETOK_API setok_status setok_qformer_load(setok_qformer **out, const char *dir, setok_backend *backend,
                                 setok_dtype dtype, setok_error *err);
-void setok_qformer_free(setok_qformer *m);
+SETOK_API void setok_qformer_free(setok_qformer *m);
 
-const setok_qformer_config *setok_qformer_get_config(const setok_qformer *m);
-setok_dtype setok_qformer_dtype(const setok_qformer *m);
+SETOK_API const setok_qformer_config *setok_qformer_get_config(const setok_qformer *m);
+SETOK_API setok_dtype setok_qformer_dtype(const setok_qformer *m);
 /* Q of the checkpoint's query_tokens [1, Q, hidden]; 0 when it has none. */
-int64_t setok_qformer_num_query_tokens(const setok_qformer *m);
+SETOK_API int64_t setok_qformer_num_query_tokens(const setok_qformer *m);
 /* Whether layer i has cross-attention (i % cross_attention_frequency == 0). */
-bool setok_qformer_layer_has_cross_attention(const setok_qformer *m, int layer);
+SETOK_API bool setok_qformer_layer_has_cross_attention(const setok_qformer *m, int layer);
 
 /* Arena bytes one forward of B batches of Q queries over S encoder tokens
  * needs, the output included. */
-size_t setok_qformer_arena_bytes(const setok_qformer *m, int64_t batch, int64_t queries,
+SETOK_API size_t setok_qformer_arena_bytes(const setok_qformer *m, int64_t batch, int64_t queries,
                                  int64_t encoder_tokens);
 
 /* query_embeds [B, Q, hidden] (NULL: the checkpoint's query_tokens for every
@@ -82,7 +84,7 @@ size_t setok_qformer_arena_bytes(const setok_qformer *m, int64_t batch, int64_t 
  * carved from arena (valid until the caller resets it below it). Inputs are
  * contiguous, of the model's dtype and on its backend. cancel (may be NULL)
  * is checked before every layer. */
-setok_status setok_qformer_forward(setok_qformer *m, setok_arena *arena,
+SETOK_API setok_status setok_qformer_forward(setok_qformer *m, setok_arena *arena,
                                    setok_tensor *last_hidden_state,
                                    const setok_tensor *query_embeds,
                                    const setok_tensor *encoder_hidden_states,

@@ -39,6 +39,8 @@
 #ifndef SETOK_MODELS_SCHEDULER_H
 #define SETOK_MODELS_SCHEDULER_H
 
+#include "../export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -96,53 +98,53 @@ typedef struct setok_scheduler_config {
 } setok_scheduler_config;
 
 /* The diffusers class's defaults for kind. */
-void setok_scheduler_config_defaults(setok_scheduler_config *cfg, setok_scheduler_kind kind);
+SETOK_API void setok_scheduler_config_defaults(setok_scheduler_config *cfg, setok_scheduler_kind kind);
 /* Reads DIR/scheduler_config.json; kind SETOK_SCHEDULER_FROM_CONFIG takes
  * the kind from _class_name (an error when it names no supported class),
  * any other kind overrides it. Errors name the file and the key. */
-setok_status setok_scheduler_config_load(setok_scheduler_config *cfg, const char *dir,
+SETOK_API setok_status setok_scheduler_config_load(setok_scheduler_config *cfg, const char *dir,
                                          setok_scheduler_kind kind, setok_error *err);
 
 /* "DDIMScheduler", ...; NULL for a value out of range. */
-const char *setok_scheduler_kind_name(setok_scheduler_kind kind);
+SETOK_API const char *setok_scheduler_kind_name(setok_scheduler_kind kind);
 /* A diffusers class name (PNDMScheduler gives DDIM) or a short name: ddim,
  * euler, euler_a (euler_ancestral), dpm++2m (dpmsolver++); SETOK_SCHEDULER_KIND_COUNT
  * when unknown. */
-setok_scheduler_kind setok_scheduler_kind_from_name(const char *name);
+SETOK_API setok_scheduler_kind setok_scheduler_kind_from_name(const char *name);
 
 typedef struct setok_scheduler setok_scheduler;
 
 /* Checks cfg and builds the training noise schedule (betas, cumulative alphas). */
-setok_status setok_scheduler_create(setok_scheduler **out, const setok_scheduler_config *cfg,
+SETOK_API setok_status setok_scheduler_create(setok_scheduler **out, const setok_scheduler_config *cfg,
                                     setok_error *err);
-setok_status setok_scheduler_load(setok_scheduler **out, const char *dir,
+SETOK_API setok_status setok_scheduler_load(setok_scheduler **out, const char *dir,
                                   setok_scheduler_kind kind, setok_error *err);
-void setok_scheduler_free(setok_scheduler *s);
-const setok_scheduler_config *setok_scheduler_get_config(const setok_scheduler *s);
+SETOK_API void setok_scheduler_free(setok_scheduler *s);
+SETOK_API const setok_scheduler_config *setok_scheduler_get_config(const setok_scheduler *s);
 /* The pipeline's DDIM eta (>= 0; ignored by the other kinds). */
-setok_status setok_scheduler_set_eta(setok_scheduler *s, double eta, setok_error *err);
+SETOK_API setok_status setok_scheduler_set_eta(setok_scheduler *s, double eta, setok_error *err);
 
 /* Builds the inference schedule of num_inference_steps (1 .. num_train_timesteps)
  * and forgets any multistep history. */
-setok_status setok_scheduler_set_timesteps(setok_scheduler *s, int num_inference_steps,
+SETOK_API setok_status setok_scheduler_set_timesteps(setok_scheduler *s, int num_inference_steps,
                                            setok_error *err);
 /* The timesteps the model is called with, in order (integers for DDIM and
  * DPM, fractional for Euler with linspace spacing); *n gets their count.
  * NULL (and *n = 0) before set_timesteps. Valid until the next set_timesteps. */
-const float *setok_scheduler_timesteps(const setok_scheduler *s, int *n);
+SETOK_API const float *setok_scheduler_timesteps(const setok_scheduler *s, int *n);
 /* The noise level of each step plus the final one (n + 1 values) for the
  * sigma-parameterised kinds (Euler, Euler ancestral, DPM); NULL for DDIM. */
-const float *setok_scheduler_sigmas(const setok_scheduler *s, int *n);
+SETOK_API const float *setok_scheduler_sigmas(const setok_scheduler *s, int *n);
 /* What the initial noise is multiplied by: 1 for DDIM and DPM; Euler's
  * largest sigma (sqrt(sigma^2 + 1) with leading spacing). Needs set_timesteps. */
-float setok_scheduler_init_noise_sigma(const setok_scheduler *s);
+SETOK_API float setok_scheduler_init_noise_sigma(const setok_scheduler *s);
 /* The first step index of an image-to-image / editing run of this strength
  * (0..1], as diffusers' img2img pipelines count it. */
-int setok_scheduler_start_index(const setok_scheduler *s, double strength);
+SETOK_API int setok_scheduler_start_index(const setok_scheduler *s, double strength);
 
 /* x -> out (may be x): the model input at step_index; x / sqrt(sigma^2 + 1)
  * for Euler, unchanged for DDIM and DPM. */
-setok_status setok_scheduler_scale_model_input(const setok_scheduler *s, int step_index,
+SETOK_API setok_status setok_scheduler_scale_model_input(const setok_scheduler *s, int step_index,
                                                float *out, const float *x, size_t n,
                                                setok_error *err);
 /* One denoising step: model_output (the guided prediction) and sample at
@@ -151,7 +153,7 @@ setok_status setok_scheduler_scale_model_input(const setok_scheduler *s, int ste
  * (diffusers' pred_original_sample; for DPM the converted model output).
  * noise: standard normal values, required by Euler ancestral and by DDIM
  * with eta > 0 (what diffusers draws from its generator), else ignored. */
-setok_status setok_scheduler_step(setok_scheduler *s, int step_index, float *out,
+SETOK_API setok_status setok_scheduler_step(setok_scheduler *s, int step_index, float *out,
                                   float *pred_original, const float *model_output,
                                   const float *sample, const float *noise, size_t n,
                                   setok_error *err);
@@ -160,20 +162,20 @@ setok_status setok_scheduler_step(setok_scheduler *s, int step_index, float *out
  * (a, b) = (sqrt(alphas_cumprod[t]), sqrt(1 - alphas_cumprod[t])) for DDIM,
  * (1, sigma) for Euler and (alpha_t, sigma_t) of that sigma for DPM — what
  * diffusers' add_noise(original, noise, timesteps[step_index]) gives. */
-setok_status setok_scheduler_add_noise(const setok_scheduler *s, int step_index, float *out,
+SETOK_API setok_status setok_scheduler_add_noise(const setok_scheduler *s, int step_index, float *out,
                                        const float *original, const float *noise, size_t n,
                                        setok_error *err);
 
 /* Classifier-free guidance, the U-Net run on the batch [uncond, cond]:
  * out = uncond + scale * (cond - uncond). out may alias an input. */
-void setok_guidance_cfg(float *out, const float *uncond, const float *cond, float scale,
+SETOK_API void setok_guidance_cfg(float *out, const float *uncond, const float *cond, float scale,
                         size_t n);
 /* InstructPix2Pix dual guidance. diffusers runs the U-Net on the batch
  * [full_cond, img_cond, uncond] = [(prompt, image latents),
  * (empty prompt, image latents), (empty prompt, zero image latents)] and
  * combines: out = uncond + text_scale * (full_cond - img_cond)
  *                 + image_scale * (img_cond - uncond). out may alias an input. */
-void setok_guidance_ip2p(float *out, const float *uncond, const float *img_cond,
+SETOK_API void setok_guidance_ip2p(float *out, const float *uncond, const float *img_cond,
                          const float *full_cond, float text_scale, float image_scale, size_t n);
 
 #ifdef __cplusplus

@@ -60,6 +60,8 @@
 #ifndef SETOK_MODELS_SETOK_H
 #define SETOK_MODELS_SETOK_H
 
+#include "../export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -95,11 +97,11 @@ typedef struct setok_cluster_params {
 } setok_cluster_params;
 
 /* DPC, k 64, threshold 0.55, min_clusters 1, max_clusters 0, fixed_k 64. */
-setok_cluster_params setok_cluster_params_default(void);
+SETOK_API setok_cluster_params setok_cluster_params_default(void);
 /* "dpc", "soft", "fixed". */
-const char *setok_cluster_mode_name(setok_cluster_mode mode);
+SETOK_API const char *setok_cluster_mode_name(setok_cluster_mode mode);
 /* SETOK_CLUSTER_MODE_COUNT when the name is unknown. */
-setok_cluster_mode setok_cluster_mode_from_name(const char *name);
+SETOK_API setok_cluster_mode setok_cluster_mode_from_name(const char *name);
 
 /* One token. Patch (col, row) covers [col, col + 1) x [row, row + 1) in patch
  * units, so multiply by the patch size for pixels. */
@@ -136,19 +138,19 @@ typedef struct setok_clusters {
  * copy first. Errors (SETOK_ERR_INPUT): sizes < 1, k outside [1, N],
  * min_clusters < 1 or > N, max_clusters < min_clusters, fixed_k outside
  * [1, N], a non-finite feature. */
-setok_status setok_cluster(setok_clusters *out, setok_backend *cpu, const float *features,
+SETOK_API setok_status setok_cluster(setok_clusters *out, setok_backend *cpu, const float *features,
                            int grid_h, int grid_w, int d, const setok_cluster_params *params,
                            bool add_position_embedding, setok_error *err);
-void setok_clusters_free(setok_clusters *c);
+SETOK_API void setok_clusters_free(setok_clusters *c);
 
 /* Per-pixel labels on an image: setok_labels_upsample (masks.h). */
 
 /* out [h * w, d] = the official PositionalEncoding2D (see the top of this file). */
-setok_status setok_position_embedding_2d(float *out, int h, int w, int d, setok_error *err);
+SETOK_API setok_status setok_position_embedding_2d(float *out, int h, int w, int d, setok_error *err);
 
 /* out [n_tokens, d] = mean of each token's features (soft: mask-weighted mean);
  * a token with no patch gets zeros. features: [n_patches, d] host f32. */
-setok_status setok_tokens_average(float *out, const float *features, int d,
+SETOK_API setok_status setok_tokens_average(float *out, const float *features, int d,
                                   const setok_clusters *c, setok_error *err);
 
 // ----------------------------------------------------------------------------
@@ -194,23 +196,23 @@ typedef struct setok_merger setok_merger;
 
 /* dir: the component folder. Weights are converted to dtype (f32, f16, bf16)
  * on backend; activations use the same dtype. */
-setok_status setok_merger_load(setok_merger **out, const char *dir, setok_backend *backend,
+SETOK_API setok_status setok_merger_load(setok_merger **out, const char *dir, setok_backend *backend,
                                setok_dtype dtype, setok_error *err);
-void setok_merger_free(setok_merger *m);
-const setok_merger_config *setok_merger_get_config(const setok_merger *m);
+SETOK_API void setok_merger_free(setok_merger *m);
+SETOK_API const setok_merger_config *setok_merger_get_config(const setok_merger *m);
 /* Arena bytes one forward over n_patches features and n_tokens tokens needs. */
-size_t setok_merger_arena_bytes(const setok_merger *m, int n_patches, int n_tokens);
+SETOK_API size_t setok_merger_arena_bytes(const setok_merger *m, int n_patches, int n_tokens);
 
 /* out: [n_tokens, output_size] in the merger's dtype, allocated from arena (on
  * the merger's backend). features: [n_patches, hidden_size] on that backend,
  * f32 or the merger's dtype, without the position embedding. Soft clusters use
  * their hard labels. */
-setok_status setok_merger_forward(setok_merger *m, setok_arena *arena, setok_tensor *out,
+SETOK_API setok_status setok_merger_forward(setok_merger *m, setok_arena *arena, setok_tensor *out,
                                   const setok_tensor *features, const setok_clusters *c,
                                   setok_error *err);
 /* The same from host f32 to host f32 (out [n_tokens, output_size]), with an
  * arena of its own: for the CLI, tests and ctypes. */
-setok_status setok_merger_forward_host(setok_merger *m, float *out, const float *features,
+SETOK_API setok_status setok_merger_forward_host(setok_merger *m, float *out, const float *features,
                                        const setok_clusters *c, setok_error *err);
 
 #ifdef __cplusplus

@@ -16,6 +16,8 @@
 #ifndef SETOK_MODELS_UNET_H
 #define SETOK_MODELS_UNET_H
 
+#include "../export.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,32 +55,32 @@ typedef struct setok_unet_config {
 } setok_unet_config;
 
 /* Reads DIR/config.json; errors name the file and the key. */
-setok_status setok_unet_config_load(setok_unet_config *cfg, const char *dir, setok_error *err);
+SETOK_API setok_status setok_unet_config_load(setok_unet_config *cfg, const char *dir, setok_error *err);
 
 /* Stable Diffusion 1.5's U-Net (diffusers' defaults, cross_attention_dim 768). */
-void setok_unet_config_sd15(setok_unet_config *cfg);
+SETOK_API void setok_unet_config_sd15(setok_unet_config *cfg);
 
 typedef struct setok_unet setok_unet;
 
 /* A U-Net of cfg's shape with deterministic pseudo-random weights made
  * directly on backend (benchmarks: nothing is read or stored). */
-setok_status setok_unet_create_random(setok_unet **out, const setok_unet_config *cfg,
+SETOK_API setok_status setok_unet_create_random(setok_unet **out, const setok_unet_config *cfg,
                                       setok_backend *backend, setok_dtype dtype, uint32_t seed,
                                       setok_error *err);
 
 /* Loads config.json and the weights of DIR onto backend as dtype. */
-setok_status setok_unet_load(setok_unet **out, const char *dir, setok_backend *backend,
+SETOK_API setok_status setok_unet_load(setok_unet **out, const char *dir, setok_backend *backend,
                              setok_dtype dtype, setok_error *err);
-void setok_unet_free(setok_unet *unet);
+SETOK_API void setok_unet_free(setok_unet *unet);
 
-const setok_unet_config *setok_unet_get_config(const setok_unet *unet);
-setok_dtype setok_unet_dtype(const setok_unet *unet);
+SETOK_API const setok_unet_config *setok_unet_get_config(const setok_unet *unet);
+SETOK_API setok_dtype setok_unet_dtype(const setok_unet *unet);
 /* Height and width of a sample must be multiples of this: 2^(blocks - 1). */
-int setok_unet_size_multiple(const setok_unet *unet);
+SETOK_API int setok_unet_size_multiple(const setok_unet *unet);
 
 /* Arena bytes one forward of a [batch, in_channels, height, width] sample
  * with context_len conditioning tokens needs (output included). */
-size_t setok_unet_arena_bytes(const setok_unet *unet, int64_t batch, int64_t height,
+SETOK_API size_t setok_unet_arena_bytes(const setok_unet *unet, int64_t batch, int64_t height,
                               int64_t width, int64_t context_len);
 
 /* sample [B, in_channels, h, w], timesteps[B] (host floats, one per batch
@@ -87,7 +89,7 @@ size_t setok_unet_arena_bytes(const setok_unet *unet, int64_t batch, int64_t hei
  * epsilon or v, per the scheduler's config), carved from arena and valid
  * until the caller resets it below. cancel (may be NULL) is checked before
  * every block. */
-setok_status setok_unet_forward(setok_unet *unet, setok_arena *arena, setok_tensor *noise,
+SETOK_API setok_status setok_unet_forward(setok_unet *unet, setok_arena *arena, setok_tensor *noise,
                                 const setok_tensor *sample, const float *timesteps,
                                 const setok_tensor *encoder_hidden_states,
                                 const atomic_bool *cancel, setok_error *err);

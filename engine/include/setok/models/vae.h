@@ -16,6 +16,8 @@
 #ifndef SETOK_MODELS_VAE_H
 #define SETOK_MODELS_VAE_H
 
+#include "../export.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,16 +46,16 @@ typedef struct setok_vae_config {
 
 /* Reads DIR/config.json; errors name the file and the key. Unsupported
  * settings (act_fn other than silu, other block types) are errors. */
-setok_status setok_vae_config_load(setok_vae_config *cfg, const char *dir, setok_error *err);
+SETOK_API setok_status setok_vae_config_load(setok_vae_config *cfg, const char *dir, setok_error *err);
 
 /* Stable Diffusion 1.5's AutoencoderKL. */
-void setok_vae_config_sd15(setok_vae_config *cfg);
+SETOK_API void setok_vae_config_sd15(setok_vae_config *cfg);
 
 typedef struct setok_vae setok_vae;
 
 /* A VAE of cfg's shape with deterministic pseudo-random weights made directly
  * on backend (benchmarks: nothing is read or stored). */
-setok_status setok_vae_create_random(setok_vae **out, const setok_vae_config *cfg,
+SETOK_API setok_status setok_vae_create_random(setok_vae **out, const setok_vae_config *cfg,
                                      setok_backend *backend, setok_dtype dtype, uint32_t seed,
                                      setok_error *err);
 
@@ -61,23 +63,23 @@ setok_status setok_vae_create_random(setok_vae **out, const setok_vae_config *cf
 typedef void (*setok_vae_progress_fn)(void *user, int done, int total);
 
 /* Loads config.json and the weights of DIR onto backend as dtype. */
-setok_status setok_vae_load(setok_vae **out, const char *dir, setok_backend *backend,
+SETOK_API setok_status setok_vae_load(setok_vae **out, const char *dir, setok_backend *backend,
                             setok_dtype dtype, setok_error *err);
-void setok_vae_free(setok_vae *vae);
+SETOK_API void setok_vae_free(setok_vae *vae);
 
-const setok_vae_config *setok_vae_get_config(const setok_vae *vae);
-setok_dtype setok_vae_dtype(const setok_vae *vae);
+SETOK_API const setok_vae_config *setok_vae_get_config(const setok_vae *vae);
+SETOK_API setok_dtype setok_vae_dtype(const setok_vae *vae);
 /* config.json's scaling_factor (0.18215 when absent). */
-float setok_vae_scaling_factor(const setok_vae *vae);
+SETOK_API float setok_vae_scaling_factor(const setok_vae *vae);
 /* Pixels per latent along each axis: 2^(levels - 1). */
-int setok_vae_downscale(const setok_vae *vae);
+SETOK_API int setok_vae_downscale(const setok_vae *vae);
 
 /* Arena bytes of one encode of [B, in_channels, H, W] (outputs included). */
-size_t setok_vae_encode_arena_bytes(const setok_vae *vae, int64_t batch, int64_t height,
+SETOK_API size_t setok_vae_encode_arena_bytes(const setok_vae *vae, int64_t batch, int64_t height,
                                     int64_t width);
 /* Arena bytes of one decode of [B, latent_channels, h, w] (output included),
  * tiled with tile_size as setok_vae_decode would. */
-size_t setok_vae_decode_arena_bytes(const setok_vae *vae, int64_t batch, int64_t height,
+SETOK_API size_t setok_vae_decode_arena_bytes(const setok_vae *vae, int64_t batch, int64_t height,
                                     int64_t width, int tile_size);
 
 /* pixels [B, in_channels, H, W] (H and W multiples of the downscale) ->
@@ -85,7 +87,7 @@ size_t setok_vae_decode_arena_bytes(const setok_vae *vae, int64_t batch, int64_t
  * valid until the caller resets it below them. logvar is the raw moment:
  * diffusers' DiagonalGaussianDistribution also clamps it to [-30, 20].
  * cancel (may be NULL) is checked before every block. */
-setok_status setok_vae_encode(setok_vae *vae, setok_arena *arena, setok_tensor *mean,
+SETOK_API setok_status setok_vae_encode(setok_vae *vae, setok_arena *arena, setok_tensor *mean,
                               setok_tensor *logvar, const setok_tensor *pixels,
                               const atomic_bool *cancel, setok_error *err);
 
@@ -93,7 +95,7 @@ setok_status setok_vae_encode(setok_vae *vae, setok_arena *arena, setok_tensor *
  * from arena. tile_size 0 decodes in one piece; > 0 decodes in tiles of
  * tile_size pixels (diffusers' tile_sample_min_size, e.g. sample_size) when
  * h or w exceeds tile_size / s, as AutoencoderKL with enable_tiling(). */
-setok_status setok_vae_decode(setok_vae *vae, setok_arena *arena, setok_tensor *pixels,
+SETOK_API setok_status setok_vae_decode(setok_vae *vae, setok_arena *arena, setok_tensor *pixels,
                               const setok_tensor *latents, int tile_size,
                               setok_vae_progress_fn progress, void *user,
                               const atomic_bool *cancel, setok_error *err);

@@ -17,6 +17,8 @@
 #ifndef SETOK_MODELS_VIT_H
 #define SETOK_MODELS_VIT_H
 
+#include "../export.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,9 +58,9 @@ typedef struct setok_vit_config {
 } setok_vit_config;
 
 /* HF's CLIPVisionConfig / SiglipVisionConfig defaults. */
-void setok_vit_config_defaults(setok_vit_config *cfg, setok_vit_arch arch);
+SETOK_API void setok_vit_config_defaults(setok_vit_config *cfg, setok_vit_arch arch);
 /* Reads DIR/config.json (see above); errors name the file and the key. */
-setok_status setok_vit_config_load(setok_vit_config *cfg, const char *dir, setok_error *err);
+SETOK_API setok_status setok_vit_config_load(setok_vit_config *cfg, const char *dir, setok_error *err);
 
 /* ------------------------------------------------------------------------
  * Preprocessing: HF CLIPImageProcessor / SiglipImageProcessor (their PIL
@@ -76,18 +78,18 @@ typedef struct setok_vit_preprocessor {
 
 /* The HF class defaults: CLIPImageProcessor (shortest edge 224, crop 224,
  * OpenAI mean / std) or SiglipImageProcessor (224 x 224, mean = std = 0.5). */
-void setok_vit_preprocessor_defaults(setok_vit_preprocessor *pp, setok_vit_arch arch);
+SETOK_API void setok_vit_preprocessor_defaults(setok_vit_preprocessor *pp, setok_vit_arch arch);
 /* Reads DIR/preprocessor_config.json; when it is missing, or for keys it
  * lacks, the defaults of the HF processor class it names
  * (image_processor_type), else of arch's class. */
-setok_status setok_vit_preprocessor_load(setok_vit_preprocessor *pp, const char *dir,
+SETOK_API setok_status setok_vit_preprocessor_load(setok_vit_preprocessor *pp, const char *dir,
                                          setok_vit_arch arch, setok_error *err);
 /* The [3, out_h, out_w] size an image of width x height becomes. */
-void setok_vit_preprocess_size(const setok_vit_preprocessor *pp, int width, int height,
+SETOK_API void setok_vit_preprocess_size(const setok_vit_preprocessor *pp, int width, int height,
                                int *out_w, int *out_h);
 /* out [3, H, W] float32 pixel values; out_floats is out's capacity. RGBA is
  * composited onto white (transformers' convert_to_rgb), gray replicated. */
-setok_status setok_vit_preprocess(const setok_vit_preprocessor *pp, float *out, size_t out_floats,
+SETOK_API setok_status setok_vit_preprocess(const setok_vit_preprocessor *pp, float *out, size_t out_floats,
                                   const setok_image *img, setok_error *err);
 
 /* ------------------------------------------------------------------------
@@ -97,25 +99,25 @@ typedef struct setok_vit setok_vit;
 
 /* Loads config.json, preprocessor_config.json and the weights of DIR onto
  * backend as dtype (f32 on the CPU backend; f16 / bf16 on CUDA). */
-setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *backend,
+SETOK_API setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *backend,
                             setok_dtype dtype, setok_error *err);
 /* A model of cfg's shape with deterministic pseudo-random weights (for
  * benchmarks; nothing is read or stored). */
-setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cfg,
+SETOK_API setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cfg,
                                      setok_backend *backend, setok_dtype dtype, uint32_t seed,
                                      setok_error *err);
-void setok_vit_free(setok_vit *vit);
+SETOK_API void setok_vit_free(setok_vit *vit);
 
-const setok_vit_config *setok_vit_get_config(const setok_vit *vit);
-const setok_vit_preprocessor *setok_vit_get_preprocessor(const setok_vit *vit);
-setok_dtype setok_vit_dtype(const setok_vit *vit);
-bool setok_vit_has_cls(const setok_vit *vit);
+SETOK_API const setok_vit_config *setok_vit_get_config(const setok_vit *vit);
+SETOK_API const setok_vit_preprocessor *setok_vit_get_preprocessor(const setok_vit *vit);
+SETOK_API setok_dtype setok_vit_dtype(const setok_vit *vit);
+SETOK_API bool setok_vit_has_cls(const setok_vit *vit);
 /* Tokens of an input of height x width (CLS included unless drop_cls), and
  * its patch grid; 0 when the input is smaller than one patch. */
-int64_t setok_vit_num_tokens(const setok_vit *vit, int64_t height, int64_t width, bool drop_cls,
+SETOK_API int64_t setok_vit_num_tokens(const setok_vit *vit, int64_t height, int64_t width, bool drop_cls,
                              int64_t *grid_h, int64_t *grid_w);
 /* Arena bytes one forward needs (both outputs included). */
-size_t setok_vit_arena_bytes(const setok_vit *vit, int64_t batch, int64_t height, int64_t width);
+SETOK_API size_t setok_vit_arena_bytes(const setok_vit *vit, int64_t batch, int64_t height, int64_t width);
 
 /* pixel_values [B, num_channels, H, W] (the model's dtype, on its backend)
  * -> features [B, T, hidden] = hidden_states[feature_layer] (T drops the
@@ -125,7 +127,7 @@ size_t setok_vit_arena_bytes(const setok_vit *vit, int64_t batch, int64_t height
  * A grid other than the config's interpolates the position embedding
  * (bicubic, as transformers' interpolate_pos_encoding=True). cancel (may be
  * NULL) is checked before every layer. */
-setok_status setok_vit_forward(setok_vit *vit, setok_arena *arena, setok_tensor *features,
+SETOK_API setok_status setok_vit_forward(setok_vit *vit, setok_arena *arena, setok_tensor *features,
                                setok_tensor *last_hidden_state, const setok_tensor *pixel_values,
                                int feature_layer, bool drop_cls, const atomic_bool *cancel,
                                setok_error *err);
