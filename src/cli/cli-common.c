@@ -2,36 +2,21 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "setok-config.h"
-
-/* The shipped bundle, in the source tree (running from the build tree) and installed. */
-#define SHIPPED_MODEL "/models/setokim-tiny"
-static const char source_model[] = SETOK_SOURCE_DATADIR SHIPPED_MODEL;
-static const char installed_model[] = SETOK_DATADIR SHIPPED_MODEL;
-
-static bool
-is_folder (const char *path)
-{
-  struct stat sb;
-  return stat (path, &sb) == 0 && S_ISDIR (sb.st_mode);
-}
+#include "shipped-model.h"
 
 const char *
 cli_model_path (const char *model, setok_error *err)
 {
   if (model)
     return model;
-  if (is_folder (source_model))
-    return source_model;
-  if (is_folder (installed_model))
-    return installed_model;
+  if (shipped_model_exists ())
+    return shipped_model_path ();
   setok_fail (err, SETOK_ERR_INPUT,
               "no --model given and the default model is missing (looked for %s and %s)",
-              source_model, installed_model);
+              shipped_model_source_path (), shipped_model_installed_path ());
   return NULL;
 }
 

@@ -11,8 +11,7 @@
 #include "setok-config.h"
 #include "setok-preferences-window.h"
 #include "setok-window.h"
-
-#define DEFAULT_MODEL "models/setokim-tiny"
+#include "shipped-model.h"
 
 struct _SetokApplication
 {
@@ -48,16 +47,13 @@ char *
 setok_application_resolve_model (SetokApplication *self)
 {
   g_autofree char *setting = NULL;
-  g_autofree char *source = g_build_filename (SETOK_SOURCE_DATADIR, DEFAULT_MODEL, NULL);
 
   if (self->model_override != NULL && self->model_override[0] != '\0')
     return g_strdup (self->model_override);
   setting = g_settings_get_string (self->settings, "model-path");
   if (setting[0] != '\0')
     return g_steal_pointer (&setting);
-  if (g_file_test (source, G_FILE_TEST_IS_DIR))
-    return g_steal_pointer (&source);
-  return g_build_filename (SETOK_DATADIR, DEFAULT_MODEL, NULL);
+  return g_strdup (shipped_model_path ());
 }
 
 static void
