@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/util.h"
 #include "io-private.h"
 
 #define CONFIG_MAX_BYTES (64u * 1000u * 1000u)
@@ -72,6 +73,30 @@ setok_status setok_config_parse(setok_config **out, const char *text, const char
     cfg->root = root;
     *out = cfg;
     return SETOK_OK;
+}
+
+setok_status setok_config_load_in(setok_config **out, const char *dir, const char *name,
+                                  bool optional, setok_error *err)
+{
+    *out = NULL;
+    char *path = setok_path_join_alloc(dir, name);
+    if (!path)
+        return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", dir);
+    setok_status st = optional && !setok_is_file(path) ? SETOK_OK
+                                                        : setok_config_load(out, path, err);
+    free(path);
+    return st;
+}
+
+setok_status setok_config_read(const char *dir, setok_config_parser parse, void *out,
+                               setok_error *err)
+{
+    setok_config *json = NULL;
+    setok_status st = setok_config_load_in(&json, dir, "config.json", false, err);
+    if (st == SETOK_OK)
+        st = parse(json, out, err);
+    setok_config_free(json);
+    return st;
 }
 
 setok_status setok_config_load(setok_config **out, const char *path, setok_error *err)

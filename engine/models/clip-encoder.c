@@ -10,40 +10,25 @@ void clip_layer_free(clip_layer *l)
 {
     setok_tensor *all[] = {&l->ln1_w, &l->ln1_b, &l->qkv_w, &l->qkv_b, &l->out_w, &l->out_b,
                            &l->ln2_w, &l->ln2_b, &l->fc1_w, &l->fc1_b, &l->fc2_w, &l->fc2_b};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        setok_tensor_free(all[i]);
-}
-
-static setok_status load_one(setok_tensor *out, const setok_weights *w, const char *prefix,
-                             const char *name, int ndim, const int64_t *shape,
-                             setok_backend *backend, setok_dtype dtype, setok_error *err)
-{
-    char full[256];
-    snprintf(full, sizeof full, "%s.%s", prefix, name);
-    const char *names[1] = {full};
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(w, names, 1, ndim, shape, &t, err);
-    if (st == SETOK_OK)
-        st = setok_weights_load(out, t, backend, dtype, err);
-    return st;
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
 /* q_proj, k_proj, v_proj (weight [C, C] and bias [C] each) stacked into qkv_w [3C, C], qkv_b. */
-static setok_status load_qkv(clip_layer *l, const setok_weights *w, const char *prefix, int64_t c,
-                             setok_backend *be, setok_dtype dtype, setok_error *err)
+static setok_status load_qkv(clip_layer *l, const setok_loader *ld, const char *prefix, int64_t c,
+                             setok_error *err)
 {
-    setok_status st = setok_tensor_alloc(&l->qkv_w, be, dtype, 2, (int64_t[]){3 * c, c}, err);
+    setok_backend *be = ld->backend;
+    setok_status st = setok_tensor_alloc(&l->qkv_w, be, ld->dtype, 2, (int64_t[]){3 * c, c}, err);
     if (st == SETOK_OK)
-        st = setok_tensor_alloc(&l->qkv_b, be, dtype, 1, (int64_t[]){3 * c}, err);
+        st = setok_tensor_alloc(&l->qkv_b, be, ld->dtype, 1, (int64_t[]){3 * c}, err);
     static const char *const proj[3] = {"q_proj", "k_proj", "v_proj"};
     for (int j = 0; j < 3 && st == SETOK_OK; j++) {
-        char name[64];
+        char wn[64], bn[64];
         setok_tensor wt = {0}, b = {0}, ws, bs;
-        snprintf(name, sizeof name, "self_attn.%s.weight", proj[j]);
-        st = load_one(&wt, w, prefix, name, 2, (int64_t[]){c, c}, be, dtype, err);
-        snprintf(name, sizeof name, "self_attn.%s.bias", proj[j]);
-        if (st == SETOK_OK)
-            st = load_one(&b, w, prefix, name, 1, (int64_t[]){c}, be, dtype, err);
+        snprintf(wn, sizeof wn, "self_attn.%s.weight", proj[j]);
+        snprintf(bn, sizeof bn, "self_attn.%s.bias", proj[j]);
+        const setok_weight table[] = {{&wt, wn, 2, {c, c}, 0}, {&b, bn, 1, {c}, 0}};
+        st = setok_loader_load(ld, prefix, table, 2, err);
         if (st == SETOK_OK)
             st = setok_view_slice(&ws, &l->qkv_w, 0, j * c, c, err);
         if (st == SETOK_OK)
@@ -60,55 +45,24 @@ static setok_status load_qkv(clip_layer *l, const setok_weights *w, const char *
     return st;
 }
 
-setok_status clip_layer_load(clip_layer *l, const setok_weights *w, const char *prefix, int64_t C,
-                             int64_t I, setok_backend *backend, setok_dtype dtype,
-                             setok_error *err)
+setok_status clip_layer_load(clip_layer *l, const setok_loader *ld, const char *prefix, int64_t C,
+                             int64_t I, setok_error *err)
 {
-    struct {
-        setok_tensor *t;
-        const char *name;
-        int ndim;
-        int64_t shape[2];
-    } items[] = {
-        {&l->ln1_w, "layer_norm1.weight", 1, {C}},
-        {&l->ln1_b, "layer_norm1.bias", 1, {C}},
-        {&l->out_w, "self_attn.out_proj.weight", 2, {C, C}},
-        {&l->out_b, "self_attn.out_proj.bias", 1, {C}},
-        {&l->ln2_w, "layer_norm2.weight", 1, {C}},
-        {&l->ln2_b, "layer_norm2.bias", 1, {C}},
-        {&l->fc1_w, "mlp.fc1.weight", 2, {I, C}},
-        {&l->fc1_b, "mlp.fc1.bias", 1, {I}},
-        {&l->fc2_w, "mlp.fc2.weight", 2, {C, I}},
-        {&l->fc2_b, "mlp.fc2.bias", 1, {C}},
+    const setok_weight table[] = {
+        {&l->ln1_w, "layer_norm1.weight", 1, {C}, 0},
+        {&l->ln1_b, "layer_norm1.bias", 1, {C}, 0},
+        {&l->out_w, "self_attn.out_proj.weight", 2, {C, C}, 0},
+        {&l->out_b, "self_attn.out_proj.bias", 1, {C}, 0},
+        {&l->ln2_w, "layer_norm2.weight", 1, {C}, 0},
+        {&l->ln2_b, "layer_norm2.bias", 1, {C}, 0},
+        {&l->fc1_w, "mlp.fc1.weight", 2, {I, C}, 0},
+        {&l->fc1_b, "mlp.fc1.bias", 1, {I}, 0},
+        {&l->fc2_w, "mlp.fc2.weight", 2, {C, I}, 0},
+        {&l->fc2_b, "mlp.fc2.bias", 1, {C}, 0},
     };
-    setok_status st = load_qkv(l, w, prefix, C, backend, dtype, err);
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++)
-        st = load_one(items[i].t, w, prefix, items[i].name, items[i].ndim, items[i].shape,
-                      backend, dtype, err);
-    return st;
-}
-
-setok_status clip_layer_random(clip_layer *l, int64_t C, int64_t I, setok_backend *backend,
-                               setok_dtype dtype, uint32_t *state, setok_error *err)
-{
-    float wc = 1.0f / sqrtf((float)C), wi = 1.0f / sqrtf((float)I);
-    struct {
-        setok_tensor *t;
-        int ndim;
-        int64_t shape[2];
-        float offset, bound;
-    } items[] = {
-        {&l->ln1_w, 1, {C}, 1.0f, 0.1f},     {&l->ln1_b, 1, {C}, 0.0f, 0.02f},
-        {&l->qkv_w, 2, {3 * C, C}, 0.0f, wc}, {&l->qkv_b, 1, {3 * C}, 0.0f, 0.02f},
-        {&l->out_w, 2, {C, C}, 0.0f, wc},     {&l->out_b, 1, {C}, 0.0f, 0.02f},
-        {&l->ln2_w, 1, {C}, 1.0f, 0.1f},     {&l->ln2_b, 1, {C}, 0.0f, 0.02f},
-        {&l->fc1_w, 2, {I, C}, 0.0f, wc},     {&l->fc1_b, 1, {I}, 0.0f, 0.02f},
-        {&l->fc2_w, 2, {C, I}, 0.0f, wi},     {&l->fc2_b, 1, {C}, 0.0f, 0.02f},
-    };
-    setok_status st = SETOK_OK;
-    for (size_t j = 0; j < sizeof items / sizeof items[0] && st == SETOK_OK; j++)
-        st = setok_tensor_alloc_random(items[j].t, backend, dtype, items[j].ndim, items[j].shape,
-                                       items[j].offset, items[j].bound, state, err);
+    setok_status st = load_qkv(l, ld, prefix, C, err);
+    if (st == SETOK_OK)
+        st = setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
     return st;
 }
 

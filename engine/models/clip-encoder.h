@@ -15,6 +15,7 @@
 #include "setok/error.h"
 #include "setok/ops.h"
 #include "setok/tensor.h"
+#include "io/loader.h"
 #include "setok/weights.h"
 
 typedef struct clip_layer {
@@ -30,14 +31,9 @@ typedef struct clip_dims {
 void clip_layer_free(clip_layer *l);
 
 /* Loads "<prefix>.layer_norm1.weight", "<prefix>.self_attn.q_proj.weight", ...
- * (prefix e.g. "text_model.encoder.layers.3") onto backend as dtype. */
-setok_status clip_layer_load(clip_layer *l, const setok_weights *w, const char *prefix, int64_t C,
-                             int64_t I, setok_backend *backend, setok_dtype dtype,
-                             setok_error *err);
-
-/* Deterministic pseudo-random weights of that shape (benchmarks). */
-setok_status clip_layer_random(clip_layer *l, int64_t C, int64_t I, setok_backend *backend,
-                               setok_dtype dtype, uint32_t *state, setok_error *err);
+ * (prefix e.g. "text_model.encoder.layers.3") through ld (files or random). */
+setok_status clip_layer_load(clip_layer *l, const setok_loader *ld, const char *prefix, int64_t C,
+                             int64_t I, setok_error *err);
 
 /* Arena bytes clip_layer_forward needs beyond x and tmp. */
 size_t clip_layer_arena_bytes(const clip_dims *d, size_t elem_size);

@@ -70,17 +70,13 @@ static setok_status config_prefix(const setok_config *json, const char **prefix,
                       setok_config_path(json), arch ? arch : "no architectures entry", type);
 }
 
-static setok_status config_load(setok_clip_text_config *c, const char *dir, setok_error *err)
+static setok_status config_parse(const setok_config *json, void *out, setok_error *err)
 {
-    char path[4096], key[128];
-    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", dir);
-    setok_config *json = NULL;
-    const char *p = "", *act = NULL;
+    setok_clip_text_config *c = out;
+    const char *path = setok_config_path(json), *p = "", *act = NULL;
+    char key[128];
     config_defaults(c);
-    setok_status st = setok_config_load(&json, path, err);
-    if (st == SETOK_OK)
-        st = config_prefix(json, &p, err);
+    setok_status st = config_prefix(json, &p, err);
     struct {
         const char *name;
         int lo, hi, *v;
@@ -121,7 +117,6 @@ static setok_status config_load(setok_clip_text_config *c, const char *dir, seto
     if (st == SETOK_OK && c->hidden_size % c->num_heads)
         st = setok_fail(err, SETOK_ERR_INPUT, "%s: hidden_size %d is not a multiple of "
                         "num_attention_heads %d", path, c->hidden_size, c->num_heads);
-    setok_config_free(json);
     return st;
 }
 
@@ -136,52 +131,37 @@ void setok_clip_text_free(setok_clip_text *m)
         for (int i = 0; i < m->cfg.num_layers; i++)
             clip_layer_free(&m->layers[i]);
     setok_tensor *all[] = {&m->tok_emb, &m->pos_emb, &m->final_w, &m->final_b};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        setok_tensor_free(all[i]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
     free(m->layers);
     free(m);
 }
 
 static setok_status load_weights(setok_clip_text *m, const setok_weights *w, setok_error *err)
 {
+    static const char *const prefixes[] = {"text_model.", ""};
     const setok_clip_text_config *c = &m->cfg;
     int64_t C = c->hidden_size;
-    /* the checkpoint's prefix, found from the token embedding */
-    static const char suffix[] = "embeddings.token_embedding.weight";
-    const char *names[2] = {"text_model.embeddings.token_embedding.weight", suffix};
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(w, names, 2, 2, (int64_t[]){c->vocab_size, C}, &t,
-                                            err);
-    if (st != SETOK_OK)
-        return st;
     char prefix[64];
-    size_t n = strlen(t->name) - (sizeof suffix - 1);
-    memcpy(prefix, t->name, n);
-    prefix[n] = '\0';
-    struct {
-        setok_tensor *t;
-        const char *name;
-        int ndim;
-        int64_t shape[2];
-    } items[] = {
-        {&m->tok_emb, "embeddings.token_embedding.weight", 2, {c->vocab_size, C}},
-        {&m->pos_emb, "embeddings.position_embedding.weight", 2, {c->max_position_embeddings, C}},
-        {&m->final_w, "final_layer_norm.weight", 1, {C}},
-        {&m->final_b, "final_layer_norm.bias", 1, {C}},
+    setok_loader ld = {.w = w, .backend = m->backend, .dtype = m->dtype};
+    /* the checkpoint's prefix, found from the token embedding */
+    setok_status st = setok_loader_find_prefix(&ld, prefixes, 2,
+                                               "embeddings.token_embedding.weight", 2,
+                                               (int64_t[]){c->vocab_size, C}, prefix,
+                                               sizeof prefix, err);
+    ld.prefix = prefix;
+    const setok_weight table[] = {
+        {&m->tok_emb, "embeddings.token_embedding.weight", 2, {c->vocab_size, C}, 0},
+        {&m->pos_emb, "embeddings.position_embedding.weight", 2, {c->max_position_embeddings, C},
+         0},
+        {&m->final_w, "final_layer_norm.weight", 1, {C}, 0},
+        {&m->final_b, "final_layer_norm.bias", 1, {C}, 0},
     };
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++) {
-        char full[160];
-        snprintf(full, sizeof full, "%s%s", prefix, items[i].name);
-        const char *one[1] = {full};
-        st = setok_weights_require(w, one, 1, items[i].ndim, items[i].shape, &t, err);
-        if (st == SETOK_OK)
-            st = setok_weights_load(items[i].t, t, m->backend, m->dtype, err);
-    }
+    if (st == SETOK_OK)
+        st = setok_loader_load(&ld, "", table, sizeof table / sizeof *table, err);
     for (int i = 0; i < c->num_layers && st == SETOK_OK; i++) {
-        char layer[96];
-        snprintf(layer, sizeof layer, "%sencoder.layers.%d", prefix, i);
-        st = clip_layer_load(&m->layers[i], w, layer, C, c->intermediate_size, m->backend,
-                             m->dtype, err);
+        char layer[48];
+        snprintf(layer, sizeof layer, "encoder.layers.%d", i);
+        st = clip_layer_load(&m->layers[i], &ld, layer, C, c->intermediate_size, err);
     }
     return st;
 }
@@ -198,7 +178,7 @@ setok_status setok_clip_text_load(setok_clip_text **out, const char *dir, setok_
     m->backend = backend;
     m->dtype = dtype;
     setok_weights *w = NULL;
-    setok_status st = config_load(&m->cfg, dir, err);
+    setok_status st = setok_config_read(dir, config_parse, &m->cfg, err);
     if (st == SETOK_OK) {
         m->layers = calloc(m->cfg.num_layers > 0 ? (size_t)m->cfg.num_layers : 1,
                            sizeof *m->layers);

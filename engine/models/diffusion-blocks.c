@@ -20,107 +20,15 @@ size_t diffusion_slot(int64_t numel, size_t esize)
     return ((bytes + 255) & ~(size_t)255) + 256;
 }
 
-/* ---------------------------------------------------------------------------
- * loading */
-
-const char *diffusion_loader_path(const diffusion_loader *ld)
-{
-    return ld->w ? setok_weights_path(ld->w) : "random weights";
-}
-
-/* A random tensor of shape for a weight called name: matrices and kernels uniform in
- * +-1/sqrt(fan_in), norm scales around 1, biases near 0. */
-static setok_status random_weight(const diffusion_loader *ld, setok_tensor *out,
-                                  const char *name, int ndim, const int64_t *shape,
-                                  setok_error *err)
-{
-    int64_t fan_in = 1;
-    for (int i = 1; i < ndim; i++)
-        fan_in *= shape[i];
-    size_t n = strlen(name);
-    bool scale = ndim == 1 && n >= 6 && !strcmp(name + n - 6, "weight");
-    float offset = scale ? 1.0f : 0.0f;
-    float bound = ndim >= 2 ? 1.0f / sqrtf((float)fan_in) : scale ? 0.1f : 0.02f;
-    return setok_tensor_alloc_random(out, ld->backend, ld->dtype, ndim, shape, offset, bound,
-                                     ld->random_state, err);
-}
-
-setok_status diffusion_load(const diffusion_loader *ld, setok_tensor *out, const char *prefix,
-                            const char *name, int ndim, const int64_t *shape, setok_error *err)
-{
-    if (ld->random_state)
-        return random_weight(ld, out, name, ndim, shape, err);
-    char full[256];
-    snprintf(full, sizeof full, "%s.%s", prefix, name);
-    const char *names[1] = {full};
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(ld->w, names, 1, ndim, shape, &t, err);
-    if (st == SETOK_OK)
-        st = setok_weights_load(out, t, ld->backend, ld->dtype, err);
-    return st;
-}
-
-setok_status diffusion_load_linear(const diffusion_loader *ld, setok_tensor *out,
-                                   const char *prefix, const char *const *names, size_t count,
-                                   int64_t n, int64_t k, setok_error *err)
-{
-    if (ld->random_state)
-        return random_weight(ld, out, names[0], 2, (int64_t[]){n, k}, err);
-    enum { MAX_NAMES = 4 };
-    char full[MAX_NAMES][256];
-    const char *list[MAX_NAMES];
-    count = count < MAX_NAMES ? count : MAX_NAMES;
-    for (size_t i = 0; i < count; i++) {
-        snprintf(full[i], sizeof full[i], "%s.%s", prefix, names[i]);
-        list[i] = full[i];
-    }
-    const setok_st_tensor *t = setok_weights_find_any(ld->w, list, count);
-    int64_t conv_shape[4] = {n, k, 1, 1};
-    /* a 1x1 conv weight is the same matrix */
-    bool as_conv = t && t->ndim == 4;
-    setok_status st = setok_weights_require(ld->w, list, count, as_conv ? 4 : 2, conv_shape, &t,
-                                            err);
-    if (st == SETOK_OK)
-        st = setok_weights_load(out, t, ld->backend, ld->dtype, err);
-    if (st == SETOK_OK && as_conv) {
-        setok_tensor flat;
-        st = setok_view_reshape(&flat, out, 2, (int64_t[]){n, k}, err);
-        if (st == SETOK_OK)
-            *out = flat;
-    }
-    return st;
-}
-
-setok_status diffusion_load_optional_bias(const diffusion_loader *ld, setok_tensor *out,
-                                          const char *prefix, const char *name, int64_t n,
-                                          setok_error *err)
-{
-    if (ld->random_state)
-        return random_weight(ld, out, name, 1, (int64_t[]){n}, err);
-    char full[256];
-    snprintf(full, sizeof full, "%s.%s", prefix, name);
-    if (!setok_weights_find(ld->w, full)) {
-        memset(out, 0, sizeof *out);
-        return SETOK_OK;
-    }
-    return diffusion_load(ld, out, prefix, name, 1, (int64_t[]){n}, err);
-}
-
 static const setok_tensor *opt(const setok_tensor *t)
 {
     return t->data ? t : NULL;
 }
 
-static void free_all(setok_tensor **all, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        setok_tensor_free(all[i]);
-}
-
 /* ---------------------------------------------------------------------------
  * ResnetBlock2D */
 
-setok_status diffusion_resnet_load(diffusion_resnet *r, const diffusion_loader *ld,
+setok_status diffusion_resnet_load(diffusion_resnet *r, const setok_loader *ld,
                                    const char *prefix, int64_t in_ch, int64_t out_ch,
                                    int64_t temb_ch, int groups, float eps, float out_scale,
                                    setok_error *err)
@@ -129,37 +37,25 @@ setok_status diffusion_resnet_load(diffusion_resnet *r, const diffusion_loader *
                             .groups = groups, .eps = eps, .out_scale = out_scale};
     if (in_ch % groups || out_ch % groups)
         return setok_fail(err, SETOK_ERR_INPUT, "%s: %s: channels %lld -> %lld are not "
-                          "multiples of norm_num_groups %d", diffusion_loader_path(ld), prefix,
+                          "multiples of norm_num_groups %d", setok_loader_path(ld), prefix,
                           (long long)in_ch, (long long)out_ch, groups);
-    struct {
-        setok_tensor *t;
-        const char *name;
-        int ndim;
-        int64_t shape[4];
-    } items[] = {
-        {&r->norm1_w, "norm1.weight", 1, {in_ch}},
-        {&r->norm1_b, "norm1.bias", 1, {in_ch}},
-        {&r->conv1_w, "conv1.weight", 4, {out_ch, in_ch, 3, 3}},
-        {&r->conv1_b, "conv1.bias", 1, {out_ch}},
-        {&r->norm2_w, "norm2.weight", 1, {out_ch}},
-        {&r->norm2_b, "norm2.bias", 1, {out_ch}},
-        {&r->conv2_w, "conv2.weight", 4, {out_ch, out_ch, 3, 3}},
-        {&r->conv2_b, "conv2.bias", 1, {out_ch}},
-        {&r->temb_w, "time_emb_proj.weight", 2, {out_ch, temb_ch}},
-        {&r->temb_b, "time_emb_proj.bias", 1, {out_ch}},
-        {&r->short_w, "conv_shortcut.weight", 4, {out_ch, in_ch, 1, 1}},
-        {&r->short_b, "conv_shortcut.bias", 1, {out_ch}},
+    unsigned temb = temb_ch ? 0 : SETOK_WEIGHT_SKIP;
+    unsigned shortcut = in_ch != out_ch ? 0 : SETOK_WEIGHT_SKIP;
+    const setok_weight table[] = {
+        {&r->norm1_w, "norm1.weight", 1, {in_ch}, 0},
+        {&r->norm1_b, "norm1.bias", 1, {in_ch}, 0},
+        {&r->conv1_w, "conv1.weight", 4, {out_ch, in_ch, 3, 3}, 0},
+        {&r->conv1_b, "conv1.bias", 1, {out_ch}, 0},
+        {&r->norm2_w, "norm2.weight", 1, {out_ch}, 0},
+        {&r->norm2_b, "norm2.bias", 1, {out_ch}, 0},
+        {&r->conv2_w, "conv2.weight", 4, {out_ch, out_ch, 3, 3}, 0},
+        {&r->conv2_b, "conv2.bias", 1, {out_ch}, 0},
+        {&r->temb_w, "time_emb_proj.weight", 2, {out_ch, temb_ch}, temb},
+        {&r->temb_b, "time_emb_proj.bias", 1, {out_ch}, temb},
+        {&r->short_w, "conv_shortcut.weight", 4, {out_ch, in_ch, 1, 1}, shortcut},
+        {&r->short_b, "conv_shortcut.bias", 1, {out_ch}, shortcut},
     };
-    setok_status st = SETOK_OK;
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++) {
-        bool temb = items[i].t == &r->temb_w || items[i].t == &r->temb_b;
-        bool shortcut = items[i].t == &r->short_w || items[i].t == &r->short_b;
-        if ((temb && !temb_ch) || (shortcut && in_ch == out_ch))
-            continue;
-        st = diffusion_load(ld, items[i].t, prefix, items[i].name, items[i].ndim, items[i].shape,
-                            err);
-    }
-    return st;
+    return setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
 }
 
 void diffusion_resnet_free(diffusion_resnet *r)
@@ -167,7 +63,7 @@ void diffusion_resnet_free(diffusion_resnet *r)
     setok_tensor *all[] = {&r->norm1_w, &r->norm1_b, &r->conv1_w, &r->conv1_b,
                            &r->temb_w,  &r->temb_b,  &r->norm2_w, &r->norm2_b,
                            &r->conv2_w, &r->conv2_b, &r->short_w, &r->short_b};
-    free_all(all, sizeof all / sizeof all[0]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
 size_t diffusion_resnet_scratch(const diffusion_resnet *r, int64_t B, int64_t H, int64_t W,
@@ -234,7 +130,7 @@ setok_status diffusion_resnet_forward(setok_backend *be, setok_arena *arena, set
 /* ---------------------------------------------------------------------------
  * Downsample2D */
 
-setok_status diffusion_downsample_load(diffusion_downsample *d, const diffusion_loader *ld,
+setok_status diffusion_downsample_load(diffusion_downsample *d, const setok_loader *ld,
                                        const char *prefix, int64_t ch, int padding,
                                        setok_error *err)
 {
@@ -243,11 +139,12 @@ setok_status diffusion_downsample_load(diffusion_downsample *d, const diffusion_
     d->padding = padding;
     if (padding != 0 && padding != 1)
         return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: %s: downsample padding %d is not 0 "
-                          "or 1", diffusion_loader_path(ld), prefix, padding);
-    setok_status st = diffusion_load(ld, &d->conv_w, prefix, "conv.weight", 4,
-                                     (int64_t[]){ch, ch, 3, 3}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &d->conv_b, prefix, "conv.bias", 1, (int64_t[]){ch}, err);
+                          "or 1", setok_loader_path(ld), prefix, padding);
+    const setok_weight table[] = {
+        {&d->conv_w, "conv.weight", 4, {ch, ch, 3, 3}, 0},
+        {&d->conv_b, "conv.bias", 1, {ch}, 0},
+    };
+    setok_status st = setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
     if (st == SETOK_OK && padding == 0) {
         uint32_t zero = 0; /* 0.0 in f32, f16 and bf16 alike */
         st = setok_tensor_alloc(&d->zero, ld->backend, ld->dtype, 1, (int64_t[]){1}, err);
@@ -260,7 +157,7 @@ setok_status diffusion_downsample_load(diffusion_downsample *d, const diffusion_
 void diffusion_downsample_free(diffusion_downsample *d)
 {
     setok_tensor *all[] = {&d->conv_w, &d->conv_b, &d->zero};
-    free_all(all, sizeof all / sizeof all[0]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
 int64_t diffusion_downsample_extent(const diffusion_downsample *d, int64_t n)
@@ -327,22 +224,22 @@ setok_status diffusion_downsample_forward(setok_backend *be, setok_arena *arena,
 /* ---------------------------------------------------------------------------
  * Upsample2D */
 
-setok_status diffusion_upsample_load(diffusion_upsample *u, const diffusion_loader *ld,
+setok_status diffusion_upsample_load(diffusion_upsample *u, const setok_loader *ld,
                                      const char *prefix, int64_t ch, setok_error *err)
 {
     memset(u, 0, sizeof *u);
     u->ch = ch;
-    setok_status st = diffusion_load(ld, &u->conv_w, prefix, "conv.weight", 4,
-                                     (int64_t[]){ch, ch, 3, 3}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &u->conv_b, prefix, "conv.bias", 1, (int64_t[]){ch}, err);
-    return st;
+    const setok_weight table[] = {
+        {&u->conv_w, "conv.weight", 4, {ch, ch, 3, 3}, 0},
+        {&u->conv_b, "conv.bias", 1, {ch}, 0},
+    };
+    return setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
 }
 
 void diffusion_upsample_free(diffusion_upsample *u)
 {
     setok_tensor *all[] = {&u->conv_w, &u->conv_b};
-    free_all(all, sizeof all / sizeof all[0]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
 size_t diffusion_upsample_scratch(const diffusion_upsample *u, int64_t B, int64_t H, int64_t W,
@@ -443,7 +340,7 @@ setok_status diffusion_mha(setok_backend *be, setok_arena *arena, setok_tensor *
 /* ---------------------------------------------------------------------------
  * the VAE mid-block Attention */
 
-setok_status diffusion_attention_load(diffusion_attention *a, const diffusion_loader *ld,
+setok_status diffusion_attention_load(diffusion_attention *a, const setok_loader *ld,
                                       const char *prefix, int64_t ch, int heads, int groups,
                                       float eps, float rescale, setok_error *err)
 {
@@ -451,45 +348,29 @@ setok_status diffusion_attention_load(diffusion_attention *a, const diffusion_lo
                                .rescale = rescale};
     if (heads < 1 || ch % heads || ch % groups)
         return setok_fail(err, SETOK_ERR_INPUT, "%s: %s: %lld channels do not split into %d "
-                          "heads and %d groups", diffusion_loader_path(ld), prefix,
+                          "heads and %d groups", setok_loader_path(ld), prefix,
                           (long long)ch, heads, groups);
-    static const char *const names[4][2] = {
-        {"to_q", "query"}, {"to_k", "key"}, {"to_v", "value"}, {"to_out.0", "proj_attn"}};
-    setok_tensor *w[4] = {&a->q_w, &a->k_w, &a->v_w, &a->out_w};
-    setok_tensor *b[4] = {&a->q_b, &a->k_b, &a->v_b, &a->out_b};
-    setok_status st = diffusion_load(ld, &a->norm_w, prefix, "group_norm.weight", 1,
-                                     (int64_t[]){ch}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &a->norm_b, prefix, "group_norm.bias", 1, (int64_t[]){ch}, err);
-    for (int i = 0; i < 4 && st == SETOK_OK; i++) {
-        char wn[2][32], bn[2][32];
-        const char *wl[2] = {wn[0], wn[1]}, *bl[2] = {bn[0], bn[1]};
-        for (int j = 0; j < 2; j++) {
-            snprintf(wn[j], sizeof wn[j], "%s.weight", names[i][j]);
-            snprintf(bn[j], sizeof bn[j], "%s.bias", names[i][j]);
-        }
-        st = diffusion_load_linear(ld, w[i], prefix, wl, 2, ch, ch, err);
-        if (st == SETOK_OK && ld->random_state) {
-            st = random_weight(ld, b[i], bl[0], 1, (int64_t[]){ch}, err);
-        } else if (st == SETOK_OK) {
-            char full[2][256];
-            const char *list[2] = {full[0], full[1]};
-            const setok_st_tensor *t = NULL;
-            for (int j = 0; j < 2; j++)
-                snprintf(full[j], sizeof full[j], "%s.%s", prefix, bl[j]);
-            st = setok_weights_require(ld->w, list, 2, 1, (int64_t[]){ch}, &t, err);
-            if (st == SETOK_OK)
-                st = setok_weights_load(b[i], t, ld->backend, ld->dtype, err);
-        }
-    }
-    return st;
+    /* diffusers' current names, then the old VAE ones */
+    const setok_weight table[] = {
+        {&a->norm_w, "group_norm.weight", 1, {ch}, 0},
+        {&a->norm_b, "group_norm.bias", 1, {ch}, 0},
+        {&a->q_w, "to_q.weight|query.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR},
+        {&a->q_b, "to_q.bias|query.bias", 1, {ch}, 0},
+        {&a->k_w, "to_k.weight|key.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR},
+        {&a->k_b, "to_k.bias|key.bias", 1, {ch}, 0},
+        {&a->v_w, "to_v.weight|value.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR},
+        {&a->v_b, "to_v.bias|value.bias", 1, {ch}, 0},
+        {&a->out_w, "to_out.0.weight|proj_attn.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR},
+        {&a->out_b, "to_out.0.bias|proj_attn.bias", 1, {ch}, 0},
+    };
+    return setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
 }
 
 void diffusion_attention_free(diffusion_attention *a)
 {
     setok_tensor *all[] = {&a->norm_w, &a->norm_b, &a->q_w, &a->q_b,   &a->k_w,
                            &a->k_b,    &a->v_w,    &a->v_b, &a->out_w, &a->out_b};
-    free_all(all, sizeof all / sizeof all[0]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
 size_t diffusion_attention_scratch(const diffusion_attention *a, int64_t B, int64_t H, int64_t W,
@@ -551,34 +432,30 @@ static void tblock_free(diffusion_tblock *b)
         &b->o1_w, &b->o1_b, &b->n2_w, &b->n2_b, &b->q2_w, &b->q2_b, &b->k2_w,  &b->k2_b,
         &b->v2_w, &b->v2_b, &b->o2_w, &b->o2_b, &b->n3_w, &b->n3_b, &b->ff1_w, &b->ff1_b,
         &b->ff2_w, &b->ff2_b};
-    free_all(all, sizeof all / sizeof all[0]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
 /* attn1 / attn2: to_q, to_k, to_v (bias only with attention_bias), to_out.0 */
-static setok_status attn_load(const diffusion_loader *ld, const char *prefix, const char *attn,
+static setok_status attn_load(const setok_loader *ld, const char *prefix, const char *attn,
                               int64_t inner, int64_t kv_dim, setok_tensor *w[4], setok_tensor *b[4],
                               setok_error *err)
 {
-    static const char *const names[4] = {"to_q", "to_k", "to_v", "to_out.0"};
     char p[256];
     snprintf(p, sizeof p, "%s.%s", prefix, attn);
-    setok_status st = SETOK_OK;
-    for (int i = 0; i < 4 && st == SETOK_OK; i++) {
-        char wn[32], bn[32];
-        snprintf(wn, sizeof wn, "%s.weight", names[i]);
-        snprintf(bn, sizeof bn, "%s.bias", names[i]);
-        const char *list[1] = {wn};
-        st = diffusion_load_linear(ld, w[i], p, list, 1, inner, i == 1 || i == 2 ? kv_dim : inner,
-                                   err);
-        if (st == SETOK_OK && i == 3)
-            st = diffusion_load(ld, b[i], p, bn, 1, (int64_t[]){inner}, err);
-        else if (st == SETOK_OK)
-            st = diffusion_load_optional_bias(ld, b[i], p, bn, inner, err);
-    }
-    return st;
+    const setok_weight table[] = {
+        {w[0], "to_q.weight", 2, {inner, inner}, SETOK_WEIGHT_LINEAR},
+        {b[0], "to_q.bias", 1, {inner}, SETOK_WEIGHT_OPTIONAL},
+        {w[1], "to_k.weight", 2, {inner, kv_dim}, SETOK_WEIGHT_LINEAR},
+        {b[1], "to_k.bias", 1, {inner}, SETOK_WEIGHT_OPTIONAL},
+        {w[2], "to_v.weight", 2, {inner, kv_dim}, SETOK_WEIGHT_LINEAR},
+        {b[2], "to_v.bias", 1, {inner}, SETOK_WEIGHT_OPTIONAL},
+        {w[3], "to_out.0.weight", 2, {inner, inner}, SETOK_WEIGHT_LINEAR},
+        {b[3], "to_out.0.bias", 1, {inner}, 0},
+    };
+    return setok_loader_load(ld, p, table, sizeof table / sizeof *table, err);
 }
 
-static setok_status tblock_load(diffusion_tblock *b, const diffusion_loader *ld,
+static setok_status tblock_load(diffusion_tblock *b, const setok_loader *ld,
                                 const char *prefix, int64_t C, int64_t cross, int64_t ff,
                                 setok_error *err)
 {
@@ -590,30 +467,24 @@ static setok_status tblock_load(diffusion_tblock *b, const diffusion_loader *ld,
     setok_status st = attn_load(ld, prefix, "attn1", C, C, w1, b1, err);
     if (st == SETOK_OK)
         st = attn_load(ld, prefix, "attn2", C, cross, w2, b2, err);
-    struct {
-        setok_tensor *t;
-        const char *name;
-        int ndim;
-        int64_t shape[2];
-    } items[] = {
-        {&b->n1_w, "norm1.weight", 1, {C}},
-        {&b->n1_b, "norm1.bias", 1, {C}},
-        {&b->n2_w, "norm2.weight", 1, {C}},
-        {&b->n2_b, "norm2.bias", 1, {C}},
-        {&b->n3_w, "norm3.weight", 1, {C}},
-        {&b->n3_b, "norm3.bias", 1, {C}},
-        {&b->ff1_w, "ff.net.0.proj.weight", 2, {2 * ff, C}},
-        {&b->ff1_b, "ff.net.0.proj.bias", 1, {2 * ff}},
-        {&b->ff2_w, "ff.net.2.weight", 2, {C, ff}},
-        {&b->ff2_b, "ff.net.2.bias", 1, {C}},
+    const setok_weight table[] = {
+        {&b->n1_w, "norm1.weight", 1, {C}, 0},
+        {&b->n1_b, "norm1.bias", 1, {C}, 0},
+        {&b->n2_w, "norm2.weight", 1, {C}, 0},
+        {&b->n2_b, "norm2.bias", 1, {C}, 0},
+        {&b->n3_w, "norm3.weight", 1, {C}, 0},
+        {&b->n3_b, "norm3.bias", 1, {C}, 0},
+        {&b->ff1_w, "ff.net.0.proj.weight", 2, {2 * ff, C}, 0},
+        {&b->ff1_b, "ff.net.0.proj.bias", 1, {2 * ff}, 0},
+        {&b->ff2_w, "ff.net.2.weight", 2, {C, ff}, 0},
+        {&b->ff2_b, "ff.net.2.bias", 1, {C}, 0},
     };
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++)
-        st = diffusion_load(ld, items[i].t, prefix, items[i].name, items[i].ndim, items[i].shape,
-                            err);
+    if (st == SETOK_OK)
+        st = setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
     return st;
 }
 
-setok_status diffusion_transformer_load(diffusion_transformer *t, const diffusion_loader *ld,
+setok_status diffusion_transformer_load(diffusion_transformer *t, const setok_loader *ld,
                                         const char *prefix, int64_t ch, int heads, int layers,
                                         int64_t cross_dim, int groups, bool linear_projection,
                                         setok_error *err)
@@ -623,7 +494,7 @@ setok_status diffusion_transformer_load(diffusion_transformer *t, const diffusio
     *t = (diffusion_transformer){.ch = ch, .inner = inner, .cross_dim = cross_dim,
                                  .ff_inner = 4 * inner, .heads = heads, .groups = groups,
                                  .layers = layers, .norm_eps = 1e-5f};
-    const char *path = diffusion_loader_path(ld);
+    const char *path = setok_loader_path(ld);
     if (heads < 1 || inner < heads || ch % groups)
         return setok_fail(err, SETOK_ERR_INPUT, "%s: %s: %lld channels do not split into %d "
                           "attention heads and %d groups", path, prefix, (long long)ch, heads,
@@ -634,29 +505,23 @@ setok_status diffusion_transformer_load(diffusion_transformer *t, const diffusio
     t->blocks = calloc((size_t)layers, sizeof *t->blocks);
     if (!t->blocks)
         return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", prefix);
-    const char *in_names[1] = {"proj_in.weight"}, *out_names[1] = {"proj_out.weight"};
-    setok_status st = diffusion_load(ld, &t->norm_w, prefix, "norm.weight", 1, (int64_t[]){ch},
-                                     err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &t->norm_b, prefix, "norm.bias", 1, (int64_t[]){ch}, err);
     /* linear [inner, ch] or 1x1 conv [inner, ch, 1, 1]: which one the config says */
     char full[256];
     snprintf(full, sizeof full, "%s.proj_in.weight", prefix);
     const setok_st_tensor *pin = ld->w ? setok_weights_find(ld->w, full) : NULL;
-    if (st == SETOK_OK && pin && (pin->ndim == 4) == linear_projection)
-        st = setok_fail(err, SETOK_ERR_INPUT, "%s: %s is a %s weight but use_linear_projection "
-                        "is %s", path, full, pin->ndim == 4 ? "conv" : "linear",
-                        linear_projection ? "true" : "false");
-    if (st == SETOK_OK)
-        st = diffusion_load_linear(ld, &t->proj_in_w, prefix, in_names, 1, inner, ch, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &t->proj_in_b, prefix, "proj_in.bias", 1, (int64_t[]){inner},
-                            err);
-    if (st == SETOK_OK)
-        st = diffusion_load_linear(ld, &t->proj_out_w, prefix, out_names, 1, ch, inner, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &t->proj_out_b, prefix, "proj_out.bias", 1, (int64_t[]){ch},
-                            err);
+    if (pin && (pin->ndim == 4) == linear_projection)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: %s is a %s weight but "
+                          "use_linear_projection is %s", path, full,
+                          pin->ndim == 4 ? "conv" : "linear", linear_projection ? "true" : "false");
+    const setok_weight table[] = {
+        {&t->norm_w, "norm.weight", 1, {ch}, 0},
+        {&t->norm_b, "norm.bias", 1, {ch}, 0},
+        {&t->proj_in_w, "proj_in.weight", 2, {inner, ch}, SETOK_WEIGHT_LINEAR},
+        {&t->proj_in_b, "proj_in.bias", 1, {inner}, 0},
+        {&t->proj_out_w, "proj_out.weight", 2, {ch, inner}, SETOK_WEIGHT_LINEAR},
+        {&t->proj_out_b, "proj_out.bias", 1, {ch}, 0},
+    };
+    setok_status st = setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
     for (int i = 0; i < layers && st == SETOK_OK; i++) {
         char p[256];
         snprintf(p, sizeof p, "%s.transformer_blocks.%d", prefix, i);
@@ -674,7 +539,7 @@ void diffusion_transformer_free(diffusion_transformer *t)
     t->blocks = NULL;
     setok_tensor *all[] = {&t->norm_w,    &t->norm_b,     &t->proj_in_w,
                            &t->proj_in_b, &t->proj_out_w, &t->proj_out_b};
-    free_all(all, sizeof all / sizeof all[0]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
 static size_t attn_scratch(int64_t B, int64_t T, int64_t S, int64_t inner, int heads, size_t e)

@@ -22,37 +22,12 @@
 #include "setok/error.h"
 #include "setok/ops.h"
 #include "setok/tensor.h"
+#include "io/loader.h"
 #include "setok/weights.h"
-
-/* Where a model's weights come from and what they become: the tensors of w,
- * or, when random_state is set (w NULL), deterministic pseudo-random values
- * of the requested shapes (benchmarks: nothing is read or stored). */
-typedef struct diffusion_loader {
-    const setok_weights *w;
-    setok_backend *backend;
-    setok_dtype dtype;
-    uint32_t *random_state;
-} diffusion_loader;
-
-/* The weights' folder for messages ("random weights" without one). */
-const char *diffusion_loader_path(const diffusion_loader *ld);
 
 /* Arena bytes of one tensor of numel elements: rounded to the arena's
  * 256-byte alignment, plus the worst-case padding before it. */
 size_t diffusion_slot(int64_t numel, size_t esize);
-
-/* prefix + "." + name of the given shape (-1 matches any extent). */
-setok_status diffusion_load(const diffusion_loader *ld, setok_tensor *out, const char *prefix,
-                            const char *name, int ndim, const int64_t *shape, setok_error *err);
-/* A linear weight [n, k], also accepted as a 1x1 conv weight [n, k, 1, 1];
- * the first of names[0..count) (each after prefix + ".") that exists. */
-setok_status diffusion_load_linear(const diffusion_loader *ld, setok_tensor *out,
-                                   const char *prefix, const char *const *names, size_t count,
-                                   int64_t n, int64_t k, setok_error *err);
-/* A [n] bias that may be absent (out stays empty, data NULL). */
-setok_status diffusion_load_optional_bias(const diffusion_loader *ld, setok_tensor *out,
-                                          const char *prefix, const char *name, int64_t n,
-                                          setok_error *err);
 
 /* ------------------------------------------------------------------------
  * ResnetBlock2D (time_embedding_norm "default") */
@@ -66,7 +41,7 @@ typedef struct diffusion_resnet {
     setok_tensor short_w, short_b; /* 1x1 conv_shortcut when in_ch != out_ch */
 } diffusion_resnet;
 
-setok_status diffusion_resnet_load(diffusion_resnet *r, const diffusion_loader *ld,
+setok_status diffusion_resnet_load(diffusion_resnet *r, const setok_loader *ld,
                                    const char *prefix, int64_t in_ch, int64_t out_ch,
                                    int64_t temb_ch, int groups, float eps, float out_scale,
                                    setok_error *err);
@@ -90,7 +65,7 @@ typedef struct diffusion_downsample {
     setok_tensor zero; /* one element, the source of the pad (padding 0) */
 } diffusion_downsample;
 
-setok_status diffusion_downsample_load(diffusion_downsample *d, const diffusion_loader *ld,
+setok_status diffusion_downsample_load(diffusion_downsample *d, const setok_loader *ld,
                                        const char *prefix, int64_t ch, int padding,
                                        setok_error *err);
 void diffusion_downsample_free(diffusion_downsample *d);
@@ -111,7 +86,7 @@ typedef struct diffusion_upsample {
     setok_tensor conv_w, conv_b;
 } diffusion_upsample;
 
-setok_status diffusion_upsample_load(diffusion_upsample *u, const diffusion_loader *ld,
+setok_status diffusion_upsample_load(diffusion_upsample *u, const setok_loader *ld,
                                      const char *prefix, int64_t ch, setok_error *err);
 void diffusion_upsample_free(diffusion_upsample *u);
 // x: [B, C, H, W] -> y: [B, C, 2H, 2W]
@@ -145,7 +120,7 @@ typedef struct diffusion_attention {
     setok_tensor norm_w, norm_b, q_w, q_b, k_w, k_b, v_w, v_b, out_w, out_b;
 } diffusion_attention;
 
-setok_status diffusion_attention_load(diffusion_attention *a, const diffusion_loader *ld,
+setok_status diffusion_attention_load(diffusion_attention *a, const setok_loader *ld,
                                       const char *prefix, int64_t ch, int heads, int groups,
                                       float eps, float rescale, setok_error *err);
 void diffusion_attention_free(diffusion_attention *a);
@@ -177,7 +152,7 @@ typedef struct diffusion_transformer {
     diffusion_tblock *blocks;
 } diffusion_transformer;
 
-setok_status diffusion_transformer_load(diffusion_transformer *t, const diffusion_loader *ld,
+setok_status diffusion_transformer_load(diffusion_transformer *t, const setok_loader *ld,
                                         const char *prefix, int64_t ch, int heads, int layers,
                                         int64_t cross_dim, int groups, bool linear_projection,
                                         setok_error *err);

@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/loader.h"
 #include "setok/config.h"
 #include "setok/lora.h"
 #include "setok/ops.h"
@@ -140,9 +141,9 @@ static setok_status rope_parse(setok_llama_config *cfg, const setok_config *json
     return st;
 }
 
-static setok_status config_parse(setok_llama_config *cfg, const setok_config *json,
-                                 setok_error *err)
+static setok_status config_parse(const setok_config *json, void *out, setok_error *err)
 {
+    setok_llama_config *cfg = out;
     const char *path = setok_config_path(json);
     /* LLaVA keeps the decoder's config under text_config */
     const char *p = setok_config_has(json, "text_config") ? "text_config." : "";
@@ -205,16 +206,7 @@ static setok_status config_parse(setok_llama_config *cfg, const setok_config *js
 
 setok_status setok_llama_config_load(setok_llama_config *cfg, const char *dir, setok_error *err)
 {
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/config.json", dir);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", dir);
-    setok_config *json = NULL;
-    setok_status st = setok_config_load(&json, path, err);
-    if (st == SETOK_OK)
-        st = config_parse(cfg, json, err);
-    setok_config_free(json);
-    return st;
+    return setok_config_read(dir, config_parse, cfg, err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -265,8 +257,7 @@ static void free_layer(llama_layer *l)
     setok_tensor *all[] = {&l->ln1_w,  &l->q_w,  &l->k_w,    &l->v_w,    &l->o_w,     &l->q_b,
                            &l->k_b,    &l->v_b,  &l->o_b,    &l->ln2_w,  &l->gate_w,  &l->up_w,
                            &l->down_w, &l->gate_b, &l->up_b, &l->down_b};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        setok_tensor_free(all[i]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
 void setok_llama_free(setok_llama *m)
@@ -284,121 +275,87 @@ void setok_llama_free(setok_llama *m)
     free(m);
 }
 
-typedef struct loader {
-    setok_llama *m;
-    const setok_weights *w;
-    setok_lora *lora; /* NULL without an adapter */
-    char prefix[64]; /* of the decoder: "model.", "language_model.model.", ... */
-} loader;
-
-/* One of names (count of them), of the given shape, onto the model's backend and dtype. */
-static setok_status load_any(loader *ld, setok_tensor *out, const char *const *names,
-                             size_t count, int ndim, const int64_t *shape, setok_error *err)
+static setok_status load_layer(setok_llama *m, const setok_loader *ld, llama_layer *l, int index,
+                               setok_error *err)
 {
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(ld->w, names, count, ndim, shape, &t, err);
-    if (st == SETOK_OK)
-        st = setok_lora_load_weight(ld->lora, out, t, ld->m->backend, ld->m->dtype, err);
-    return st;
-}
-
-/* prefix + name */
-static setok_status load(loader *ld, setok_tensor *out, const char *name, int ndim,
-                         const int64_t *shape, setok_error *err)
-{
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", ld->prefix, name);
-    const char *names[1] = {full};
-    return load_any(ld, out, names, 1, ndim, shape, err);
-}
-
-static setok_status load_layer(loader *ld, llama_layer *l, int index, setok_error *err)
-{
-    const setok_llama_config *c = &ld->m->cfg;
+    const setok_llama_config *c = &m->cfg;
     int64_t C = c->hidden_size, I = c->intermediate_size;
     int64_t QD = (int64_t)c->num_heads * c->head_dim, KD = (int64_t)c->num_kv_heads * c->head_dim;
-    bool ab = c->attention_bias, mb = c->mlp_bias;
-    struct {
-        setok_tensor *t;
-        const char *suffix;
-        bool want;
-        int ndim;
-        int64_t shape[2];
-    } items[] = {
-        {&l->ln1_w, "input_layernorm.weight", true, 1, {C}},
-        {&l->q_w, "self_attn.q_proj.weight", true, 2, {QD, C}},
-        {&l->k_w, "self_attn.k_proj.weight", true, 2, {KD, C}},
-        {&l->v_w, "self_attn.v_proj.weight", true, 2, {KD, C}},
-        {&l->o_w, "self_attn.o_proj.weight", true, 2, {C, QD}},
-        {&l->q_b, "self_attn.q_proj.bias", ab, 1, {QD}},
-        {&l->k_b, "self_attn.k_proj.bias", ab, 1, {KD}},
-        {&l->v_b, "self_attn.v_proj.bias", ab, 1, {KD}},
-        {&l->o_b, "self_attn.o_proj.bias", ab, 1, {C}},
-        {&l->ln2_w, "post_attention_layernorm.weight", true, 1, {C}},
-        {&l->gate_w, "mlp.gate_proj.weight", true, 2, {I, C}},
-        {&l->up_w, "mlp.up_proj.weight", true, 2, {I, C}},
-        {&l->down_w, "mlp.down_proj.weight", true, 2, {C, I}},
-        {&l->gate_b, "mlp.gate_proj.bias", mb, 1, {I}},
-        {&l->up_b, "mlp.up_proj.bias", mb, 1, {I}},
-        {&l->down_b, "mlp.down_proj.bias", mb, 1, {C}},
+    unsigned ab = c->attention_bias ? 0 : SETOK_WEIGHT_SKIP;
+    unsigned mb = c->mlp_bias ? 0 : SETOK_WEIGHT_SKIP;
+    const setok_weight table[] = {
+        {&l->ln1_w, "input_layernorm.weight", 1, {C}, 0},
+        {&l->q_w, "self_attn.q_proj.weight", 2, {QD, C}, 0},
+        {&l->k_w, "self_attn.k_proj.weight", 2, {KD, C}, 0},
+        {&l->v_w, "self_attn.v_proj.weight", 2, {KD, C}, 0},
+        {&l->o_w, "self_attn.o_proj.weight", 2, {C, QD}, 0},
+        {&l->q_b, "self_attn.q_proj.bias", 1, {QD}, ab},
+        {&l->k_b, "self_attn.k_proj.bias", 1, {KD}, ab},
+        {&l->v_b, "self_attn.v_proj.bias", 1, {KD}, ab},
+        {&l->o_b, "self_attn.o_proj.bias", 1, {C}, ab},
+        {&l->ln2_w, "post_attention_layernorm.weight", 1, {C}, 0},
+        {&l->gate_w, "mlp.gate_proj.weight", 2, {I, C}, 0},
+        {&l->up_w, "mlp.up_proj.weight", 2, {I, C}, 0},
+        {&l->down_w, "mlp.down_proj.weight", 2, {C, I}, 0},
+        {&l->gate_b, "mlp.gate_proj.bias", 1, {I}, mb},
+        {&l->up_b, "mlp.up_proj.bias", 1, {I}, mb},
+        {&l->down_b, "mlp.down_proj.bias", 1, {C}, mb},
     };
-    setok_status st = SETOK_OK;
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++) {
-        char name[160];
-        if (!items[i].want)
-            continue;
-        snprintf(name, sizeof name, "layers.%d.%s", index, items[i].suffix);
-        st = load(ld, items[i].t, name, items[i].ndim, items[i].shape, err);
-    }
-    return st;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "layers.%d", index);
+    return setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
 }
 
-/* The decoder's prefix, found from the embedding table. */
-static setok_status find_prefix(loader *ld, setok_error *err)
+/* The weights through ld (files or random). The decoder's prefix is found from the
+ * embedding table; lm_head sits outside it. */
+static setok_status load_weights(setok_llama *m, setok_loader *ld, setok_error *err)
 {
     static const char *const prefixes[] = {"model.", "model.language_model.",
                                            "language_model.model.", ""};
-    enum { N = sizeof prefixes / sizeof prefixes[0] };
-    static const char suffix[] = "embed_tokens.weight";
-    const setok_llama_config *c = &ld->m->cfg;
-    char names[N][64];
-    const char *list[N];
-    for (int i = 0; i < N; i++) {
-        snprintf(names[i], sizeof names[i], "%s%s", prefixes[i], suffix);
-        list[i] = names[i];
-    }
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(ld->w, list, N, 2,
-                                            (int64_t[]){c->vocab_size, c->hidden_size}, &t, err);
-    if (st != SETOK_OK)
-        return st;
-    size_t n = strlen(t->name) - (sizeof suffix - 1);
-    memcpy(ld->prefix, t->name, n);
-    ld->prefix[n] = '\0';
-    return SETOK_OK;
-}
-
-static setok_status load_weights(loader *ld, setok_error *err)
-{
-    setok_llama *m = ld->m;
     const setok_llama_config *c = &m->cfg;
     int64_t C = c->hidden_size, V = c->vocab_size;
-    setok_status st = find_prefix(ld, err);
+    char prefix[64];
+    setok_status st = setok_loader_find_prefix(ld, prefixes, sizeof prefixes / sizeof *prefixes,
+                                               "embed_tokens.weight", 2, (int64_t[]){V, C},
+                                               prefix, sizeof prefix, err);
+    ld->prefix = prefix;
+    const setok_weight table[] = {
+        {&m->embed, "embed_tokens.weight", 2, {V, C}, 0},
+        {&m->norm_w, "norm.weight", 1, {C}, 0},
+    };
     if (st == SETOK_OK)
-        st = load(ld, &m->embed, "embed_tokens.weight", 2, (int64_t[]){V, C}, err);
-    if (st == SETOK_OK)
-        st = load(ld, &m->norm_w, "norm.weight", 1, (int64_t[]){C}, err);
+        st = setok_loader_load(ld, "", table, sizeof table / sizeof *table, err);
     for (int i = 0; i < c->num_layers && st == SETOK_OK; i++)
-        st = load_layer(ld, &m->layers[i], i, err);
-    if (st != SETOK_OK)
-        return st;
-    if (c->tie_word_embeddings) {
+        st = load_layer(m, ld, &m->layers[i], i, err);
+    ld->prefix = NULL;
+    if (st != SETOK_OK || c->tie_word_embeddings) {
         m->lm_head = m->embed;
-        return SETOK_OK;
+        return st;
     }
-    static const char *const heads[] = {"lm_head.weight", "language_model.lm_head.weight"};
     m->lm_head_owned = true;
-    return load_any(ld, &m->lm_head, heads, 2, 2, (int64_t[]){V, C}, err);
+    return setok_loader_one(ld, &m->lm_head, "", "lm_head.weight|language_model.lm_head.weight",
+                            2, (int64_t[]){V, C}, 0, err);
+}
+
+static setok_status llama_alloc(setok_llama **out, const setok_llama_config *cfg,
+                                setok_backend *backend, setok_dtype dtype, setok_error *err)
+{
+    *out = NULL;
+    if (!setok_dtype_is_float(dtype))
+        return setok_fail(err, SETOK_ERR_INPUT, "llama: dtype must be f32, f16 or bf16, got %s",
+                          setok_dtype_name(dtype));
+    setok_llama *m = calloc(1, sizeof *m);
+    if (m)
+        m->layers = calloc(cfg->num_layers > 0 ? (size_t)cfg->num_layers : 1, sizeof *m->layers);
+    if (!m || !m->layers) {
+        free(m);
+        return setok_fail(err, SETOK_ERR_NOMEM, "llama: out of memory");
+    }
+    m->cfg = *cfg;
+    m->backend = backend;
+    m->dtype = dtype;
+    *out = m;
+    return SETOK_OK;
 }
 
 setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend *backend,
@@ -412,32 +369,20 @@ setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
                                         setok_dtype dtype, setok_error *err)
 {
     *out = NULL;
-    if (!setok_dtype_is_float(dtype))
-        return setok_fail(err, SETOK_ERR_INPUT, "llama: dtype must be f32, f16 or bf16, got %s",
-                          setok_dtype_name(dtype));
     setok_llama_config cfg;
-    setok_status st = setok_llama_config_load(&cfg, dir, err);
-    if (st != SETOK_OK)
-        return st;
-    setok_llama *m = calloc(1, sizeof *m);
-    if (m)
-        m->layers = calloc(cfg.num_layers > 0 ? (size_t)cfg.num_layers : 1, sizeof *m->layers);
-    if (!m || !m->layers) {
-        free(m);
-        return setok_fail(err, SETOK_ERR_NOMEM, "llama: out of memory");
-    }
-    m->cfg = cfg;
-    m->backend = backend;
-    m->dtype = dtype;
+    setok_llama *m = NULL;
     setok_weights *w = NULL;
     setok_lora *lora = NULL;
-    if (adapter_dir)
+    setok_status st = setok_llama_config_load(&cfg, dir, err);
+    if (st == SETOK_OK)
+        st = llama_alloc(&m, &cfg, backend, dtype, err);
+    if (st == SETOK_OK && adapter_dir)
         st = setok_lora_open(&lora, adapter_dir, err);
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        loader ld = {.m = m, .w = w, .lora = lora};
-        st = load_weights(&ld, err);
+        setok_loader ld = {.w = w, .lora = lora, .backend = backend, .dtype = dtype};
+        st = load_weights(m, &ld, err);
     }
     if (st == SETOK_OK)
         st = setok_lora_check_used(lora, err);
@@ -451,46 +396,11 @@ setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
     return SETOK_OK;
 }
 
-static setok_status random_layer(setok_llama *m, llama_layer *l, uint32_t *s, setok_error *err)
-{
-    const setok_llama_config *c = &m->cfg;
-    int64_t C = c->hidden_size, I = c->intermediate_size;
-    int64_t QD = (int64_t)c->num_heads * c->head_dim, KD = (int64_t)c->num_kv_heads * c->head_dim;
-    bool ab = c->attention_bias, mb = c->mlp_bias;
-    /* ~ U(-1/sqrt(in), 1/sqrt(in)) keeps activations O(1) through the layers */
-    float wc = 1.0f / sqrtf((float)C), wi = 1.0f / sqrtf((float)I), wq = 1.0f / sqrtf((float)QD);
-    struct {
-        setok_tensor *t;
-        bool want;
-        int ndim;
-        int64_t shape[2];
-        float offset, bound;
-    } items[] = {
-        {&l->ln1_w, true, 1, {C}, 1.0f, 0.1f},        {&l->q_w, true, 2, {QD, C}, 0.0f, wc},
-        {&l->k_w, true, 2, {KD, C}, 0.0f, wc},        {&l->v_w, true, 2, {KD, C}, 0.0f, wc},
-        {&l->o_w, true, 2, {C, QD}, 0.0f, wq},        {&l->q_b, ab, 1, {QD}, 0.0f, 0.02f},
-        {&l->k_b, ab, 1, {KD}, 0.0f, 0.02f},          {&l->v_b, ab, 1, {KD}, 0.0f, 0.02f},
-        {&l->o_b, ab, 1, {C}, 0.0f, 0.02f},           {&l->ln2_w, true, 1, {C}, 1.0f, 0.1f},
-        {&l->gate_w, true, 2, {I, C}, 0.0f, wc},      {&l->up_w, true, 2, {I, C}, 0.0f, wc},
-        {&l->down_w, true, 2, {C, I}, 0.0f, wi},      {&l->gate_b, mb, 1, {I}, 0.0f, 0.02f},
-        {&l->up_b, mb, 1, {I}, 0.0f, 0.02f},          {&l->down_b, mb, 1, {C}, 0.0f, 0.02f},
-    };
-    setok_status st = SETOK_OK;
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++)
-        if (items[i].want)
-            st = setok_tensor_alloc_random(items[i].t, m->backend, m->dtype, items[i].ndim,
-                                           items[i].shape, items[i].offset, items[i].bound, s, err);
-    return st;
-}
-
 setok_status setok_llama_create_random(setok_llama **out, const setok_llama_config *cfg,
                                        setok_backend *backend, setok_dtype dtype, uint32_t seed,
                                        setok_error *err)
 {
     *out = NULL;
-    if (!setok_dtype_is_float(dtype))
-        return setok_fail(err, SETOK_ERR_INPUT, "llama: dtype must be f32, f16 or bf16, got %s",
-                          setok_dtype_name(dtype));
     if (cfg->hidden_size <= 0 || cfg->intermediate_size <= 0 || cfg->num_layers <= 0 ||
         cfg->num_heads <= 0 || cfg->num_kv_heads <= 0 || cfg->head_dim <= 0 ||
         cfg->head_dim % 2 || cfg->num_heads % cfg->num_kv_heads || cfg->vocab_size <= 0)
@@ -498,32 +408,13 @@ setok_status setok_llama_create_random(setok_llama **out, const setok_llama_conf
                           "(hidden %d, intermediate %d, layers %d, heads %d/%d, head_dim %d, "
                           "vocab %d)", cfg->hidden_size, cfg->intermediate_size, cfg->num_layers,
                           cfg->num_heads, cfg->num_kv_heads, cfg->head_dim, cfg->vocab_size);
-    setok_llama *m = calloc(1, sizeof *m);
-    if (m)
-        m->layers = calloc((size_t)cfg->num_layers, sizeof *m->layers);
-    if (!m || !m->layers) {
-        free(m);
-        return setok_fail(err, SETOK_ERR_NOMEM, "llama: out of memory");
-    }
-    m->cfg = *cfg;
-    m->backend = backend;
-    m->dtype = dtype;
-    int64_t C = cfg->hidden_size, V = cfg->vocab_size;
-    uint32_t s = seed;
-    setok_status st = setok_tensor_alloc_random(&m->embed, m->backend, m->dtype, 2,
-                                                (int64_t[]){V, C}, 0.0f, 0.5f, &s, err);
-    if (st == SETOK_OK)
-        st = setok_tensor_alloc_random(&m->norm_w, m->backend, m->dtype, 1, (int64_t[]){C}, 1.0f,
-                                       0.1f, &s, err);
-    for (int i = 0; i < cfg->num_layers && st == SETOK_OK; i++)
-        st = random_layer(m, &m->layers[i], &s, err);
-    if (st == SETOK_OK && cfg->tie_word_embeddings) {
-        m->lm_head = m->embed;
-    } else if (st == SETOK_OK) {
-        m->lm_head_owned = true;
-        st = setok_tensor_alloc_random(&m->lm_head, m->backend, m->dtype, 2, (int64_t[]){V, C},
-                                       0.0f, 1.0f / sqrtf((float)C), &s, err);
-    }
+    setok_llama *m = NULL;
+    setok_status st = llama_alloc(&m, cfg, backend, dtype, err);
+    if (st != SETOK_OK)
+        return st;
+    uint32_t state = seed;
+    setok_loader ld = {.random_state = &state, .backend = backend, .dtype = dtype};
+    st = load_weights(m, &ld, err);
     if (st != SETOK_OK) {
         setok_llama_free(m);
         return st;

@@ -9,6 +9,7 @@
  * PyTorch's order of operations (the random-Fourier features are sin / cos of
  * large arguments, where the order matters) and its result is uploaded; the
  * point embeddings it needs are kept as host copies. */
+#include "io/loader.h"
 #include "setok/models/mask_decoder.h"
 
 #include <math.h>
@@ -161,9 +162,9 @@ static setok_status config_check(const setok_mask_decoder_config *c, const char 
     return SETOK_OK;
 }
 
-static setok_status config_parse(setok_mask_decoder_config *cfg, const setok_config *json,
-                                 setok_error *err)
+static setok_status config_parse(const setok_config *json, void *out, setok_error *err)
 {
+    setok_mask_decoder_config *cfg = out;
     const char *path = setok_config_path(json), *arch = NULL, *type = NULL;
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(setok_config_root(json),
                                                           "architectures");
@@ -244,16 +245,7 @@ static setok_status config_parse(setok_mask_decoder_config *cfg, const setok_con
 setok_status setok_mask_decoder_config_load(setok_mask_decoder_config *cfg, const char *dir,
                                             setok_error *err)
 {
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/config.json", dir);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", dir);
-    setok_config *json = NULL;
-    setok_status st = setok_config_load(&json, path, err);
-    if (st == SETOK_OK)
-        st = config_parse(cfg, json, err);
-    setok_config_free(json);
-    return st;
+    return setok_config_read(dir, config_parse, cfg, err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -319,31 +311,17 @@ void setok_mask_decoder_free(setok_mask_decoder *m)
     free(m);
 }
 
-typedef struct loader {
-    setok_mask_decoder *m;
-    const setok_weights *w;
-} loader;
-
-/* A weight by name (or its alias, may be NULL), of the given shape, onto the
- * model's backend and dtype. */
-static setok_status load(loader *ld, setok_tensor *out, const char *name, const char *alias,
-                         int ndim, const int64_t *shape, setok_error *err)
+/* A weight (name, or "name|alias") as host float32 into a new array of numel floats. */
+static setok_status load_host(const setok_loader *ld, float **out, const char *name, int ndim,
+                              const int64_t *shape, setok_error *err)
 {
-    const char *names[2] = {name, alias};
+    char full[2][160];
+    const char *bar = strchr(name, '|');
+    snprintf(full[0], sizeof full[0], "%.*s", bar ? (int)(bar - name) : (int)strlen(name), name);
+    snprintf(full[1], sizeof full[1], "%s", bar ? bar + 1 : "");
+    const char *names[2] = {full[0], full[1]};
     const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(ld->w, names, alias ? 2 : 1, ndim, shape, &t, err);
-    if (st == SETOK_OK)
-        st = setok_weights_load(out, t, ld->m->backend, ld->m->dtype, err);
-    return st;
-}
-
-/* A weight as host float32 into a new array of numel floats. */
-static setok_status load_host(loader *ld, float **out, const char *name, const char *alias,
-                              int ndim, const int64_t *shape, setok_error *err)
-{
-    const char *names[2] = {name, alias};
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(ld->w, names, alias ? 2 : 1, ndim, shape, &t, err);
+    setok_status st = setok_weights_require(ld->w, names, bar ? 2 : 1, ndim, shape, &t, err);
     if (st != SETOK_OK)
         return st;
     if (t->dtype != SETOK_ST_F32 && t->dtype != SETOK_ST_F16 && t->dtype != SETOK_ST_BF16 &&
@@ -363,33 +341,22 @@ static setok_status load_host(loader *ld, float **out, const char *name, const c
 }
 
 /* PREFIX.{q,k,v,out}_proj.{weight,bias}: q, k, v [Ci, C], out [C, Ci]. */
-static setok_status load_attn(loader *ld, sam_attn *a, const char *prefix, int rate,
-                              setok_error *err)
+static setok_status load_attn(const setok_loader *ld, sam_attn *a, const char *prefix, int64_t C,
+                              int rate, setok_error *err)
 {
-    int64_t C = ld->m->cfg.hidden_size, Ci = C / rate;
+    int64_t Ci = C / rate;
     a->internal = Ci;
-    struct {
-        setok_tensor *t;
-        const char *suffix;
-        int ndim;
-        int64_t shape[2];
-    } items[] = {
-        {&a->q_w, "q_proj.weight", 2, {Ci, C}},   {&a->q_b, "q_proj.bias", 1, {Ci}},
-        {&a->k_w, "k_proj.weight", 2, {Ci, C}},   {&a->k_b, "k_proj.bias", 1, {Ci}},
-        {&a->v_w, "v_proj.weight", 2, {Ci, C}},   {&a->v_b, "v_proj.bias", 1, {Ci}},
-        {&a->o_w, "out_proj.weight", 2, {C, Ci}}, {&a->o_b, "out_proj.bias", 1, {C}},
+    const setok_weight table[] = {
+        {&a->q_w, "q_proj.weight", 2, {Ci, C}, 0},   {&a->q_b, "q_proj.bias", 1, {Ci}, 0},
+        {&a->k_w, "k_proj.weight", 2, {Ci, C}, 0},   {&a->k_b, "k_proj.bias", 1, {Ci}, 0},
+        {&a->v_w, "v_proj.weight", 2, {Ci, C}, 0},   {&a->v_b, "v_proj.bias", 1, {Ci}, 0},
+        {&a->o_w, "out_proj.weight", 2, {C, Ci}, 0}, {&a->o_b, "out_proj.bias", 1, {C}, 0},
     };
-    setok_status st = SETOK_OK;
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++) {
-        char name[192];
-        snprintf(name, sizeof name, "%s.%s", prefix, items[i].suffix);
-        st = load(ld, items[i].t, name, NULL, items[i].ndim, items[i].shape, err);
-    }
-    return st;
+    return setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
 }
 
 /* PREFIX.{proj_in, layers.i, proj_out}.{weight,bias} of a SamFeedForward. */
-static setok_status load_ffn(loader *ld, sam_ffn *f, const char *prefix, int64_t in,
+static setok_status load_ffn(const setok_loader *ld, sam_ffn *f, const char *prefix, int64_t in,
                              int64_t hidden, int64_t out, int num_layers, setok_error *err)
 {
     f->in = in;
@@ -400,74 +367,67 @@ static setok_status load_ffn(loader *ld, sam_ffn *f, const char *prefix, int64_t
     f->mid_b = calloc((size_t)f->num_mid + 1, sizeof *f->mid_b);
     if (!f->mid_w || !f->mid_b)
         return setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
-    char name[192];
-    snprintf(name, sizeof name, "%s.proj_in.weight", prefix);
-    setok_status st = load(ld, &f->in_w, name, NULL, 2, (int64_t[]){hidden, in}, err);
-    snprintf(name, sizeof name, "%s.proj_in.bias", prefix);
-    if (st == SETOK_OK)
-        st = load(ld, &f->in_b, name, NULL, 1, (int64_t[]){hidden}, err);
+    const setok_weight table[] = {
+        {&f->in_w, "proj_in.weight", 2, {hidden, in}, 0},
+        {&f->in_b, "proj_in.bias", 1, {hidden}, 0},
+        {&f->out_w, "proj_out.weight", 2, {out, hidden}, 0},
+        {&f->out_b, "proj_out.bias", 1, {out}, 0},
+    };
+    setok_status st = setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
     for (int i = 0; i < f->num_mid && st == SETOK_OK; i++) {
-        snprintf(name, sizeof name, "%s.layers.%d.weight", prefix, i);
-        st = load(ld, &f->mid_w[i], name, NULL, 2, (int64_t[]){hidden, hidden}, err);
-        snprintf(name, sizeof name, "%s.layers.%d.bias", prefix, i);
-        if (st == SETOK_OK)
-            st = load(ld, &f->mid_b[i], name, NULL, 1, (int64_t[]){hidden}, err);
+        char wn[48], bn[48];
+        snprintf(wn, sizeof wn, "layers.%d.weight", i);
+        snprintf(bn, sizeof bn, "layers.%d.bias", i);
+        const setok_weight mid[] = {
+            {&f->mid_w[i], wn, 2, {hidden, hidden}, 0},
+            {&f->mid_b[i], bn, 1, {hidden}, 0},
+        };
+        st = setok_loader_load(ld, prefix, mid, 2, err);
     }
-    snprintf(name, sizeof name, "%s.proj_out.weight", prefix);
-    if (st == SETOK_OK)
-        st = load(ld, &f->out_w, name, NULL, 2, (int64_t[]){out, hidden}, err);
-    snprintf(name, sizeof name, "%s.proj_out.bias", prefix);
-    if (st == SETOK_OK)
-        st = load(ld, &f->out_b, name, NULL, 1, (int64_t[]){out}, err);
     return st;
 }
 
-static setok_status load_block(loader *ld, sam_block *b, int index, setok_error *err)
+static setok_status load_block(const setok_loader *ld, const setok_mask_decoder_config *c,
+                               sam_block *b, int index, setok_error *err)
 {
-    const setok_mask_decoder_config *c = &ld->m->cfg;
     int64_t C = c->hidden_size, I = c->mlp_dim;
-    char prefix[128], name[192];
+    char prefix[96], name[160];
     snprintf(prefix, sizeof prefix, "mask_decoder.transformer.layers.%d", index);
     snprintf(name, sizeof name, "%s.self_attn", prefix);
-    setok_status st = load_attn(ld, &b->self_attn, name, 1, err);
+    setok_status st = load_attn(ld, &b->self_attn, name, C, 1, err);
     snprintf(name, sizeof name, "%s.cross_attn_token_to_image", prefix);
     if (st == SETOK_OK)
-        st = load_attn(ld, &b->token_to_image, name, BLOCK_DOWNSAMPLE_RATE, err);
+        st = load_attn(ld, &b->token_to_image, name, C, BLOCK_DOWNSAMPLE_RATE, err);
     snprintf(name, sizeof name, "%s.cross_attn_image_to_token", prefix);
     if (st == SETOK_OK)
-        st = load_attn(ld, &b->image_to_token, name, BLOCK_DOWNSAMPLE_RATE, err);
-    struct {
-        setok_tensor *t;
-        const char *suffix;
-        int ndim;
-        int64_t shape[2];
-    } items[] = {
-        {&b->ln1_w, "layer_norm1.weight", 1, {C}}, {&b->ln1_b, "layer_norm1.bias", 1, {C}},
-        {&b->ln2_w, "layer_norm2.weight", 1, {C}}, {&b->ln2_b, "layer_norm2.bias", 1, {C}},
-        {&b->ln3_w, "layer_norm3.weight", 1, {C}}, {&b->ln3_b, "layer_norm3.bias", 1, {C}},
-        {&b->ln4_w, "layer_norm4.weight", 1, {C}}, {&b->ln4_b, "layer_norm4.bias", 1, {C}},
-        {&b->lin1_w, "mlp.lin1.weight", 2, {I, C}}, {&b->lin1_b, "mlp.lin1.bias", 1, {I}},
-        {&b->lin2_w, "mlp.lin2.weight", 2, {C, I}}, {&b->lin2_b, "mlp.lin2.bias", 1, {C}},
+        st = load_attn(ld, &b->image_to_token, name, C, BLOCK_DOWNSAMPLE_RATE, err);
+    const setok_weight table[] = {
+        {&b->ln1_w, "layer_norm1.weight", 1, {C}, 0}, {&b->ln1_b, "layer_norm1.bias", 1, {C}, 0},
+        {&b->ln2_w, "layer_norm2.weight", 1, {C}, 0}, {&b->ln2_b, "layer_norm2.bias", 1, {C}, 0},
+        {&b->ln3_w, "layer_norm3.weight", 1, {C}, 0}, {&b->ln3_b, "layer_norm3.bias", 1, {C}, 0},
+        {&b->ln4_w, "layer_norm4.weight", 1, {C}, 0}, {&b->ln4_b, "layer_norm4.bias", 1, {C}, 0},
+        {&b->lin1_w, "mlp.lin1.weight", 2, {I, C}, 0}, {&b->lin1_b, "mlp.lin1.bias", 1, {I}, 0},
+        {&b->lin2_w, "mlp.lin2.weight", 2, {C, I}, 0}, {&b->lin2_b, "mlp.lin2.bias", 1, {C}, 0},
     };
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++) {
-        snprintf(name, sizeof name, "%s.%s", prefix, items[i].suffix);
-        st = load(ld, items[i].t, name, NULL, items[i].ndim, items[i].shape, err);
-    }
+    if (st == SETOK_OK)
+        st = setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
     return st;
 }
 
 /* iou_token [1, C] and mask_tokens [M, C] stacked into output_tokens [1 + M, C]. */
-static setok_status load_output_tokens(loader *ld, setok_error *err)
+static setok_status load_output_tokens(setok_mask_decoder *m, const setok_loader *ld,
+                                       setok_error *err)
 {
-    setok_mask_decoder *m = ld->m;
     int64_t C = m->cfg.hidden_size, M = num_mask_tokens(&m->cfg);
     setok_tensor iou = {0}, masks = {0}, dst;
+    const setok_weight table[] = {
+        {&iou, "iou_token.weight", 2, {1, C}, 0},
+        {&masks, "mask_tokens.weight", 2, {M, C}, 0},
+    };
     setok_status st = setok_tensor_alloc(&m->output_tokens, m->backend, m->dtype, 2,
                                          (int64_t[]){1 + M, C}, err);
     if (st == SETOK_OK)
-        st = load(ld, &iou, "mask_decoder.iou_token.weight", NULL, 2, (int64_t[]){1, C}, err);
-    if (st == SETOK_OK)
-        st = load(ld, &masks, "mask_decoder.mask_tokens.weight", NULL, 2, (int64_t[]){M, C}, err);
+        st = setok_loader_load(ld, "mask_decoder", table, 2, err);
     if (st == SETOK_OK)
         st = setok_view_slice(&dst, &m->output_tokens, 0, 0, 1, err);
     if (st == SETOK_OK)
@@ -483,15 +443,16 @@ static setok_status load_output_tokens(loader *ld, setok_error *err)
     return st;
 }
 
-static setok_status load_prompt_encoder(loader *ld, setok_error *err)
+static setok_status load_prompt_encoder(setok_mask_decoder *m, const setok_loader *ld,
+                                        setok_error *err)
 {
-    setok_mask_decoder *m = ld->m;
     const setok_mask_decoder_config *c = &m->cfg;
     int64_t C = c->hidden_size, NP = c->num_point_embeddings;
     /* SamModel ties prompt_encoder.shared_embedding to shared_image_embedding */
-    setok_status st = load_host(ld, &m->gaussian, "shared_image_embedding.positional_embedding",
-                                "prompt_encoder.shared_embedding.positional_embedding", 2,
-                                (int64_t[]){2, c->num_pos_feats}, err);
+    setok_status st = load_host(ld, &m->gaussian,
+                                "shared_image_embedding.positional_embedding|"
+                                "prompt_encoder.shared_embedding.positional_embedding",
+                                2, (int64_t[]){2, c->num_pos_feats}, err);
     if (st == SETOK_OK) {
         m->point_embed = malloc((size_t)(NP * C) * sizeof *m->point_embed);
         if (!m->point_embed)
@@ -501,72 +462,59 @@ static setok_status load_prompt_encoder(loader *ld, setok_error *err)
         char name[96];
         float *row = NULL;
         snprintf(name, sizeof name, "prompt_encoder.point_embed.%lld.weight", (long long)i);
-        st = load_host(ld, &row, name, NULL, 2, (int64_t[]){1, C}, err);
+        st = load_host(ld, &row, name, 2, (int64_t[]){1, C}, err);
         if (st == SETOK_OK)
             memcpy(m->point_embed + i * C, row, (size_t)C * sizeof *row);
         free(row);
     }
     if (st == SETOK_OK)
-        st = load_host(ld, &m->not_a_point, "prompt_encoder.not_a_point_embed.weight", NULL, 2,
+        st = load_host(ld, &m->not_a_point, "prompt_encoder.not_a_point_embed.weight", 2,
                        (int64_t[]){1, C}, err);
+    int64_t mic = c->mask_input_channels, q = mic / 4;
+    const setok_weight table[] = {
+        {&m->no_mask, "no_mask_embed.weight", 2, {1, C}, 0},
+        {&m->mconv1_w, "mask_embed.conv1.weight", 4, {q, 1, 2, 2}, 0},
+        {&m->mconv1_b, "mask_embed.conv1.bias", 1, {q}, 0},
+        {&m->mln1_w, "mask_embed.layer_norm1.weight", 1, {q}, 0},
+        {&m->mln1_b, "mask_embed.layer_norm1.bias", 1, {q}, 0},
+        {&m->mconv2_w, "mask_embed.conv2.weight", 4, {mic, q, 2, 2}, 0},
+        {&m->mconv2_b, "mask_embed.conv2.bias", 1, {mic}, 0},
+        {&m->mln2_w, "mask_embed.layer_norm2.weight", 1, {mic}, 0},
+        {&m->mln2_b, "mask_embed.layer_norm2.bias", 1, {mic}, 0},
+        {&m->mconv3_w, "mask_embed.conv3.weight", 4, {C, mic, 1, 1}, 0},
+        {&m->mconv3_b, "mask_embed.conv3.bias", 1, {C}, 0},
+    };
     if (st == SETOK_OK)
-        st = load(ld, &m->no_mask, "prompt_encoder.no_mask_embed.weight", NULL, 2,
-                  (int64_t[]){1, C}, err);
+        st = setok_loader_load(ld, "prompt_encoder", table, sizeof table / sizeof *table, err);
     if (st == SETOK_OK) /* [1, C] -> [C, 1, 1], broadcast over [B, C, h, w] */
         st = setok_view_reshape(&m->no_mask, &m->no_mask, 3, (int64_t[]){C, 1, 1}, err);
-    int64_t mic = c->mask_input_channels, q = mic / 4;
-    struct {
-        setok_tensor *t;
-        const char *name;
-        int ndim;
-        int64_t shape[4];
-    } items[] = {
-        {&m->mconv1_w, "prompt_encoder.mask_embed.conv1.weight", 4, {q, 1, 2, 2}},
-        {&m->mconv1_b, "prompt_encoder.mask_embed.conv1.bias", 1, {q}},
-        {&m->mln1_w, "prompt_encoder.mask_embed.layer_norm1.weight", 1, {q}},
-        {&m->mln1_b, "prompt_encoder.mask_embed.layer_norm1.bias", 1, {q}},
-        {&m->mconv2_w, "prompt_encoder.mask_embed.conv2.weight", 4, {mic, q, 2, 2}},
-        {&m->mconv2_b, "prompt_encoder.mask_embed.conv2.bias", 1, {mic}},
-        {&m->mln2_w, "prompt_encoder.mask_embed.layer_norm2.weight", 1, {mic}},
-        {&m->mln2_b, "prompt_encoder.mask_embed.layer_norm2.bias", 1, {mic}},
-        {&m->mconv3_w, "prompt_encoder.mask_embed.conv3.weight", 4, {C, mic, 1, 1}},
-        {&m->mconv3_b, "prompt_encoder.mask_embed.conv3.bias", 1, {C}},
-    };
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++)
-        st = load(ld, items[i].t, items[i].name, NULL, items[i].ndim, items[i].shape, err);
     return st;
 }
 
-static setok_status load_weights(loader *ld, setok_error *err)
+static setok_status load_weights(setok_mask_decoder *m, const setok_loader *ld, setok_error *err)
 {
-    setok_mask_decoder *m = ld->m;
     const setok_mask_decoder_config *c = &m->cfg;
     int64_t C = c->hidden_size, M = num_mask_tokens(c);
-    setok_status st = load_prompt_encoder(ld, err);
+    setok_status st = load_prompt_encoder(m, ld, err);
     if (st == SETOK_OK)
-        st = load_output_tokens(ld, err);
+        st = load_output_tokens(m, ld, err);
     for (int i = 0; i < c->num_layers && st == SETOK_OK; i++)
-        st = load_block(ld, &m->blocks[i], i, err);
+        st = load_block(ld, c, &m->blocks[i], i, err);
     if (st == SETOK_OK)
-        st = load_attn(ld, &m->final_attn, "mask_decoder.transformer.final_attn_token_to_image",
+        st = load_attn(ld, &m->final_attn, "mask_decoder.transformer.final_attn_token_to_image", C,
                        c->attention_downsample_rate, err);
-    struct {
-        setok_tensor *t;
-        const char *name;
-        int ndim;
-        int64_t shape[4];
-    } items[] = {
-        {&m->final_ln_w, "mask_decoder.transformer.layer_norm_final_attn.weight", 1, {C}},
-        {&m->final_ln_b, "mask_decoder.transformer.layer_norm_final_attn.bias", 1, {C}},
-        {&m->up1_w, "mask_decoder.upscale_conv1.weight", 4, {C, C / 4, 2, 2}},
-        {&m->up1_b, "mask_decoder.upscale_conv1.bias", 1, {C / 4}},
-        {&m->up_ln_w, "mask_decoder.upscale_layer_norm.weight", 1, {C / 4}},
-        {&m->up_ln_b, "mask_decoder.upscale_layer_norm.bias", 1, {C / 4}},
-        {&m->up2_w, "mask_decoder.upscale_conv2.weight", 4, {C / 4, C / 8, 2, 2}},
-        {&m->up2_b, "mask_decoder.upscale_conv2.bias", 1, {C / 8}},
+    const setok_weight table[] = {
+        {&m->final_ln_w, "transformer.layer_norm_final_attn.weight", 1, {C}, 0},
+        {&m->final_ln_b, "transformer.layer_norm_final_attn.bias", 1, {C}, 0},
+        {&m->up1_w, "upscale_conv1.weight", 4, {C, C / 4, 2, 2}, 0},
+        {&m->up1_b, "upscale_conv1.bias", 1, {C / 4}, 0},
+        {&m->up_ln_w, "upscale_layer_norm.weight", 1, {C / 4}, 0},
+        {&m->up_ln_b, "upscale_layer_norm.bias", 1, {C / 4}, 0},
+        {&m->up2_w, "upscale_conv2.weight", 4, {C / 4, C / 8, 2, 2}, 0},
+        {&m->up2_b, "upscale_conv2.bias", 1, {C / 8}, 0},
     };
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++)
-        st = load(ld, items[i].t, items[i].name, NULL, items[i].ndim, items[i].shape, err);
+    if (st == SETOK_OK)
+        st = setok_loader_load(ld, "mask_decoder", table, sizeof table / sizeof *table, err);
     for (int64_t i = 0; i < M && st == SETOK_OK; i++) {
         char prefix[96];
         snprintf(prefix, sizeof prefix, "mask_decoder.output_hypernetworks_mlps.%lld",
@@ -610,8 +558,8 @@ setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
     setok_weights *w = NULL;
     st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        loader ld = {.m = m, .w = w};
-        st = load_weights(&ld, err);
+        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype};
+        st = load_weights(m, &ld, err);
     }
     setok_weights_close(w);
     if (st != SETOK_OK) {

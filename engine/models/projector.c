@@ -1,9 +1,9 @@
 /* projector.c — the multimodal projectors: transformers' LlavaMultiModalProjector
  * and tools/setokim/bundle.py SetokimProjector (projector.h). Two linears with an
  * activation between them, or one linear; weights by their PyTorch names. */
+#include "io/loader.h"
 #include "setok/models/projector.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,49 +32,26 @@ setok_status setok_projector_act_from_name(const char *name, setok_op *op, const
 
 void setok_projector_free(setok_projector *p)
 {
-    setok_tensor *ws[] = {&p->w1, &p->b1, &p->w2, &p->b2};
-    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
-        if (ws[i]->data)
-            setok_tensor_free(ws[i]);
+    setok_tensor *all[] = {&p->w1, &p->b1, &p->w2, &p->b2};
+    setok_tensors_free(all, sizeof all / sizeof *all);
     memset(p, 0, sizeof *p);
 }
 
-/* One tensor under any of the prefixes: prefix + name; optional ones may be missing. */
-static setok_status load_one(setok_projector *p, setok_tensor *out, const setok_weights *w,
-                             const char *const *prefixes, size_t n_prefixes, const char *name,
-                             bool required, int ndim, const int64_t *shape, setok_error *err)
-{
-    char buf[4][96];
-    const char *names[4];
-    size_t n = n_prefixes < 4 ? n_prefixes : 4;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(buf[i], sizeof buf[i], "%s%s", prefixes[i], name);
-        names[i] = buf[i];
-    }
-    if (!required && !setok_weights_find_any(w, names, n))
-        return SETOK_OK;
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(w, names, n, ndim, shape, &t, err);
-    if (st == SETOK_OK)
-        st = setok_weights_load(out, t, p->backend, p->dtype, err);
-    return st;
-}
-
-/* linear_1 [out, in] (+ bias), and linear_2 [out, out] (+ bias) for two layers. */
-static setok_status load_linears(setok_projector *p, const setok_weights *w,
-                                 const char *const *prefixes, size_t n_prefixes,
+/* linear_1 [out, in] (+ bias), and linear_2 [out, out] (+ bias) for two layers, after
+ * prefix ("" or the LLaVA spelling found). */
+static setok_status load_linears(setok_projector *p, const setok_weights *w, const char *prefix,
                                  setok_error *err)
 {
     int64_t o = p->out_features, i = p->in_features;
-    setok_status st = load_one(p, &p->w1, w, prefixes, n_prefixes, "linear_1.weight", true, 2,
-                               (int64_t[]){o, i}, err);
-    if (st == SETOK_OK)
-        st = load_one(p, &p->b1, w, prefixes, n_prefixes, "linear_1.bias", false, 1, &o, err);
-    if (st == SETOK_OK && p->num_layers == 2)
-        st = load_one(p, &p->w2, w, prefixes, n_prefixes, "linear_2.weight", true, 2,
-                      (int64_t[]){o, o}, err);
-    if (st == SETOK_OK && p->num_layers == 2)
-        st = load_one(p, &p->b2, w, prefixes, n_prefixes, "linear_2.bias", false, 1, &o, err);
+    unsigned two = p->num_layers == 2 ? 0 : SETOK_WEIGHT_SKIP;
+    const setok_weight table[] = {
+        {&p->w1, "linear_1.weight", 2, {o, i}, 0},
+        {&p->b1, "linear_1.bias", 1, {o}, SETOK_WEIGHT_OPTIONAL},
+        {&p->w2, "linear_2.weight", 2, {o, o}, two},
+        {&p->b2, "linear_2.bias", 1, {o}, SETOK_WEIGHT_OPTIONAL | two},
+    };
+    setok_loader ld = {.w = w, .backend = p->backend, .dtype = p->dtype, .prefix = prefix};
+    setok_status st = setok_loader_load(&ld, "", table, sizeof table / sizeof *table, err);
     if (st != SETOK_OK)
         setok_projector_free(p);
     return st;
@@ -87,32 +64,32 @@ setok_status setok_projector_load_llava(setok_projector *p, const setok_weights 
 {
     static const char *const prefixes[] = {"multi_modal_projector.",
                                            "model.multi_modal_projector."};
-    static const char *const w2[] = {"multi_modal_projector.linear_2.weight",
-                                     "model.multi_modal_projector.linear_2.weight"};
     memset(p, 0, sizeof *p);
     p->in_features = in_features;
     p->out_features = out_features;
-    p->num_layers = setok_weights_find_any(w, w2, 2) ? 2 : 1;
     p->act = act;
     p->backend = backend;
     p->dtype = dtype;
-    return load_linears(p, w, prefixes, 2, err);
-}
-
-setok_status setok_projector_load(setok_projector *p, const char *dir, setok_backend *backend,
-                                  setok_dtype dtype, setok_error *err)
-{
-    memset(p, 0, sizeof *p);
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", dir);
-    setok_config *cfg = NULL;
-    setok_status st = setok_config_load(&cfg, path, err);
+    char prefix[48], w2[80];
+    setok_loader probe = {.w = w};
+    setok_status st = setok_loader_find_prefix(&probe, prefixes, 2, "linear_1.weight", 2,
+                                               (int64_t[]){out_features, in_features}, prefix,
+                                               sizeof prefix, err);
     if (st != SETOK_OK)
         return st;
+    snprintf(w2, sizeof w2, "%slinear_2.weight", prefix);
+    p->num_layers = setok_weights_find(w, w2) ? 2 : 1;
+    return load_linears(p, w, prefix, err);
+}
+
+/* A SetokimProjector's config.json. */
+static setok_status config_parse(const setok_config *cfg, void *out, setok_error *err)
+{
+    setok_projector *p = out;
     const char *act = NULL;
     p->num_layers = 2;
-    st = setok_config_int_in(cfg, "in_features", true, 1, 1 << 24, &p->in_features, err);
+    setok_status st = setok_config_int_in(cfg, "in_features", true, 1, 1 << 24, &p->in_features,
+                                          err);
     if (st == SETOK_OK)
         st = setok_config_int_in(cfg, "out_features", true, 1, 1 << 24, &p->out_features, err);
     if (st == SETOK_OK)
@@ -120,18 +97,23 @@ setok_status setok_projector_load(setok_projector *p, const char *dir, setok_bac
     if (st == SETOK_OK)
         st = setok_config_string_or(cfg, "projector_hidden_act", "gelu", &act, err);
     if (st == SETOK_OK)
-        st = setok_projector_act_from_name(act, &p->act, path, err);
-    setok_config_free(cfg);
-    if (st != SETOK_OK)
-        return st;
+        st = setok_projector_act_from_name(act, &p->act, setok_config_path(cfg), err);
+    return st;
+}
+
+setok_status setok_projector_load(setok_projector *p, const char *dir, setok_backend *backend,
+                                  setok_dtype dtype, setok_error *err)
+{
+    memset(p, 0, sizeof *p);
     setok_weights *w = NULL;
-    st = setok_weights_open(&w, dir, err);
+    setok_status st = setok_config_read(dir, config_parse, p, err);
+    if (st == SETOK_OK)
+        st = setok_weights_open(&w, dir, err);
     if (st != SETOK_OK)
         return st;
-    static const char *const prefixes[] = {""};
     p->backend = backend;
     p->dtype = dtype;
-    st = load_linears(p, w, prefixes, 1, err);
+    st = load_linears(p, w, "", err);
     setok_weights_close(w);
     return st;
 }

@@ -5,6 +5,7 @@
  * output tensor itself, updated in place; every other activation comes from
  * the caller's arena and is released to a mark after each sub-layer, so
  * memory stays at setok_qformer_arena_bytes whatever the depth. */
+#include "io/loader.h"
 #include "setok/models/qformer.h"
 
 #include <float.h>
@@ -94,9 +95,9 @@ static bool act_from_name(const char *name, setok_op *out)
     return false;
 }
 
-static setok_status config_parse(setok_qformer_config *cfg, const setok_config *json,
-                                 setok_error *err)
+static setok_status config_parse(const setok_config *json, void *out, setok_error *err)
 {
+    setok_qformer_config *cfg = out;
     const char *path = setok_config_path(json), *arch = NULL, *type = NULL, *act = NULL;
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(setok_config_root(json),
                                                           "architectures");
@@ -142,16 +143,7 @@ static setok_status config_parse(setok_qformer_config *cfg, const setok_config *
 setok_status setok_qformer_config_load(setok_qformer_config *cfg, const char *dir,
                                        setok_error *err)
 {
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/config.json", dir);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", dir);
-    setok_config *json = NULL;
-    setok_status st = setok_config_load(&json, path, err);
-    if (st == SETOK_OK)
-        st = config_parse(cfg, json, err);
-    setok_config_free(json);
-    return st;
+    return setok_config_read(dir, config_parse, cfg, err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -184,115 +176,75 @@ void setok_qformer_free(setok_qformer *m)
     free(m);
 }
 
-typedef struct loader {
-    setok_qformer *m;
-    const setok_weights *w;
-    char prefix[32];
-} loader;
-
-/* prefix + name, of the given shape, onto the model's backend and dtype. */
-static setok_status load(loader *ld, setok_tensor *out, const char *name, int ndim,
-                         const int64_t *shape, setok_error *err)
-{
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", ld->prefix, name);
-    const char *names[1] = {full};
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(ld->w, names, 1, ndim, shape, &t, err);
-    if (st == SETOK_OK)
-        st = setok_weights_load(out, t, ld->m->backend, ld->m->dtype, err);
-    return st;
-}
-
 /* encoder.layer.N.{attention,crossattention}: kv_in is hidden_size or encoder_hidden_size. */
-static setok_status load_attention(loader *ld, qf_attention *a, const char *base, int64_t kv_in,
-                                   setok_error *err)
+static setok_status load_attention(const setok_loader *ld, qf_attention *a, const char *base,
+                                   int64_t C, int64_t kv_in, setok_error *err)
 {
-    int64_t C = ld->m->cfg.hidden_size;
-    struct {
-        setok_tensor *t;
-        const char *suffix;
-        int ndim;
-        int64_t shape[2];
-    } items[] = {
-        {&a->q_w, "attention.query.weight", 2, {C, C}},
-        {&a->q_b, "attention.query.bias", 1, {C}},
-        {&a->k_w, "attention.key.weight", 2, {C, kv_in}},
-        {&a->k_b, "attention.key.bias", 1, {C}},
-        {&a->v_w, "attention.value.weight", 2, {C, kv_in}},
-        {&a->v_b, "attention.value.bias", 1, {C}},
-        {&a->out_w, "output.dense.weight", 2, {C, C}},
-        {&a->out_b, "output.dense.bias", 1, {C}},
-        {&a->ln_w, "output.LayerNorm.weight", 1, {C}},
-        {&a->ln_b, "output.LayerNorm.bias", 1, {C}},
+    const setok_weight table[] = {
+        {&a->q_w, "attention.query.weight", 2, {C, C}, 0},
+        {&a->q_b, "attention.query.bias", 1, {C}, 0},
+        {&a->k_w, "attention.key.weight", 2, {C, kv_in}, 0},
+        {&a->k_b, "attention.key.bias", 1, {C}, 0},
+        {&a->v_w, "attention.value.weight", 2, {C, kv_in}, 0},
+        {&a->v_b, "attention.value.bias", 1, {C}, 0},
+        {&a->out_w, "output.dense.weight", 2, {C, C}, 0},
+        {&a->out_b, "output.dense.bias", 1, {C}, 0},
+        {&a->ln_w, "output.LayerNorm.weight", 1, {C}, 0},
+        {&a->ln_b, "output.LayerNorm.bias", 1, {C}, 0},
     };
-    setok_status st = SETOK_OK;
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++) {
-        char name[160];
-        snprintf(name, sizeof name, "%s.%s", base, items[i].suffix);
-        st = load(ld, items[i].t, name, items[i].ndim, items[i].shape, err);
-    }
-    return st;
+    return setok_loader_load(ld, base, table, sizeof table / sizeof *table, err);
 }
 
-static setok_status load_layer(loader *ld, qf_layer *l, int index, setok_error *err)
+static setok_status load_layer(const setok_loader *ld, const setok_qformer_config *c, qf_layer *l,
+                               int index, setok_error *err)
 {
-    const setok_qformer_config *c = &ld->m->cfg;
     int64_t C = c->hidden_size, I = c->intermediate_size;
-    char base[96], name[160];
+    char base[64];
     snprintf(base, sizeof base, "encoder.layer.%d.attention", index);
-    setok_status st = load_attention(ld, &l->self_attn, base, C, err);
+    setok_status st = load_attention(ld, &l->self_attn, base, C, C, err);
     l->has_cross = index % c->cross_attention_frequency == 0;
     snprintf(base, sizeof base, "encoder.layer.%d.crossattention", index);
     if (st == SETOK_OK && l->has_cross)
-        st = load_attention(ld, &l->cross_attn, base, c->encoder_hidden_size, err);
-    struct {
-        setok_tensor *t;
-        const char *suffix;
-        int ndim;
-        int64_t shape[2];
-    } items[] = {
-        {&l->fc1_w, "intermediate_query.dense.weight", 2, {I, C}},
-        {&l->fc1_b, "intermediate_query.dense.bias", 1, {I}},
-        {&l->fc2_w, "output_query.dense.weight", 2, {C, I}},
-        {&l->fc2_b, "output_query.dense.bias", 1, {C}},
-        {&l->ln_w, "output_query.LayerNorm.weight", 1, {C}},
-        {&l->ln_b, "output_query.LayerNorm.bias", 1, {C}},
+        st = load_attention(ld, &l->cross_attn, base, C, c->encoder_hidden_size, err);
+    const setok_weight table[] = {
+        {&l->fc1_w, "intermediate_query.dense.weight", 2, {I, C}, 0},
+        {&l->fc1_b, "intermediate_query.dense.bias", 1, {I}, 0},
+        {&l->fc2_w, "output_query.dense.weight", 2, {C, I}, 0},
+        {&l->fc2_b, "output_query.dense.bias", 1, {C}, 0},
+        {&l->ln_w, "output_query.LayerNorm.weight", 1, {C}, 0},
+        {&l->ln_b, "output_query.LayerNorm.bias", 1, {C}, 0},
     };
-    for (size_t i = 0; i < sizeof items / sizeof items[0] && st == SETOK_OK; i++) {
-        snprintf(name, sizeof name, "encoder.layer.%d.%s", index, items[i].suffix);
-        st = load(ld, items[i].t, name, items[i].ndim, items[i].shape, err);
-    }
+    snprintf(base, sizeof base, "encoder.layer.%d", index);
+    if (st == SETOK_OK)
+        st = setok_loader_load(ld, base, table, sizeof table / sizeof *table, err);
     return st;
 }
 
-static setok_status load_weights(loader *ld, setok_error *err)
+static setok_status load_weights(setok_qformer *m, setok_loader *ld, setok_error *err)
 {
-    setok_qformer *m = ld->m;
-    int64_t C = m->cfg.hidden_size;
     /* bare names (Blip2QFormerModel) or under qformer. (Blip2Model), told by the first LayerNorm */
-    static const char *const names[] = {"layernorm.weight", "qformer.layernorm.weight"};
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(ld->w, names, 2, 1, (int64_t[]){C}, &t, err);
-    if (st != SETOK_OK)
-        return st;
-    snprintf(ld->prefix, sizeof ld->prefix, "%s", strcmp(t->name, names[0]) ? "qformer." : "");
-    st = load(ld, &m->ln_w, "layernorm.weight", 1, (int64_t[]){C}, err);
+    static const char *const prefixes[] = {"", "qformer."};
+    int64_t C = m->cfg.hidden_size;
+    char prefix[16];
+    setok_status st = setok_loader_find_prefix(ld, prefixes, 2, "layernorm.weight", 1,
+                                               (int64_t[]){C}, prefix, sizeof prefix, err);
+    ld->prefix = prefix;
+    const setok_weight table[] = {
+        {&m->ln_w, "layernorm.weight", 1, {C}, 0},
+        {&m->ln_b, "layernorm.bias", 1, {C}, 0},
+    };
     if (st == SETOK_OK)
-        st = load(ld, &m->ln_b, "layernorm.bias", 1, (int64_t[]){C}, err);
+        st = setok_loader_load(ld, "", table, sizeof table / sizeof *table, err);
     for (int i = 0; i < m->cfg.num_layers && st == SETOK_OK; i++)
-        st = load_layer(ld, &m->layers[i], i, err);
-    /* the learnable queries, always top-level */
-    const setok_st_tensor *q = setok_weights_find(ld->w, "query_tokens");
-    if (st == SETOK_OK && q) {
-        static const char *const qname[] = {"query_tokens"};
-        st = setok_weights_require(ld->w, qname, 1, 3, (int64_t[]){1, -1, C}, &q, err);
-        if (st == SETOK_OK && q->shape[1] < 1)
-            st = setok_fail(err, SETOK_ERR_INPUT, "%s: query_tokens holds no query",
-                            setok_weights_path(ld->w));
-        if (st == SETOK_OK)
-            st = setok_weights_load(&m->query_tokens, q, m->backend, m->dtype, err);
-    }
+        st = load_layer(ld, &m->cfg, &m->layers[i], i, err);
+    ld->prefix = NULL;
+    /* the learnable queries, always top-level, and optional */
+    if (st == SETOK_OK)
+        st = setok_loader_one(ld, &m->query_tokens, "", "query_tokens", 3, (int64_t[]){1, -1, C},
+                              SETOK_WEIGHT_OPTIONAL, err);
+    if (st == SETOK_OK && m->query_tokens.data && m->query_tokens.shape[1] < 1)
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: query_tokens holds no query",
+                        setok_loader_path(ld));
     return st;
 }
 
@@ -320,8 +272,8 @@ setok_status setok_qformer_load(setok_qformer **out, const char *dir, setok_back
     setok_weights *w = NULL;
     st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        loader ld = {.m = m, .w = w};
-        st = load_weights(&ld, err);
+        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype};
+        st = load_weights(m, &ld, err);
     }
     setok_weights_close(w);
     if (st != SETOK_OK) {

@@ -8,6 +8,7 @@
  * same sums, one GEMM per linear), and the mean-pooling is one matmul with a
  * [T, N] averaging matrix. Activations come from the caller's arena and are
  * released after every block. */
+#include "io/loader.h"
 #include "setok/models/setok.h"
 
 #include <math.h>
@@ -71,8 +72,9 @@ static setok_status read_cluster_defaults(setok_cluster_params *p, const setok_c
     return st;
 }
 
-static setok_status read_config(setok_merger_config *c, const setok_config *cfg, setok_error *err)
+static setok_status read_config(const setok_config *cfg, void *out, setok_error *err)
 {
+    setok_merger_config *c = out;
     const char *path = setok_config_path(cfg);
     memset(c, 0, sizeof *c);
     const cJSON *arch = cJSON_GetObjectItemCaseSensitive(setok_config_root(cfg), "architectures");
@@ -137,40 +139,25 @@ static setok_status read_config(setok_merger_config *c, const setok_config *cfg,
     return SETOK_OK;
 }
 
-// name -> t on the merger's backend, checked against shape (rows, cols; cols 0 for 1-D)
-static setok_status load_tensor(setok_tensor *t, setok_merger *m, const setok_weights *w,
-                                const char *name, int64_t rows, int64_t cols, setok_error *err)
+static setok_status load_block(merger_block *b, const setok_merger_config *cfg,
+                               const setok_loader *ld, const char *prefix, setok_error *err)
 {
-    int64_t shape[2] = {rows, cols};
-    const setok_st_tensor *st_t = NULL;
-    setok_status st = setok_weights_require(w, &name, 1, cols > 0 ? 2 : 1, shape, &st_t, err);
-    if (st == SETOK_OK)
-        st = setok_weights_load(t, st_t, m->backend, m->dtype, err);
-    return st;
-}
-
-static setok_status load_block(merger_block *b, setok_merger *m, const setok_weights *w,
-                               const char *prefix, setok_error *err)
-{
-    const int64_t c = m->cfg.hidden_size, inner = m->cfg.intermediate_size;
-    struct { setok_tensor *t; const char *name; int64_t rows, cols; } parts[] = {
-        {&b->norm1_w, "norm1.weight", c, 0},    {&b->norm1_b, "norm1.bias", c, 0},
-        {&b->qkv_w, "attn.qkv.weight", 3 * c, c}, {&b->qkv_b, "attn.qkv.bias", 3 * c, 0},
-        {&b->proj_w, "attn.proj.weight", c, c}, {&b->proj_b, "attn.proj.bias", c, 0},
-        {&b->norm2_w, "norm2.weight", c, 0},    {&b->norm2_b, "norm2.bias", c, 0},
-        {&b->fc1_w, "mlp.fc1.weight", inner, c}, {&b->fc1_b, "mlp.fc1.bias", inner, 0},
-        {&b->fc2_w, "mlp.fc2.weight", c, inner}, {&b->fc2_b, "mlp.fc2.bias", c, 0},
+    const int64_t c = cfg->hidden_size, inner = cfg->intermediate_size;
+    const setok_weight table[] = {
+        {&b->norm1_w, "norm1.weight", 1, {c}, 0},
+        {&b->norm1_b, "norm1.bias", 1, {c}, 0},
+        {&b->qkv_w, "attn.qkv.weight", 2, {3 * c, c}, 0},
+        {&b->qkv_b, "attn.qkv.bias", 1, {3 * c}, cfg->qkv_bias ? 0 : SETOK_WEIGHT_SKIP},
+        {&b->proj_w, "attn.proj.weight", 2, {c, c}, 0},
+        {&b->proj_b, "attn.proj.bias", 1, {c}, 0},
+        {&b->norm2_w, "norm2.weight", 1, {c}, 0},
+        {&b->norm2_b, "norm2.bias", 1, {c}, 0},
+        {&b->fc1_w, "mlp.fc1.weight", 2, {inner, c}, 0},
+        {&b->fc1_b, "mlp.fc1.bias", 1, {inner}, 0},
+        {&b->fc2_w, "mlp.fc2.weight", 2, {c, inner}, 0},
+        {&b->fc2_b, "mlp.fc2.bias", 1, {c}, 0},
     };
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        if (parts[i].t == &b->qkv_b && !m->cfg.qkv_bias)
-            continue;
-        char name[128];
-        snprintf(name, sizeof name, "%s.%s", prefix, parts[i].name);
-        setok_status st = load_tensor(parts[i].t, m, w, name, parts[i].rows, parts[i].cols, err);
-        if (st != SETOK_OK)
-            return st;
-    }
-    return SETOK_OK;
+    return setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
 }
 
 static void free_block(merger_block *b)
@@ -178,9 +165,7 @@ static void free_block(merger_block *b)
     setok_tensor *all[] = {&b->norm1_w, &b->norm1_b, &b->qkv_w, &b->qkv_b, &b->proj_w,
                            &b->proj_b, &b->norm2_w, &b->norm2_b, &b->fc1_w, &b->fc1_b,
                            &b->fc2_w, &b->fc2_b};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i]->data != NULL)
-            setok_tensor_free(all[i]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
 void setok_merger_free(setok_merger *m)
@@ -193,10 +178,8 @@ void setok_merger_free(setok_merger *m)
         free_block(&m->inter[i]);
     free(m->intra);
     free(m->inter);
-    if (m->out_w.data != NULL)
-        setok_tensor_free(&m->out_w);
-    if (m->out_b.data != NULL)
-        setok_tensor_free(&m->out_b);
+    setok_tensor_free(&m->out_w);
+    setok_tensor_free(&m->out_b);
     free(m);
 }
 
@@ -206,21 +189,23 @@ static setok_status load_weights(setok_merger *m, const setok_weights *w, setok_
     m->inter = calloc((size_t)m->cfg.inter_layers + 1, sizeof *m->inter);
     if (m->intra == NULL || m->inter == NULL)
         return setok_fail(err, SETOK_ERR_NOMEM, "setok merger: out of memory");
+    setok_loader ld = {.w = w, .backend = m->backend, .dtype = m->dtype};
     setok_status st = SETOK_OK;
     char prefix[32];
     for (int i = 0; st == SETOK_OK && i < m->cfg.intra_layers; i++) {
         snprintf(prefix, sizeof prefix, "intra.%d", i);
-        st = load_block(&m->intra[i], m, w, prefix, err);
+        st = load_block(&m->intra[i], &m->cfg, &ld, prefix, err);
     }
     for (int i = 0; st == SETOK_OK && i < m->cfg.inter_layers; i++) {
         snprintf(prefix, sizeof prefix, "inter.%d", i);
-        st = load_block(&m->inter[i], m, w, prefix, err);
+        st = load_block(&m->inter[i], &m->cfg, &ld, prefix, err);
     }
+    const setok_weight out[] = {
+        {&m->out_w, "out.weight", 2, {m->cfg.output_size, m->cfg.hidden_size}, 0},
+        {&m->out_b, "out.bias", 1, {m->cfg.output_size}, 0},
+    };
     if (st == SETOK_OK)
-        st = load_tensor(&m->out_w, m, w, "out.weight", m->cfg.output_size, m->cfg.hidden_size,
-                         err);
-    if (st == SETOK_OK)
-        st = load_tensor(&m->out_b, m, w, "out.bias", m->cfg.output_size, 0, err);
+        st = setok_loader_load(&ld, "", out, 2, err);
     return st;
 }
 
@@ -239,13 +224,7 @@ setok_status setok_merger_load(setok_merger **out, const char *dir, setok_backen
     m->backend = backend;
     m->dtype = dtype;
 
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    setok_config *cfg = NULL;
-    setok_status st = setok_config_load(&cfg, path, err);
-    if (st == SETOK_OK)
-        st = read_config(&m->cfg, cfg, err);
-    setok_config_free(cfg);
+    setok_status st = setok_config_read(dir, read_config, &m->cfg, err);
     setok_weights *w = NULL;
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);

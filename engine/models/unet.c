@@ -139,8 +139,9 @@ static setok_status block_types(const setok_config *json, const char *key, const
     return SETOK_OK;
 }
 
-static setok_status config_parse(setok_unet_config *c, const setok_config *json, setok_error *err)
+static setok_status config_parse(const setok_config *json, void *out, setok_error *err)
 {
+    setok_unet_config *c = out;
     static const char *const down_dflt[4] = {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
                                              "CrossAttnDownBlock2D", "DownBlock2D"};
     static const char *const up_dflt[4] = {"UpBlock2D", "CrossAttnUpBlock2D",
@@ -289,16 +290,7 @@ static setok_status config_parse(setok_unet_config *c, const setok_config *json,
 
 setok_status setok_unet_config_load(setok_unet_config *cfg, const char *dir, setok_error *err)
 {
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/config.json", dir);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", dir);
-    setok_config *json = NULL;
-    setok_status st = setok_config_load(&json, path, err);
-    if (st == SETOK_OK)
-        st = config_parse(cfg, json, err);
-    setok_config_free(json);
-    return st;
+    return setok_config_read(dir, config_parse, cfg, err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -345,7 +337,7 @@ static setok_status block_alloc(unet_block *b, int count, setok_error *err)
 }
 
 /* resnets.j and, in cross-attention blocks, attentions.j of a block. */
-static setok_status layer_load(unet_layer *l, const diffusion_loader *ld, const char *block,
+static setok_status layer_load(unet_layer *l, const setok_loader *ld, const char *block,
                                int j, int64_t in, int64_t out, bool cross, int heads,
                                int transformer_layers, int64_t cross_dim, float out_scale,
                                const setok_unet_config *c, setok_error *err)
@@ -363,7 +355,7 @@ static setok_status layer_load(unet_layer *l, const diffusion_loader *ld, const 
     return st;
 }
 
-static setok_status load_weights(setok_unet *u, const diffusion_loader *ld, setok_error *err)
+static setok_status load_weights(setok_unet *u, const setok_loader *ld, setok_error *err)
 {
     const setok_unet_config *c = &u->cfg;
     const int *boc = c->block_out_channels;
@@ -372,22 +364,15 @@ static setok_status load_weights(setok_unet *u, const diffusion_loader *ld, seto
     /* channels of the skip connections, pushed by the down path, popped by the up path */
     int64_t skips[1 + SETOK_UNET_MAX_BLOCKS * 65];
     int nskips = 0;
-    setok_status st = diffusion_load(ld, &u->conv_in_w, "conv_in", "weight", 4,
-                                     (int64_t[]){C0, c->in_channels, 3, 3}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &u->conv_in_b, "conv_in", "bias", 1, (int64_t[]){C0}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &u->time1_w, "time_embedding", "linear_1.weight", 2,
-                            (int64_t[]){TE, C0}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &u->time1_b, "time_embedding", "linear_1.bias", 1,
-                            (int64_t[]){TE}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &u->time2_w, "time_embedding", "linear_2.weight", 2,
-                            (int64_t[]){TE, TE}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &u->time2_b, "time_embedding", "linear_2.bias", 1,
-                            (int64_t[]){TE}, err);
+    const setok_weight head[] = {
+        {&u->conv_in_w, "conv_in.weight", 4, {C0, c->in_channels, 3, 3}, 0},
+        {&u->conv_in_b, "conv_in.bias", 1, {C0}, 0},
+        {&u->time1_w, "time_embedding.linear_1.weight", 2, {TE, C0}, 0},
+        {&u->time1_b, "time_embedding.linear_1.bias", 1, {TE}, 0},
+        {&u->time2_w, "time_embedding.linear_2.weight", 2, {TE, TE}, 0},
+        {&u->time2_b, "time_embedding.linear_2.bias", 1, {TE}, 0},
+    };
+    setok_status st = setok_loader_load(ld, "", head, sizeof head / sizeof *head, err);
     skips[nskips++] = C0;
     for (int i = 0; i < N && st == SETOK_OK; i++) {
         unet_block *b = &u->down[i];
@@ -435,7 +420,7 @@ static setok_status load_weights(setok_unet *u, const diffusion_loader *ld, seto
         for (int j = 0; j < b->count && st == SETOK_OK; j++) {
             if (nskips == 0)
                 return setok_fail(err, SETOK_ERR_INPUT, "%s: up_blocks.%d has more layers than "
-                                  "the down path has outputs", diffusion_loader_path(ld), i);
+                                  "the down path has outputs", setok_loader_path(ld), i);
             int64_t skip = skips[--nskips];
             st = layer_load(&b->layers[j], ld, block, j, ch + skip, out,
                             c->up_cross_attention[i], c->attention_heads[r],
@@ -452,24 +437,21 @@ static setok_status load_weights(setok_unet *u, const diffusion_loader *ld, seto
     }
     if (st == SETOK_OK && nskips != 0)
         st = setok_fail(err, SETOK_ERR_INPUT, "%s: layers_per_block leaves %d down-path outputs "
-                        "unused", diffusion_loader_path(ld), nskips);
+                        "unused", setok_loader_path(ld), nskips);
+    const setok_weight tail[] = {
+        {&u->norm_out_w, "conv_norm_out.weight", 1, {C0}, 0},
+        {&u->norm_out_b, "conv_norm_out.bias", 1, {C0}, 0},
+        {&u->conv_out_w, "conv_out.weight", 4, {c->out_channels, C0, 3, 3}, 0},
+        {&u->conv_out_b, "conv_out.bias", 1, {c->out_channels}, 0},
+    };
     if (st == SETOK_OK)
-        st = diffusion_load(ld, &u->norm_out_w, "conv_norm_out", "weight", 1, (int64_t[]){C0},
-                            err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &u->norm_out_b, "conv_norm_out", "bias", 1, (int64_t[]){C0}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &u->conv_out_w, "conv_out", "weight", 4,
-                            (int64_t[]){c->out_channels, C0, 3, 3}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &u->conv_out_b, "conv_out", "bias", 1,
-                            (int64_t[]){c->out_channels}, err);
+        st = setok_loader_load(ld, "", tail, sizeof tail / sizeof *tail, err);
     return st;
 }
 
 /* A U-Net of cfg's shape with its weights from ld (a checkpoint, or random values). */
 static setok_status unet_build(setok_unet **out, const setok_unet_config *cfg,
-                               const diffusion_loader *ld, setok_error *err)
+                               const setok_loader *ld, setok_error *err)
 {
     *out = NULL;
     if (!setok_dtype_is_float(ld->dtype))
@@ -500,7 +482,7 @@ setok_status setok_unet_load(setok_unet **out, const char *dir, setok_backend *b
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        diffusion_loader ld = {.w = w, .backend = backend, .dtype = dtype};
+        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype};
         st = unet_build(out, &cfg, &ld, err);
     }
     setok_weights_close(w);
@@ -534,7 +516,7 @@ setok_status setok_unet_create_random(setok_unet **out, const setok_unet_config 
         return setok_fail(err, SETOK_ERR_INPUT, "unet: %d blocks, must be 1..%d",
                           cfg->num_blocks, SETOK_UNET_MAX_BLOCKS);
     uint32_t state = seed * 2654435761u + 1u;
-    diffusion_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
+    setok_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
     return unet_build(out, cfg, &ld, err);
 }
 

@@ -82,8 +82,9 @@ static setok_status block_types(const setok_config *json, const char *key, const
     return SETOK_OK;
 }
 
-static setok_status config_parse(setok_vae_config *c, const setok_config *json, setok_error *err)
+static setok_status config_parse(const setok_config *json, void *out, setok_error *err)
 {
+    setok_vae_config *c = out;
     const char *path = setok_config_path(json);
     const cJSON *root = setok_config_root(json);
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
@@ -170,16 +171,7 @@ static setok_status config_parse(setok_vae_config *c, const setok_config *json, 
 
 setok_status setok_vae_config_load(setok_vae_config *cfg, const char *dir, setok_error *err)
 {
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/config.json", dir);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", dir);
-    setok_config *json = NULL;
-    setok_status st = setok_config_load(&json, path, err);
-    if (st == SETOK_OK)
-        st = config_parse(cfg, json, err);
-    setok_config_free(json);
-    return st;
+    return setok_config_read(dir, config_parse, cfg, err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -222,7 +214,7 @@ void setok_vae_free(setok_vae *vae)
 }
 
 /* UNetMidBlock2D: resnets.0, attentions.0 (one head of all C channels), resnets.1 */
-static setok_status mid_load(vae_mid *m, const diffusion_loader *ld, const char *prefix,
+static setok_status mid_load(vae_mid *m, const setok_loader *ld, const char *prefix,
                              const setok_vae_config *c, setok_error *err)
 {
     int64_t C = c->block_out_channels[c->num_levels - 1];
@@ -249,17 +241,26 @@ static setok_status level_alloc(vae_level *l, int count, setok_error *err)
     return SETOK_OK;
 }
 
-static setok_status load_encoder(setok_vae *vae, const diffusion_loader *ld, setok_error *err)
+static setok_status load_encoder(setok_vae *vae, const setok_loader *ld, setok_error *err)
 {
     const setok_vae_config *c = &vae->cfg;
     const int *boc = c->block_out_channels;
     int g = c->norm_num_groups, n = c->num_levels, L = c->layers_per_block;
     int64_t lat2 = 2 * (int64_t)c->latent_channels;
-    setok_status st = diffusion_load(ld, &vae->enc_in_w, "encoder", "conv_in.weight", 4,
-                                     (int64_t[]){boc[0], c->in_channels, 3, 3}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->enc_in_b, "encoder", "conv_in.bias", 1,
-                            (int64_t[]){boc[0]}, err);
+    unsigned quant = c->use_quant_conv ? 0 : SETOK_WEIGHT_SKIP;
+    const setok_weight head[] = {
+        {&vae->enc_in_w, "encoder.conv_in.weight", 4, {boc[0], c->in_channels, 3, 3}, 0},
+        {&vae->enc_in_b, "encoder.conv_in.bias", 1, {boc[0]}, 0},
+    };
+    const setok_weight tail[] = {
+        {&vae->enc_norm_w, "encoder.conv_norm_out.weight", 1, {boc[n - 1]}, 0},
+        {&vae->enc_norm_b, "encoder.conv_norm_out.bias", 1, {boc[n - 1]}, 0},
+        {&vae->enc_out_w, "encoder.conv_out.weight", 4, {lat2, boc[n - 1], 3, 3}, 0},
+        {&vae->enc_out_b, "encoder.conv_out.bias", 1, {lat2}, 0},
+        {&vae->quant_w, "quant_conv.weight", 4, {lat2, lat2, 1, 1}, quant},
+        {&vae->quant_b, "quant_conv.bias", 1, {lat2}, quant},
+    };
+    setok_status st = setok_loader_load(ld, "", head, sizeof head / sizeof *head, err);
     for (int i = 0; i < n && st == SETOK_OK; i++) {
         vae_level *l = &vae->down[i];
         int64_t in = i == 0 ? boc[0] : boc[i - 1];
@@ -280,44 +281,30 @@ static setok_status load_encoder(setok_vae *vae, const diffusion_loader *ld, set
     if (st == SETOK_OK)
         st = mid_load(&vae->enc_mid, ld, "encoder.mid_block", c, err);
     if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->enc_norm_w, "encoder", "conv_norm_out.weight", 1,
-                            (int64_t[]){boc[n - 1]}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->enc_norm_b, "encoder", "conv_norm_out.bias", 1,
-                            (int64_t[]){boc[n - 1]}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->enc_out_w, "encoder", "conv_out.weight", 4,
-                            (int64_t[]){lat2, boc[n - 1], 3, 3}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->enc_out_b, "encoder", "conv_out.bias", 1,
-                            (int64_t[]){lat2}, err);
-    if (st == SETOK_OK && c->use_quant_conv)
-        st = diffusion_load(ld, &vae->quant_w, "quant_conv", "weight", 4,
-                            (int64_t[]){lat2, lat2, 1, 1}, err);
-    if (st == SETOK_OK && c->use_quant_conv)
-        st = diffusion_load(ld, &vae->quant_b, "quant_conv", "bias", 1, (int64_t[]){lat2}, err);
+        st = setok_loader_load(ld, "", tail, sizeof tail / sizeof *tail, err);
     return st;
 }
 
-static setok_status load_decoder(setok_vae *vae, const diffusion_loader *ld, setok_error *err)
+static setok_status load_decoder(setok_vae *vae, const setok_loader *ld, setok_error *err)
 {
     const setok_vae_config *c = &vae->cfg;
     const int *boc = c->block_out_channels;
     int g = c->norm_num_groups, n = c->num_levels, L = c->layers_per_block + 1;
     int64_t lat = c->latent_channels;
-    setok_status st = SETOK_OK;
-    if (c->use_post_quant_conv)
-        st = diffusion_load(ld, &vae->post_quant_w, "post_quant_conv", "weight", 4,
-                            (int64_t[]){lat, lat, 1, 1}, err);
-    if (st == SETOK_OK && c->use_post_quant_conv)
-        st = diffusion_load(ld, &vae->post_quant_b, "post_quant_conv", "bias", 1,
-                            (int64_t[]){lat}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->dec_in_w, "decoder", "conv_in.weight", 4,
-                            (int64_t[]){boc[n - 1], lat, 3, 3}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->dec_in_b, "decoder", "conv_in.bias", 1,
-                            (int64_t[]){boc[n - 1]}, err);
+    unsigned quant = c->use_post_quant_conv ? 0 : SETOK_WEIGHT_SKIP;
+    const setok_weight head[] = {
+        {&vae->post_quant_w, "post_quant_conv.weight", 4, {lat, lat, 1, 1}, quant},
+        {&vae->post_quant_b, "post_quant_conv.bias", 1, {lat}, quant},
+        {&vae->dec_in_w, "decoder.conv_in.weight", 4, {boc[n - 1], lat, 3, 3}, 0},
+        {&vae->dec_in_b, "decoder.conv_in.bias", 1, {boc[n - 1]}, 0},
+    };
+    const setok_weight tail[] = {
+        {&vae->dec_norm_w, "decoder.conv_norm_out.weight", 1, {boc[0]}, 0},
+        {&vae->dec_norm_b, "decoder.conv_norm_out.bias", 1, {boc[0]}, 0},
+        {&vae->dec_out_w, "decoder.conv_out.weight", 4, {c->out_channels, boc[0], 3, 3}, 0},
+        {&vae->dec_out_b, "decoder.conv_out.bias", 1, {c->out_channels}, 0},
+    };
+    setok_status st = setok_loader_load(ld, "", head, sizeof head / sizeof *head, err);
     if (st == SETOK_OK)
         st = mid_load(&vae->dec_mid, ld, "decoder.mid_block", c, err);
     for (int i = 0; i < n && st == SETOK_OK; i++) {
@@ -338,17 +325,7 @@ static setok_status load_decoder(setok_vae *vae, const diffusion_loader *ld, set
         }
     }
     if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->dec_norm_w, "decoder", "conv_norm_out.weight", 1,
-                            (int64_t[]){boc[0]}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->dec_norm_b, "decoder", "conv_norm_out.bias", 1,
-                            (int64_t[]){boc[0]}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->dec_out_w, "decoder", "conv_out.weight", 4,
-                            (int64_t[]){c->out_channels, boc[0], 3, 3}, err);
-    if (st == SETOK_OK)
-        st = diffusion_load(ld, &vae->dec_out_b, "decoder", "conv_out.bias", 1,
-                            (int64_t[]){c->out_channels}, err);
+        st = setok_loader_load(ld, "", tail, sizeof tail / sizeof *tail, err);
     return st;
 }
 
@@ -363,7 +340,7 @@ void setok_vae_config_sd15(setok_vae_config *c)
 
 /* A VAE of cfg's shape with its weights from ld (a checkpoint, or random values). */
 static setok_status vae_build(setok_vae **out, const setok_vae_config *cfg,
-                              const diffusion_loader *ld, setok_error *err)
+                              const setok_loader *ld, setok_error *err)
 {
     *out = NULL;
     if (!setok_dtype_is_float(ld->dtype))
@@ -395,7 +372,7 @@ setok_status setok_vae_create_random(setok_vae **out, const setok_vae_config *cf
         return setok_fail(err, SETOK_ERR_INPUT, "vae: %d levels, must be 1..%d", cfg->num_levels,
                           SETOK_VAE_MAX_LEVELS);
     uint32_t state = seed * 2654435761u + 7u;
-    diffusion_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
+    setok_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
     return vae_build(out, cfg, &ld, err);
 }
 
@@ -409,7 +386,7 @@ setok_status setok_vae_load(setok_vae **out, const char *dir, setok_backend *bac
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        diffusion_loader ld = {.w = w, .backend = backend, .dtype = dtype};
+        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype};
         st = vae_build(out, &cfg, &ld, err);
     }
     setok_weights_close(w);

@@ -196,20 +196,11 @@ static setok_status parse(setok_vit_preprocessor *pp, const setok_config *json,
 setok_status setok_vit_preprocessor_load(setok_vit_preprocessor *pp, const char *dir,
                                          setok_vit_arch arch, setok_error *err)
 {
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/preprocessor_config.json", dir);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", dir);
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        if (errno != ENOENT)
-            return setok_fail(err, SETOK_ERR_RUNTIME, "%s: %s", path, strerror(errno));
-        setok_vit_preprocessor_defaults(pp, arch);
-        return SETOK_OK;
-    }
     setok_config *json = NULL;
-    setok_status st = setok_config_load(&json, path, err);
-    if (st == SETOK_OK)
+    setok_status st = setok_config_load_in(&json, dir, "preprocessor_config.json", true, err);
+    if (st == SETOK_OK && !json)
+        setok_vit_preprocessor_defaults(pp, arch);
+    else if (st == SETOK_OK)
         st = parse(pp, json, arch, err);
     setok_config_free(json);
     return st;

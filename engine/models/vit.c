@@ -187,9 +187,9 @@ static setok_status config_check(const setok_vit_config *c, const char *where, s
     return SETOK_OK;
 }
 
-static setok_status config_parse(setok_vit_config *cfg, const setok_config *json,
-                                 setok_error *err)
+static setok_status config_parse(const setok_config *json, void *out, setok_error *err)
 {
+    setok_vit_config *cfg = out;
     const char *path = setok_config_path(json), *p = NULL;
     bool is_llava = false;
     setok_status st = config_layout(json, cfg, &p, &is_llava, err);
@@ -237,27 +237,9 @@ static setok_status config_parse(setok_vit_config *cfg, const setok_config *json
     return st;
 }
 
-/* dir + "/" + name into buf; an error when it does not fit. */
-static setok_status join_path(char *buf, size_t size, const char *dir, const char *name,
-                              setok_error *err)
-{
-    int n = snprintf(buf, size, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= size)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", dir);
-    return SETOK_OK;
-}
-
 setok_status setok_vit_config_load(setok_vit_config *cfg, const char *dir, setok_error *err)
 {
-    char path[4096];
-    setok_config *json = NULL;
-    setok_status st = join_path(path, sizeof path, dir, "config.json", err);
-    if (st == SETOK_OK)
-        st = setok_config_load(&json, path, err);
-    if (st == SETOK_OK)
-        st = config_parse(cfg, json, err);
-    setok_config_free(json);
-    return st;
+    return setok_config_read(dir, config_parse, cfg, err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -301,91 +283,45 @@ static setok_status vit_alloc(setok_vit **out, const setok_vit_config *cfg,
     return SETOK_OK;
 }
 
-typedef struct loader {
-    setok_vit *vit;
-    const setok_weights *w;
-    char prefix[96];
-} loader;
-
-/* prefix + name, of the given shape, onto the model's backend and dtype. */
-static setok_status load(loader *ld, setok_tensor *out, const char *name, int ndim,
-                         const int64_t *shape, setok_error *err)
-{
-    char full[256];
-    snprintf(full, sizeof full, "%s%s", ld->prefix, name);
-    const char *names[1] = {full};
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(ld->w, names, 1, ndim, shape, &t, err);
-    if (st == SETOK_OK)
-        st = setok_weights_load(out, t, ld->vit->backend, ld->vit->dtype, err);
-    return st;
-}
-
-static setok_status load_layer(loader *ld, clip_layer *l, int index, setok_error *err)
-{
-    const setok_vit_config *c = &ld->vit->cfg;
-    char prefix[160];
-    snprintf(prefix, sizeof prefix, "%sencoder.layers.%d", ld->prefix, index);
-    return clip_layer_load(l, ld->w, prefix, c->hidden_size, c->intermediate_size,
-                           ld->vit->backend, ld->vit->dtype, err);
-}
-
-/* The checkpoint's prefix, found from the patch embedding: bare (transformers
- * >= 5 CLIPVisionModel), CLIPModel's vision_model., or a LLaVA spelling. */
-static setok_status find_prefix(loader *ld, setok_error *err)
+/* The tower's weights through ld (files or random). The checkpoint's prefix is
+ * found from the patch embedding: bare (transformers >= 5 CLIPVisionModel),
+ * CLIPModel's vision_model., or a LLaVA spelling. */
+static setok_status load_weights(setok_vit *vit, setok_loader *ld, setok_error *err)
 {
     static const char *const prefixes[] = {
         "", "vision_model.", "vision_tower.vision_model.", "model.vision_tower.vision_model.",
         "vision_tower.", "model.vision_tower.",
     };
-    enum { N = sizeof prefixes / sizeof prefixes[0] };
-    static const char suffix[] = "embeddings.patch_embedding.weight";
-    const setok_vit_config *c = &ld->vit->cfg;
-    char names[N][96];
-    const char *list[N];
-    for (int i = 0; i < N; i++) {
-        snprintf(names[i], sizeof names[i], "%s%s", prefixes[i], suffix);
-        list[i] = names[i];
-    }
-    int64_t shape[4] = {c->hidden_size, c->num_channels, c->patch_size, c->patch_size};
-    const setok_st_tensor *t = NULL;
-    setok_status st = setok_weights_require(ld->w, list, N, 4, shape, &t, err);
-    if (st != SETOK_OK)
-        return st;
-    size_t n = strlen(t->name) - (sizeof suffix - 1);
-    memcpy(ld->prefix, t->name, n);
-    ld->prefix[n] = '\0';
-    return SETOK_OK;
-}
-
-static setok_status load_weights(loader *ld, setok_error *err)
-{
-    setok_vit *vit = ld->vit;
     const setok_vit_config *c = &vit->cfg;
-    bool clip = c->arch == SETOK_VIT_CLIP;
+    bool is_clip = c->arch == SETOK_VIT_CLIP;
+    unsigned clip = is_clip ? 0 : SETOK_WEIGHT_SKIP, siglip = is_clip ? SETOK_WEIGHT_SKIP : 0;
     int64_t C = c->hidden_size, grid = c->image_size / c->patch_size;
-    int64_t positions = grid * grid + (clip ? 1 : 0);
-    setok_status st = find_prefix(ld, err);
+    int64_t positions = grid * grid + (is_clip ? 1 : 0);
+    int64_t patch[4] = {C, c->num_channels, c->patch_size, c->patch_size};
+    char prefix[96];
+    setok_status st = setok_loader_find_prefix(ld, prefixes, sizeof prefixes / sizeof *prefixes,
+                                               "embeddings.patch_embedding.weight", 4, patch,
+                                               prefix, sizeof prefix, err);
+    ld->prefix = prefix;
+    const setok_weight table[] = {
+        {&vit->patch_w, "embeddings.patch_embedding.weight", 4,
+         {C, c->num_channels, c->patch_size, c->patch_size}, 0},
+        {&vit->patch_b, "embeddings.patch_embedding.bias", 1, {C}, siglip},
+        {&vit->pos_emb, "embeddings.position_embedding.weight", 2, {positions, C}, 0},
+        {&vit->class_emb, "embeddings.class_embedding", 1, {C}, clip},
+        {&vit->pre_ln_w, "pre_layrnorm.weight", 1, {C}, clip},
+        {&vit->pre_ln_b, "pre_layrnorm.bias", 1, {C}, clip},
+        {&vit->post_ln_w, "post_layernorm.weight", 1, {C}, siglip},
+        {&vit->post_ln_b, "post_layernorm.bias", 1, {C}, siglip},
+    };
     if (st == SETOK_OK)
-        st = load(ld, &vit->patch_w, "embeddings.patch_embedding.weight", 4,
-                  (int64_t[]){C, c->num_channels, c->patch_size, c->patch_size}, err);
-    if (st == SETOK_OK)
-        st = load(ld, &vit->pos_emb, "embeddings.position_embedding.weight", 2,
-                  (int64_t[]){positions, C}, err);
-    if (st == SETOK_OK && clip)
-        st = load(ld, &vit->class_emb, "embeddings.class_embedding", 1, (int64_t[]){C}, err);
-    if (st == SETOK_OK && clip)
-        st = load(ld, &vit->pre_ln_w, "pre_layrnorm.weight", 1, (int64_t[]){C}, err);
-    if (st == SETOK_OK && clip)
-        st = load(ld, &vit->pre_ln_b, "pre_layrnorm.bias", 1, (int64_t[]){C}, err);
-    if (st == SETOK_OK && !clip)
-        st = load(ld, &vit->patch_b, "embeddings.patch_embedding.bias", 1, (int64_t[]){C}, err);
-    if (st == SETOK_OK && !clip)
-        st = load(ld, &vit->post_ln_w, "post_layernorm.weight", 1, (int64_t[]){C}, err);
-    if (st == SETOK_OK && !clip)
-        st = load(ld, &vit->post_ln_b, "post_layernorm.bias", 1, (int64_t[]){C}, err);
-    for (int i = 0; i < c->num_layers && st == SETOK_OK; i++)
-        st = load_layer(ld, &vit->layers[i], i, err);
+        st = setok_loader_load(ld, "", table, sizeof table / sizeof *table, err);
+    for (int i = 0; i < c->num_layers && st == SETOK_OK; i++) {
+        char layer[48];
+        snprintf(layer, sizeof layer, "encoder.layers.%d", i);
+        st = clip_layer_load(&vit->layers[i], ld, layer, C, c->intermediate_size, err);
+    }
+    ld->prefix = NULL;
     return st;
 }
 
@@ -404,8 +340,8 @@ setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *bac
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        loader ld = {.vit = vit, .w = w};
-        st = load_weights(&ld, err);
+        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype};
+        st = load_weights(vit, &ld, err);
     }
     setok_weights_close(w);
     if (st != SETOK_OK) {
@@ -416,13 +352,11 @@ setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *bac
     return SETOK_OK;
 }
 
-/* ---------------------------------------------------------------------------
- * random weights (benchmarks) */
-
 setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cfg,
                                      setok_backend *backend, setok_dtype dtype, uint32_t seed,
                                      setok_error *err)
 {
+    *out = NULL;
     setok_vit *vit = NULL;
     setok_status st = config_check(cfg, "vit", err);
     if (st == SETOK_OK)
@@ -430,29 +364,9 @@ setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cf
     if (st != SETOK_OK)
         return st;
     setok_vit_preprocessor_defaults(&vit->pre, cfg->arch);
-    bool clip = cfg->arch == SETOK_VIT_CLIP;
-    int64_t C = cfg->hidden_size, I = cfg->intermediate_size, p = cfg->patch_size;
-    int64_t grid = cfg->image_size / p, positions = grid * grid + (clip ? 1 : 0);
-    float wp = 1.0f / sqrtf((float)(cfg->num_channels * p * p));
-    uint32_t s = seed * 2654435761u + 1u;
-    st = setok_tensor_alloc_random(&vit->patch_w, vit->backend, vit->dtype, 4,
-                                   (int64_t[]){C, cfg->num_channels, p, p}, 0.0f, wp, &s, err);
-    if (st == SETOK_OK)
-        st = setok_tensor_alloc_random(&vit->pos_emb, vit->backend, vit->dtype, 2,
-                                       (int64_t[]){positions, C}, 0.0f, 0.02f, &s, err);
-    if (st == SETOK_OK)
-        st = setok_tensor_alloc_random(clip ? &vit->class_emb : &vit->patch_b, vit->backend,
-                                       vit->dtype, 1, (int64_t[]){C}, 0.0f, 0.02f, &s, err);
-    setok_tensor *ln_w = clip ? &vit->pre_ln_w : &vit->post_ln_w;
-    setok_tensor *ln_b = clip ? &vit->pre_ln_b : &vit->post_ln_b;
-    if (st == SETOK_OK)
-        st = setok_tensor_alloc_random(ln_w, vit->backend, vit->dtype, 1, (int64_t[]){C}, 1.0f,
-                                       0.1f, &s, err);
-    if (st == SETOK_OK)
-        st = setok_tensor_alloc_random(ln_b, vit->backend, vit->dtype, 1, (int64_t[]){C}, 0.0f,
-                                       0.02f, &s, err);
-    for (int i = 0; i < cfg->num_layers && st == SETOK_OK; i++)
-        st = clip_layer_random(&vit->layers[i], C, I, vit->backend, vit->dtype, &s, err);
+    uint32_t state = seed * 2654435761u + 1u;
+    setok_loader ld = {.random_state = &state, .backend = backend, .dtype = dtype};
+    st = load_weights(vit, &ld, err);
     if (st != SETOK_OK) {
         setok_vit_free(vit);
         return st;

@@ -65,19 +65,16 @@ void setok_diffusion_options_default(setok_diffusion_options *o)
 /* The tokenizer's model_max_length and pad token (tokenizer_config.json). */
 static setok_status tokenizer_settings(setok_diffusion *d, setok_error *err)
 {
-    char path[PATH_MAX];
     const char *tok_dir = setok_model_tokenizer_dir(d->model);
     d->max_tokens = 77;
     d->pad_id = setok_text_tokenizer_eos_id(d->tok);
-    if (!tok_dir || snprintf(path, sizeof path, "%s/tokenizer_config.json", tok_dir) >=
-                         (int)sizeof path)
-        return SETOK_OK;
-    FILE *probe = fopen(path, "rb");
-    if (!probe)
-        return SETOK_OK;
-    fclose(probe);
     setok_config *cfg = NULL;
-    setok_status st = setok_config_load(&cfg, path, err);
+    setok_status st = tok_dir ? setok_config_load_in(&cfg, tok_dir, "tokenizer_config.json", true,
+                                                     err)
+                              : SETOK_OK;
+    if (st != SETOK_OK || !cfg)
+        return st;
+    const char *path = setok_config_path(cfg);
     int64_t max_len = d->max_tokens;
     if (st == SETOK_OK)
         st = setok_config_int_or(cfg, "model_max_length", max_len, &max_len, err);
@@ -109,12 +106,10 @@ static setok_status read_sample_size(setok_diffusion *d, setok_error *err)
 {
     setok_component_info info;
     setok_model_component_info(d->model, SETOK_COMPONENT_UNET, &info);
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/config.json", info.path) >= (int)sizeof path)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: path too long", info.path);
     setok_config *cfg = NULL;
     int64_t size = 64;
-    setok_status st = setok_config_load(&cfg, path, err);
+    setok_status st = setok_config_load_in(&cfg, info.path, "config.json", false, err);
+    const char *path = cfg ? setok_config_path(cfg) : info.path;
     if (st == SETOK_OK)
         st = setok_config_int_or(cfg, "sample_size", size, &size, err);
     if (st == SETOK_OK && (size < 1 || size > 4096))

@@ -22,6 +22,16 @@ typedef struct setok_config setok_config;
 
 /* Files larger than 64 MB are refused. */
 SETOK_API setok_status setok_config_load(setok_config **out, const char *path, setok_error *err);
+/* dir/name (e.g. "config.json"). optional: a missing file is no error and *out
+ * stays NULL. */
+SETOK_API setok_status setok_config_load_in(setok_config **out, const char *dir, const char *name,
+                                            bool optional, setok_error *err);
+/* Reads dir/config.json and hands it to parse(json, out, err): how each
+ * component reads its configuration. */
+typedef setok_status (*setok_config_parser)(const setok_config *json, void *out,
+                                            setok_error *err);
+SETOK_API setok_status setok_config_read(const char *dir, setok_config_parser parse, void *out,
+                                         setok_error *err);
 SETOK_API setok_status setok_config_parse(setok_config **out, const char *text, const char *name,
                                 setok_error *err);
 SETOK_API void setok_config_free(setok_config *cfg);
