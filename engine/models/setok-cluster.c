@@ -150,7 +150,7 @@ static setok_status reserve(setok_clusters *c, cluster_scratch *s, int n, int d,
                             bool soft, setok_error *err)
 {
     setok_clusters probe = {0};
-    cluster_scratch unused;
+    cluster_scratch unused = {0};
     size_t bytes = layout(&probe, &unused, NULL, (size_t)n, (size_t)d, (size_t)chunks, soft);
     if (c->memory == NULL || c->memory_bytes < bytes) {
         free(c->memory);
@@ -719,7 +719,7 @@ setok_status setok_cluster(setok_clusters *out, setok_backend *cpu, const float 
                           setok_backend_name(cpu));
     int n = grid_h * grid_w;
     bool soft = params->mode == SETOK_CLUSTER_SOFT;
-    cluster_scratch s;
+    cluster_scratch s = {0};
     int threads = pool_threads(cpu), chunks = threads < n ? threads : n;
     st = reserve(out, &s, n, d, chunks, soft, err);
     if (st != SETOK_OK)

@@ -221,7 +221,7 @@ void world_render(uint8_t *rgb, uint8_t *labels, int width, int height,
     for (int i = 0; i < n; i++) {
         const world_object *o = &objects[i];
         const uint8_t *col = world_colour_rgb[o->colour];
-        shape_raster ras;
+        shape_raster ras = {0};
         raster_init(&ras, o);
         for (int y = o->cy - o->radius; y <= o->cy + o->radius; y++) {
             if (y < 0 || y >= height)
@@ -241,7 +241,7 @@ void world_render(uint8_t *rgb, uint8_t *labels, int width, int height,
 static int shape_area(const world_object *o)
 {
     int area = 0;
-    shape_raster ras;
+    shape_raster ras = {0};
     raster_init(&ras, o);
     for (int y = o->cy - o->radius; y <= o->cy + o->radius; y++)
         for (int x = o->cx - o->radius; x <= o->cx + o->radius; x++)
@@ -252,7 +252,7 @@ static int shape_area(const world_object *o)
 int world_raster_mask(uint8_t *mask, int width, int height, const world_object *o)
 {
     int area = 0;
-    shape_raster ras;
+    shape_raster ras = {0};
     raster_init(&ras, o);
     memset(mask, 0, (size_t)width * height);
     for (int y = o->cy - o->radius; y <= o->cy + o->radius; y++) {
@@ -335,7 +335,7 @@ void world_measure(setok_world_scene *s)
             if (!boxes_touch(a, b, 0))
                 continue;
             bool shared = false;
-            shape_raster ra, rb;
+            shape_raster ra = {0}, rb = {0};
             raster_init(&ra, a);
             raster_init(&rb, b);
             for (int y = a->cy - a->radius; y <= a->cy + a->radius && !shared; y++)

@@ -104,7 +104,7 @@ cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos,
   setok_chat_options *o = &a->opts;
   setok_sampling_params *sp = &o->sampling;
   int n_stop = 0;
-  long v;
+  long v = 0;
   int c;
   optind = 1;
   opterr = 0;

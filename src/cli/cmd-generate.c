@@ -166,7 +166,7 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
   optind = 1;
   opterr = 0;
   int c;
-  double v;
+  double v = 0;
   while ((c = getopt_long (argc, argv, "o:h", longopts, NULL)) != -1)
     {
       int rc = 0;

@@ -710,7 +710,8 @@ print_model (const cJSON *m)
   cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (m, "capabilities"))
   {
     const char *why = json_string (item, "reason");
-    printf ("  %-20s%s%s\n", json_string (item, "name"), why ? "no: " : "yes",
+    const char *name = json_string (item, "name");
+    printf ("  %-20s%s%s\n", name ? name : "", why ? "no: " : "yes",
             why ? why : "");
   }
   const cJSON *loaded = cJSON_GetObjectItemCaseSensitive (m, "loaded");
