@@ -958,6 +958,73 @@ test_generate (SetokWindow *window, const char *out)
   return TRUE;
 }
 
+/* A phrase through the model's mask decoder: a mask of the picture's size. */
+static void
+test_segment (SetokEngine *engine, SetokDocument *document)
+{
+  const char *why = setok_engine_get_unavailable_reason (engine, SETOK_CAP_SEGMENT_PHRASE);
+  SetokPicture *picture = setok_document_get_picture (document);
+  const setok_image *img = setok_picture_get_image (picture);
+  Waiter w = { NULL };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SetokPicture) mask = NULL;
+  g_autofree char *detail = NULL;
+  gsize on = 0;
+
+  if (why != NULL)
+    {
+      printf ("skip segmentation by phrase: %s\n", why);
+      return;
+    }
+  setok_engine_segment_async (engine, picture, "the star", NULL, 0, NULL, got_result, &w);
+  wait_for (has_result, &w, WAIT_SECONDS);
+  if (w.result == NULL)
+    {
+      check (FALSE, "segmentation by phrase answers", NULL);
+      return;
+    }
+  mask = setok_engine_segment_finish (engine, w.result, &error);
+  g_object_unref (w.result);
+  if (mask != NULL)
+    {
+      const setok_image *m = setok_picture_get_image (mask);
+      for (gsize i = 0; i < (gsize)m->width * m->height; i++)
+        on += m->pixels[i] > 127;
+      detail = g_strdup_printf ("%d × %d, %zu pixels on", m->width, m->height, on);
+      check (m->width == img->width && m->height == img->height && m->channels == 1,
+             "segmentation by phrase gives a mask of the picture's size", detail);
+    }
+  else
+    check (FALSE, "segmentation by phrase", error->message);
+}
+
+/* After tokens, answers, an edit, a generation and a segmentation: each component of the
+ * model was loaded once, by the one model every pipeline shares. */
+static void
+test_loaded_once (SetokEngine *engine)
+{
+  GString *loads = g_string_new (NULL);
+  gboolean once = TRUE, vision = FALSE;
+  g_autofree char *status = NULL;
+  char *line;
+
+  for (int c = 0; c < SETOK_COMPONENT_COUNT; c++)
+    {
+      int n = setok_engine_get_component_loads (engine, c);
+      if (n == 0)
+        continue;
+      g_string_append_printf (loads, "%s%s %d", loads->len ? ", " : "", setok_component_name (c),
+                              n);
+      once &= n == 1;
+      vision |= c == SETOK_COMPONENT_VISION;
+    }
+  check (once && vision, "every component loaded exactly once", loads->str);
+  g_string_free (loads, TRUE);
+  if (g_file_get_contents ("/proc/self/status", &status, NULL, NULL)
+      && (line = strstr (status, "VmHWM:")) != NULL)
+    printf ("peak resident memory (%.*s)\n", (int)strcspn (line, "\n"), line);
+}
+
 static gboolean
 window_gone (gpointer data)
 {
@@ -1125,6 +1192,8 @@ main (int argc, char *argv[])
       test_save_as (first, out, "studio-saved.png", TRUE);
       test_save_as (first, out, "studio-saved.jpg", FALSE);
       test_generate (window, out);
+      test_segment (engine, first);
+      test_loaded_once (engine);
       test_quit (window, GTK_APPLICATION (app), out);
     }
   if (gtk_application_get_windows (GTK_APPLICATION (app)) != NULL)
