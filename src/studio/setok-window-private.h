@@ -33,6 +33,7 @@ void _setok_window_set_token_controls (SetokWindow *self, setok_cluster_mode mod
                                        int count);
 /* The banner's text while it is shown, else NULL. */
 const char *_setok_window_get_banner_text (SetokWindow *self);
+const char *_setok_window_get_generate_tooltip (SetokWindow *self);
 /* Files still being read. */
 guint _setok_window_get_n_loading (SetokWindow *self);
 

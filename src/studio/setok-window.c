@@ -58,6 +58,8 @@ struct _SetokWindow
   GtkPopover *generate_popover;
   GtkStack *generate_stack;
   GtkEntry *generate_entry;
+  GtkMenuButton *generate_menu_button;
+  GtkButton *edit_button;
   GtkSpinButton *generate_seed_spin;
   GtkSpinButton *generate_steps_spin;
   GtkSpinButton *generate_guidance_spin;
@@ -155,6 +157,13 @@ _setok_window_get_banner_text (SetokWindow *self)
   if (!gtk_revealer_get_reveal_child (self->banner_revealer))
     return NULL;
   return gtk_label_get_text (self->banner_label);
+}
+
+/* The generate button's tooltip: what it does, or why the model cannot. */
+const char *
+_setok_window_get_generate_tooltip (SetokWindow *self)
+{
+  return gtk_widget_get_tooltip_text (GTK_WIDGET (self->generate_menu_button));
 }
 
 guint
@@ -355,7 +364,17 @@ update_actions (SetokWindow *self)
   gboolean has_selection
     = has_map && !gtk_bitset_is_empty (setok_document_get_selection (document));
   SetokEditState state = has_doc ? setok_document_get_edit_state (document) : SETOK_EDIT_IDLE;
+  /* an action the model cannot do is off, and its control says why */
+  const char *no_edit = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_EDIT);
+  const char *no_generate = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_GENERATE);
 
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->edit_button),
+                               no_edit != NULL ? no_edit
+                                               : _ ("Repaint the selected tokens as described"));
+  gtk_widget_set_sensitive (GTK_WIDGET (self->generate_menu_button), no_generate == NULL);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->generate_menu_button),
+                               no_generate != NULL ? no_generate : _ ("Generate Image"));
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.show-generate", no_generate == NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export-overlay", has_map);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.close-document", has_doc);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.zoom-in", has_doc);
@@ -373,7 +392,7 @@ update_actions (SetokWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.redo",
                                  has_doc && setok_document_get_can_redo (document));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.edit",
-                                 has_selection && state == SETOK_EDIT_IDLE
+                                 has_selection && state == SETOK_EDIT_IDLE && no_edit == NULL
                                    && !setok_engine_get_loading (self->engine));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.cancel-edit",
                                  has_doc && state == SETOK_EDIT_RUNNING);
@@ -382,7 +401,7 @@ update_actions (SetokWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.discard-edit",
                                  has_doc && state == SETOK_EDIT_REVIEW);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.generate",
-                                 self->generate_cancellable == NULL);
+                                 self->generate_cancellable == NULL && no_generate == NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.cancel-generate",
                                  self->generate_cancellable != NULL);
 }
@@ -932,6 +951,8 @@ setok_window_class_init (SetokWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_popover);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_stack);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_entry);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_menu_button);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_button);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_seed_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_steps_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_guidance_spin);
