@@ -121,7 +121,12 @@ static setok_status check_matmul(check *c)
 {
     const setok_op_desc *d = c->d;
     const setok_tensor *a = d->src[0], *b = d->src[1], *y = d->dst;
-    TRY(need(c, b, "b", y->dtype));
+    /* a weight matrix may keep its own dtype (f16, bf16, q8, q4) under f32 activations:
+     * a linear layer, b 2-D [N, K] and transposed */
+    bool weight = b && y->dtype == SETOK_F32 && b->dtype != SETOK_F32 && b->ndim == 2 &&
+                  d->p.matmul.trans_b && !d->p.matmul.trans_a &&
+                  (setok_dtype_is_float(b->dtype) || setok_dtype_is_quantized(b->dtype));
+    TRY(need(c, b, "b", weight ? b->dtype : y->dtype));
     TRY(maybe(c, d->src[2], "bias"));
     if (a->ndim != 2 && a->ndim != 3)
         return FAIL(c, "matmul: a must have 2 or 3 dims, has %d", a->ndim);

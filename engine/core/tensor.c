@@ -1,23 +1,56 @@
 /* tensor.c — tensor values, views and the half / bfloat16 conversions. */
 #include "setok/tensor.h"
 
+#include "setok/quant.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 static const struct {
     const char *name;
-    size_t size;
+    size_t size;        /* bytes a block */
+    int block;          /* elements a block */
 } dtype_info[SETOK_DTYPE_COUNT] = {
-    [SETOK_F32] = {"f32", 4},
-    [SETOK_F16] = {"f16", 2},
-    [SETOK_BF16] = {"bf16", 2},
-    [SETOK_I32] = {"i32", 4},
+    [SETOK_F32] = {"f32", 4, 1},
+    [SETOK_F16] = {"f16", 2, 1},
+    [SETOK_BF16] = {"bf16", 2, 1},
+    [SETOK_I32] = {"i32", 4, 1},
+    [SETOK_Q8] = {"q8", sizeof(setok_block_q8), SETOK_QBLOCK},
+    [SETOK_Q4] = {"q4", sizeof(setok_block_q4), SETOK_QBLOCK},
 };
 
 size_t setok_dtype_size(setok_dtype dtype)
 {
-    return (unsigned)dtype < SETOK_DTYPE_COUNT ? dtype_info[dtype].size : 0;
+    return (unsigned)dtype < SETOK_DTYPE_COUNT && dtype_info[dtype].block == 1
+               ? dtype_info[dtype].size : 0;
+}
+
+int setok_dtype_block(setok_dtype dtype)
+{
+    return (unsigned)dtype < SETOK_DTYPE_COUNT ? dtype_info[dtype].block : 1;
+}
+
+size_t setok_dtype_bytes(setok_dtype dtype, int64_t count)
+{
+    if ((unsigned)dtype >= SETOK_DTYPE_COUNT || count <= 0)
+        return 0;
+    return (size_t)(count / dtype_info[dtype].block) * dtype_info[dtype].size;
+}
+
+bool setok_dtype_is_quantized(setok_dtype dtype)
+{
+    return dtype == SETOK_Q8 || dtype == SETOK_Q4;
+}
+
+bool setok_dtype_from_name(const char *name, setok_dtype *out)
+{
+    for (int d = 0; name && d < SETOK_DTYPE_COUNT; d++)
+        if (!strcmp(name, dtype_info[d].name)) {
+            *out = (setok_dtype)d;
+            return true;
+        }
+    return false;
 }
 
 const char *setok_dtype_name(setok_dtype dtype)
@@ -64,7 +97,12 @@ setok_status setok_tensor_init(setok_tensor *t, void *data, setok_backend *backe
     if (ndim < 0 || ndim > SETOK_MAX_DIMS)
         return setok_fail(err, SETOK_ERR_INPUT, "tensors have 0 to %d dimensions, got %d",
                           SETOK_MAX_DIMS, ndim);
-    uint64_t bytes = setok_dtype_size(dtype);
+    int block = setok_dtype_block(dtype);
+    if (block > 1 && (ndim == 0 || shape[ndim - 1] % block))
+        return setok_fail(err, SETOK_ERR_INPUT, "a %s tensor's last dimension must be a multiple "
+                          "of %d, got %lld", setok_dtype_name(dtype), block,
+                          ndim ? (long long)shape[ndim - 1] : 0LL);
+    uint64_t bytes = dtype_info[dtype].size;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return setok_fail(err, SETOK_ERR_INPUT, "dimension %d is negative (%lld)", i,
@@ -87,7 +125,7 @@ int64_t setok_tensor_numel(const setok_tensor *t)
 
 size_t setok_tensor_nbytes(const setok_tensor *t)
 {
-    return (size_t)setok_tensor_numel(t) * setok_dtype_size(t->dtype);
+    return setok_dtype_bytes(t->dtype, setok_tensor_numel(t));
 }
 
 bool setok_tensor_is_contiguous(const setok_tensor *t)
@@ -172,7 +210,7 @@ setok_status setok_view_slice(setok_tensor *out, const setok_tensor *t, int axis
     setok_tensor r = *t;
     r.shape[axis] = len;
     if (t->data)
-        r.data = (char *)t->data + start * t->stride[axis] * (int64_t)setok_dtype_size(t->dtype);
+        r.data = (char *)t->data + setok_dtype_bytes(t->dtype, start * t->stride[axis]);
     *out = r;
     return SETOK_OK;
 }
@@ -253,6 +291,16 @@ float setok_load_f32(const void *data, setok_dtype dtype, int64_t i)
     case SETOK_F16: return setok_f16_to_f32(((const uint16_t *)data)[i]);
     case SETOK_BF16: return setok_bf16_to_f32(((const uint16_t *)data)[i]);
     case SETOK_I32: return (float)((const int32_t *)data)[i];
+    case SETOK_Q8: {
+        const setok_block_q8 *b = (const setok_block_q8 *)data + i / SETOK_QBLOCK;
+        return setok_f16_to_f32(b->d) * (float)b->q[i % SETOK_QBLOCK];
+    }
+    case SETOK_Q4: {
+        const setok_block_q4 *b = (const setok_block_q4 *)data + i / SETOK_QBLOCK;
+        int j = (int)(i % SETOK_QBLOCK);
+        int q = j < SETOK_QBLOCK / 2 ? b->q[j] & 15 : b->q[j - SETOK_QBLOCK / 2] >> 4;
+        return setok_f16_to_f32(b->d) * (float)q + setok_f16_to_f32(b->m);
+    }
     default: return 0.0f;
     }
 }

@@ -27,6 +27,8 @@ void setok_cpu_sgemm(setok_backend *backend, bool trans_a, bool trans_b, int64_t
 /* The fast f32 op functions (cpu-*.c). Each returns SETOK_OK or falls back
  * to setok_ref_ops when a case is not covered. */
 setok_status setok_cpu_matmul(setok_backend *b, const setok_op_desc *d, setok_error *err);
+/* MATMUL with a weight matrix in f16, bf16, q8 or q4 (cpu-weights.c). */
+setok_status setok_cpu_matmul_weights(setok_backend *b, const setok_op_desc *d, setok_error *err);
 setok_status setok_cpu_binary(setok_backend *b, const setok_op_desc *d, setok_error *err);
 setok_status setok_cpu_unary(setok_backend *b, const setok_op_desc *d, setok_error *err);
 setok_status setok_cpu_glu(setok_backend *b, const setok_op_desc *d, setok_error *err);

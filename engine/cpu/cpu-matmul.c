@@ -41,6 +41,8 @@ setok_status setok_cpu_matmul(setok_backend *backend, const setok_op_desc *d, se
     // -> y [B?, M, N]
     const setok_tensor *a = d->src[0], *b = d->src[1], *bias = d->src[2];
     setok_tensor *y = d->dst;
+    if (b->dtype != SETOK_F32 && y->dtype == SETOK_F32)
+        return setok_cpu_matmul_weights(backend, d, err);
     if (a->dtype != SETOK_F32 || b->dtype != SETOK_F32 || y->dtype != SETOK_F32 ||
         (bias != NULL && bias->dtype != SETOK_F32) || a->ndim < 2 || b->ndim < 2 ||
         y->ndim < 2) {

@@ -24,6 +24,11 @@ typedef enum setok_dtype {
     SETOK_F16,
     SETOK_BF16,
     SETOK_I32,
+    /* Block-quantized weights (quant.h has the layouts): blocks of 32 values along
+     * the last axis, which must be a multiple of 32. Only matrix operands of
+     * MATMUL (a linear layer's weight) take them. */
+    SETOK_Q8,   /* 32 signed bytes and one f16 scale: 34 bytes a block */
+    SETOK_Q4,   /* 32 nibbles, an f16 scale and an f16 minimum: 20 bytes a block */
     SETOK_DTYPE_COUNT,
 } setok_dtype;
 
@@ -40,9 +45,18 @@ typedef struct setok_tensor {
     setok_backend *backend;          /* where data lives */
 } setok_tensor;
 
+/* Bytes of one element; 0 for the block-quantized dtypes (use setok_dtype_bytes). */
 SETOK_API size_t setok_dtype_size(setok_dtype dtype);
+/* Bytes of count consecutive elements (a multiple of the block for Q8 / Q4). */
+SETOK_API size_t setok_dtype_bytes(setok_dtype dtype, int64_t count);
+/* Elements a block holds: 32 for Q8 / Q4, else 1. */
+SETOK_API int setok_dtype_block(setok_dtype dtype);
+SETOK_API bool setok_dtype_is_quantized(setok_dtype dtype);
 SETOK_API const char *setok_dtype_name(setok_dtype dtype);
+/* f32, f16 or bf16. */
 SETOK_API bool setok_dtype_is_float(setok_dtype dtype);
+/* "f32", "f16", ... -> *out; false when unknown. */
+SETOK_API bool setok_dtype_from_name(const char *name, setok_dtype *out);
 
 /* A contiguous tensor over existing memory. ndim and shape are not checked
  * here; use setok_tensor_init when they come from outside. */
@@ -78,7 +92,8 @@ SETOK_API uint16_t setok_f32_to_f16(float f);
 SETOK_API float setok_bf16_to_f32(uint16_t b);
 SETOK_API uint16_t setok_f32_to_bf16(float f);
 
-/* Element i of a contiguous host buffer of a float dtype, as float, and back. */
+/* Element i of a contiguous host buffer of a float dtype, as float, and back
+ * (loading also decodes Q8 / Q4; storing into them is not supported). */
 SETOK_API float setok_load_f32(const void *data, setok_dtype dtype, int64_t i);
 SETOK_API void setok_store_f32(void *data, setok_dtype dtype, int64_t i, float v);
 
