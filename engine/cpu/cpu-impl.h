@@ -29,6 +29,17 @@ void setok_cpu_sgemm(setok_backend *backend, bool trans_a, bool trans_b, int64_t
 setok_status setok_cpu_matmul(setok_backend *b, const setok_op_desc *d, setok_error *err);
 /* MATMUL with a weight matrix in f16, bf16, q8 or q4 (cpu-weights.c). */
 setok_status setok_cpu_matmul_weights(setok_backend *b, const setok_op_desc *d, setok_error *err);
+
+/* One weight row of k values (its dtype's bytes at w) -> out [k] f32. */
+typedef void (*setok_cpu_decode_fn)(float *out, const void *w, int64_t k);
+/* y [m, n] = alpha * x [m, k] @ W^T (+ bias) with AVX512_BF16 dot products; W [n, k] in
+ * wdt (bf16 read in place, any other dtype through decode); k must be even
+ * (setok_cpu_gemm_bf16_usable). Only on CPUs with AVX512_BF16 (cpu-gemm-bf16.c). */
+bool setok_cpu_gemm_bf16_usable(int64_t k);
+setok_status setok_cpu_gemm_bf16(setok_backend *be, const float *x, int64_t m, int64_t k,
+                                 const void *w, setok_dtype wdt, setok_cpu_decode_fn decode,
+                                 int64_t n, float alpha, const float *bias, float *y,
+                                 setok_error *err);
 setok_status setok_cpu_binary(setok_backend *b, const setok_op_desc *d, setok_error *err);
 setok_status setok_cpu_unary(setok_backend *b, const setok_op_desc *d, setok_error *err);
 setok_status setok_cpu_glu(setok_backend *b, const setok_op_desc *d, setok_error *err);

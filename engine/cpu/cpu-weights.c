@@ -14,7 +14,7 @@
  * Each dtype has a portable C row decoder (the reference for the others: the
  * same values as setok_load_f32), and AVX2+F16C and AVX-512 versions chosen
  * once at run time: the best the CPU has, or at most SETOK_CPU_ISA
- * ("c", "avx2", "avx512"; for tests and comparisons). */
+ * ("c", "avx2", "avx512", "avx512bf16"; for tests and comparisons). */
 #include "setok-config.h"
 
 #include <immintrin.h>
@@ -32,7 +32,7 @@ enum {
     PANEL = 128,     /* weight rows decoded per sgemm / bf16 GEMM call */
 };
 
-typedef void (*decode_fn)(float *out, const void *w, int64_t k);
+typedef setok_cpu_decode_fn decode_fn;
 typedef void (*dot_fn)(float *out, const void *w, const float *x, int64_t ldx, int m, int64_t k);
 
 typedef struct isa_fns {
@@ -382,7 +382,8 @@ static void choose_isa(void)
                                    [SETOK_Q8] = dot_q8_c, [SETOK_Q4] = dot_q4_c};
     __builtin_cpu_init();
     const char *cap = getenv("SETOK_CPU_ISA");
-    bool allow512 = !cap || !strcmp(cap, "avx512"), allow2 = allow512 || !strcmp(cap, "avx2");
+    bool allow_bf16 = !cap || !strcmp(cap, "avx512bf16");
+    bool allow512 = allow_bf16 || !strcmp(cap, "avx512"), allow2 = allow512 || !strcmp(cap, "avx2");
     bool avx512 = allow512 && __builtin_cpu_supports("avx512f") &&
                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                   __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
@@ -411,7 +412,7 @@ static void choose_isa(void)
         isa.dot[SETOK_Q8] = dot_q8_avx2;
         isa.dot[SETOK_Q4] = dot_q4_avx2;
     }
-    isa.bf16_gemm = avx512 && __builtin_cpu_supports("avx512bf16");
+    isa.bf16_gemm = allow_bf16 && avx512 && __builtin_cpu_supports("avx512bf16");
 }
 
 static const isa_fns *fns(void)
@@ -510,5 +511,8 @@ setok_status setok_cpu_matmul_weights(setok_backend *be, const setok_op_desc *d,
         setok_cpu_parallel_for(be, n, GEMV_CHUNK, gemv_rows, &g);
         return SETOK_OK;
     }
+    if (f->bf16_gemm && setok_cpu_gemm_bf16_usable(k))
+        return setok_cpu_gemm_bf16(be, x->data, m, k, w->data, w->dtype, f->decode[w->dtype], n,
+                                   alpha, b, d->dst->data, err);
     return gemm_panels(be, f, w->dtype, w->data, x->data, b, d->dst->data, m, n, k, alpha, err);
 }
