@@ -40,6 +40,11 @@ struct setok_backend {
     size_t host_bytes; /* what setok_host_alloc handed out and is not released yet */
 };
 
+/* Memory a host backend uses without allocating it (tensors over a mapped weight
+ * file): counted in host_bytes while the tensors live. */
+void setok_backend_borrow(setok_backend *backend, size_t bytes);
+void setok_backend_unborrow(setok_backend *backend, size_t bytes);
+
 /* Host allocation helpers shared by the CPU backends: 64-byte aligned. */
 setok_status setok_host_alloc(setok_backend *backend, size_t bytes, void **out, setok_error *err);
 void setok_host_release(setok_backend *backend, void *ptr);

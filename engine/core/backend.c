@@ -111,10 +111,24 @@ setok_status setok_tensor_alloc(setok_tensor *t, setok_backend *backend, setok_d
 
 void setok_tensor_free(setok_tensor *t)
 {
-    if (t && t->data && t->backend)
+    if (t && t->data && t->backend && t->borrowed)
+        setok_backend_unborrow(t->backend, setok_tensor_nbytes(t));
+    else if (t && t->data && t->backend)
         setok_backend_release(t->backend, t->data);
-    if (t)
+    if (t) {
         t->data = NULL;
+        t->borrowed = false;
+    }
+}
+
+void setok_backend_borrow(setok_backend *backend, size_t bytes)
+{
+    backend->host_bytes += bytes;
+}
+
+void setok_backend_unborrow(setok_backend *backend, size_t bytes)
+{
+    backend->host_bytes -= bytes;
 }
 
 setok_status setok_tensor_alloc_random(setok_tensor *t, setok_backend *backend, setok_dtype dtype,

@@ -175,6 +175,7 @@ setok_status setok_view_reshape(setok_tensor *out, const setok_tensor *t, int nd
                           setok_tensor_describe(t, a, sizeof a),
                           setok_tensor_describe(&r, b, sizeof b));
     }
+    r.borrowed = t->borrowed; /* a view of mapped data is still mapped data */
     *out = r;
     return SETOK_OK;
 }

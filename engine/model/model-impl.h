@@ -34,7 +34,8 @@ struct setok_model {
     char *adapter;
     setok_backend *backend;
     setok_backend *host;          /* the same as backend on the CPU */
-    setok_dtype dtype;
+    setok_dtype dtype;            /* activations and small tensors */
+    setok_dtype matrix;           /* linear layers' weights and embedding tables */
     setok_bundle bundle;          /* SETOKIM only */
     int32_t image_token_index;    /* LLaVA only; else -1 */
     setok_op llava_projector_act; /* LLaVA only */

@@ -55,23 +55,23 @@ static setok_status load(setok_model *m, setok_component c, void **obj, setok_er
     setok_dtype dt = m->dtype;
     switch (c) {
     case SETOK_COMPONENT_VISION:
-        return setok_vit_load((setok_vit **)obj, path, be, dt, err);
+        return setok_vit_load((setok_vit **)obj, path, be, dt, m->matrix, err);
     case SETOK_COMPONENT_MERGER:
         return setok_merger_load((setok_merger **)obj, path, be, dt, err);
     case SETOK_COMPONENT_TEXT_TOKENIZER:
         return setok_text_tokenizer_load((setok_text_tokenizer **)obj, path, err);
     case SETOK_COMPONENT_LLM:
-        return setok_llama_load_with_lora((setok_llama **)obj, path, m->adapter, be, dt, err);
+        return setok_llama_load((setok_llama **)obj, path, m->adapter, be, dt, m->matrix, err);
     case SETOK_COMPONENT_PROJECTOR_IN:
     case SETOK_COMPONENT_PROJECTOR_OUT:
     case SETOK_COMPONENT_PROJECTOR_SEG:
         return load_projector(m, c, obj, err);
     case SETOK_COMPONENT_MAPPER:
-        return setok_qformer_load((setok_qformer **)obj, path, be, dt, err);
+        return setok_qformer_load((setok_qformer **)obj, path, be, dt, m->matrix, err);
     case SETOK_COMPONENT_TEXT_ENCODER:
-        return setok_clip_text_load((setok_clip_text **)obj, path, be, dt, err);
+        return setok_clip_text_load((setok_clip_text **)obj, path, be, dt, m->matrix, err);
     case SETOK_COMPONENT_UNET:
-        return setok_unet_load((setok_unet **)obj, path, be, dt, err);
+        return setok_unet_load((setok_unet **)obj, path, be, dt, m->matrix, err);
     case SETOK_COMPONENT_VAE:
         return setok_vae_load((setok_vae **)obj, path, be, dt, err);
     case SETOK_COMPONENT_MASK_DECODER:

@@ -12,6 +12,7 @@
 
 #include "core/util.h"
 #include "setok/config.h"
+#include "setok/weights.h"
 
 static const char *const kind_names[] = {"setokim", "llava", "vision", "diffusion", "sam"};
 _Static_assert(sizeof kind_names / sizeof *kind_names == SETOK_MODEL_KIND_COUNT,
@@ -415,6 +416,86 @@ setok_status setok_model_load_all(setok_model *m, setok_error *err)
 }
 
 /* ---------------------------------------------------------------------------
+ * dtypes */
+
+/* The parameters of every component's files, and the 16-bit dtype most of them are
+ * stored in (SETOK_F32 when none is). */
+/* The parameters of the model's weights, the 16-bit dtype most of them are stored in
+ * (else f32), and the block format of a folder written by setok_model_quantize (else
+ * SETOK_DTYPE_COUNT). */
+static setok_status scan_weights(const setok_model *m, double *params, setok_dtype *stored,
+                                 setok_dtype *quantized, setok_error *err)
+{
+    double by16[2] = {0, 0};
+    *params = 0;
+    *quantized = SETOK_DTYPE_COUNT;
+    for (int c = 0; c < SETOK_COMPONENT_COUNT; c++) {
+        const char *path = m->comp[c].path;
+        bool seen = false; /* a folder serving two components (LLaVA) counts once */
+        for (int e = 0; path && e < c; e++)
+            seen |= m->comp[e].path && !strcmp(m->comp[e].path, path);
+        setok_weights *w = NULL;
+        if (!path || seen || c == SETOK_COMPONENT_TEXT_TOKENIZER)
+            continue;
+        setok_status st = setok_weights_open(&w, path, err);
+        if (st != SETOK_OK)
+            return st;
+        for (size_t f = 0; f < setok_weights_file_count(w); f++) {
+            const char *q = setok_safetensors_metadata(setok_weights_file(w, f),
+                                                       "setok_quantized");
+            setok_dtype d;
+            if (q && setok_dtype_from_name(q, &d) && setok_dtype_is_quantized(d))
+                *quantized = d;
+        }
+        for (size_t i = 0; i < setok_weights_count(w); i++) {
+            const setok_st_tensor *t = setok_weights_at(w, i);
+            double n = 1;
+            for (int d = 0; d < t->ndim; d++)
+                n *= (double)t->shape[d];
+            *params += n;
+            setok_dtype e = setok_st_dtype_to_engine(t->dtype);
+            if (e == SETOK_F16 || e == SETOK_BF16)
+                by16[e == SETOK_BF16] += n;
+        }
+        setok_weights_close(w);
+    }
+    *stored = by16[0] + by16[1] == 0 ? SETOK_F32 : by16[1] > by16[0] ? SETOK_BF16 : SETOK_F16;
+    return SETOK_OK;
+}
+
+/* The dtypes the options ask for, on the model's backend. */
+static setok_status choose_dtypes(setok_model *m, const setok_model_options *o, setok_error *err)
+{
+    setok_dtype want = SETOK_DTYPE_COUNT, quant = SETOK_DTYPE_COUNT;
+    if (o->dtype && strcmp(o->dtype, "auto") &&
+        (!setok_dtype_from_name(o->dtype, &want) || !setok_dtype_is_float(want)))
+        return setok_fail(err, SETOK_ERR_INPUT, "dtype '%s' is not auto, f32, f16 or bf16",
+                          o->dtype);
+    if (o->weights && o->weights[0] && strcmp(o->weights, "none") &&
+        (!setok_dtype_from_name(o->weights, &quant) || !setok_dtype_is_quantized(quant)))
+        return setok_fail(err, SETOK_ERR_INPUT, "weights '%s' is not q8 or q4", o->weights);
+    if (!setok_backend_is_host(m->backend)) {
+        if (quant != SETOK_DTYPE_COUNT)
+            return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s weights run on the CPU only; on "
+                              "%s use a 16-bit dtype", setok_dtype_name(quant),
+                              setok_backend_description(m->backend));
+        m->dtype = m->matrix = want != SETOK_DTYPE_COUNT ? want : SETOK_F16;
+        return SETOK_OK;
+    }
+    m->dtype = SETOK_F32;
+    if (quant != SETOK_DTYPE_COUNT || want != SETOK_DTYPE_COUNT) {
+        m->matrix = quant != SETOK_DTYPE_COUNT ? quant : want;
+        return SETOK_OK;
+    }
+    double params = 0;
+    setok_dtype stored = SETOK_F32, quantized;
+    setok_status st = scan_weights(m, &params, &stored, &quantized, err);
+    m->matrix = quantized != SETOK_DTYPE_COUNT ? quantized
+                : params * 4.0 <= 2.0 * (1u << 30) ? SETOK_F32 : stored;
+    return st;
+}
+
+/* ---------------------------------------------------------------------------
  * open and free */
 
 setok_status setok_model_open(setok_model **out, const char *dir, const setok_model_options *o,
@@ -444,7 +525,11 @@ setok_status setok_model_open(setok_model **out, const char *dir, const setok_mo
     }
     if (!m->host)
         m->host = m->backend;
-    m->dtype = setok_backend_is_host(m->backend) ? SETOK_F32 : SETOK_F16;
+    st = choose_dtypes(m, o, err);
+    if (st != SETOK_OK) {
+        setok_model_free(m);
+        return st;
+    }
     decide(m);
     for (int cap = 0; cap < SETOK_CAP_COUNT; cap++)
         if (!m->needs[cap] && !m->why_not[cap] &&
@@ -488,6 +573,7 @@ setok_model_kind setok_model_kind_of(const setok_model *m) { return m->kind; }
 setok_backend *setok_model_backend(const setok_model *m) { return m->backend; }
 setok_backend *setok_model_host_backend(const setok_model *m) { return m->host; }
 setok_dtype setok_model_dtype(const setok_model *m) { return m->dtype; }
+setok_dtype setok_model_matrix_dtype(const setok_model *m) { return m->matrix; }
 const char *setok_model_device(const setok_model *m) { return setok_backend_description(m->backend); }
 int setok_model_encode_count(const setok_model *m) { return m->encodes; }
 

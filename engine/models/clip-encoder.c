@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 void clip_layer_free(clip_layer *l)
 {
@@ -13,34 +14,54 @@ void clip_layer_free(clip_layer *l)
     setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
-/* q_proj, k_proj, v_proj (weight [C, C] and bias [C] each) stacked into qkv_w [3C, C], qkv_b. */
+/* src [rows, ...] into rows dst_row.. of dst (same dtype, contiguous): bytes on the host,
+ * whose block formats a copy op cannot take; the copy op on a device. */
+static setok_status copy_rows(setok_backend *be, setok_tensor *dst, int64_t dst_row,
+                              const setok_tensor *src, setok_error *err)
+{
+    if (setok_backend_is_host(be)) {
+        memcpy((char *)dst->data + setok_dtype_bytes(dst->dtype, dst_row * dst->stride[0]),
+               src->data, setok_tensor_nbytes(src));
+        return SETOK_OK;
+    }
+    setok_tensor view;
+    setok_status st = setok_view_slice(&view, dst, 0, dst_row, src->shape[0], err);
+    if (st == SETOK_OK)
+        st = setok_copy(be, &view, src, err);
+    if (st == SETOK_OK)
+        st = setok_backend_synchronize(be, err); /* before the source is released */
+    return st;
+}
+
+/* q_proj, k_proj, v_proj (weight [C, C] and bias [C] each) stacked into qkv_w [3C, C]
+ * (a matrix) and qkv_b. */
 static setok_status load_qkv(clip_layer *l, const setok_loader *ld, const char *prefix, int64_t c,
                              setok_error *err)
 {
-    setok_backend *be = ld->backend;
-    setok_status st = setok_tensor_alloc(&l->qkv_w, be, ld->dtype, 2, (int64_t[]){3 * c, c}, err);
-    if (st == SETOK_OK)
-        st = setok_tensor_alloc(&l->qkv_b, be, ld->dtype, 1, (int64_t[]){3 * c}, err);
     static const char *const proj[3] = {"q_proj", "k_proj", "v_proj"};
+    setok_tensor parts[3] = {{0}}, biases[3] = {{0}};
+    setok_status st = SETOK_OK;
     for (int j = 0; j < 3 && st == SETOK_OK; j++) {
         char wn[64], bn[64];
-        setok_tensor wt = {0}, b = {0}, ws, bs;
         snprintf(wn, sizeof wn, "self_attn.%s.weight", proj[j]);
         snprintf(bn, sizeof bn, "self_attn.%s.bias", proj[j]);
-        const setok_weight table[] = {{&wt, wn, 2, {c, c}, 0}, {&b, bn, 1, {c}, 0}};
+        const setok_weight table[] = {{&parts[j], wn, 2, {c, c}, SETOK_WEIGHT_MATRIX},
+                                      {&biases[j], bn, 1, {c}, 0}};
         st = setok_loader_load(ld, prefix, table, 2, err);
+    }
+    setok_backend *be = ld->backend;
+    if (st == SETOK_OK)
+        st = setok_tensor_alloc(&l->qkv_w, be, parts[0].dtype, 2, (int64_t[]){3 * c, c}, err);
+    if (st == SETOK_OK)
+        st = setok_tensor_alloc(&l->qkv_b, be, ld->dtype, 1, (int64_t[]){3 * c}, err);
+    for (int j = 0; j < 3 && st == SETOK_OK; j++) {
+        st = copy_rows(be, &l->qkv_w, j * c, &parts[j], err);
         if (st == SETOK_OK)
-            st = setok_view_slice(&ws, &l->qkv_w, 0, j * c, c, err);
-        if (st == SETOK_OK)
-            st = setok_view_slice(&bs, &l->qkv_b, 0, j * c, c, err);
-        if (st == SETOK_OK)
-            st = setok_copy(be, &ws, &wt, err);
-        if (st == SETOK_OK)
-            st = setok_copy(be, &bs, &b, err);
-        if (st == SETOK_OK)
-            st = setok_backend_synchronize(be, err); /* before the sources are released */
-        setok_tensor_free(&wt);
-        setok_tensor_free(&b);
+            st = copy_rows(be, &l->qkv_b, j * c, &biases[j], err);
+    }
+    for (int j = 0; j < 3; j++) {
+        setok_tensor_free(&parts[j]);
+        setok_tensor_free(&biases[j]);
     }
     return st;
 }
@@ -51,13 +72,13 @@ setok_status clip_layer_load(clip_layer *l, const setok_loader *ld, const char *
     const setok_weight table[] = {
         {&l->ln1_w, "layer_norm1.weight", 1, {C}, 0},
         {&l->ln1_b, "layer_norm1.bias", 1, {C}, 0},
-        {&l->out_w, "self_attn.out_proj.weight", 2, {C, C}, 0},
+        {&l->out_w, "self_attn.out_proj.weight", 2, {C, C}, SETOK_WEIGHT_MATRIX},
         {&l->out_b, "self_attn.out_proj.bias", 1, {C}, 0},
         {&l->ln2_w, "layer_norm2.weight", 1, {C}, 0},
         {&l->ln2_b, "layer_norm2.bias", 1, {C}, 0},
-        {&l->fc1_w, "mlp.fc1.weight", 2, {I, C}, 0},
+        {&l->fc1_w, "mlp.fc1.weight", 2, {I, C}, SETOK_WEIGHT_MATRIX},
         {&l->fc1_b, "mlp.fc1.bias", 1, {I}, 0},
-        {&l->fc2_w, "mlp.fc2.weight", 2, {C, I}, 0},
+        {&l->fc2_w, "mlp.fc2.weight", 2, {C, I}, SETOK_WEIGHT_MATRIX},
         {&l->fc2_b, "mlp.fc2.bias", 1, {C}, 0},
     };
     setok_status st = load_qkv(l, ld, prefix, C, err);

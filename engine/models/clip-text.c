@@ -23,6 +23,8 @@ struct setok_clip_text {
     setok_tensor pos_emb;          /* [max_positions, C] */
     setok_tensor final_w, final_b; /* final_layer_norm */
     clip_layer *layers;
+    setok_dtype matrix;            /* the encoder layers' linear weights */
+    setok_weights *weights;        /* kept open: tensors may point into it */
 };
 
 /* ---------------------------------------------------------------------------
@@ -132,6 +134,7 @@ void setok_clip_text_free(setok_clip_text *m)
             clip_layer_free(&m->layers[i]);
     setok_tensor *all[] = {&m->tok_emb, &m->pos_emb, &m->final_w, &m->final_b};
     setok_tensors_free(all, sizeof all / sizeof all[0]);
+    setok_weights_close(m->weights);
     free(m->layers);
     free(m);
 }
@@ -142,7 +145,8 @@ static setok_status load_weights(setok_clip_text *m, const setok_weights *w, set
     const setok_clip_text_config *c = &m->cfg;
     int64_t C = c->hidden_size;
     char prefix[64];
-    setok_loader ld = {.w = w, .backend = m->backend, .dtype = m->dtype};
+    setok_loader ld = {.w = w, .backend = m->backend, .dtype = m->dtype, .matrix = m->matrix,
+                       .in_place = true};
     /* the checkpoint's prefix, found from the token embedding */
     setok_status st = setok_loader_find_prefix(&ld, prefixes, 2,
                                                "embeddings.token_embedding.weight", 2,
@@ -167,7 +171,7 @@ static setok_status load_weights(setok_clip_text *m, const setok_weights *w, set
 }
 
 setok_status setok_clip_text_load(setok_clip_text **out, const char *dir, setok_backend *backend,
-                                  setok_dtype dtype, setok_error *err)
+                                  setok_dtype dtype, setok_dtype matrix, setok_error *err)
 {
     *out = NULL;
     if (!setok_dtype_is_float(dtype))
@@ -177,6 +181,7 @@ setok_status setok_clip_text_load(setok_clip_text **out, const char *dir, setok_
         return setok_fail(err, SETOK_ERR_NOMEM, "clip_text: out of memory");
     m->backend = backend;
     m->dtype = dtype;
+    m->matrix = matrix;
     setok_weights *w = NULL;
     setok_status st = setok_config_read(dir, config_parse, &m->cfg, err);
     if (st == SETOK_OK) {
@@ -189,7 +194,7 @@ setok_status setok_clip_text_load(setok_clip_text **out, const char *dir, setok_
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK)
         st = load_weights(m, w, err);
-    setok_weights_close(w);
+    m->weights = w;
     if (st != SETOK_OK) {
         setok_clip_text_free(m);
         return st;

@@ -354,13 +354,13 @@ setok_status diffusion_attention_load(diffusion_attention *a, const setok_loader
     const setok_weight table[] = {
         {&a->norm_w, "group_norm.weight", 1, {ch}, 0},
         {&a->norm_b, "group_norm.bias", 1, {ch}, 0},
-        {&a->q_w, "to_q.weight|query.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR},
+        {&a->q_w, "to_q.weight|query.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR | SETOK_WEIGHT_MATRIX},
         {&a->q_b, "to_q.bias|query.bias", 1, {ch}, 0},
-        {&a->k_w, "to_k.weight|key.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR},
+        {&a->k_w, "to_k.weight|key.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR | SETOK_WEIGHT_MATRIX},
         {&a->k_b, "to_k.bias|key.bias", 1, {ch}, 0},
-        {&a->v_w, "to_v.weight|value.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR},
+        {&a->v_w, "to_v.weight|value.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR | SETOK_WEIGHT_MATRIX},
         {&a->v_b, "to_v.bias|value.bias", 1, {ch}, 0},
-        {&a->out_w, "to_out.0.weight|proj_attn.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR},
+        {&a->out_w, "to_out.0.weight|proj_attn.weight", 2, {ch, ch}, SETOK_WEIGHT_LINEAR | SETOK_WEIGHT_MATRIX},
         {&a->out_b, "to_out.0.bias|proj_attn.bias", 1, {ch}, 0},
     };
     return setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);
@@ -443,13 +443,13 @@ static setok_status attn_load(const setok_loader *ld, const char *prefix, const 
     char p[256];
     snprintf(p, sizeof p, "%s.%s", prefix, attn);
     const setok_weight table[] = {
-        {w[0], "to_q.weight", 2, {inner, inner}, SETOK_WEIGHT_LINEAR},
+        {w[0], "to_q.weight", 2, {inner, inner}, SETOK_WEIGHT_LINEAR | SETOK_WEIGHT_MATRIX},
         {b[0], "to_q.bias", 1, {inner}, SETOK_WEIGHT_OPTIONAL},
-        {w[1], "to_k.weight", 2, {inner, kv_dim}, SETOK_WEIGHT_LINEAR},
+        {w[1], "to_k.weight", 2, {inner, kv_dim}, SETOK_WEIGHT_LINEAR | SETOK_WEIGHT_MATRIX},
         {b[1], "to_k.bias", 1, {inner}, SETOK_WEIGHT_OPTIONAL},
-        {w[2], "to_v.weight", 2, {inner, kv_dim}, SETOK_WEIGHT_LINEAR},
+        {w[2], "to_v.weight", 2, {inner, kv_dim}, SETOK_WEIGHT_LINEAR | SETOK_WEIGHT_MATRIX},
         {b[2], "to_v.bias", 1, {inner}, SETOK_WEIGHT_OPTIONAL},
-        {w[3], "to_out.0.weight", 2, {inner, inner}, SETOK_WEIGHT_LINEAR},
+        {w[3], "to_out.0.weight", 2, {inner, inner}, SETOK_WEIGHT_LINEAR | SETOK_WEIGHT_MATRIX},
         {b[3], "to_out.0.bias", 1, {inner}, 0},
     };
     return setok_loader_load(ld, p, table, sizeof table / sizeof *table, err);
@@ -474,9 +474,9 @@ static setok_status tblock_load(diffusion_tblock *b, const setok_loader *ld,
         {&b->n2_b, "norm2.bias", 1, {C}, 0},
         {&b->n3_w, "norm3.weight", 1, {C}, 0},
         {&b->n3_b, "norm3.bias", 1, {C}, 0},
-        {&b->ff1_w, "ff.net.0.proj.weight", 2, {2 * ff, C}, 0},
+        {&b->ff1_w, "ff.net.0.proj.weight", 2, {2 * ff, C}, SETOK_WEIGHT_MATRIX},
         {&b->ff1_b, "ff.net.0.proj.bias", 1, {2 * ff}, 0},
-        {&b->ff2_w, "ff.net.2.weight", 2, {C, ff}, 0},
+        {&b->ff2_w, "ff.net.2.weight", 2, {C, ff}, SETOK_WEIGHT_MATRIX},
         {&b->ff2_b, "ff.net.2.bias", 1, {C}, 0},
     };
     if (st == SETOK_OK)
@@ -505,20 +505,21 @@ setok_status diffusion_transformer_load(diffusion_transformer *t, const setok_lo
     t->blocks = calloc((size_t)layers, sizeof *t->blocks);
     if (!t->blocks)
         return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", prefix);
-    /* linear [inner, ch] or 1x1 conv [inner, ch, 1, 1]: which one the config says */
+    /* linear [inner, ch] or 1x1 conv [inner, ch, 1, 1]: which one the config says (a
+     * matrix stored quantized, U8 [inner, bytes], is either) */
     char full[256];
     snprintf(full, sizeof full, "%s.proj_in.weight", prefix);
     const setok_st_tensor *pin = ld->w ? setok_weights_find(ld->w, full) : NULL;
-    if (pin && (pin->ndim == 4) == linear_projection)
+    if (pin && pin->dtype != SETOK_ST_U8 && (pin->ndim == 4) == linear_projection)
         return setok_fail(err, SETOK_ERR_INPUT, "%s: %s is a %s weight but "
                           "use_linear_projection is %s", path, full,
                           pin->ndim == 4 ? "conv" : "linear", linear_projection ? "true" : "false");
     const setok_weight table[] = {
         {&t->norm_w, "norm.weight", 1, {ch}, 0},
         {&t->norm_b, "norm.bias", 1, {ch}, 0},
-        {&t->proj_in_w, "proj_in.weight", 2, {inner, ch}, SETOK_WEIGHT_LINEAR},
+        {&t->proj_in_w, "proj_in.weight", 2, {inner, ch}, SETOK_WEIGHT_LINEAR | SETOK_WEIGHT_MATRIX},
         {&t->proj_in_b, "proj_in.bias", 1, {inner}, 0},
-        {&t->proj_out_w, "proj_out.weight", 2, {ch, inner}, SETOK_WEIGHT_LINEAR},
+        {&t->proj_out_w, "proj_out.weight", 2, {ch, inner}, SETOK_WEIGHT_LINEAR | SETOK_WEIGHT_MATRIX},
         {&t->proj_out_b, "proj_out.bias", 1, {ch}, 0},
     };
     setok_status st = setok_loader_load(ld, prefix, table, sizeof table / sizeof *table, err);

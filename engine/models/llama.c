@@ -37,6 +37,7 @@ struct setok_llama {
     setok_tensor lm_head;   /* [V, C]; aliases embed when tied */
     bool lm_head_owned;
     llama_layer *layers;
+    setok_weights *weights; /* the files, kept open: tensors may point into them */
 };
 
 /* One sequence's state: what a forward appends to and attends over. */
@@ -272,6 +273,7 @@ void setok_llama_free(setok_llama *m)
     setok_tensor_free(&m->embed);
     setok_tensor_free(&m->norm_w);
     free(m->layers);
+    setok_weights_close(m->weights);
     free(m);
 }
 
@@ -285,18 +287,18 @@ static setok_status load_layer(setok_llama *m, const setok_loader *ld, llama_lay
     unsigned mb = c->mlp_bias ? 0 : SETOK_WEIGHT_SKIP;
     const setok_weight table[] = {
         {&l->ln1_w, "input_layernorm.weight", 1, {C}, 0},
-        {&l->q_w, "self_attn.q_proj.weight", 2, {QD, C}, 0},
-        {&l->k_w, "self_attn.k_proj.weight", 2, {KD, C}, 0},
-        {&l->v_w, "self_attn.v_proj.weight", 2, {KD, C}, 0},
-        {&l->o_w, "self_attn.o_proj.weight", 2, {C, QD}, 0},
+        {&l->q_w, "self_attn.q_proj.weight", 2, {QD, C}, SETOK_WEIGHT_MATRIX},
+        {&l->k_w, "self_attn.k_proj.weight", 2, {KD, C}, SETOK_WEIGHT_MATRIX},
+        {&l->v_w, "self_attn.v_proj.weight", 2, {KD, C}, SETOK_WEIGHT_MATRIX},
+        {&l->o_w, "self_attn.o_proj.weight", 2, {C, QD}, SETOK_WEIGHT_MATRIX},
         {&l->q_b, "self_attn.q_proj.bias", 1, {QD}, ab},
         {&l->k_b, "self_attn.k_proj.bias", 1, {KD}, ab},
         {&l->v_b, "self_attn.v_proj.bias", 1, {KD}, ab},
         {&l->o_b, "self_attn.o_proj.bias", 1, {C}, ab},
         {&l->ln2_w, "post_attention_layernorm.weight", 1, {C}, 0},
-        {&l->gate_w, "mlp.gate_proj.weight", 2, {I, C}, 0},
-        {&l->up_w, "mlp.up_proj.weight", 2, {I, C}, 0},
-        {&l->down_w, "mlp.down_proj.weight", 2, {C, I}, 0},
+        {&l->gate_w, "mlp.gate_proj.weight", 2, {I, C}, SETOK_WEIGHT_MATRIX},
+        {&l->up_w, "mlp.up_proj.weight", 2, {I, C}, SETOK_WEIGHT_MATRIX},
+        {&l->down_w, "mlp.down_proj.weight", 2, {C, I}, SETOK_WEIGHT_MATRIX},
         {&l->gate_b, "mlp.gate_proj.bias", 1, {I}, mb},
         {&l->up_b, "mlp.up_proj.bias", 1, {I}, mb},
         {&l->down_b, "mlp.down_proj.bias", 1, {C}, mb},
@@ -320,7 +322,7 @@ static setok_status load_weights(setok_llama *m, setok_loader *ld, setok_error *
                                                prefix, sizeof prefix, err);
     ld->prefix = prefix;
     const setok_weight table[] = {
-        {&m->embed, "embed_tokens.weight", 2, {V, C}, 0},
+        {&m->embed, "embed_tokens.weight", 2, {V, C}, SETOK_WEIGHT_TABLE},
         {&m->norm_w, "norm.weight", 1, {C}, 0},
     };
     if (st == SETOK_OK)
@@ -334,7 +336,7 @@ static setok_status load_weights(setok_llama *m, setok_loader *ld, setok_error *
     }
     m->lm_head_owned = true;
     return setok_loader_one(ld, &m->lm_head, "", "lm_head.weight|language_model.lm_head.weight",
-                            2, (int64_t[]){V, C}, 0, err);
+                            2, (int64_t[]){V, C}, SETOK_WEIGHT_MATRIX, err);
 }
 
 static setok_status llama_alloc(setok_llama **out, const setok_llama_config *cfg,
@@ -358,15 +360,9 @@ static setok_status llama_alloc(setok_llama **out, const setok_llama_config *cfg
     return SETOK_OK;
 }
 
-setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend *backend,
-                              setok_dtype dtype, setok_error *err)
-{
-    return setok_llama_load_with_lora(out, dir, NULL, backend, dtype, err);
-}
-
-setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
-                                        const char *adapter_dir, setok_backend *backend,
-                                        setok_dtype dtype, setok_error *err)
+setok_status setok_llama_load(setok_llama **out, const char *dir, const char *adapter_dir,
+                              setok_backend *backend, setok_dtype dtype, setok_dtype matrix,
+                              setok_error *err)
 {
     *out = NULL;
     setok_llama_config cfg;
@@ -381,12 +377,13 @@ setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        setok_loader ld = {.w = w, .lora = lora, .backend = backend, .dtype = dtype};
+        setok_loader ld = {.w = w, .lora = lora, .backend = backend, .dtype = dtype,
+                           .matrix = matrix, .in_place = true};
         st = load_weights(m, &ld, err);
     }
     if (st == SETOK_OK)
         st = setok_lora_check_used(lora, err);
-    setok_weights_close(w);
+    m->weights = w; /* tensors may point into its mapping */
     setok_lora_free(lora);
     if (st != SETOK_OK) {
         setok_llama_free(m);
@@ -397,8 +394,8 @@ setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
 }
 
 setok_status setok_llama_create_random(setok_llama **out, const setok_llama_config *cfg,
-                                       setok_backend *backend, setok_dtype dtype, uint32_t seed,
-                                       setok_error *err)
+                                       setok_backend *backend, setok_dtype dtype,
+                                       setok_dtype matrix, uint32_t seed, setok_error *err)
 {
     *out = NULL;
     if (cfg->hidden_size <= 0 || cfg->intermediate_size <= 0 || cfg->num_layers <= 0 ||
@@ -413,7 +410,8 @@ setok_status setok_llama_create_random(setok_llama **out, const setok_llama_conf
     if (st != SETOK_OK)
         return st;
     uint32_t state = seed;
-    setok_loader ld = {.random_state = &state, .backend = backend, .dtype = dtype};
+    setok_loader ld = {.random_state = &state, .backend = backend, .dtype = dtype,
+                       .matrix = matrix};
     st = load_weights(m, &ld, err);
     if (st != SETOK_OK) {
         setok_llama_free(m);
@@ -421,6 +419,20 @@ setok_status setok_llama_create_random(setok_llama **out, const setok_llama_conf
     }
     *out = m;
     return SETOK_OK;
+}
+
+size_t setok_llama_weight_bytes(const setok_llama_config *c, setok_dtype dtype,
+                                setok_dtype matrix)
+{
+    int64_t C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
+    int64_t QD = (int64_t)c->num_heads * c->head_dim, KD = (int64_t)c->num_kv_heads * c->head_dim;
+    setok_loader ld = {.dtype = dtype, .matrix = matrix};
+    setok_dtype table = setok_loader_dtype(&ld, SETOK_WEIGHT_TABLE);
+    size_t layer = setok_dtype_bytes(matrix, 2 * QD * C + 2 * KD * C + 3 * I * C) +
+                   setok_dtype_bytes(dtype, 2 * C);
+    return (size_t)c->num_layers * layer + setok_dtype_bytes(table, V * C) +
+           setok_dtype_bytes(dtype, C) +
+           (c->tie_word_embeddings ? 0 : setok_dtype_bytes(matrix, V * C));
 }
 
 const setok_llama_config *setok_llama_get_config(const setok_llama *m)
@@ -906,7 +918,7 @@ setok_status setok_llama_logits_f32(const char *dir, const char *adapter_dir, co
     setok_tensor ids_t = {0}, out;
     setok_status st = setok_backend_cpu_create(&be, 0, err);
     if (st == SETOK_OK)
-        st = setok_llama_load_with_lora(&m, dir, adapter_dir, be, SETOK_F32, err);
+        st = setok_llama_load(&m, dir, adapter_dir, be, SETOK_F32, SETOK_F32, err);
     if (st == SETOK_OK && (T < 1 || (size_t)T * (size_t)m->cfg.vocab_size > capacity))
         st = setok_fail(err, SETOK_ERR_INPUT, "llama: %lld tokens of %d logits do not fit in "
                         "%zu floats", (long long)T, m->cfg.vocab_size, capacity);

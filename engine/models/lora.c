@@ -290,6 +290,11 @@ static lora_module *find_module(setok_lora *l, const char *weight_name)
     return NULL;
 }
 
+bool setok_lora_targets(setok_lora *lora, const char *weight_name)
+{
+    return lora && find_module(lora, weight_name) != NULL;
+}
+
 // w: [out, in] += scale * B @ A, B: [out, r], A: [r, in], accumulated in double, rounded once
 static void merge(float *w, const setok_st_tensor *b, const setok_st_tensor *a, double scale,
                   int64_t out, int64_t in, int64_t r, float *arow, double *acc)

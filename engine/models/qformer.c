@@ -39,6 +39,7 @@ struct setok_qformer {
     setok_tensor ln_w, ln_b;     /* layernorm of the query embeddings */
     setok_tensor query_tokens;   /* [1, Q, C]; ndim 0 when the checkpoint has none */
     qf_layer *layers;
+    setok_weights *weights;      /* kept open: tensors may point into it */
 };
 
 /* ---------------------------------------------------------------------------
@@ -153,8 +154,7 @@ static void free_attention(qf_attention *a)
 {
     setok_tensor *all[] = {&a->q_w, &a->q_b, &a->k_w, &a->k_b, &a->v_w,
                            &a->v_b, &a->out_w, &a->out_b, &a->ln_w, &a->ln_b};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        setok_tensor_free(all[i]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
 }
 
 void setok_qformer_free(setok_qformer *m)
@@ -166,13 +166,13 @@ void setok_qformer_free(setok_qformer *m)
         free_attention(&l->self_attn);
         free_attention(&l->cross_attn);
         setok_tensor *all[] = {&l->fc1_w, &l->fc1_b, &l->fc2_w, &l->fc2_b, &l->ln_w, &l->ln_b};
-        for (size_t j = 0; j < sizeof all / sizeof all[0]; j++)
-            setok_tensor_free(all[j]);
+        setok_tensors_free(all, sizeof all / sizeof all[0]);
     }
     setok_tensor_free(&m->ln_w);
     setok_tensor_free(&m->ln_b);
     setok_tensor_free(&m->query_tokens);
     free(m->layers);
+    setok_weights_close(m->weights);
     free(m);
 }
 
@@ -181,13 +181,13 @@ static setok_status load_attention(const setok_loader *ld, qf_attention *a, cons
                                    int64_t C, int64_t kv_in, setok_error *err)
 {
     const setok_weight table[] = {
-        {&a->q_w, "attention.query.weight", 2, {C, C}, 0},
+        {&a->q_w, "attention.query.weight", 2, {C, C}, SETOK_WEIGHT_MATRIX},
         {&a->q_b, "attention.query.bias", 1, {C}, 0},
-        {&a->k_w, "attention.key.weight", 2, {C, kv_in}, 0},
+        {&a->k_w, "attention.key.weight", 2, {C, kv_in}, SETOK_WEIGHT_MATRIX},
         {&a->k_b, "attention.key.bias", 1, {C}, 0},
-        {&a->v_w, "attention.value.weight", 2, {C, kv_in}, 0},
+        {&a->v_w, "attention.value.weight", 2, {C, kv_in}, SETOK_WEIGHT_MATRIX},
         {&a->v_b, "attention.value.bias", 1, {C}, 0},
-        {&a->out_w, "output.dense.weight", 2, {C, C}, 0},
+        {&a->out_w, "output.dense.weight", 2, {C, C}, SETOK_WEIGHT_MATRIX},
         {&a->out_b, "output.dense.bias", 1, {C}, 0},
         {&a->ln_w, "output.LayerNorm.weight", 1, {C}, 0},
         {&a->ln_b, "output.LayerNorm.bias", 1, {C}, 0},
@@ -207,9 +207,9 @@ static setok_status load_layer(const setok_loader *ld, const setok_qformer_confi
     if (st == SETOK_OK && l->has_cross)
         st = load_attention(ld, &l->cross_attn, base, C, c->encoder_hidden_size, err);
     const setok_weight table[] = {
-        {&l->fc1_w, "intermediate_query.dense.weight", 2, {I, C}, 0},
+        {&l->fc1_w, "intermediate_query.dense.weight", 2, {I, C}, SETOK_WEIGHT_MATRIX},
         {&l->fc1_b, "intermediate_query.dense.bias", 1, {I}, 0},
-        {&l->fc2_w, "output_query.dense.weight", 2, {C, I}, 0},
+        {&l->fc2_w, "output_query.dense.weight", 2, {C, I}, SETOK_WEIGHT_MATRIX},
         {&l->fc2_b, "output_query.dense.bias", 1, {C}, 0},
         {&l->ln_w, "output_query.LayerNorm.weight", 1, {C}, 0},
         {&l->ln_b, "output_query.LayerNorm.bias", 1, {C}, 0},
@@ -249,7 +249,7 @@ static setok_status load_weights(setok_qformer *m, setok_loader *ld, setok_error
 }
 
 setok_status setok_qformer_load(setok_qformer **out, const char *dir, setok_backend *backend,
-                                setok_dtype dtype, setok_error *err)
+                                setok_dtype dtype, setok_dtype matrix, setok_error *err)
 {
     *out = NULL;
     if (!setok_dtype_is_float(dtype))
@@ -272,10 +272,11 @@ setok_status setok_qformer_load(setok_qformer **out, const char *dir, setok_back
     setok_weights *w = NULL;
     st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype};
+        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype, .matrix = matrix,
+                           .in_place = true};
         st = load_weights(m, &ld, err);
     }
-    setok_weights_close(w);
+    m->weights = w;
     if (st != SETOK_OK) {
         setok_qformer_free(m);
         return st;

@@ -43,6 +43,7 @@ struct setok_unet {
     setok_unet_config cfg;
     setok_backend *backend;
     setok_dtype dtype;
+    setok_weights *weights;  /* kept open: tensors may point into it */
     setok_tensor conv_in_w, conv_in_b;
     setok_tensor time1_w, time1_b, time2_w, time2_b; /* time_embedding.linear_1 / _2 */
     unet_block down[SETOK_UNET_MAX_BLOCKS], up[SETOK_UNET_MAX_BLOCKS];
@@ -322,8 +323,8 @@ void setok_unet_free(setok_unet *u)
     setok_tensor *all[] = {&u->conv_in_w, &u->conv_in_b, &u->time1_w,    &u->time1_b,
                            &u->time2_w,   &u->time2_b,   &u->norm_out_w, &u->norm_out_b,
                            &u->conv_out_w, &u->conv_out_b};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        setok_tensor_free(all[i]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
+    setok_weights_close(u->weights);
     free(u);
 }
 
@@ -473,7 +474,7 @@ static setok_status unet_build(setok_unet **out, const setok_unet_config *cfg,
 }
 
 setok_status setok_unet_load(setok_unet **out, const char *dir, setok_backend *backend,
-                             setok_dtype dtype, setok_error *err)
+                             setok_dtype dtype, setok_dtype matrix, setok_error *err)
 {
     *out = NULL;
     setok_unet_config cfg;
@@ -482,10 +483,14 @@ setok_status setok_unet_load(setok_unet **out, const char *dir, setok_backend *b
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype};
+        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype, .matrix = matrix,
+                           .in_place = true};
         st = unet_build(out, &cfg, &ld, err);
     }
-    setok_weights_close(w);
+    if (*out)
+        (*out)->weights = w;
+    else
+        setok_weights_close(w);
     return st;
 }
 
@@ -508,15 +513,16 @@ void setok_unet_config_sd15(setok_unet_config *c)
 }
 
 setok_status setok_unet_create_random(setok_unet **out, const setok_unet_config *cfg,
-                                      setok_backend *backend, setok_dtype dtype, uint32_t seed,
-                                      setok_error *err)
+                                      setok_backend *backend, setok_dtype dtype,
+                                      setok_dtype matrix, uint32_t seed, setok_error *err)
 {
     *out = NULL;
     if (cfg->num_blocks < 1 || cfg->num_blocks > SETOK_UNET_MAX_BLOCKS)
         return setok_fail(err, SETOK_ERR_INPUT, "unet: %d blocks, must be 1..%d",
                           cfg->num_blocks, SETOK_UNET_MAX_BLOCKS);
     uint32_t state = seed * 2654435761u + 1u;
-    setok_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
+    setok_loader ld = {.backend = backend, .dtype = dtype, .matrix = matrix,
+                       .random_state = &state};
     return unet_build(out, cfg, &ld, err);
 }
 

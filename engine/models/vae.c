@@ -372,7 +372,7 @@ setok_status setok_vae_create_random(setok_vae **out, const setok_vae_config *cf
         return setok_fail(err, SETOK_ERR_INPUT, "vae: %d levels, must be 1..%d", cfg->num_levels,
                           SETOK_VAE_MAX_LEVELS);
     uint32_t state = seed * 2654435761u + 7u;
-    setok_loader ld = {.backend = backend, .dtype = dtype, .random_state = &state};
+    setok_loader ld = {.backend = backend, .dtype = dtype, .matrix = dtype, .random_state = &state};
     return vae_build(out, cfg, &ld, err);
 }
 
@@ -386,7 +386,7 @@ setok_status setok_vae_load(setok_vae **out, const char *dir, setok_backend *bac
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype};
+        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype, .matrix = dtype};
         st = vae_build(out, &cfg, &ld, err);
     }
     setok_weights_close(w);

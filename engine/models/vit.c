@@ -31,6 +31,7 @@ struct setok_vit {
     setok_tensor pre_ln_w, pre_ln_b;    /* CLIP pre_layrnorm */
     setok_tensor post_ln_w, post_ln_b;  /* SigLIP post_layernorm */
     clip_layer *layers;
+    setok_weights *weights;             /* kept open: tensors may point into it */
 };
 
 /* ---------------------------------------------------------------------------
@@ -255,9 +256,9 @@ void setok_vit_free(setok_vit *vit)
     setok_tensor *all[] = {&vit->patch_w,  &vit->patch_b,   &vit->class_emb,
                            &vit->pos_emb,  &vit->pre_ln_w,  &vit->pre_ln_b,
                            &vit->post_ln_w, &vit->post_ln_b};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        setok_tensor_free(all[i]);
+    setok_tensors_free(all, sizeof all / sizeof all[0]);
     free(vit->layers);
+    setok_weights_close(vit->weights);
     free(vit);
 }
 
@@ -326,7 +327,7 @@ static setok_status load_weights(setok_vit *vit, setok_loader *ld, setok_error *
 }
 
 setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *backend,
-                            setok_dtype dtype, setok_error *err)
+                            setok_dtype dtype, setok_dtype matrix, setok_error *err)
 {
     *out = NULL;
     setok_vit_config cfg;
@@ -340,10 +341,14 @@ setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *bac
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
-        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype};
+        setok_loader ld = {.w = w, .backend = backend, .dtype = dtype, .matrix = matrix,
+                           .in_place = true};
         st = load_weights(vit, &ld, err);
     }
-    setok_weights_close(w);
+    if (vit)
+        vit->weights = w;
+    else
+        setok_weights_close(w);
     if (st != SETOK_OK) {
         setok_vit_free(vit);
         return st;
@@ -353,8 +358,8 @@ setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *bac
 }
 
 setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cfg,
-                                     setok_backend *backend, setok_dtype dtype, uint32_t seed,
-                                     setok_error *err)
+                                     setok_backend *backend, setok_dtype dtype,
+                                     setok_dtype matrix, uint32_t seed, setok_error *err)
 {
     *out = NULL;
     setok_vit *vit = NULL;
@@ -365,7 +370,8 @@ setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cf
         return st;
     setok_vit_preprocessor_defaults(&vit->pre, cfg->arch);
     uint32_t state = seed * 2654435761u + 1u;
-    setok_loader ld = {.random_state = &state, .backend = backend, .dtype = dtype};
+    setok_loader ld = {.random_state = &state, .backend = backend, .dtype = dtype,
+                       .matrix = matrix};
     st = load_weights(vit, &ld, err);
     if (st != SETOK_OK) {
         setok_vit_free(vit);

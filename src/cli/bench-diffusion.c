@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 
 #include "bench.h"
 #include "cli.h"
@@ -40,21 +39,6 @@ run_vae_decode (bench *b, void *ctx, setok_error *err)
   setok_tensor pixels;
   setok_arena_reset (c->arena, 0);
   return setok_vae_decode (c->vae, c->arena, &pixels, c->latents, 0, NULL, NULL, NULL, err);
-}
-
-/* Device memory in use (CUDA), else the process's peak resident size, in bytes. */
-static double
-memory_now (const bench *b)
-{
-  if (!setok_backend_is_host (b->be))
-    {
-      setok_cuda_info info;
-      setok_cuda_query (&info);
-      return (double)(info.total_memory - info.free_memory);
-    }
-  struct rusage ru;
-  getrusage (RUSAGE_SELF, &ru);
-  return (double)ru.ru_maxrss * 1024.0;
 }
 
 static void
@@ -132,14 +116,15 @@ bench_unet (bench *b, bool quick, setok_error *err)
       ctx_len = 16;
     }
   const char *name = quick ? "small U-Net" : "SD-1.5-shaped U-Net";
-  double mem0 = memory_now (b);
+  double mem0 = bench_memory_now (b);
   unet_ctx c = { .timesteps = { 981.0f, 981.0f } };
   setok_tensor sample = { 0 }, context = { 0 }, latents = { 0 };
   setok_arena arena = { 0 };
-  setok_status st = setok_unet_create_random (&c.unet, &uc, b->be, b->dtype, 1u, err);
+  setok_status st
+    = setok_unet_create_random (&c.unet, &uc, b->be, b->dtype, b->matrix, 1u, err);
   if (st == SETOK_OK)
     st = setok_vae_create_random (&c.vae, &vc, b->be, b->dtype, 2u, err);
-  double mem_weights = memory_now (b) - mem0;
+  double mem_weights = bench_memory_now (b) - mem0;
   if (st == SETOK_OK)
     st = setok_tensor_alloc (&sample, b->be, b->dtype, 4, (int64_t[]){ batch, 4, h, w }, err);
   if (st == SETOK_OK)
@@ -185,7 +170,7 @@ bench_unet (bench *b, bool quick, setok_error *err)
     }
   if (st == SETOK_OK)
     {
-      double total = memory_now (b) - mem0;
+      double total = bench_memory_now (b) - mem0;
       char wbuf[32], abuf[32], tbuf[32];
       if (b->json)
         {

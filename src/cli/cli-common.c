@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -20,14 +21,56 @@ cli_model_path (const char *model, setok_error *err)
   return NULL;
 }
 
+void
+cli_placement_default (cli_placement *p)
+{
+  *p = (cli_placement){ .device = "auto", .dtype = "auto" };
+}
+
+int
+cli_placement_option (const char *subcommand, int c, const char *arg, cli_placement *p)
+{
+  setok_dtype d;
+  char *end;
+  long v;
+  switch (c)
+    {
+      case CLI_OPT_DEVICE:
+        if (strcmp (arg, "cpu") && strcmp (arg, "cuda") && strcmp (arg, "auto"))
+          return cli_usage_error (subcommand, "--device is cpu, cuda or auto, got '%s'", arg);
+        p->device = arg;
+        return 0;
+      case CLI_OPT_THREADS:
+        v = strtol (arg, &end, 10);
+        if (end == arg || *end || v < 1 || v > 1024)
+          return cli_usage_error (subcommand, "--threads must be 1..1024, got '%s'", arg);
+        p->threads = (int)v;
+        return 0;
+      case CLI_OPT_DTYPE:
+        if (strcmp (arg, "auto") && (!setok_dtype_from_name (arg, &d) || !setok_dtype_is_float (d)))
+          return cli_usage_error (subcommand, "--dtype is auto, f32, f16 or bf16, got '%s'", arg);
+        p->dtype = arg;
+        return 0;
+      case CLI_OPT_WEIGHTS:
+        if (!setok_dtype_from_name (arg, &d) || !setok_dtype_is_quantized (d))
+          return cli_usage_error (subcommand, "--weights is q8 or q4, got '%s'", arg);
+        p->weights = arg;
+        return 0;
+      default:
+        return -1;
+    }
+}
+
 setok_status
-cli_open_model (setok_model **out, const char *dir, const char *device, int threads,
-                const char *adapter, setok_error *err)
+cli_open_model (setok_model **out, const char *dir, const cli_placement *p, const char *adapter,
+                setok_error *err)
 {
   setok_model_options o;
   setok_model_options_default (&o);
-  o.device = device ? device : "auto";
-  o.threads = threads;
+  o.device = p->device;
+  o.threads = p->threads;
+  o.dtype = p->dtype;
+  o.weights = p->weights;
   o.adapter = adapter;
   return setok_model_open (out, dir, &o, err);
 }

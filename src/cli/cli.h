@@ -34,6 +34,43 @@ int cmd_segment (int argc, char **argv);
 int cmd_generate (int argc, char **argv);
 int cmd_edit (int argc, char **argv);
 int cmd_eval (int argc, char **argv);
+int cmd_quantize (int argc, char **argv);
+
+/* Where and how a command runs its model, the same options everywhere:
+ * --device, --threads, --dtype, --weights (setok_model_options). */
+typedef struct cli_placement
+{
+  const char *device;  /* "auto" */
+  int threads;         /* 0: all cores */
+  const char *dtype;   /* "auto" */
+  const char *weights; /* NULL: none */
+} cli_placement;
+
+enum
+{
+  CLI_OPT_DEVICE = 0x100,
+  CLI_OPT_THREADS,
+  CLI_OPT_DTYPE,
+  CLI_OPT_WEIGHTS
+};
+
+/* For a command's getopt_long table, and its --help. */
+#define CLI_PLACEMENT_OPTIONS                                                                      \
+  { "device", required_argument, NULL, CLI_OPT_DEVICE },                                           \
+    { "threads", required_argument, NULL, CLI_OPT_THREADS },                                       \
+    { "dtype", required_argument, NULL, CLI_OPT_DTYPE },                                           \
+    { "weights", required_argument, NULL, CLI_OPT_WEIGHTS }
+#define CLI_PLACEMENT_HELP                                                                         \
+  "  --device DEV      cpu, cuda or auto (default)\n"                                              \
+  "  --threads N       CPU threads (default: all)\n"                                               \
+  "  --dtype T         the weights' dtype: auto (default: f32 on the CPU for models up to\n"       \
+  "                    2 GiB, else as stored; f16 on a GPU), f32, f16 or bf16\n"                   \
+  "  --weights Q       q8 or q4: the large weight matrices quantized (CPU)\n"
+
+void cli_placement_default (cli_placement *p);
+/* One of the CLI_OPT_* options into p: 0 when handled, -1 when c is not one of
+ * them, else the exit code of a usage error (reported). */
+int cli_placement_option (const char *subcommand, int c, const char *arg, cli_placement *p);
 
 /* The options `setok ask` and `setok chat` share (cmd-ask.c). */
 typedef struct cli_chat_args
@@ -41,8 +78,7 @@ typedef struct cli_chat_args
   setok_chat_options opts;
   const char *model;
   const char *adapter; /* a PEFT LoRA folder, or NULL */
-  const char *device;
-  int threads;
+  cli_placement place;
   bool json;
 } cli_chat_args;
 
@@ -57,9 +93,8 @@ int cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_
  * or else installed. NULL with err set (SETOK_ERR_INPUT) when neither exists. */
 const char *cli_model_path (const char *model, setok_error *err);
 
-/* Opens the model folder dir on device ("cpu", "cuda", "auto"; NULL: auto) with
- * threads (<= 0: all cores) and an optional LoRA adapter folder. */
-setok_status cli_open_model (setok_model **out, const char *dir, const char *device, int threads,
+/* Opens the model folder dir placed as p says, with an optional LoRA adapter folder. */
+setok_status cli_open_model (setok_model **out, const char *dir, const cli_placement *p,
                              const char *adapter, setok_error *err);
 
 /* "setok: MESSAGE" on stderr; returns the exit code for err's status. */

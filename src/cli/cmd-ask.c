@@ -34,8 +34,7 @@ usage (FILE *out)
            "  --stop TEXT              stop before TEXT (repeatable, up to %d)\n"
            "  --seed S                 sampling seed (default 0)\n"
            "  --json                   print {answer, token_ids, tokens, timings} instead\n"
-           "  --device DEV             cpu, cuda or auto (default)\n"
-           "  --threads N              CPU threads (default: all)\n",
+           CLI_PLACEMENT_HELP,
            SETOK_SAMPLING_MAX_STOPS);
 }
 
@@ -93,14 +92,13 @@ cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos,
     { "stop", required_argument, NULL, 'S' },
     { "seed", required_argument, NULL, 's' },
     { "json", no_argument, NULL, 'j' },
-    { "device", required_argument, NULL, 'd' },
-    { "threads", required_argument, NULL, 'T' },
+    CLI_PLACEMENT_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   memset (a, 0, sizeof *a);
   setok_chat_options_default (&a->opts);
-  a->device = "auto";
+  cli_placement_default (&a->place);
   setok_chat_options *o = &a->opts;
   setok_sampling_params *sp = &o->sampling;
   int n_stop = 0;
@@ -166,20 +164,18 @@ cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos,
           case 'j':
             a->json = true;
             break;
-          case 'd':
-            a->device = optarg;
-            break;
-          case 'T':
-            if (parse_long (subcommand, "--threads", optarg, 1, 1024, &v))
-              return CLI_EXIT_USAGE;
-            a->threads = (int)v;
-            break;
           case 'h':
             print_usage (stdout);
             return -1;
           default:
-            return cli_usage_error (subcommand, "unknown or incomplete option '%s'",
-                                    argv[optind - 1]);
+            {
+              int rc = cli_placement_option (subcommand, c, optarg, &a->place);
+              if (rc < 0)
+                return cli_usage_error (subcommand, "unknown or incomplete option '%s'",
+                                        argv[optind - 1]);
+              if (rc > 0)
+                return rc;
+            }
         }
     }
   if (argc - optind < min_pos || argc - optind > max_pos)
@@ -218,7 +214,7 @@ cmd_ask (int argc, char **argv)
       o.user = NULL;
     }
   setok_model *model = NULL;
-  setok_status st = cli_open_model (&model, a.model, a.device, a.threads, a.adapter, &err);
+  setok_status st = cli_open_model (&model, a.model, &a.place, a.adapter, &err);
   if (st == SETOK_OK)
     st = setok_chat_new (&chat, model, 0, &err);
   if (st == SETOK_OK)

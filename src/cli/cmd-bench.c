@@ -30,10 +30,16 @@ usage (FILE *out)
                 "       setok bench cluster [--threads N] [--quick] [--json]\n\n"
                 "Times SeTok clustering (dpc, fixed, soft) of 576 x 1024 patch features\n"
                 "(--quick: 256 x 768) on the host, where clustering runs.\n\n"
-                "       setok bench llm [--device D] [--dtype T] [--quick] [--json]\n\n"
+                "       setok bench llm [--device D] [--dtype T | --weights Q] [--quick] [--json]\n\n"
                 "Prefill (64 and 616 tokens) and decode (32 steps after a 616-token prefill)\n"
                 "speed of a LLaMA-7B-shaped decoder with random weights made in memory\n"
-                "(--quick: hidden 512, 4 layers), and its memory: weights + cache + arena.\n\n"
+                "(--quick: hidden 512, 4 layers), its memory (weights + a 2048-position cache\n"
+                "+ arena, and the process's peak resident size) and, on the CPU, decode as a\n"
+                "share of the memory-bandwidth limit (all weights are read for each token).\n"
+                "On the CPU, activations are f32 and --dtype (or --weights q8 / q4) is the\n"
+                "weight matrices' format.\n\n"
+                "       setok bench membw [--threads N] [--quick]\n\n"
+                "Memory read bandwidth: threads summing a 2 GiB buffer (--quick: 1 GiB).\n\n"
                 "       setok bench unet [--device D] [--dtype T] [--quick] [--json]\n\n"
                 "Iterations per second of a Stable-Diffusion-1.5-shaped U-Net with random\n"
                 "weights made on the device, at 64 x 64 latents (512 x 512 pixels) and batch 2\n"
@@ -321,7 +327,7 @@ bench_vision (bench *b, bool quick, setok_error *err)
   setok_arena arena = { 0 };
   setok_tensor px = { 0 };
   int64_t size = cfg.image_size, tokens = 0;
-  setok_status st = setok_vit_create_random (&vit, &cfg, b->be, b->dtype, 1, err);
+  setok_status st = setok_vit_create_random (&vit, &cfg, b->be, b->dtype, b->matrix, 1, err);
   if (st == SETOK_OK)
     st = make_tensor (b, &px, 4, (int64_t[]){ 1, cfg.num_channels, size, size }, err);
   if (st == SETOK_OK)
@@ -428,7 +434,8 @@ enum
 {
   LLM_SHORT = 64,
   LLM_LONG = 616,
-  LLM_DECODE_STEPS = 32
+  LLM_DECODE_STEPS = 32,
+  LLM_CONTEXT = 2048 /* the cache a chat keeps */
 };
 
 static void
@@ -452,16 +459,15 @@ llm_config (setok_llama_config *c, bool quick)
 /* Bytes of the weights and of a max_ctx cache (exact), and an upper bound on
  * the arena for T tokens (the model's own figure is used once it exists). */
 static void
-llm_estimate (const setok_llama_config *c, setok_dtype dtype, int64_t max_ctx, int64_t T,
+llm_estimate (const setok_llama_config *c, const bench *b, int64_t max_ctx, int64_t T,
               double *weights, double *cache, double *arena)
 {
-  double e = (double)setok_dtype_size (dtype);
+  double e = (double)setok_dtype_size (b->dtype);
   double C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
-  double QD = (double)c->num_heads * c->head_dim, KD = (double)c->num_kv_heads * c->head_dim;
-  double layer = 2 * C + QD * C * 2 + KD * C * 2 + 3 * I * C;
-  *weights = e * (V * C * (c->tie_word_embeddings ? 1 : 2) + C + c->num_layers * layer);
+  double KD = (double)c->num_kv_heads * c->head_dim;
+  *weights = (double)setok_llama_weight_bytes (c, b->dtype, b->matrix);
   *cache = e * 2.0 * c->num_layers * KD * (double)max_ctx;
-  *arena = 4.0 * (double)T * (8 * C + 3 * I + V + (double)c->num_heads * (double)T);
+  *arena = e * (double)T * (8 * C + 3 * I + V + (double)c->num_heads * (double)T);
 }
 
 static double
@@ -539,15 +545,11 @@ bench_llm (bench *b, bool quick, setok_error *err)
 {
   setok_llama_config cfg;
   llm_config (&cfg, quick);
-  const char *name = quick ? "LLaMA-shaped (hidden 512, 4 layers)" : "LLaMA-7B-shaped";
-  int64_t max_ctx = LLM_LONG + LLM_DECODE_STEPS;
+  const char *name = quick ? "LLaMA-shaped (--quick)" : "LLaMA-7B-shaped";
+  int64_t max_ctx = LLM_CONTEXT;
   double wbytes, cbytes, abytes;
-  llm_estimate (&cfg, b->dtype, max_ctx, LLM_LONG, &wbytes, &cbytes, &abytes);
+  llm_estimate (&cfg, b, max_ctx, LLM_LONG, &wbytes, &cbytes, &abytes);
   double phys = physical_memory ();
-  if (setok_backend_is_host (b->be) && b->dtype != SETOK_F32)
-    return setok_fail (err, SETOK_ERR_UNSUPPORTED,
-                       "bench llm: the CPU runs f16 and bf16 through its reference loops, "
-                       "far too slowly to time; use --dtype f32 or --device cuda");
   if (setok_backend_is_host (b->be) && phys > 0 && wbytes + cbytes + abytes > 0.8 * phys)
     {
       char need[32], have[32];
@@ -556,14 +558,15 @@ bench_llm (bench *b, bool quick, setok_error *err)
                          "arena), more than 80%% of this machine's %s of memory; try --quick "
                          "or --device cuda",
                          name, cli_format_bytes (wbytes + cbytes + abytes, need, sizeof need),
-                         setok_dtype_name (b->dtype), cli_format_bytes (phys, have, sizeof have));
+                         setok_dtype_name (b->matrix), cli_format_bytes (phys, have, sizeof have));
     }
   setok_llama *m = NULL;
   setok_llama_cache *cache = NULL;
   setok_arena arena = { 0 };
   setok_tensor ids_short = { 0 }, ids_long = { 0 }, ids_one = { 0 };
   double t0 = bench_now ();
-  setok_status st = setok_llama_create_random (&m, &cfg, b->be, b->dtype, 1, err);
+  setok_status st
+    = setok_llama_create_random (&m, &cfg, b->be, b->dtype, b->matrix, 1, err);
   double create_s = bench_now () - t0;
   if (st == SETOK_OK)
     st = setok_llama_cache_new (&cache, m, max_ctx, err);
@@ -614,8 +617,33 @@ bench_llm (bench *b, bool quick, setok_error *err)
     }
   if (st == SETOK_OK)
     st = setok_backend_synchronize (b->be, err);
+  double decode_s = bench_now () - t;
   if (st == SETOK_OK)
-    llm_row (b, "decode", LLM_DECODE_STEPS, LLM_LONG, bench_now () - t);
+    llm_row (b, "decode", LLM_DECODE_STEPS, LLM_LONG, decode_s);
+  /* before the bandwidth measurement's buffer adds to it */
+  double resident = st == SETOK_OK ? bench_memory_now (b) : 0;
+  /* what a decoded token must read: every weight, and the cache up to its position */
+  double kv_read = cbytes / (double)max_ctx * (LLM_LONG + LLM_DECODE_STEPS / 2.0);
+  double bw = st == SETOK_OK && setok_backend_is_host (b->be)
+                ? bench_read_bandwidth (b->threads, (size_t)1 << 30) : -1.0;
+  if (bw > 0)
+    {
+      double limit = bw * 1e9 / (wbytes + kv_read), got = LLM_DECODE_STEPS / decode_s;
+      if (b->json)
+        {
+          cJSON *r = cJSON_CreateObject ();
+          cJSON_AddStringToObject (r, "phase", "decode-bound");
+          cJSON_AddNumberToObject (r, "read_gb_per_s", bw);
+          cJSON_AddNumberToObject (r, "bytes_per_token", wbytes + kv_read);
+          cJSON_AddNumberToObject (r, "limit_tokens_per_s", limit);
+          cJSON_AddNumberToObject (r, "share_of_limit", got / limit);
+          cJSON_AddItemToArray (b->rows, r);
+        }
+      else
+        printf ("bound      %.1f GB/s read, %.2f GB a token: at most %.2f tokens/s; decode "
+                "reached %.0f%%\n",
+                bw, (wbytes + kv_read) / 1e9, limit, 100.0 * got / limit);
+    }
 
   if (st == SETOK_OK)
     {
@@ -629,15 +657,19 @@ bench_llm (bench *b, bool quick, setok_error *err)
           cJSON_AddNumberToObject (r, "cache_bytes", cbytes);
           cJSON_AddNumberToObject (r, "arena_bytes", abytes);
           cJSON_AddNumberToObject (r, "peak_bytes", peak);
+          cJSON_AddNumberToObject (r, "resident_peak_bytes", resident);
           cJSON_AddItemToArray (b->rows, r);
         }
       else
         {
-          char w[32], c[32], a[32], p[32];
-          printf ("memory     weights %s + cache %s (%lld positions) + arena %s = %s\n",
+          char w[32], c[32], a[32], p[32], r[32];
+          printf ("memory     weights %s + cache %s (%lld positions) + arena %s = %s; "
+                  "%s %s\n",
                   cli_format_bytes (wbytes, w, sizeof w), cli_format_bytes (cbytes, c, sizeof c),
                   (long long)max_ctx, cli_format_bytes (abytes, a, sizeof a),
-                  cli_format_bytes (peak, p, sizeof p));
+                  cli_format_bytes (peak, p, sizeof p),
+                  setok_backend_is_host (b->be) ? "process peak resident" : "device in use",
+                  cli_format_bytes (resident, r, sizeof r));
         }
     }
   setok_tensor_free (&ids_short);
@@ -649,16 +681,36 @@ bench_llm (bench *b, bool quick, setok_error *err)
   return st;
 }
 
+static setok_status
+bench_membw (bench *b, bool quick, setok_error *err)
+{
+  size_t bytes = (size_t)(quick ? 1 : 2) << 30;
+  double gbps = bench_read_bandwidth (b->threads, bytes);
+  if (gbps < 0)
+    return setok_fail (err, SETOK_ERR_NOMEM, "bench membw: cannot allocate %zu bytes", bytes);
+  if (b->json)
+    {
+      cJSON *r = cJSON_CreateObject ();
+      cJSON_AddNumberToObject (r, "buffer_bytes", (double)bytes);
+      cJSON_AddNumberToObject (r, "read_gb_per_s", gbps);
+      cJSON_AddItemToArray (b->rows, r);
+    }
+  else
+    printf ("membw      read %.1f GB/s (%zu MiB buffer, best of 5)\n", gbps, bytes >> 20);
+  return SETOK_OK;
+}
+
 int
 cmd_bench (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "device", required_argument, NULL, 'd' },  { "dtype", required_argument, NULL, 't' },
+    { "weights", required_argument, NULL, 'w' },
     { "threads", required_argument, NULL, 'j' }, { "min-time", required_argument, NULL, 'm' },
     { "quick", no_argument, NULL, 'q' },         { "json", no_argument, NULL, 'J' },
     { "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
   };
-  const char *device = "cpu", *dtype_name = NULL;
+  const char *device = "cpu", *dtype_name = NULL, *weights_name = NULL;
   int threads = 0;
   double min_time = 0.3;
   bool quick = false, json = false;
@@ -674,6 +726,9 @@ cmd_bench (int argc, char **argv)
             break;
           case 't':
             dtype_name = optarg;
+            break;
+          case 'w':
+            weights_name = optarg;
             break;
           case 'j':
             threads = atoi (optarg);
@@ -704,35 +759,37 @@ cmd_bench (int argc, char **argv)
                  { "vision", bench_vision },
                  { "cluster", bench_cluster },
                  { "llm", bench_llm },
-                 { "unet", bench_unet } };
+                 { "unet", bench_unet },
+                 { "membw", bench_membw } };
   int which = -1;
   for (int i = 0; optind == argc - 1 && i < (int)(sizeof suites / sizeof suites[0]); i++)
     if (!strcmp (argv[optind], suites[i].name))
       which = i;
   if (which < 0)
-    return cli_usage_error ("bench", "expected a suite name: ops, vision, cluster, llm, unet");
+    return cli_usage_error ("bench", "expected a suite name: ops, vision, cluster, llm, unet, "
+                                     "membw");
   const char *suite = argv[optind];
 
   setok_error err = { 0 };
-  bench b = { .min_time = min_time, .json = json };
+  bench b = { .min_time = min_time, .json = json, .threads = threads };
   if (setok_backend_create_by_name (&b.be, device, threads, &err) != SETOK_OK)
     return cli_report (&err);
   bool gpu = !setok_backend_is_host (b.be);
-  b.dtype = gpu ? SETOK_F16 : SETOK_F32;
-  if (dtype_name)
+  setok_dtype dt = gpu ? SETOK_F16 : SETOK_F32, wq = SETOK_DTYPE_COUNT;
+  if (dtype_name && (!setok_dtype_from_name (dtype_name, &dt) || !setok_dtype_is_float (dt)))
     {
-      if (!strcmp (dtype_name, "f32"))
-        b.dtype = SETOK_F32;
-      else if (!strcmp (dtype_name, "f16"))
-        b.dtype = SETOK_F16;
-      else if (!strcmp (dtype_name, "bf16"))
-        b.dtype = SETOK_BF16;
-      else
-        {
-          setok_backend_free (b.be);
-          return cli_usage_error ("bench", "--dtype must be f32, f16 or bf16");
-        }
+      setok_backend_free (b.be);
+      return cli_usage_error ("bench", "--dtype must be f32, f16 or bf16");
     }
+  if (weights_name
+      && (!setok_dtype_from_name (weights_name, &wq) || !setok_dtype_is_quantized (wq) || gpu))
+    {
+      setok_backend_free (b.be);
+      return cli_usage_error ("bench", "--weights must be q8 or q4, on the cpu");
+    }
+  /* the CPU keeps activations in f32 and the weight matrices in the dtype asked for */
+  b.dtype = gpu ? dt : SETOK_F32;
+  b.matrix = wq != SETOK_DTYPE_COUNT ? wq : dt;
   cJSON *root = NULL;
   if (json)
     {
@@ -740,12 +797,14 @@ cmd_bench (int argc, char **argv)
       cJSON_AddStringToObject (root, "suite", suite);
       cJSON_AddStringToObject (root, "device", setok_backend_description (b.be));
       cJSON_AddStringToObject (root, "dtype", setok_dtype_name (b.dtype));
+      cJSON_AddStringToObject (root, "weights", setok_dtype_name (b.matrix));
       b.rows = cJSON_AddArrayToObject (root, "results");
     }
   else
     {
-      printf ("setok bench %s — %s, %s\n", suite, setok_backend_description (b.be),
-              setok_dtype_name (b.dtype));
+      printf ("setok bench %s — %s, %s activations, %s weights\n", suite,
+              setok_backend_description (b.be), setok_dtype_name (b.dtype),
+              setok_dtype_name (b.matrix));
     }
   setok_status st = suites[which].run (&b, quick, &err);
   setok_backend_free (b.be);

@@ -28,7 +28,7 @@ usage (FILE *out)
                 "Options: the same as 'setok ask' except --json (see 'setok ask --help'):\n"
                 "  --model DIR, --adapter DIR, --tokens patches|setok, --max-tokens N,\n"
                 "  --temperature T, --top-k K, --top-p P, --min-p P, --repetition-penalty R,\n"
-                "  --stop TEXT, --seed S, --device DEV, --threads N\n");
+                "  --stop TEXT, --seed S, --device DEV, --threads N, --dtype T, --weights Q\n");
 }
 
 static void
@@ -204,7 +204,7 @@ cmd_chat (int argc, char **argv)
       s.have_image = true;
     }
   setok_model *model = NULL;
-  setok_status st = cli_open_model (&model, a.model, a.device, a.threads, a.adapter, &err);
+  setok_status st = cli_open_model (&model, a.model, &a.place, a.adapter, &err);
   if (st == SETOK_OK)
     st = setok_chat_new (&s.chat, model, 0, &err);
   if (st == SETOK_OK)

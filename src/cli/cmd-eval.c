@@ -7,6 +7,7 @@
  * generation and editing scored by the world's image analyser (eval-gen.c,
  * eval-score.c). Prints a table; --json for machines; --plots DIR draws the
  * charts (eval-plots.c). */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@ usage (FILE *out)
            "  --count N       scenes (default 200)\n"
            "  --questions Q   at most Q questions per scene (default: all)\n"
            "  --no-qa         skip question answering (token metrics only)\n"
+           "  --answers F     every question, its expected and its given answer as JSON\n"
+           "                  lines in F (to compare dtypes, weights or models)\n"
            "  --gen-count N   scenes to generate and edit (default: --count, at most 50;\n"
            "                  0: as --no-gen)\n"
            "  --gen-steps N   denoising steps (default 20)\n"
@@ -58,9 +61,8 @@ usage (FILE *out)
            "  --no-gen        skip generation and editing\n"
            "  --plots DIR     write tokens-vs-objects.png, qa-by-type.png, ablation.png\n"
            "                  and generation.png\n"
-           "  --device DEV    cpu, cuda or auto (default)\n"
-           "  --threads N     CPU threads (default: all)\n"
-           "  --json          the results as JSON on stdout\n");
+           "  --json          the results as JSON on stdout\n"
+           CLI_PLACEMENT_HELP);
 }
 
 /* Lower case, letters and digits only: "Red." and " red" are both "red". */
@@ -184,9 +186,10 @@ alignment (const setok_tokens_result *tr, const uint8_t *labels, int n_objects, 
 
 typedef struct eval_args
 {
-  const char *model, *device, *plots;
+  const char *model, *plots, *answers;
+  cli_placement place;
   long seed;
-  int count, questions, threads;
+  int count, questions;
   int gen_count, gen_steps; /* gen_count -1: min (count, 50) */
   double gen_guidance;
   bool json, qa, gen;
@@ -219,6 +222,24 @@ run_tokens (setok_tokenizer *t, const setok_image *img, setok_cluster_mode mode,
   return setok_tokens_run (t, img, &o, tr, err);
 }
 
+/* One line of --answers: {"scene", "type", "question", "expected", "answer"}. */
+static void
+write_answer (FILE *f, long scene, const char *type, const char *question, const char *expected,
+              const char *answer)
+{
+  cJSON *o = cJSON_CreateObject ();
+  cJSON_AddNumberToObject (o, "scene", (double)scene);
+  cJSON_AddStringToObject (o, "type", type);
+  cJSON_AddStringToObject (o, "question", question);
+  cJSON_AddStringToObject (o, "expected", expected);
+  cJSON_AddStringToObject (o, "answer", answer ? answer : "");
+  char *line = cJSON_PrintUnformatted (o);
+  if (line)
+    fprintf (f, "%s\n", line);
+  cJSON_free (line);
+  cJSON_Delete (o);
+}
+
 static setok_status
 evaluate (const eval_args *a, setok_model *model, eval_results *r, setok_error *err)
 {
@@ -230,6 +251,9 @@ evaluate (const eval_args *a, setok_model *model, eval_results *r, setok_error *
   setok_status st = setok_tokenizer_new (&t, model, err);
   if (st == SETOK_OK && a->qa)
     st = setok_chat_new (&chat, model, 0, err);
+  FILE *answers = NULL;
+  if (st == SETOK_OK && a->qa && a->answers && !(answers = fopen (a->answers, "w")))
+    st = setok_fail (err, SETOK_ERR_INPUT, "%s: %s", a->answers, strerror (errno));
   r->tokens = calloc ((size_t)a->count, sizeof *r->tokens);
   r->objects = calloc ((size_t)a->count, sizeof *r->objects);
   if (st == SETOK_OK && (!r->tokens || !r->objects))
@@ -301,6 +325,9 @@ evaluate (const eval_args *a, setok_model *model, eval_results *r, setok_error *
                 normalize_answer (ans->valuestring, want, sizeof want);
                 int k = type_index (r, type->valuestring);
                 bool ok = !strcmp (got, want);
+                if (answers)
+                  write_answer (answers, a->seed + i, type->valuestring, q->valuestring,
+                                ans->valuestring, res.text);
                 r->qa_total++;
                 r->qa_correct += ok;
                 if (k >= 0)
@@ -343,6 +370,8 @@ evaluate (const eval_args *a, setok_model *model, eval_results *r, setok_error *
   setok_tokens_result_free (&tr);
   setok_chat_free (chat);
   setok_tokenizer_free (t);
+  if (answers && fclose (answers) != 0 && st == SETOK_OK)
+    st = setok_fail (err, SETOK_ERR_RUNTIME, "%s: write failed", a->answers);
   return st;
 }
 
@@ -500,25 +529,25 @@ cmd_eval (int argc, char **argv)
     { "count", required_argument, NULL, 'n' },
     { "questions", required_argument, NULL, 'q' },
     { "no-qa", no_argument, NULL, 'Q' },
+    { "answers", required_argument, NULL, 'A' },
     { "gen-count", required_argument, NULL, 'G' },
     { "gen-steps", required_argument, NULL, 'S' },
     { "gen-guidance", required_argument, NULL, 'g' },
     { "no-gen", no_argument, NULL, 'N' },
     { "plots", required_argument, NULL, 'p' },
-    { "device", required_argument, NULL, 'd' },
-    { "threads", required_argument, NULL, 't' },
     { "json", no_argument, NULL, 'j' },
+    CLI_PLACEMENT_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  eval_args a = { .device = "auto",
-                  .seed = 1000000,
+  eval_args a = { .seed = 1000000,
                   .count = 200,
                   .qa = true,
                   .gen = true,
                   .gen_count = -1,
                   .gen_steps = 20,
                   .gen_guidance = 3.0 };
+  cli_placement_default (&a.place);
   optind = 1;
   opterr = 0;
   int c;
@@ -526,7 +555,7 @@ cmd_eval (int argc, char **argv)
     {
       char *end = NULL;
       long v = 0;
-      if (c == 's' || c == 'n' || c == 'q' || c == 't' || c == 'G' || c == 'S')
+      if (c == 's' || c == 'n' || c == 'q' || c == 'G' || c == 'S')
         {
           v = strtol (optarg, &end, 10);
           if (end == optarg || *end || v < 0 || v > 1000000000L)
@@ -552,6 +581,9 @@ cmd_eval (int argc, char **argv)
           case 'Q':
             a.qa = false;
             break;
+          case 'A':
+            a.answers = optarg;
+            break;
           case 'G':
             a.gen_count = (int)(v < 100000 ? v : 100000);
             a.gen = a.gen && v > 0; /* 0: no generation, as --no-gen */
@@ -576,12 +608,6 @@ cmd_eval (int argc, char **argv)
           case 'p':
             a.plots = optarg;
             break;
-          case 'd':
-            a.device = optarg;
-            break;
-          case 't':
-            a.threads = (int)v;
-            break;
           case 'j':
             a.json = true;
             break;
@@ -589,7 +615,14 @@ cmd_eval (int argc, char **argv)
             usage (stdout);
             return CLI_EXIT_OK;
           default:
-            return cli_usage_error ("eval", "unknown or incomplete option '%s'", argv[optind - 1]);
+            {
+              int rc = cli_placement_option ("eval", c, optarg, &a.place);
+              if (rc < 0)
+                return cli_usage_error ("eval", "unknown or incomplete option '%s'",
+                                        argv[optind - 1]);
+              if (rc > 0)
+                return rc;
+            }
         }
     }
   if (optind != argc)
@@ -597,7 +630,7 @@ cmd_eval (int argc, char **argv)
   setok_error err = { 0 };
   const char *path = cli_model_path (a.model, &err);
   setok_model *model = NULL;
-  if (!path || cli_open_model (&model, path, a.device, a.threads, NULL, &err) != SETOK_OK)
+  if (!path || cli_open_model (&model, path, &a.place, NULL, &err) != SETOK_OK)
     return cli_report (&err);
   eval_results r = { 0 };
   setok_status st = evaluate (&a, model, &r, &err);

@@ -622,7 +622,7 @@ run_vision (const component_args *a)
   const setok_st_tensor *t = NULL;
   setok_status st = setok_backend_create_by_name (&be, a->device, 0, &err);
   if (st == SETOK_OK)
-    st = setok_vit_load (&vit, a->dir, be, a->dtype, &err);
+    st = setok_vit_load (&vit, a->dir, be, a->dtype, a->dtype, &err);
   if (st == SETOK_OK)
     st = setok_safetensors_open (&in, a->in, &err);
   if (st == SETOK_OK && !(t = setok_safetensors_find (in, "pixel_values")))
@@ -727,7 +727,7 @@ run_llm (const component_args *a)
   const setok_st_tensor *ids = NULL, *embeds = NULL, *dec = NULL;
   setok_status st = setok_backend_create_by_name (&be, a->device, 0, &err);
   if (st == SETOK_OK)
-    st = setok_llama_load (&m, a->dir, be, a->dtype, &err);
+    st = setok_llama_load (&m, a->dir, NULL, be, a->dtype, a->dtype, &err);
   if (st == SETOK_OK)
     st = setok_safetensors_open (&in, a->in, &err);
   if (st == SETOK_OK)

@@ -20,10 +20,11 @@
 typedef struct gen_args
 {
   setok_diffusion_options o;
-  const char *model, *out, *device, *latents_in, *latents_out, *preview_dir;
+  const char *model, *out, *latents_in, *latents_out, *preview_dir;
   const char *mask_in, *mask_out, *vision;
+  cli_placement place;
   bool region_mask; /* --region mask: the mask decoder's mask for the point */
-  int threads, point_x, point_y;
+  int point_x, point_y;
   bool has_point, json;
 } gen_args;
 
@@ -51,9 +52,8 @@ generate_usage (FILE *out)
            "  --latents IN.safetensors   start from these latents ('latents' [1, C, h, w],\n"
            "                          unit noise) instead of seeded noise\n"
            "  --latents-out OUT.safetensors   save the final latents\n"
-           "  --device DEV            cpu, cuda or auto (default)\n"
-           "  --threads N             CPU threads (default: all)\n"
-           "  --json                  timings and settings as JSON on stdout\n");
+           "  --json                  timings and settings as JSON on stdout\n"
+           CLI_PLACEMENT_HELP);
 }
 
 static void
@@ -89,7 +89,8 @@ edit_usage (FILE *out)
            "  --feather PX            the region's edge blends over PX pixels inside it\n"
            "                          (default 4; 0: hard edge)\n"
            "  --negative, --steps, --guidance, --seed, --scheduler, --preview-dir,\n"
-           "  --preview-every, --device, --threads, --json   as for `setok generate`\n");
+           "  --preview-every, --json, --device, --threads, --dtype, --weights   as for\n"
+           "  `setok generate`\n");
 }
 
 static int
@@ -152,9 +153,8 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
     { "region", required_argument, NULL, 'R' },
     { "image-guidance", required_argument, NULL, 'i' },
     { "feather", required_argument, NULL, 'f' },
-    { "device", required_argument, NULL, 'd' },
-    { "threads", required_argument, NULL, 't' },
     { "json", no_argument, NULL, 'j' },
+    CLI_PLACEMENT_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -162,7 +162,7 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
   memset (a, 0, sizeof *a);
   setok_diffusion_options_default (&a->o);
   a->o.preview_every = 5;
-  a->device = "auto";
+  cli_placement_default (&a->place);
   optind = 1;
   opterr = 0;
   int c;
@@ -251,13 +251,6 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
             rc = parse_number (cmd, "--feather", optarg, 0, 256, &v);
             a->o.feather = (int)v;
             break;
-          case 'd':
-            a->device = optarg;
-            break;
-          case 't':
-            rc = parse_number (cmd, "--threads", optarg, 1, 1024, &v);
-            a->threads = (int)v;
-            break;
           case 'j':
             a->json = true;
             break;
@@ -270,7 +263,9 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
             usage (stdout);
             return -1;
           default:
-            return cli_usage_error (cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+            rc = cli_placement_option (cmd, c, optarg, &a->place);
+            if (rc < 0)
+              return cli_usage_error (cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
       if (rc)
         return rc;
@@ -332,7 +327,7 @@ cmd_generate (int argc, char **argv)
   float *latents = NULL, *final = NULL;
   progress_ctx pc = { "generate", a.preview_dir };
   double t0 = setok_clock_ms ();
-  setok_status st = cli_open_model (&m, a.model, a.device, a.threads, NULL, &err);
+  setok_status st = cli_open_model (&m, a.model, &a.place, NULL, &err);
   if (st == SETOK_OK)
     st = setok_diffusion_new (&d, m, &err);
   double t_load = setok_clock_ms ();
@@ -475,7 +470,7 @@ cmd_edit (int argc, char **argv)
   double t0 = setok_clock_ms ();
   setok_status st = setok_image_load (&image, argv[optind], 0, &err);
   if (st == SETOK_OK)
-    st = cli_open_model (&m, a.model, a.device, a.threads, NULL, &err);
+    st = cli_open_model (&m, a.model, &a.place, NULL, &err);
   /* the point's region: --vision, else the edit model when it has tokens, else the shipped
    * bundle */
   const char *region_dir = a.vision;
@@ -483,7 +478,7 @@ cmd_edit (int argc, char **argv)
       && !(region_dir = cli_model_path (NULL, &err)))
     st = err.status;
   if (st == SETOK_OK && region_dir)
-    st = cli_open_model (&finder, region_dir, a.device, a.threads, NULL, &err);
+    st = cli_open_model (&finder, region_dir, &a.place, NULL, &err);
   if (st == SETOK_OK)
     st = edit_region (&a, finder ? finder : m, &image, &mask, &err);
   if (st == SETOK_OK && a.mask_out)

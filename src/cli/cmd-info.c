@@ -37,7 +37,7 @@ static const char *const weight_names[] = {
 static void
 usage (FILE *out)
 {
-  fprintf (out, "Usage: setok info [--json] [--tensors] [--load [--device D] [--threads N]] PATH\n\n"
+  fprintf (out, "Usage: setok info [--json] [--tensors] [--load] [PLACEMENT] PATH\n\n"
                 "Describes PATH, which may be:\n"
                 "  a .safetensors file (or a *.safetensors.index.json),\n"
                 "  a component folder (config.json + model.safetensors, a sharded index, ...),\n"
@@ -52,9 +52,8 @@ usage (FILE *out)
                 "  --tensors      also list every tensor: name, dtype, shape\n"
                 "  --load         load every component of the model and report the load time\n"
                 "                 and the memory each takes (exit 2 if one fails to load)\n"
-                "  --device D     cpu, cuda or auto (default), for --load\n"
-                "  --threads N    CPU threads for --load (default: all cores)\n"
-                "  -h, --help     show this help\n");
+                "  -h, --help     show this help\n"
+                "The placement (what --load uses, and the dtypes shown):\n" CLI_PLACEMENT_HELP);
 }
 
 // ----------------------------------------------------------------------------
@@ -504,24 +503,30 @@ gather (cJSON *report, const char *path, bool list_tensors, setok_error *err)
  * load, every component loaded with its time and memory. A folder that is not a model
  * (a component alone) gets no "model" entry. */
 static setok_status
-add_model (cJSON *report, const char *path, bool load, const char *device, int threads,
+add_model (cJSON *report, const char *path, bool load, const cli_placement *place,
            setok_error *err)
 {
   setok_model *m = NULL;
-  setok_error ignored = { 0 };
-  if (cli_open_model (&m, path, load ? device : "cpu", load ? threads : 1, NULL,
-                      load ? err : &ignored)
-      != SETOK_OK)
-    return load ? err->status : SETOK_OK;
+  setok_error open_err = { 0 };
+  setok_status st = cli_open_model (&m, path, place, NULL, &open_err);
+  /* a folder that is no model (a component alone) is not an error here; a placement the
+   * device cannot take is */
+  if (st != SETOK_OK && (load || st == SETOK_ERR_UNSUPPORTED))
+    {
+      *err = open_err;
+      return st;
+    }
+  if (st != SETOK_OK)
+    return SETOK_OK;
   cJSON *j = cJSON_AddObjectToObject (report, "model");
   cJSON *caps = j ? cJSON_AddArrayToObject (j, "capabilities") : NULL;
-  bool ok = caps && cJSON_AddStringToObject (j, "kind", setok_model_kind_name (setok_model_kind_of (m)));
-  setok_status st = SETOK_OK;
+  bool ok = caps && cJSON_AddStringToObject (j, "kind", setok_model_kind_name (setok_model_kind_of (m)))
+            && cJSON_AddStringToObject (j, "device", setok_model_device (m))
+            && cJSON_AddStringToObject (j, "dtype", setok_dtype_name (setok_model_dtype (m)))
+            && cJSON_AddStringToObject (j, "weights",
+                                        setok_dtype_name (setok_model_matrix_dtype (m)));
   if (ok && load)
-    {
-      st = setok_model_load_all (m, err);
-      ok = cJSON_AddStringToObject (j, "device", setok_model_device (m)) != NULL;
-    }
+    st = setok_model_load_all (m, err);
   for (int c = 0; ok && c < SETOK_CAP_COUNT; c++)
     {
       cJSON *cap = cJSON_CreateObject ();
@@ -705,8 +710,10 @@ print_model (const cJSON *m)
   const cJSON *item;
   printf ("model\n");
   print_row ("kind", json_string (m, "kind"));
-  if (json_string (m, "device"))
-    print_row ("device", json_string (m, "device"));
+  print_row ("device", json_string (m, "device"));
+  snprintf (buf, sizeof buf, "%s activations, %s weight matrices", json_string (m, "dtype"),
+            json_string (m, "weights"));
+  print_row ("dtypes", buf);
   cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (m, "capabilities"))
   {
     const char *why = json_string (item, "reason");
@@ -787,14 +794,13 @@ cmd_info (int argc, char **argv)
     { "json", no_argument, NULL, 'j' },
     { "tensors", no_argument, NULL, 't' },
     { "load", no_argument, NULL, 'l' },
-    { "device", required_argument, NULL, 'd' },
-    { "threads", required_argument, NULL, 'T' },
+    CLI_PLACEMENT_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   bool json = false, list_tensors = false, load = false;
-  const char *device = "auto";
-  int threads = 0;
+  cli_placement place;
+  cli_placement_default (&place);
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long (argc, argv, "h", options, NULL)) != -1;)
@@ -810,25 +816,19 @@ cmd_info (int argc, char **argv)
           case 'l':
             load = true;
             break;
-          case 'd':
-            device = optarg;
-            break;
-          case 'T':
-            {
-              char *end;
-              long v = strtol (optarg, &end, 10);
-              if (*end || v < 0 || v > 4096)
-                return cli_usage_error ("info", "--threads must be 0..4096, got '%s'", optarg);
-              threads = (int)v;
-              break;
-            }
           case 'h':
             usage (stdout);
             return CLI_EXIT_OK;
           default:
-            if (optopt)
-              return cli_usage_error ("info", "unknown option '-%c'", optopt);
-            return cli_usage_error ("info", "unknown option '%s'", argv[optind - 1]);
+            {
+              int rc = cli_placement_option ("info", c, optarg, &place);
+              if (rc > 0)
+                return rc;
+              if (rc < 0 && optopt)
+                return cli_usage_error ("info", "unknown option '-%c'", optopt);
+              if (rc < 0)
+                return cli_usage_error ("info", "unknown option '%s'", argv[optind - 1]);
+            }
         }
     }
   if (optind >= argc)
@@ -845,7 +845,7 @@ cmd_info (int argc, char **argv)
     st = oom (&err, argv[optind]);
   struct stat sb;
   if (st == SETOK_OK && stat (argv[optind], &sb) == 0 && S_ISDIR (sb.st_mode))
-    st = add_model (report, argv[optind], load, device, threads, &err);
+    st = add_model (report, argv[optind], load, &place, &err);
   else if (st == SETOK_OK && load)
     st = setok_fail (&err, SETOK_ERR_INPUT, "%s: --load needs a model folder", argv[optind]);
   if (st != SETOK_OK)

@@ -32,9 +32,8 @@ usage (FILE *out)
                 "  --threshold T       density-peak score threshold\n"
                 "  --clusters N        fixed: the number of tokens; dpc/soft: at most N\n"
                 "  --patch-masks       the tokens' patch-grid masks, without edge refinement\n"
-                "  --device DEV        cpu, cuda or auto (default)\n"
-                "  --threads N         CPU threads (default: all)\n"
-                "  --json              area, score, tokens and timings as JSON on stdout\n");
+                "  --json              area, score, tokens and timings as JSON on stdout\n"
+                CLI_PLACEMENT_HELP);
 }
 
 static int
@@ -97,7 +96,7 @@ finish (setok_status st, const setok_segment_result *r, const char *out, const c
 static int
 segment_by_decoder (const char *image_path, const char *model, const char *text,
                     const setok_segment_point *points, int n_points, const char *out,
-                    const char *device, int threads, bool json)
+                    const cli_placement *place, bool json)
 {
   setok_error err = { 0 };
   setok_image image = { 0 };
@@ -108,7 +107,7 @@ segment_by_decoder (const char *image_path, const char *model, const char *text,
   const char *path = cli_model_path (model, &err);
   setok_status st = path ? setok_image_load (&image, image_path, 0, &err) : err.status;
   if (st == SETOK_OK)
-    st = cli_open_model (&m, path, device, threads, NULL, &err);
+    st = cli_open_model (&m, path, place, NULL, &err);
   if (st == SETOK_OK && text)
     st = setok_model_require (m, SETOK_CAP_SEGMENT_PHRASE, &err);
   if (st == SETOK_OK)
@@ -141,17 +140,18 @@ cmd_segment (int argc, char **argv)
     { "threshold", required_argument, NULL, 'T' },
     { "clusters", required_argument, NULL, 'c' },
     { "patch-masks", no_argument, NULL, 'P' },
-    { "device", required_argument, NULL, 'd' },
-    { "threads", required_argument, NULL, 't' },
     { "json", no_argument, NULL, 'j' },
+    CLI_PLACEMENT_OPTIONS,
     { "text", required_argument, NULL, 'x' },
     { "decoder", no_argument, NULL, 'D' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   setok_segment_point points[MAX_POINTS];
-  int n_points = 0, threads = 0, clusters = -1;
-  const char *out = NULL, *model = NULL, *vision = NULL, *mode = NULL, *device = "auto";
+  int n_points = 0, clusters = -1;
+  const char *out = NULL, *model = NULL, *vision = NULL, *mode = NULL;
+  cli_placement place;
+  cli_placement_default (&place);
   const char *text = NULL;
   double threshold = -1.0;
   bool json = false, patch_masks = false, decoder = false;
@@ -198,14 +198,6 @@ cmd_segment (int argc, char **argv)
           case 'P':
             patch_masks = true;
             break;
-          case 'd':
-            device = optarg;
-            break;
-          case 't':
-            threads = (int)strtol (optarg, &end, 10);
-            if (end == optarg || *end || threads < 1 || threads > 1024)
-              return cli_usage_error ("segment", "--threads needs 1..1024, got '%s'", optarg);
-            break;
           case 'j':
             json = true;
             break;
@@ -219,8 +211,14 @@ cmd_segment (int argc, char **argv)
             usage (stdout);
             return CLI_EXIT_OK;
           default:
-            return cli_usage_error ("segment", "unknown or incomplete option '%s'",
-                                    argv[optind - 1]);
+            {
+              int rc = cli_placement_option ("segment", c, optarg, &place);
+              if (rc < 0)
+                return cli_usage_error ("segment", "unknown or incomplete option '%s'",
+                                        argv[optind - 1]);
+              if (rc > 0)
+                return rc;
+            }
         }
     }
   if (optind != argc - 1)
@@ -236,8 +234,7 @@ cmd_segment (int argc, char **argv)
       if (vision)
         return cli_usage_error ("segment", "--text and --decoder need a bundle (--model), not "
                                            "--vision");
-      return segment_by_decoder (argv[optind], model, text, points, n_points, out, device, threads,
-                                 json);
+      return segment_by_decoder (argv[optind], model, text, points, n_points, out, &place, json);
     }
   setok_cluster_mode cmode = SETOK_CLUSTER_DPC;
   if (mode && !strcmp (mode, "soft"))
@@ -256,7 +253,7 @@ cmd_segment (int argc, char **argv)
   const char *path = vision ? vision : cli_model_path (model, &err);
   setok_status st = path ? setok_image_load (&image, argv[optind], 0, &err) : err.status;
   if (st == SETOK_OK)
-    st = cli_open_model (&m, path, device, threads, NULL, &err);
+    st = cli_open_model (&m, path, &place, NULL, &err);
   if (st == SETOK_OK)
     st = setok_tokenizer_new (&t, m, &err);
   if (st == SETOK_OK)

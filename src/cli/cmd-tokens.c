@@ -38,8 +38,7 @@ usage (FILE *out)
            "  --masks DIR        one PNG mask per token (token-000.png, ...)\n"
            "  --json OUT.json    every token's area, centroid, box, score and features\n"
            "                     (- for stdout)\n"
-           "  --device DEV       cpu, cuda or auto (default)\n"
-           "  --threads N        CPU threads (default: all)\n");
+           CLI_PLACEMENT_HELP);
 }
 
 static int
@@ -174,14 +173,15 @@ cmd_tokens (int argc, char **argv)
     { "overlay", required_argument, NULL, 'o' },
     { "masks", required_argument, NULL, 'K' },
     { "json", required_argument, NULL, 'j' },
-    { "device", required_argument, NULL, 'd' },
-    { "threads", required_argument, NULL, 'T' },
+    CLI_PLACEMENT_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   const char *model = NULL, *vision = NULL, *mode = NULL, *overlay = NULL, *masks = NULL;
-  const char *json = NULL, *device = "auto";
-  int threads = 0, k = -1, clusters = -1, min_clusters = -1, layer = SETOK_TOKENS_DEFAULT_LAYER;
+  const char *json = NULL;
+  cli_placement place;
+  cli_placement_default (&place);
+  int k = -1, clusters = -1, min_clusters = -1, layer = SETOK_TOKENS_DEFAULT_LAYER;
   double threshold = NAN;
   bool average = false, refine = false;
   optind = 1;
@@ -239,19 +239,18 @@ cmd_tokens (int argc, char **argv)
           case 'j':
             json = optarg;
             break;
-          case 'd':
-            device = optarg;
-            break;
-          case 'T':
-            if (parse_int ("--threads", optarg, 1, 1024, &threads))
-              return CLI_EXIT_USAGE;
-            break;
           case 'h':
             usage (stdout);
             return CLI_EXIT_OK;
           default:
-            return cli_usage_error ("tokens", "unknown or incomplete option '%s'",
-                                    argv[optind - 1]);
+            {
+              int rc = cli_placement_option ("tokens", c, optarg, &place);
+              if (rc < 0)
+                return cli_usage_error ("tokens", "unknown or incomplete option '%s'",
+                                        argv[optind - 1]);
+              if (rc > 0)
+                return rc;
+            }
         }
     }
   if (optind != argc - 1)
@@ -275,7 +274,7 @@ cmd_tokens (int argc, char **argv)
     return cli_report (&err);
   setok_model *m = NULL;
   setok_tokenizer *tk = NULL;
-  if (cli_open_model (&m, model ? model : vision, device, threads, NULL, &err) != SETOK_OK
+  if (cli_open_model (&m, model ? model : vision, &place, NULL, &err) != SETOK_OK
       || setok_tokenizer_new (&tk, m, &err) != SETOK_OK)
     {
       setok_model_free (m);

@@ -17,7 +17,7 @@ forward_run_clip_text (const component_args *a)
   const setok_st_tensor *t = NULL;
   setok_status st = setok_backend_create_by_name (&be, a->device, 0, &err);
   if (st == SETOK_OK)
-    st = setok_clip_text_load (&m, a->dir, be, a->dtype, &err);
+    st = setok_clip_text_load (&m, a->dir, be, a->dtype, a->dtype, &err);
   if (st == SETOK_OK)
     st = setok_safetensors_open (&in, a->in, &err);
   if (st == SETOK_OK && !(t = setok_safetensors_find (in, "input_ids")))

@@ -141,7 +141,7 @@ forward_run_unet (const component_args *a)
   float *timesteps = NULL;
   setok_status st = setok_backend_create_by_name (&be, a->device, 0, &err);
   if (st == SETOK_OK)
-    st = setok_unet_load (&unet, a->dir, be, a->dtype, &err);
+    st = setok_unet_load (&unet, a->dir, be, a->dtype, a->dtype, &err);
   if (st == SETOK_OK)
     st = setok_safetensors_open (&in, a->in, &err);
   if (st == SETOK_OK)

@@ -35,7 +35,7 @@ forward_run_qformer (const component_args *a)
   bool has_query = false, has_enc = false, has_mask = false;
   setok_status st = setok_backend_create_by_name (&be, a->device, 0, &err);
   if (st == SETOK_OK)
-    st = setok_qformer_load (&m, a->dir, be, a->dtype, &err);
+    st = setok_qformer_load (&m, a->dir, be, a->dtype, a->dtype, &err);
   if (st == SETOK_OK)
     st = setok_safetensors_open (&in, a->in, &err);
   if (st == SETOK_OK)

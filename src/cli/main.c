@@ -22,6 +22,7 @@ static const command commands[] = {
   { "segment", cmd_segment, "the mask of the object under points or named by a phrase" },
   { "generate", cmd_generate, "draw an image from a prompt (SETOKIM bundle or Stable Diffusion)" },
   { "edit", cmd_edit, "change the region under a point as instructed; the rest stays exact" },
+  { "quantize", cmd_quantize, "copy a model folder with its weight matrices stored as q8 or q4" },
   { "eval", cmd_eval, "measure the model on held-out synthetic scenes" },
   { "forward", cmd_forward, "run one op or component on named tensors (reference tests)" },
   { "bench", cmd_bench, "measure speed: ops, vision, clustering, LLM, U-Net" },

@@ -10,25 +10,11 @@ import numpy as np
 import setok_ctypes
 import torch
 from safetensors.torch import load_file, save_file
-from setok_ctypes import SetokError
+from setok_ctypes import Arena, SetokError, Tensor  # noqa: F401 (re-exported)
 
 # max|got - ref| / max|ref| per dtype (f16 and bf16 run on cpu-reference or CUDA)
 TOLERANCE = {"f32": 1e-4, "f16": 1e-2, "bf16": 4e-2}
 SETOK_ERR_NOMEM, SETOK_ERR_CANCELLED = 3, 6
-
-
-class Tensor(ctypes.Structure):
-    """setok_tensor (engine/include/setok/tensor.h)."""
-    _fields_ = [("dtype", ctypes.c_int), ("ndim", ctypes.c_int),
-                ("shape", ctypes.c_int64 * 4), ("stride", ctypes.c_int64 * 4),
-                ("data", ctypes.c_void_p), ("backend", ctypes.c_void_p)]
-
-
-class Arena(ctypes.Structure):
-    """setok_arena (engine/include/setok/arena.h)."""
-    _fields_ = [("backend", ctypes.c_void_p), ("base", ctypes.c_void_p),
-                ("capacity", ctypes.c_size_t), ("used", ctypes.c_size_t),
-                ("peak", ctypes.c_size_t)]
 
 
 class Api:

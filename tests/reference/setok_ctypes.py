@@ -17,10 +17,26 @@ class SetokImage(ctypes.Structure):
                 ("pixels", ctypes.POINTER(ctypes.c_uint8))]
 
 
+class Tensor(ctypes.Structure):
+    """setok_tensor (engine/include/setok/tensor.h)."""
+    _fields_ = [("dtype", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("shape", ctypes.c_int64 * 4), ("stride", ctypes.c_int64 * 4),
+                ("data", ctypes.c_void_p), ("backend", ctypes.c_void_p),
+                ("borrowed", ctypes.c_bool)]
+
+
+class Arena(ctypes.Structure):
+    """setok_arena (engine/include/setok/arena.h)."""
+    _fields_ = [("backend", ctypes.c_void_p), ("base", ctypes.c_void_p),
+                ("capacity", ctypes.c_size_t), ("used", ctypes.c_size_t),
+                ("peak", ctypes.c_size_t)]
+
+
 class ModelOptions(ctypes.Structure):
     """setok_model_options (engine/include/setok/model.h)."""
     _fields_ = [("device", ctypes.c_char_p), ("threads", ctypes.c_int),
-                ("adapter", ctypes.c_char_p)]
+                ("adapter", ctypes.c_char_p), ("dtype", ctypes.c_char_p),
+                ("weights", ctypes.c_char_p)]
 
 
 def load_library(signatures):

@@ -28,7 +28,7 @@ import sys
 import tempfile
 
 import setok_ctypes
-from setok_ctypes import SetokError
+from setok_ctypes import Arena, SetokError, Tensor
 from checks import Results, rel_err  # noqa: E402
 
 try:
@@ -350,20 +350,6 @@ def test_errors(cli, model, d, root, gen):
 
 
 # ---- the C API through ctypes ---------------------------------------------------------------
-
-class Tensor(ctypes.Structure):
-    """setok_tensor (engine/include/setok/tensor.h)."""
-    _fields_ = [("dtype", ctypes.c_int), ("ndim", ctypes.c_int),
-                ("shape", ctypes.c_int64 * 4), ("stride", ctypes.c_int64 * 4),
-                ("data", ctypes.c_void_p), ("backend", ctypes.c_void_p)]
-
-
-class Arena(ctypes.Structure):
-    """setok_arena (engine/include/setok/arena.h)."""
-    _fields_ = [("backend", ctypes.c_void_p), ("base", ctypes.c_void_p),
-                ("capacity", ctypes.c_size_t), ("used", ctypes.c_size_t),
-                ("peak", ctypes.c_size_t)]
-
 
 class Prompt(ctypes.Structure):
     """setok_sam_prompt (engine/include/setok/models/mask_decoder.h)."""

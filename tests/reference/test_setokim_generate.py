@@ -68,7 +68,7 @@ def scene(rng, size):
 def check_visual_tokens(lib, folder, model, image):
     err = SetokError()
     engine_model, chat = ctypes.c_void_p(), ctypes.c_void_p()
-    opts = ModelOptions(b"cpu", 1, None)
+    opts = ModelOptions(b"cpu", 1, None, None, None)
     st = lib.setok_model_open(ctypes.byref(engine_model), folder.encode(), ctypes.byref(opts),
                               ctypes.byref(err))
     if st == 0:

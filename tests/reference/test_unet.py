@@ -127,7 +127,7 @@ def test_api(root, unet, gen):
     vp, i64 = ctypes.c_void_p, ctypes.c_int64
     tp, ap, fp = ctypes.POINTER(Tensor), ctypes.POINTER(Arena), ctypes.POINTER(ctypes.c_float)
     api = Api({
-        "setok_unet_load": [ctypes.POINTER(vp), ctypes.c_char_p, vp, ctypes.c_int,
+        "setok_unet_load": [ctypes.POINTER(vp), ctypes.c_char_p, vp, ctypes.c_int, ctypes.c_int,
                             ctypes.POINTER(SetokError)],
         "setok_unet_free": [vp, ("restype", None)],
         "setok_unet_arena_bytes": [vp, i64, i64, i64, i64, ("restype", ctypes.c_size_t)],
@@ -137,7 +137,7 @@ def test_api(root, unet, gen):
     lib, folder = api.lib, os.path.join(root, "api")
     unet.save_pretrained(folder)
     m = vp()
-    api.ok(lib.setok_unet_load(ctypes.byref(m), folder.encode(), api.be, 0, api.eref()), "load")
+    api.ok(lib.setok_unet_load(ctypes.byref(m), folder.encode(), api.be, 0, 0, api.eref()), "load")
     sample = torch.randn(2, unet.config.in_channels, 8, 16, generator=gen)
     context = torch.randn(2, 6, unet.config.cross_attention_dim, generator=gen)
     t = np.array([700.0, 3.0], np.float32)

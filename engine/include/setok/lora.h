@@ -56,6 +56,9 @@ SETOK_API setok_status setok_lora_merge_f32(setok_lora *lora, const char *weight
 SETOK_API setok_status setok_lora_load_weight(setok_lora *lora, setok_tensor *out, const setok_st_tensor *t,
                                     setok_backend *backend, setok_dtype dtype, setok_error *err);
 
+/* Whether the adapter changes the base weight of that name (lora may be NULL). */
+SETOK_API bool setok_lora_targets(setok_lora *lora, const char *weight_name);
+
 /* SETOK_ERR_INPUT naming the first adapter tensor no base weight took. */
 SETOK_API setok_status setok_lora_check_used(const setok_lora *lora, setok_error *err);
 

@@ -94,6 +94,17 @@ typedef struct setok_model_options {
     const char *device;  /* "cpu", "cuda" or "auto" (NULL: "auto") */
     int threads;         /* CPU threads; <= 0: every core */
     const char *adapter; /* a PEFT LoRA folder merged into the LLM when it loads, or NULL */
+    /* The weights' dtype: "f32", "f16", "bf16", or "auto" (NULL). On a GPU the
+     * model runs in it (auto: f16). On the CPU activations are f32 and the
+     * matrices of the linear layers (LLM, vision tower, Q-Former, text encoder,
+     * U-Net transformers) and the embedding tables stay in it, used in place
+     * from the files when they hold it (auto: f32 for models up to 2 GiB in
+     * f32, where widening is fastest, else the files' own 16-bit dtype). */
+    const char *dtype;
+    /* "q8" or "q4": those matrices block-quantized (quant.h) on load, or taken
+     * as stored by `setok quantize`; CPU only. NULL: none, except that a folder
+     * `setok quantize` wrote keeps its format unless dtype names another. */
+    const char *weights;
 } setok_model_options;
 
 SETOK_API void setok_model_options_default(setok_model_options *o);
@@ -111,8 +122,10 @@ SETOK_API setok_model_kind setok_model_kind_of(const setok_model *m);
  * backend on the CPU). */
 SETOK_API setok_backend *setok_model_backend(const setok_model *m);
 SETOK_API setok_backend *setok_model_host_backend(const setok_model *m);
-/* The dtype weights and activations take (f32 on the CPU, f16 on CUDA). */
+/* The dtype activations and small tensors take (f32 on the CPU, f16 on CUDA), and
+ * the one the matrices of the linear layers take (model options). */
 SETOK_API setok_dtype setok_model_dtype(const setok_model *m);
+SETOK_API setok_dtype setok_model_matrix_dtype(const setok_model *m);
 /* "CPU, 2 threads, OpenBLAS 0.3.21" or the GPU's name. */
 SETOK_API const char *setok_model_device(const setok_model *m);
 
@@ -129,6 +142,19 @@ SETOK_API setok_status setok_model_require(setok_model *m, setok_capability cap,
 /* Loads every component the folder has (setok info --load). The first
  * failure is returned; the other components are still loaded. */
 SETOK_API setok_status setok_model_load_all(setok_model *m, setok_error *err);
+
+/* Copies model folder in_dir to out_dir (created; not inside in_dir) with the
+ * matrices of the linear layers stored block-quantized ("q8" or "q4"), so that
+ * loading it reads a quarter / an eighth of the bytes and quantizes nothing.
+ * Every other file is copied as it is. The copy opens with or without
+ * options.weights (another dtype decodes the blocks). Only this engine reads
+ * such folders: their config.json says so under "setok_quantization".
+ * progress (may be NULL) hears of each component folder before it is written. */
+typedef void (*setok_quantize_progress)(const char *folder, int done, int total, void *user);
+SETOK_API setok_status setok_model_quantize(const char *in_dir, const char *out_dir,
+                                            const char *weights, int threads,
+                                            setok_quantize_progress progress, void *user,
+                                            setok_error *err);
 
 /* What the model knows of one component. */
 typedef struct setok_component_info {

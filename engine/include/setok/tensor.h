@@ -43,6 +43,8 @@ typedef struct setok_tensor {
     int64_t stride[SETOK_MAX_DIMS];  /* in elements; entries past ndim are 1 */
     void *data;                      /* host or device address, per backend */
     setok_backend *backend;          /* where data lives */
+    bool borrowed;                   /* data is someone else's (a mapped weight file):
+                                        setok_tensor_free leaves it */
 } setok_tensor;
 
 /* Bytes of one element; 0 for the block-quantized dtypes (use setok_dtype_bytes). */

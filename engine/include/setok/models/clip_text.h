@@ -38,9 +38,11 @@ typedef struct setok_clip_text_config {
 
 typedef struct setok_clip_text setok_clip_text;
 
-/* Loads DIR/config.json and DIR's weights onto backend as dtype. */
-SETOK_API setok_status setok_clip_text_load(setok_clip_text **out, const char *dir, setok_backend *backend,
-                                  setok_dtype dtype, setok_error *err);
+/* Loads DIR/config.json and DIR's weights onto backend: activations and small
+ * tensors as dtype, the encoder layers' linear weights as matrix (vit.h). */
+SETOK_API setok_status setok_clip_text_load(setok_clip_text **out, const char *dir,
+                                            setok_backend *backend, setok_dtype dtype,
+                                            setok_dtype matrix, setok_error *err);
 SETOK_API void setok_clip_text_free(setok_clip_text *m);
 
 SETOK_API const setok_clip_text_config *setok_clip_text_get_config(const setok_clip_text *m);

@@ -66,22 +66,26 @@ SETOK_API setok_status setok_llama_config_load(setok_llama_config *cfg, const ch
 
 typedef struct setok_llama setok_llama;
 
-/* Loads config.json and the weights of DIR onto backend as dtype (f32 on the
- * CPU). */
-SETOK_API setok_status setok_llama_load(setok_llama **out, const char *dir, setok_backend *backend,
-                              setok_dtype dtype, setok_error *err);
-/* The same with the PEFT LoRA adapter in adapter_dir (lora.h) merged into
- * the weights it targets before upload; adapter_dir NULL loads DIR alone. */
-SETOK_API setok_status setok_llama_load_with_lora(setok_llama **out, const char *dir,
-                                        const char *adapter_dir, setok_backend *backend,
-                                        setok_dtype dtype, setok_error *err);
+/* Loads config.json and the weights of DIR onto backend, with the PEFT LoRA
+ * adapter in adapter_dir (lora.h; NULL: none) merged into the weights it
+ * targets. Activations and norms are dtype (f32 on the CPU); the linear
+ * layers' weights and the embedding table are matrix (f32, f16, bf16, or q8 /
+ * q4 on the CPU, where the table stays f16), used in place from the file when
+ * it holds them so. */
+SETOK_API setok_status setok_llama_load(setok_llama **out, const char *dir, const char *adapter_dir,
+                                        setok_backend *backend, setok_dtype dtype,
+                                        setok_dtype matrix, setok_error *err);
 /* A model of shape cfg (head_dim and num_kv_heads set; rope and the other
  * fields as in setok_llama_config) with deterministic pseudo-random weights
- * from seed, generated in memory on backend as dtype: for benchmarks and
- * tests. Nothing is read or written. */
+ * from seed, generated in memory as setok_llama_load would place them: for
+ * benchmarks and tests. Nothing is read or written. */
 SETOK_API setok_status setok_llama_create_random(setok_llama **out, const setok_llama_config *cfg,
-                                       setok_backend *backend, setok_dtype dtype, uint32_t seed,
-                                       setok_error *err);
+                                                 setok_backend *backend, setok_dtype dtype,
+                                                 setok_dtype matrix, uint32_t seed,
+                                                 setok_error *err);
+/* Bytes the weights take on the backend as placed (their dtypes). */
+SETOK_API size_t setok_llama_weight_bytes(const setok_llama_config *cfg, setok_dtype dtype,
+                                          setok_dtype matrix);
 SETOK_API void setok_llama_free(setok_llama *m);
 
 SETOK_API const setok_llama_config *setok_llama_get_config(const setok_llama *m);

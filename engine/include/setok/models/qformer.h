@@ -60,9 +60,11 @@ SETOK_API setok_status setok_qformer_config_load(setok_qformer_config *cfg, cons
 typedef struct setok_qformer setok_qformer;
 
 /* Loads config.json and the weights of DIR (query_tokens when present) onto
- * backend as dtype. */
-SETOK_API setok_status setok_qformer_load(setok_qformer **out, const char *dir, setok_backend *backend,
-                                setok_dtype dtype, setok_error *err);
+ * backend: activations and small tensors as dtype, the layers' linear weights
+ * as matrix (vit.h). */
+SETOK_API setok_status setok_qformer_load(setok_qformer **out, const char *dir,
+                                          setok_backend *backend, setok_dtype dtype,
+                                          setok_dtype matrix, setok_error *err);
 SETOK_API void setok_qformer_free(setok_qformer *m);
 
 SETOK_API const setok_qformer_config *setok_qformer_get_config(const setok_qformer *m);

@@ -63,14 +63,18 @@ SETOK_API void setok_unet_config_sd15(setok_unet_config *cfg);
 typedef struct setok_unet setok_unet;
 
 /* A U-Net of cfg's shape with deterministic pseudo-random weights made
- * directly on backend (benchmarks: nothing is read or stored). */
+ * directly on backend, placed as setok_unet_load would (benchmarks: nothing is
+ * read or stored). */
 SETOK_API setok_status setok_unet_create_random(setok_unet **out, const setok_unet_config *cfg,
-                                      setok_backend *backend, setok_dtype dtype, uint32_t seed,
-                                      setok_error *err);
+                                                setok_backend *backend, setok_dtype dtype,
+                                                setok_dtype matrix, uint32_t seed,
+                                                setok_error *err);
 
-/* Loads config.json and the weights of DIR onto backend as dtype. */
+/* Loads config.json and the weights of DIR onto backend: activations,
+ * convolutions and norms as dtype, the transformer blocks' linear weights
+ * (attention, feed-forward, projections) as matrix (vit.h). */
 SETOK_API setok_status setok_unet_load(setok_unet **out, const char *dir, setok_backend *backend,
-                             setok_dtype dtype, setok_error *err);
+                                       setok_dtype dtype, setok_dtype matrix, setok_error *err);
 SETOK_API void setok_unet_free(setok_unet *unet);
 
 SETOK_API const setok_unet_config *setok_unet_get_config(const setok_unet *unet);

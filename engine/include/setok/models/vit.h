@@ -98,14 +98,17 @@ SETOK_API setok_status setok_vit_preprocess(const setok_vit_preprocessor *pp, fl
 typedef struct setok_vit setok_vit;
 
 /* Loads config.json, preprocessor_config.json and the weights of DIR onto
- * backend as dtype (f32 on the CPU backend; f16 / bf16 on CUDA). */
+ * backend: activations and small tensors as dtype (f32 on the CPU backend; f16 /
+ * bf16 on CUDA), the encoder layers' linear weights as matrix (the same on
+ * CUDA; on the CPU also f16, bf16, q8 or q4, used in place when stored so). */
 SETOK_API setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *backend,
-                            setok_dtype dtype, setok_error *err);
-/* A model of cfg's shape with deterministic pseudo-random weights (for
- * benchmarks; nothing is read or stored). */
+                                      setok_dtype dtype, setok_dtype matrix, setok_error *err);
+/* A model of cfg's shape with deterministic pseudo-random weights, placed as
+ * setok_vit_load would (for benchmarks; nothing is read or stored). */
 SETOK_API setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cfg,
-                                     setok_backend *backend, setok_dtype dtype, uint32_t seed,
-                                     setok_error *err);
+                                               setok_backend *backend, setok_dtype dtype,
+                                               setok_dtype matrix, uint32_t seed,
+                                               setok_error *err);
 SETOK_API void setok_vit_free(setok_vit *vit);
 
 SETOK_API const setok_vit_config *setok_vit_get_config(const setok_vit *vit);
