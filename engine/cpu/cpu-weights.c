@@ -511,7 +511,9 @@ setok_status setok_cpu_matmul_weights(setok_backend *be, const setok_op_desc *d,
         setok_cpu_parallel_for(be, n, GEMV_CHUNK, gemv_rows, &g);
         return SETOK_OK;
     }
-    if (f->bf16_gemm && setok_cpu_gemm_bf16_usable(k))
+    /* f16 weights keep their 11-bit significands: bf16 products would drop three bits,
+     * so they go through f32 panels */
+    if (f->bf16_gemm && w->dtype != SETOK_F16 && setok_cpu_gemm_bf16_usable(k))
         return setok_cpu_gemm_bf16(be, x->data, m, k, w->data, w->dtype, f->decode[w->dtype], n,
                                    alpha, b, d->dst->data, err);
     return gemm_panels(be, f, w->dtype, w->data, x->data, b, d->dst->data, m, n, k, alpha, err);
