@@ -15,15 +15,18 @@
 #include "setok/models/setok.h"
 #include "setok/models/vit.h"
 #include "setok/ops.h"
+#include "setok/quant.h"
 
 static void
 usage (FILE *out)
 {
-  fprintf (out, "Usage: setok bench ops [--device cpu|cuda] [--dtype f32|f16|bf16] [--threads N]\n"
-                "                       [--min-time SECONDS] [--quick] [--json]\n\n"
+  fprintf (out, "Usage: setok bench ops [--device cpu|cuda] [--dtype f32|f16|bf16 | --weights Q]\n"
+                "                       [--threads N] [--min-time SECONDS] [--quick] [--json]\n\n"
                 "Measures matmul at LLM-like shapes (next to a direct cblas_sgemm or cuBLAS\n"
                 "call), attention (prefill and decode), and layernorm / rmsnorm bandwidth.\n"
-                "--quick uses smaller shapes. Default dtype: f32 on cpu, f16 on cuda.\n\n"
+                "--quick uses smaller shapes. Default dtype: f32 on cpu, f16 on cuda. On the\n"
+                "CPU --dtype or --weights (q8, q4) is the weight matrix's format, and each\n"
+                "matmul also reports its relative error against the f32 product.\n\n"
                 "       setok bench vision [--device D] [--dtype T] [--quick] [--json]\n\n"
                 "Times one forward of a CLIP ViT-L/14-336 vision tower (--quick: ViT-B/16-224)\n"
                 "with random weights at batch 1, in ms and effective TFLOP/s.\n\n"
@@ -143,26 +146,76 @@ run_norm (bench *b, void *ctx, setok_error *err)
   return setok_rmsnorm (b->be, c->y, c->a, c->b, c->eps, err);
 }
 
+/* w32 [n, k] f32 on the host -> w [n, k] in the matrix dtype (f16, bf16, q8 or q4). */
+static setok_status
+weight_as (bench *b, setok_tensor *w, const setok_tensor *w32, setok_error *err)
+{
+  int64_t n = w32->shape[0], k = w32->shape[1];
+  setok_status st = setok_tensor_alloc (w, b->be, b->matrix, 2, w32->shape, err);
+  const float *src = w32->data;
+  for (int64_t r = 0; st == SETOK_OK && r < n; r++)
+    {
+      char *row = (char *)w->data + setok_dtype_bytes (b->matrix, r * k);
+      if (setok_dtype_is_quantized (b->matrix))
+        setok_quantize (row, b->matrix, src + r * k, k);
+      else
+        for (int64_t i = 0; i < k; i++)
+          setok_store_f32 (row, b->matrix, i, src[r * k + i]);
+    }
+  return st;
+}
+
+/* ||y - ref|| / ||ref|| of two host f32 tensors. */
+static double
+relative_error (const setok_tensor *y, const setok_tensor *ref)
+{
+  const float *a = y->data, *r = ref->data;
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < setok_tensor_numel (ref); i++)
+    {
+      num += ((double)a[i] - r[i]) * ((double)a[i] - r[i]);
+      den += (double)r[i] * r[i];
+    }
+  return den > 0 ? sqrt (num / den) : 0.0;
+}
+
+/* y = x @ W^T timed with W in the matrix dtype; on the CPU with W not in f32, also the
+ * error against the f32 product, and next to it the direct sgemm or cuBLAS call. */
 static setok_status
 bench_matmul (bench *b, int64_t m, int64_t k, int64_t n, setok_error *err)
 {
-  setok_tensor x = { 0 }, w = { 0 }, y = { 0 };
+  setok_tensor x = { 0 }, w32 = { 0 }, w = { 0 }, y = { 0 }, ref = { 0 };
+  bool converted = b->matrix != b->dtype && setok_backend_is_host (b->be);
   setok_status st = make_tensor (b, &x, 2, (int64_t[]){ m, k }, err);
   if (st == SETOK_OK)
-    st = make_tensor (b, &w, 2, (int64_t[]){ n, k }, err);
+    st = make_tensor (b, &w32, 2, (int64_t[]){ n, k }, err);
+  if (st == SETOK_OK && converted)
+    st = weight_as (b, &w, &w32, err);
   if (st == SETOK_OK)
     st = make_tensor (b, &y, 2, (int64_t[]){ m, n }, err);
-  double t = -1.0;
+  double t = -1.0, rel = -1.0;
   if (st == SETOK_OK)
     {
-      op_ctx c = { .y = &y, .a = &x, .b = &w };
+      op_ctx c = { .y = &y, .a = &x, .b = converted ? &w : &w32 };
       t = bench_time_calls (b, run_linear, &c, err);
       if (t < 0)
         st = err->status;
     }
+  if (st == SETOK_OK && converted)
+    {
+      st = make_tensor (b, &ref, 2, (int64_t[]){ m, n }, err);
+      if (st == SETOK_OK)
+        st = setok_linear (b->be, &ref, &x, &w32, NULL, err);
+      if (st == SETOK_OK)
+        st = setok_backend_synchronize (b->be, err);
+      if (st == SETOK_OK)
+        rel = relative_error (&y, &ref);
+    }
   setok_tensor_free (&x);
+  setok_tensor_free (&w32);
   setok_tensor_free (&w);
   setok_tensor_free (&y);
+  setok_tensor_free (&ref);
   if (st != SETOK_OK)
     return st;
   double direct = -1.0;
@@ -172,7 +225,7 @@ bench_matmul (bench *b, int64_t m, int64_t k, int64_t n, setok_error *err)
       direct = bench_direct_cublas_gemm (m, k, n, b->dtype, 1, b->min_time);
       direct_name = "cuBLAS";
     }
-  else if (b->dtype == SETOK_F32)
+  else
     {
       direct = bench_direct_cblas_sgemm (m, k, n, 1, b->min_time);
       direct_name = "cblas_sgemm";
@@ -181,6 +234,12 @@ bench_matmul (bench *b, int64_t m, int64_t k, int64_t n, setok_error *err)
   snprintf (shape, sizeof shape, "%lldx%lldx%lld (MxKxN)", (long long)m, (long long)k,
             (long long)n);
   add_row (b, "matmul", shape, t, 2.0 * m * k * n, 0, direct, direct_name);
+  if (rel >= 0 && b->json)
+    cJSON_AddNumberToObject (cJSON_GetArrayItem (b->rows, cJSON_GetArraySize (b->rows) - 1),
+                             "relative_error", rel);
+  else if (rel >= 0)
+    printf ("%-10s %-28s %s weights: relative error %.2e against f32\n", "", "",
+            setok_dtype_name (b->matrix), rel);
   return SETOK_OK;
 }
 
