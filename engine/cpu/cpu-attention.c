@@ -40,22 +40,10 @@ static void softmax_scores(const attention_job *t, float *s, int64_t n_keys, con
         int64_t last = i + t->tk - t->tq;
         keep = last < 0 ? 0 : (last + 1 < n_keys ? last + 1 : n_keys);
     }
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < keep; j++) {
-        if (mask != NULL) s[j] += mask[j * t->mstride[3]];
-        if (s[j] > mx) mx = s[j];
+    if (mask != NULL) {
+        for (int64_t j = 0; j < keep; j++) s[j] += mask[j * t->mstride[3]];
     }
-    if (!isfinite(mx)) {
-        keep = 0;  // every key masked (or an inf score): the output row is 0
-    }
-    double sum = 0.0;
-    for (int64_t j = 0; j < keep; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
-    }
-    float inv = keep > 0 ? (float)(1.0 / sum) : 0.0f;
-    for (int64_t j = 0; j < keep; j++) s[j] *= inv;
-    for (int64_t j = keep; j < n_keys; j++) s[j] = 0.0f;
+    setok_cpu_softmax_row(s, keep, n_keys);
 }
 
 // one task: query rows [i0, i0 + rows) of head h in batch b

@@ -30,6 +30,21 @@ setok_status setok_cpu_matmul(setok_backend *b, const setok_op_desc *d, setok_er
 /* MATMUL with a weight matrix in f16, bf16, q8 or q4 (cpu-weights.c). */
 setok_status setok_cpu_matmul_weights(setok_backend *b, const setok_op_desc *d, setok_error *err);
 
+/* The vector instructions the kernels may use (cpu-isa.c): the best the CPU
+ * has, capped by the environment variable SETOK_CPU_ISA (c, avx2, avx512,
+ * avx512bf16). AVX2 here includes FMA and F16C; AVX-512 includes BW and VL. */
+typedef enum setok_cpu_isa {
+    SETOK_ISA_C = 0,
+    SETOK_ISA_AVX2,
+    SETOK_ISA_AVX512,
+    SETOK_ISA_AVX512_BF16,
+} setok_cpu_isa;
+setok_cpu_isa setok_cpu_isa_level(void);
+
+/* y [n] -> the softmax of y [0, keep) in place, 0 past keep; a row whose maximum is
+ * not finite (every key masked) becomes 0 (cpu-softmax-row.c). */
+void setok_cpu_softmax_row(float *y, int64_t keep, int64_t n);
+
 /* One weight row of k values (its dtype's bytes at w) -> out [k] f32. */
 typedef void (*setok_cpu_decode_fn)(float *out, const void *w, int64_t k);
 /* y [m, n] = alpha * x [m, k] @ W^T (+ bias) with AVX512_BF16 dot products; W [n, k] in

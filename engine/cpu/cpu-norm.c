@@ -181,25 +181,10 @@ static void softmax_rows(void *ctx, int64_t begin, int64_t end)
             int64_t last = i + tk - tq;
             keep = last < 0 ? 0 : (last + 1 < tk ? last + 1 : tk);
         }
-        float mx = -INFINITY;
         for (int64_t j = 0; j < keep; j++) {
-            float v = x[j] * t->scale;
-            if (mask != NULL) v += mask[j * ms];
-            y[j] = v;
-            if (v > mx) mx = v;
+            y[j] = x[j] * t->scale + (mask != NULL ? mask[j * ms] : 0.0f);
         }
-        if (!isfinite(mx)) {
-            keep = 0;  // no finite maximum: the row is 0
-        }
-        double sum = 0.0;
-        for (int64_t j = 0; j < keep; j++) {
-            float e = expf(y[j] - mx);
-            y[j] = e;
-            sum += e;
-        }
-        float inv = keep > 0 ? (float)(1.0 / sum) : 0.0f;
-        for (int64_t j = 0; j < keep; j++) y[j] *= inv;
-        for (int64_t j = keep; j < tk; j++) y[j] = 0.0f;
+        setok_cpu_softmax_row(y, keep, tk);
     }
 }
 

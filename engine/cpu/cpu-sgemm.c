@@ -2,10 +2,12 @@
  *
  * With OpenBLAS: cblas_sgemm, called from the caller's thread only (OpenBLAS
  * runs its own threads, sized here to the backend's thread count). Without
- * BLAS, or for sizes BLAS cannot index: a packed, cache-blocked kernel with a
- * 6x8 register tile (GCC/clang vector types, plain loops elsewhere); tiles of y
- * are spread over the thread pool. The packing buffers live on the stack
- * (68 KiB), so the kernel never allocates and may run inside pool workers. */
+ * BLAS, for sizes BLAS cannot index, and inside pool workers (attention): a
+ * packed, cache-blocked kernel with a 6-row register tile two vectors wide
+ * (cpu-sgemm-tile.h), built for AVX-512, AVX2+FMA and portable vectors and
+ * chosen by setok_cpu_isa_level; tiles of y are spread over the thread pool.
+ * The packing buffers are per thread (290 KiB), so the kernel never
+ * allocates and may run inside pool workers. */
 #include "setok-config.h"
 
 #include <string.h>
@@ -18,57 +20,46 @@
 #include <limits.h>
 #endif
 
-// Register tile MR x NR; blocks of op(b) are KC x NC (32 KiB), of op(a) MC x KC (36 KiB).
-enum { MR = 6, NR = 8, KC = 128, NC = 64, MC = 72 };
+// Register tiles are MR rows by two vectors; blocks of op(b) are KC x NC (256 KiB, in L2),
+// of op(a) MC x KC (36 KiB, in L1); a partial tile's sums go through acc [MR][ACC_COLS] (the
+// widest tile). NC is wide because op(a)'s block is packed again for each of op(b)'s.
+enum { MR = 6, KC = 128, NC = 512, MC = 72, ACC_COLS = 32 };
+
+// Each thread's packing buffers: the kernel runs inside pool workers and never allocates.
+static _Thread_local float pack_b_buffer[KC * NC] __attribute__((aligned(64)));
+static _Thread_local float pack_a_buffer[MC * KC] __attribute__((aligned(64)));
 // Work per pool task in the threaded loop: a TASK_M x TASK_N tile of y.
 enum { TASK_M = 72, TASK_N = 256 };
 
 // ----------------------------------------------------------------------------
 // serial kernel
 
-// op(a) block [mc, kc] -> ap: panels of MR rows, each [kc][MR], zero-padded
-static void pack_a(float *ap, bool trans_a, const float *a, int64_t lda, int64_t mc, int64_t kc)
-{
-    for (int64_t ir = 0; ir < mc; ir += MR) {
-        float *dst = ap + ir * kc;
-        int64_t mr = mc - ir < MR ? mc - ir : MR;
-        for (int64_t p = 0; p < kc; p++) {
-            for (int64_t r = 0; r < MR; r++) {
-                float v = 0.0f;
-                if (r < mr) {
-                    v = trans_a ? a[p * lda + ir + r] : a[(ir + r) * lda + p];
-                }
-                dst[p * MR + r] = v;
-            }
-        }
-    }
-}
+#if !defined(__GNUC__)
+#error "the CPU kernels need GCC or clang vector extensions"
+#endif
 
-// op(b) block [kc, nc] -> bp: panels of NR columns, each [kc][NR], zero-padded
-static void pack_b(float *bp, bool trans_b, const float *b, int64_t ldb, int64_t kc, int64_t nc)
-{
-    for (int64_t jr = 0; jr < nc; jr += NR) {
-        float *dst = bp + jr * kc;
-        int64_t nr = nc - jr < NR ? nc - jr : NR;
-        for (int64_t p = 0; p < kc; p++) {
-            float *row = dst + p * NR;
-            if (!trans_b && nr == NR) {
-                memcpy(row, b + p * ldb + jr, NR * sizeof(float));
-                continue;
-            }
-            for (int64_t j = 0; j < NR; j++) {
-                float v = 0.0f;
-                if (j < nr) {
-                    v = trans_b ? b[(jr + j) * ldb + p] : b[p * ldb + jr + j];
-                }
-                row[j] = v;
-            }
-        }
-    }
-}
+#define SGEMM_VL 4
+#define SGEMM_NAME(x) x##_v4
+#define SGEMM_TARGET
+#define SGEMM_MADD(c, a, b) ((c) += (b) * (a))
+#include "cpu-sgemm-tile.h"
 
-#if defined(__GNUC__)
-// GCC/clang vectors: the compiler lowers them to whatever SIMD the target has (SSE2 at least).
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define SGEMM_VL 8
+#define SGEMM_NAME(x) x##_avx2
+#define SGEMM_TARGET __attribute__((target("avx2,fma")))
+#define SGEMM_MADD(c, a, b) ((c) = _mm256_fmadd_ps((b), _mm256_set1_ps(a), (c)))
+#include "cpu-sgemm-tile.h"
+
+#define SGEMM_VL 16
+#define SGEMM_NAME(x) x##_avx512
+#define SGEMM_TARGET __attribute__((target("avx512f,fma")))
+#define SGEMM_MADD(c, a, b) ((c) = _mm512_fmadd_ps((b), _mm512_set1_ps(a), (c)))
+#include "cpu-sgemm-tile.h"
+#endif
+
 typedef float v4f __attribute__((vector_size(16)));
 
 static inline v4f v4f_load(const float *p)
@@ -78,52 +69,11 @@ static inline v4f v4f_load(const float *p)
     return v;
 }
 
-// ap [kc][MR], bp [kc][NR] -> acc [MR][NR] = ap^T bp; 12 accumulators stay in registers
-static void micro_kernel(float acc[MR][NR], const float *restrict ap, const float *restrict bp,
-                         int64_t kc)
-{
-    const v4f z = {0.0f, 0.0f, 0.0f, 0.0f};
-    v4f c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z;
-    v4f c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
-    for (int64_t p = 0; p < kc; p++, ap += MR, bp += NR) {
-        v4f b0 = v4f_load(bp), b1 = v4f_load(bp + 4), a;
-        a = z + ap[0]; c00 += a * b0; c01 += a * b1;
-        a = z + ap[1]; c10 += a * b0; c11 += a * b1;
-        a = z + ap[2]; c20 += a * b0; c21 += a * b1;
-        a = z + ap[3]; c30 += a * b0; c31 += a * b1;
-        a = z + ap[4]; c40 += a * b0; c41 += a * b1;
-        a = z + ap[5]; c50 += a * b0; c51 += a * b1;
-    }
-    const v4f *c[MR][2] = {{&c00, &c01}, {&c10, &c11}, {&c20, &c21},
-                           {&c30, &c31}, {&c40, &c41}, {&c50, &c51}};
-    for (int r = 0; r < MR; r++) {
-        memcpy(acc[r], c[r][0], sizeof(v4f));
-        memcpy(acc[r] + 4, c[r][1], sizeof(v4f));
-    }
-}
-#else
-// ap [kc][MR], bp [kc][NR] -> acc [MR][NR] = ap^T bp
-static void micro_kernel(float acc[MR][NR], const float *restrict ap, const float *restrict bp,
-                         int64_t kc)
-{
-    float c[MR][NR] = {{0.0f}};
-    for (int64_t p = 0; p < kc; p++) {
-        for (int r = 0; r < MR; r++) {
-            for (int j = 0; j < NR; j++) {
-                c[r][j] += ap[p * MR + r] * bp[p * NR + j];
-            }
-        }
-    }
-    memcpy(acc, c, sizeof(c));
-}
-#endif
-
 // sum x[i] * y[i] over n
 static float dot_f32(const float *x, const float *y, int64_t n)
 {
     int64_t i = 0;
     float sum = 0.0f;
-#if defined(__GNUC__)
     const v4f z = {0.0f, 0.0f, 0.0f, 0.0f};
     v4f s0 = z, s1 = z;
     for (; i + 8 <= n; i += 8) {
@@ -132,7 +82,6 @@ static float dot_f32(const float *x, const float *y, int64_t n)
     }
     s0 += s1;
     sum = (s0[0] + s0[1]) + (s0[2] + s0[3]);
-#endif
     for (; i < n; i++) {
         sum += x[i] * y[i];
     }
@@ -153,7 +102,6 @@ static void scale_y(float *y, int64_t ldy, int64_t m, int64_t n, float beta)
 static void axpy_f32(float *restrict y, float s, const float *restrict x, int64_t n)
 {
     int64_t i = 0;
-#if defined(__GNUC__)
     const v4f z = {0.0f, 0.0f, 0.0f, 0.0f};
     v4f sv = z + s;
     for (; i + 8 <= n; i += 8) {
@@ -162,7 +110,6 @@ static void axpy_f32(float *restrict y, float s, const float *restrict x, int64_
         memcpy(y + i, &y0, sizeof(y0));
         memcpy(y + i + 4, &y1, sizeof(y1));
     }
-#endif
     for (; i < n; i++) {
         y[i] += s * x[i];
     }
@@ -191,28 +138,6 @@ static void sgemm_few_rows(bool trans_b, int64_t m, int64_t n, int64_t k, float 
     }
 }
 
-// y [mr, nr] (row stride ldy) = alpha * acc + (first ? beta * y : y)
-static void store_tile(float *y, int64_t ldy, int64_t mr, int64_t nr, float acc[MR][NR],
-                       float alpha, float beta, bool first)
-{
-    for (int64_t r = 0; r < mr; r++) {
-        float *yr = y + r * ldy;
-        if (!first || beta == 1.0f) {
-            for (int64_t j = 0; j < nr; j++) {
-                yr[j] += alpha * acc[r][j];
-            }
-        } else if (beta == 0.0f) {
-            for (int64_t j = 0; j < nr; j++) {
-                yr[j] = alpha * acc[r][j];
-            }
-        } else {
-            for (int64_t j = 0; j < nr; j++) {
-                yr[j] = beta * yr[j] + alpha * acc[r][j];
-            }
-        }
-    }
-}
-
 void setok_cpu_sgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                             float alpha, const float *a, int64_t lda, const float *b,
                             int64_t ldb, float beta, float *y, int64_t ldy)
@@ -229,31 +154,18 @@ void setok_cpu_sgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, in
         sgemm_few_rows(trans_b, m, n, k, alpha, a, lda, b, ldb, beta, y, ldy);
         return;
     }
-    float bp[KC * NC];
-    float ap[MC * KC];
-    float acc[MR][NR];
-    for (int64_t jc = 0; jc < n; jc += NC) {
-        int64_t nc = n - jc < NC ? n - jc : NC;
-        for (int64_t pc = 0; pc < k; pc += KC) {
-            int64_t kc = k - pc < KC ? k - pc : KC;
-            const float *bblk = trans_b ? b + jc * ldb + pc : b + pc * ldb + jc;
-            pack_b(bp, trans_b, bblk, ldb, kc, nc);
-            for (int64_t ic = 0; ic < m; ic += MC) {
-                int64_t mc = m - ic < MC ? m - ic : MC;
-                const float *ablk = trans_a ? a + pc * lda + ic : a + ic * lda + pc;
-                pack_a(ap, trans_a, ablk, lda, mc, kc);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    int64_t nr = nc - jr < NR ? nc - jr : NR;
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        micro_kernel(acc, ap + ir * kc, bp + jr * kc, kc);
-                        store_tile(y + (ic + ir) * ldy + jc + jr, ldy, mr, nr, acc, alpha, beta,
-                                   pc == 0);
-                    }
-                }
-            }
-        }
+#if defined(__x86_64__) || defined(__i386__)
+    setok_cpu_isa isa = setok_cpu_isa_level();
+    if (isa >= SETOK_ISA_AVX512) {
+        sgemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, y, ldy);
+        return;
     }
+    if (isa >= SETOK_ISA_AVX2) {
+        sgemm_avx2(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, y, ldy);
+        return;
+    }
+#endif
+    sgemm_v4(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, y, ldy);
 }
 
 // ----------------------------------------------------------------------------

@@ -12,9 +12,8 @@
  *     AVX512_BF16, decoded into bf16 pairs and multiplied with vdpbf16ps
  *     (twice the f32 rate; x is rounded to bf16 like a bf16 PyTorch run).
  * Each dtype has a portable C row decoder (the reference for the others: the
- * same values as setok_load_f32), and AVX2+F16C and AVX-512 versions chosen
- * once at run time: the best the CPU has, or at most SETOK_CPU_ISA
- * ("c", "avx2", "avx512", "avx512bf16"; for tests and comparisons). */
+ * same values as setok_load_f32), and AVX2+F16C and AVX-512 versions, chosen
+ * by setok_cpu_isa_level (cpu-isa.c). */
 #include "setok-config.h"
 
 #include <immintrin.h>
@@ -380,15 +379,8 @@ static void choose_isa(void)
                                          [SETOK_Q8] = decode_q8_c, [SETOK_Q4] = decode_q4_c};
     static const dot_fn c_dot[] = {[SETOK_F16] = dot_f16_c, [SETOK_BF16] = dot_bf16_c,
                                    [SETOK_Q8] = dot_q8_c, [SETOK_Q4] = dot_q4_c};
-    __builtin_cpu_init();
-    const char *cap = getenv("SETOK_CPU_ISA");
-    bool allow_bf16 = !cap || !strcmp(cap, "avx512bf16");
-    bool allow512 = allow_bf16 || !strcmp(cap, "avx512"), allow2 = allow512 || !strcmp(cap, "avx2");
-    bool avx512 = allow512 && __builtin_cpu_supports("avx512f") &&
-                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                  __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
-    bool avx2 = allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
-                __builtin_cpu_supports("fma");
+    setok_cpu_isa level = setok_cpu_isa_level();
+    bool avx512 = level >= SETOK_ISA_AVX512, avx2 = level >= SETOK_ISA_AVX2;
     for (int d = 0; d < SETOK_DTYPE_COUNT; d++) {
         isa.decode[d] = d < (int)(sizeof c_decode / sizeof *c_decode) ? c_decode[d] : NULL;
         isa.dot[d] = d < (int)(sizeof c_dot / sizeof *c_dot) ? c_dot[d] : NULL;
@@ -412,7 +404,7 @@ static void choose_isa(void)
         isa.dot[SETOK_Q8] = dot_q8_avx2;
         isa.dot[SETOK_Q4] = dot_q4_avx2;
     }
-    isa.bf16_gemm = allow_bf16 && avx512 && __builtin_cpu_supports("avx512bf16");
+    isa.bf16_gemm = level >= SETOK_ISA_AVX512_BF16;
 }
 
 static const isa_fns *fns(void)

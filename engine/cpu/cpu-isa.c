@@ -1,0 +1,45 @@
+/* cpu-isa.c — the vector instruction set the CPU kernels use, chosen once:
+ * the best this CPU has, or at most what SETOK_CPU_ISA names ("c", "avx2",
+ * "avx512", "avx512bf16"), so that tests and comparisons can run every path
+ * on one machine. */
+#include "setok-config.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu-impl.h"
+
+static setok_cpu_isa level;
+
+static void choose(void)
+{
+    const char *cap = getenv("SETOK_CPU_ISA");
+    setok_cpu_isa most = !cap || !strcmp(cap, "avx512bf16") ? SETOK_ISA_AVX512_BF16
+                         : !strcmp(cap, "avx512")           ? SETOK_ISA_AVX512
+                         : !strcmp(cap, "avx2")             ? SETOK_ISA_AVX2
+                                                            : SETOK_ISA_C;
+    level = SETOK_ISA_C;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+                __builtin_cpu_supports("fma");
+    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    if (avx512 && __builtin_cpu_supports("avx512bf16"))
+        level = SETOK_ISA_AVX512_BF16;
+    else if (avx512)
+        level = SETOK_ISA_AVX512;
+    else if (avx2)
+        level = SETOK_ISA_AVX2;
+#endif
+    if (level > most)
+        level = most;
+}
+
+setok_cpu_isa setok_cpu_isa_level(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, choose);
+    return level;
+}
