@@ -21,15 +21,21 @@ extern "C" {
 #include "backend-impl.h"
 }
 
+#include "cublas-api.cuh"
+
 // ----------------------------------------------------------------------------
 // checks
 
+// A failed runtime call also leaves its error as the thread's "last error" (unless it is
+// sticky); it is cleared here so that the next kernel launch check does not report it again.
 #define CUDA_CHECK(call)                                                                       \
     do {                                                                                       \
         cudaError_t e_ = (call);                                                               \
-        if (e_ != cudaSuccess)                                                                 \
+        if (e_ != cudaSuccess) {                                                               \
+            cudaGetLastError();                                                                \
             return setok_fail(err, SETOK_ERR_DEVICE, "%s:%d: %s failed: %s", __FILE__,        \
                               __LINE__, #call, cudaGetErrorString(e_));                        \
+        }                                                                                      \
     } while (0)
 
 #define CUBLAS_CHECK(call)                                                                     \
@@ -37,7 +43,7 @@ extern "C" {
         cublasStatus_t s_ = (call);                                                            \
         if (s_ != CUBLAS_STATUS_SUCCESS)                                                       \
             return setok_fail(err, SETOK_ERR_DEVICE, "%s:%d: %s failed: %s", __FILE__,        \
-                              __LINE__, #call, cublasGetStatusString(s_));                     \
+                              __LINE__, #call, setok_cuda_cublas_status(s_));                  \
     } while (0)
 
 // After every <<<...>>>: a bad configuration is reported by the launch itself.
@@ -66,10 +72,11 @@ extern "C" {
 typedef struct setok_cuda_state {
     int device;
     cudaStream_t stream;
+    const setok_cublas_api *blas; // entry points of the cuBLAS opened at creation
     cublasHandle_t cublas;
     int sm_count;
     int smem_optin;      // largest dynamic shared memory a block may opt in to (bytes)
-    void *scratch;       // grown on demand (im2col), freed with the backend
+    void *scratch;       // grown on demand (im2col, attention scores), freed with the backend
     size_t scratch_bytes;
 } setok_cuda_state;
 

@@ -61,7 +61,7 @@ setok_status cuda_gemm(setok_cuda_state *st, setok_dtype dtype, bool ta, bool tb
                           "sizes", (long long)m, (long long)n, (long long)k, (long long)batch);
     cudaDataType_t dt = cuda_data_type(dtype);
     // Column-major view: y^T [N, M] = op(b)^T [N, K] @ op(a)^T [K, M].
-    CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+    CUBLAS_CHECK(st->blas->gemm_strided_batched_ex(
         st->cublas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m,
         (int)k, &alpha, b, dt, (int)ldb, stride_b, a, dt, (int)lda, stride_a, &beta, y, dt,
         (int)ldy, stride_y, (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
