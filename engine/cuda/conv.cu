@@ -113,8 +113,8 @@ setok_status setok_cuda_conv2d(setok_backend *backend, const setok_op_desc *d, s
 
     // 1x1, stride 1, no padding: x [C, H * W] already is the column matrix.
     if (g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0)
-        return cuda_gemm(st, dt, false, false, oc, npix, kdim, 1.0f, w->data, kdim, 0, x->data,
-                         npix, kdim * npix, beta, y->data, npix, oc * npix, nimg, err);
+        return cuda_gemm(st, dt, dt, false, false, oc, npix, kdim, 1.0f, w->data, kdim, 0,
+                         x->data, npix, kdim * npix, beta, y->data, npix, oc * npix, nimg, err);
 
     int64_t per_image = kdim * npix;
     int64_t limit = (int64_t)(CONV_SCRATCH_BYTES / esize);
@@ -127,9 +127,9 @@ setok_status setok_cuda_conv2d(setok_backend *backend, const setok_op_desc *d, s
             s = im2col(st, dt, col, xb + (size_t)(n0 * g.c * g.h * g.w) * esize, g, cnt, 0, npix,
                        err);
             if (s == SETOK_OK)
-                s = cuda_gemm(st, dt, false, false, oc, npix, kdim, 1.0f, w->data, kdim, 0, col,
-                              npix, per_image, beta, yb + (size_t)(n0 * oc * npix) * esize, npix,
-                              oc * npix, cnt, err);
+                s = cuda_gemm(st, dt, dt, false, false, oc, npix, kdim, 1.0f, w->data, kdim, 0,
+                              col, npix, per_image, beta, yb + (size_t)(n0 * oc * npix) * esize,
+                              npix, oc * npix, cnt, err);
         }
         return s;
     }
@@ -144,9 +144,9 @@ setok_status setok_cuda_conv2d(setok_backend *backend, const setok_op_desc *d, s
             s = im2col(st, dt, col, xb + (size_t)(n0 * g.c * g.h * g.w) * esize, g, 1, p0, cnt,
                        err);
             if (s == SETOK_OK)
-                s = cuda_gemm(st, dt, false, false, oc, cnt, kdim, 1.0f, w->data, kdim, 0, col,
-                              cnt, 0, beta, yb + (size_t)((n0 * oc) * npix + p0) * esize, npix,
-                              0, 1, err);
+                s = cuda_gemm(st, dt, dt, false, false, oc, cnt, kdim, 1.0f, w->data, kdim, 0,
+                              col, cnt, 0, beta, yb + (size_t)((n0 * oc) * npix + p0) * esize,
+                              npix, 0, 1, err);
         }
     return s;
 }

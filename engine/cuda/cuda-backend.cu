@@ -217,8 +217,6 @@ static bool cuda_supports_op(const setok_backend *backend, const setok_op_desc *
     case SETOK_OP_COPY:
         return (is_float(d->src[0]) && is_float(d->dst)) ||
                (d->src[0]->dtype == SETOK_I32 && d->dst->dtype == SETOK_I32);
-    case SETOK_OP_ATTENTION:
-        return same_float(d, 0) && setok_cuda_attention_fits(d);
     default:
         return same_float(d, 0);
     }
