@@ -48,8 +48,9 @@ typedef struct attn_params {
 // q: [B, Hq, Tq, D], k: [B, Hkv, Tk, D], v: [B, Hkv, Tk, Dv], mask? -> y: [B, Hq, Tq, Dv], or
 // with several splits part: [nsplit, B * Hq * Tq, Dv + 2] (unnormalised accumulator, max, sum).
 // grid: (ceil(rows / ATT_WARPS), B * Hkv, nsplit); NACC = ceil(Dv / 32) rounded up to 1, 2, 4, 8.
+// (Without a blocks-per-SM hint ptxas for sm_80 caps the registers at 64 and spills.)
 template <typename T, int NACC>
-__global__ void __launch_bounds__(ATT_WARPS * 32)
+__global__ void __launch_bounds__(ATT_WARPS * 32, 2)
 attention_tile_kernel(T *y, float *part, const T *q, const T *k, const T *v, const T *mask,
                       attn_params p)
 {
@@ -166,8 +167,7 @@ attention_tile_kernel(T *y, float *part, const T *q, const T *k, const T *v, con
 
 // Same contract as the tile kernel for at most ATT_DEC_ROWS rows per block.
 // grid: (B * Hkv, ceil(rows / ATT_DEC_ROWS), nsplit); NACC = ceil(max(D, Dv) / 32) rounded up.
-// (At least 2 blocks per SM: without the hint ptxas caps the D = 128 instance at 128 registers
-// and spills.)
+// (Without a blocks-per-SM hint ptxas caps the D = 128 instance at 128 registers and spills.)
 template <typename T, int NACC>
 __global__ void __launch_bounds__(ATT_DEC_WARPS * 32, 2)
 attention_decode_kernel(T *y, float *part, const T *q, const T *k, const T *v, const T *mask,

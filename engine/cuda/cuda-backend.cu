@@ -205,7 +205,8 @@ static bool cuda_supports_op(const setok_backend *backend, const setok_op_desc *
     switch (d->op) {
     case SETOK_OP_ROPE: // positions I32, inv_freq f32
         return same_float(d, 3) && d->src[0]->dtype == d->dst->dtype && d->src[1] &&
-               d->src[1]->dtype == SETOK_I32 && (!d->src[2] || d->src[2]->dtype == SETOK_F32);
+               d->src[1]->dtype == SETOK_I32 && (!d->src[2] || d->src[2]->dtype == SETOK_F32) &&
+               setok_cuda_rope_fits(d);
     case SETOK_OP_GET_ROWS:
         return is_float(d->dst) && is_float(d->src[0]) && d->src[1] &&
                d->src[1]->dtype == SETOK_I32;

@@ -10,11 +10,10 @@
 // ----------------------------------------------------------------------------
 // kernels
 
-template <typename T>
-__global__ void fill_bias_kernel(T *y, const T *bias, int64_t n, int64_t channels, int64_t inner)
+template <typename T, typename I>
+__global__ void fill_bias_kernel(T *y, const T *bias, I n, I channels, I inner)
 {
-    int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
+    for (I i = grid_first<I>(); i < n; i += grid_step<I>())
         y[i] = bias[(i / inner) % channels];
 }
 
@@ -43,8 +42,9 @@ setok_status cuda_fill_bias(setok_cuda_state *st, setok_dtype dtype, void *y, co
         return SETOK_OK;
     }
     CUDA_FLOAT_SWITCH(dtype, T,
-        fill_bias_kernel<T><<<cuda_blocks(n, 256), 256, 0, st->stream>>>(
-            (T *)y, (const T *)bias, n, channels, inner));
+        CUDA_INDEX_SWITCH(n <= INT32_MAX, I,
+            fill_bias_kernel<T, I><<<cuda_blocks(n, 256), 256, 0, st->stream>>>(
+                (T *)y, (const T *)bias, (I)n, (I)channels, (I)inner)));
     CUDA_CHECK_LAUNCH("fill_bias_kernel");
     return SETOK_OK;
 }
