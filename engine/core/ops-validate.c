@@ -17,8 +17,10 @@ static const char *describe(const setok_tensor *t, char *buf, size_t n)
     return setok_tensor_describe(t, buf, n);
 }
 
-/* t exists, is contiguous and (when want != SETOK_DTYPE_COUNT) has dtype want. */
-static setok_status need(check *c, const setok_tensor *t, const char *what, setok_dtype want)
+/* t exists, is contiguous (or, with rows_only, a view whose last axis is contiguous) and
+ * (when want != SETOK_DTYPE_COUNT) has dtype want. */
+static setok_status need_layout(check *c, const setok_tensor *t, const char *what,
+                                setok_dtype want, bool rows_only)
 {
     const char *op = setok_op_name(c->d->op);
     if (!t)
@@ -30,12 +32,27 @@ static setok_status need(check *c, const setok_tensor *t, const char *what, seto
             return FAIL(c, "%s: %s has a negative extent", op, what);
     if (!t->data && setok_tensor_numel(t) > 0)
         return FAIL(c, "%s: %s has no data", op, what);
-    if (c->d->op != SETOK_OP_COPY && !setok_tensor_is_contiguous(t))
+    if (rows_only) {
+        for (int i = 0; i < t->ndim; i++)
+            if (t->stride[i] < 0)
+                return FAIL(c, "%s: %s has a negative stride", op, what);
+        int last = t->ndim - 1;
+        if (last >= 0 && t->shape[last] > 1 && t->stride[last] != 1)
+            return FAIL(c, "%s: %s must have contiguous rows (last stride 1)", op, what);
+        if (last >= 1 && t->shape[last - 1] > 1 && t->stride[last - 1] < t->shape[last])
+            return FAIL(c, "%s: %s has overlapping rows", op, what);
+    } else if (c->d->op != SETOK_OP_COPY && !setok_tensor_is_contiguous(t)) {
         return FAIL(c, "%s: %s must be contiguous", op, what);
+    }
     if (want != SETOK_DTYPE_COUNT && t->dtype != want)
         return FAIL(c, "%s: %s is %s, expected %s", op, what, setok_dtype_name(t->dtype),
                     setok_dtype_name(want));
     return SETOK_OK;
+}
+
+static setok_status need(check *c, const setok_tensor *t, const char *what, setok_dtype want)
+{
+    return need_layout(c, t, what, want, false);
 }
 
 static setok_status need_float(check *c, const setok_tensor *t, const char *what)
@@ -251,8 +268,8 @@ static setok_status check_attention(check *c)
 {
     const setok_op_desc *d = c->d;
     const setok_tensor *q = d->src[0], *k = d->src[1], *v = d->src[2];
-    TRY(need(c, k, "k", q->dtype));
-    TRY(need(c, v, "v", q->dtype));
+    TRY(need_layout(c, k, "k", q->dtype, true));
+    TRY(need_layout(c, v, "v", q->dtype, true));
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
         return FAIL(c, "attention: q, k and v must be [B, H, T, D]");
     int64_t b = q->shape[0], hq = q->shape[1], tq = q->shape[2], dh = q->shape[3];

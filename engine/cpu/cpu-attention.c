@@ -5,7 +5,8 @@
  * owns a scratch block of [rows, Tk] scores, so memory stays at
  * workers * rows * Tk floats whatever the batch and head counts. Per block:
  * S = scale * Q K^T (serial sgemm), + mask, causal cut, stable softmax, O = P V.
- * Keys past the block's last causal key are never computed. f32 only. */
+ * Keys past the block's last causal key are never computed. k and v are read
+ * through their batch, head and row strides (a KV cache prefix in place). f32 only. */
 #include "setok-config.h"
 
 #include <math.h>
@@ -23,6 +24,7 @@ typedef struct attention_job {
     float *y;
     const float *q, *k, *v, *mask;
     int64_t heads, kv_heads, tq, tk, d, dv;
+    int64_t kstride[3], vstride[3];   // k and v strides over [B, Hkv, Tk]
     int64_t mstride[SETOK_MAX_DIMS];  // the mask's strides over [B, Hq, Tq, Tk], 0 if broadcast
     float scale;
     bool causal;
@@ -56,8 +58,8 @@ static void attention_block(const attention_job *t, float *scores, int64_t task)
     int64_t i0 = block * t->block_rows;
     int64_t rows = t->tq - i0 < t->block_rows ? t->tq - i0 : t->block_rows;
     const float *q = t->q + ((bh * t->tq) + i0) * t->d;
-    const float *k = t->k + (b * t->kv_heads + kh) * t->tk * t->d;
-    const float *v = t->v + (b * t->kv_heads + kh) * t->tk * t->dv;
+    const float *k = t->k + b * t->kstride[0] + kh * t->kstride[1];
+    const float *v = t->v + b * t->vstride[0] + kh * t->vstride[1];
     float *y = t->y + ((bh * t->tq) + i0) * t->dv;
 
     int64_t n_keys = t->tk;
@@ -70,8 +72,8 @@ static void attention_block(const attention_job *t, float *scores, int64_t task)
         return;
     }
     // scores [rows, n_keys] = scale * q [rows, D] k[:n_keys]^T
-    setok_cpu_sgemm_serial(false, true, rows, n_keys, t->d, t->scale, q, t->d, k, t->d, 0.0f,
-                           scores, n_keys);
+    setok_cpu_sgemm_serial(false, true, rows, n_keys, t->d, t->scale, q, t->d, k,
+                           t->kstride[2], 0.0f, scores, n_keys);
     for (int64_t r = 0; r < rows; r++) {
         const float *mask = NULL;
         if (t->mask != NULL) {
@@ -80,8 +82,8 @@ static void attention_block(const attention_job *t, float *scores, int64_t task)
         softmax_scores(t, scores + r * n_keys, n_keys, mask, i0 + r);
     }
     // y [rows, Dv] = p [rows, n_keys] v[:n_keys]
-    setok_cpu_sgemm_serial(false, false, rows, t->dv, n_keys, 1.0f, scores, n_keys, v, t->dv,
-                           0.0f, y, t->dv);
+    setok_cpu_sgemm_serial(false, false, rows, t->dv, n_keys, 1.0f, scores, n_keys, v,
+                           t->vstride[2], 0.0f, y, t->dv);
 }
 
 static void attention_worker(void *ctx, int64_t begin, int64_t end)
@@ -126,6 +128,15 @@ setok_status setok_cpu_attention(setok_backend *backend, const setok_op_desc *d,
     t->tk = k->shape[2];
     t->d = q->shape[3];
     t->dv = v->shape[3];
+    // a single key row may carry any row stride; the GEMMs want one at least as long as a row
+    for (int ax = 0; ax < 3; ax++) {
+        t->kstride[ax] = k->stride[ax];
+        t->vstride[ax] = v->stride[ax];
+    }
+    if (t->tk <= 1) {
+        t->kstride[2] = t->d;
+        t->vstride[2] = t->dv;
+    }
     t->causal = d->p.attention.causal;
     t->scale = d->p.attention.scale != 0.0f ? d->p.attention.scale
                                             : (float)(1.0 / sqrt((double)(t->d > 0 ? t->d : 1)));

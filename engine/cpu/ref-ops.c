@@ -298,8 +298,10 @@ static setok_status ref_rope(setok_backend *be, const desc_t *d, setok_error *er
 
 static setok_status ref_attention(setok_backend *be, const desc_t *d, setok_error *err)
 {
-    // q: [B, Hq, Tq, D], k: [B, Hkv, Tk, D], v: [B, Hkv, Tk, Dv], mask? -> y: [B, Hq, Tq, Dv]
+    // q: [B, Hq, Tq, D], k: [B, Hkv, Tk, D], v: [B, Hkv, Tk, Dv] (views: read through their
+    // strides), mask? -> y: [B, Hq, Tq, Dv]
     const setok_tensor *q = d->src[0], *k = d->src[1], *v = d->src[2], *mask = d->src[3];
+    const int64_t *ks = k->stride, *vs = v->stride;
     int64_t nb = q->shape[0], hq = q->shape[1], tq = q->shape[2], dh = q->shape[3];
     int64_t hkv = k->shape[1], tk = k->shape[2], dv = v->shape[3];
     double scale = d->p.attention.scale != 0.0f ? d->p.attention.scale : 1.0 / sqrt((double)dh);
@@ -314,14 +316,14 @@ static setok_status ref_attention(setok_backend *be, const desc_t *d, setok_erro
     for (int64_t b = 0; b < nb; b++)
         for (int64_t h = 0; h < hq; h++) {
             int64_t kvh = h / (hq / hkv);
-            int64_t qo = (b * hq + h) * tq * dh, ko = (b * hkv + kvh) * tk * dh;
-            int64_t vo = (b * hkv + kvh) * tk * dv, yo = (b * hq + h) * tq * dv;
+            int64_t qo = (b * hq + h) * tq * dh, ko = b * ks[0] + kvh * ks[1];
+            int64_t vo = b * vs[0] + kvh * vs[1], yo = (b * hq + h) * tq * dv;
             for (int64_t i = 0; i < tq; i++) {
                 double mx = -INFINITY;
                 for (int64_t j = 0; j < tk; j++) {
                     double s = 0.0;
                     for (int64_t e = 0; e < dh; e++)
-                        s += ld(q, qo + i * dh + e) * ld(k, ko + j * dh + e);
+                        s += ld(q, qo + i * dh + e) * ld(k, ko + j * ks[2] + e * ks[3]);
                     s *= scale;
                     if (mask) {
                         int64_t idx[4] = {b, h, i, j};
@@ -341,7 +343,7 @@ static setok_status ref_attention(setok_backend *be, const desc_t *d, setok_erro
                 for (int64_t e = 0; e < dv; e++) {
                     double acc = 0.0;
                     for (int64_t j = 0; j < tk; j++)
-                        acc += p[j] * ld(v, vo + j * dv + e);
+                        acc += p[j] * ld(v, vo + j * vs[2] + e * vs[3]);
                     st(d->dst, yo + i * dv + e, sum > 0.0 ? acc / sum : 0.0);
                 }
             }

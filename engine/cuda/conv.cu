@@ -4,6 +4,8 @@
  * The im2col buffer is the backend's scratch, capped at CONV_SCRATCH_BYTES: several images go
  * through one batched GEMM when they fit, otherwise one image is cut into column chunks. The
  * bias is written into y first and the GEMM adds onto it (beta = 1). */
+#include <type_traits>
+
 #include "conv.cuh"
 #include "matmul.cuh"
 
@@ -20,19 +22,20 @@ typedef struct conv_geom {
 // kernels
 
 // x: [nb, C, H, W] -> col: [nb, C * KH * KW, pc], columns p0 .. p0 + pc of the OH * OW outputs.
-template <typename T>
-__global__ void im2col_kernel(T *col, const T *x, conv_geom g, int64_t p0, int64_t pc, int64_t n)
+// I (signed: padding makes input coordinates negative) must hold n and x's offsets.
+template <typename T, typename I>
+__global__ void im2col_kernel(T *col, const T *x, conv_geom g, I p0, I pc, I n)
 {
-    int64_t kdim = g.c * g.kh * g.kw;
-    int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        int64_t p = i % pc, r = i / pc;
-        int64_t kk = r % kdim, img = r / kdim;
-        int64_t kx = kk % g.kw, ky = (kk / g.kw) % g.kh, ci = kk / (g.kw * g.kh);
-        int64_t o = p0 + p, oy = o / g.ow, ox = o - oy * g.ow;
-        int64_t iy = oy * g.sh - g.ph + ky, ix = ox * g.sw - g.pw + kx;
-        bool inside = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
-        col[i] = inside ? x[((img * g.c + ci) * g.h + iy) * g.w + ix] : from_f32<T>(0.0f);
+    I c = (I)g.c, h = (I)g.h, w = (I)g.w, kh = (I)g.kh, kw = (I)g.kw, ow = (I)g.ow;
+    I kdim = c * kh * kw;
+    for (I i = grid_first<I>(); i < n; i += grid_step<I>()) {
+        I r = i / pc, p = i - r * pc;
+        I img = r / kdim, kk = r - img * kdim;
+        I ci = kk / (kw * kh), kyx = kk - ci * kw * kh, ky = kyx / kw, kx = kyx - ky * kw;
+        I o = p0 + p, oy = o / ow, ox = o - oy * ow;
+        I iy = oy * g.sh - g.ph + ky, ix = ox * g.sw - g.pw + kx;
+        bool inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+        col[i] = inside ? x[((img * c + ci) * h + iy) * w + ix] : from_f32<T>(0.0f);
     }
 }
 
@@ -73,9 +76,12 @@ static setok_status im2col(setok_cuda_state *st, setok_dtype dtype, void *col, c
                            setok_error *err)
 {
     int64_t n = nb * g.c * g.kh * g.kw * pc;
+    bool fits = n <= INT32_MAX && nb * g.c * g.h * g.w <= INT32_MAX && p0 + pc <= INT32_MAX;
     CUDA_FLOAT_SWITCH(dtype, T,
-        im2col_kernel<T><<<cuda_blocks(n, 256), 256, 0, st->stream>>>(
-            (T *)col, (const T *)x, g, p0, pc, n));
+        CUDA_INDEX_SWITCH(fits, I,
+            im2col_kernel<T, typename std::make_signed<I>::type>
+                <<<cuda_blocks(n, 256), 256, 0, st->stream>>>(
+                    (T *)col, (const T *)x, g, p0, pc, n)));
     CUDA_CHECK_LAUNCH("im2col_kernel");
     return SETOK_OK;
 }
@@ -113,8 +119,8 @@ setok_status setok_cuda_conv2d(setok_backend *backend, const setok_op_desc *d, s
 
     // 1x1, stride 1, no padding: x [C, H * W] already is the column matrix.
     if (g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0)
-        return cuda_gemm(st, dt, false, false, oc, npix, kdim, 1.0f, w->data, kdim, 0, x->data,
-                         npix, kdim * npix, beta, y->data, npix, oc * npix, nimg, err);
+        return cuda_gemm(st, dt, dt, false, false, oc, npix, kdim, 1.0f, w->data, kdim, 0,
+                         x->data, npix, kdim * npix, beta, y->data, npix, oc * npix, nimg, err);
 
     int64_t per_image = kdim * npix;
     int64_t limit = (int64_t)(CONV_SCRATCH_BYTES / esize);
@@ -127,9 +133,9 @@ setok_status setok_cuda_conv2d(setok_backend *backend, const setok_op_desc *d, s
             s = im2col(st, dt, col, xb + (size_t)(n0 * g.c * g.h * g.w) * esize, g, cnt, 0, npix,
                        err);
             if (s == SETOK_OK)
-                s = cuda_gemm(st, dt, false, false, oc, npix, kdim, 1.0f, w->data, kdim, 0, col,
-                              npix, per_image, beta, yb + (size_t)(n0 * oc * npix) * esize, npix,
-                              oc * npix, cnt, err);
+                s = cuda_gemm(st, dt, dt, false, false, oc, npix, kdim, 1.0f, w->data, kdim, 0,
+                              col, npix, per_image, beta, yb + (size_t)(n0 * oc * npix) * esize,
+                              npix, oc * npix, cnt, err);
         }
         return s;
     }
@@ -144,9 +150,9 @@ setok_status setok_cuda_conv2d(setok_backend *backend, const setok_op_desc *d, s
             s = im2col(st, dt, col, xb + (size_t)(n0 * g.c * g.h * g.w) * esize, g, 1, p0, cnt,
                        err);
             if (s == SETOK_OK)
-                s = cuda_gemm(st, dt, false, false, oc, cnt, kdim, 1.0f, w->data, kdim, 0, col,
-                              cnt, 0, beta, yb + (size_t)((n0 * oc) * npix + p0) * esize, npix,
-                              0, 1, err);
+                s = cuda_gemm(st, dt, dt, false, false, oc, cnt, kdim, 1.0f, w->data, kdim, 0,
+                              col, cnt, 0, beta, yb + (size_t)((n0 * oc) * npix + p0) * esize,
+                              npix, 0, 1, err);
         }
     return s;
 }

@@ -1,7 +1,10 @@
 /* copy.cu — COPY between any two views (up to 4 dims, arbitrary strides) of one shape, with
  * conversion between float dtypes or I32 to I32: how permute, slice, concat, contiguous and
- * dtype casts run. Contiguous same-dtype copies are a plain cudaMemcpyAsync. */
+ * dtype casts run. Contiguous same-dtype copies are a plain cudaMemcpyAsync, contiguous
+ * conversions the map kernel (16-byte accesses); strided copies index in 32 bits when both
+ * views allow. */
 #include "copy.cuh"
+#include "elementwise.cuh"
 
 // ----------------------------------------------------------------------------
 // kernels
@@ -13,15 +16,12 @@ template <typename T> struct convert<T, T> {
     static __device__ __forceinline__ T run(T v) { return v; }
 };
 
-// x, y: views of one 4-dim (left-padded) shape; CONTIG: both contiguous.
-template <typename Ts, typename Td, bool CONTIG>
-__global__ void copy_kernel(Td *y, const Ts *x, cuda_dims4 xd, cuda_dims4 yd, int64_t n)
+// x, y: views of one 4-dim (left-padded) shape.
+template <typename Ts, typename Td, typename I>
+__global__ void copy_kernel(Td *y, const Ts *x, cuda_dims<I> xd, cuda_dims<I> yd, I n)
 {
-    int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        int64_t xo = CONTIG ? i : dims_offset(xd, i), yo = CONTIG ? i : dims_offset(yd, i);
-        y[yo] = convert<Ts, Td>::run(x[xo]);
-    }
+    for (I i = grid_first<I>(); i < n; i += grid_step<I>())
+        y[dims_offset(yd, i)] = convert<Ts, Td>::run(x[dims_offset(xd, i)]);
 }
 
 // ----------------------------------------------------------------------------
@@ -45,14 +45,21 @@ setok_status setok_cuda_copy(setok_backend *backend, const setok_op_desc *d, set
                                    cudaMemcpyDeviceToDevice, st->stream));
         return SETOK_OK;
     }
+    if (contig) { // float conversions (I32 to I32 was the memcpy)
+        CUDA_FLOAT_SWITCH(x->dtype, Ts,
+            CUDA_FLOAT_SWITCH(y->dtype, Td,
+                s = cuda_map(st, (Td *)y->data, (const Ts *)x->data, (const Ts *)NULL, n,
+                             map_convert(), err)));
+        return s;
+    }
     cuda_dims4 xd = cuda_dims_of(x), yd = cuda_dims_of(y);
+    bool fits = cuda_dims_fit32(xd) && cuda_dims_fit32(yd);
     unsigned grid = cuda_blocks(n, 256);
 
 #define COPY_LAUNCH(Ts, Td)                                                                    \
-    (contig ? copy_kernel<Ts, Td, true><<<grid, 256, 0, st->stream>>>(                         \
-                  (Td *)y->data, (const Ts *)x->data, xd, yd, n)                               \
-            : copy_kernel<Ts, Td, false><<<grid, 256, 0, st->stream>>>(                        \
-                  (Td *)y->data, (const Ts *)x->data, xd, yd, n))
+    CUDA_INDEX_SWITCH(fits, I,                                                                 \
+        copy_kernel<Ts, Td, I><<<grid, 256, 0, st->stream>>>(                                  \
+            (Td *)y->data, (const Ts *)x->data, cuda_dims_as<I>(xd), cuda_dims_as<I>(yd), (I)n))
     if (x->dtype == SETOK_I32 && y->dtype == SETOK_I32) {
         COPY_LAUNCH(int32_t, int32_t);
     } else {

@@ -3,9 +3,10 @@
  *
  * One stream per backend: every copy, kernel and cuBLAS call goes on it, so ops run in order and
  * asynchronously; download and synchronize wait for it. cuBLAS runs with CUBLAS_DEFAULT_MATH
- * (no TF32) and reductions in f32, so results stay close to the CPU's. Memory is freed only
- * after the stream has drained. Without a driver or a device creation reports
- * SETOK_ERR_UNSUPPORTED and the query fills its error string; nothing aborts. */
+ * (no TF32) and reductions in f32, so results stay close to the CPU's. cuBLAS is opened by the
+ * first creation (cublas-api.cu), not linked. Memory is freed only after the stream has
+ * drained. Without a driver, a device or cuBLAS, creation reports SETOK_ERR_UNSUPPORTED and the
+ * query fills its error string; nothing aborts. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,7 +205,8 @@ static bool cuda_supports_op(const setok_backend *backend, const setok_op_desc *
     switch (d->op) {
     case SETOK_OP_ROPE: // positions I32, inv_freq f32
         return same_float(d, 3) && d->src[0]->dtype == d->dst->dtype && d->src[1] &&
-               d->src[1]->dtype == SETOK_I32 && (!d->src[2] || d->src[2]->dtype == SETOK_F32);
+               d->src[1]->dtype == SETOK_I32 && (!d->src[2] || d->src[2]->dtype == SETOK_F32) &&
+               setok_cuda_rope_fits(d);
     case SETOK_OP_GET_ROWS:
         return is_float(d->dst) && is_float(d->src[0]) && d->src[1] &&
                d->src[1]->dtype == SETOK_I32;
@@ -216,8 +218,6 @@ static bool cuda_supports_op(const setok_backend *backend, const setok_op_desc *
     case SETOK_OP_COPY:
         return (is_float(d->src[0]) && is_float(d->dst)) ||
                (d->src[0]->dtype == SETOK_I32 && d->dst->dtype == SETOK_I32);
-    case SETOK_OP_ATTENTION:
-        return same_float(d, 0) && setok_cuda_attention_fits(d);
     default:
         return same_float(d, 0);
     }
@@ -238,7 +238,7 @@ static void cuda_destroy(setok_backend *backend)
         if (st->scratch)
             cudaFree(st->scratch);
         if (st->cublas)
-            cublasDestroy(st->cublas);
+            st->blas->destroy(st->cublas);
         if (st->stream)
             cudaStreamDestroy(st->stream);
         cudaGetLastError();
@@ -302,11 +302,14 @@ static setok_status cuda_init(setok_backend *backend, int device, setok_error *e
     CUDA_CHECK(cudaDeviceGetAttribute(&st->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin,
                                       device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
-    CUBLAS_CHECK(cublasCreate(&st->cublas));
-    CUBLAS_CHECK(cublasSetStream(st->cublas, st->stream));
+    setok_status s = setok_cuda_cublas_api(&st->blas, err);
+    if (s != SETOK_OK)
+        return s;
+    CUBLAS_CHECK(st->blas->create(&st->cublas));
+    CUBLAS_CHECK(st->blas->set_stream(st->cublas, st->stream));
     // No TF32, and split-K reductions of f16 / bf16 GEMMs stay in f32 rather than in the output
     // type (cuBLAS allows the latter by default), so every GEMM accumulates in f32.
-    CUBLAS_CHECK(cublasSetMathMode(
+    CUBLAS_CHECK(st->blas->set_math_mode(
         st->cublas,
         (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
     snprintf(backend->description, sizeof backend->description, "%.200s (%.1f GiB, sm_%d%d)",

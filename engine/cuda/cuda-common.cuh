@@ -9,6 +9,7 @@
 #define SETOK_CUDA_COMMON_CUH
 
 #include <stdint.h>
+#include <limits.h>
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -21,15 +22,21 @@ extern "C" {
 #include "backend-impl.h"
 }
 
+#include "cublas-api.cuh"
+
 // ----------------------------------------------------------------------------
 // checks
 
+// A failed runtime call also leaves its error as the thread's "last error" (unless it is
+// sticky); it is cleared here so that the next kernel launch check does not report it again.
 #define CUDA_CHECK(call)                                                                       \
     do {                                                                                       \
         cudaError_t e_ = (call);                                                               \
-        if (e_ != cudaSuccess)                                                                 \
+        if (e_ != cudaSuccess) {                                                               \
+            cudaGetLastError();                                                                \
             return setok_fail(err, SETOK_ERR_DEVICE, "%s:%d: %s failed: %s", __FILE__,        \
                               __LINE__, #call, cudaGetErrorString(e_));                        \
+        }                                                                                      \
     } while (0)
 
 #define CUBLAS_CHECK(call)                                                                     \
@@ -37,7 +44,7 @@ extern "C" {
         cublasStatus_t s_ = (call);                                                            \
         if (s_ != CUBLAS_STATUS_SUCCESS)                                                       \
             return setok_fail(err, SETOK_ERR_DEVICE, "%s:%d: %s failed: %s", __FILE__,        \
-                              __LINE__, #call, cublasGetStatusString(s_));                     \
+                              __LINE__, #call, setok_cuda_cublas_status(s_));                  \
     } while (0)
 
 // After every <<<...>>>: a bad configuration is reported by the launch itself.
@@ -47,6 +54,20 @@ extern "C" {
         if (e_ != cudaSuccess)                                                                 \
             return setok_fail(err, SETOK_ERR_DEVICE, "%s:%d: %s launch failed: %s", __FILE__, \
                               __LINE__, kernel, cudaGetErrorString(e_));                       \
+    } while (0)
+
+// Runs `...` with I bound to uint32_t when fits32 (every index and offset the kernel forms is
+// below 2^31), else to int64_t: per-element division and modulo are several times cheaper in 32
+// bits.
+#define CUDA_INDEX_SWITCH(fits32, I, ...)                                                     \
+    do {                                                                                       \
+        if (fits32) {                                                                          \
+            typedef uint32_t I;                                                                \
+            __VA_ARGS__;                                                                       \
+        } else {                                                                               \
+            typedef int64_t I;                                                                 \
+            __VA_ARGS__;                                                                       \
+        }                                                                                      \
     } while (0)
 
 // Runs `...` with T bound to the storage type of a float dtype; other dtypes fail.
@@ -66,10 +87,11 @@ extern "C" {
 typedef struct setok_cuda_state {
     int device;
     cudaStream_t stream;
+    const setok_cublas_api *blas; // entry points of the cuBLAS opened at creation
     cublasHandle_t cublas;
     int sm_count;
     int smem_optin;      // largest dynamic shared memory a block may opt in to (bytes)
-    void *scratch;       // grown on demand (im2col), freed with the backend
+    void *scratch;       // grown on demand (im2col, attention scores), freed with the backend
     size_t scratch_bytes;
 } setok_cuda_state;
 
@@ -112,11 +134,35 @@ static inline void cuda_row_launch(int64_t rows, int64_t cols, dim3 *grid, dim3 
     }
 }
 
-// Tensors padded on the left to 4 dims (shape 1, stride 0), so kernels index [i0][i1][i2][i3].
-typedef struct cuda_dims4 {
-    int64_t ne[4];
-    int64_t st[4];
-} cuda_dims4;
+// Tensors padded on the left to 4 dims (shape 1, stride 0), so kernels index [i0][i1][i2][i3];
+// I is the index type (cuda_dims4 on the host, narrowed by cuda_dims_as for 32-bit kernels).
+template <typename I> struct cuda_dims {
+    I ne[4];
+    I st[4];
+};
+typedef cuda_dims<int64_t> cuda_dims4;
+
+// Whether every flat index and element offset of d is below 2^31.
+static inline bool cuda_dims_fit32(const cuda_dims4 &d)
+{
+    int64_t n = 1, last = 0;
+    for (int i = 0; i < 4; i++) {
+        n *= d.ne[i];
+        last += (d.ne[i] > 0 ? d.ne[i] - 1 : 0) * d.st[i];
+    }
+    return n <= INT32_MAX && last <= INT32_MAX && last >= 0;
+}
+
+// d in a kernel's index type (narrowing only after cuda_dims_fit32).
+template <typename I> inline cuda_dims<I> cuda_dims_as(const cuda_dims4 &d)
+{
+    cuda_dims<I> r;
+    for (int i = 0; i < 4; i++) {
+        r.ne[i] = (I)d.ne[i];
+        r.st[i] = (I)d.st[i];
+    }
+    return r;
+}
 
 static inline cuda_dims4 cuda_dims_of(const setok_tensor *t)
 {
@@ -178,16 +224,31 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(flo
 }
 
 // Element offset of flat index i of a 4-dim shape under strides d.st.
-__device__ __forceinline__ int64_t dims_offset(const cuda_dims4 &d, int64_t i)
+template <typename I> __device__ __forceinline__ I dims_offset(const cuda_dims<I> &d, I i)
 {
-    int64_t i3 = i % d.ne[3];
+    I i3 = i % d.ne[3];
     i /= d.ne[3];
-    int64_t i2 = i % d.ne[2];
+    I i2 = i % d.ne[2];
     i /= d.ne[2];
-    int64_t i1 = i % d.ne[1];
-    int64_t i0 = i / d.ne[1];
+    I i1 = i % d.ne[1];
+    I i0 = i / d.ne[1];
     return i0 * d.st[0] + i1 * d.st[1] + i2 * d.st[2] + i3 * d.st[3];
 }
+
+// This thread's first index and the stride of a grid-stride loop, in the kernel's index type.
+template <typename I> __device__ __forceinline__ I grid_first()
+{
+    return (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
+}
+template <typename I> __device__ __forceinline__ I grid_step()
+{
+    return (I)gridDim.x * (I)blockDim.x;
+}
+
+// N elements of T moved by one load or store (16 bytes for the widest of an op's dtypes).
+template <typename T, int N> struct alignas(sizeof(T) * N) cuda_pack {
+    T v[N];
+};
 
 __device__ __forceinline__ float warp_sum(float v)
 {

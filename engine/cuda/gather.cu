@@ -1,22 +1,21 @@
 /* gather.cu — ops that read scattered elements: GET_ROWS (embedding lookup, any float table to
  * any float output; an out-of-range id gives a zero row, where host backends report an error),
  * RESIZE_BICUBIC (PyTorch bicubic, A = -0.75, no antialias, f32 coordinates as PyTorch computes
- * them) and UPSAMPLE_NEAREST (integer factor). One thread per output element. */
+ * them) and UPSAMPLE_NEAREST (integer factor). One thread per output element; get_rows and
+ * upsample index in 32 bits when the sizes allow. */
 #include "gather.cuh"
 
 // ----------------------------------------------------------------------------
 // kernels
 
-// table: [V, D], ids: [n] -> y: [n, D]
-template <typename Ttab, typename Ty>
-__global__ void get_rows_kernel(Ty *y, const Ttab *table, const int32_t *ids, int64_t v,
-                                int64_t dim, int64_t n)
+// table: [V, D], ids: [n] -> y: [n, D]; I must hold V * D and n.
+template <typename Ttab, typename Ty, typename I>
+__global__ void get_rows_kernel(Ty *y, const Ttab *table, const int32_t *ids, I v, I dim, I n)
 {
-    int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        int64_t r = i / dim, c = i - r * dim;
-        int64_t id = ids[r];
-        y[i] = from_f32<Ty>(id >= 0 && id < v ? to_f32(table[id * dim + c]) : 0.0f);
+    for (I i = grid_first<I>(); i < n; i += grid_step<I>()) {
+        I r = i / dim, c = i - r * dim;
+        int32_t id = ids[r];
+        y[i] = from_f32<Ty>(id >= 0 && (I)id < v ? to_f32(table[(I)id * dim + c]) : 0.0f);
     }
 }
 
@@ -76,14 +75,14 @@ __global__ void resize_bicubic_kernel(T *y, const T *x, int64_t h, int64_t w, in
     }
 }
 
-// x: [P, H, W] -> y: [P, H f, W f]
-template <typename T>
-__global__ void upsample_nearest_kernel(T *y, const T *x, int64_t h, int64_t w, int f, int64_t n)
+// x: [P, H, W] -> y: [P, H f, W f]; I must hold y's numel n.
+template <typename T, typename I>
+__global__ void upsample_nearest_kernel(T *y, const T *x, I h, I w, I f, I n)
 {
-    int64_t ow = w * f, oh = h * f;
-    int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        int64_t ox = i % ow, oy = (i / ow) % oh, plane = i / (ow * oh);
+    I ow = w * f, oh = h * f;
+    for (I i = grid_first<I>(); i < n; i += grid_step<I>()) {
+        I row = i / ow, ox = i - row * ow; // row = plane * oh + oy
+        I plane = row / oh, oy = row - plane * oh;
         y[i] = x[(plane * h + oy / f) * w + ox / f];
     }
 }
@@ -104,11 +103,13 @@ setok_status setok_cuda_get_rows(setok_backend *backend, const setok_op_desc *d,
     if (n == 0)
         return SETOK_OK;
     unsigned grid = cuda_blocks(n, 256);
+    bool fits = n <= INT32_MAX && v * dim <= INT32_MAX;
     CUDA_FLOAT_SWITCH(table->dtype, Ttab,
         CUDA_FLOAT_SWITCH(y->dtype, Ty,
-            get_rows_kernel<Ttab, Ty><<<grid, 256, 0, st->stream>>>(
-                (Ty *)y->data, (const Ttab *)table->data, (const int32_t *)ids->data, v, dim,
-                n)));
+            CUDA_INDEX_SWITCH(fits, I,
+                get_rows_kernel<Ttab, Ty, I><<<grid, 256, 0, st->stream>>>(
+                    (Ty *)y->data, (const Ttab *)table->data, (const int32_t *)ids->data, (I)v,
+                    (I)dim, (I)n))));
     CUDA_CHECK_LAUNCH("get_rows_kernel");
     return SETOK_OK;
 }
@@ -151,9 +152,10 @@ setok_status setok_cuda_upsample_nearest(setok_backend *backend, const setok_op_
     if (n == 0)
         return SETOK_OK;
     CUDA_FLOAT_SWITCH(x->dtype, T,
-        upsample_nearest_kernel<T><<<cuda_blocks(n, 256), 256, 0, st->stream>>>(
-            (T *)d->dst->data, (const T *)x->data, x->shape[2], x->shape[3],
-            d->p.upsample.factor, n));
+        CUDA_INDEX_SWITCH(n <= INT32_MAX, I,
+            upsample_nearest_kernel<T, I><<<cuda_blocks(n, 256), 256, 0, st->stream>>>(
+                (T *)d->dst->data, (const T *)x->data, (I)x->shape[2], (I)x->shape[3],
+                (I)d->p.upsample.factor, (I)n)));
     CUDA_CHECK_LAUNCH("upsample_nearest_kernel");
     return SETOK_OK;
 }

@@ -10,11 +10,10 @@
 // ----------------------------------------------------------------------------
 // kernels
 
-template <typename T>
-__global__ void fill_bias_kernel(T *y, const T *bias, int64_t n, int64_t channels, int64_t inner)
+template <typename T, typename I>
+__global__ void fill_bias_kernel(T *y, const T *bias, I n, I channels, I inner)
 {
-    int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
+    for (I i = grid_first<I>(); i < n; i += grid_step<I>())
         y[i] = bias[(i / inner) % channels];
 }
 
@@ -43,27 +42,29 @@ setok_status cuda_fill_bias(setok_cuda_state *st, setok_dtype dtype, void *y, co
         return SETOK_OK;
     }
     CUDA_FLOAT_SWITCH(dtype, T,
-        fill_bias_kernel<T><<<cuda_blocks(n, 256), 256, 0, st->stream>>>(
-            (T *)y, (const T *)bias, n, channels, inner));
+        CUDA_INDEX_SWITCH(n <= INT32_MAX, I,
+            fill_bias_kernel<T, I><<<cuda_blocks(n, 256), 256, 0, st->stream>>>(
+                (T *)y, (const T *)bias, (I)n, (I)channels, (I)inner)));
     CUDA_CHECK_LAUNCH("fill_bias_kernel");
     return SETOK_OK;
 }
 
-setok_status cuda_gemm(setok_cuda_state *st, setok_dtype dtype, bool ta, bool tb, int64_t m,
-                       int64_t n, int64_t k, float alpha, const void *a, int64_t lda,
-                       int64_t stride_a, const void *b, int64_t ldb, int64_t stride_b, float beta,
-                       void *y, int64_t ldy, int64_t stride_y, int64_t batch, setok_error *err)
+setok_status cuda_gemm(setok_cuda_state *st, setok_dtype dtype, setok_dtype ydtype, bool ta,
+                       bool tb, int64_t m, int64_t n, int64_t k, float alpha, const void *a,
+                       int64_t lda, int64_t stride_a, const void *b, int64_t ldb, int64_t stride_b,
+                       float beta, void *y, int64_t ldy, int64_t stride_y, int64_t batch,
+                       setok_error *err)
 {
     if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX ||
         ldy > INT_MAX || batch > INT_MAX)
         return setok_fail(err, SETOK_ERR_UNSUPPORTED,
                           "cuda: gemm of %lld x %lld x %lld (batch %lld) exceeds cuBLAS's int "
                           "sizes", (long long)m, (long long)n, (long long)k, (long long)batch);
-    cudaDataType_t dt = cuda_data_type(dtype);
+    cudaDataType_t dt = cuda_data_type(dtype), yt = cuda_data_type(ydtype);
     // Column-major view: y^T [N, M] = op(b)^T [N, K] @ op(a)^T [K, M].
-    CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+    CUBLAS_CHECK(st->blas->gemm_strided_batched_ex(
         st->cublas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m,
-        (int)k, &alpha, b, dt, (int)ldb, stride_b, a, dt, (int)lda, stride_a, &beta, y, dt,
+        (int)k, &alpha, b, dt, (int)ldb, stride_b, a, dt, (int)lda, stride_a, &beta, y, yt,
         (int)ldy, stride_y, (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return SETOK_OK;
 }
@@ -95,7 +96,7 @@ setok_status setok_cuda_matmul(setok_backend *backend, const setok_op_desc *d, s
             return s; // an empty inner dimension leaves y = bias
     }
     int64_t stride_b = b->ndim == 3 ? k * n : 0;
-    return cuda_gemm(st, y->dtype, ta, tb, m, n, k, d->p.matmul.alpha, a->data, ta ? m : k, m * k,
-                     b->data, tb ? k : n, stride_b, bias ? 1.0f : 0.0f, y->data, n, m * n, batch,
-                     err);
+    return cuda_gemm(st, y->dtype, y->dtype, ta, tb, m, n, k, d->p.matmul.alpha, a->data,
+                     ta ? m : k, m * k, b->data, tb ? k : n, stride_b, bias ? 1.0f : 0.0f,
+                     y->data, n, m * n, batch, err);
 }

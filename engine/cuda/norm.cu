@@ -1,6 +1,7 @@
 /* norm.cu — LAYERNORM and RMSNORM over the last axis (a warp or a block per row, two passes:
  * mean, then the biased variance of x - mean, as the reference does) and GROUPNORM (per-group
- * sums in f64 from many blocks, then an elementwise affine pass). */
+ * sums in f64 from many blocks, then an elementwise affine pass, indexed in 32 bits when the
+ * tensor allows). */
 #include "norm.cuh"
 
 // ----------------------------------------------------------------------------
@@ -96,15 +97,13 @@ __global__ void groupnorm_finish_kernel(float *mean_rstd, const double *stats, i
     }
 }
 
-// x: [N, C, S] -> y, groups of len = (C / G) * S contiguous elements.
-template <typename T>
+// x: [N, C, S] -> y, groups of len = (C / G) * S contiguous elements; I must hold n.
+template <typename T, typename I>
 __global__ void groupnorm_apply_kernel(T *y, const T *x, const T *w, const T *b,
-                                       const float *mean_rstd, int64_t n, int64_t c, int64_t s,
-                                       int64_t len)
+                                       const float *mean_rstd, I n, I c, I s, I len)
 {
-    int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        int64_t g = i / len, ch = (i / s) % c;
+    for (I i = grid_first<I>(); i < n; i += grid_step<I>()) {
+        I g = i / len, ch = (i / s) % c;
         float v = (to_f32(x[i]) - mean_rstd[2 * g]) * mean_rstd[2 * g + 1];
         if (w)
             v *= to_f32(w[ch]);
@@ -195,9 +194,10 @@ setok_status setok_cuda_groupnorm(setok_backend *backend, const setok_op_desc *d
         mean_rstd, stats, ngroups, len, d->p.groupnorm.eps);
     CUDA_CHECK_LAUNCH("groupnorm_finish_kernel");
     CUDA_FLOAT_SWITCH(x->dtype, T,
-        groupnorm_apply_kernel<T><<<cuda_blocks(n, 256), 256, 0, st->stream>>>(
-            (T *)d->dst->data, (const T *)x->data, w ? (const T *)w->data : NULL,
-            b ? (const T *)b->data : NULL, mean_rstd, n, c, spatial, len));
+        CUDA_INDEX_SWITCH(n <= INT32_MAX, I,
+            groupnorm_apply_kernel<T, I><<<cuda_blocks(n, 256), 256, 0, st->stream>>>(
+                (T *)d->dst->data, (const T *)x->data, w ? (const T *)w->data : NULL,
+                b ? (const T *)b->data : NULL, mean_rstd, (I)n, (I)c, (I)spatial, (I)len)));
     CUDA_CHECK_LAUNCH("groupnorm_apply_kernel");
     return SETOK_OK;
 }

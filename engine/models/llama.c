@@ -5,9 +5,9 @@
  * caller's arena, reset to a mark after each sub-layer; the weights are
  * read-only during a forward, and everything a sequence changes (K, V, the
  * dynamic rope frequencies) lives in its setok_llama_cache, allocated once,
- * so a decode step allocates nothing and one model serves many caches. Attention runs once per KV head on its group of query heads, so
- * the cached keys [Hkv, max_ctx, D] are read in place (one head's first Tk
- * rows are contiguous). */
+ * so a decode step allocates nothing and one model serves many caches.
+ * Attention runs once per layer, reading the cached keys and values
+ * [Hkv, max_ctx, D] in place as a strided view of their first Tk rows. */
 #include "setok/models/llama.h"
 
 #include <math.h>
@@ -610,7 +610,7 @@ static setok_status llama_attention(setok_llama *m, setok_llama_cache *cache, in
     const setok_tensor *k_cache = &cache->k[li], *v_cache = &cache->v[li];
     setok_backend *be = m->backend;
     setok_dtype dt = x->dtype;
-    int64_t T = d->T, NH = d->NH, NKV = d->NKV, D = d->D, G = NH / NKV, Tk = d->pos + T;
+    int64_t T = d->T, NH = d->NH, NKV = d->NKV, D = d->D, Tk = d->pos + T;
     float theta = (float)m->cfg.rope_theta; /* unused: inv_freq is given */
     setok_tensor q, k, v, qh, kh, qr, kr, att, merged, view, dst, pos;
     setok_status st = setok_arena_tensor(arena, &q, dt, 2, (int64_t[]){T, NH * D}, err);
@@ -662,28 +662,21 @@ static setok_status llama_attention(setok_llama *m, setok_llama_cache *cache, in
         st = setok_view_permute(&view, &view, (int[]){1, 0, 2}, err);
     if (st == SETOK_OK)
         st = setok_copy(be, &dst, &view, err);
-    /* the heads are done with q, k, v; att reuses qh */
+    /* the heads are done with q, k, v; att reuses qh. One launch for all heads: k and v are
+     * the cache's first Tk rows, [1, NKV, Tk, D] with head stride max_ctx * D, and query head
+     * h reads kv head h / (NH / NKV). */
+    setok_tensor kc, vc;
     att = qh;
-    for (int64_t g = 0; g < NKV && st == SETOK_OK; g++) {
-        setok_tensor qg, og, kg, vg;
-        st = setok_view_slice(&qg, &qr, 1, g * G, G, err);
-        if (st == SETOK_OK)
-            st = setok_view_slice(&og, &att, 1, g * G, G, err);
-        if (st == SETOK_OK)
-            st = setok_view_slice(&kg, k_cache, 0, g, 1, err);
-        if (st == SETOK_OK)
-            st = setok_view_slice(&kg, &kg, 1, 0, Tk, err);
-        if (st == SETOK_OK)
-            st = setok_view_reshape(&kg, &kg, 4, (int64_t[]){1, 1, Tk, D}, err);
-        if (st == SETOK_OK)
-            st = setok_view_slice(&vg, v_cache, 0, g, 1, err);
-        if (st == SETOK_OK)
-            st = setok_view_slice(&vg, &vg, 1, 0, Tk, err);
-        if (st == SETOK_OK)
-            st = setok_view_reshape(&vg, &vg, 4, (int64_t[]){1, 1, Tk, D}, err);
-        if (st == SETOK_OK)
-            st = setok_attention(be, &og, &qg, &kg, &vg, NULL, 0.0f, true, err);
-    }
+    if (st == SETOK_OK)
+        st = setok_view_reshape(&kc, k_cache, 4, (int64_t[]){1, NKV, k_cache->shape[1], D}, err);
+    if (st == SETOK_OK)
+        st = setok_view_slice(&kc, &kc, 2, 0, Tk, err);
+    if (st == SETOK_OK)
+        st = setok_view_reshape(&vc, v_cache, 4, (int64_t[]){1, NKV, v_cache->shape[1], D}, err);
+    if (st == SETOK_OK)
+        st = setok_view_slice(&vc, &vc, 2, 0, Tk, err);
+    if (st == SETOK_OK)
+        st = setok_attention(be, &att, &qr, &kc, &vc, NULL, 0.0f, true, err);
     /* [1, NH, T, D] -> [T, NH*D]; merged reuses q's memory */
     if (st == SETOK_OK)
         st = setok_view_reshape(&merged, &q, 4, (int64_t[]){1, T, NH, D}, err);

@@ -17,6 +17,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #pragma GCC diagnostic pop
+#include <dlfcn.h>
 #endif
 
 double
@@ -69,6 +70,17 @@ bench_direct_cublas_gemm (int64_t m, int64_t k, int64_t n, setok_dtype dtype, in
                           double min_time)
 {
 #if SETOK_HAVE_CUDA
+  /* cuBLAS is not linked: the CUDA backend that ran first has opened it (or this loads it) */
+  void *lib = dlopen (SETOK_CUBLAS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  if (!lib && SETOK_CUDA_LIBDIR[0])
+    lib = dlopen (SETOK_CUDA_LIBDIR "/" SETOK_CUBLAS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  if (!lib)
+    return -1.0;
+  __typeof__ (&cublasCreate_v2) create = (__typeof__ (create))dlsym (lib, "cublasCreate_v2");
+  __typeof__ (&cublasDestroy_v2) destroy = (__typeof__ (destroy))dlsym (lib, "cublasDestroy_v2");
+  __typeof__ (&cublasGemmEx) gemm_ex = (__typeof__ (gemm_ex))dlsym (lib, "cublasGemmEx");
+  if (!create || !destroy || !gemm_ex)
+    return -1.0;
   cudaDataType_t type = dtype == SETOK_F16    ? CUDA_R_16F
                         : dtype == SETOK_BF16 ? CUDA_R_16BF
                                               : CUDA_R_32F;
@@ -78,15 +90,15 @@ bench_direct_cublas_gemm (int64_t m, int64_t k, int64_t n, setok_dtype dtype, in
   double result = -1.0;
   if (cudaMalloc (&x, (size_t)(m * k) * es) != cudaSuccess
       || cudaMalloc (&w, (size_t)(n * k) * es) != cudaSuccess
-      || cudaMalloc (&y, (size_t)(m * n) * es) != cudaSuccess || cublasCreate (&h) != 0)
+      || cudaMalloc (&y, (size_t)(m * n) * es) != cudaSuccess || create (&h) != 0)
     goto out;
   cudaMemset (x, 0, (size_t)(m * k) * es);
   cudaMemset (w, 0, (size_t)(n * k) * es);
   float one = 1.0f, zero = 0.0f;
   /* row-major y = x w^T is column-major y^T = w x^T: op(A) = w^T of [K, N] col-major */
 #define GEMM()                                                                                     \
-  cublasGemmEx (h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)m, (int)k, &one, w, type, (int)k, x,     \
-                type, (int)k, &zero, y, type, (int)n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT)
+  gemm_ex (h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)m, (int)k, &one, w, type, (int)k, x,          \
+           type, (int)k, &zero, y, type, (int)n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT)
   if (GEMM () != CUBLAS_STATUS_SUCCESS || cudaDeviceSynchronize () != cudaSuccess)
     goto out;
   /* batches of calls, one synchronize per batch, doubling until min_time */
@@ -107,7 +119,7 @@ bench_direct_cublas_gemm (int64_t m, int64_t k, int64_t n, setok_dtype dtype, in
 #undef GEMM
 out:
   if (h)
-    cublasDestroy (h);
+    destroy (h);
   cudaFree (x);
   cudaFree (w);
   cudaFree (y);

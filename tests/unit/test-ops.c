@@ -16,7 +16,7 @@
 
 #include "setok/ops.h"
 
-#define MAX_CASES 8
+#define MAX_CASES 12
 
 /* ---------------------------------------------------------------------------
  * random numbers (xorshift64*), seeded per run and printed */
@@ -57,6 +57,7 @@ struct tcase {
     int perm[SETOK_MAX_DIMS];
     int axis;
     int64_t start;
+    int kv_view;            /* attention: how k and v are viewed (enum kv_view) */
     double tol_scale;       /* widens the tolerance for ill-conditioned cases */
     unsigned keep_f32;      /* bit i: input i stays f32 whatever the test dtype */
     run_fn run;
@@ -161,11 +162,40 @@ static setok_status run_rope(setok_backend *be, const tcase *c, setok_tensor *ou
                       c->p.p.rope.freq_scale, c->p.p.rope.rot_dims, err);
 }
 
+/* How attention reads k and v: as given, or as strided views of the stored inputs. */
+enum kv_view {
+    KV_CONTIGUOUS,
+    KV_CACHE_PREFIX, /* stored [B, Hkv, max_ctx, D]; the first c->start keys */
+    KV_TOKEN_MAJOR,  /* stored [B, Tk, Hkv, D], permuted to [B, Hkv, Tk, D] */
+};
+
+static setok_status kv_views(const tcase *c, const setok_tensor *in, setok_tensor *k,
+                             setok_tensor *v, setok_error *err)
+{
+    setok_status st = SETOK_OK;
+    *k = in[1];
+    *v = in[2];
+    if (c->kv_view == KV_CACHE_PREFIX) {
+        st = setok_view_slice(k, &in[1], 2, 0, c->start, err);
+        if (st == SETOK_OK)
+            st = setok_view_slice(v, &in[2], 2, 0, c->start, err);
+    } else if (c->kv_view == KV_TOKEN_MAJOR) {
+        st = setok_view_permute(k, &in[1], (int[]){0, 2, 1, 3}, err);
+        if (st == SETOK_OK)
+            st = setok_view_permute(v, &in[2], (int[]){0, 2, 1, 3}, err);
+    }
+    return st;
+}
+
 static setok_status run_attention(setok_backend *be, const tcase *c, setok_tensor *out,
                                   const setok_tensor *in, setok_error *err)
 {
-    return setok_attention(be, &out[0], &in[0], &in[1], &in[2], opt(in, 3),
-                           c->p.p.attention.scale, c->p.p.attention.causal, err);
+    setok_tensor k, v;
+    setok_status st = kv_views(c, in, &k, &v, err);
+    if (st == SETOK_OK)
+        st = setok_attention(be, &out[0], &in[0], &k, &v, opt(in, 3), c->p.p.attention.scale,
+                             c->p.p.attention.causal, err);
+    return st;
 }
 
 static setok_status run_conv(setok_backend *be, const tcase *c, setok_tensor *out,
@@ -504,30 +534,60 @@ static int gen_rope(tcase *cases)
 static int gen_attention(tcase *cases)
 {
     int n = 0;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 12; i++) {
         tcase *c = new_case(cases, &n, SETOK_OP_ATTENTION, run_attention);
         int64_t b = rnd(1, 2), hkv = rnd(1, 3), group = i >= 2 ? rnd(1, 4) : 1;
         int64_t hq = hkv * group, tq = i == 3 ? 1 : rnd(1, 40), tk = rnd(1, 90);
-        int64_t d = i == 5 ? 128 : rnd(1, 80), dv = i == 4 ? rnd(1, 80) : d;
+        int64_t d = i == 5 ? 128 : rnd(1, 80), dv = i == 4 || i == 10 ? rnd(1, 80) : d;
         if (i == 6)
             tk = rnd(200, 400); /* more keys than one tile */
-        bool causal = i == 1 || i == 3 || i == 6;
+        if (i == 7) {           /* heads wider than any fused kernel keeps in registers */
+            d = rnd(257, 520);
+            dv = rnd(0, 1) ? d : rnd(257, 520);
+            tq = rnd(1, 64);
+            tk = rnd(1, 64);
+        }
+        /* 8: a decode step over a KV cache prefix; 9: a prefill chunk after cached keys;
+         * 11: a long decode step (keys split across blocks); all grouped-query */
+        if (i == 8 || i == 9 || i == 11) {
+            c->kv_view = KV_CACHE_PREFIX;
+            group = rnd(2, 4);
+            hq = hkv * group;
+            b = i == 9 ? rnd(1, 2) : 1;
+            tq = i == 9 ? rnd(2, 40) : 1;
+            tk = i == 11 ? rnd(600, 1500) : tq + rnd(0, 300);
+            d = dv = i == 8 ? rnd(1, 80) : (int64_t[]){40, 64, 80, 128}[rnd(0, 3)];
+        }
+        if (i == 10)
+            c->kv_view = KV_TOKEN_MAJOR;
+        bool causal = i == 1 || i == 3 || i == 6 || i == 8 || i == 9 || i == 11;
         if (causal && tk < tq)
             tk = tq;
         c->p.p.attention.causal = causal;
         c->p.p.attention.scale = i == 4 ? 0.3f : 0.0f;
+        c->start = tk;
         add_input(c, SETOK_F32, 4, (int64_t[]){b, hq, tq, d}, -1, 1);
-        add_input(c, SETOK_F32, 4, (int64_t[]){b, hkv, tk, d}, -1, 1);
-        add_input(c, SETOK_F32, 4, (int64_t[]){b, hkv, tk, dv}, -1, 1);
-        if (i == 2 || i == 4) {
+        if (c->kv_view == KV_CACHE_PREFIX) {
+            int64_t max_ctx = tk + rnd(1, 64);
+            add_input(c, SETOK_F32, 4, (int64_t[]){b, hkv, max_ctx, d}, -1, 1);
+            add_input(c, SETOK_F32, 4, (int64_t[]){b, hkv, max_ctx, dv}, -1, 1);
+        } else if (c->kv_view == KV_TOKEN_MAJOR) {
+            add_input(c, SETOK_F32, 4, (int64_t[]){b, tk, hkv, d}, -1, 1);
+            add_input(c, SETOK_F32, 4, (int64_t[]){b, tk, hkv, dv}, -1, 1);
+        } else {
+            add_input(c, SETOK_F32, 4, (int64_t[]){b, hkv, tk, d}, -1, 1);
+            add_input(c, SETOK_F32, 4, (int64_t[]){b, hkv, tk, dv}, -1, 1);
+        }
+        if (i == 2 || i == 4 || i == 7 || i == 10) {
             add_input(c, SETOK_F32, 2, (int64_t[]){tq, tk}, 0, 0);
             fill_mask(&c->in[3]);
         }
         add_output(c, SETOK_F32, 4, (int64_t[]){b, hq, tq, dv});
+        static const char *const views[] = {"", " cache-prefix", " token-major"};
         snprintf(c->label, sizeof c->label, "B=%lld Hq=%lld Hkv=%lld Tq=%lld Tk=%lld D=%lld "
-                 "Dv=%lld%s%s", (long long)b, (long long)hq, (long long)hkv, (long long)tq,
+                 "Dv=%lld%s%s%s", (long long)b, (long long)hq, (long long)hkv, (long long)tq,
                  (long long)tk, (long long)d, (long long)dv, causal ? " causal" : "",
-                 c->n_in > 3 ? " +mask" : "");
+                 c->n_in > 3 ? " +mask" : "", views[c->kv_view]);
     }
     return n;
 }
@@ -852,6 +912,54 @@ static double compare(const double *got, const double *want, int64_t n, bool exa
     return max_diff / max_ref;
 }
 
+/* A host tensor's elements (any strides, up to 4 dims) copied into a new contiguous one. */
+static setok_tensor host_contiguous(const setok_tensor *view)
+{
+    setok_tensor t = setok_tensor_make(NULL, NULL, view->dtype, view->ndim, view->shape);
+    int64_t n = setok_tensor_numel(&t), idx[4];
+    t.data = malloc((size_t)(n ? n : 1) * 4);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t rest = i, off = 0;
+        for (int ax = view->ndim - 1; ax >= 0; ax--) {
+            idx[ax] = rest % view->shape[ax];
+            rest /= view->shape[ax];
+            off += idx[ax] * view->stride[ax];
+        }
+        ((float *)t.data)[i] = ((const float *)view->data)[off];
+    }
+    return t;
+}
+
+/* Attention over k / v views must equal, bit for bit, the reference over contiguous copies of
+ * the same views: this checks the reference's own stride handling. */
+static bool views_match_contiguous(setok_backend *ref, setok_dtype dtype, const tcase *c,
+                                   const double *want, char *detail, size_t size)
+{
+    tcase twin = *c;
+    setok_error err = {0};
+    if (kv_views(c, c->in, &twin.in[1], &twin.in[2], &err) != SETOK_OK) {
+        snprintf(detail, size, "views: %s", err.message);
+        return false;
+    }
+    twin.in[1] = host_contiguous(&twin.in[1]);
+    twin.in[2] = host_contiguous(&twin.in[2]);
+    twin.kv_view = KV_CONTIGUOUS;
+    double *flat[2] = {NULL, NULL};
+    bool ok = execute(ref, dtype, &twin, flat, &err) == SETOK_OK;
+    if (!ok)
+        snprintf(detail, size, "reference on contiguous k, v failed: %s", err.message);
+    int64_t worst = -1, total = setok_tensor_numel(&c->out[0]);
+    if (ok && compare(flat[0], want, total, true, &worst) != 0.0) {
+        snprintf(detail, size, "reference over views differs from contiguous at %lld: %.8g vs "
+                 "%.8g", (long long)worst, want[worst], flat[0][worst]);
+        ok = false;
+    }
+    free(flat[0]);
+    free(twin.in[1].data);
+    free(twin.in[2].data);
+    return ok;
+}
+
 typedef struct options {
     const char *backend, *only;
     setok_dtype dtypes[3];
@@ -876,6 +984,9 @@ static int run_test(setok_backend *be, setok_backend *ref, int index, const opti
             double worst_err = 0.0;
             if (execute(ref, dtype, c, want, &err) != SETOK_OK) {
                 snprintf(detail, sizeof detail, "reference failed: %s", err.message);
+                ok = false;
+            } else if (c->kv_view != KV_CONTIGUOUS &&
+                       !views_match_contiguous(ref, dtype, c, want[0], detail, sizeof detail)) {
                 ok = false;
             } else if (execute(be, dtype, c, got, &err) != SETOK_OK) {
                 snprintf(detail, sizeof detail, "%s failed: %s", o->backend, err.message);

@@ -67,7 +67,10 @@ typedef enum setok_op {
     /* Scaled dot-product attention. src: q [B, Hq, Tq, D], k [B, Hkv, Tk, D],
      * v [B, Hkv, Tk, Dv], mask? broadcastable to [B, Hq, Tq, Tk] (additive)
      * -> dst [B, Hq, Tq, Dv]. Hq % Hkv == 0 (grouped-query: head h reads
-     * kv head h / (Hq / Hkv)). causal as in SOFTMAX. scale 0 means 1/sqrt(D). */
+     * kv head h / (Hq / Hkv)). causal as in SOFTMAX. scale 0 means 1/sqrt(D).
+     * k and v may be strided views (any batch, head and key strides, channels
+     * contiguous), so a KV cache prefix [Hkv, max_ctx, D][:, :Tk] or a
+     * token-major [B, Tk, Hkv, D] permuted to [B, Hkv, Tk, D] is read in place. */
     SETOK_OP_ATTENTION,
     /* src: x [N, C, H, W], weight [OC, C, KH, KW], bias [OC]?
      * -> dst [N, OC, (H + 2 pad_h - KH) / stride_h + 1, (W + 2 pad_w - KW) / stride_w + 1]. */
