@@ -34,6 +34,8 @@ usage (FILE *out)
            "  --layer L          vision feature layer (HF hidden_states index, -2 = penultimate)\n"
            "  --average          cluster means even when the model has a merger\n"
            "  --refine           masks that follow colour edges instead of patch shapes\n"
+           "  --crop             the processor's centre crop instead of the whole image\n"
+           "                     padded to a square\n"
            "  --overlay OUT.png  the image with tokens drawn over it\n"
            "  --masks DIR        one PNG mask per token (token-000.png, ...)\n"
            "  --json OUT.json    every token's area, centroid, box, score and features\n"
@@ -96,6 +98,7 @@ write_json (const char *path, const char *image_path, const setok_model *m,
   cJSON_AddNumberToObject (p, "max_clusters", o->cluster.max_clusters);
   if (o->cluster.mode == SETOK_CLUSTER_FIXED)
     cJSON_AddNumberToObject (p, "fixed_k", o->cluster.fixed_k);
+  cJSON_AddStringToObject (root, "fit", setok_image_fit_name (o->fit));
   cJSON_AddStringToObject (root, "features",
                            setok_tokenizer_merger (tk) && !o->average ? "merger" : "average");
   cJSON *g = cJSON_AddObjectToObject (root, "grid");
@@ -171,6 +174,7 @@ cmd_tokens (int argc, char **argv)
     { "layer", required_argument, NULL, 'l' },
     { "average", no_argument, NULL, 'a' },
     { "refine", no_argument, NULL, 'R' },
+    { "crop", no_argument, NULL, 'C' },
     { "overlay", required_argument, NULL, 'o' },
     { "masks", required_argument, NULL, 'K' },
     { "json", required_argument, NULL, 'j' },
@@ -183,7 +187,7 @@ cmd_tokens (int argc, char **argv)
   const char *json = NULL, *device = "auto";
   int threads = 0, k = -1, clusters = -1, min_clusters = -1, layer = SETOK_TOKENS_DEFAULT_LAYER;
   double threshold = NAN;
-  bool average = false, refine = false;
+  bool average = false, refine = false, crop = false;
   optind = 1;
   opterr = 0;
   int c;
@@ -229,6 +233,9 @@ cmd_tokens (int argc, char **argv)
             break;
           case 'R':
             refine = true;
+            break;
+          case 'C':
+            crop = true;
             break;
           case 'o':
             overlay = optarg;
@@ -308,6 +315,7 @@ cmd_tokens (int argc, char **argv)
     o.cluster.min_clusters = o.cluster.max_clusters;
   o.average = average;
   o.refine_masks = refine;
+  o.fit = crop ? SETOK_IMAGE_FIT_CROP : SETOK_IMAGE_FIT_PAD;
   o.feature_layer = layer;
 
   setok_tokens_result r = { 0 };

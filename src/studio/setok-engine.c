@@ -58,12 +58,14 @@ struct _SetokEngine
   guint queue_length;
   guint next_conversation;
   setok_cluster_params default_params;
+  setok_image_fit image_fit; /* how the jobs submitted from now on fit images */
 
   /* engine thread state */
   setok_model *model;
   setok_tokenizer *tokenizer;
   setok_chat *chat;
   guint conversation; /* the one in the chat's context; 0: none */
+  setok_image_fit conversation_fit;
   int conversation_image_tokens;
   setok_diffusion *diffusion; /* made on the first generation or edit */
   setok_segmenter *segmenter; /* made on the first segmentation */
@@ -441,6 +443,7 @@ typedef struct
 {
   SetokPicture *picture;
   setok_cluster_params params;
+  setok_image_fit fit;
 } TokensData;
 
 static void
@@ -455,13 +458,15 @@ tokens_data_free (gpointer data)
 /* Fits the user's parameters to the image's patch count N, which the user
  * cannot know: neighbours, token counts and caps at most N. */
 static void
-fit_params (setok_tokenizer *tokenizer, const setok_image *image, setok_cluster_params *p)
+fit_params (setok_tokenizer *tokenizer, const setok_image *image, setok_image_fit fit,
+            setok_cluster_params *p)
 {
   const setok_vit *vit = setok_tokenizer_vit (tokenizer);
   int w = 0, h = 0;
   int64_t gh = 0, gw = 0;
 
-  setok_vit_preprocess_size (setok_vit_get_preprocessor (vit), image->width, image->height, &w, &h);
+  setok_vit_preprocess_fit_size (setok_vit_get_preprocessor (vit), fit, image->width, image->height,
+                                 &w, &h);
   if (setok_vit_num_tokens (vit, h, w, setok_vit_has_cls (vit), &gh, &gw) <= 0)
     return; /* the pipeline reports the image as too small */
   int n = (int)(gh * gw);
@@ -491,7 +496,8 @@ tokens_run (SetokEngine *self, Job *job)
   SetokTokenMap *map = g_rc_box_new0 (SetokTokenMap);
   setok_tokens_options_default (&o, self->tokenizer);
   o.cluster = d->params;
-  fit_params (self->tokenizer, image, &o.cluster);
+  o.fit = d->fit;
+  fit_params (self->tokenizer, image, o.fit, &o.cluster);
   o.cancel = &job->cancel;
   map->params = o.cluster;
   if (setok_tokens_run (self->tokenizer, image, &o, &map->result, &err) != SETOK_OK)
@@ -513,6 +519,7 @@ setok_engine_tokens_async (SetokEngine *self, SetokPicture *picture,
 
   d->picture = setok_picture_ref (picture);
   d->params = *params;
+  d->fit = self->image_fit;
   job->data = d;
   job->data_free = tokens_data_free;
   job->run = tokens_run;
@@ -619,13 +626,17 @@ chat_run (SetokEngine *self, Job *job)
   o.cancel = &job->cancel;
   o.on_text = chat_on_text;
   o.user = d;
-  if (self->conversation != d->conversation)
+  /* the context holds the image as it was fitted then */
+  if (self->conversation != d->conversation || self->conversation_fit != o.fit)
     {
       self->conversation = 0;
       st = setok_chat_start (
         self->chat, d->picture != NULL ? setok_picture_get_image (d->picture) : NULL, &o, &err);
       if (st == SETOK_OK)
-        self->conversation = d->conversation;
+        {
+          self->conversation = d->conversation;
+          self->conversation_fit = o.fit;
+        }
       restarted = TRUE;
     }
   if (st == SETOK_OK)
@@ -666,6 +677,7 @@ setok_engine_chat_async (SetokEngine *self, guint conversation, SetokPicture *pi
   d->picture = picture != NULL ? setok_picture_ref (picture) : NULL;
   d->question = g_strdup (question);
   d->options = *options;
+  d->options.fit = self->image_fit;
   memset (d->options.sampling.stop, 0, sizeof d->options.sampling.stop);
   d->on_text = on_text;
   d->text_data = text_data;
@@ -948,6 +960,7 @@ typedef struct
   char *phrase;
   setok_segment_point *points;
   int n_points;
+  setok_image_fit fit;
 } SegmentData;
 
 static void
@@ -977,6 +990,8 @@ segment_run (SetokEngine *self, Job *job)
   if (st == SETOK_OK && self->segmenter == NULL)
     st = setok_segmenter_new (&self->segmenter, self->model, &err);
   if (st == SETOK_OK)
+    setok_segmenter_set_image_fit (self->segmenter, d->fit);
+  if (st == SETOK_OK)
     st = setok_segmenter_run (self->segmenter, setok_picture_get_image (d->picture), d->phrase,
                               d->points, d->n_points, &job->cancel, &r, &err);
   snapshot_unavailable (self, job->unavailable);
@@ -1003,6 +1018,7 @@ setok_engine_segment_async (SetokEngine *self, SetokPicture *picture, const char
   SegmentData *d = g_new0 (SegmentData, 1);
 
   d->picture = setok_picture_ref (picture);
+  d->fit = self->image_fit;
   d->phrase = g_strdup (phrase);
   d->points = n > 0 ? g_memdup2 (points, sizeof *points * (gsize)n) : NULL;
   d->n_points = n;
@@ -1074,6 +1090,20 @@ setok_cluster_params
 setok_engine_get_default_params (SetokEngine *self)
 {
   return self->default_params;
+}
+
+void
+setok_engine_set_image_fit (SetokEngine *self, setok_image_fit fit)
+{
+  g_return_if_fail (SETOK_IS_ENGINE (self));
+  g_return_if_fail ((unsigned)fit < SETOK_IMAGE_FIT_COUNT);
+  self->image_fit = fit;
+}
+
+setok_image_fit
+setok_engine_get_image_fit (SetokEngine *self)
+{
+  return self->image_fit;
 }
 
 const char *

@@ -82,6 +82,10 @@ gboolean setok_engine_get_has_chat (SetokEngine *self);
 guint setok_engine_get_queue_length (SetokEngine *self);
 /* The model's clustering defaults (setok_cluster_params_default without a model). */
 setok_cluster_params setok_engine_get_default_params (SetokEngine *self);
+/* How the jobs submitted from now on make an image of any shape the model's
+ * input: padded to a square (the default) or centre-cropped (models/vit.h). */
+void setok_engine_set_image_fit (SetokEngine *self, setok_image_fit fit);
+setok_image_fit setok_engine_get_image_fit (SetokEngine *self);
 /* Why the loaded model cannot do cap (a sentence for a tooltip), or NULL when
  * it can. A job that finds a component broken updates it, and the
  * "capability-serial" property changes whenever any reason does. */
