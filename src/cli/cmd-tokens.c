@@ -36,7 +36,9 @@ usage (FILE *out)
            "  --refine           masks that follow colour edges instead of patch shapes\n"
            "  --crop             the processor's centre crop instead of the whole image\n"
            "                     padded to a square\n"
-           "  --overlay OUT.png  the image with tokens drawn over it\n"
+           "  --overlay OUT.png  the image with tokens drawn over it: a light fill per token\n"
+           "                     and its number on each piece\n"
+           "  --outline          the overlay draws each token's outline instead of a fill\n"
            "  --masks DIR        one PNG mask per token (token-000.png, ...)\n"
            "  --json OUT.json    every token's area, centroid, box, score and features\n"
            "                     (- for stdout)\n"
@@ -176,6 +178,7 @@ cmd_tokens (int argc, char **argv)
     { "refine", no_argument, NULL, 'R' },
     { "crop", no_argument, NULL, 'C' },
     { "overlay", required_argument, NULL, 'o' },
+    { "outline", no_argument, NULL, 'O' },
     { "masks", required_argument, NULL, 'K' },
     { "json", required_argument, NULL, 'j' },
     { "device", required_argument, NULL, 'd' },
@@ -187,7 +190,7 @@ cmd_tokens (int argc, char **argv)
   const char *json = NULL, *device = "auto";
   int threads = 0, k = -1, clusters = -1, min_clusters = -1, layer = SETOK_TOKENS_DEFAULT_LAYER;
   double threshold = NAN;
-  bool average = false, refine = false, crop = false;
+  bool average = false, refine = false, crop = false, outline = false;
   optind = 1;
   opterr = 0;
   int c;
@@ -239,6 +242,9 @@ cmd_tokens (int argc, char **argv)
             break;
           case 'o':
             overlay = optarg;
+            break;
+          case 'O':
+            outline = true;
             break;
           case 'K':
             masks = optarg;
@@ -332,7 +338,9 @@ cmd_tokens (int argc, char **argv)
             r.timings.masks_ms, r.timings.total_ms);
 #if SETOK_HAVE_CAIRO
   if (rc == CLI_EXIT_OK && overlay
-      && token_overlay_write_png (overlay, &image, r.pixel_labels, r.clusters.n_tokens, 0.45, &err)
+      && token_overlay_write_png (overlay, &image, r.pixel_labels, r.clusters.n_tokens, NULL,
+                                  outline ? TOKEN_OVERLAY_OUTLINE : TOKEN_OVERLAY_FILL,
+                                  TOKEN_OVERLAY_DEFAULT_ALPHA, &err)
            != SETOK_OK)
     rc = cli_report (&err);
 #endif

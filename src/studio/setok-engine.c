@@ -49,6 +49,7 @@ struct _SetokEngine
   char *model_name;
   char *device_name;
   char *model_error;
+  SetokModelCard *card;
   gboolean loading;
   guint pending_loads;
   gboolean has_tokens;
@@ -114,6 +115,16 @@ setok_token_map_unref (SetokTokenMap *map)
 }
 
 int
+setok_token_map_count_shown (const SetokTokenMap *map)
+{
+  int n = 0;
+
+  for (int t = 0; t < map->result.clusters.n_tokens; t++)
+    n += map->result.regions[t].area > 0;
+  return n;
+}
+
+int
 setok_token_map_token_at (const SetokTokenMap *map, double x, double y)
 {
   const setok_tokens_result *r = &map->result;
@@ -130,6 +141,64 @@ setok_chat_reply_free (SetokChatReply *reply)
     return;
   g_free (reply->text);
   g_free (reply);
+}
+
+static void
+metric_free (gpointer data)
+{
+  SetokModelMetric *m = data;
+
+  g_free (m->label);
+  g_free (m->unit);
+  g_free (m);
+}
+
+void
+setok_model_card_free (SetokModelCard *card)
+{
+  if (card == NULL)
+    return;
+  g_free (card->kind);
+  g_free (card->device_details);
+  g_free (card->domain_kind);
+  g_free (card->domain_description);
+  g_free (card->domain_suggest);
+  g_free (card->summary);
+  g_ptr_array_unref (card->metrics);
+  g_ptr_array_unref (card->questions);
+  g_free (card);
+}
+
+/* engine thread: the card of the model just opened */
+static SetokModelCard *
+card_new (const setok_model *model)
+{
+  SetokModelCard *card = g_new0 (SetokModelCard, 1);
+  const setok_bundle *b = setok_model_bundle (model);
+
+  card->kind = g_strdup (setok_model_kind_name (setok_model_kind_of (model)));
+  card->device_details = g_strdup (setok_model_device (model));
+  card->on_gpu = !setok_backend_is_host (setok_model_backend (model));
+  card->metrics = g_ptr_array_new_with_free_func (metric_free);
+  card->questions = g_ptr_array_new_with_free_func (g_free);
+  if (b == NULL)
+    return card;
+  card->domain_kind = g_strdup (b->domain_kind);
+  card->domain_description = g_strdup (b->domain_description);
+  card->domain_suggest = g_strdup (b->domain_suggest);
+  card->summary = g_strdup (b->card_summary);
+  for (int i = 0; i < b->n_metrics; i++)
+    {
+      SetokModelMetric *m = g_new0 (SetokModelMetric, 1);
+
+      m->label = g_strdup (b->metrics[i].label);
+      m->value = b->metrics[i].value;
+      m->unit = g_strdup (b->metrics[i].unit);
+      g_ptr_array_add (card->metrics, m);
+    }
+  for (int i = 0; i < b->n_questions; i++)
+    g_ptr_array_add (card->questions, g_strdup (b->questions[i].example));
+  return card;
 }
 
 // ----------------------------------------------------------------------------
@@ -259,6 +328,7 @@ typedef struct
   gboolean has_tokens, has_chat;
   char *unavailable[SETOK_CAP_COUNT];
   setok_cluster_params defaults;
+  SetokModelCard *card;
 } LoadData;
 
 static void
@@ -273,6 +343,7 @@ load_data_free (gpointer data)
   g_free (d->error);
   for (int c = 0; c < SETOK_CAP_COUNT; c++)
     g_free (d->unavailable[c]);
+  setok_model_card_free (d->card);
   g_free (d);
 }
 
@@ -335,6 +406,7 @@ load_run (SetokEngine *self, Job *job)
       return;
     }
   d->device_name = g_strdup (setok_model_device (self->model));
+  d->card = card_new (self->model);
   if (setok_tokenizer_new (&self->tokenizer, self->model, &tokens_err) == SETOK_OK)
     {
       d->has_tokens = TRUE;
@@ -402,6 +474,9 @@ load_main_done (SetokEngine *self, Job *job)
   set_boolean (&self->has_tokens, d->has_tokens, self, PROP_HAS_TOKENS);
   set_boolean (&self->has_chat, d->has_chat, self, PROP_HAS_CHAT);
   set_unavailable (self, d->unavailable);
+  g_clear_pointer (&self->card, setok_model_card_free);
+  if (d->has_tokens || d->has_chat)
+    self->card = g_steal_pointer (&d->card);
   self->pending_loads--;
   set_boolean (&self->loading, self->pending_loads > 0, self, PROP_LOADING);
   g_object_thaw_notify (G_OBJECT (self));
@@ -1106,6 +1181,13 @@ setok_engine_get_image_fit (SetokEngine *self)
   return self->image_fit;
 }
 
+const SetokModelCard *
+setok_engine_get_card (SetokEngine *self)
+{
+  g_return_val_if_fail (SETOK_IS_ENGINE (self), NULL);
+  return self->card;
+}
+
 const char *
 setok_engine_get_unavailable_reason (SetokEngine *self, setok_capability cap)
 {
@@ -1142,6 +1224,7 @@ setok_engine_finalize (GObject *object)
   g_free (self->model_name);
   g_free (self->device_name);
   g_free (self->model_error);
+  setok_model_card_free (self->card);
   G_OBJECT_CLASS (setok_engine_parent_class)->finalize (object);
 }
 

@@ -17,6 +17,7 @@ struct _SetokPreferencesWindow
   AdwComboRow *device_row;
   GtkSpinButton *threads_spin;
   AdwComboRow *image_tokens_row;
+  AdwComboRow *image_fit_row;
   GtkSpinButton *max_tokens_spin;
   GtkSpinButton *temperature_spin;
   GtkSpinButton *top_p_spin;
@@ -29,6 +30,7 @@ G_DEFINE_FINAL_TYPE (SetokPreferencesWindow, setok_preferences_window, ADW_TYPE_
 
 static const char *const device_values[] = { "auto", "cpu", "cuda", NULL };
 static const char *const image_token_values[] = { "auto", "patches", "setok", NULL };
+static const char *const image_fit_values[] = { "pad", "crop", NULL };
 
 /* integer keys ("i" or "x") shown by spin buttons, whose values are doubles */
 static gboolean
@@ -179,6 +181,7 @@ setok_preferences_window_class_init (SetokPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, device_row);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, threads_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, image_tokens_row);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, image_fit_row);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, max_tokens_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, temperature_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, top_p_spin);
@@ -205,6 +208,7 @@ setok_preferences_window_new (GSettings *settings, GtkWindow *parent)
   bind_choice (self, "device", self->device_row, device_values);
   bind_int (self, "threads", self->threads_spin);
   bind_choice (self, "chat-image-tokens", self->image_tokens_row, image_token_values);
+  bind_choice (self, "image-fit", self->image_fit_row, image_fit_values);
   bind_int (self, "max-new-tokens", self->max_tokens_spin);
   bind_double (self, "temperature", self->temperature_spin);
   bind_double (self, "top-p", self->top_p_spin);

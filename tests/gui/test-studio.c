@@ -20,239 +20,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "setok-application.h"
-#include "setok-window-private.h"
-
-#define WAIT_SECONDS 180
-
-static int failures;
-
-static void
-check (gboolean ok, const char *what, const char *detail)
-{
-  printf ("%s %s%s%s\n", ok ? "ok  " : "FAIL", what, detail != NULL ? ": " : "",
-          detail != NULL ? detail : "");
-  if (!ok)
-    failures++;
-}
-
-typedef gboolean (*Predicate) (gpointer data);
-
-/* Main-loop responsiveness: the longest single iteration of the main context (what the
- * app's handlers took in one go) while each phase runs. Reported, not asserted. */
-static const char *phase = "startup";
-#define N_PHASES 6
-static gint64 longest_us[N_PHASES];
-static const char *const phases[N_PHASES]
-  = { "startup", "overlay recompute", "streaming chat", "other", "edit job", "generation job" };
-
-static void
-iterate (void)
-{
-  gint64 t0 = g_get_monotonic_time ();
-  g_main_context_iteration (NULL, FALSE);
-  gint64 dt = g_get_monotonic_time () - t0;
-  for (int i = 0; i < N_PHASES; i++)
-    if (phase == phases[i] && dt > longest_us[i])
-      longest_us[i] = dt;
-}
-
-/* Runs the main loop until pred holds or the time is up. */
-static gboolean
-wait_for (Predicate pred, gpointer data, double seconds)
-{
-  gint64 end = g_get_monotonic_time () + (gint64)(seconds * G_USEC_PER_SEC);
-
-  while (!pred (data))
-    {
-      if (g_get_monotonic_time () > end)
-        return FALSE;
-      iterate ();
-      g_usleep (1000);
-    }
-  return TRUE;
-}
-
-static void
-spin (double seconds)
-{
-  gint64 end = g_get_monotonic_time () + (gint64)(seconds * G_USEC_PER_SEC);
-
-  while (g_get_monotonic_time () < end)
-    {
-      iterate ();
-      g_usleep (1000);
-    }
-}
-
-static gboolean
-model_settled (gpointer data)
-{
-  return !setok_engine_get_loading (data);
-}
-
-static gboolean
-has_token_map (gpointer data)
-{
-  SetokWindow *window = data;
-  SetokCanvas *canvas = _setok_window_get_canvas (window);
-
-  return canvas != NULL && setok_document_get_token_map (setok_canvas_get_document (canvas)) != NULL
-         && !setok_document_get_computing (setok_canvas_get_document (canvas));
-}
-
-static gboolean
-nothing_loading (gpointer data)
-{
-  return _setok_window_get_n_loading (data) == 0;
-}
-
-static gboolean
-canvas_allocated (gpointer data)
-{
-  SetokCanvas *canvas = _setok_window_get_canvas (data);
-
-  return canvas != NULL && gtk_widget_get_width (GTK_WIDGET (canvas)) > 0
-         && gtk_widget_get_mapped (GTK_WIDGET (canvas));
-}
-
-static gboolean
-chat_idle (gpointer data)
-{
-  return !setok_chat_view_get_busy (data);
-}
-
-/* The widget as drawn, through its paintable and the cairo renderer's node drawing. */
-static cairo_surface_t *
-render_widget (GtkWidget *widget)
-{
-  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
-  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (widget);
-  GtkSnapshot *snapshot = gtk_snapshot_new ();
-  GskRenderNode *node;
-  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, w, h);
-  cairo_t *cr = cairo_create (surface);
-
-  gdk_paintable_snapshot (paintable, snapshot, w, h);
-  node = gtk_snapshot_free_to_node (snapshot);
-  cairo_set_source_rgb (cr, 1, 1, 1);
-  cairo_paint (cr);
-  if (node != NULL)
-    {
-      gsk_render_node_draw (node, cr);
-      gsk_render_node_unref (node);
-    }
-  cairo_destroy (cr);
-  cairo_surface_flush (surface);
-  return surface;
-}
-
-static void
-save_png (cairo_surface_t *surface, const char *dir, const char *name)
-{
-  g_autofree char *path = g_build_filename (dir, name, NULL);
-  cairo_status_t st = cairo_surface_write_to_png (surface, path);
-
-  check (st == CAIRO_STATUS_SUCCESS, "snapshot written", path);
-}
-
-static guint32
-pixel_at (cairo_surface_t *s, int x, int y)
-{
-  const guint8 *data = cairo_image_surface_get_data (s);
-  int stride = cairo_image_surface_get_stride (s);
-
-  return ((const guint32 *)(data + (gsize)y * stride))[x];
-}
-
-static int
-channel_diff (guint32 a, guint32 b)
-{
-  int d = 0;
-
-  for (int shift = 0; shift < 24; shift += 8)
-    d = MAX (d, abs ((int)(a >> shift & 0xff) - (int)(b >> shift & 0xff)));
-  return d;
-}
-
-/* Counts, over the image's rectangle on the canvas, pixels where a and b
- * differ by more than tolerance; *total gets the pixels looked at. */
-static gint64
-count_changed (SetokCanvas *canvas, cairo_surface_t *a, cairo_surface_t *b, int iw, int ih,
-               int tolerance, gint64 *total)
-{
-  double x0, y0, x1, y1;
-  int w = cairo_image_surface_get_width (a), h = cairo_image_surface_get_height (a);
-  gint64 changed = 0;
-
-  setok_canvas_image_to_widget (canvas, 0, 0, &x0, &y0);
-  setok_canvas_image_to_widget (canvas, iw, ih, &x1, &y1);
-  *total = 0;
-  for (int y = MAX (0, (int)ceil (y0)); y < MIN (h, (int)floor (y1)); y++)
-    for (int x = MAX (0, (int)ceil (x0)); x < MIN (w, (int)floor (x1)); x++)
-      {
-        (*total)++;
-        changed += channel_diff (pixel_at (a, x, y), pixel_at (b, x, y)) > tolerance;
-      }
-  return changed;
-}
-
-/* An image pixel deep inside token t (all 8 neighbours carry t), or the
- * first pixel of t; FALSE when t has none. */
-static gboolean
-pixel_of_token (const SetokTokenMap *map, int t, int *px, int *py)
-{
-  const setok_tokens_result *r = &map->result;
-  gboolean found = FALSE;
-
-  for (int y = 0; y < r->height; y++)
-    for (int x = 0; x < r->width; x++)
-      {
-        gboolean inside = TRUE;
-
-        if (r->pixel_labels[(gsize)y * r->width + x] != t)
-          continue;
-        if (!found)
-          {
-            *px = x, *py = y;
-            found = TRUE;
-          }
-        for (int dy = -2; dy <= 2 && inside; dy++)
-          for (int dx = -2; dx <= 2 && inside; dx++)
-            {
-              int xx = x + dx, yy = y + dy;
-              inside = xx >= 0 && yy >= 0 && xx < r->width && yy < r->height
-                       && r->pixel_labels[(gsize)yy * r->width + xx] == t;
-            }
-        if (inside)
-          {
-            *px = x, *py = y;
-            return TRUE;
-          }
-      }
-  return found;
-}
-
-static void
-widget_point_of_token (SetokCanvas *canvas, const SetokTokenMap *map, int t, double *x, double *y)
-{
-  int px = 0, py = 0;
-
-  pixel_of_token (map, t, &px, &py);
-  setok_canvas_image_to_widget (canvas, px + 0.5, py + 0.5, x, y);
-}
-
-/* The whole window as it looks now, for the README and the metainfo. */
-static void
-save_window (SetokWindow *window, const char *path)
-{
-  cairo_surface_t *shot;
-
-  spin (0.5);
-  shot = render_widget (GTK_WIDGET (window));
-  check (cairo_surface_write_to_png (shot, path) == CAIRO_STATUS_SUCCESS, "screenshot", path);
-  cairo_surface_destroy (shot);
-}
+#include "studio-test.h"
 
 /* The README's picture: the model's own tokens, one hovered, and an answer. */
 static void
@@ -422,12 +190,41 @@ test_chat (SetokWindow *window, SetokEngine *engine)
     "%u pieces streamed, answer %s“%s”", stream.pieces, stream.while_busy ? "(while busy) " : "",
     setok_chat_view_get_last_answer (chat) != NULL ? setok_chat_view_get_last_answer (chat) : "");
   check (done && stream.pieces >= 2 && stream.while_busy, "answer streamed", detail);
+  g_signal_handler_disconnect (chat, handler);
+}
 
-  /* a follow-up, stopped at once: the view comes back idle and usable */
+/* A follow-up, stopped at once: the view comes back idle and usable. */
+static void
+test_chat_stop (SetokWindow *window, SetokEngine *engine)
+{
+  SetokChatView *chat = _setok_window_get_chat_view (window);
+
+  if (!setok_engine_get_has_chat (engine))
+    return;
   check (setok_chat_view_ask (chat, "And on the right?"), "follow-up sent", NULL);
   setok_chat_view_stop (chat);
   check (wait_for (chat_idle, chat, WAIT_SECONDS), "stopped answer ends", NULL);
-  g_signal_handler_disconnect (chat, handler);
+}
+
+static gboolean
+has_default_map (gpointer data)
+{
+  SetokCanvas *canvas = _setok_window_get_canvas (data);
+  SetokTokenMap *map = setok_document_get_token_map (setok_canvas_get_document (canvas));
+
+  return map != NULL && map->params.mode != SETOK_CLUSTER_FIXED
+         && !setok_document_get_computing (setok_canvas_get_document (canvas));
+}
+
+/* Back to the model's own clustering, as a new user sees it. */
+static void
+reset_token_controls (SetokWindow *window, SetokEngine *engine)
+{
+  setok_cluster_params d = setok_engine_get_default_params (engine);
+
+  _setok_window_set_token_controls (window, d.mode, d.threshold, d.max_clusters);
+  check (wait_for (has_default_map, window, WAIT_SECONDS), "tokens with the model's defaults",
+         NULL);
 }
 
 static guint
@@ -1088,7 +885,7 @@ int
 main (int argc, char *argv[])
 {
   g_autofree char *model = NULL, *image = NULL, *corrupt = NULL, *out = NULL;
-  g_autofree char *screenshot = NULL;
+  g_autofree char *screenshot = NULL, *screenshots = NULL;
   gboolean no_model = FALSE;
   GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "model folder", "DIR" },
@@ -1096,6 +893,8 @@ main (int argc, char *argv[])
     { "corrupt", 0, 0, G_OPTION_ARG_FILENAME, &corrupt, "a corrupt image", "FILE" },
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "where snapshots go", "DIR" },
     { "screenshot", 0, 0, G_OPTION_ARG_FILENAME, &screenshot, "window PNG", "FILE" },
+    { "screenshots", 0, 0, G_OPTION_ARG_FILENAME, &screenshots, "360/1200 px window PNGs",
+      "DIR" },
     { "no-model", 0, 0, G_OPTION_ARG_NONE, &no_model, "the model folder is missing", NULL },
     { NULL },
   };
@@ -1127,6 +926,8 @@ main (int argc, char *argv[])
       fprintf (stderr, "test-studio: cannot register: %s\n", error->message);
       return 1;
     }
+  /* the window's buttons as GNOME places them, not X11's fallback (minimize, maximize, close) */
+  g_object_set (gtk_settings_get_default (), "gtk-decoration-layout", "appmenu:close", NULL);
   /* short answers keep the test quick; the screenshot shows a whole one */
   if (screenshot == NULL)
     g_settings_set_int (setok_application_get_settings (app), "max-new-tokens", 24);
@@ -1166,6 +967,14 @@ main (int argc, char *argv[])
       else
         check (FALSE, "token map in time", _setok_window_get_last_error (window));
       test_chat (window, engine);
+      if (setok_document_get_token_map (_setok_window_get_document (window)) != NULL)
+        {
+          reset_token_controls (window, engine);
+          test_layouts (window, out, screenshots);
+          gtk_window_set_default_size (GTK_WINDOW (window), 1100, 720);
+          spin (0.5);
+        }
+      test_chat_stop (window, engine);
     }
   {
     g_autofree char *detail = g_strdup_printf ("%u changes, %u jobs left", queue_notes,
