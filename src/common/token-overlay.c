@@ -368,7 +368,7 @@ boxes_overlap (const box *a, const box *b)
 
 int
 token_overlay_draw_labels (cairo_t *cr, const token_overlay_piece *pieces, int n_pieces,
-                           double scale, double off_x, double off_y, double font_px, bool *shown)
+                           double scale, double off_x, double off_y, double font_px, double *boxes)
 {
   box *placed = malloc ((size_t)(n_pieces > 0 ? n_pieces : 1) * sizeof *placed);
   int n_placed = 0;
@@ -388,8 +388,8 @@ token_overlay_draw_labels (cairo_t *cr, const token_overlay_piece *pieces, int n
       cairo_text_extents_t ext;
       bool ok = true;
 
-      if (shown)
-        shown[i] = false;
+      if (boxes)
+        memset (boxes + 4 * i, 0, 4 * sizeof *boxes);
       snprintf (text, sizeof text, "%d", pc->token);
       cairo_text_extents (cr, text, &ext);
       double cx = off_x + scale * (pc->x + 0.5), cy = off_y + scale * (pc->y + 0.5);
@@ -403,8 +403,8 @@ token_overlay_draw_labels (cairo_t *cr, const token_overlay_piece *pieces, int n
       if (!ok)
         continue;
       placed[n_placed++] = b;
-      if (shown)
-        shown[i] = true;
+      if (boxes)
+        memcpy (boxes + 4 * i, &b, sizeof b);
       cairo_move_to (cr, cx - ext.width / 2 - ext.x_bearing, cy - ext.height / 2 - ext.y_bearing);
       cairo_text_path (cr, text);
       cairo_set_source_rgb (cr, 0, 0, 0);

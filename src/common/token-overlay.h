@@ -62,11 +62,12 @@ void token_overlay_draw_regions (cairo_t *cr, const int32_t *labels, int width, 
  * (off_x + scale * x, off_y + scale * y), font_px pixels high, white with a
  * dark outline: in the pieces' order, each where it does not overlap a
  * number already drawn; a piece other than its token's largest gets one only
- * when its number fits inside its area. Returns how many were drawn; shown
- * (may be NULL) gets, per piece, whether it was. */
+ * when its number fits inside its area. Returns how many were drawn; boxes
+ * (may be NULL) gets, per piece, the box its number took [x0, y0, x1, y1],
+ * or zeros when it got none. */
 int token_overlay_draw_labels (cairo_t *cr, const token_overlay_piece *pieces, int n_pieces,
                                double scale, double off_x, double off_y, double font_px,
-                               bool *shown);
+                               double *boxes);
 
 /* The image with the overlay drawn on it (regions and numbers), written as PNG. */
 setok_status token_overlay_write_png (const char *path, const setok_image *image,
