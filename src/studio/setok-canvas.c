@@ -271,8 +271,12 @@ set_hovered (SetokCanvas *self, int token)
   self->hovered = token;
   g_clear_object (&self->hover);
   gtk_widget_queue_draw (GTK_WIDGET (self));
-  /* the tooltip follows the token under the pointer, and goes when there is none */
-  gtk_widget_trigger_tooltip_query (GTK_WIDGET (self));
+  /* the tooltip follows the token under the pointer, and goes when there is none; not
+   * while the window goes away (its surface may be gone) */
+  if (gtk_widget_get_mapped (GTK_WIDGET (self)) && gtk_widget_get_native (GTK_WIDGET (self))
+      && !gtk_widget_in_destruction (GTK_WIDGET (gtk_widget_get_root (GTK_WIDGET (self))))
+      && gtk_native_get_surface (gtk_widget_get_native (GTK_WIDGET (self))) != NULL)
+    gtk_widget_trigger_tooltip_query (GTK_WIDGET (self));
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HOVERED_TOKEN]);
 }
 

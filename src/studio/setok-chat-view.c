@@ -27,6 +27,7 @@ struct _SetokChatView
   const SetokModelCard *examples_card; /* the card the examples were made for */
   gulong engine_handler;
   char *question; /* the one being answered */
+  double first_token_ms; /* of the last answer */
 
   GCancellable *cancellable;
   GString *answer;
@@ -76,6 +77,12 @@ const char *
 setok_chat_view_get_last_answer (SetokChatView *self)
 {
   return self->answer != NULL ? self->answer->str : NULL;
+}
+
+double
+setok_chat_view_get_first_token_ms (SetokChatView *self)
+{
+  return self->first_token_ms;
 }
 
 guint
@@ -226,11 +233,17 @@ copy_clicked (GtkButton *button, SetokChatView *self)
 void
 setok_chat_view_copy_last_answer (SetokChatView *self)
 {
-  GtkWidget *last = gtk_widget_get_last_child (GTK_WIDGET (self->messages));
-  GtkWidget *button = last != NULL ? g_object_get_data (G_OBJECT (last), "copy-button") : NULL;
+  for (GtkWidget *m = gtk_widget_get_last_child (GTK_WIDGET (self->messages)); m != NULL;
+       m = gtk_widget_get_prev_sibling (m))
+    {
+      GtkWidget *button = g_object_get_data (G_OBJECT (m), "copy-button");
 
-  if (button != NULL && gtk_widget_get_sensitive (button))
-    copy_clicked (GTK_BUTTON (button), self);
+      if (button != NULL && gtk_widget_get_sensitive (button))
+        {
+          copy_clicked (GTK_BUTTON (button), self);
+          return;
+        }
+    }
 }
 
 static GtkLabel *
@@ -482,6 +495,7 @@ chat_reply (SetokChatView *self, SetokChatReply *reply, GError *error)
       return;
     }
   /* the streamed text is what the user read; the reply's is the same, final */
+  self->first_token_ms = reply->first_token_ms;
   g_string_assign (self->answer, reply->text);
   gtk_label_set_text (self->answer_label, reply->text);
   words = g_strstrip (g_strdup (reply->text));

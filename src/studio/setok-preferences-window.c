@@ -17,7 +17,7 @@ struct _SetokPreferencesWindow
   AdwComboRow *device_row;
   GtkSpinButton *threads_spin;
   AdwComboRow *image_tokens_row;
-  AdwComboRow *image_fit_row;
+  GtkSwitch *whole_switch;
   GtkSpinButton *max_tokens_spin;
   GtkSpinButton *temperature_spin;
   GtkSpinButton *top_p_spin;
@@ -30,7 +30,6 @@ G_DEFINE_FINAL_TYPE (SetokPreferencesWindow, setok_preferences_window, ADW_TYPE_
 
 static const char *const device_values[] = { "auto", "cpu", "cuda", NULL };
 static const char *const image_token_values[] = { "auto", "patches", "setok", NULL };
-static const char *const image_fit_values[] = { "pad", "crop", NULL };
 
 /* integer keys ("i" or "x") shown by spin buttons, whose values are doubles */
 static gboolean
@@ -101,6 +100,20 @@ bind_choice (SetokPreferencesWindow *self, const char *key, AdwComboRow *row,
 {
   g_settings_bind_with_mapping (self->settings, key, row, "selected", G_SETTINGS_BIND_DEFAULT,
                                 string_to_index, index_to_string, (gpointer)values, NULL);
+}
+
+/* image-fit "pad" is the switch on */
+static gboolean
+fit_to_active (GValue *value, GVariant *variant, gpointer data)
+{
+  g_value_set_boolean (value, g_strcmp0 (g_variant_get_string (variant, NULL), "pad") == 0);
+  return TRUE;
+}
+
+static GVariant *
+active_to_fit (const GValue *value, const GVariantType *type, gpointer data)
+{
+  return g_variant_new_string (g_value_get_boolean (value) ? "pad" : "crop");
 }
 
 static void
@@ -181,7 +194,7 @@ setok_preferences_window_class_init (SetokPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, device_row);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, threads_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, image_tokens_row);
-  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, image_fit_row);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, whole_switch);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, max_tokens_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, temperature_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, top_p_spin);
@@ -208,7 +221,8 @@ setok_preferences_window_new (GSettings *settings, GtkWindow *parent)
   bind_choice (self, "device", self->device_row, device_values);
   bind_int (self, "threads", self->threads_spin);
   bind_choice (self, "chat-image-tokens", self->image_tokens_row, image_token_values);
-  bind_choice (self, "image-fit", self->image_fit_row, image_fit_values);
+  g_settings_bind_with_mapping (self->settings, "image-fit", self->whole_switch, "active",
+                                G_SETTINGS_BIND_DEFAULT, fit_to_active, active_to_fit, NULL, NULL);
   bind_int (self, "max-new-tokens", self->max_tokens_spin);
   bind_double (self, "temperature", self->temperature_spin);
   bind_double (self, "top-p", self->top_p_spin);

@@ -150,19 +150,27 @@ has_width (gpointer data)
   return FALSE;
 }
 
-static GtkWidget *
-find_type (GtkWidget *root, GType type)
+/* Hovers the largest token but one (the background is usually the largest). */
+static void
+hover_largest_object (SetokWindow *window)
 {
-  if (g_type_is_a (G_OBJECT_TYPE (root), type))
-    return root;
-  for (GtkWidget *c = gtk_widget_get_first_child (root); c != NULL;
-       c = gtk_widget_get_next_sibling (c))
+  SetokCanvas *canvas = _setok_window_get_canvas (window);
+  SetokTokenMap *map = setok_document_get_token_map (setok_canvas_get_document (canvas));
+  int first = -1, second = -1;
+  double x, y;
+
+  for (int t = 0; map != NULL && t < map->result.clusters.n_tokens; t++)
     {
-      GtkWidget *found = find_type (c, type);
-      if (found != NULL)
-        return found;
+      gint64 area = map->result.regions[t].area;
+      if (first < 0 || area > map->result.regions[first].area)
+        second = first, first = t;
+      else if (second < 0 || area > map->result.regions[second].area)
+        second = t;
     }
-  return NULL;
+  if (second < 0)
+    return;
+  widget_point_of_token (canvas, map, second, &x, &y);
+  setok_canvas_hover (canvas, x, y);
 }
 
 void
@@ -218,6 +226,9 @@ test_layouts (SetokWindow *window, const char *out, const char *screenshots)
       if (sizes[i].width == 360)
         check (!gtk_widget_get_mapped (GTK_WIDGET (inline_controls)),
                "at 360 px the token controls are behind a button", NULL);
+      /* as a person sees it: a token under the pointer, the zoom controls hidden */
+      _setok_window_pointer_motion (window, FALSE);
+      hover_largest_object (window);
       save_window (window, path);
       if (screenshots != NULL && (sizes[i].width == 360 || sizes[i].width == 1200))
         {
@@ -225,6 +236,7 @@ test_layouts (SetokWindow *window, const char *out, const char *screenshots)
           g_autofree char *shot = g_build_filename (screenshots, shot_name, NULL);
           save_window (window, shot);
         }
+      setok_canvas_hover (_setok_window_get_canvas (window), -1, -1);
       if (sizes[i].folded)
         {
           /* the chat slides over the image, and goes again */

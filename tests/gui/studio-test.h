@@ -19,6 +19,9 @@ extern const char *phase;
 extern gint64 longest_us[N_PHASES];
 extern const char *const phases[N_PHASES];
 
+/* Time the test's own handlers spent inside an iteration, left out of its length. */
+extern gint64 test_overhead_us;
+
 typedef gboolean (*Predicate) (gpointer data);
 void iterate (void);
 /* Runs the main loop until pred holds (TRUE) or seconds pass (FALSE). */
@@ -44,6 +47,12 @@ gint64 count_changed (SetokCanvas *canvas, cairo_surface_t *a, cairo_surface_t *
 gboolean pixel_of_token (const SetokTokenMap *map, int t, int *px, int *py);
 void widget_point_of_token (SetokCanvas *canvas, const SetokTokenMap *map, int t, double *x,
                             double *y);
+/* The first widget of type in root's tree (root included), or NULL. */
+GtkWidget *find_type (GtkWidget *root, GType type);
+/* The shortcut for accel among popover's own (the application's, copied into it). */
+GtkShortcut *popover_shortcut (GtkPopover *popover, const char *accel);
+/* The header's subtitle. */
+const char *window_subtitle (SetokWindow *window);
 /* The whole window as it looks now, written to path. */
 void save_window (SetokWindow *window, const char *path);
 
@@ -54,3 +63,9 @@ char *layout_problems (GtkWidget *root, GtkWidget *const *allowed, int n_allowed
 /* The window at 360, 600, 800 and 1200 px: screenshots in out (and, for 360 and 1200, in
  * screenshots when it is not NULL). */
 void test_layouts (SetokWindow *window, const char *out, const char *screenshots);
+
+/* studio-guidance.c: the dialogs open and cut nothing short; then everything that
+ * guides a person (examples, copy, clear and undo, kept conversations, the domain banner,
+ * titles, controls, tab order, popover shortcuts, translations, whole pictures, colours). */
+void test_dialogs (SetokWindow *window);
+void test_guidance (SetokWindow *window, SetokEngine *engine, const char *image, const char *out);
