@@ -645,6 +645,50 @@ setok_document_clear_selection (SetokDocument *self)
   setok_document_select (self, -1, SETOK_SELECT_REPLACE);
 }
 
+int
+setok_document_select_mask (SetokDocument *self, SetokPicture *mask)
+{
+  const setok_image *m = setok_picture_get_image (mask);
+  const SetokTokenMap *map = self->token_map;
+  g_autofree gint64 *inside = NULL;
+  int n, best = -1, selected = 0;
+
+  g_return_val_if_fail (SETOK_IS_DOCUMENT (self), 0);
+
+  gtk_bitset_remove_all (self->selection);
+  if (map == NULL || m->width != map->result.width || m->height != map->result.height)
+    {
+      g_signal_emit (self, signals[SELECTION_CHANGED], 0);
+      return 0;
+    }
+  n = map->result.clusters.n_tokens;
+  inside = g_new0 (gint64, MAX (n, 1));
+  for (gsize p = 0; p < (gsize)m->width * m->height; p++)
+    {
+      int32_t t = map->result.pixel_labels[p];
+      if (t >= 0 && t < n && m->pixels[p * m->channels] > 127)
+        inside[t]++;
+    }
+  /* the tokens mostly inside the mask; else the one it covers most */
+  for (int t = 0; t < n; t++)
+    {
+      if (map->result.regions[t].area > 0 && 2 * inside[t] > map->result.regions[t].area)
+        {
+          gtk_bitset_add (self->selection, (guint)t);
+          selected++;
+        }
+      if (inside[t] > 0 && (best < 0 || inside[t] > inside[best]))
+        best = t;
+    }
+  if (selected == 0 && best >= 0)
+    {
+      gtk_bitset_add (self->selection, (guint)best);
+      selected = 1;
+    }
+  g_signal_emit (self, signals[SELECTION_CHANGED], 0);
+  return selected;
+}
+
 static void
 setok_document_dispose (GObject *object)
 {

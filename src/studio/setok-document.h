@@ -81,6 +81,9 @@ void setok_document_recompute (SetokDocument *self);
 GtkBitset *setok_document_get_selection (SetokDocument *self);
 void setok_document_select (SetokDocument *self, int token, SetokSelectMode mode);
 void setok_document_clear_selection (SetokDocument *self);
+/* Selects the tokens mostly inside mask (one channel, > 127: inside; the picture's size),
+ * else the one it covers most; returns how many. */
+int setok_document_select_mask (SetokDocument *self, SetokPicture *mask);
 /* The selected tokens' pixels as a one-channel mask (255 = selected) at the
  * picture's size; NULL without a selection. */
 SetokPicture *setok_document_get_selection_mask (SetokDocument *self);

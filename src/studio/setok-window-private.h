@@ -60,6 +60,11 @@ const char *_setok_window_get_edit_hint (SetokWindow *self);
 const char *_setok_window_get_review_text (SetokWindow *self);
 guint64 _setok_window_get_edit_seed (SetokWindow *self);
 GtkPopover *_setok_window_get_generate_popover (SetokWindow *self);
+/* Select by Name as a user would: the phrase typed and Select clicked; whether it runs; the
+ * button's tooltip (what it does, or why the model cannot). */
+void _setok_window_select_by_name (SetokWindow *self, const char *phrase);
+gboolean _setok_window_get_selecting_by_name (SetokWindow *self);
+const char *_setok_window_get_find_tooltip (SetokWindow *self);
 const char *_setok_window_get_generate_tooltip (SetokWindow *self);
 /* Files still being read. */
 guint _setok_window_get_n_loading (SetokWindow *self);

@@ -83,12 +83,16 @@ struct _SetokWindow
   GtkStack *generate_stack;
   GtkEntry *generate_entry;
   GtkMenuButton *generate_menu_button;
+  GtkMenuButton *find_button;
+  GtkPopover *find_popover;
+  GtkEntry *find_entry;
   GtkButton *edit_button;
   SetokDiffusionSettings *generate_settings;
   GtkPicture *generate_preview;
   GtkProgressBar *generate_progress;
 
   GCancellable *generate_cancellable; /* while generating */
+  GCancellable *find_cancellable;     /* while selecting by name */
   guint n_generated;
   gboolean close_confirmed; /* the user chose to close despite unsaved edits */
 };
@@ -472,6 +476,8 @@ update_actions (SetokWindow *self)
   const char *no_edit = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_EDIT);
   const char *no_generate = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_GENERATE);
   const char *no_tokens = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_TOKENS);
+  const char *no_find
+    = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_SEGMENT_PHRASE);
   gboolean loading = setok_engine_get_loading (self->engine);
 
   explain (GTK_WIDGET (self->edit_button), no_edit, _ ("Repaint the selected tokens as described"));
@@ -483,6 +489,11 @@ update_actions (SetokWindow *self)
   gtk_widget_set_sensitive (GTK_WIDGET (self->controls_button), no_tokens == NULL && !loading);
   explain (GTK_WIDGET (self->controls_button), no_tokens, _ ("How the picture is cut into tokens"));
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->inline_controls), no_tokens);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->find_button), no_find == NULL);
+  explain (GTK_WIDGET (self->find_button), no_find, _ ("Select by Name"));
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.select-by-name",
+                                 has_map && no_find == NULL && state == SETOK_EDIT_IDLE
+                                   && self->find_cancellable == NULL && !loading);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.show-generate", no_generate == NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export-overlay", has_map);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.close-document", has_doc);
@@ -1145,6 +1156,83 @@ show_original_changed (GSimpleAction *action, GVariant *state, gpointer user_dat
     setok_document_set_show_original (document, g_variant_get_boolean (state));
 }
 
+typedef struct
+{
+  SetokWindow *self;
+  SetokDocument *document;
+} FindData;
+
+static void
+find_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  FindData *d = user_data;
+  SetokWindow *self = d->self;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SetokPicture) mask
+    = setok_engine_segment_finish (SETOK_ENGINE (source), result, &error);
+
+  if (self->find_cancellable == NULL)
+    goto out; /* the window went away */
+  g_clear_object (&self->find_cancellable);
+  if (mask == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    setok_window_show_error (self, _ ("Could not select by name"), error);
+  else if (mask != NULL && setok_document_select_mask (d->document, mask) == 0)
+    _setok_window_add_toast (self, adw_toast_new (_ ("The model found nothing by that name")));
+  else if (mask != NULL)
+    gtk_popover_popdown (self->find_popover);
+  update_actions (self);
+out:
+  g_object_unref (d->document);
+  g_object_unref (d->self);
+  g_free (d);
+}
+
+/* The model's mask decoder finds what the words name; its tokens become the selection. */
+static void
+action_select_by_name (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+  SetokDocument *document = current_document (self);
+  g_autofree char *phrase
+    = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->find_entry))));
+  FindData *d;
+
+  if (document == NULL || self->find_cancellable != NULL)
+    return;
+  if (phrase[0] == '\0')
+    {
+      gtk_popover_popup (self->find_popover);
+      gtk_widget_grab_focus (GTK_WIDGET (self->find_entry));
+      return;
+    }
+  d = g_new0 (FindData, 1);
+  d->self = g_object_ref (self);
+  d->document = g_object_ref (document);
+  self->find_cancellable = g_cancellable_new ();
+  update_actions (self);
+  setok_engine_segment_async (self->engine, setok_document_get_picture (document), phrase, NULL, 0,
+                              self->find_cancellable, find_done, d);
+}
+
+void
+_setok_window_select_by_name (SetokWindow *self, const char *phrase)
+{
+  gtk_editable_set_text (GTK_EDITABLE (self->find_entry), phrase);
+  gtk_widget_activate_action (GTK_WIDGET (self), "win.select-by-name", NULL);
+}
+
+gboolean
+_setok_window_get_selecting_by_name (SetokWindow *self)
+{
+  return self->find_cancellable != NULL;
+}
+
+const char *
+_setok_window_get_find_tooltip (SetokWindow *self)
+{
+  return gtk_widget_get_tooltip_text (GTK_WIDGET (self->find_button));
+}
+
 static void
 action_dismiss_domain (GtkWidget *widget, const char *action_name, GVariant *param)
 {
@@ -1164,6 +1252,12 @@ static void
 generate_entry_activated (SetokWindow *self)
 {
   gtk_widget_activate_action (GTK_WIDGET (self), "win.generate", NULL);
+}
+
+static void
+find_entry_activated (SetokWindow *self)
+{
+  gtk_widget_activate_action (GTK_WIDGET (self), "win.select-by-name", NULL);
 }
 
 void
@@ -1248,6 +1342,7 @@ setok_window_realize (GtkWidget *widget)
   add_app_shortcuts (self, self->generate_popover);
   add_app_shortcuts (self, self->edit_settings_popover);
   add_app_shortcuts (self, self->controls_popover);
+  add_app_shortcuts (self, self->find_popover);
 }
 
 static void
@@ -1260,6 +1355,9 @@ setok_window_dispose (GObject *object)
   if (self->generate_cancellable != NULL)
     g_cancellable_cancel (self->generate_cancellable);
   g_clear_object (&self->generate_cancellable);
+  if (self->find_cancellable != NULL)
+    g_cancellable_cancel (self->find_cancellable);
+  g_clear_object (&self->find_cancellable);
   g_clear_handle_id (&self->zoom_timeout, g_source_remove);
   gtk_widget_dispose_template (GTK_WIDGET (self), SETOK_TYPE_WINDOW);
   G_OBJECT_CLASS (setok_window_parent_class)->dispose (object);
@@ -1330,6 +1428,9 @@ setok_window_class_init (SetokWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_stack);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_entry);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_menu_button);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, find_button);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, find_popover);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, find_entry);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_button);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_settings);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_preview);
@@ -1346,6 +1447,8 @@ setok_window_class_init (SetokWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "win.try-again", NULL, action_try_again);
   gtk_widget_class_install_action (widget_class, "win.dismiss-domain", NULL,
                                    action_dismiss_domain);
+  gtk_widget_class_install_action (widget_class, "win.select-by-name", NULL,
+                                   action_select_by_name);
 
   _setok_window_class_add_actions (widget_class);
 }
@@ -1380,6 +1483,7 @@ setok_window_init (SetokWindow *self)
   g_signal_connect_swapped (self->edit_entry, "activate", G_CALLBACK (edit_entry_activated), self);
   g_signal_connect_swapped (self->generate_entry, "activate", G_CALLBACK (generate_entry_activated),
                             self);
+  g_signal_connect_swapped (self->find_entry, "activate", G_CALLBACK (find_entry_activated), self);
 
   g_signal_connect_swapped (self->tab_view, "notify::selected-page",
                             G_CALLBACK (selected_page_changed), self);

@@ -290,6 +290,47 @@ test_stable_colours (SetokWindow *window, SetokEngine *engine)
   wait_for (has_token_map, window, WAIT_SECONDS);
 }
 
+static gboolean
+not_selecting (gpointer data)
+{
+  return !_setok_window_get_selecting_by_name (data);
+}
+
+/* Select by Name: the model's mask decoder finds what the words name and its tokens become the
+ * selection (or a toast says it found nothing). */
+static void
+test_select_by_name (SetokWindow *window, SetokEngine *engine)
+{
+  SetokDocument *document = _setok_window_get_document (window);
+  const char *why = setok_engine_get_unavailable_reason (engine, SETOK_CAP_SEGMENT_PHRASE);
+  guint toasts = _setok_window_get_n_toasts (window);
+  g_autofree char *detail = NULL;
+  guint selected;
+
+  if (why != NULL)
+    {
+      check (g_strcmp0 (_setok_window_get_find_tooltip (window), why) == 0,
+             "Select by Name is off and says why", why);
+      return;
+    }
+  setok_document_clear_selection (document);
+  _setok_window_select_by_name (window, "the star");
+  check (_setok_window_get_selecting_by_name (window), "Select by Name runs", NULL);
+  wait_for (not_selecting, window, WAIT_SECONDS);
+  selected = (guint)gtk_bitset_get_size (setok_document_get_selection (document));
+  detail = g_strdup_printf ("%u tokens selected; %s", selected,
+                            _setok_window_get_n_toasts (window) > toasts
+                              ? _setok_window_get_last_toast (window)
+                              : "no toast");
+  check (selected >= 1
+           || (_setok_window_get_n_toasts (window) > toasts
+               && g_strcmp0 (_setok_window_get_last_toast (window),
+                             "The model found nothing by that name")
+                    == 0),
+         "Select by Name selects what the model found, or says it found nothing", detail);
+  setok_document_clear_selection (document);
+}
+
 /* Copy says so; Clear Conversation forgets the kept turns, and Undo brings them back. */
 static void
 test_copy_and_clear (SetokWindow *window, SetokChatView *chat)
@@ -482,6 +523,7 @@ test_guidance (SetokWindow *window, SetokEngine *engine, const char *image, cons
   test_zoom_controls (window);
   test_hover_text (window);
   test_popover_shortcuts (window);
+  test_select_by_name (window, engine);
   test_default_folder (window);
   test_stable_colours (window, engine);
   if (setok_engine_get_has_chat (engine))

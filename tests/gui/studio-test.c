@@ -104,19 +104,14 @@ chat_idle (gpointer data)
   return !setok_chat_view_get_busy (data);
 }
 
-/* The widget as drawn, through its paintable and the cairo renderer's node drawing. */
-cairo_surface_t *
-render_widget (GtkWidget *widget)
+/* What snapshot recorded, drawn over white into a w x h surface. */
+static cairo_surface_t *
+draw_snapshot (GtkSnapshot *snapshot, int w, int h)
 {
-  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
-  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (widget);
-  GtkSnapshot *snapshot = gtk_snapshot_new ();
-  GskRenderNode *node;
+  GskRenderNode *node = gtk_snapshot_free_to_node (snapshot);
   cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, w, h);
   cairo_t *cr = cairo_create (surface);
 
-  gdk_paintable_snapshot (paintable, snapshot, w, h);
-  node = gtk_snapshot_free_to_node (snapshot);
   cairo_set_source_rgb (cr, 1, 1, 1);
   cairo_paint (cr);
   if (node != NULL)
@@ -127,6 +122,28 @@ render_widget (GtkWidget *widget)
   cairo_destroy (cr);
   cairo_surface_flush (surface);
   return surface;
+}
+
+/* The widget as drawn, through its paintable and the cairo renderer's node drawing. */
+cairo_surface_t *
+render_widget (GtkWidget *widget)
+{
+  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
+  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (widget);
+  GtkSnapshot *snapshot = gtk_snapshot_new ();
+
+  gdk_paintable_snapshot (paintable, snapshot, w, h);
+  return draw_snapshot (snapshot, w, h);
+}
+
+/* The widget drawn at once by its own snapshot function (a frame may not come first). */
+cairo_surface_t *
+draw_widget_now (GtkWidget *widget)
+{
+  GtkSnapshot *snapshot = gtk_snapshot_new ();
+
+  GTK_WIDGET_GET_CLASS (widget)->snapshot (widget, snapshot);
+  return draw_snapshot (snapshot, gtk_widget_get_width (widget), gtk_widget_get_height (widget));
 }
 
 void

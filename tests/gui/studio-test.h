@@ -36,6 +36,8 @@ gboolean chat_idle (gpointer data);
 
 /* The widget as drawn, through its paintable and the cairo renderer's node drawing. */
 cairo_surface_t *render_widget (GtkWidget *widget);
+/* The widget drawn at once by its own snapshot function (a frame may not come first). */
+cairo_surface_t *draw_widget_now (GtkWidget *widget);
 void save_png (cairo_surface_t *surface, const char *dir, const char *name);
 guint32 pixel_at (cairo_surface_t *s, int x, int y);
 int channel_diff (guint32 a, guint32 b);

@@ -329,6 +329,10 @@ test_without_model (SetokWindow *window, SetokEngine *engine, const char *model,
 
     check (!gtk_widget_is_sensitive (controls) && why != NULL && g_strcmp0 (tooltip, why) == 0,
            "the token controls are off without a model, and say why", tooltip);
+    why = setok_engine_get_unavailable_reason (engine, SETOK_CAP_SEGMENT_PHRASE);
+    check (why != NULL && g_strcmp0 (_setok_window_get_find_tooltip (window), why) == 0,
+           "Select by Name is off without a model, and says why",
+           _setok_window_get_find_tooltip (window));
   }
   gtk_window_destroy (GTK_WINDOW (window));
   spin (0.1);
@@ -476,31 +480,6 @@ static void
 edit_progress_notified (GObject *object, GParamSpec *pspec, EditWatch *watch)
 {
   watch->progress++;
-}
-
-/* The widget drawn at once by its own snapshot function (a frame may not
- * come before the edit ends). */
-static cairo_surface_t *
-draw_widget_now (GtkWidget *widget)
-{
-  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
-  GtkSnapshot *snapshot = gtk_snapshot_new ();
-  GskRenderNode *node;
-  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, w, h);
-  cairo_t *cr = cairo_create (surface);
-
-  GTK_WIDGET_GET_CLASS (widget)->snapshot (widget, snapshot);
-  node = gtk_snapshot_free_to_node (snapshot);
-  cairo_set_source_rgb (cr, 1, 1, 1);
-  cairo_paint (cr);
-  if (node != NULL)
-    {
-      gsk_render_node_draw (node, cr);
-      gsk_render_node_unref (node);
-    }
-  cairo_destroy (cr);
-  cairo_surface_flush (surface);
-  return surface;
 }
 
 /* The first live preview on the canvas, saved as it is drawn. */
