@@ -308,11 +308,25 @@ token_overlay_draw_regions (cairo_t *cr, const int32_t *labels, int width, int h
                             const int *colours, token_overlay_style style, double fill_alpha)
 {
   static const double white[3] = { 1, 1, 1 }, black[3] = { 0, 0, 0 };
+  const uint32_t edge = premultiplied (white, 0.9), inner = premultiplied (black, 0.45);
   cairo_surface_t *layer = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, width, height);
-  if (cairo_surface_status (layer) != CAIRO_STATUS_SUCCESS)
+  /* each token's two pixel values, worked out once: its fill and its outline */
+  int n_labels = 0;
+  for (int64_t p = 0; p < (int64_t)width * height; p++)
+    n_labels = labels[p] >= n_labels ? labels[p] + 1 : n_labels;
+  uint32_t *fill = malloc ((size_t)(n_labels > 0 ? n_labels : 1) * 2 * sizeof *fill);
+  if (cairo_surface_status (layer) != CAIRO_STATUS_SUCCESS || !fill)
     {
       cairo_surface_destroy (layer);
+      free (fill);
       return;
+    }
+  for (int l = 0; l < n_labels; l++)
+    {
+      double rgb[3];
+      token_overlay_colour (colours ? colours[l] : l, rgb);
+      fill[2 * l] = premultiplied (rgb, fill_alpha);
+      fill[2 * l + 1] = premultiplied (rgb, 1.0);
     }
   unsigned char *data = cairo_image_surface_get_data (layer);
   int stride = cairo_image_surface_get_stride (layer);
@@ -324,26 +338,24 @@ token_overlay_draw_regions (cairo_t *cr, const int32_t *labels, int width, int h
         {
           int64_t p = (int64_t)y * width + x;
           int32_t l = labels[p];
-          double rgb[3];
           row[x] = 0;
           if (l < 0)
             continue;
-          token_overlay_colour (colours ? colours[l] : l, rgb);
           if (style == TOKEN_OVERLAY_OUTLINE)
             {
               /* the boundary in the token's colour, a dark line inside it for contrast */
               if (on_boundary (labels, width, height, x, y, l))
-                row[x] = premultiplied (rgb, 1.0);
+                row[x] = fill[2 * l + 1];
               else if ((x > 0 && on_boundary (labels, width, height, x - 1, y, l))
                        || (x + 1 < width && on_boundary (labels, width, height, x + 1, y, l))
                        || (y > 0 && on_boundary (labels, width, height, x, y - 1, l))
                        || (y + 1 < height && on_boundary (labels, width, height, x, y + 1, l)))
-                row[x] = premultiplied (black, 0.45);
+                row[x] = inner;
               continue;
             }
-          bool edge = (x + 1 < width && labels[p + 1] != l)
-                      || (y + 1 < height && labels[p + width] != l);
-          row[x] = edge ? premultiplied (white, 0.9) : premultiplied (rgb, fill_alpha);
+          bool is_edge = (x + 1 < width && labels[p + 1] != l)
+                         || (y + 1 < height && labels[p + width] != l);
+          row[x] = is_edge ? edge : fill[2 * l];
         }
     }
   cairo_surface_mark_dirty (layer);
@@ -353,6 +365,7 @@ token_overlay_draw_regions (cairo_t *cr, const int32_t *labels, int width, int h
   cairo_paint (cr);
   cairo_restore (cr);
   cairo_surface_destroy (layer);
+  free (fill);
 }
 
 typedef struct

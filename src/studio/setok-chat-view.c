@@ -351,17 +351,24 @@ turns_variant (SetokChatView *self)
 }
 
 static void
+turns_written (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!setok_conversation_save_finish (result, &error))
+    g_debug ("the kept conversation was not updated: %s", error->message);
+}
+
+static void
 save_turns (SetokChatView *self)
 {
   const char *key = setok_document_get_content_key (self->document);
-  g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) turns = NULL;
 
   if (key == NULL)
     return;
   turns = turns_variant (self);
-  if (!setok_conversation_save (key, turns, &error))
-    g_debug ("the conversation is not kept: %s", error->message);
+  setok_conversation_save_async (key, turns, NULL, turns_written, NULL);
 }
 
 static void
@@ -623,7 +630,6 @@ void
 setok_chat_view_clear (SetokChatView *self)
 {
   const char *key = setok_document_get_content_key (self->document);
-  g_autoptr (GError) error = NULL;
   AdwToast *toast;
   guint n = self->turns->len;
 
@@ -638,8 +644,8 @@ setok_chat_view_clear (SetokChatView *self)
   if (self->answer != NULL)
     g_string_free (g_steal_pointer (&self->answer), TRUE);
   self->conversation = setok_engine_new_conversation (self->engine);
-  if (key != NULL && !setok_conversation_forget (key, &error))
-    g_debug ("the conversation is still kept: %s", error->message);
+  if (key != NULL)
+    setok_conversation_forget_async (key, NULL, turns_written, NULL);
   update_actions (self);
   if (n == 0)
     return;

@@ -1,7 +1,8 @@
 /* setok-conversation-store.c — each picture's conversation in
  * $XDG_DATA_HOME/setok-studio/conversations/KEY.conversation, as GVariant
- * text. A file that cannot be read is an error naming it; the caller starts
- * afresh. */
+ * text, written by one background thread in the order asked (the disk's sync
+ * never holds the window up). A file that cannot be read is an error naming
+ * it; the caller starts afresh. */
 #include "setok-conversation-store.h"
 
 #include <errno.h>
@@ -62,44 +63,81 @@ setok_conversation_load (const char *key, GError **error)
   return turns;
 }
 
-gboolean
-setok_conversation_save (const char *key, GVariant *turns, GError **error)
+/* pool thread: writes one conversation; the pool has one thread, so saves land in order */
+static void
+save_in_thread (gpointer data, gpointer pool_data)
 {
-  g_autofree char *path = NULL;
-  g_autofree char *dir = NULL;
-  g_autofree char *text = NULL;
+  g_autoptr (GTask) task = data;
+  const char *path = g_object_get_data (G_OBJECT (task), "path");
+  g_autofree char *dir = g_path_get_dirname (path);
+  GError *error = NULL;
 
-  g_return_val_if_fail (g_variant_is_of_type (turns, G_VARIANT_TYPE (SETOK_CONVERSATION_TYPE)),
-                        FALSE);
-  if (!check_key (key, error))
-    return FALSE;
-  path = setok_conversation_path (key);
-  dir = g_path_get_dirname (path);
+  /* no text: forget it */
+  if (g_task_get_task_data (task) == NULL)
+    {
+      int saved = g_unlink (path) != 0 ? errno : 0;
+
+      if (saved != 0 && saved != ENOENT)
+        g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (saved), "%s: %s",
+                                 path, g_strerror (saved));
+      else
+        g_task_return_boolean (task, TRUE);
+      return;
+    }
   if (g_mkdir_with_parents (dir, 0700) != 0)
     {
       int saved = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "%s: %s", dir,
-                   g_strerror (saved));
-      return FALSE;
+      g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (saved), "%s: %s", dir,
+                               g_strerror (saved));
+      return;
     }
-  text = g_variant_print (turns, FALSE);
-  return g_file_set_contents_full (path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, error);
+  if (!g_file_set_contents_full (path, g_task_get_task_data (task), -1,
+                                 G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+/* Writes text (NULL: removes the file) for key in the writer thread. */
+static void
+write_async (const char *key, char *text, GCancellable *cancellable, GAsyncReadyCallback callback,
+             gpointer user_data)
+{
+  static GThreadPool *writer;
+  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  GError *error = NULL;
+
+  g_task_set_source_tag (task, write_async);
+  if (!check_key (key, &error))
+    {
+      g_free (text);
+      g_task_return_error (task, error);
+      return;
+    }
+  g_object_set_data_full (G_OBJECT (task), "path", setok_conversation_path (key), g_free);
+  g_task_set_task_data (task, text, g_free);
+  if (g_once_init_enter (&writer))
+    g_once_init_leave (&writer, g_thread_pool_new (save_in_thread, NULL, 1, FALSE, NULL));
+  g_thread_pool_push (writer, g_steal_pointer (&task), NULL);
+}
+
+void
+setok_conversation_save_async (const char *key, GVariant *turns, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (g_variant_is_of_type (turns, G_VARIANT_TYPE (SETOK_CONVERSATION_TYPE)));
+  write_async (key, g_variant_print (turns, FALSE), cancellable, callback, user_data);
+}
+
+void
+setok_conversation_forget_async (const char *key, GCancellable *cancellable,
+                                 GAsyncReadyCallback callback, gpointer user_data)
+{
+  write_async (key, NULL, cancellable, callback, user_data);
 }
 
 gboolean
-setok_conversation_forget (const char *key, GError **error)
+setok_conversation_save_finish (GAsyncResult *result, GError **error)
 {
-  g_autofree char *path = NULL;
-
-  if (!check_key (key, error))
-    return FALSE;
-  path = setok_conversation_path (key);
-  if (g_unlink (path) != 0 && errno != ENOENT)
-    {
-      int saved = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "%s: %s", path,
-                   g_strerror (saved));
-      return FALSE;
-    }
-  return TRUE;
+  return g_task_propagate_boolean (G_TASK (result), error);
 }

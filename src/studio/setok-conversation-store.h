@@ -14,10 +14,16 @@ G_BEGIN_DECLS
  * G_IO_ERROR_NOT_FOUND when there are none, or another error naming the file when it
  * cannot be read. */
 GVariant *setok_conversation_load (const char *key, GError **error);
-/* Replaces the saved turns of key's conversation (written atomically). */
-gboolean setok_conversation_save (const char *key, GVariant *turns, GError **error);
-/* Forgets key's conversation; TRUE also when there was none. */
-gboolean setok_conversation_forget (const char *key, GError **error);
+/* Replaces the saved turns of key's conversation, written atomically in a worker thread
+ * (the disk may take its time); callback may be NULL. */
+void setok_conversation_save_async (const char *key, GVariant *turns, GCancellable *cancellable,
+                                    GAsyncReadyCallback callback, gpointer user_data);
+/* The outcome of a save or a forget. */
+gboolean setok_conversation_save_finish (GAsyncResult *result, GError **error);
+/* Forgets key's conversation (no error when there was none), in the same thread and order
+ * as the saves. */
+void setok_conversation_forget_async (const char *key, GCancellable *cancellable,
+                                      GAsyncReadyCallback callback, gpointer user_data);
 /* The file that holds key's conversation. */
 char *setok_conversation_path (const char *key);
 

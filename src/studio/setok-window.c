@@ -523,8 +523,14 @@ update_actions (SetokWindow *self)
                                  has_doc && state == SETOK_EDIT_REVIEW);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.try-again",
                                  has_doc && state == SETOK_EDIT_REVIEW);
-  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.show-original",
-                                 has_doc && state == SETOK_EDIT_REVIEW);
+  {
+    /* a stateful action of the window's action map, not of the widget class */
+    GAction *original = g_action_map_lookup_action (G_ACTION_MAP (self), "show-original");
+
+    if (original != NULL)
+      g_simple_action_set_enabled (G_SIMPLE_ACTION (original),
+                                   has_doc && state == SETOK_EDIT_REVIEW);
+  }
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.generate",
                                  self->generate_cancellable == NULL && no_generate == NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.cancel-generate",

@@ -331,6 +331,18 @@ test_select_by_name (SetokWindow *window, SetokEngine *engine)
   setok_document_clear_selection (document);
 }
 
+static gboolean
+file_gone (gpointer path)
+{
+  return !g_file_test (path, G_FILE_TEST_EXISTS);
+}
+
+static gboolean
+file_there (gpointer path)
+{
+  return g_file_test (path, G_FILE_TEST_EXISTS);
+}
+
 /* Copy says so; Clear Conversation forgets the kept turns, and Undo brings them back. */
 static void
 test_copy_and_clear (SetokWindow *window, SetokChatView *chat)
@@ -345,10 +357,12 @@ test_copy_and_clear (SetokWindow *window, SetokChatView *chat)
            && g_strcmp0 (_setok_window_get_last_toast (window), "Answer copied") == 0,
          "Copy says it copied", _setok_window_get_last_toast (window));
   setok_chat_view_clear (chat);
+  wait_for (file_gone, path, 10);
   check (setok_chat_view_get_n_turns (chat) == 0 && !g_file_test (path, G_FILE_TEST_EXISTS)
            && g_strcmp0 (_setok_window_get_last_toast (window), "Conversation cleared") == 0,
          "Clear Conversation forgets the turns and offers to undo", path);
   setok_chat_view_undo_clear (chat);
+  wait_for (file_there, path, 10);
   {
     g_autofree char *detail = g_strdup_printf ("%u of %u turns", setok_chat_view_get_n_turns (chat),
                                                turns);
@@ -385,6 +399,7 @@ test_examples (SetokWindow *window, SetokEngine *engine)
   SetokChatView *chat;
   const SetokModelCard *card = setok_engine_get_card (engine);
   guint n;
+  gboolean answered;
   g_autofree char *detail = NULL;
 
   if (!setok_engine_get_has_chat (engine) || card == NULL)
@@ -398,8 +413,9 @@ test_examples (SetokWindow *window, SetokEngine *engine)
   check (n >= 1 && (card->questions->len == 0 || n == card->questions->len),
          "the chat offers example questions", detail);
   check (setok_chat_view_ask_example (chat, 0), "an example question asks when clicked", NULL);
-  check (wait_for (chat_idle, chat, WAIT_SECONDS) && setok_chat_view_get_n_turns (chat) == 1,
-         "the example is answered", setok_chat_view_get_last_answer (chat));
+  answered = wait_for (chat_idle, chat, WAIT_SECONDS);
+  check (answered && setok_chat_view_get_n_turns (chat) == 1, "the example is answered",
+         setok_chat_view_get_last_answer (chat));
   gtk_widget_activate_action (GTK_WIDGET (window), "win.close-document", NULL);
   spin (0.1);
 }
