@@ -1,8 +1,8 @@
 /* model-features.c — an image through the model's vision tower, once
  * (model.h setok_model_encode_image): preprocessing, the tower's forward in
  * the model's arena, and a small cache of the last results keyed by the
- * image's pixels, the layer and how the image was fitted, so that the pipelines sharing the model do not
- * encode the same picture twice. */
+ * image's pixels, the layer and how the image was fitted, so that the
+ * pipelines sharing the model do not encode the same picture twice. */
 #include "model-impl.h"
 
 #include <stdlib.h>
@@ -129,7 +129,8 @@ setok_status setok_model_encode_image(setok_model *m, const setok_image *image, 
     if (st != SETOK_OK)
         return st;
     if ((unsigned)fit >= SETOK_IMAGE_FIT_COUNT)
-        return setok_fail(err, SETOK_ERR_INPUT, "encode: image fit %d is not pad or crop", (int)fit);
+        return setok_fail(err, SETOK_ERR_INPUT, "encode: image fit %d is not pad or crop",
+                          (int)fit);
     uint64_t key = image_key(image, layer, fit);
     model_features *slot = &m->cache[0];
     for (int i = 0; i < MODEL_FEATURE_CACHE; i++) {

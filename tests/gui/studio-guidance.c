@@ -132,8 +132,8 @@ test_zoom_controls (SetokWindow *window)
   _setok_window_pointer_motion (window, TRUE);
   check (_setok_window_get_zoom_controls_shown (window), "zoom controls show on motion", NULL);
   _setok_window_pointer_motion (window, FALSE);
-  check (!_setok_window_get_zoom_controls_shown (window), "zoom controls go when the pointer leaves",
-         NULL);
+  check (!_setok_window_get_zoom_controls_shown (window),
+         "zoom controls go when the pointer leaves", NULL);
 }
 
 /* The hovered token is described at the pointer, its score explained, and nothing stays
@@ -194,7 +194,8 @@ test_tab_order (SetokWindow *window, const setok_image *scene, const char *out)
   wait_documents (window, docs + 3);
   for (guint i = 0; i < 3 && docs + i < (guint)adw_tab_view_get_n_pages (view); i++)
     {
-      const char *title = adw_tab_page_get_title (adw_tab_view_get_nth_page (view, (int)(docs + i)));
+      AdwTabPage *page = adw_tab_view_get_nth_page (view, (int)(docs + i));
+      const char *title = adw_tab_page_get_title (page);
       g_autofree char *name = g_path_get_basename (paths[i]);
 
       g_string_append_printf (titles, "%s%s", i ? ", " : "", title);

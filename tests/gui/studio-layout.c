@@ -69,10 +69,12 @@ walk_widget (Walk *walk, GtkWidget *parent)
       if (!clips_children (parent) && gtk_widget_compute_bounds (child, parent, &b)
           && (b.origin.x < -1 || b.origin.y < -1 || b.origin.x + b.size.width > pw + 1
               || b.origin.y + b.size.height > ph + 1))
-        g_string_append_printf (walk->problems, "%s outside its %s (%.0f,%.0f %.0f×%.0f in %d×%d); ",
+        g_string_append_printf (walk->problems,
+                                "%s outside its %s (%.0f,%.0f %.0f×%.0f in %d×%d); ",
                                 describe (child), G_OBJECT_TYPE_NAME (parent), b.origin.x,
                                 b.origin.y, b.size.width, b.size.height, pw, ph);
-      if (GTK_IS_LABEL (child) && pango_layout_is_ellipsized (gtk_label_get_layout (GTK_LABEL (child)))
+      if (GTK_IS_LABEL (child)
+          && pango_layout_is_ellipsized (gtk_label_get_layout (GTK_LABEL (child)))
           && !is_allowed (walk, child))
         g_string_append_printf (walk->problems, "%s cut short; ", describe (child));
       walk_widget (walk, child);
