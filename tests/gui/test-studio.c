@@ -1,17 +1,22 @@
 /* test-studio.c — drives SeTok Studio under a display (Xvfb, cairo renderer):
  * starts on a model, opens an image, waits for the token overlay, renders the
  * canvas to PNG files and checks the overlay's pixels, hovers and click-selects
- * tokens, asks a question and receives streamed text, stops an answer, and
- * opens a corrupt image, which must give an error and leave the app running.
- * Then the picture history (undo restores the very pixels, redo reapplies),
- * saving (PNG exact, JPEG), a point-and-instruct edit of a clicked token
- * (changes inside the region only; preview, before/after, apply, undo,
- * redo), generation of a new document, and the questions before a modified
- * tab or the application closes. A model without generation components
- * skips the edit and generation checks, saying why.
+ * tokens, asks a question and receives streamed text, renders the window at
+ * the widths people use (studio-layout.c), stops an answer, checks what
+ * guides a person (studio-guidance.c), and opens a corrupt image, which must
+ * give an error and leave the app running. Then the picture history (undo
+ * restores the very pixels, redo reapplies), saving (PNG exact, JPEG), a
+ * point-and-instruct edit of a clicked token (changes inside the region only;
+ * preview, before/after like with like, Try Again, apply, undo, redo),
+ * generation of a new document, and the questions before a modified tab or
+ * the application closes (Ctrl+Q from inside a popover). A model without
+ * generation components skips the edit and generation checks, saying why.
+ * The overlay recompute, the first token and the longest main-loop iteration
+ * of each job are reported.
  *
  * With --no-model the folder is missing on purpose: the app must still open
- * images and show why there is no model.
+ * images, show why there is no model and turn off what needs one; with
+ * --german it must speak German (LANGUAGE=de) from the build tree.
  *
  * Usage: test-studio --model DIR --image FILE --corrupt FILE --out DIR
  *                    [--screenshots DIR] [--no-model [--german]]
