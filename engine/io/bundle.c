@@ -1,11 +1,13 @@
 /* bundle.c — reads and validates a SETOKIM bundle's setokim.json (bundle.h):
  * the format and version, the component folders (relative, inside the bundle,
- * present), the special tokens, the system prompt, the image size and the
- * vision feature layer. The pipelines open components through it only. */
+ * present), the special tokens, the system prompt, the image size, the
+ * vision feature layer, and the optional training domain and model card.
+ * The pipelines open components through it only. */
 #include "setok/bundle.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +65,21 @@ void setok_bundle_free(setok_bundle *b)
         free(b->visual_tokens[i]);
     free(b->visual_tokens);
     free(b->segment_token);
+    free(b->domain_kind);
+    free(b->domain_description);
+    free(b->domain_suggest);
+    free(b->card_summary);
+    for (int i = 0; i < b->n_metrics; i++) {
+        free(b->metrics[i].name);
+        free(b->metrics[i].label);
+        free(b->metrics[i].unit);
+    }
+    free(b->metrics);
+    for (int i = 0; i < b->n_questions; i++) {
+        free(b->questions[i].kind);
+        free(b->questions[i].example);
+    }
+    free(b->questions);
     memset(b, 0, sizeof *b);
 }
 
@@ -212,6 +229,116 @@ static setok_status read_visual_tokens(setok_bundle *b, const setok_config *cfg,
     return SETOK_OK;
 }
 
+/* key (dotted): a string copied into *out; when not required, absent leaves *out NULL.
+ * Present strings must not be empty. */
+static setok_status read_text(setok_bundle *b, const setok_config *cfg, const char *key,
+                              bool required, char **out, setok_error *err)
+{
+    const char *s = NULL;
+    setok_status st = required ? setok_config_string(cfg, key, &s, err)
+                               : setok_config_string_or(cfg, key, NULL, &s, err);
+    if (st != SETOK_OK || !s)
+        return st;
+    if (!s[0])
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: key '%s' is empty", b->manifest, key);
+    return copy_string(out, s, b, err);
+}
+
+/* "domain": {"kind", "description", "suggest"}; kind required when domain is given. */
+static setok_status read_domain(setok_bundle *b, const setok_config *cfg, setok_error *err)
+{
+    setok_status st = check_object(cfg, "domain", false, err);
+    if (st != SETOK_OK || !setok_config_has(cfg, "domain"))
+        return st;
+    st = read_text(b, cfg, "domain.kind", true, &b->domain_kind, err);
+    if (st == SETOK_OK)
+        st = read_text(b, cfg, "domain.description", false, &b->domain_description, err);
+    if (st == SETOK_OK)
+        st = read_text(b, cfg, "domain.suggest", false, &b->domain_suggest, err);
+    return st;
+}
+
+/* card.KEY: an optional array of objects, at most SETOK_BUNDLE_MAX_CARD_ITEMS; its length in *n. */
+static setok_status card_array(setok_bundle *b, const setok_config *cfg, const char *key,
+                               const cJSON **arr, int *n, setok_error *err)
+{
+    const cJSON *card = cJSON_GetObjectItemCaseSensitive(setok_config_root(cfg), "card");
+    *arr = card ? cJSON_GetObjectItemCaseSensitive(card, key) : NULL;
+    *n = 0;
+    if (!*arr || cJSON_IsNull(*arr))
+        return SETOK_OK;
+    *n = cJSON_IsArray(*arr) ? cJSON_GetArraySize(*arr) : -1;
+    if (*n < 0 || *n > SETOK_BUNDLE_MAX_CARD_ITEMS)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: card.%s must be an array of at most %d "
+                          "objects, got %s", b->manifest, key, SETOK_BUNDLE_MAX_CARD_ITEMS,
+                          *n < 0 ? setok_io_json_type(*arr) : "a longer array");
+    for (int i = 0; i < *n; i++)
+        if (!cJSON_IsObject(cJSON_GetArrayItem(*arr, i)))
+            return setok_fail(err, SETOK_ERR_INPUT, "%s: card.%s[%d] must be an object",
+                              b->manifest, key, i);
+    return SETOK_OK;
+}
+
+/* field of card.KEY[i]: a non-empty string (or, when optional, absent: ""). */
+static setok_status card_text(setok_bundle *b, const cJSON *item, const char *key, int i,
+                              const char *field, bool optional, char **out, setok_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, field);
+    if (optional && (!v || cJSON_IsNull(v)))
+        return copy_string(out, "", b, err);
+    if (!cJSON_IsString(v) || !v->valuestring[0])
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: card.%s[%d].%s must be a non-empty string",
+                          b->manifest, key, i, field);
+    return copy_string(out, v->valuestring, b, err);
+}
+
+/* "card": {"summary", "metrics": [{name, label, value, unit}], "questions": [{kind, example}]} */
+static setok_status read_card(setok_bundle *b, const setok_config *cfg, setok_error *err)
+{
+    setok_status st = check_object(cfg, "card", false, err);
+    if (st != SETOK_OK || !setok_config_has(cfg, "card"))
+        return st;
+    st = read_text(b, cfg, "card.summary", false, &b->card_summary, err);
+    const cJSON *arr = NULL;
+    int n = 0;
+    if (st == SETOK_OK)
+        st = card_array(b, cfg, "metrics", &arr, &n, err);
+    if (st == SETOK_OK && n > 0 && !(b->metrics = calloc((size_t)n, sizeof *b->metrics)))
+        st = setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", b->manifest);
+    for (int i = 0; st == SETOK_OK && i < n; i++) {
+        const cJSON *item = cJSON_GetArrayItem(arr, i);
+        setok_bundle_metric *m = &b->metrics[i];
+        b->n_metrics = i + 1;
+        st = card_text(b, item, "metrics", i, "name", false, &m->name, err);
+        if (st == SETOK_OK)
+            st = card_text(b, item, "metrics", i, "label", false, &m->label, err);
+        if (st == SETOK_OK)
+            st = card_text(b, item, "metrics", i, "unit", true, &m->unit, err);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, "value");
+        if (st == SETOK_OK && (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)))
+            st = setok_fail(err, SETOK_ERR_INPUT, "%s: card.metrics[%d].value must be a number",
+                            b->manifest, i);
+        if (st == SETOK_OK)
+            m->value = v->valuedouble;
+        if (st == SETOK_OK && m->unit[0] && strcmp(m->unit, "fraction") && strcmp(m->unit, "ms"))
+            st = setok_fail(err, SETOK_ERR_INPUT, "%s: card.metrics[%d].unit must be "
+                            "\"fraction\" or \"ms\"", b->manifest, i);
+    }
+    if (st == SETOK_OK)
+        st = card_array(b, cfg, "questions", &arr, &n, err);
+    if (st == SETOK_OK && n > 0 && !(b->questions = calloc((size_t)n, sizeof *b->questions)))
+        st = setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", b->manifest);
+    for (int i = 0; st == SETOK_OK && i < n; i++) {
+        const cJSON *item = cJSON_GetArrayItem(arr, i);
+        b->n_questions = i + 1;
+        st = card_text(b, item, "questions", i, "kind", false, &b->questions[i].kind, err);
+        if (st == SETOK_OK)
+            st = card_text(b, item, "questions", i, "example", false, &b->questions[i].example,
+                           err);
+    }
+    return st;
+}
+
 setok_status setok_bundle_load(setok_bundle *b, const char *dir, setok_error *err)
 {
     memset(b, 0, sizeof *b);
@@ -257,6 +384,10 @@ setok_status setok_bundle_load(setok_bundle *b, const char *dir, setok_error *er
         st = setok_config_string_or(cfg, "segment_token", "", &seg, err);
     if (st == SETOK_OK && seg[0])
         st = copy_string(&b->segment_token, seg, b, err);
+    if (st == SETOK_OK)
+        st = read_domain(b, cfg, err);
+    if (st == SETOK_OK)
+        st = read_card(b, cfg, err);
     setok_config_free(cfg);
     return st;
 }

@@ -1,8 +1,8 @@
 /* model-features.c — an image through the model's vision tower, once
  * (model.h setok_model_encode_image): preprocessing, the tower's forward in
  * the model's arena, and a small cache of the last results keyed by the
- * image's pixels and the layer, so that the pipelines sharing the model do not
- * encode the same picture twice. */
+ * image's pixels, the layer and how the image was fitted, so that the
+ * pipelines sharing the model do not encode the same picture twice. */
 #include "model-impl.h"
 
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 #include "setok/clock.h"
 
 /* FNV-1a over the pixels, 8 bytes at a time, then the size. */
-static uint64_t image_key(const setok_image *image, int layer)
+static uint64_t image_key(const setok_image *image, int layer, setok_image_fit fit)
 {
     const uint64_t prime = 0x100000001b3ull;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -24,9 +24,9 @@ static uint64_t image_key(const setok_image *image, int layer)
     }
     for (; i < n; i++)
         h = (h ^ image->pixels[i]) * prime;
-    uint64_t dims[4] = {(uint64_t)image->width, (uint64_t)image->height,
-                        (uint64_t)image->channels, (uint64_t)(uint32_t)layer};
-    for (int k = 0; k < 4; k++)
+    uint64_t dims[5] = {(uint64_t)image->width, (uint64_t)image->height,
+                        (uint64_t)image->channels, (uint64_t)(uint32_t)layer, (uint64_t)fit};
+    for (int k = 0; k < 5; k++)
         h = (h ^ dims[k]) * prime;
     return h;
 }
@@ -57,13 +57,14 @@ static setok_status ensure_arena(setok_model *m, size_t need, setok_error *err)
 
 /* The tower's forward on image into e (rows allocated here). */
 static setok_status encode(setok_model *m, setok_vit *vit, const setok_image *image, int layer,
-                           const atomic_bool *cancel, model_features *e, setok_error *err)
+                           setok_image_fit fit, const atomic_bool *cancel, model_features *e,
+                           setok_error *err)
 {
     double t0 = setok_clock_ms();
     const setok_vit_config *cfg = setok_vit_get_config(vit);
     const setok_vit_preprocessor *pp = setok_vit_get_preprocessor(vit);
     int w = 0, h = 0;
-    setok_vit_preprocess_size(pp, image->width, image->height, &w, &h);
+    setok_vit_preprocess_fit_size(pp, fit, image->width, image->height, &w, &h);
     int64_t gh = 0, gw = 0;
     bool cls = setok_vit_has_cls(vit);
     int64_t n = setok_vit_num_tokens(vit, h, w, false, &gh, &gw);
@@ -75,7 +76,7 @@ static setok_status encode(setok_model *m, setok_vit *vit, const setok_image *im
     setok_status st = setok_grow((void **)&m->pixels, &m->pixels_bytes, n_px * sizeof(float),
                                  "encode", err);
     if (st == SETOK_OK)
-        st = setok_vit_preprocess(pp, m->pixels, n_px, image, err);
+        st = setok_vit_preprocess_fit(pp, fit, m->pixels, n_px, image, err);
     if (st == SETOK_OK)
         st = ensure_arena(m, setok_vit_arena_bytes(vit, 1, h, w) + n_px * el + 4096, err);
     setok_tensor px, feat;
@@ -119,19 +120,22 @@ static setok_status encode(setok_model *m, setok_vit *vit, const setok_image *im
 }
 
 setok_status setok_model_encode_image(setok_model *m, const setok_image *image, int layer,
-                                      const atomic_bool *cancel, setok_image_features *out,
-                                      setok_error *err)
+                                      setok_image_fit fit, const atomic_bool *cancel,
+                                      setok_image_features *out, setok_error *err)
 {
     memset(out, 0, sizeof *out);
     setok_vit *vit = NULL;
     setok_status st = setok_model_vit(m, &vit, err);
     if (st != SETOK_OK)
         return st;
-    uint64_t key = image_key(image, layer);
+    if ((unsigned)fit >= SETOK_IMAGE_FIT_COUNT)
+        return setok_fail(err, SETOK_ERR_INPUT, "encode: image fit %d is not pad or crop",
+                          (int)fit);
+    uint64_t key = image_key(image, layer, fit);
     model_features *slot = &m->cache[0];
     for (int i = 0; i < MODEL_FEATURE_CACHE; i++) {
         model_features *e = &m->cache[i];
-        if (e->stamp && e->key == key && e->layer == layer) {
+        if (e->stamp && e->key == key && e->layer == layer && e->fit == fit) {
             e->stamp = ++m->clock;
             *out = e->f;
             out->encode_ms = 0.0;
@@ -141,11 +145,12 @@ setok_status setok_model_encode_image(setok_model *m, const setok_image *image, 
             slot = e;
     }
     slot->stamp = 0;
-    st = encode(m, vit, image, layer, cancel, slot, err);
+    st = encode(m, vit, image, layer, fit, cancel, slot, err);
     if (st != SETOK_OK)
         return st;
     slot->key = key;
     slot->layer = layer;
+    slot->fit = fit;
     slot->stamp = ++m->clock;
     *out = slot->f;
     return SETOK_OK;

@@ -21,8 +21,9 @@ typedef struct model_component {
 #define MODEL_FEATURE_CACHE 4
 
 typedef struct model_features {
-    uint64_t key;        /* hash of the image's pixels and size, and the layer */
+    uint64_t key;        /* hash of the image's pixels and size, the layer and the fit */
     int layer;
+    setok_image_fit fit;
     uint64_t stamp;      /* last use, for eviction; 0: empty */
     float *rows;
     setok_image_features f;

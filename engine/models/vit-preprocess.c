@@ -3,7 +3,9 @@
  * backends run them (image_processing_pil_clip.py, image_processing_pil_siglip.py,
  * image_processing_backends.py PilBackend): convert to RGB, resize, center
  * crop, rescale, normalize, in that order. The image math is image.h's, which
- * matches PIL; preprocessor_config.json keys follow HF's get_size_dict rules. */
+ * matches PIL; preprocessor_config.json keys follow HF's get_size_dict rules.
+ * Before them, a non-square image may be padded to a square (setok_image_fit:
+ * LLaVA-1.5's expand2square), so that no part of it is cropped away. */
 #include "setok/models/vit.h"
 
 #include <errno.h>
@@ -296,5 +298,94 @@ setok_status setok_vit_preprocess(const setok_vit_preprocessor *pp, float *out, 
     setok_image_free(&rgb);
     setok_image_free(&resized);
     setok_image_free(&cropped);
+    return st;
+}
+
+/* ---- whole images: padding to a square ---------------------------------------------------- */
+
+const char *setok_image_fit_name(setok_image_fit fit)
+{
+    switch (fit) {
+    case SETOK_IMAGE_FIT_PAD:
+        return "pad";
+    case SETOK_IMAGE_FIT_CROP:
+        return "crop";
+    default:
+        return "?";
+    }
+}
+
+setok_image_fit setok_image_fit_from_name(const char *name)
+{
+    for (int f = 0; f < SETOK_IMAGE_FIT_COUNT; f++)
+        if (name && !strcmp(name, setok_image_fit_name((setok_image_fit)f)))
+            return (setok_image_fit)f;
+    return SETOK_IMAGE_FIT_COUNT;
+}
+
+void setok_image_fit_square(int width, int height, int *side, int *off_x, int *off_y)
+{
+    *side = width > height ? width : height;
+    *off_x = (*side - width) / 2;
+    *off_y = (*side - height) / 2;
+}
+
+void setok_vit_preprocess_fit_size(const setok_vit_preprocessor *pp, setok_image_fit fit,
+                                   int width, int height, int *out_w, int *out_h)
+{
+    if (fit == SETOK_IMAGE_FIT_PAD) {
+        int side, ox, oy;
+        setok_image_fit_square(width, height, &side, &ox, &oy);
+        width = height = side;
+    }
+    setok_vit_preprocess_size(pp, width, height, out_w, out_h);
+}
+
+/* img as RGB on a square of the processor's mean colour, int(mean * 255) per
+ * channel as LLaVA computes its background (truncated, not rounded). */
+static setok_status pad_square(setok_image *dst, const setok_image *img,
+                               const setok_vit_preprocessor *pp, setok_error *err)
+{
+    setok_image rgb = {0};
+    setok_status st = SETOK_OK;
+    if (img->channels == 4)
+        st = composite_on_white(&rgb, img, err);
+    else if (img->channels == 1)
+        st = setok_image_to_rgb(&rgb, img, err);
+    const setok_image *src = rgb.pixels ? &rgb : img;
+    int side, ox, oy;
+    setok_image_fit_square(src->width, src->height, &side, &ox, &oy);
+    if (st == SETOK_OK)
+        st = setok_image_alloc(dst, side, side, 3, err);
+    if (st == SETOK_OK) {
+        uint8_t fill[3];
+        for (int c = 0; c < 3; c++) {
+            float v = pp->mean[c] * 255.0f;
+            fill[c] = (uint8_t)(v <= 0.0f ? 0 : v >= 255.0f ? 255 : (int)v);
+        }
+        for (size_t i = 0; i < (size_t)side * (size_t)side; i++)
+            memcpy(dst->pixels + 3 * i, fill, 3);
+        for (int y = 0; y < src->height; y++)
+            memcpy(dst->pixels + ((size_t)(y + oy) * side + (size_t)ox) * 3,
+                   src->pixels + (size_t)y * src->width * 3, (size_t)src->width * 3);
+    }
+    setok_image_free(&rgb);
+    return st;
+}
+
+setok_status setok_vit_preprocess_fit(const setok_vit_preprocessor *pp, setok_image_fit fit,
+                                      float *out, size_t out_floats, const setok_image *img,
+                                      setok_error *err)
+{
+    if (fit != SETOK_IMAGE_FIT_PAD || !img || !img->pixels || img->width <= 0 ||
+        img->height <= 0 || img->width == img->height)
+        return setok_vit_preprocess(pp, out, out_floats, img, err);
+    if (img->channels != 3 && !(pp->do_convert_rgb && (img->channels == 1 || img->channels == 4)))
+        return setok_vit_preprocess(pp, out, out_floats, img, err); /* its error */
+    setok_image square = {0};
+    setok_status st = pad_square(&square, img, pp, err);
+    if (st == SETOK_OK)
+        st = setok_vit_preprocess(pp, out, out_floats, &square, err);
+    setok_image_free(&square);
     return st;
 }

@@ -207,8 +207,8 @@ setok_status chat_encode_image(setok_chat *c, const setok_image *image,
                                const setok_chat_options *o, setok_error *err)
 {
     setok_image_features f;
-    setok_status st = setok_model_encode_image(c->model, image, c->feature_layer, o->cancel, &f,
-                                               err);
+    setok_status st = setok_model_encode_image(c->model, image, c->feature_layer, o->fit,
+                                               o->cancel, &f, err);
     if (st != SETOK_OK)
         return st;
     setok_chat_image_mode mode = o->image_mode;

@@ -36,6 +36,7 @@ void setok_chat_options_default(setok_chat_options *o)
     memset(o, 0, sizeof *o);
     setok_sampling_params_default(&o->sampling);
     o->image_mode = SETOK_CHAT_IMAGE_DEFAULT;
+    o->fit = SETOK_IMAGE_FIT_PAD;
     o->cluster = setok_cluster_params_default();
 }
 

@@ -14,6 +14,7 @@ struct setok_segmenter {
     setok_vit *vit;
     setok_mask_decoder *decoder;
     int feature_layer;
+    setok_image_fit fit;        /* how images become the tower's input; pad by default */
     setok_chat *chat;           /* the phrase's LLM request; made on the first phrase */
     setok_arena arena;
 };
@@ -56,6 +57,11 @@ void setok_segmenter_free(setok_segmenter *s)
     free(s);
 }
 
+void setok_segmenter_set_image_fit(setok_segmenter *s, setok_image_fit fit)
+{
+    s->fit = (unsigned)fit < SETOK_IMAGE_FIT_COUNT ? fit : SETOK_IMAGE_FIT_PAD;
+}
+
 bool setok_segmenter_can_refer(const setok_segmenter *s)
 {
     return setok_model_can(s->model, SETOK_CAP_SEGMENT_PHRASE);
@@ -69,6 +75,7 @@ static setok_status phrase_embedding(setok_segmenter *s, const setok_image *imag
     setok_chat_options co;
     setok_chat_options_default(&co);
     co.cancel = cancel;
+    co.fit = s->fit;
     setok_status st = setok_model_require(s->model, SETOK_CAP_SEGMENT_PHRASE, err);
     if (st == SETOK_OK && !s->chat)
         st = setok_chat_new(&s->chat, s->model, 0, err);
@@ -132,7 +139,8 @@ setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
     float *extra_host = NULL, *emb_host = NULL, *pts = NULL, *logits = NULL;
     int32_t *labels = NULL;
     setok_image_features f;
-    setok_status st = setok_model_encode_image(s->model, image, s->feature_layer, cancel, &f, err);
+    setok_status st = setok_model_encode_image(s->model, image, s->feature_layer, s->fit, cancel,
+                                               &f, err);
     int gh = f.grid_h, gw = f.grid_w, dim = f.dim;
     if (st == SETOK_OK && expression) {
         if (!(extra_host = malloc((size_t)C * sizeof *extra_host)))
@@ -142,11 +150,11 @@ setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
     }
     /* the phrase's request may have used the model's feature cache: ask again (a hit) */
     if (st == SETOK_OK)
-        st = setok_model_encode_image(s->model, image, s->feature_layer, cancel, &f, err);
+        st = setok_model_encode_image(s->model, image, s->feature_layer, s->fit, cancel, &f, err);
     const float *feat = f.rows + (f.has_cls ? dim : 0);
     setok_grid_map map;
-    setok_grid_map_for(&map, setok_vit_get_preprocessor(s->vit), image->width, image->height, gw,
-                       gh, setok_vit_get_config(s->vit)->patch_size);
+    setok_grid_map_for(&map, setok_vit_get_preprocessor(s->vit), s->fit, image->width,
+                       image->height, gw, gh, setok_vit_get_config(s->vit)->patch_size);
     /* the prompt encoder's frame is image_size; the model input is grid * patch pixels */
     double to_frame = (double)mc->image_size / (gw * map.patch);
     if (st == SETOK_OK && n > 0) {

@@ -58,15 +58,23 @@ void setok_tokens_options_default(setok_tokens_options *o, const setok_tokenizer
     o->cluster = setok_tokenizer_default_params(t);
     o->refine_masks = false;
     o->feature_layer = SETOK_TOKENS_DEFAULT_LAYER;
+    o->fit = SETOK_IMAGE_FIT_PAD;
 }
 
-void setok_grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp, int width,
-                        int height, int grid_w, int grid_h, int patch)
+void setok_grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp,
+                        setok_image_fit fit, int width, int height, int grid_w, int grid_h,
+                        int patch)
 {
-    int rw = width, rh = height;
+    /* padding first: the image sits at (off_x, off_y) of a side x side square */
+    int side = width, off_x = 0, off_y = 0;
+    if (fit == SETOK_IMAGE_FIT_PAD)
+        setok_image_fit_square(width, height, &side, &off_x, &off_y);
+    int pw = fit == SETOK_IMAGE_FIT_PAD ? side : width, ph = fit == SETOK_IMAGE_FIT_PAD ? side
+                                                                                      : height;
+    int rw = pw, rh = ph;
     if (pp->do_resize) {
         if (pp->shortest_edge > 0)
-            setok_image_shortest_edge_size(width, height, pp->shortest_edge, &rw, &rh);
+            setok_image_shortest_edge_size(pw, ph, pp->shortest_edge, &rw, &rh);
         else {
             rw = pp->resize_width;
             rh = pp->resize_height;
@@ -75,8 +83,8 @@ void setok_grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp, int
     m->grid_w = grid_w;
     m->grid_h = grid_h;
     m->patch = patch;
-    m->scale_x = (double)rw / width;
-    m->scale_y = (double)rh / height;
+    m->scale_x = (double)rw / pw;
+    m->scale_y = (double)rh / ph;
     m->crop_x = m->crop_y = 0.0;
     if (pp->do_center_crop) {
         /* HF: top = (h - crop_h) // 2 (floor, negative when padding) */
@@ -84,6 +92,9 @@ void setok_grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp, int
         m->crop_x = dx >= 0 ? dx / 2 : -((-dx + 1) / 2);
         m->crop_y = dy >= 0 ? dy / 2 : -((-dy + 1) / 2);
     }
+    /* model u = (x + off_x) * scale - crop */
+    m->crop_x -= off_x * m->scale_x;
+    m->crop_y -= off_y * m->scale_y;
 }
 
 static void compute_regions(setok_tokens_result *r)
@@ -144,7 +155,7 @@ setok_status setok_tokens_run(setok_tokenizer *t, const setok_image *image,
     setok_image_features f;
     setok_status st = cancelled(opts, err);
     if (st == SETOK_OK)
-        st = setok_model_encode_image(t->model, image, layer, opts->cancel, &f, err);
+        st = setok_model_encode_image(t->model, image, layer, opts->fit, opts->cancel, &f, err);
     if (st != SETOK_OK)
         return st;
     int grid_h = f.grid_h, grid_w = f.grid_w, d = f.dim;
@@ -182,7 +193,7 @@ setok_status setok_tokens_run(setok_tokenizer *t, const setok_image *image,
 
     // labels on the original image
     if (st == SETOK_OK) {
-        setok_grid_map_for(&r->map, pp, image->width, image->height, grid_w, grid_h,
+        setok_grid_map_for(&r->map, pp, opts->fit, image->width, image->height, grid_w, grid_h,
                            cfg->patch_size);
         size_t npx = (size_t)image->width * (size_t)image->height;
         int32_t *labels = realloc(r->pixel_labels, npx * sizeof *labels);

@@ -25,6 +25,8 @@ usage (FILE *out)
            "                           SeTok merger tokens; LLaVA: every patch). setok on\n"
            "                           LLaVA: cluster means; patches on a bundle: every\n"
            "                           patch its own cluster\n"
+           "  --crop                   the processor's centre crop instead of the whole\n"
+           "                           image padded to a square\n"
            "  --max-tokens N           at most N new tokens (default 256)\n"
            "  --temperature T          0 = greedy (default)\n"
            "  --top-k K                sample from the K most likely tokens\n"
@@ -83,6 +85,7 @@ cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos,
     { "model", required_argument, NULL, 'm' },
     { "adapter", required_argument, NULL, 'A' },
     { "tokens", required_argument, NULL, 'K' },
+    { "crop", no_argument, NULL, 'C' },
     { "max-tokens", required_argument, NULL, 'n' },
     { "temperature", required_argument, NULL, 't' },
     { "top-k", required_argument, NULL, 'k' },
@@ -123,6 +126,9 @@ cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos,
               o->image_mode = SETOK_CHAT_IMAGE_SETOK;
             else
               return cli_usage_error (subcommand, "--tokens is patches or setok, got '%s'", optarg);
+            break;
+          case 'C':
+            o->fit = SETOK_IMAGE_FIT_CROP;
             break;
           case 'n':
             if (parse_long (subcommand, "--max-tokens", optarg, 0, 1 << 20, &v))

@@ -26,7 +26,7 @@ usage (FILE *out)
                 "  /help                    this list\n"
                 "  /quit                    leave (as does end of input)\n\n"
                 "Options: the same as 'setok ask' except --json (see 'setok ask --help'):\n"
-                "  --model DIR, --adapter DIR, --tokens patches|setok, --max-tokens N,\n"
+                "  --model DIR, --adapter DIR, --tokens patches|setok, --crop, --max-tokens N,\n"
                 "  --temperature T, --top-k K, --top-p P, --min-p P, --repetition-penalty R,\n"
                 "  --stop TEXT, --seed S, --device DEV, --threads N, --dtype T, --weights Q\n");
 }

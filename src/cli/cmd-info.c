@@ -385,6 +385,45 @@ add_bundle (cJSON *components, const char *dir, bool list_tensors, setok_error *
   return st;
 }
 
+/* The manifest's optional training domain and model card, as the manifest has them. */
+static bool
+add_domain_and_card (cJSON *m, const setok_bundle *b)
+{
+  bool ok = true;
+  if (b->domain_kind)
+    {
+      cJSON *d = cJSON_AddObjectToObject (m, "domain");
+      ok = d && cJSON_AddStringToObject (d, "kind", b->domain_kind)
+           && (!b->domain_description
+               || cJSON_AddStringToObject (d, "description", b->domain_description))
+           && (!b->domain_suggest || cJSON_AddStringToObject (d, "suggest", b->domain_suggest));
+    }
+  if (!ok || (!b->card_summary && !b->n_metrics && !b->n_questions))
+    return ok;
+  cJSON *card = cJSON_AddObjectToObject (m, "card");
+  cJSON *metrics = card ? cJSON_AddArrayToObject (card, "metrics") : NULL;
+  cJSON *questions = card ? cJSON_AddArrayToObject (card, "questions") : NULL;
+  ok = metrics && questions
+       && (!b->card_summary || cJSON_AddStringToObject (card, "summary", b->card_summary));
+  for (int i = 0; ok && i < b->n_metrics; i++)
+    {
+      cJSON *o = cJSON_CreateObject ();
+      ok = o && cJSON_AddItemToArray (metrics, o)
+           && cJSON_AddStringToObject (o, "name", b->metrics[i].name)
+           && cJSON_AddStringToObject (o, "label", b->metrics[i].label)
+           && cJSON_AddNumberToObject (o, "value", b->metrics[i].value)
+           && cJSON_AddStringToObject (o, "unit", b->metrics[i].unit);
+    }
+  for (int i = 0; ok && i < b->n_questions; i++)
+    {
+      cJSON *o = cJSON_CreateObject ();
+      ok = o && cJSON_AddItemToArray (questions, o)
+           && cJSON_AddStringToObject (o, "kind", b->questions[i].kind)
+           && cJSON_AddStringToObject (o, "example", b->questions[i].example);
+    }
+  return ok;
+}
+
 /* A SETOKIM bundle: the manifest's settings, then the components it lists, in
  * its order, under their manifest names. */
 static setok_status
@@ -412,6 +451,8 @@ add_manifest (cJSON *report, cJSON *components, const char *path, bool list_tens
         ok = cJSON_AddItemToArray (visual, cJSON_CreateString (b.visual_tokens[i]));
       if (ok && b.segment_token)
         ok = cJSON_AddStringToObject (m, "segment_token", b.segment_token) != NULL;
+      if (ok)
+        ok = add_domain_and_card (m, &b);
       if (!ok)
         st = oom (err, path);
     }
@@ -699,6 +740,33 @@ print_manifest (const cJSON *m)
     print_row ("segment token", shown (buf, sizeof buf, seg, 40));
   const char *prompt = json_string (m, "system_prompt");
   print_row ("system prompt", prompt[0] ? shown (buf, sizeof buf, prompt, 80) : "(none)");
+  const cJSON *domain = cJSON_GetObjectItemCaseSensitive (m, "domain");
+  if (domain)
+    print_row ("trained on", shown (buf, sizeof buf, json_string (domain, "kind"), 80));
+  const cJSON *card = cJSON_GetObjectItemCaseSensitive (m, "card");
+  n = 0;
+  cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (card, "metrics"))
+  {
+    const char *unit = json_string (item, "unit");
+    double v = json_number (item, "value");
+    if (!n++)
+      print_row ("card", "");
+    if (unit && !strcmp (unit, "fraction"))
+      snprintf (a, sizeof a, "%.1f %%", 100.0 * v);
+    else
+      snprintf (a, sizeof a, "%g%s", v, unit && unit[0] ? " ms" : "");
+    printf ("    %s: %s\n", shown (buf, sizeof buf, json_string (item, "label"), 80), a);
+  }
+  n = 0;
+  buf[0] = '\0';
+  cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (card, "questions"))
+  {
+    if (n + 64 < sizeof buf)
+      n += (size_t)snprintf (buf + n, sizeof buf - n, "%s%s", n ? ", " : "",
+                             shown (a, sizeof a, json_string (item, "kind"), 40));
+  }
+  if (n)
+    print_row ("question kinds", buf);
   printf ("\n");
 }
 

@@ -32,6 +32,8 @@ usage (FILE *out)
                 "  --threshold T       density-peak score threshold\n"
                 "  --clusters N        fixed: the number of tokens; dpc/soft: at most N\n"
                 "  --patch-masks       the tokens' patch-grid masks, without edge refinement\n"
+                "  --crop              the processor's centre crop instead of the whole image\n"
+                "                      padded to a square\n"
                 "  --json              area, score, tokens and timings as JSON on stdout\n"
                 CLI_PLACEMENT_HELP);
 }
@@ -95,8 +97,8 @@ finish (setok_status st, const setok_segment_result *r, const char *out, const c
 /* --text / --decoder: the bundle's mask decoder. */
 static int
 segment_by_decoder (const char *image_path, const char *model, const char *text,
-                    const setok_segment_point *points, int n_points, const char *out,
-                    const cli_placement *place, bool json)
+                    const setok_segment_point *points, int n_points, setok_image_fit fit,
+                    const char *out, const cli_placement *place, bool json)
 {
   setok_error err = { 0 };
   setok_image image = { 0 };
@@ -114,6 +116,7 @@ segment_by_decoder (const char *image_path, const char *model, const char *text,
     st = setok_segmenter_new (&s, m, &err);
   if (st == SETOK_OK)
     {
+      setok_segmenter_set_image_fit (s, fit);
       t_load = setok_clock_ms ();
       st = setok_segmenter_run (s, &image, text, points, n_points, NULL, &r, &err);
     }
@@ -140,6 +143,7 @@ cmd_segment (int argc, char **argv)
     { "threshold", required_argument, NULL, 'T' },
     { "clusters", required_argument, NULL, 'c' },
     { "patch-masks", no_argument, NULL, 'P' },
+    { "crop", no_argument, NULL, 'C' },
     { "json", no_argument, NULL, 'j' },
     CLI_PLACEMENT_OPTIONS,
     { "text", required_argument, NULL, 'x' },
@@ -155,6 +159,7 @@ cmd_segment (int argc, char **argv)
   const char *text = NULL;
   double threshold = -1.0;
   bool json = false, patch_masks = false, decoder = false;
+  setok_image_fit fit = SETOK_IMAGE_FIT_PAD;
   optind = 1;
   opterr = 0;
   int c;
@@ -198,6 +203,9 @@ cmd_segment (int argc, char **argv)
           case 'P':
             patch_masks = true;
             break;
+          case 'C':
+            fit = SETOK_IMAGE_FIT_CROP;
+            break;
           case 'j':
             json = true;
             break;
@@ -234,7 +242,8 @@ cmd_segment (int argc, char **argv)
       if (vision)
         return cli_usage_error ("segment", "--text and --decoder need a bundle (--model), not "
                                            "--vision");
-      return segment_by_decoder (argv[optind], model, text, points, n_points, out, &place, json);
+      return segment_by_decoder (argv[optind], model, text, points, n_points, fit, out, &place,
+                                 json);
     }
   setok_cluster_mode cmode = SETOK_CLUSTER_DPC;
   if (mode && !strcmp (mode, "soft"))
@@ -261,6 +270,7 @@ cmd_segment (int argc, char **argv)
       setok_tokens_options o;
       setok_tokens_options_default (&o, t);
       o.refine_masks = !patch_masks;
+      o.fit = fit;
       if (mode)
         o.cluster.mode = cmode;
       if (threshold >= 0.0)

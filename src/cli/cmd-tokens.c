@@ -34,7 +34,11 @@ usage (FILE *out)
            "  --layer L          vision feature layer (HF hidden_states index, -2 = penultimate)\n"
            "  --average          cluster means even when the model has a merger\n"
            "  --refine           masks that follow colour edges instead of patch shapes\n"
-           "  --overlay OUT.png  the image with tokens drawn over it\n"
+           "  --crop             the processor's centre crop instead of the whole image\n"
+           "                     padded to a square\n"
+           "  --overlay OUT.png  the image with tokens drawn over it: a light fill per token\n"
+           "                     and its number on each piece\n"
+           "  --outline          the overlay draws each token's outline instead of a fill\n"
            "  --masks DIR        one PNG mask per token (token-000.png, ...)\n"
            "  --json OUT.json    every token's area, centroid, box, score and features\n"
            "                     (- for stdout)\n"
@@ -95,6 +99,7 @@ write_json (const char *path, const char *image_path, const setok_model *m,
   cJSON_AddNumberToObject (p, "max_clusters", o->cluster.max_clusters);
   if (o->cluster.mode == SETOK_CLUSTER_FIXED)
     cJSON_AddNumberToObject (p, "fixed_k", o->cluster.fixed_k);
+  cJSON_AddStringToObject (root, "fit", setok_image_fit_name (o->fit));
   cJSON_AddStringToObject (root, "features",
                            setok_tokenizer_merger (tk) && !o->average ? "merger" : "average");
   cJSON *g = cJSON_AddObjectToObject (root, "grid");
@@ -170,7 +175,9 @@ cmd_tokens (int argc, char **argv)
     { "layer", required_argument, NULL, 'l' },
     { "average", no_argument, NULL, 'a' },
     { "refine", no_argument, NULL, 'R' },
+    { "crop", no_argument, NULL, 'C' },
     { "overlay", required_argument, NULL, 'o' },
+    { "outline", no_argument, NULL, 'O' },
     { "masks", required_argument, NULL, 'K' },
     { "json", required_argument, NULL, 'j' },
     CLI_PLACEMENT_OPTIONS,
@@ -183,7 +190,7 @@ cmd_tokens (int argc, char **argv)
   cli_placement_default (&place);
   int k = -1, clusters = -1, min_clusters = -1, layer = SETOK_TOKENS_DEFAULT_LAYER;
   double threshold = NAN;
-  bool average = false, refine = false;
+  bool average = false, refine = false, crop = false, outline = false;
   optind = 1;
   opterr = 0;
   int c;
@@ -230,8 +237,14 @@ cmd_tokens (int argc, char **argv)
           case 'R':
             refine = true;
             break;
+          case 'C':
+            crop = true;
+            break;
           case 'o':
             overlay = optarg;
+            break;
+          case 'O':
+            outline = true;
             break;
           case 'K':
             masks = optarg;
@@ -307,6 +320,7 @@ cmd_tokens (int argc, char **argv)
     o.cluster.min_clusters = o.cluster.max_clusters;
   o.average = average;
   o.refine_masks = refine;
+  o.fit = crop ? SETOK_IMAGE_FIT_CROP : SETOK_IMAGE_FIT_PAD;
   o.feature_layer = layer;
 
   setok_tokens_result r = { 0 };
@@ -323,7 +337,9 @@ cmd_tokens (int argc, char **argv)
             r.timings.masks_ms, r.timings.total_ms);
 #if SETOK_HAVE_CAIRO
   if (rc == CLI_EXIT_OK && overlay
-      && token_overlay_write_png (overlay, &image, r.pixel_labels, r.clusters.n_tokens, 0.45, &err)
+      && token_overlay_write_png (overlay, &image, r.pixel_labels, r.clusters.n_tokens, NULL,
+                                  outline ? TOKEN_OVERLAY_OUTLINE : TOKEN_OVERLAY_FILL,
+                                  TOKEN_OVERLAY_DEFAULT_ALPHA, &err)
            != SETOK_OK)
     rc = cli_report (&err);
 #endif

@@ -11,7 +11,7 @@ main (int argc, char *argv[])
   g_autoptr (SetokApplication) app = NULL;
 
   setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, SETOK_LOCALEDIR);
+  bindtextdomain (GETTEXT_PACKAGE, setok_application_locale_dir ());
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
 

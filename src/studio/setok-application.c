@@ -24,6 +24,15 @@ struct _SetokApplication
 
 G_DEFINE_FINAL_TYPE (SetokApplication, setok_application, ADW_TYPE_APPLICATION)
 
+const char *
+setok_application_locale_dir (void)
+{
+  /* the build tree's catalogues are what this program was built with */
+  if (g_file_test (SETOK_BUILD_LOCALEDIR, G_FILE_TEST_IS_DIR))
+    return SETOK_BUILD_LOCALEDIR;
+  return SETOK_LOCALEDIR;
+}
+
 SetokEngine *
 setok_application_get_engine (SetokApplication *self)
 {

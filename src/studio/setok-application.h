@@ -15,6 +15,9 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (SetokApplication, setok_application, SETOK, APPLICATION, AdwApplication)
 
 SetokApplication *setok_application_new (void);
+/* Where the translations are: run from a build tree, the ones built there, else the
+ * installed ones. */
+const char *setok_application_locale_dir (void);
 SetokEngine *setok_application_get_engine (SetokApplication *self);
 GSettings *setok_application_get_settings (SetokApplication *self);
 /* A model folder that wins over the settings (the --model option). */

@@ -1,12 +1,18 @@
 /* setok-canvas.c — the image view.
  *
- * The picture, the token overlay and the selection are textures at image
- * resolution drawn into the same rectangle, so GTK scales them for the
- * display (HiDPI included); the patch grid is drawn as vectors. The overlay
- * comes from token-overlay.c, the drawing `setok tokens --overlay` uses; its
- * token numbers are drawn as vectors so that they stay sharp when zoomed. */
+ * The picture, the token overlay, the hovered token and the dimming around a
+ * selection are textures at image resolution drawn into the same rectangle,
+ * so GTK scales them for the display (HiDPI included); the patch grid and
+ * the selection's outline are vectors at a constant width. The overlay comes
+ * from token-overlay.c, the drawing `setok tokens --overlay` uses, in the
+ * document's token colours (which stay with a token across recomputes); the
+ * numbers are placed anew at every zoom, one on each piece of a token where
+ * it does not overlap another. During an edit the picture is shown plain, the
+ * region outlined, so before and after compare like with like. The hovered
+ * token is described in a tooltip at the pointer. */
 #include "setok-canvas.h"
 
+#include <glib/gi18n.h>
 #include <math.h>
 
 #include "token-overlay.h"
@@ -26,6 +32,7 @@ struct _SetokCanvas
   gulong map_handler;
   gulong selection_handler;
   gulong display_handler;
+  gulong edit_handler;
   gulong picture_handler;
 
   double zoom;
@@ -34,13 +41,17 @@ struct _SetokCanvas
   double opacity;
   gboolean show_overlay;
   gboolean show_grid;
+  gboolean outline;
   int hovered;
 
-  GdkTexture *overlay;    /* the token map's fills; NULL: to draw */
-  GdkTexture *boundaries; /* and its boundaries */
+  GdkTexture *overlay;    /* the token map's fills, or its outlines; NULL: to draw */
+  GdkTexture *boundaries; /* the fills' boundaries */
   GdkTexture *hover;      /* the hovered token's box; NULL: none or to draw */
-  int *label_at;          /* [2 * n_tokens] label points of the map; NULL: to find */
-  GdkTexture *selection;  /* NULL: to draw (or nothing selected) */
+  token_overlay_piece *pieces; /* every piece of every token; NULL: to find */
+  int n_pieces;
+  GdkTexture *selection;  /* the dimming outside the selection; NULL: to draw (or none) */
+  double *outline_edges;  /* [4 * n] the selection's boundary, image coordinates */
+  int n_outline_edges;
   gboolean selection_valid;
 
   double pointer_x, pointer_y;
@@ -83,10 +94,12 @@ texture_from_surface (cairo_surface_t *surface)
   return gdk_memory_texture_new (w, h, GDK_MEMORY_DEFAULT, bytes, stride);
 }
 
-/* The token map's regions with fill_alpha: 1 gives the fills (the opacity is
- * applied when drawing, so the slider costs nothing), 0 the boundaries alone. */
+/* The token map's regions in style with fill_alpha: 1 gives the fills (the
+ * opacity is applied when drawing, so the slider costs nothing), 0 the
+ * boundaries alone. */
 static GdkTexture *
-draw_regions (const SetokTokenMap *map, double fill_alpha)
+draw_regions (const SetokTokenMap *map, const int *colours, token_overlay_style style,
+              double fill_alpha)
 {
   const setok_tokens_result *r = &map->result;
   cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, r->width, r->height);
@@ -95,7 +108,8 @@ draw_regions (const SetokTokenMap *map, double fill_alpha)
   if (cairo_surface_status (surface) == CAIRO_STATUS_SUCCESS)
     {
       cairo_t *cr = cairo_create (surface);
-      token_overlay_draw_regions (cr, r->pixel_labels, r->width, r->height, fill_alpha, -1);
+      token_overlay_draw_regions (cr, r->pixel_labels, r->width, r->height, colours, style,
+                                  fill_alpha);
       cairo_destroy (cr);
       texture = texture_from_surface (surface);
     }
@@ -157,24 +171,66 @@ premultiplied (double r, double g, double b, double a)
          | (guint32)lround (g * a * 255) << 8 | (guint32)lround (b * a * 255);
 }
 
-/* The selected tokens in the accent blue, their outline solid. */
+/* Outside the selected tokens the picture is dimmed, so the selection stands out on any
+ * picture. */
 static GdkTexture *
-draw_selection (const SetokTokenMap *map, GtkBitset *selection)
+draw_selection (const SetokTokenMap *map, const gboolean *chosen)
 {
   const setok_tokens_result *r = &map->result;
   int n = r->clusters.n_tokens;
-  g_autofree gboolean *chosen = g_new0 (gboolean, MAX (n, 1));
+  g_autofree gboolean *others = g_new0 (gboolean, MAX (n, 1));
 
   for (int t = 0; t < n; t++)
-    chosen[t] = gtk_bitset_contains (selection, (guint)t);
-  return draw_token_mask (map, chosen, 0, 0, r->width, r->height,
-                          premultiplied (0.21, 0.52, 0.89, 0.45), 0xff1c71d8u);
+    others[t] = !chosen[t];
+  return draw_token_mask (map, others, 0, 0, r->width, r->height,
+                          premultiplied (0, 0, 0, 0.5), premultiplied (0, 0, 0, 0.5));
+}
+
+/* The boundary of the chosen tokens as pixel edges [x0, y0, x1, y1], runs along a row or a
+ * column merged into one edge. */
+static double *
+selection_edges (const SetokTokenMap *map, const gboolean *chosen, int *n_edges)
+{
+  const setok_tokens_result *r = &map->result;
+  int w = r->width, h = r->height, n = r->clusters.n_tokens;
+  GArray *edges = g_array_new (FALSE, FALSE, sizeof (double));
+
+#define CHOSEN(x, y)                                                                              \
+  ((x) >= 0 && (y) >= 0 && (x) < w && (y) < h && r->pixel_labels[(gsize)(y) * w + (x)] >= 0      \
+   && r->pixel_labels[(gsize)(y) * w + (x)] < n && chosen[r->pixel_labels[(gsize)(y) * w + (x)]])
+  /* horizontal edges: between rows y - 1 and y */
+  for (int y = 0; y <= h; y++)
+    for (int x = 0; x < w;)
+      {
+        int start = x;
+        while (x < w && CHOSEN (x, y) != CHOSEN (x, y - 1))
+          x++;
+        if (x > start)
+          g_array_append_vals (edges, (double[]){ start, y, x, y }, 4);
+        else
+          x++;
+      }
+  /* vertical edges: between columns x - 1 and x */
+  for (int x = 0; x <= w; x++)
+    for (int y = 0; y < h;)
+      {
+        int start = y;
+        while (y < h && CHOSEN (x, y) != CHOSEN (x - 1, y))
+          y++;
+        if (y > start)
+          g_array_append_vals (edges, (double[]){ x, start, x, y }, 4);
+        else
+          y++;
+      }
+#undef CHOSEN
+  *n_edges = (int)(edges->len / 4);
+  return (double *)g_array_free (edges, FALSE);
 }
 
 /* The hovered token in its own colour, stronger, outlined in white; only its
  * box is drawn, so hovering stays cheap on large images. */
 static GdkTexture *
-draw_hover (const SetokTokenMap *map, int token)
+draw_hover (const SetokTokenMap *map, const int *colours, int token)
 {
   const setok_token_region *g = &map->result.regions[token];
   int n = map->result.clusters.n_tokens;
@@ -184,7 +240,7 @@ draw_hover (const SetokTokenMap *map, int token)
   if (g->area <= 0 || g->x1 <= g->x0 || g->y1 <= g->y0)
     return NULL;
   chosen[token] = TRUE;
-  token_overlay_colour (token, rgb);
+  token_overlay_colour (colours != NULL ? colours[token] : token, rgb);
   return draw_token_mask (map, chosen, g->x0, g->y0, g->x1, g->y1,
                           premultiplied (rgb[0], rgb[1], rgb[2], 0.5), 0xffffffffu);
 }
@@ -201,6 +257,8 @@ static void
 invalidate_selection (SetokCanvas *self)
 {
   g_clear_object (&self->selection);
+  g_clear_pointer (&self->outline_edges, g_free);
+  self->n_outline_edges = 0;
   self->selection_valid = FALSE;
   gtk_widget_queue_draw (GTK_WIDGET (self));
 }
@@ -213,7 +271,46 @@ set_hovered (SetokCanvas *self, int token)
   self->hovered = token;
   g_clear_object (&self->hover);
   gtk_widget_queue_draw (GTK_WIDGET (self));
+  /* the tooltip follows the token under the pointer, and goes when there is none; not
+   * while the window goes away (its surface may be gone) */
+  if (gtk_widget_get_mapped (GTK_WIDGET (self)) && gtk_widget_get_native (GTK_WIDGET (self))
+      && !gtk_widget_in_destruction (GTK_WIDGET (gtk_widget_get_root (GTK_WIDGET (self))))
+      && gtk_native_get_surface (gtk_widget_get_native (GTK_WIDGET (self))) != NULL)
+    gtk_widget_trigger_tooltip_query (GTK_WIDGET (self));
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HOVERED_TOKEN]);
+}
+
+char *
+setok_canvas_describe_token (SetokCanvas *self, int token)
+{
+  SetokTokenMap *map = setok_document_get_token_map (self->document);
+  const setok_token_region *g;
+  double total;
+
+  if (map == NULL || token < 0 || token >= map->result.clusters.n_tokens)
+    return NULL;
+  g = &map->result.regions[token];
+  total = (double)map->result.width * map->result.height;
+  return g_markup_printf_escaped (
+    /* Translators: the score is SeTok's density-peak score of the token's centre */
+    _ ("<b>Token %d</b> · %.1f %% of the picture\n"
+       "<small>How strongly its centre stands out from its neighbours: %.2f</small>"),
+    token, 100.0 * (double)g->area / total, map->result.clusters.tokens[token].score);
+}
+
+static gboolean
+query_tooltip (GtkWidget *widget, int x, int y, gboolean keyboard, GtkTooltip *tooltip)
+{
+  SetokCanvas *self = SETOK_CANVAS (widget);
+  g_autofree char *text = NULL;
+
+  if (keyboard || setok_document_get_edit_state (self->document) != SETOK_EDIT_IDLE)
+    return FALSE;
+  text = setok_canvas_describe_token (self, self->hovered);
+  if (text == NULL)
+    return FALSE;
+  gtk_tooltip_set_markup (tooltip, text);
+  return TRUE;
 }
 
 static void
@@ -473,7 +570,7 @@ append_grid (SetokCanvas *self, GtkSnapshot *snapshot, const SetokTokenMap *map,
   cairo_destroy (cr);
 }
 
-/* Token numbers as vectors at a constant screen size, whatever the zoom. */
+/* Token numbers as vectors at a constant screen size, placed for this zoom. */
 static void
 append_labels (SetokCanvas *self, GtkSnapshot *snapshot, const SetokTokenMap *map,
                const graphene_rect_t *view)
@@ -481,18 +578,94 @@ append_labels (SetokCanvas *self, GtkSnapshot *snapshot, const SetokTokenMap *ma
   const setok_tokens_result *r = &map->result;
   cairo_t *cr;
 
-  if (self->label_at == NULL)
+  if (self->pieces == NULL)
     {
-      self->label_at = g_new (int, 2 * MAX (r->clusters.n_tokens, 1));
-      token_overlay_label_points (r->pixel_labels, r->width, r->height, r->clusters.n_tokens,
-                                  self->label_at);
+      self->n_pieces = token_overlay_find_pieces (r->pixel_labels, r->width, r->height,
+                                                  r->clusters.n_tokens, &self->pieces);
+      if (self->n_pieces < 0)
+        return;
     }
   cr = gtk_snapshot_append_cairo (snapshot, view);
-  cairo_translate (cr, self->off_x, self->off_y);
-  cairo_scale (cr, self->zoom, self->zoom);
-  token_overlay_draw_index_labels (cr, self->label_at, r->clusters.n_tokens,
-                                   LABEL_SIZE / self->zoom);
+  token_overlay_draw_labels (cr, self->pieces, self->n_pieces, self->zoom, self->off_x,
+                             self->off_y, LABEL_SIZE, NULL);
   cairo_destroy (cr);
+}
+
+/* The selection's outline, dark under light, the same width at every zoom. */
+static void
+append_outline (SetokCanvas *self, GtkSnapshot *snapshot, const graphene_rect_t *view)
+{
+  cairo_t *cr;
+
+  if (self->n_outline_edges == 0)
+    return;
+  cr = gtk_snapshot_append_cairo (snapshot, view);
+  for (int i = 0; i < self->n_outline_edges; i++)
+    {
+      const double *e = self->outline_edges + 4 * i;
+      cairo_move_to (cr, self->off_x + e[0] * self->zoom, self->off_y + e[1] * self->zoom);
+      cairo_line_to (cr, self->off_x + e[2] * self->zoom, self->off_y + e[3] * self->zoom);
+    }
+  cairo_set_line_cap (cr, CAIRO_LINE_CAP_SQUARE);
+  cairo_set_source_rgba (cr, 0, 0, 0, 0.85);
+  cairo_set_line_width (cr, 4.0);
+  cairo_stroke_preserve (cr);
+  cairo_set_source_rgb (cr, 1, 1, 1);
+  cairo_set_line_width (cr, 2.0);
+  cairo_stroke (cr);
+  cairo_destroy (cr);
+}
+
+static void
+update_selection (SetokCanvas *self, const SetokTokenMap *map)
+{
+  GtkBitset *selection = setok_document_get_selection (self->document);
+  int n = map->result.clusters.n_tokens;
+  g_autofree gboolean *chosen = NULL;
+
+  self->selection_valid = TRUE;
+  if (gtk_bitset_is_empty (selection))
+    return;
+  chosen = g_new0 (gboolean, MAX (n, 1));
+  for (int t = 0; t < n; t++)
+    chosen[t] = gtk_bitset_contains (selection, (guint)t);
+  self->selection = draw_selection (map, chosen);
+  self->outline_edges = selection_edges (map, chosen, &self->n_outline_edges);
+}
+
+static void
+append_overlay (SetokCanvas *self, GtkSnapshot *snapshot, const SetokTokenMap *map,
+                const graphene_rect_t *bounds)
+{
+  const int *colours = setok_document_get_token_colours (self->document);
+
+  if (self->overlay == NULL)
+    self->overlay = draw_regions (map, colours,
+                                  self->outline ? TOKEN_OVERLAY_OUTLINE : TOKEN_OVERLAY_FILL,
+                                  1.0);
+  if (self->boundaries == NULL && !self->outline)
+    self->boundaries = draw_regions (map, colours, TOKEN_OVERLAY_FILL, 0.0);
+  if (self->overlay != NULL && self->outline)
+    append_image_texture (self, snapshot, self->overlay, bounds);
+  else if (self->overlay != NULL)
+    {
+      gtk_snapshot_push_opacity (snapshot, self->opacity);
+      append_image_texture (self, snapshot, self->overlay, bounds);
+      gtk_snapshot_pop (snapshot);
+    }
+  if (self->boundaries != NULL && !self->outline)
+    append_image_texture (self, snapshot, self->boundaries, bounds);
+  if (self->hover == NULL && self->hovered >= 0 && self->hovered < map->result.clusters.n_tokens)
+    self->hover = draw_hover (map, colours, self->hovered);
+  if (self->hover != NULL)
+    {
+      const setok_token_region *g = &map->result.regions[self->hovered];
+      graphene_rect_t box
+        = GRAPHENE_RECT_INIT (self->off_x + g->x0 * self->zoom, self->off_y + g->y0 * self->zoom,
+                              (g->x1 - g->x0) * self->zoom, (g->y1 - g->y0) * self->zoom);
+
+      append_image_texture (self, snapshot, self->hover, &box);
+    }
 }
 
 static void
@@ -500,10 +673,11 @@ setok_canvas_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
 {
   SetokCanvas *self = SETOK_CANVAS (widget);
   SetokPicture *picture = setok_document_get_display_picture (self->document);
-  /* an edit's preview or result is shown plain, to compare it with the original */
-  SetokTokenMap *map = picture == setok_document_get_picture (self->document)
-                         ? setok_document_get_token_map (self->document)
-                         : NULL;
+  SetokTokenMap *map = setok_document_get_token_map (self->document);
+  /* an edit's preview, result and original are all shown plain, the region outlined */
+  gboolean editing = setok_document_get_edit_state (self->document) != SETOK_EDIT_IDLE;
+  gboolean overlay = map != NULL && !editing && self->show_overlay
+                     && (self->outline || self->opacity > 0);
   int iw, ih;
   graphene_rect_t bounds, view;
 
@@ -514,47 +688,18 @@ setok_canvas_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   if (setok_picture_has_alpha (picture))
     append_checkerboard (snapshot, &bounds);
   append_image_texture (self, snapshot, setok_picture_get_texture (picture), &bounds);
-  if (map != NULL && self->show_overlay && self->opacity > 0)
-    {
-      if (self->overlay == NULL)
-        self->overlay = draw_regions (map, 1.0);
-      if (self->boundaries == NULL)
-        self->boundaries = draw_regions (map, 0.0);
-      if (self->overlay != NULL)
-        {
-          gtk_snapshot_push_opacity (snapshot, self->opacity);
-          append_image_texture (self, snapshot, self->overlay, &bounds);
-          gtk_snapshot_pop (snapshot);
-        }
-      if (self->boundaries != NULL)
-        append_image_texture (self, snapshot, self->boundaries, &bounds);
-      if (self->hover == NULL && self->hovered >= 0
-          && self->hovered < map->result.clusters.n_tokens)
-        self->hover = draw_hover (map, self->hovered);
-      if (self->hover != NULL)
-        {
-          const setok_token_region *g = &map->result.regions[self->hovered];
-          graphene_rect_t box = GRAPHENE_RECT_INIT (
-            self->off_x + g->x0 * self->zoom, self->off_y + g->y0 * self->zoom,
-            (g->x1 - g->x0) * self->zoom, (g->y1 - g->y0) * self->zoom);
-
-          append_image_texture (self, snapshot, self->hover, &box);
-        }
-    }
+  if (overlay)
+    append_overlay (self, snapshot, map, &bounds);
   if (map != NULL && !self->selection_valid)
-    {
-      GtkBitset *selection = setok_document_get_selection (self->document);
-
-      if (!gtk_bitset_is_empty (selection))
-        self->selection = draw_selection (map, selection);
-      self->selection_valid = TRUE;
-    }
-  if (map != NULL && self->selection != NULL)
+    update_selection (self, map);
+  if (map != NULL && self->selection != NULL && !editing)
     append_image_texture (self, snapshot, self->selection, &bounds);
-  if (map != NULL && self->show_grid)
+  if (map != NULL && self->show_grid && !editing)
     append_grid (self, snapshot, map, &view);
-  if (map != NULL && self->show_overlay && self->opacity > 0)
+  if (overlay)
     append_labels (self, snapshot, map, &view);
+  if (map != NULL)
+    append_outline (self, snapshot, &view);
   gtk_snapshot_pop (snapshot);
 }
 
@@ -587,7 +732,8 @@ token_map_changed (SetokCanvas *self)
 {
   self->hovered = -1;
   g_clear_object (&self->hover);
-  g_clear_pointer (&self->label_at, g_free);
+  g_clear_pointer (&self->pieces, g_free);
+  self->n_pieces = 0;
   invalidate_overlay (self);
   invalidate_selection (self);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HOVERED_TOKEN]);
@@ -608,6 +754,15 @@ setok_canvas_set_show_overlay (SetokCanvas *self, gboolean show)
 {
   self->show_overlay = show;
   gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+void
+setok_canvas_set_outline (SetokCanvas *self, gboolean outline)
+{
+  if (self->outline == !!outline)
+    return;
+  self->outline = !!outline;
+  invalidate_overlay (self);
 }
 
 void
@@ -639,6 +794,8 @@ setok_canvas_set_document (SetokCanvas *self, SetokDocument *document)
                                                       G_CALLBACK (invalidate_selection), self);
   self->display_handler = g_signal_connect_swapped (document, "notify::display-picture",
                                                     G_CALLBACK (gtk_widget_queue_draw), self);
+  self->edit_handler = g_signal_connect_swapped (document, "notify::edit-state",
+                                                 G_CALLBACK (gtk_widget_queue_draw), self);
   self->picture_handler = g_signal_connect_swapped (document, "notify::picture",
                                                     G_CALLBACK (gtk_widget_queue_resize), self);
   gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL,
@@ -655,6 +812,7 @@ setok_canvas_dispose (GObject *object)
       g_clear_signal_handler (&self->map_handler, self->document);
       g_clear_signal_handler (&self->selection_handler, self->document);
       g_clear_signal_handler (&self->display_handler, self->document);
+      g_clear_signal_handler (&self->edit_handler, self->document);
       g_clear_signal_handler (&self->picture_handler, self->document);
     }
   g_clear_object (&self->document);
@@ -662,7 +820,8 @@ setok_canvas_dispose (GObject *object)
   g_clear_object (&self->boundaries);
   g_clear_object (&self->hover);
   g_clear_object (&self->selection);
-  g_clear_pointer (&self->label_at, g_free);
+  g_clear_pointer (&self->outline_edges, g_free);
+  g_clear_pointer (&self->pieces, g_free);
   G_OBJECT_CLASS (setok_canvas_parent_class)->dispose (object);
 }
 
@@ -714,6 +873,7 @@ setok_canvas_class_init (SetokCanvasClass *klass)
   widget_class->snapshot = setok_canvas_snapshot;
   widget_class->size_allocate = setok_canvas_size_allocate;
   widget_class->measure = setok_canvas_measure;
+  widget_class->query_tooltip = query_tooltip;
 
   properties[PROP_DOCUMENT]
     = g_param_spec_object ("document", NULL, NULL, SETOK_TYPE_DOCUMENT,
@@ -740,7 +900,7 @@ setok_canvas_init (SetokCanvas *self)
 
   self->zoom = 1.0;
   self->fit = TRUE;
-  self->opacity = 0.45;
+  self->opacity = TOKEN_OVERLAY_DEFAULT_ALPHA;
   self->show_overlay = TRUE;
   self->hovered = -1;
   self->pointer_x = self->pointer_y = -1;
@@ -757,6 +917,7 @@ setok_canvas_init (SetokCanvas *self)
   gtk_widget_add_controller (GTK_WIDGET (self), motion_controller);
   gtk_widget_set_cursor_from_name (GTK_WIDGET (self), "crosshair");
   gtk_widget_set_focusable (GTK_WIDGET (self), TRUE);
+  gtk_widget_set_has_tooltip (GTK_WIDGET (self), TRUE);
   gtk_widget_set_hexpand (GTK_WIDGET (self), TRUE);
   gtk_widget_set_vexpand (GTK_WIDGET (self), TRUE);
 }

@@ -27,9 +27,13 @@ void setok_canvas_zoom_fit (SetokCanvas *self);
 void setok_canvas_set_overlay_opacity (SetokCanvas *self, double opacity);
 void setok_canvas_set_show_overlay (SetokCanvas *self, gboolean show);
 void setok_canvas_set_show_grid (SetokCanvas *self, gboolean show);
+/* Only each token's outline instead of a fill. */
+void setok_canvas_set_outline (SetokCanvas *self, gboolean outline);
 
 /* The token under the pointer, or -1. */
 int setok_canvas_get_hovered_token (SetokCanvas *self);
+/* What the tooltip says of token (Pango markup), or NULL when there is no such token. */
+char *setok_canvas_describe_token (SetokCanvas *self, int token);
 /* What a click at widget point (x, y) does, with modifier state (shift adds,
  * alt removes, otherwise the token replaces the selection). */
 void setok_canvas_click (SetokCanvas *self, double x, double y, GdkModifierType state);

@@ -2,10 +2,17 @@
  *
  * Each question is one engine job; the answer label grows as text streams
  * in, and a caption under it gives the time to the first token, the decode
- * speed and how many vision tokens stood for the image. */
+ * speed and how many vision tokens stood for the image. Before the first
+ * question the panel offers example questions: a SETOKIM bundle's card lists
+ * the kinds it was trained on, other chat models get general ones. The turns
+ * are kept in the user's data folder under the picture's content key, and
+ * come back when the same picture is opened again; Clear Conversation
+ * forgets them, with a toast to undo it. */
 #include "setok-chat-view.h"
 
 #include <glib/gi18n.h>
+
+#include "setok-conversation-store.h"
 
 struct _SetokChatView
 {
@@ -15,8 +22,12 @@ struct _SetokChatView
   SetokDocument *document;
   GSettings *settings;
   guint conversation;
-  guint turns;
+  GPtrArray *turns; /* of GVariant (sss): question, answer, caption */
+  GVariant *cleared; /* the turns Clear Conversation took, until undone or replaced */
+  const SetokModelCard *examples_card; /* the card the examples were made for */
   gulong engine_handler;
+  char *question; /* the one being answered */
+  double first_token_ms; /* of the last answer */
 
   GCancellable *cancellable;
   GString *answer;
@@ -28,6 +39,7 @@ struct _SetokChatView
   GtkScrolledWindow *scroller;
   GtkBox *messages;
   GtkWidget *placeholder;
+  GtkBox *examples_box;
   GtkLabel *status_label;
   GtkEntry *entry;
   GtkStack *send_stack;
@@ -48,6 +60,7 @@ enum
 enum
 {
   FAILED,
+  TOAST,
   N_SIGNALS
 };
 
@@ -66,31 +79,133 @@ setok_chat_view_get_last_answer (SetokChatView *self)
   return self->answer != NULL ? self->answer->str : NULL;
 }
 
+double
+setok_chat_view_get_first_token_ms (SetokChatView *self)
+{
+  return self->first_token_ms;
+}
+
+guint
+setok_chat_view_get_n_turns (SetokChatView *self)
+{
+  return self->turns->len;
+}
+
+static void
+show_toast (SetokChatView *self, AdwToast *toast)
+{
+  g_signal_emit (self, signals[TOAST], 0, toast);
+  g_object_unref (toast);
+}
+
+// ----------------------------------------------------------------------------
+// examples
+
+static void
+example_clicked (GtkButton *button, SetokChatView *self)
+{
+  setok_chat_view_ask (self, g_object_get_data (G_OBJECT (button), "question"));
+}
+
+static void
+add_example (SetokChatView *self, const char *question)
+{
+  GtkWidget *button = gtk_button_new ();
+  GtkWidget *label = gtk_label_new (question);
+
+  gtk_label_set_wrap (GTK_LABEL (label), TRUE);
+  gtk_label_set_wrap_mode (GTK_LABEL (label), PANGO_WRAP_WORD_CHAR);
+  gtk_label_set_xalign (GTK_LABEL (label), 0);
+  gtk_button_set_child (GTK_BUTTON (button), label);
+  gtk_widget_add_css_class (button, "example");
+  g_object_set_data_full (G_OBJECT (button), "question", g_strdup (question), g_free);
+  g_signal_connect (button, "clicked", G_CALLBACK (example_clicked), self);
+  gtk_box_append (self->examples_box, button);
+}
+
+/* A bundle's own examples, worded as it was trained; general ones for other chat models. */
+static void
+update_examples (SetokChatView *self)
+{
+  const SetokModelCard *card = setok_engine_get_card (self->engine);
+  GtkWidget *child;
+
+  if (card == self->examples_card && gtk_widget_get_first_child (GTK_WIDGET (self->examples_box)))
+    return;
+  self->examples_card = card;
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->examples_box))) != NULL)
+    gtk_box_remove (self->examples_box, child);
+  if (card == NULL || !setok_engine_get_has_chat (self->engine))
+    return;
+  if (card->questions->len > 0)
+    for (guint i = 0; i < card->questions->len; i++)
+      add_example (self, g_ptr_array_index (card->questions, i));
+  else
+    {
+      add_example (self, _ ("Describe the image."));
+      add_example (self, _ ("What is in the picture?"));
+      add_example (self, _ ("What colours do you see?"));
+    }
+}
+
+guint
+setok_chat_view_get_n_examples (SetokChatView *self)
+{
+  guint n = 0;
+
+  for (GtkWidget *c = gtk_widget_get_first_child (GTK_WIDGET (self->examples_box)); c != NULL;
+       c = gtk_widget_get_next_sibling (c))
+    n++;
+  return n;
+}
+
+gboolean
+setok_chat_view_ask_example (SetokChatView *self, guint index)
+{
+  GtkWidget *c = gtk_widget_get_first_child (GTK_WIDGET (self->examples_box));
+
+  for (; c != NULL && index > 0; index--)
+    c = gtk_widget_get_next_sibling (c);
+  if (c == NULL || !gtk_widget_get_mapped (GTK_WIDGET (self->placeholder)))
+    return FALSE;
+  g_signal_emit_by_name (c, "clicked");
+  return TRUE;
+}
+
+// ----------------------------------------------------------------------------
+// state
+
 static void
 update_actions (SetokChatView *self)
 {
   gboolean busy = setok_chat_view_get_busy (self);
   gboolean can_chat = setok_engine_get_has_chat (self->engine);
+  const char *why = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_CHAT);
 
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.send", !busy && can_chat);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.stop", busy);
-  gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.reset", busy || self->turns > 0);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.clear", busy || self->turns->len > 0);
   gtk_stack_set_visible_child (self->send_stack, busy ? self->stop_button : self->send_button);
+  /* the send button says why there is no chat */
+  gtk_widget_set_tooltip_text (self->send_button, can_chat || why == NULL ? _ ("Send") : why);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->entry), can_chat || busy);
   if (!can_chat && !setok_engine_get_loading (self->engine))
     {
-      const char *why = setok_engine_get_model_error (self->engine);
+      const char *error = setok_engine_get_model_error (self->engine);
       g_autofree char *text = NULL;
 
       /* with token overlays loaded, the engine's message already says "Chat is unavailable" */
-      if (setok_engine_get_has_tokens (self->engine) && why != NULL)
-        text = g_strdup (why);
+      if (setok_engine_get_has_tokens (self->engine) && error != NULL)
+        text = g_strdup (error);
       else
-        text = g_strdup_printf (_ ("No chat model: %s"), why != NULL ? why : _ ("none is loaded"));
+        text = g_strdup_printf (_ ("No chat model: %s"),
+                                error != NULL ? error : _ ("none is loaded"));
       gtk_label_set_text (self->status_label, text);
       gtk_widget_set_visible (GTK_WIDGET (self->status_label), TRUE);
     }
   else
     gtk_widget_set_visible (GTK_WIDGET (self->status_label), FALSE);
+  update_examples (self);
 }
 
 static void
@@ -101,13 +216,34 @@ scroll_to_end (SetokChatView *self)
   gtk_adjustment_set_value (adj, gtk_adjustment_get_upper (adj));
 }
 
+// ----------------------------------------------------------------------------
+// messages
+
 static void
 copy_clicked (GtkButton *button, SetokChatView *self)
 {
   const char *text = g_object_get_data (G_OBJECT (button), "text");
 
-  if (text != NULL)
-    gdk_clipboard_set_text (gtk_widget_get_clipboard (GTK_WIDGET (self)), text);
+  if (text == NULL)
+    return;
+  gdk_clipboard_set_text (gtk_widget_get_clipboard (GTK_WIDGET (self)), text);
+  show_toast (self, adw_toast_new (_ ("Answer copied")));
+}
+
+void
+setok_chat_view_copy_last_answer (SetokChatView *self)
+{
+  for (GtkWidget *m = gtk_widget_get_last_child (GTK_WIDGET (self->messages)); m != NULL;
+       m = gtk_widget_get_prev_sibling (m))
+    {
+      GtkWidget *button = g_object_get_data (G_OBJECT (m), "copy-button");
+
+      if (button != NULL && gtk_widget_get_sensitive (button))
+        {
+          copy_clicked (GTK_BUTTON (button), self);
+          return;
+        }
+    }
 }
 
 static GtkLabel *
@@ -130,12 +266,12 @@ add_message (SetokChatView *self, const char *text, const char *style)
 
 /* An assistant message: its text, then a caption and a copy button. */
 static void
-add_answer (SetokChatView *self)
+add_answer (SetokChatView *self, const char *text, const char *caption)
 {
-  GtkLabel *label = add_message (self, "", "assistant");
+  GtkLabel *label = add_message (self, text, "assistant");
   GtkWidget *box = gtk_widget_get_parent (GTK_WIDGET (label));
   GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
-  GtkWidget *info = gtk_label_new (_ ("Thinking…"));
+  GtkWidget *info = gtk_label_new (caption);
   GtkWidget *copy = gtk_button_new_from_icon_name ("edit-copy-symbolic");
 
   gtk_widget_add_css_class (info, "caption");
@@ -148,21 +284,123 @@ add_answer (SetokChatView *self)
   gtk_widget_set_tooltip_text (copy, _ ("Copy Answer"));
   gtk_accessible_update_property (GTK_ACCESSIBLE (copy), GTK_ACCESSIBLE_PROPERTY_LABEL,
                                   _ ("Copy Answer"), -1);
-  gtk_widget_set_sensitive (copy, FALSE);
+  g_object_set_data_full (G_OBJECT (copy), "text", g_strdup (text), g_free);
+  gtk_widget_set_sensitive (copy, text[0] != '\0');
   g_signal_connect (copy, "clicked", G_CALLBACK (copy_clicked), self);
   gtk_box_append (GTK_BOX (row), info);
   gtk_box_append (GTK_BOX (row), copy);
   gtk_box_append (GTK_BOX (box), row);
+  g_object_set_data (G_OBJECT (box), "copy-button", copy);
 
   self->answer_label = label;
   self->info_label = GTK_LABEL (info);
   self->copy_button = copy;
-  if (self->answer != NULL)
-    g_string_free (self->answer, TRUE);
-  self->answer = g_string_new (NULL);
 }
 
-/* One question in flight; stale once the view moved on (stop + reset). */
+/* An answer with no words says so, and what might work instead. */
+static void
+show_no_answer (SetokChatView *self)
+{
+  gtk_label_set_text (self->answer_label, _ ("No answer"));
+  gtk_widget_add_css_class (GTK_WIDGET (self->answer_label), "dim-label");
+}
+
+static void
+remove_messages (SetokChatView *self)
+{
+  GtkWidget *child;
+
+  while ((child = gtk_widget_get_last_child (GTK_WIDGET (self->messages))) != self->placeholder)
+    gtk_box_remove (self->messages, child);
+  gtk_widget_set_visible (self->placeholder, TRUE);
+}
+
+/* The turns' messages, as they were answered. */
+static void
+show_turns (SetokChatView *self)
+{
+  remove_messages (self);
+  for (guint i = 0; i < self->turns->len; i++)
+    {
+      const char *question, *answer, *caption;
+
+      g_variant_get (g_ptr_array_index (self->turns, i), "(&s&s&s)", &question, &answer,
+                     &caption);
+      add_message (self, question, "user");
+      add_answer (self, answer, caption);
+      if (answer[0] == '\0')
+        show_no_answer (self);
+    }
+  self->answer_label = NULL;
+  self->info_label = NULL;
+  self->copy_button = NULL;
+}
+
+// ----------------------------------------------------------------------------
+// keeping the conversation
+
+static GVariant *
+turns_variant (SetokChatView *self)
+{
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE (SETOK_CONVERSATION_TYPE));
+  for (guint i = 0; i < self->turns->len; i++)
+    g_variant_builder_add_value (&b, g_ptr_array_index (self->turns, i));
+  return g_variant_ref_sink (g_variant_builder_end (&b));
+}
+
+static void
+turns_written (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!setok_conversation_save_finish (result, &error))
+    g_debug ("the kept conversation was not updated: %s", error->message);
+}
+
+static void
+save_turns (SetokChatView *self)
+{
+  const char *key = setok_document_get_content_key (self->document);
+  g_autoptr (GVariant) turns = NULL;
+
+  if (key == NULL)
+    return;
+  turns = turns_variant (self);
+  setok_conversation_save_async (key, turns, NULL, turns_written, NULL);
+}
+
+static void
+set_turns (SetokChatView *self, GVariant *turns)
+{
+  GVariantIter iter;
+  GVariant *turn;
+
+  g_ptr_array_set_size (self->turns, 0);
+  g_variant_iter_init (&iter, turns);
+  while ((turn = g_variant_iter_next_value (&iter)) != NULL)
+    g_ptr_array_add (self->turns, turn);
+  show_turns (self);
+}
+
+static void
+restore_turns (SetokChatView *self)
+{
+  const char *key = setok_document_get_content_key (self->document);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) turns = key != NULL ? setok_conversation_load (key, &error) : NULL;
+
+  if (turns != NULL)
+    set_turns (self, turns);
+  else if (error != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+    g_debug ("no earlier conversation: %s", error->message);
+}
+
+// ----------------------------------------------------------------------------
+// asking
+
+/* One question in flight; stale once the view moved on (stop + clear). */
 typedef struct
 {
   SetokChatView *self;
@@ -198,12 +436,22 @@ on_text (const char *text, gpointer user_data)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ANSWER]);
 }
 
+/* The answer is done: it becomes a turn, kept with the others. */
 static void
-finish_answer (SetokChatView *self)
+finish_answer (SetokChatView *self, gboolean keep)
 {
   g_object_set_data_full (G_OBJECT (self->copy_button), "text", g_strdup (self->answer->str),
                           g_free);
   gtk_widget_set_sensitive (self->copy_button, self->answer->len > 0);
+  if (keep && self->question != NULL)
+    {
+      g_ptr_array_add (self->turns,
+                       g_variant_ref_sink (g_variant_new (
+                         "(sss)", self->question, self->answer->str,
+                         gtk_label_get_text (self->info_label))));
+      save_turns (self);
+    }
+  g_clear_pointer (&self->question, g_free);
   self->answer_label = NULL;
   self->info_label = NULL;
   self->copy_button = NULL;
@@ -225,7 +473,7 @@ chat_done (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (!ask_is_current (ask))
     {
-      ask_free (ask); /* the conversation was reset meanwhile */
+      ask_free (ask); /* the conversation was cleared meanwhile */
       return;
     }
   g_object_ref (self);
@@ -237,6 +485,9 @@ chat_done (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 chat_reply (SetokChatView *self, SetokChatReply *reply, GError *error)
 {
+  g_autofree char *info = NULL;
+  g_autofree char *words = NULL;
+
   if (reply == NULL)
     {
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -247,16 +498,25 @@ chat_reply (SetokChatView *self, SetokChatReply *reply, GError *error)
           gtk_widget_add_css_class (GTK_WIDGET (self->info_label), "error");
           g_signal_emit (self, signals[FAILED], 0, error);
         }
-      finish_answer (self);
+      finish_answer (self, FALSE);
       return;
     }
   /* the streamed text is what the user read; the reply's is the same, final */
+  self->first_token_ms = reply->first_token_ms;
   g_string_assign (self->answer, reply->text);
   gtk_label_set_text (self->answer_label, reply->text);
-  g_autofree char *info = g_strdup_printf (
-    /* Translators: time to first token, decode speed, vision tokens */
-    _ ("First token %.0f ms · %.1f tokens/s · %d vision tokens"), reply->first_token_ms,
-    reply->tokens_per_s, reply->n_image_tokens);
+  words = g_strstrip (g_strdup (reply->text));
+  if (words[0] == '\0')
+    {
+      show_no_answer (self);
+      info = g_strdup (
+        _ ("The model wrote nothing. Try one of the example questions, or ask it differently."));
+    }
+  else
+    info = g_strdup_printf (
+      /* Translators: time to first token, decode speed, vision tokens */
+      _ ("First token %.0f ms · %.1f tokens/s · %d vision tokens"), reply->first_token_ms,
+      reply->tokens_per_s, reply->n_image_tokens);
   if (g_strcmp0 (reply->stop_reason, "callback") == 0)
     {
       g_autofree char *stopped = g_strdup_printf (_ ("%s · stopped"), info);
@@ -264,7 +524,7 @@ chat_reply (SetokChatView *self, SetokChatReply *reply, GError *error)
       info = g_steal_pointer (&stopped);
     }
   gtk_label_set_text (self->info_label, info);
-  if (reply->restarted && self->turns > 1)
+  if (reply->restarted && self->turns->len > 0)
     {
       GtkLabel *note = add_message (
         self,
@@ -272,7 +532,7 @@ chat_reply (SetokChatView *self, SetokChatReply *reply, GError *error)
         "note");
       gtk_widget_add_css_class (GTK_WIDGET (note), "dim-label");
     }
-  finish_answer (self);
+  finish_answer (self, TRUE);
   scroll_to_end (self);
 }
 
@@ -318,15 +578,20 @@ setok_chat_view_ask (SetokChatView *self, const char *question)
     return FALSE;
   fill_options (self, &o);
   add_message (self, text, "user");
-  add_answer (self);
-  self->turns++;
+  add_answer (self, "", _ ("Thinking…"));
+  gtk_widget_set_sensitive (self->copy_button, FALSE);
+  if (self->answer != NULL)
+    g_string_free (self->answer, TRUE);
+  self->answer = g_string_new (NULL);
+  g_free (self->question);
+  self->question = g_steal_pointer (&text);
   self->cancellable = g_cancellable_new ();
   ask = g_new0 (Ask, 1);
   ask->self = g_object_ref (self);
   ask->cancellable = g_object_ref (self->cancellable);
   setok_engine_chat_async (self->engine, self->conversation,
-                           setok_document_get_picture (self->document), text, &o, on_text, ask,
-                           self->cancellable, chat_done, ask);
+                           setok_document_get_picture (self->document), self->question, &o,
+                           on_text, ask, self->cancellable, chat_done, ask);
   update_actions (self);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUSY]);
   scroll_to_end (self);
@@ -340,22 +605,54 @@ setok_chat_view_stop (SetokChatView *self)
     g_cancellable_cancel (self->cancellable);
 }
 
-void
-setok_chat_view_reset (SetokChatView *self)
+// ----------------------------------------------------------------------------
+// clearing, and undoing it
+
+static void
+undo_clear (AdwToast *toast, SetokChatView *self)
 {
-  GtkWidget *child;
+  g_autoptr (GVariant) turns = g_steal_pointer (&self->cleared);
+
+  if (turns == NULL || setok_chat_view_get_busy (self) || self->turns->len > 0)
+    return; /* a new conversation has begun meanwhile */
+  set_turns (self, turns);
+  save_turns (self);
+  update_actions (self);
+}
+
+void
+setok_chat_view_undo_clear (SetokChatView *self)
+{
+  undo_clear (NULL, self);
+}
+
+void
+setok_chat_view_clear (SetokChatView *self)
+{
+  const char *key = setok_document_get_content_key (self->document);
+  AdwToast *toast;
+  guint n = self->turns->len;
 
   setok_chat_view_stop (self);
   if (self->info_label != NULL)
-    finish_answer (self);
-  while ((child = gtk_widget_get_last_child (GTK_WIDGET (self->messages))) != self->placeholder)
-    gtk_box_remove (self->messages, child);
-  gtk_widget_set_visible (self->placeholder, TRUE);
+    finish_answer (self, FALSE);
+  g_clear_pointer (&self->cleared, g_variant_unref);
+  if (n > 0)
+    self->cleared = turns_variant (self);
+  g_ptr_array_set_size (self->turns, 0);
+  remove_messages (self);
   if (self->answer != NULL)
     g_string_free (g_steal_pointer (&self->answer), TRUE);
-  self->turns = 0;
   self->conversation = setok_engine_new_conversation (self->engine);
+  if (key != NULL)
+    setok_conversation_forget_async (key, NULL, turns_written, NULL);
   update_actions (self);
+  if (n == 0)
+    return;
+  toast = adw_toast_new (_ ("Conversation cleared"));
+  adw_toast_set_button_label (toast, _ ("_Undo"));
+  g_signal_connect_object (toast, "button-clicked", G_CALLBACK (undo_clear), self, 0);
+  show_toast (self, toast);
 }
 
 void
@@ -390,10 +687,13 @@ action_stop (GtkWidget *widget, const char *name, GVariant *param)
 }
 
 static void
-action_reset (GtkWidget *widget, const char *name, GVariant *param)
+action_clear (GtkWidget *widget, const char *name, GVariant *param)
 {
-  setok_chat_view_reset (SETOK_CHAT_VIEW (widget));
+  setok_chat_view_clear (SETOK_CHAT_VIEW (widget));
 }
+
+// ----------------------------------------------------------------------------
+// the object
 
 static void
 setok_chat_view_dispose (GObject *object)
@@ -419,6 +719,9 @@ setok_chat_view_finalize (GObject *object)
   g_clear_object (&self->engine);
   g_clear_object (&self->document);
   g_clear_object (&self->settings);
+  g_ptr_array_unref (self->turns);
+  g_clear_pointer (&self->cleared, g_variant_unref);
+  g_free (self->question);
   if (self->answer != NULL)
     g_string_free (self->answer, TRUE);
   G_OBJECT_CLASS (setok_chat_view_parent_class)->finalize (object);
@@ -462,12 +765,16 @@ setok_chat_view_class_init (SetokChatViewClass *klass)
   /* an answer failed (not stopped) */
   signals[FAILED] = g_signal_new ("failed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                                   NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+  /* something to tell the user in a toast (the window shows it) */
+  signals[TOAST] = g_signal_new ("toast", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+                                 NULL, NULL, G_TYPE_NONE, 1, ADW_TYPE_TOAST);
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/org/setokstudio/Studio/setok-chat-view.ui");
   gtk_widget_class_bind_template_child (widget_class, SetokChatView, scroller);
   gtk_widget_class_bind_template_child (widget_class, SetokChatView, messages);
   gtk_widget_class_bind_template_child (widget_class, SetokChatView, placeholder);
+  gtk_widget_class_bind_template_child (widget_class, SetokChatView, examples_box);
   gtk_widget_class_bind_template_child (widget_class, SetokChatView, status_label);
   gtk_widget_class_bind_template_child (widget_class, SetokChatView, entry);
   gtk_widget_class_bind_template_child (widget_class, SetokChatView, send_stack);
@@ -477,7 +784,7 @@ setok_chat_view_class_init (SetokChatViewClass *klass)
 
   gtk_widget_class_install_action (widget_class, "chat.send", NULL, action_send);
   gtk_widget_class_install_action (widget_class, "chat.stop", NULL, action_stop);
-  gtk_widget_class_install_action (widget_class, "chat.reset", NULL, action_reset);
+  gtk_widget_class_install_action (widget_class, "chat.clear", NULL, action_clear);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Escape, 0, "chat.stop", NULL);
   gtk_widget_class_set_css_name (widget_class, "setok-chat-view");
 }
@@ -486,6 +793,7 @@ static void
 setok_chat_view_init (SetokChatView *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  self->turns = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
 }
 
 GtkWidget *
@@ -499,6 +807,7 @@ setok_chat_view_new (SetokEngine *engine, SetokDocument *document, GSettings *se
   self->conversation = setok_engine_new_conversation (engine);
   self->engine_handler
     = g_signal_connect_swapped (engine, "notify", G_CALLBACK (update_actions), self);
+  restore_turns (self);
   update_actions (self);
   return GTK_WIDGET (self);
 }

@@ -19,7 +19,20 @@ GtkWidget *setok_chat_view_new (SetokEngine *engine, SetokDocument *document, GS
 /* Sends question as if typed; FALSE when busy or there is no chat model. */
 gboolean setok_chat_view_ask (SetokChatView *self, const char *question);
 void setok_chat_view_stop (SetokChatView *self);
-void setok_chat_view_reset (SetokChatView *self);
+/* Clear Conversation: stops, empties the panel and forgets the kept turns; a toast offers
+ * to undo it. */
+void setok_chat_view_clear (SetokChatView *self);
+void setok_chat_view_undo_clear (SetokChatView *self);
+/* The time to the first token of the last answer. */
+double setok_chat_view_get_first_token_ms (SetokChatView *self);
+/* Answered questions, the restored ones included. */
+guint setok_chat_view_get_n_turns (SetokChatView *self);
+/* The example questions offered before the first one, and asking one as if clicked (FALSE
+ * when there is no such example or they are not shown). */
+guint setok_chat_view_get_n_examples (SetokChatView *self);
+gboolean setok_chat_view_ask_example (SetokChatView *self, guint index);
+/* The copy button of the last answer with words, as if clicked. */
+void setok_chat_view_copy_last_answer (SetokChatView *self);
 gboolean setok_chat_view_get_busy (SetokChatView *self);
 /* The latest answer's text so far, or NULL before the first. */
 const char *setok_chat_view_get_last_answer (SetokChatView *self);

@@ -10,6 +10,7 @@
 #include <glib/gi18n.h>
 
 #include "setok-error.h"
+#include "token-overlay.h"
 
 #define RECOMPUTE_DELAY_MS 250
 
@@ -25,7 +26,12 @@ struct _SetokDocument
   SetokPicture *saved; /* the revision in file, or NULL */
 
   SetokTokenMap *token_map;
+  int *token_colours;            /* [n_tokens] palette entries of token_map's tokens */
+  SetokTokenMap *colour_map;     /* the last map coloured, kept so the next follows it */
+  int *colour_map_colours;
   GtkBitset *selection;
+  char *content_key;
+  gboolean generated;
 
   setok_cluster_params wanted;
   gboolean have_wanted;
@@ -39,6 +45,10 @@ struct _SetokDocument
   SetokPicture *edit_preview; /* RUNNING: the latest preview */
   SetokPicture *edit_result;  /* REVIEW */
   gboolean show_original;
+  /* the edit under way or in review, to try again */
+  char *edit_instruction;
+  SetokDiffusionRequest edit_request;
+  SetokPicture *edit_mask;
 };
 
 G_DEFINE_FINAL_TYPE (SetokDocument, setok_document, G_TYPE_OBJECT)
@@ -81,6 +91,33 @@ set_computing (SetokDocument *self, gboolean computing)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_COMPUTING]);
 }
 
+/* The new map's colours follow the last one's wherever their tokens overlap, so a token
+ * keeps its colour across recomputes and edits; then the new map is the one to follow. */
+static void
+colour_tokens (SetokDocument *self)
+{
+  const setok_tokens_result *r = &self->token_map->result;
+  const setok_tokens_result *old = self->colour_map != NULL ? &self->colour_map->result : NULL;
+  int n = r->clusters.n_tokens;
+  gboolean same_size = old != NULL && old->width == r->width && old->height == r->height;
+
+  g_free (self->token_colours);
+  self->token_colours = g_new (int, MAX (n, 1));
+  token_overlay_match_colours (same_size ? old->pixel_labels : NULL, self->colour_map_colours,
+                               same_size ? old->clusters.n_tokens : 0, r->pixel_labels, n,
+                               (gint64)r->width * r->height, self->token_colours);
+  g_clear_pointer (&self->colour_map, setok_token_map_unref);
+  self->colour_map = setok_token_map_ref (self->token_map);
+  g_free (self->colour_map_colours);
+  self->colour_map_colours = g_memdup2 (self->token_colours, sizeof (int) * MAX (n, 1));
+}
+
+const int *
+setok_document_get_token_colours (SetokDocument *self)
+{
+  return self->token_map != NULL ? self->token_colours : NULL;
+}
+
 static void
 tokens_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -99,6 +136,7 @@ tokens_done (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   g_clear_pointer (&self->token_map, setok_token_map_unref);
   self->token_map = map;
+  colour_tokens (self);
   gtk_bitset_remove_all (self->selection);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TOKEN_MAP]);
   g_signal_emit (self, signals[SELECTION_CHANGED], 0);
@@ -378,10 +416,24 @@ edit_done (GObject *source, GAsyncResult *result, gpointer user_data)
         g_signal_emit (self, signals[EDIT_FAILED], 0, error);
       return;
     }
+  g_clear_pointer (&self->edit_result, setok_picture_unref);
   self->edit_result = picture;
   self->show_original = FALSE;
   notify (self, PROP_SHOW_ORIGINAL);
   set_edit_state (self, SETOK_EDIT_REVIEW);
+}
+
+static void
+start_edit (SetokDocument *self)
+{
+  self->edit_cancellable = g_cancellable_new ();
+  self->edit_progress = 0;
+  notify (self, PROP_EDIT_PROGRESS);
+  set_edit_state (self, SETOK_EDIT_RUNNING);
+  /* the document outlives the job (the callback holds it), so progress may point at it */
+  setok_engine_edit_async (self->engine, setok_document_get_picture (self), self->edit_mask,
+                           self->edit_instruction, &self->edit_request, edit_progress, self,
+                           self->edit_cancellable, edit_done, g_object_ref (self));
 }
 
 gboolean
@@ -397,15 +449,50 @@ setok_document_edit (SetokDocument *self, const char *instruction,
   mask = setok_document_get_selection_mask (self);
   if (mask == NULL)
     return FALSE;
-  self->edit_cancellable = g_cancellable_new ();
-  self->edit_progress = 0;
-  notify (self, PROP_EDIT_PROGRESS);
-  set_edit_state (self, SETOK_EDIT_RUNNING);
-  /* the document outlives the job (the callback holds it), so progress may point at it */
-  setok_engine_edit_async (self->engine, setok_document_get_picture (self), mask, instruction,
-                           request, edit_progress, self, self->edit_cancellable, edit_done,
-                           g_object_ref (self));
+  g_clear_pointer (&self->edit_mask, setok_picture_unref);
+  self->edit_mask = g_steal_pointer (&mask);
+  g_free (self->edit_instruction);
+  self->edit_instruction = g_strdup (instruction);
+  self->edit_request = *request;
+  start_edit (self);
   return TRUE;
+}
+
+gboolean
+setok_document_try_again (SetokDocument *self, guint64 seed)
+{
+  g_return_val_if_fail (SETOK_IS_DOCUMENT (self), FALSE);
+
+  if (self->edit_state != SETOK_EDIT_REVIEW || self->edit_mask == NULL)
+    return FALSE;
+  g_clear_pointer (&self->edit_result, setok_picture_unref);
+  self->edit_request.seed = seed;
+  start_edit (self);
+  return TRUE;
+}
+
+guint64
+setok_document_get_edit_seed (SetokDocument *self)
+{
+  return self->edit_request.seed;
+}
+
+const char *
+setok_document_get_content_key (SetokDocument *self)
+{
+  return self->content_key;
+}
+
+gboolean
+setok_document_get_generated (SetokDocument *self)
+{
+  return self->generated;
+}
+
+void
+setok_document_set_generated (SetokDocument *self)
+{
+  self->generated = TRUE;
 }
 
 void
@@ -495,6 +582,7 @@ setok_document_new (SetokEngine *engine, SetokPicture *picture, GFile *file, con
   self->saved = setok_picture_ref (picture);
   self->file = file != NULL ? g_object_ref (file) : NULL;
   self->title = g_strdup (title);
+  self->content_key = setok_picture_content_key (picture);
   return self;
 }
 
@@ -557,6 +645,50 @@ setok_document_clear_selection (SetokDocument *self)
   setok_document_select (self, -1, SETOK_SELECT_REPLACE);
 }
 
+int
+setok_document_select_mask (SetokDocument *self, SetokPicture *mask)
+{
+  const setok_image *m = setok_picture_get_image (mask);
+  const SetokTokenMap *map = self->token_map;
+  g_autofree gint64 *inside = NULL;
+  int n, best = -1, selected = 0;
+
+  g_return_val_if_fail (SETOK_IS_DOCUMENT (self), 0);
+
+  gtk_bitset_remove_all (self->selection);
+  if (map == NULL || m->width != map->result.width || m->height != map->result.height)
+    {
+      g_signal_emit (self, signals[SELECTION_CHANGED], 0);
+      return 0;
+    }
+  n = map->result.clusters.n_tokens;
+  inside = g_new0 (gint64, MAX (n, 1));
+  for (gsize p = 0; p < (gsize)m->width * m->height; p++)
+    {
+      int32_t t = map->result.pixel_labels[p];
+      if (t >= 0 && t < n && m->pixels[p * m->channels] > 127)
+        inside[t]++;
+    }
+  /* the tokens mostly inside the mask; else the one it covers most */
+  for (int t = 0; t < n; t++)
+    {
+      if (map->result.regions[t].area > 0 && 2 * inside[t] > map->result.regions[t].area)
+        {
+          gtk_bitset_add (self->selection, (guint)t);
+          selected++;
+        }
+      if (inside[t] > 0 && (best < 0 || inside[t] > inside[best]))
+        best = t;
+    }
+  if (selected == 0 && best >= 0)
+    {
+      gtk_bitset_add (self->selection, (guint)best);
+      selected = 1;
+    }
+  g_signal_emit (self, signals[SELECTION_CHANGED], 0);
+  return selected;
+}
+
 static void
 setok_document_dispose (GObject *object)
 {
@@ -584,6 +716,12 @@ setok_document_finalize (GObject *object)
   g_clear_pointer (&self->edit_preview, setok_picture_unref);
   g_clear_pointer (&self->edit_result, setok_picture_unref);
   g_clear_pointer (&self->token_map, setok_token_map_unref);
+  g_clear_pointer (&self->colour_map, setok_token_map_unref);
+  g_free (self->token_colours);
+  g_free (self->colour_map_colours);
+  g_free (self->content_key);
+  g_free (self->edit_instruction);
+  g_clear_pointer (&self->edit_mask, setok_picture_unref);
   gtk_bitset_unref (self->selection);
   G_OBJECT_CLASS (setok_document_parent_class)->finalize (object);
 }

@@ -60,6 +60,15 @@ void setok_document_save_async (SetokDocument *self, GFile *file, GCancellable *
 gboolean setok_document_save_finish (SetokDocument *self, GAsyncResult *result, GError **error);
 /* NULL until the first token map arrives. */
 SetokTokenMap *setok_document_get_token_map (SetokDocument *self);
+/* The token map's colours: token t is drawn in palette entry [t] (token-overlay.h); a token
+ * keeps the colour of the one it overlaps most in the map before. NULL without a map. */
+const int *setok_document_get_token_colours (SetokDocument *self);
+/* A name for the picture the document was opened with, from its pixels (the same picture
+ * gives the same key). */
+const char *setok_document_get_content_key (SetokDocument *self);
+/* The picture came from the model (Generate Image), not from outside. */
+gboolean setok_document_get_generated (SetokDocument *self);
+void setok_document_set_generated (SetokDocument *self);
 gboolean setok_document_get_computing (SetokDocument *self);
 
 /* Asks for a token map with these parameters (after a short pause, so that
@@ -72,6 +81,9 @@ void setok_document_recompute (SetokDocument *self);
 GtkBitset *setok_document_get_selection (SetokDocument *self);
 void setok_document_select (SetokDocument *self, int token, SetokSelectMode mode);
 void setok_document_clear_selection (SetokDocument *self);
+/* Selects the tokens mostly inside mask (one channel, > 127: inside; the picture's size),
+ * else the one it covers most; returns how many. */
+int setok_document_select_mask (SetokDocument *self, SetokPicture *mask);
 /* The selected tokens' pixels as a one-channel mask (255 = selected) at the
  * picture's size; NULL without a selection. */
 SetokPicture *setok_document_get_selection_mask (SetokDocument *self);
@@ -82,6 +94,11 @@ SetokPicture *setok_document_get_selection_mask (SetokDocument *self);
  * discarded. Failures are emitted as "edit-failed". */
 gboolean setok_document_edit (SetokDocument *self, const char *instruction,
                               const SetokDiffusionRequest *request);
+/* In review: drops the result and repaints the same region as the same instruction says,
+ * with seed. */
+gboolean setok_document_try_again (SetokDocument *self, guint64 seed);
+/* The seed of the edit under way or in review. */
+guint64 setok_document_get_edit_seed (SetokDocument *self);
 void setok_document_cancel_edit (SetokDocument *self);
 void setok_document_apply_edit (SetokDocument *self);
 void setok_document_discard_edit (SetokDocument *self);

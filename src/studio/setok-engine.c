@@ -49,6 +49,7 @@ struct _SetokEngine
   char *model_name;
   char *device_name;
   char *model_error;
+  SetokModelCard *card;
   gboolean loading;
   guint pending_loads;
   gboolean has_tokens;
@@ -58,12 +59,14 @@ struct _SetokEngine
   guint queue_length;
   guint next_conversation;
   setok_cluster_params default_params;
+  setok_image_fit image_fit; /* how the jobs submitted from now on fit images */
 
   /* engine thread state */
   setok_model *model;
   setok_tokenizer *tokenizer;
   setok_chat *chat;
   guint conversation; /* the one in the chat's context; 0: none */
+  setok_image_fit conversation_fit;
   int conversation_image_tokens;
   setok_diffusion *diffusion; /* made on the first generation or edit */
   setok_segmenter *segmenter; /* made on the first segmentation */
@@ -112,6 +115,16 @@ setok_token_map_unref (SetokTokenMap *map)
 }
 
 int
+setok_token_map_count_shown (const SetokTokenMap *map)
+{
+  int n = 0;
+
+  for (int t = 0; t < map->result.clusters.n_tokens; t++)
+    n += map->result.regions[t].area > 0;
+  return n;
+}
+
+int
 setok_token_map_token_at (const SetokTokenMap *map, double x, double y)
 {
   const setok_tokens_result *r = &map->result;
@@ -128,6 +141,64 @@ setok_chat_reply_free (SetokChatReply *reply)
     return;
   g_free (reply->text);
   g_free (reply);
+}
+
+static void
+metric_free (gpointer data)
+{
+  SetokModelMetric *m = data;
+
+  g_free (m->label);
+  g_free (m->unit);
+  g_free (m);
+}
+
+void
+setok_model_card_free (SetokModelCard *card)
+{
+  if (card == NULL)
+    return;
+  g_free (card->kind);
+  g_free (card->device_details);
+  g_free (card->domain_kind);
+  g_free (card->domain_description);
+  g_free (card->domain_suggest);
+  g_free (card->summary);
+  g_ptr_array_unref (card->metrics);
+  g_ptr_array_unref (card->questions);
+  g_free (card);
+}
+
+/* engine thread: the card of the model just opened */
+static SetokModelCard *
+card_new (const setok_model *model)
+{
+  SetokModelCard *card = g_new0 (SetokModelCard, 1);
+  const setok_bundle *b = setok_model_bundle (model);
+
+  card->kind = g_strdup (setok_model_kind_name (setok_model_kind_of (model)));
+  card->device_details = g_strdup (setok_model_device (model));
+  card->on_gpu = !setok_backend_is_host (setok_model_backend (model));
+  card->metrics = g_ptr_array_new_with_free_func (metric_free);
+  card->questions = g_ptr_array_new_with_free_func (g_free);
+  if (b == NULL)
+    return card;
+  card->domain_kind = g_strdup (b->domain_kind);
+  card->domain_description = g_strdup (b->domain_description);
+  card->domain_suggest = g_strdup (b->domain_suggest);
+  card->summary = g_strdup (b->card_summary);
+  for (int i = 0; i < b->n_metrics; i++)
+    {
+      SetokModelMetric *m = g_new0 (SetokModelMetric, 1);
+
+      m->label = g_strdup (b->metrics[i].label);
+      m->value = b->metrics[i].value;
+      m->unit = g_strdup (b->metrics[i].unit);
+      g_ptr_array_add (card->metrics, m);
+    }
+  for (int i = 0; i < b->n_questions; i++)
+    g_ptr_array_add (card->questions, g_strdup (b->questions[i].example));
+  return card;
 }
 
 // ----------------------------------------------------------------------------
@@ -257,6 +328,7 @@ typedef struct
   gboolean has_tokens, has_chat;
   char *unavailable[SETOK_CAP_COUNT];
   setok_cluster_params defaults;
+  SetokModelCard *card;
 } LoadData;
 
 static void
@@ -271,6 +343,7 @@ load_data_free (gpointer data)
   g_free (d->error);
   for (int c = 0; c < SETOK_CAP_COUNT; c++)
     g_free (d->unavailable[c]);
+  setok_model_card_free (d->card);
   g_free (d);
 }
 
@@ -333,6 +406,7 @@ load_run (SetokEngine *self, Job *job)
       return;
     }
   d->device_name = g_strdup (setok_model_device (self->model));
+  d->card = card_new (self->model);
   if (setok_tokenizer_new (&self->tokenizer, self->model, &tokens_err) == SETOK_OK)
     {
       d->has_tokens = TRUE;
@@ -400,6 +474,9 @@ load_main_done (SetokEngine *self, Job *job)
   set_boolean (&self->has_tokens, d->has_tokens, self, PROP_HAS_TOKENS);
   set_boolean (&self->has_chat, d->has_chat, self, PROP_HAS_CHAT);
   set_unavailable (self, d->unavailable);
+  g_clear_pointer (&self->card, setok_model_card_free);
+  if (d->has_tokens || d->has_chat)
+    self->card = g_steal_pointer (&d->card);
   self->pending_loads--;
   set_boolean (&self->loading, self->pending_loads > 0, self, PROP_LOADING);
   g_object_thaw_notify (G_OBJECT (self));
@@ -441,6 +518,7 @@ typedef struct
 {
   SetokPicture *picture;
   setok_cluster_params params;
+  setok_image_fit fit;
 } TokensData;
 
 static void
@@ -455,13 +533,15 @@ tokens_data_free (gpointer data)
 /* Fits the user's parameters to the image's patch count N, which the user
  * cannot know: neighbours, token counts and caps at most N. */
 static void
-fit_params (setok_tokenizer *tokenizer, const setok_image *image, setok_cluster_params *p)
+fit_params (setok_tokenizer *tokenizer, const setok_image *image, setok_image_fit fit,
+            setok_cluster_params *p)
 {
   const setok_vit *vit = setok_tokenizer_vit (tokenizer);
   int w = 0, h = 0;
   int64_t gh = 0, gw = 0;
 
-  setok_vit_preprocess_size (setok_vit_get_preprocessor (vit), image->width, image->height, &w, &h);
+  setok_vit_preprocess_fit_size (setok_vit_get_preprocessor (vit), fit, image->width, image->height,
+                                 &w, &h);
   if (setok_vit_num_tokens (vit, h, w, setok_vit_has_cls (vit), &gh, &gw) <= 0)
     return; /* the pipeline reports the image as too small */
   int n = (int)(gh * gw);
@@ -491,7 +571,8 @@ tokens_run (SetokEngine *self, Job *job)
   SetokTokenMap *map = g_rc_box_new0 (SetokTokenMap);
   setok_tokens_options_default (&o, self->tokenizer);
   o.cluster = d->params;
-  fit_params (self->tokenizer, image, &o.cluster);
+  o.fit = d->fit;
+  fit_params (self->tokenizer, image, o.fit, &o.cluster);
   o.cancel = &job->cancel;
   map->params = o.cluster;
   if (setok_tokens_run (self->tokenizer, image, &o, &map->result, &err) != SETOK_OK)
@@ -513,6 +594,7 @@ setok_engine_tokens_async (SetokEngine *self, SetokPicture *picture,
 
   d->picture = setok_picture_ref (picture);
   d->params = *params;
+  d->fit = self->image_fit;
   job->data = d;
   job->data_free = tokens_data_free;
   job->run = tokens_run;
@@ -619,13 +701,17 @@ chat_run (SetokEngine *self, Job *job)
   o.cancel = &job->cancel;
   o.on_text = chat_on_text;
   o.user = d;
-  if (self->conversation != d->conversation)
+  /* the context holds the image as it was fitted then */
+  if (self->conversation != d->conversation || self->conversation_fit != o.fit)
     {
       self->conversation = 0;
       st = setok_chat_start (
         self->chat, d->picture != NULL ? setok_picture_get_image (d->picture) : NULL, &o, &err);
       if (st == SETOK_OK)
-        self->conversation = d->conversation;
+        {
+          self->conversation = d->conversation;
+          self->conversation_fit = o.fit;
+        }
       restarted = TRUE;
     }
   if (st == SETOK_OK)
@@ -666,6 +752,7 @@ setok_engine_chat_async (SetokEngine *self, guint conversation, SetokPicture *pi
   d->picture = picture != NULL ? setok_picture_ref (picture) : NULL;
   d->question = g_strdup (question);
   d->options = *options;
+  d->options.fit = self->image_fit;
   memset (d->options.sampling.stop, 0, sizeof d->options.sampling.stop);
   d->on_text = on_text;
   d->text_data = text_data;
@@ -948,6 +1035,7 @@ typedef struct
   char *phrase;
   setok_segment_point *points;
   int n_points;
+  setok_image_fit fit;
 } SegmentData;
 
 static void
@@ -977,6 +1065,8 @@ segment_run (SetokEngine *self, Job *job)
   if (st == SETOK_OK && self->segmenter == NULL)
     st = setok_segmenter_new (&self->segmenter, self->model, &err);
   if (st == SETOK_OK)
+    setok_segmenter_set_image_fit (self->segmenter, d->fit);
+  if (st == SETOK_OK)
     st = setok_segmenter_run (self->segmenter, setok_picture_get_image (d->picture), d->phrase,
                               d->points, d->n_points, &job->cancel, &r, &err);
   snapshot_unavailable (self, job->unavailable);
@@ -1003,6 +1093,7 @@ setok_engine_segment_async (SetokEngine *self, SetokPicture *picture, const char
   SegmentData *d = g_new0 (SegmentData, 1);
 
   d->picture = setok_picture_ref (picture);
+  d->fit = self->image_fit;
   d->phrase = g_strdup (phrase);
   d->points = n > 0 ? g_memdup2 (points, sizeof *points * (gsize)n) : NULL;
   d->n_points = n;
@@ -1076,6 +1167,27 @@ setok_engine_get_default_params (SetokEngine *self)
   return self->default_params;
 }
 
+void
+setok_engine_set_image_fit (SetokEngine *self, setok_image_fit fit)
+{
+  g_return_if_fail (SETOK_IS_ENGINE (self));
+  g_return_if_fail ((unsigned)fit < SETOK_IMAGE_FIT_COUNT);
+  self->image_fit = fit;
+}
+
+setok_image_fit
+setok_engine_get_image_fit (SetokEngine *self)
+{
+  return self->image_fit;
+}
+
+const SetokModelCard *
+setok_engine_get_card (SetokEngine *self)
+{
+  g_return_val_if_fail (SETOK_IS_ENGINE (self), NULL);
+  return self->card;
+}
+
 const char *
 setok_engine_get_unavailable_reason (SetokEngine *self, setok_capability cap)
 {
@@ -1112,6 +1224,7 @@ setok_engine_finalize (GObject *object)
   g_free (self->model_name);
   g_free (self->device_name);
   g_free (self->model_error);
+  setok_model_card_free (self->card);
   G_OBJECT_CLASS (setok_engine_parent_class)->finalize (object);
 }
 

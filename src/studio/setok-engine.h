@@ -27,6 +27,9 @@ typedef struct _SetokTokenMap
 
 SetokTokenMap *setok_token_map_ref (SetokTokenMap *map);
 void setok_token_map_unref (SetokTokenMap *map);
+/* The tokens with pixels on the picture: those only on the padding of a
+ * picture that is not square are not drawn or counted. */
+int setok_token_map_count_shown (const SetokTokenMap *map);
 /* The token under image pixel (x, y), or -1. */
 int setok_token_map_token_at (const SetokTokenMap *map, double x, double y);
 
@@ -43,6 +46,31 @@ typedef struct _SetokChatReply
 } SetokChatReply;
 
 void setok_chat_reply_free (SetokChatReply *reply);
+
+/* A headline number from the model's card. */
+typedef struct _SetokModelMetric
+{
+  char *label;
+  double value;
+  char *unit; /* "fraction" (a share, shown as a percentage), "ms" or "" */
+} SetokModelMetric;
+
+/* What the loaded model is and says about itself, for people: its kind, where
+ * it runs, and a SETOKIM bundle's training domain and card (setok/bundle.h). */
+typedef struct _SetokModelCard
+{
+  char *kind;           /* "setokim", "llava", ... */
+  char *device_details; /* "CPU, 2 threads, BLAS: …" or the GPU's name */
+  gboolean on_gpu;
+  char *domain_kind;    /* NULL when the model does not say */
+  char *domain_description;
+  char *domain_suggest;
+  char *summary;        /* NULL when none */
+  GPtrArray *metrics;   /* of SetokModelMetric */
+  GPtrArray *questions; /* of char *: example questions, one per kind trained on */
+} SetokModelCard;
+
+void setok_model_card_free (SetokModelCard *card);
 
 /* The engine's own errors, beside SETOK_ERROR's. */
 #define SETOK_ENGINE_ERROR (setok_engine_error_quark ())
@@ -82,6 +110,12 @@ gboolean setok_engine_get_has_chat (SetokEngine *self);
 guint setok_engine_get_queue_length (SetokEngine *self);
 /* The model's clustering defaults (setok_cluster_params_default without a model). */
 setok_cluster_params setok_engine_get_default_params (SetokEngine *self);
+/* The loaded model's card; NULL without a model. */
+const SetokModelCard *setok_engine_get_card (SetokEngine *self);
+/* How the jobs submitted from now on make an image of any shape the model's
+ * input: padded to a square (the default) or centre-cropped (models/vit.h). */
+void setok_engine_set_image_fit (SetokEngine *self, setok_image_fit fit);
+setok_image_fit setok_engine_get_image_fit (SetokEngine *self);
 /* Why the loaded model cannot do cap (a sentence for a tooltip), or NULL when
  * it can. A job that finds a component broken updates it, and the
  * "capability-serial" property changes whenever any reason does. */
@@ -148,5 +182,6 @@ SetokPicture *setok_engine_segment_finish (SetokEngine *self, GAsyncResult *resu
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SetokTokenMap, setok_token_map_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SetokChatReply, setok_chat_reply_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SetokModelCard, setok_model_card_free)
 
 G_END_DECLS

@@ -36,6 +36,19 @@ setok_picture_new_take (setok_image *image)
   return self;
 }
 
+char *
+setok_picture_content_key (SetokPicture *self)
+{
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  guint32 shape[3] = { (guint32)self->image.width, (guint32)self->image.height,
+                       (guint32)self->image.channels };
+
+  g_checksum_update (sum, (const guchar *)shape, sizeof shape);
+  g_checksum_update (sum, self->image.pixels,
+                     (gssize)self->image.width * self->image.height * self->image.channels);
+  return g_strdup (g_checksum_get_string (sum));
+}
+
 SetokPicture *
 setok_picture_new_from_texture (GdkTexture *texture, GError **error)
 {

@@ -23,6 +23,8 @@ void setok_picture_unref (SetokPicture *self);
 
 const setok_image *setok_picture_get_image (SetokPicture *self);
 gboolean setok_picture_has_alpha (SetokPicture *self);
+/* A name for the pixels: the SHA-256 of the size, channels and pixels, in hex. */
+char *setok_picture_content_key (SetokPicture *self);
 /* The pixels as a texture; created on first use, main thread only. */
 GdkTexture *setok_picture_get_texture (SetokPicture *self);
 

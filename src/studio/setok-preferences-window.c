@@ -17,6 +17,7 @@ struct _SetokPreferencesWindow
   AdwComboRow *device_row;
   GtkSpinButton *threads_spin;
   AdwComboRow *image_tokens_row;
+  GtkSwitch *whole_switch;
   GtkSpinButton *max_tokens_spin;
   GtkSpinButton *temperature_spin;
   GtkSpinButton *top_p_spin;
@@ -101,6 +102,20 @@ bind_choice (SetokPreferencesWindow *self, const char *key, AdwComboRow *row,
                                 string_to_index, index_to_string, (gpointer)values, NULL);
 }
 
+/* image-fit "pad" is the switch on */
+static gboolean
+fit_to_active (GValue *value, GVariant *variant, gpointer data)
+{
+  g_value_set_boolean (value, g_strcmp0 (g_variant_get_string (variant, NULL), "pad") == 0);
+  return TRUE;
+}
+
+static GVariant *
+active_to_fit (const GValue *value, const GVariantType *type, gpointer data)
+{
+  return g_variant_new_string (g_value_get_boolean (value) ? "pad" : "crop");
+}
+
 static void
 update_model_row (SetokPreferencesWindow *self)
 {
@@ -179,6 +194,7 @@ setok_preferences_window_class_init (SetokPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, device_row);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, threads_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, image_tokens_row);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, whole_switch);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, max_tokens_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, temperature_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, top_p_spin);
@@ -205,6 +221,8 @@ setok_preferences_window_new (GSettings *settings, GtkWindow *parent)
   bind_choice (self, "device", self->device_row, device_values);
   bind_int (self, "threads", self->threads_spin);
   bind_choice (self, "chat-image-tokens", self->image_tokens_row, image_token_values);
+  g_settings_bind_with_mapping (self->settings, "image-fit", self->whole_switch, "active",
+                                G_SETTINGS_BIND_DEFAULT, fit_to_active, active_to_fit, NULL, NULL);
   bind_int (self, "max-new-tokens", self->max_tokens_spin);
   bind_double (self, "temperature", self->temperature_spin);
   bind_double (self, "top-p", self->top_p_spin);

@@ -1,9 +1,10 @@
 /* setok-window-actions.c — what the window's actions do: open, paste, drop
  * and make images, save them, export overlays and selection masks, undo and
- * redo, choose the model, zoom, select. */
+ * redo, choose the model and tell about it, zoom, select. */
 #include <glib/gi18n.h>
 
 #include "setok-error.h"
+#include "setok-model-window.h"
 #include "setok-preferences-window.h"
 #include "setok-window-private.h"
 #include "setok/world.h"
@@ -197,6 +198,10 @@ export_response (GtkNativeDialog *dialog, int response, SetokWindow *self)
       else if (token_overlay_write_png (
                  path, setok_picture_get_image (setok_document_get_picture (document)),
                  map->result.pixel_labels, map->result.clusters.n_tokens,
+                 setok_document_get_token_colours (document),
+                 g_settings_get_boolean (_setok_window_get_settings (self), "overlay-outline")
+                   ? TOKEN_OVERLAY_OUTLINE
+                   : TOKEN_OVERLAY_FILL,
                  g_settings_get_double (_setok_window_get_settings (self), "overlay-opacity"), &err)
                != SETOK_OK)
         {
@@ -213,19 +218,36 @@ export_response (GtkNativeDialog *dialog, int response, SetokWindow *self)
   g_object_unref (dialog);
 }
 
-/* A save dialog for an export of the current document, named after it plus suffix. */
+GFile *
+_setok_window_default_folder (SetokDocument *document)
+{
+  GFile *file = document != NULL ? setok_document_get_file (document) : NULL;
+  const char *pictures = g_get_user_special_dir (G_USER_DIRECTORY_PICTURES);
+
+  if (file != NULL && g_file_peek_path (file) != NULL)
+    return g_file_get_parent (file);
+  if (pictures != NULL && g_file_test (pictures, G_FILE_TEST_IS_DIR))
+    return g_file_new_for_path (pictures);
+  return g_file_new_for_path (g_get_home_dir ());
+}
+
+/* A save dialog for an export of the current document, named after it plus suffix, in its
+ * folder (or Pictures). */
 static void
 show_export_dialog (SetokWindow *self, const char *title, const char *suffix, GCallback response)
 {
   SetokDocument *document = _setok_window_get_document (self);
   GtkFileChooserNative *dialog;
   g_autofree char *name = NULL;
+  g_autoptr (GFile) folder = NULL;
 
   if (document == NULL)
     return;
   name = export_name (document, suffix);
+  folder = _setok_window_default_folder (document);
   dialog = gtk_file_chooser_native_new (title, GTK_WINDOW (self), GTK_FILE_CHOOSER_ACTION_SAVE,
                                         _ ("_Export"), _ ("_Cancel"));
+  gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (dialog), folder, NULL);
   gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name);
   g_signal_connect (dialog, "response", response, self);
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
@@ -311,6 +333,14 @@ action_choose_model (GtkWidget *widget, const char *action_name, GVariant *param
 }
 
 static void
+action_about_model (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+
+  gtk_window_present (setok_model_window_new (_setok_window_get_engine (self), GTK_WINDOW (self)));
+}
+
+static void
 action_close_document (GtkWidget *widget, const char *action_name, GVariant *param)
 {
   SetokWindow *self = SETOK_WINDOW (widget);
@@ -389,6 +419,7 @@ _setok_window_class_add_actions (GtkWidgetClass *widget_class)
   gtk_widget_class_install_action (widget_class, "win.undo", NULL, action_history);
   gtk_widget_class_install_action (widget_class, "win.redo", NULL, action_history);
   gtk_widget_class_install_action (widget_class, "win.choose-model", NULL, action_choose_model);
+  gtk_widget_class_install_action (widget_class, "win.about-model", NULL, action_about_model);
   gtk_widget_class_install_action (widget_class, "win.close-document", NULL, action_close_document);
   gtk_widget_class_install_action (widget_class, "win.zoom-in", NULL, action_zoom);
   gtk_widget_class_install_action (widget_class, "win.zoom-out", NULL, action_zoom);

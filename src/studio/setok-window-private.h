@@ -4,6 +4,7 @@
 
 #include "setok-canvas.h"
 #include "setok-chat-view.h"
+#include "setok-token-controls.h"
 #include "setok-window.h"
 
 G_BEGIN_DECLS
@@ -14,12 +15,21 @@ void _setok_window_add_drop_target (SetokWindow *self);
 /* The new document (the window's tab holds it). */
 SetokDocument *_setok_window_add_document (SetokWindow *self, SetokPicture *picture, GFile *file,
                                            const char *title);
+/* The same, for the order-th file asked for: its tab goes before those of later ones. */
+SetokDocument *_setok_window_add_document_at (SetokWindow *self, SetokPicture *picture,
+                                              GFile *file, const char *title, guint order);
 /* A new token map for canvas's document with the current controls. */
 void _setok_window_recompute (SetokWindow *self, SetokCanvas *canvas);
 SetokDocument *_setok_window_get_document (SetokWindow *self);
 GSettings *_setok_window_get_settings (SetokWindow *self);
+SetokEngine *_setok_window_get_engine (SetokWindow *self);
 AdwTabView *_setok_window_get_tab_view (SetokWindow *self);
 void _setok_window_add_toast (SetokWindow *self, AdwToast *toast);
+/* Toasts shown so far and the last one's title. */
+guint _setok_window_get_n_toasts (SetokWindow *self);
+const char *_setok_window_get_last_toast (SetokWindow *self);
+/* Where a save or export dialog starts for document: its folder, else Pictures, else home. */
+GFile *_setok_window_default_folder (SetokDocument *document);
 
 /* The current tab's widgets, or NULL without documents. */
 SetokCanvas *_setok_window_get_canvas (SetokWindow *self);
@@ -31,8 +41,30 @@ const char *_setok_window_get_last_error (SetokWindow *self);
 /* Sets the token controls as a user would (the map follows after a pause). */
 void _setok_window_set_token_controls (SetokWindow *self, setok_cluster_mode mode, double threshold,
                                        int count);
-/* The banner's text while it is shown, else NULL. */
+/* The banners' texts while they are shown, else NULL: the model's, and the one that
+ * says the picture is unlike the model's training domain. */
 const char *_setok_window_get_banner_text (SetokWindow *self);
+const char *_setok_window_get_domain_text (SetokWindow *self);
+/* The token controls in a row (compact FALSE) or in the popover. */
+SetokTokenControls *_setok_window_get_token_controls (SetokWindow *self, gboolean compact);
+GtkWidget *_setok_window_get_token_bar (SetokWindow *self);
+/* The chat beside the image (unfolded) or over it (folded), and whether it shows. */
+gboolean _setok_window_get_folded (SetokWindow *self);
+gboolean _setok_window_get_chat_revealed (SetokWindow *self);
+void _setok_window_set_chat_revealed (SetokWindow *self, gboolean reveal);
+/* The pointer moved over the image (inside) or left it: the zoom controls follow. */
+void _setok_window_pointer_motion (SetokWindow *self, gboolean inside);
+gboolean _setok_window_get_zoom_controls_shown (SetokWindow *self);
+/* The edit bar's hint while no token is selected (else NULL), and the review's question. */
+const char *_setok_window_get_edit_hint (SetokWindow *self);
+const char *_setok_window_get_review_text (SetokWindow *self);
+guint64 _setok_window_get_edit_seed (SetokWindow *self);
+GtkPopover *_setok_window_get_generate_popover (SetokWindow *self);
+/* Select by Name as a user would: the phrase typed and Select clicked; whether it runs; the
+ * button's tooltip (what it does, or why the model cannot). */
+void _setok_window_select_by_name (SetokWindow *self, const char *phrase);
+gboolean _setok_window_get_selecting_by_name (SetokWindow *self);
+const char *_setok_window_get_find_tooltip (SetokWindow *self);
 const char *_setok_window_get_generate_tooltip (SetokWindow *self);
 /* Files still being read. */
 guint _setok_window_get_n_loading (SetokWindow *self);

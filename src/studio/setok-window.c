@@ -1,23 +1,31 @@
 /* setok-window.c — the main window.
  *
  * Each open image is a tab holding a SetokCanvas; its chat panel lives in a
- * stack beside the tabs and follows the selected tab. The token controls
- * (mode, threshold, count) ask the current document for a new token map;
- * the document waits for the controls to settle before it asks the engine.
+ * stack in the window's flap and follows the selected tab. The flap sits
+ * beside the image while both fit and slides over it in narrow windows, where
+ * the header also drops what the main menu offers. The token controls
+ * (mode, threshold, count, opacity) appear in a row under the image when they
+ * fit, else behind a button; both sets share one set of adjustments, and ask
+ * the current document for a new token map, which waits for them to settle.
  * The edit bar under the canvas follows the current document's region edit;
- * the Generate popover runs the window's one generation at a time.
- * The window's other actions are in setok-window-actions.c, saving and the
+ * the Generate popover runs the window's one generation at a time. The
+ * window's other actions are in setok-window-actions.c, saving and the
  * questions before closing unsaved documents in setok-window-save.c. */
 #include "setok-window.h"
 
 #include <glib/gi18n.h>
 
+#include "image-domain.h"
 #include "setok-canvas.h"
 #include "setok-chat-view.h"
+#include "setok-diffusion-settings.h"
 #include "setok-document.h"
+#include "setok-token-controls.h"
 #include "setok-window-private.h"
 
 #define CHAT_VIEW_KEY "setok-chat-view"
+#define OPEN_ORDER_KEY "setok-open-order"
+#define ZOOM_CONTROLS_SECONDS 2
 
 struct _SetokWindow
 {
@@ -25,56 +33,75 @@ struct _SetokWindow
 
   SetokEngine *engine;
   GSettings *settings;
-  GSignalGroup *canvas_signals;
   GSignalGroup *document_signals;
   gboolean syncing_controls;
   gboolean was_loading;
   guint n_loading;
   guint n_errors;
   char *last_error;
+  char *last_toast;
+  guint n_toasts;
+  guint open_requests; /* files asked for so far, to keep their tabs in that order */
+  guint zoom_timeout;
+  gboolean domain_dismissed;
 
   /* template */
   AdwWindowTitle *window_title;
+  GtkWidget *history_box;
   GtkSpinner *busy_spinner;
   GtkRevealer *banner_revealer;
   GtkLabel *banner_label;
+  GtkRevealer *domain_revealer;
+  GtkLabel *domain_label;
   AdwToastOverlay *toast_overlay;
+  AdwFlap *flap;
   GtkStack *main_stack;
+  GtkOverlay *canvas_overlay;
   AdwTabView *tab_view;
-  GtkDropDown *mode_dropdown;
-  GtkSpinButton *threshold_spin;
-  GtkSpinButton *count_spin;
-  GtkScale *opacity_scale;
+  GtkRevealer *zoom_revealer;
   GtkLabel *info_label;
+  GtkWidget *token_bar;
+  SetokTokenControls *inline_controls;
+  SetokTokenControls *compact_controls;
+  GtkWidget *controls_squeezer;
+  GtkMenuButton *controls_button;
+  GtkPopover *controls_popover;
+  GtkAdjustment *threshold_adjustment;
+  GtkAdjustment *count_adjustment;
+  GtkAdjustment *opacity_adjustment;
   GtkStack *chat_stack;
   GtkWidget *chat_placeholder;
   GtkStack *edit_stack;
+  GtkStack *edit_entry_stack;
+  GtkWidget *edit_hint;
   GtkEntry *edit_entry;
-  GtkSpinButton *edit_seed_spin;
-  GtkSpinButton *edit_steps_spin;
-  GtkSpinButton *edit_guidance_spin;
+  SetokDiffusionSettings *edit_settings;
+  GtkPopover *edit_settings_popover;
   GtkProgressBar *edit_progress;
-  GtkToggleButton *original_toggle;
+  GtkLabel *review_label;
   GtkPopover *generate_popover;
   GtkStack *generate_stack;
   GtkEntry *generate_entry;
   GtkMenuButton *generate_menu_button;
+  GtkMenuButton *find_button;
+  GtkPopover *find_popover;
+  GtkEntry *find_entry;
   GtkButton *edit_button;
-  GtkSpinButton *generate_seed_spin;
-  GtkSpinButton *generate_steps_spin;
-  GtkSpinButton *generate_guidance_spin;
+  SetokDiffusionSettings *generate_settings;
   GtkPicture *generate_preview;
   GtkProgressBar *generate_progress;
 
   GCancellable *generate_cancellable; /* while generating */
+  GCancellable *find_cancellable;     /* while selecting by name */
   guint n_generated;
-  gboolean syncing_toggle;
   gboolean close_confirmed; /* the user chose to close despite unsaved edits */
 };
 
 G_DEFINE_FINAL_TYPE (SetokWindow, setok_window, ADW_TYPE_APPLICATION_WINDOW)
 
 static const char *const mode_names[] = { "dpc", "soft", "fixed" };
+
+static void update_actions (SetokWindow *self);
 
 // ----------------------------------------------------------------------------
 // current document
@@ -107,6 +134,12 @@ _setok_window_get_settings (SetokWindow *self)
   return self->settings;
 }
 
+SetokEngine *
+_setok_window_get_engine (SetokWindow *self)
+{
+  return self->engine;
+}
+
 AdwTabView *
 _setok_window_get_tab_view (SetokWindow *self)
 {
@@ -116,7 +149,22 @@ _setok_window_get_tab_view (SetokWindow *self)
 void
 _setok_window_add_toast (SetokWindow *self, AdwToast *toast)
 {
+  self->n_toasts++;
+  g_free (self->last_toast);
+  self->last_toast = g_strdup (adw_toast_get_title (toast));
   adw_toast_overlay_add_toast (self->toast_overlay, toast);
+}
+
+guint
+_setok_window_get_n_toasts (SetokWindow *self)
+{
+  return self->n_toasts;
+}
+
+const char *
+_setok_window_get_last_toast (SetokWindow *self)
+{
+  return self->last_toast;
 }
 
 SetokCanvas *
@@ -151,12 +199,24 @@ _setok_window_get_last_error (SetokWindow *self)
   return self->last_error;
 }
 
+static const char *
+revealed_text (GtkRevealer *revealer, GtkLabel *label)
+{
+  if (!gtk_revealer_get_reveal_child (revealer))
+    return NULL;
+  return gtk_label_get_text (label);
+}
+
 const char *
 _setok_window_get_banner_text (SetokWindow *self)
 {
-  if (!gtk_revealer_get_reveal_child (self->banner_revealer))
-    return NULL;
-  return gtk_label_get_text (self->banner_label);
+  return revealed_text (self->banner_revealer, self->banner_label);
+}
+
+const char *
+_setok_window_get_domain_text (SetokWindow *self)
+{
+  return revealed_text (self->domain_revealer, self->domain_label);
 }
 
 /* The generate button's tooltip: what it does, or why the model cannot. */
@@ -172,8 +232,58 @@ _setok_window_get_n_loading (SetokWindow *self)
   return self->n_loading;
 }
 
+SetokTokenControls *
+_setok_window_get_token_controls (SetokWindow *self, gboolean compact)
+{
+  return compact ? self->compact_controls : self->inline_controls;
+}
+
+GtkWidget *
+_setok_window_get_token_bar (SetokWindow *self)
+{
+  return self->token_bar;
+}
+
+gboolean
+_setok_window_get_folded (SetokWindow *self)
+{
+  return adw_flap_get_folded (self->flap);
+}
+
+gboolean
+_setok_window_get_chat_revealed (SetokWindow *self)
+{
+  return adw_flap_get_reveal_flap (self->flap);
+}
+
+const char *
+_setok_window_get_edit_hint (SetokWindow *self)
+{
+  if (gtk_stack_get_visible_child (self->edit_entry_stack) != self->edit_hint)
+    return NULL;
+  return gtk_label_get_text (GTK_LABEL (self->edit_hint));
+}
+
+const char *
+_setok_window_get_review_text (SetokWindow *self)
+{
+  return gtk_label_get_text (self->review_label);
+}
+
+GtkPopover *
+_setok_window_get_generate_popover (SetokWindow *self)
+{
+  return self->generate_popover;
+}
+
+gboolean
+_setok_window_get_zoom_controls_shown (SetokWindow *self)
+{
+  return gtk_revealer_get_reveal_child (self->zoom_revealer);
+}
+
 // ----------------------------------------------------------------------------
-// errors
+// errors and toasts
 
 void
 setok_window_show_error (SetokWindow *self, const char *title, const GError *error)
@@ -187,7 +297,7 @@ setok_window_show_error (SetokWindow *self, const char *title, const GError *err
   adw_toast_set_action_name (toast, "win.show-error-details");
   adw_toast_set_action_target_value (toast, g_variant_new_string (error->message));
   adw_toast_set_timeout (toast, 8);
-  adw_toast_overlay_add_toast (self->toast_overlay, toast);
+  _setok_window_add_toast (self, toast);
 }
 
 static void
@@ -220,6 +330,12 @@ chat_failed (SetokChatView *chat, GError *error, SetokWindow *self)
   setok_window_show_error (self, _ ("The answer failed"), error);
 }
 
+static void
+chat_toast (SetokChatView *chat, AdwToast *toast, SetokWindow *self)
+{
+  _setok_window_add_toast (self, g_object_ref (toast));
+}
+
 // ----------------------------------------------------------------------------
 // token controls
 
@@ -227,11 +343,10 @@ static setok_cluster_params
 current_params (SetokWindow *self)
 {
   setok_cluster_params p = setok_engine_get_default_params (self->engine);
-  guint mode = gtk_drop_down_get_selected (self->mode_dropdown);
-  int count = gtk_spin_button_get_value_as_int (self->count_spin);
+  int count = (int)gtk_adjustment_get_value (self->count_adjustment);
 
-  p.mode = mode < SETOK_CLUSTER_MODE_COUNT ? (setok_cluster_mode)mode : SETOK_CLUSTER_DPC;
-  p.threshold = (float)gtk_spin_button_get_value (self->threshold_spin);
+  p.mode = setok_token_controls_get_mode (self->inline_controls);
+  p.threshold = (float)gtk_adjustment_get_value (self->threshold_adjustment);
   if (p.mode == SETOK_CLUSTER_FIXED)
     {
       if (count > 0)
@@ -273,30 +388,27 @@ sync_controls (SetokWindow *self)
       if (user != SETOK_CLUSTER_MODE_COUNT)
         m = user;
     }
-  gtk_drop_down_set_selected (self->mode_dropdown, (guint)m);
-  gtk_spin_button_set_value (self->threshold_spin,
-                             threshold != NULL ? g_variant_get_double (threshold) : d.threshold);
-  gtk_spin_button_set_value (self->count_spin, count != NULL ? g_variant_get_int32 (count)
-                                               : m == SETOK_CLUSTER_FIXED ? d.fixed_k
-                                                                          : d.max_clusters);
-  gtk_widget_set_sensitive (GTK_WIDGET (self->threshold_spin), m != SETOK_CLUSTER_FIXED);
+  setok_token_controls_set_mode (self->inline_controls, m);
+  gtk_adjustment_set_value (self->threshold_adjustment,
+                            threshold != NULL ? g_variant_get_double (threshold) : d.threshold);
+  gtk_adjustment_set_value (self->count_adjustment, count != NULL ? g_variant_get_int32 (count)
+                                                    : m == SETOK_CLUSTER_FIXED ? d.fixed_k
+                                                                               : d.max_clusters);
   self->syncing_controls = FALSE;
 }
 
 static void
 controls_changed (SetokWindow *self)
 {
-  guint mode = gtk_drop_down_get_selected (self->mode_dropdown);
+  setok_cluster_mode mode = setok_token_controls_get_mode (self->inline_controls);
 
-  gtk_widget_set_sensitive (GTK_WIDGET (self->threshold_spin), mode != SETOK_CLUSTER_FIXED);
   if (self->syncing_controls)
     return;
-  if (mode < G_N_ELEMENTS (mode_names))
-    g_settings_set_string (self->settings, "cluster-mode", mode_names[mode]);
+  g_settings_set_string (self->settings, "cluster-mode", mode_names[mode]);
   g_settings_set_double (self->settings, "cluster-threshold",
-                         gtk_spin_button_get_value (self->threshold_spin));
+                         gtk_adjustment_get_value (self->threshold_adjustment));
   g_settings_set_int (self->settings, "cluster-count",
-                      gtk_spin_button_get_value_as_int (self->count_spin));
+                      (int)gtk_adjustment_get_value (self->count_adjustment));
   request_tokens (self, current_document (self));
 }
 
@@ -304,9 +416,9 @@ void
 _setok_window_set_token_controls (SetokWindow *self, setok_cluster_mode mode, double threshold,
                                   int count)
 {
-  gtk_drop_down_set_selected (self->mode_dropdown, (guint)mode);
-  gtk_spin_button_set_value (self->threshold_spin, threshold);
-  gtk_spin_button_set_value (self->count_spin, count);
+  setok_token_controls_set_mode (self->inline_controls, mode);
+  gtk_adjustment_set_value (self->threshold_adjustment, threshold);
+  gtk_adjustment_set_value (self->count_adjustment, count);
 }
 
 // ----------------------------------------------------------------------------
@@ -315,32 +427,21 @@ _setok_window_set_token_controls (SetokWindow *self, setok_cluster_mode mode, do
 static void
 update_info (SetokWindow *self)
 {
-  SetokCanvas *canvas = current_canvas (self);
   SetokDocument *document = current_document (self);
   SetokTokenMap *map = document != NULL ? setok_document_get_token_map (document) : NULL;
-  int hovered = canvas != NULL ? setok_canvas_get_hovered_token (canvas) : -1;
   g_autofree char *text = NULL;
 
   if (document == NULL)
     text = g_strdup ("");
-  else if (map != NULL && hovered >= 0 && hovered < map->result.clusters.n_tokens)
-    {
-      const setok_token_region *g = &map->result.regions[hovered];
-      double total = (double)map->result.width * map->result.height;
-
-      text = g_strdup_printf (_ ("Token %d · area %.1f %% (%.0f px) · score %.3f"), hovered,
-                              100.0 * (double)g->area / total, (double)g->area,
-                              map->result.clusters.tokens[hovered].score);
-    }
   else if (setok_document_get_computing (document))
     text = g_strdup (_ ("Computing tokens…"));
   else if (map != NULL)
     {
       guint selected = (guint)gtk_bitset_get_size (setok_document_get_selection (document));
+      int shown = setok_token_map_count_shown (map);
 
-      text = g_strdup_printf (
-        ngettext ("%d token · %.0f ms", "%d tokens · %.0f ms", map->result.clusters.n_tokens),
-        map->result.clusters.n_tokens, map->result.timings.total_ms);
+      text = g_strdup_printf (ngettext ("%d token · %.0f ms", "%d tokens · %.0f ms", shown), shown,
+                              map->result.timings.total_ms);
       if (selected > 0)
         {
           g_autofree char *more = g_strdup_printf (
@@ -352,7 +453,14 @@ update_info (SetokWindow *self)
   else
     text = g_strdup ("");
   gtk_label_set_text (self->info_label, text);
-  gtk_widget_set_visible (GTK_WIDGET (self->info_label), text[0] != '\0');
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->info_label), text[0] != '\0' ? text : NULL);
+}
+
+/* Sets an action's control off with the reason as its tooltip, or on with its own tooltip. */
+static void
+explain (GtkWidget *control, const char *why, const char *what)
+{
+  gtk_widget_set_tooltip_text (control, why != NULL ? why : what);
 }
 
 static void
@@ -367,13 +475,25 @@ update_actions (SetokWindow *self)
   /* an action the model cannot do is off, and its control says why */
   const char *no_edit = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_EDIT);
   const char *no_generate = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_GENERATE);
+  const char *no_tokens = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_TOKENS);
+  const char *no_find
+    = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_SEGMENT_PHRASE);
+  gboolean loading = setok_engine_get_loading (self->engine);
 
-  gtk_widget_set_tooltip_text (GTK_WIDGET (self->edit_button),
-                               no_edit != NULL ? no_edit
-                                               : _ ("Repaint the selected tokens as described"));
+  explain (GTK_WIDGET (self->edit_button), no_edit, _ ("Repaint the selected tokens as described"));
+  gtk_widget_set_sensitive (GTK_WIDGET (self->edit_entry), no_edit == NULL);
   gtk_widget_set_sensitive (GTK_WIDGET (self->generate_menu_button), no_generate == NULL);
-  gtk_widget_set_tooltip_text (GTK_WIDGET (self->generate_menu_button),
-                               no_generate != NULL ? no_generate : _ ("Generate Image"));
+  explain (GTK_WIDGET (self->generate_menu_button), no_generate, _ ("Generate Image"));
+  /* the token controls only mean something with a model that makes tokens */
+  gtk_widget_set_sensitive (GTK_WIDGET (self->inline_controls), no_tokens == NULL && !loading);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->controls_button), no_tokens == NULL && !loading);
+  explain (GTK_WIDGET (self->controls_button), no_tokens, _ ("How the picture is cut into tokens"));
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->inline_controls), no_tokens);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->find_button), no_find == NULL);
+  explain (GTK_WIDGET (self->find_button), no_find, _ ("Select by Name"));
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.select-by-name",
+                                 has_map && no_find == NULL && state == SETOK_EDIT_IDLE
+                                   && self->find_cancellable == NULL && !loading);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.show-generate", no_generate == NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export-overlay", has_map);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.close-document", has_doc);
@@ -382,8 +502,9 @@ update_actions (SetokWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.zoom-fit", has_doc);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.zoom-actual", has_doc);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.clear-selection", has_map);
-  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.recompute",
-                                 has_doc && setok_engine_get_has_tokens (self->engine));
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.recompute", has_doc && no_tokens == NULL);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.about-model",
+                                 setok_engine_get_card (self->engine) != NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.save", has_doc);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.save-as", has_doc);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export-mask", has_selection);
@@ -393,13 +514,23 @@ update_actions (SetokWindow *self)
                                  has_doc && setok_document_get_can_redo (document));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.edit",
                                  has_selection && state == SETOK_EDIT_IDLE && no_edit == NULL
-                                   && !setok_engine_get_loading (self->engine));
+                                   && !loading);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.cancel-edit",
                                  has_doc && state == SETOK_EDIT_RUNNING);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.apply-edit",
                                  has_doc && state == SETOK_EDIT_REVIEW);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.discard-edit",
                                  has_doc && state == SETOK_EDIT_REVIEW);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.try-again",
+                                 has_doc && state == SETOK_EDIT_REVIEW);
+  {
+    /* a stateful action of the window's action map, not of the widget class */
+    GAction *original = g_action_map_lookup_action (G_ACTION_MAP (self), "show-original");
+
+    if (original != NULL)
+      g_simple_action_set_enabled (G_SIMPLE_ACTION (original),
+                                   has_doc && state == SETOK_EDIT_REVIEW);
+  }
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.generate",
                                  self->generate_cancellable == NULL && no_generate == NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.cancel-generate",
@@ -414,24 +545,26 @@ sync_edit_bar (SetokWindow *self)
   SetokDocument *document = current_document (self);
   SetokEditState state
     = document != NULL ? setok_document_get_edit_state (document) : SETOK_EDIT_IDLE;
+  gboolean selected = document != NULL
+                      && !gtk_bitset_is_empty (setok_document_get_selection (document));
 
   gtk_stack_set_visible_child_name (self->edit_stack, pages[state]);
   gtk_progress_bar_set_fraction (
     self->edit_progress, document != NULL ? setok_document_get_edit_progress (document) : 0);
-  self->syncing_toggle = TRUE;
-  gtk_toggle_button_set_active (self->original_toggle,
-                                document != NULL && setok_document_get_show_original (document));
-  self->syncing_toggle = FALSE;
-}
-
-static void
-original_toggled (SetokWindow *self)
-{
-  SetokDocument *document = current_document (self);
-
-  if (!self->syncing_toggle && document != NULL)
-    setok_document_set_show_original (document,
-                                      gtk_toggle_button_get_active (self->original_toggle));
+  /* the first thing to know about editing: it starts from a token */
+  gtk_stack_set_visible_child (self->edit_entry_stack,
+                               selected ? GTK_WIDGET (self->edit_entry) : self->edit_hint);
+  if (state == SETOK_EDIT_REVIEW)
+    {
+      g_autofree char *seed
+        = g_strdup_printf ("%" G_GUINT64_FORMAT, setok_document_get_edit_seed (document));
+      /* Translators: the seed is the number that makes the edit the same again */
+      g_autofree char *text = g_strdup_printf (_ ("Keep this edit? (seed %s)"), seed);
+      gtk_label_set_text (self->review_label, text);
+    }
+  g_action_group_change_action_state (
+    G_ACTION_GROUP (self), "show-original",
+    g_variant_new_boolean (document != NULL && setok_document_get_show_original (document)));
 }
 
 /* The title of a document as tabs and the window show it: "• name" while modified. */
@@ -457,13 +590,28 @@ update_page_title (SetokDocument *document, GParamSpec *pspec, AdwTabPage *page)
     }
 }
 
+/* Where the model runs, in plain words; the details are in About This Model. */
+static char *
+device_words (SetokEngine *engine)
+{
+  const SetokModelCard *card = setok_engine_get_card (engine);
+
+  if (card == NULL)
+    return NULL;
+  if (card->on_gpu)
+    return g_strdup_printf (_ ("Running on the GPU (%s)"), card->device_details);
+  return g_strdup (_ ("Running on the CPU"));
+}
+
 static void
 update_title (SetokWindow *self)
 {
   SetokDocument *document = current_document (self);
   const char *name = setok_engine_get_model_name (self->engine);
-  const char *device = setok_engine_get_device_name (self->engine);
+  g_autofree char *device = device_words (self->engine);
   g_autofree char *subtitle = NULL;
+  g_autofree char *title = document != NULL ? marked_title (document) : NULL;
+  g_autofree char *window_title = NULL;
 
   if (setok_engine_get_loading (self->engine))
     subtitle = g_strdup (_ ("Loading model…"));
@@ -473,10 +621,12 @@ update_title (SetokWindow *self)
     subtitle = g_strdup_printf ("%s · %s", name, device);
   else
     subtitle = g_strdup (name);
-  g_autofree char *title = document != NULL ? marked_title (document) : NULL;
-
   adw_window_title_set_title (self->window_title, title != NULL ? title : _ ("SeTok Studio"));
   adw_window_title_set_subtitle (self->window_title, subtitle);
+  /* what window lists and switchers show */
+  window_title = title != NULL ? g_strdup_printf (_ ("%s — SeTok Studio"), title)
+                               : g_strdup (_ ("SeTok Studio"));
+  gtk_window_set_title (GTK_WINDOW (self), window_title);
 }
 
 static void
@@ -494,6 +644,35 @@ update_banner (SetokWindow *self)
       gtk_label_set_text (self->banner_label, text);
     }
   gtk_revealer_set_reveal_child (self->banner_revealer, show);
+}
+
+/* A model that says what it was trained on, and a picture that is not of that kind: the
+ * banner says so, and what to load instead. Generated pictures are the model's own. */
+static void
+update_domain_banner (SetokWindow *self)
+{
+  const SetokModelCard *card = setok_engine_get_card (self->engine);
+  SetokDocument *document = current_document (self);
+  gboolean show = FALSE;
+
+  if (card != NULL && card->domain_kind != NULL && document != NULL && !self->domain_dismissed
+      && !setok_engine_get_loading (self->engine) && !setok_document_get_generated (document))
+    show = image_domain_check (card->domain_kind,
+                               setok_picture_get_image (setok_document_get_picture (document)))
+           == IMAGE_DOMAIN_OUTSIDE;
+  if (show)
+    {
+      const char *trained = card->domain_description != NULL
+                              ? card->domain_description
+                              : card->domain_kind;
+      g_autofree char *text = g_strdup_printf (
+        _ ("This picture is unlike what the model learned from, so its tokens and answers will "
+           "not mean much. It was trained on: %s%s%s"),
+        trained, card->domain_suggest != NULL ? " " : "",
+        card->domain_suggest != NULL ? card->domain_suggest : "");
+      gtk_label_set_text (self->domain_label, text);
+    }
+  gtk_revealer_set_reveal_child (self->domain_revealer, show);
 }
 
 static void
@@ -525,25 +704,32 @@ recompute_other_canvas (SetokWindow *self, SetokCanvas *canvas)
 }
 
 static void
+recompute_all (SetokWindow *self)
+{
+  if (current_canvas (self) != NULL)
+    _setok_window_recompute (self, current_canvas (self));
+  for_each_canvas (self, recompute_other_canvas);
+}
+
+static void
 engine_changed (SetokWindow *self)
 {
   gboolean loading = setok_engine_get_loading (self->engine);
+  gboolean busy = loading || setok_engine_get_queue_length (self->engine) > 0;
 
-  gtk_spinner_set_spinning (self->busy_spinner,
-                            loading || setok_engine_get_queue_length (self->engine) > 0);
-  gtk_widget_set_visible (GTK_WIDGET (self->busy_spinner),
-                          loading || setok_engine_get_queue_length (self->engine) > 0);
+  gtk_spinner_set_spinning (self->busy_spinner, busy);
+  gtk_widget_set_visible (GTK_WIDGET (self->busy_spinner), busy);
   if (self->was_loading && !loading)
     {
       /* a new model: new defaults, and every token map is out of date */
       sync_controls (self);
-      if (current_canvas (self) != NULL)
-        _setok_window_recompute (self, current_canvas (self));
-      for_each_canvas (self, recompute_other_canvas);
+      self->domain_dismissed = FALSE;
+      recompute_all (self);
     }
   self->was_loading = loading;
   update_title (self);
   update_banner (self);
+  update_domain_banner (self);
   update_actions (self);
 }
 
@@ -554,17 +740,33 @@ apply_view_settings (SetokWindow *self, SetokCanvas *canvas)
                                     g_settings_get_double (self->settings, "overlay-opacity"));
   setok_canvas_set_show_overlay (canvas, g_settings_get_boolean (self->settings, "show-overlay"));
   setok_canvas_set_show_grid (canvas, g_settings_get_boolean (self->settings, "show-grid"));
+  setok_canvas_set_outline (canvas, g_settings_get_boolean (self->settings, "overlay-outline"));
+}
+
+static setok_image_fit
+settings_fit (GSettings *settings)
+{
+  g_autofree char *fit = g_settings_get_string (settings, "image-fit");
+  setok_image_fit f = setok_image_fit_from_name (fit);
+
+  return f < SETOK_IMAGE_FIT_COUNT ? f : SETOK_IMAGE_FIT_PAD;
 }
 
 static void
 settings_changed (SetokWindow *self, const char *key, GSettings *settings)
 {
   if (g_str_equal (key, "overlay-opacity") || g_str_equal (key, "show-overlay")
-      || g_str_equal (key, "show-grid"))
+      || g_str_equal (key, "show-grid") || g_str_equal (key, "overlay-outline"))
     for_each_canvas (self, apply_view_settings);
-  else if (g_str_equal (key, "show-chat"))
-    gtk_widget_set_visible (GTK_WIDGET (self->chat_stack),
-                            g_settings_get_boolean (settings, "show-chat"));
+  else if (g_str_equal (key, "show-chat") && !adw_flap_get_folded (self->flap))
+    adw_flap_set_reveal_flap (self->flap, g_settings_get_boolean (settings, "show-chat"));
+  else if (g_str_equal (key, "image-fit") && setok_engine_get_image_fit (self->engine)
+                                               != settings_fit (settings))
+    {
+      /* every map was made from the image fitted the other way */
+      setok_engine_set_image_fit (self->engine, settings_fit (settings));
+      recompute_all (self);
+    }
 }
 
 static void
@@ -577,13 +779,18 @@ document_changed (SetokWindow *self)
 }
 
 static void
+document_picture_changed (SetokWindow *self)
+{
+  update_domain_banner (self);
+}
+
+static void
 selected_page_changed (SetokWindow *self)
 {
   SetokCanvas *canvas = current_canvas (self);
   SetokDocument *document = current_document (self);
   GtkWidget *chat = canvas != NULL ? g_object_get_data (G_OBJECT (canvas), CHAT_VIEW_KEY) : NULL;
 
-  g_signal_group_set_target (self->canvas_signals, canvas);
   g_signal_group_set_target (self->document_signals, document);
   gtk_stack_set_visible_child (self->chat_stack, chat != NULL ? chat : self->chat_placeholder);
   gtk_stack_set_visible_child_name (self->main_stack, canvas != NULL ? "documents" : "empty");
@@ -591,28 +798,160 @@ selected_page_changed (SetokWindow *self)
   update_title (self);
   update_info (self);
   update_actions (self);
+  update_domain_banner (self);
   sync_edit_bar (self);
+}
+
+// ----------------------------------------------------------------------------
+// the layout: the chat beside or over the image, zoom controls while the pointer moves
+
+static void
+show_chat_changed (GSimpleAction *action, GVariant *state, gpointer user_data)
+{
+  SetokWindow *self = user_data;
+  gboolean show = g_variant_get_boolean (state);
+
+  g_simple_action_set_state (action, state);
+  if (adw_flap_get_reveal_flap (self->flap) != show)
+    adw_flap_set_reveal_flap (self->flap, show);
+  /* a narrow window opens the chat for a moment; the setting is the wide window's */
+  if (!adw_flap_get_folded (self->flap))
+    g_settings_set_boolean (self->settings, "show-chat", show);
+}
+
+static void
+flap_changed (SetokWindow *self)
+{
+  gboolean folded = adw_flap_get_folded (self->flap);
+  GAction *action = g_action_map_lookup_action (G_ACTION_MAP (self), "show-chat");
+
+  gtk_widget_set_visible (self->history_box, !folded);
+  if (action != NULL)
+    g_simple_action_set_state (G_SIMPLE_ACTION (action),
+                               g_variant_new_boolean (adw_flap_get_reveal_flap (self->flap)));
+}
+
+static void
+flap_folded (SetokWindow *self)
+{
+  /* folded, the image comes first; unfolded, the chat is where the user left it */
+  adw_flap_set_reveal_flap (self->flap,
+                            !adw_flap_get_folded (self->flap)
+                              && g_settings_get_boolean (self->settings, "show-chat"));
+  flap_changed (self);
+}
+
+void
+_setok_window_set_chat_revealed (SetokWindow *self, gboolean reveal)
+{
+  g_action_group_change_action_state (G_ACTION_GROUP (self), "show-chat",
+                                      g_variant_new_boolean (reveal));
+}
+
+static gboolean
+hide_zoom_controls (gpointer user_data)
+{
+  SetokWindow *self = user_data;
+
+  self->zoom_timeout = 0;
+  gtk_revealer_set_reveal_child (self->zoom_revealer, FALSE);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+canvas_pointer_moved (SetokWindow *self)
+{
+  gtk_revealer_set_reveal_child (self->zoom_revealer, TRUE);
+  g_clear_handle_id (&self->zoom_timeout, g_source_remove);
+  self->zoom_timeout = g_timeout_add_seconds (ZOOM_CONTROLS_SECONDS, hide_zoom_controls, self);
+}
+
+static void
+canvas_pointer_left (SetokWindow *self)
+{
+  g_clear_handle_id (&self->zoom_timeout, g_source_remove);
+  gtk_revealer_set_reveal_child (self->zoom_revealer, FALSE);
+}
+
+void
+_setok_window_pointer_motion (SetokWindow *self, gboolean inside)
+{
+  if (inside)
+    canvas_pointer_moved (self);
+  else
+    canvas_pointer_left (self);
+}
+
+/* A popover has its own keyboard focus, so the application's shortcuts are added to it. */
+static void
+add_app_shortcuts (SetokWindow *self, GtkPopover *popover)
+{
+  GtkApplication *app = gtk_window_get_application (GTK_WINDOW (self));
+  GtkEventController *controller;
+  g_auto (GStrv) actions = NULL;
+
+  if (app == NULL)
+    return;
+  controller = gtk_shortcut_controller_new ();
+  gtk_shortcut_controller_set_scope (GTK_SHORTCUT_CONTROLLER (controller),
+                                     GTK_SHORTCUT_SCOPE_LOCAL);
+  actions = gtk_application_list_action_descriptions (app);
+  for (guint i = 0; actions[i] != NULL; i++)
+    {
+      g_autofree char *name = NULL;
+      g_autoptr (GVariant) target = NULL;
+      g_auto (GStrv) accels = gtk_application_get_accels_for_action (app, actions[i]);
+
+      if (!g_action_parse_detailed_name (actions[i], &name, &target, NULL))
+        continue;
+      for (guint a = 0; accels[a] != NULL; a++)
+        {
+          GtkShortcutAction *action = gtk_named_action_new (name);
+          GtkShortcut *shortcut
+            = gtk_shortcut_new (gtk_shortcut_trigger_parse_string (accels[a]), action);
+
+          if (target != NULL)
+            gtk_shortcut_set_arguments (shortcut, target);
+          gtk_shortcut_controller_add_shortcut (GTK_SHORTCUT_CONTROLLER (controller), shortcut);
+        }
+    }
+  gtk_widget_add_controller (GTK_WIDGET (popover), controller);
 }
 
 // ----------------------------------------------------------------------------
 // documents
 
+static int
+open_order (AdwTabPage *page)
+{
+  return GPOINTER_TO_INT (
+    g_object_get_data (G_OBJECT (adw_tab_page_get_child (page)), OPEN_ORDER_KEY));
+}
+
 SetokDocument *
-_setok_window_add_document (SetokWindow *self, SetokPicture *picture, GFile *file,
-                            const char *title)
+_setok_window_add_document_at (SetokWindow *self, SetokPicture *picture, GFile *file,
+                               const char *title, guint order)
 {
   g_autoptr (SetokDocument) document = setok_document_new (self->engine, picture, file, title);
   GtkWidget *canvas = setok_canvas_new (document);
   GtkWidget *chat = setok_chat_view_new (self->engine, document, self->settings);
   AdwTabPage *page;
+  int position = adw_tab_view_get_n_pages (self->tab_view);
 
+  /* files asked for together open in the order they were asked for, however fast each loads */
+  if (order > 0)
+    while (position > 0
+           && open_order (adw_tab_view_get_nth_page (self->tab_view, position - 1)) > (int)order)
+      position--;
   apply_view_settings (self, SETOK_CANVAS (canvas));
   g_object_set_data (G_OBJECT (canvas), CHAT_VIEW_KEY, chat);
+  g_object_set_data (G_OBJECT (canvas), OPEN_ORDER_KEY, GUINT_TO_POINTER (order));
   gtk_stack_add_child (self->chat_stack, chat);
   g_signal_connect_object (document, "failed", G_CALLBACK (document_failed), self, 0);
   g_signal_connect_object (chat, "failed", G_CALLBACK (chat_failed), self, 0);
+  g_signal_connect_object (chat, "toast", G_CALLBACK (chat_toast), self, 0);
   g_signal_connect_object (document, "edit-failed", G_CALLBACK (edit_failed), self, 0);
-  page = adw_tab_view_append (self->tab_view, canvas);
+  page = adw_tab_view_insert (self->tab_view, canvas, position);
   update_page_title (document, NULL, page);
   g_signal_connect_object (document, "notify::title", G_CALLBACK (update_page_title), page, 0);
   g_signal_connect_object (document, "notify::modified", G_CALLBACK (update_page_title), page, 0);
@@ -620,6 +959,13 @@ _setok_window_add_document (SetokWindow *self, SetokPicture *picture, GFile *fil
   adw_tab_view_set_selected_page (self->tab_view, page);
   request_tokens (self, document);
   return document;
+}
+
+SetokDocument *
+_setok_window_add_document (SetokWindow *self, SetokPicture *picture, GFile *file,
+                            const char *title)
+{
+  return _setok_window_add_document_at (self, picture, file, title, 0);
 }
 
 void
@@ -666,17 +1012,6 @@ setok_window_close_request (GtkWindow *window)
 // ----------------------------------------------------------------------------
 // generate and edit
 
-static SetokDiffusionRequest
-request_from (GtkSpinButton *seed, GtkSpinButton *steps, GtkSpinButton *guidance)
-{
-  SetokDiffusionRequest r;
-
-  r.seed = (guint64)gtk_spin_button_get_value (seed);
-  r.steps = gtk_spin_button_get_value_as_int (steps);
-  r.guidance = gtk_spin_button_get_value (guidance);
-  return r;
-}
-
 static void
 generate_progress (int step, int total, SetokPicture *preview, gpointer user_data)
 {
@@ -719,6 +1054,8 @@ generate_done (GObject *source, GAsyncResult *result, gpointer user_data)
     SetokDocument *document = _setok_window_add_document (self, picture, NULL, title);
 
     setok_document_set_unsaved (document);
+    setok_document_set_generated (document);
+    update_domain_banner (self);
   }
 }
 
@@ -727,8 +1064,7 @@ action_generate (GtkWidget *widget, const char *action_name, GVariant *param)
 {
   SetokWindow *self = SETOK_WINDOW (widget);
   const char *prompt = gtk_editable_get_text (GTK_EDITABLE (self->generate_entry));
-  SetokDiffusionRequest request = request_from (self->generate_seed_spin, self->generate_steps_spin,
-                                                self->generate_guidance_spin);
+  SetokDiffusionRequest request = setok_diffusion_settings_get_request (self->generate_settings);
 
   if (self->generate_cancellable != NULL)
     return;
@@ -772,8 +1108,7 @@ action_edit (GtkWidget *widget, const char *action_name, GVariant *param)
   SetokWindow *self = SETOK_WINDOW (widget);
   SetokDocument *document = current_document (self);
   const char *instruction = gtk_editable_get_text (GTK_EDITABLE (self->edit_entry));
-  SetokDiffusionRequest request
-    = request_from (self->edit_seed_spin, self->edit_steps_spin, self->edit_guidance_spin);
+  SetokDiffusionRequest request = setok_diffusion_settings_get_request (self->edit_settings);
 
   if (document == NULL)
     return;
@@ -785,6 +1120,21 @@ action_edit (GtkWidget *widget, const char *action_name, GVariant *param)
     }
   if (!setok_document_edit (document, instruction, &request))
     _setok_window_add_toast (self, adw_toast_new (_ ("Select the tokens to change first")));
+}
+
+/* The same edit of the same region again with the next seed, which the settings then show. */
+static void
+action_try_again (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+  SetokDocument *document = current_document (self);
+  guint64 seed;
+
+  if (document == NULL || setok_document_get_edit_state (document) != SETOK_EDIT_REVIEW)
+    return;
+  seed = setok_document_get_edit_seed (document) + 1;
+  setok_diffusion_settings_set_seed (self->edit_settings, seed);
+  setok_document_try_again (document, seed);
 }
 
 static void
@@ -803,21 +1153,117 @@ action_edit_step (GtkWidget *widget, const char *action_name, GVariant *param)
 }
 
 static void
-activate_action_named (GtkWidget *widget, const char *action)
+show_original_changed (GSimpleAction *action, GVariant *state, gpointer user_data)
 {
-  gtk_widget_activate_action (widget, action, NULL);
+  SetokDocument *document = current_document (SETOK_WINDOW (user_data));
+
+  g_simple_action_set_state (action, state);
+  if (document != NULL)
+    setok_document_set_show_original (document, g_variant_get_boolean (state));
+}
+
+typedef struct
+{
+  SetokWindow *self;
+  SetokDocument *document;
+} FindData;
+
+static void
+find_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  FindData *d = user_data;
+  SetokWindow *self = d->self;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SetokPicture) mask
+    = setok_engine_segment_finish (SETOK_ENGINE (source), result, &error);
+
+  if (self->find_cancellable == NULL)
+    goto out; /* the window went away */
+  g_clear_object (&self->find_cancellable);
+  if (mask == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    setok_window_show_error (self, _ ("Could not select by name"), error);
+  else if (mask != NULL && setok_document_select_mask (d->document, mask) == 0)
+    _setok_window_add_toast (self, adw_toast_new (_ ("The model found nothing by that name")));
+  else if (mask != NULL)
+    gtk_popover_popdown (self->find_popover);
+  update_actions (self);
+out:
+  g_object_unref (d->document);
+  g_object_unref (d->self);
+  g_free (d);
+}
+
+/* The model's mask decoder finds what the words name; its tokens become the selection. */
+static void
+action_select_by_name (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+  SetokDocument *document = current_document (self);
+  g_autofree char *phrase
+    = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->find_entry))));
+  FindData *d;
+
+  if (document == NULL || self->find_cancellable != NULL)
+    return;
+  if (phrase[0] == '\0')
+    {
+      gtk_popover_popup (self->find_popover);
+      gtk_widget_grab_focus (GTK_WIDGET (self->find_entry));
+      return;
+    }
+  d = g_new0 (FindData, 1);
+  d->self = g_object_ref (self);
+  d->document = g_object_ref (document);
+  self->find_cancellable = g_cancellable_new ();
+  update_actions (self);
+  setok_engine_segment_async (self->engine, setok_document_get_picture (document), phrase, NULL, 0,
+                              self->find_cancellable, find_done, d);
+}
+
+void
+_setok_window_select_by_name (SetokWindow *self, const char *phrase)
+{
+  gtk_editable_set_text (GTK_EDITABLE (self->find_entry), phrase);
+  gtk_widget_activate_action (GTK_WIDGET (self), "win.select-by-name", NULL);
+}
+
+gboolean
+_setok_window_get_selecting_by_name (SetokWindow *self)
+{
+  return self->find_cancellable != NULL;
+}
+
+const char *
+_setok_window_get_find_tooltip (SetokWindow *self)
+{
+  return gtk_widget_get_tooltip_text (GTK_WIDGET (self->find_button));
+}
+
+static void
+action_dismiss_domain (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+
+  self->domain_dismissed = TRUE;
+  update_domain_banner (self);
 }
 
 static void
 edit_entry_activated (SetokWindow *self)
 {
-  activate_action_named (GTK_WIDGET (self), "win.edit");
+  gtk_widget_activate_action (GTK_WIDGET (self), "win.edit", NULL);
 }
 
 static void
 generate_entry_activated (SetokWindow *self)
 {
-  activate_action_named (GTK_WIDGET (self), "win.generate");
+  gtk_widget_activate_action (GTK_WIDGET (self), "win.generate", NULL);
+}
+
+static void
+find_entry_activated (SetokWindow *self)
+{
+  gtk_widget_activate_action (GTK_WIDGET (self), "win.select-by-name", NULL);
 }
 
 void
@@ -825,9 +1271,13 @@ _setok_window_set_edit_controls (SetokWindow *self, const char *instruction,
                                  const SetokDiffusionRequest *request)
 {
   gtk_editable_set_text (GTK_EDITABLE (self->edit_entry), instruction);
-  gtk_spin_button_set_value (self->edit_seed_spin, (double)request->seed);
-  gtk_spin_button_set_value (self->edit_steps_spin, request->steps);
-  gtk_spin_button_set_value (self->edit_guidance_spin, request->guidance);
+  setok_diffusion_settings_set_request (self->edit_settings, request);
+}
+
+guint64
+_setok_window_get_edit_seed (SetokWindow *self)
+{
+  return setok_diffusion_settings_get_seed (self->edit_settings);
 }
 
 void
@@ -835,9 +1285,7 @@ _setok_window_set_generate_controls (SetokWindow *self, const char *prompt,
                                      const SetokDiffusionRequest *request)
 {
   gtk_editable_set_text (GTK_EDITABLE (self->generate_entry), prompt);
-  gtk_spin_button_set_value (self->generate_seed_spin, (double)request->seed);
-  gtk_spin_button_set_value (self->generate_steps_spin, request->steps);
-  gtk_spin_button_set_value (self->generate_guidance_spin, request->guidance);
+  setok_diffusion_settings_set_request (self->generate_settings, request);
 }
 
 gboolean
@@ -850,6 +1298,7 @@ typedef struct
 {
   SetokWindow *self;
   GFile *file;
+  guint order;
 } OpenData;
 
 static void
@@ -867,7 +1316,7 @@ file_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
       setok_window_show_error (d->self, title, error);
     }
   else
-    _setok_window_add_document (d->self, picture, d->file, name);
+    _setok_window_add_document_at (d->self, picture, d->file, name, d->order);
   g_object_unref (d->self);
   g_object_unref (d->file);
   g_free (d);
@@ -881,12 +1330,26 @@ setok_window_open_file (SetokWindow *self, GFile *file)
   g_return_if_fail (SETOK_IS_WINDOW (self));
   d->self = g_object_ref (self);
   d->file = g_object_ref (file);
+  d->order = ++self->open_requests;
   self->n_loading++;
   setok_picture_load_async (file, NULL, file_loaded, d);
 }
 
 // ----------------------------------------------------------------------------
 // the object
+
+static void
+setok_window_realize (GtkWidget *widget)
+{
+  SetokWindow *self = SETOK_WINDOW (widget);
+
+  GTK_WIDGET_CLASS (setok_window_parent_class)->realize (widget);
+  /* the application's accelerators are known once the window has its application */
+  add_app_shortcuts (self, self->generate_popover);
+  add_app_shortcuts (self, self->edit_settings_popover);
+  add_app_shortcuts (self, self->controls_popover);
+  add_app_shortcuts (self, self->find_popover);
+}
 
 static void
 setok_window_dispose (GObject *object)
@@ -898,6 +1361,10 @@ setok_window_dispose (GObject *object)
   if (self->generate_cancellable != NULL)
     g_cancellable_cancel (self->generate_cancellable);
   g_clear_object (&self->generate_cancellable);
+  if (self->find_cancellable != NULL)
+    g_cancellable_cancel (self->find_cancellable);
+  g_clear_object (&self->find_cancellable);
+  g_clear_handle_id (&self->zoom_timeout, g_source_remove);
   gtk_widget_dispose_template (GTK_WIDGET (self), SETOK_TYPE_WINDOW);
   G_OBJECT_CLASS (setok_window_parent_class)->dispose (object);
 }
@@ -907,11 +1374,11 @@ setok_window_finalize (GObject *object)
 {
   SetokWindow *self = SETOK_WINDOW (object);
 
-  g_clear_object (&self->canvas_signals);
   g_clear_object (&self->document_signals);
   g_clear_object (&self->engine);
   g_clear_object (&self->settings);
   g_free (self->last_error);
+  g_free (self->last_toast);
   G_OBJECT_CLASS (setok_window_parent_class)->finalize (object);
 }
 
@@ -923,39 +1390,55 @@ setok_window_class_init (SetokWindowClass *klass)
 
   object_class->dispose = setok_window_dispose;
   object_class->finalize = setok_window_finalize;
+  widget_class->realize = setok_window_realize;
   GTK_WINDOW_CLASS (klass)->close_request = setok_window_close_request;
 
+  g_type_ensure (SETOK_TYPE_DIFFUSION_SETTINGS);
+  g_type_ensure (SETOK_TYPE_TOKEN_CONTROLS);
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/org/setokstudio/Studio/setok-window.ui");
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, window_title);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, history_box);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, busy_spinner);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, banner_revealer);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, banner_label);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, domain_revealer);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, domain_label);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, toast_overlay);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, flap);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, main_stack);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, canvas_overlay);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, tab_view);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, mode_dropdown);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, threshold_spin);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, count_spin);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, opacity_scale);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, zoom_revealer);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, info_label);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, token_bar);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, inline_controls);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, compact_controls);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, controls_squeezer);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, controls_button);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, controls_popover);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, threshold_adjustment);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, count_adjustment);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, opacity_adjustment);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, chat_stack);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, chat_placeholder);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_stack);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_entry_stack);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_hint);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_entry);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_seed_spin);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_steps_spin);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_guidance_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_settings);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_settings_popover);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_progress);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, original_toggle);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, review_label);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_popover);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_stack);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_entry);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_menu_button);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, find_button);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, find_popover);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, find_entry);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, edit_button);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_seed_spin);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_steps_spin);
-  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_guidance_spin);
+  gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_settings);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_preview);
   gtk_widget_class_bind_template_child (widget_class, SetokWindow, generate_progress);
 
@@ -967,6 +1450,11 @@ setok_window_class_init (SetokWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "win.cancel-edit", NULL, action_edit_step);
   gtk_widget_class_install_action (widget_class, "win.apply-edit", NULL, action_edit_step);
   gtk_widget_class_install_action (widget_class, "win.discard-edit", NULL, action_edit_step);
+  gtk_widget_class_install_action (widget_class, "win.try-again", NULL, action_try_again);
+  gtk_widget_class_install_action (widget_class, "win.dismiss-domain", NULL,
+                                   action_dismiss_domain);
+  gtk_widget_class_install_action (widget_class, "win.select-by-name", NULL,
+                                   action_select_by_name);
 
   _setok_window_class_add_actions (widget_class);
 }
@@ -974,53 +1462,59 @@ setok_window_class_init (SetokWindowClass *klass)
 static void
 setok_window_init (SetokWindow *self)
 {
+  static const GActionEntry entries[] = {
+    { "show-chat", NULL, NULL, "true", show_chat_changed, { 0 } },
+    { "show-original", NULL, NULL, "false", show_original_changed, { 0 } },
+  };
+  GtkEventController *motion = gtk_event_controller_motion_new ();
+
   gtk_widget_init_template (GTK_WIDGET (self));
+  g_action_map_add_action_entries (G_ACTION_MAP (self), entries, G_N_ELEMENTS (entries), self);
   _setok_window_add_drop_target (self);
 
-  self->canvas_signals = g_signal_group_new (SETOK_TYPE_CANVAS);
-  g_signal_group_connect_swapped (self->canvas_signals, "notify::hovered-token",
-                                  G_CALLBACK (update_info), self);
   self->document_signals = g_signal_group_new (SETOK_TYPE_DOCUMENT);
-  g_signal_group_connect_swapped (self->document_signals, "notify::token-map",
-                                  G_CALLBACK (document_changed), self);
-  g_signal_group_connect_swapped (self->document_signals, "notify::computing",
-                                  G_CALLBACK (document_changed), self);
-  g_signal_group_connect_swapped (self->document_signals, "selection-changed",
-                                  G_CALLBACK (document_changed), self);
-  g_signal_group_connect_swapped (self->document_signals, "notify::modified",
-                                  G_CALLBACK (document_changed), self);
-  g_signal_group_connect_swapped (self->document_signals, "notify::title",
-                                  G_CALLBACK (document_changed), self);
-  g_signal_group_connect_swapped (self->document_signals, "notify::can-undo",
-                                  G_CALLBACK (document_changed), self);
-  g_signal_group_connect_swapped (self->document_signals, "notify::can-redo",
-                                  G_CALLBACK (document_changed), self);
-  g_signal_group_connect_swapped (self->document_signals, "notify::edit-state",
-                                  G_CALLBACK (document_changed), self);
-  g_signal_group_connect_swapped (self->document_signals, "notify::edit-progress",
-                                  G_CALLBACK (document_changed), self);
-  g_signal_group_connect_swapped (self->document_signals, "notify::show-original",
-                                  G_CALLBACK (document_changed), self);
-  g_signal_connect_swapped (self->original_toggle, "toggled", G_CALLBACK (original_toggled), self);
+  {
+    static const char *const notifications[]
+      = { "notify::token-map",  "notify::computing",  "selection-changed",
+          "notify::modified",   "notify::title",      "notify::can-undo",
+          "notify::can-redo",   "notify::edit-state", "notify::edit-progress",
+          "notify::show-original" };
+
+    for (guint i = 0; i < G_N_ELEMENTS (notifications); i++)
+      g_signal_group_connect_swapped (self->document_signals, notifications[i],
+                                      G_CALLBACK (document_changed), self);
+  }
+  g_signal_group_connect_swapped (self->document_signals, "notify::picture",
+                                  G_CALLBACK (document_picture_changed), self);
   g_signal_connect_swapped (self->edit_entry, "activate", G_CALLBACK (edit_entry_activated), self);
   g_signal_connect_swapped (self->generate_entry, "activate", G_CALLBACK (generate_entry_activated),
                             self);
+  g_signal_connect_swapped (self->find_entry, "activate", G_CALLBACK (find_entry_activated), self);
 
   g_signal_connect_swapped (self->tab_view, "notify::selected-page",
                             G_CALLBACK (selected_page_changed), self);
   g_signal_connect_swapped (self->tab_view, "close-page", G_CALLBACK (close_page), self);
-  g_signal_connect_swapped (self->mode_dropdown, "notify::selected", G_CALLBACK (controls_changed),
+  g_object_bind_property (self->inline_controls, "mode", self->compact_controls, "mode",
+                          G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
+  g_signal_connect_swapped (self->inline_controls, "notify::mode", G_CALLBACK (controls_changed),
                             self);
-  g_signal_connect_swapped (self->threshold_spin, "value-changed", G_CALLBACK (controls_changed),
+  g_signal_connect_swapped (self->threshold_adjustment, "value-changed",
+                            G_CALLBACK (controls_changed), self);
+  g_signal_connect_swapped (self->count_adjustment, "value-changed", G_CALLBACK (controls_changed),
                             self);
-  g_signal_connect_swapped (self->count_spin, "value-changed", G_CALLBACK (controls_changed), self);
+  g_signal_connect_swapped (self->flap, "notify::folded", G_CALLBACK (flap_folded), self);
+  g_signal_connect_swapped (self->flap, "notify::reveal-flap", G_CALLBACK (flap_changed), self);
+
+  g_signal_connect_swapped (motion, "motion", G_CALLBACK (canvas_pointer_moved), self);
+  g_signal_connect_swapped (motion, "leave", G_CALLBACK (canvas_pointer_left), self);
+  gtk_widget_add_controller (GTK_WIDGET (self->canvas_overlay), motion);
 }
 
 GtkWindow *
 setok_window_new (GtkApplication *application, SetokEngine *engine, GSettings *settings)
 {
   SetokWindow *self = g_object_new (SETOK_TYPE_WINDOW, "application", application, NULL);
-  const char *stateful[] = { "show-chat", "show-grid", "show-overlay" };
+  const char *stateful[] = { "show-grid", "show-overlay", "overlay-outline" };
 
   self->engine = g_object_ref (engine);
   self->settings = g_object_ref (settings);
@@ -1032,13 +1526,12 @@ setok_window_new (GtkApplication *application, SetokEngine *engine, GSettings *s
   g_settings_bind (settings, "window-width", self, "default-width", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (settings, "window-height", self, "default-height", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (settings, "window-maximized", self, "maximized", G_SETTINGS_BIND_DEFAULT);
-  g_settings_bind (settings, "overlay-opacity",
-                   gtk_range_get_adjustment (GTK_RANGE (self->opacity_scale)), "value",
+  g_settings_bind (settings, "overlay-opacity", self->opacity_adjustment, "value",
                    G_SETTINGS_BIND_DEFAULT);
   g_signal_connect_object (settings, "changed", G_CALLBACK (settings_changed), self,
                            G_CONNECT_SWAPPED);
-  gtk_widget_set_visible (GTK_WIDGET (self->chat_stack),
-                          g_settings_get_boolean (settings, "show-chat"));
+  setok_engine_set_image_fit (engine, settings_fit (settings));
+  flap_folded (self);
   g_signal_connect_object (engine, "notify", G_CALLBACK (engine_changed), self, G_CONNECT_SWAPPED);
   self->was_loading = setok_engine_get_loading (engine);
   sync_controls (self);

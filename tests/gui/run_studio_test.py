@@ -4,12 +4,15 @@
 Finds the model (data/models/setokim-tiny when it exists, else a tiny random LLaVA folder built
 here as tests/reference/test_llava.py builds it), a sample image (data/samples/*.png, else a
 synthetic scene drawn here), writes a corrupt PNG, and runs
-`xvfb-run -a TEST_STUDIO --model DIR --image FILE --corrupt FILE --out LOGDIR`.
-Snapshots of the canvas land in LOGDIR (the build's meson-logs/gui by default).
-With --no-model the model folder is missing on purpose (the app must still open images).
+`xvfb-run -a TEST_STUDIO --model DIR --image FILE --corrupt FILE --out LOGDIR`, with the user's
+data folder (XDG_DATA_HOME, where conversations are kept) in a temporary folder.
+Snapshots of the canvas land in LOGDIR (the build's meson-logs/gui by default);
+--screenshots DIR also writes the 360 and 1200 px window screenshots there (data/screenshots,
+for the README and the metainfo), with whole answers.
+With --no-model the model folder is missing on purpose (the app must still open images), and the
+app runs in German (LANGUAGE=de) from the translations built in the build tree.
 --model DIR runs on that model folder instead (e.g. a bundle that can generate images).
-Usage: run_studio_test.py TEST_STUDIO [--out DIR] [--screenshot FILE.png] [--no-model]
-                          [--model DIR]
+Usage: run_studio_test.py TEST_STUDIO [--out DIR] [--screenshots DIR] [--no-model] [--model DIR]
 Exit: the test program's status; 77 when xvfb-run, or the Python packages needed to build a
 model, are missing.
 """
@@ -69,7 +72,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("test_studio")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--screenshot", default=None)
+    ap.add_argument("--screenshots", default=None,
+                    help="a folder for the 360 and 1200 px window screenshots")
     ap.add_argument("--model", default=None, help="the model folder to run on")
     ap.add_argument("--no-model", action="store_true",
                     help="start on a missing model folder: the app must still open images")
@@ -103,11 +107,14 @@ def main():
         print(f"model {model}\nimage {image}\nsnapshots in {out}", flush=True)
         cmd = [xvfb, "-a", "-s", "-screen 0 1280x1024x24", args.test_studio, "--model", model,
                "--image", image, "--corrupt", corrupt, "--out", out]
-        if args.screenshot:
-            cmd += ["--screenshot", args.screenshot]
+        if args.screenshots:
+            cmd += ["--screenshots", os.path.abspath(args.screenshots)]
+        env = dict(os.environ, XDG_DATA_HOME=os.path.join(tmp, "data"))
         if args.no_model:
-            cmd.append("--no-model")
-        return subprocess.run(cmd).returncode
+            # and in German: the translations built here must load
+            cmd += ["--no-model", "--german"]
+            env["LANGUAGE"] = "de"
+        return subprocess.run(cmd, env=env).returncode
 
 
 if __name__ == "__main__":

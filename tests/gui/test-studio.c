@@ -1,275 +1,33 @@
 /* test-studio.c — drives SeTok Studio under a display (Xvfb, cairo renderer):
  * starts on a model, opens an image, waits for the token overlay, renders the
  * canvas to PNG files and checks the overlay's pixels, hovers and click-selects
- * tokens, asks a question and receives streamed text, stops an answer, and
- * opens a corrupt image, which must give an error and leave the app running.
- * Then the picture history (undo restores the very pixels, redo reapplies),
- * saving (PNG exact, JPEG), a point-and-instruct edit of a clicked token
- * (changes inside the region only; preview, before/after, apply, undo,
- * redo), generation of a new document, and the questions before a modified
- * tab or the application closes. A model without generation components
- * skips the edit and generation checks, saying why.
+ * tokens, asks a question and receives streamed text, renders the window at
+ * the widths people use (studio-layout.c), stops an answer, checks what
+ * guides a person (studio-guidance.c), and opens a corrupt image, which must
+ * give an error and leave the app running. Then the picture history (undo
+ * restores the very pixels, redo reapplies), saving (PNG exact, JPEG), a
+ * point-and-instruct edit of a clicked token (changes inside the region only;
+ * preview, before/after like with like, Try Again, apply, undo, redo),
+ * generation of a new document, and the questions before a modified tab or
+ * the application closes (Ctrl+Q from inside a popover). A model without
+ * generation components skips the edit and generation checks, saying why.
+ * The overlay recompute, the first token and the longest main-loop iteration
+ * of each job are reported.
  *
  * With --no-model the folder is missing on purpose: the app must still open
- * images and show why there is no model.
+ * images, show why there is no model and turn off what needs one; with
+ * --german it must speak German (LANGUAGE=de) from the build tree.
  *
  * Usage: test-studio --model DIR --image FILE --corrupt FILE --out DIR
- *                    [--screenshot FILE.png] [--no-model]
+ *                    [--screenshots DIR] [--no-model [--german]]
  * Exit 0 when every check passes, 1 otherwise. */
 #include <adwaita.h>
+#include <glib/gi18n.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 
-#include "setok-application.h"
-#include "setok-window-private.h"
-
-#define WAIT_SECONDS 180
-
-static int failures;
-
-static void
-check (gboolean ok, const char *what, const char *detail)
-{
-  printf ("%s %s%s%s\n", ok ? "ok  " : "FAIL", what, detail != NULL ? ": " : "",
-          detail != NULL ? detail : "");
-  if (!ok)
-    failures++;
-}
-
-typedef gboolean (*Predicate) (gpointer data);
-
-/* Main-loop responsiveness: the longest single iteration of the main context (what the
- * app's handlers took in one go) while each phase runs. Reported, not asserted. */
-static const char *phase = "startup";
-#define N_PHASES 6
-static gint64 longest_us[N_PHASES];
-static const char *const phases[N_PHASES]
-  = { "startup", "overlay recompute", "streaming chat", "other", "edit job", "generation job" };
-
-static void
-iterate (void)
-{
-  gint64 t0 = g_get_monotonic_time ();
-  g_main_context_iteration (NULL, FALSE);
-  gint64 dt = g_get_monotonic_time () - t0;
-  for (int i = 0; i < N_PHASES; i++)
-    if (phase == phases[i] && dt > longest_us[i])
-      longest_us[i] = dt;
-}
-
-/* Runs the main loop until pred holds or the time is up. */
-static gboolean
-wait_for (Predicate pred, gpointer data, double seconds)
-{
-  gint64 end = g_get_monotonic_time () + (gint64)(seconds * G_USEC_PER_SEC);
-
-  while (!pred (data))
-    {
-      if (g_get_monotonic_time () > end)
-        return FALSE;
-      iterate ();
-      g_usleep (1000);
-    }
-  return TRUE;
-}
-
-static void
-spin (double seconds)
-{
-  gint64 end = g_get_monotonic_time () + (gint64)(seconds * G_USEC_PER_SEC);
-
-  while (g_get_monotonic_time () < end)
-    {
-      iterate ();
-      g_usleep (1000);
-    }
-}
-
-static gboolean
-model_settled (gpointer data)
-{
-  return !setok_engine_get_loading (data);
-}
-
-static gboolean
-has_token_map (gpointer data)
-{
-  SetokWindow *window = data;
-  SetokCanvas *canvas = _setok_window_get_canvas (window);
-
-  return canvas != NULL && setok_document_get_token_map (setok_canvas_get_document (canvas)) != NULL
-         && !setok_document_get_computing (setok_canvas_get_document (canvas));
-}
-
-static gboolean
-nothing_loading (gpointer data)
-{
-  return _setok_window_get_n_loading (data) == 0;
-}
-
-static gboolean
-canvas_allocated (gpointer data)
-{
-  SetokCanvas *canvas = _setok_window_get_canvas (data);
-
-  return canvas != NULL && gtk_widget_get_width (GTK_WIDGET (canvas)) > 0
-         && gtk_widget_get_mapped (GTK_WIDGET (canvas));
-}
-
-static gboolean
-chat_idle (gpointer data)
-{
-  return !setok_chat_view_get_busy (data);
-}
-
-/* The widget as drawn, through its paintable and the cairo renderer's node drawing. */
-static cairo_surface_t *
-render_widget (GtkWidget *widget)
-{
-  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
-  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (widget);
-  GtkSnapshot *snapshot = gtk_snapshot_new ();
-  GskRenderNode *node;
-  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, w, h);
-  cairo_t *cr = cairo_create (surface);
-
-  gdk_paintable_snapshot (paintable, snapshot, w, h);
-  node = gtk_snapshot_free_to_node (snapshot);
-  cairo_set_source_rgb (cr, 1, 1, 1);
-  cairo_paint (cr);
-  if (node != NULL)
-    {
-      gsk_render_node_draw (node, cr);
-      gsk_render_node_unref (node);
-    }
-  cairo_destroy (cr);
-  cairo_surface_flush (surface);
-  return surface;
-}
-
-static void
-save_png (cairo_surface_t *surface, const char *dir, const char *name)
-{
-  g_autofree char *path = g_build_filename (dir, name, NULL);
-  cairo_status_t st = cairo_surface_write_to_png (surface, path);
-
-  check (st == CAIRO_STATUS_SUCCESS, "snapshot written", path);
-}
-
-static guint32
-pixel_at (cairo_surface_t *s, int x, int y)
-{
-  const guint8 *data = cairo_image_surface_get_data (s);
-  int stride = cairo_image_surface_get_stride (s);
-
-  return ((const guint32 *)(data + (gsize)y * stride))[x];
-}
-
-static int
-channel_diff (guint32 a, guint32 b)
-{
-  int d = 0;
-
-  for (int shift = 0; shift < 24; shift += 8)
-    d = MAX (d, abs ((int)(a >> shift & 0xff) - (int)(b >> shift & 0xff)));
-  return d;
-}
-
-/* Counts, over the image's rectangle on the canvas, pixels where a and b
- * differ by more than tolerance; *total gets the pixels looked at. */
-static gint64
-count_changed (SetokCanvas *canvas, cairo_surface_t *a, cairo_surface_t *b, int iw, int ih,
-               int tolerance, gint64 *total)
-{
-  double x0, y0, x1, y1;
-  int w = cairo_image_surface_get_width (a), h = cairo_image_surface_get_height (a);
-  gint64 changed = 0;
-
-  setok_canvas_image_to_widget (canvas, 0, 0, &x0, &y0);
-  setok_canvas_image_to_widget (canvas, iw, ih, &x1, &y1);
-  *total = 0;
-  for (int y = MAX (0, (int)ceil (y0)); y < MIN (h, (int)floor (y1)); y++)
-    for (int x = MAX (0, (int)ceil (x0)); x < MIN (w, (int)floor (x1)); x++)
-      {
-        (*total)++;
-        changed += channel_diff (pixel_at (a, x, y), pixel_at (b, x, y)) > tolerance;
-      }
-  return changed;
-}
-
-/* An image pixel deep inside token t (all 8 neighbours carry t), or the
- * first pixel of t; FALSE when t has none. */
-static gboolean
-pixel_of_token (const SetokTokenMap *map, int t, int *px, int *py)
-{
-  const setok_tokens_result *r = &map->result;
-  gboolean found = FALSE;
-
-  for (int y = 0; y < r->height; y++)
-    for (int x = 0; x < r->width; x++)
-      {
-        gboolean inside = TRUE;
-
-        if (r->pixel_labels[(gsize)y * r->width + x] != t)
-          continue;
-        if (!found)
-          {
-            *px = x, *py = y;
-            found = TRUE;
-          }
-        for (int dy = -2; dy <= 2 && inside; dy++)
-          for (int dx = -2; dx <= 2 && inside; dx++)
-            {
-              int xx = x + dx, yy = y + dy;
-              inside = xx >= 0 && yy >= 0 && xx < r->width && yy < r->height
-                       && r->pixel_labels[(gsize)yy * r->width + xx] == t;
-            }
-        if (inside)
-          {
-            *px = x, *py = y;
-            return TRUE;
-          }
-      }
-  return found;
-}
-
-static void
-widget_point_of_token (SetokCanvas *canvas, const SetokTokenMap *map, int t, double *x, double *y)
-{
-  int px = 0, py = 0;
-
-  pixel_of_token (map, t, &px, &py);
-  setok_canvas_image_to_widget (canvas, px + 0.5, py + 0.5, x, y);
-}
-
-/* The whole window as it looks now, for the README and the metainfo. */
-static void
-save_window (SetokWindow *window, const char *path)
-{
-  cairo_surface_t *shot;
-
-  spin (0.5);
-  shot = render_widget (GTK_WIDGET (window));
-  check (cairo_surface_write_to_png (shot, path) == CAIRO_STATUS_SUCCESS, "screenshot", path);
-  cairo_surface_destroy (shot);
-}
-
-/* The README's picture: the model's own tokens, one hovered, and an answer. */
-static void
-take_screenshot (SetokWindow *window, SetokEngine *engine, const char *path)
-{
-  SetokCanvas *canvas = _setok_window_get_canvas (window);
-  SetokTokenMap *map = setok_document_get_token_map (setok_canvas_get_document (canvas));
-  SetokChatView *chat = _setok_window_get_chat_view (window);
-  double x, y;
-
-  if (setok_engine_get_has_chat (engine) && setok_chat_view_ask (chat, "Describe the scene."))
-    wait_for (chat_idle, chat, WAIT_SECONDS);
-  widget_point_of_token (canvas, map, map->result.clusters.n_tokens / 2, &x, &y);
-  setok_canvas_hover (canvas, x, y);
-  save_window (window, path);
-  setok_canvas_hover (canvas, -1, -1);
-}
+#include "studio-test.h"
 
 typedef struct
 {
@@ -396,6 +154,18 @@ test_controls (SetokWindow *window)
   check (done
            && map->result.clusters.n_tokens == MIN (FIXED_TOKENS, map->result.clusters.n_patches),
          "recomputed on a control change", detail);
+  {
+    /* the new overlay drawn for the first time: its textures and numbers */
+    gint64 t0 = g_get_monotonic_time ();
+    cairo_surface_t *shot = render_widget (GTK_WIDGET (_setok_window_get_canvas (window)));
+    double draw_ms = (g_get_monotonic_time () - t0) / 1000.0;
+
+    cairo_surface_destroy (shot);
+    printf ("overlay recompute: %.1f ms in the engine (features cached: encode %.1f ms) + %.1f ms "
+            "to draw = %.1f ms (target 50 ms)\n",
+            map->result.timings.total_ms, map->result.timings.encode_ms, draw_ms,
+            map->result.timings.total_ms + draw_ms);
+  }
   phase = phases[3];
 }
 
@@ -422,57 +192,42 @@ test_chat (SetokWindow *window, SetokEngine *engine)
     "%u pieces streamed, answer %s“%s”", stream.pieces, stream.while_busy ? "(while busy) " : "",
     setok_chat_view_get_last_answer (chat) != NULL ? setok_chat_view_get_last_answer (chat) : "");
   check (done && stream.pieces >= 2 && stream.while_busy, "answer streamed", detail);
-
-  /* a follow-up, stopped at once: the view comes back idle and usable */
-  check (setok_chat_view_ask (chat, "And on the right?"), "follow-up sent", NULL);
-  setok_chat_view_stop (chat);
-  check (wait_for (chat_idle, chat, WAIT_SECONDS), "stopped answer ends", NULL);
+  printf ("first token: %.1f ms (target 150 ms)\n", setok_chat_view_get_first_token_ms (chat));
   g_signal_handler_disconnect (chat, handler);
 }
 
-static guint
-count_visible_toplevels (void)
+/* A follow-up, stopped at once: the view comes back idle and usable. */
+static void
+test_chat_stop (SetokWindow *window, SetokEngine *engine)
 {
-  GListModel *toplevels = gtk_window_get_toplevels ();
-  guint n = 0;
+  SetokChatView *chat = _setok_window_get_chat_view (window);
 
-  for (guint i = 0; i < g_list_model_get_n_items (toplevels); i++)
-    {
-      g_autoptr (GtkWidget) w = g_list_model_get_item (toplevels, i);
-      n += gtk_widget_get_visible (w);
-    }
-  return n;
+  if (!setok_engine_get_has_chat (engine))
+    return;
+  check (setok_chat_view_ask (chat, "And on the right?"), "follow-up sent", NULL);
+  setok_chat_view_stop (chat);
+  check (wait_for (chat_idle, chat, WAIT_SECONDS), "stopped answer ends", NULL);
 }
 
-static void
-hide_others (SetokWindow *window)
+static gboolean
+has_default_map (gpointer data)
 {
-  GListModel *toplevels = gtk_window_get_toplevels ();
+  SetokCanvas *canvas = _setok_window_get_canvas (data);
+  SetokTokenMap *map = setok_document_get_token_map (setok_canvas_get_document (canvas));
 
-  for (guint i = 0; i < g_list_model_get_n_items (toplevels); i++)
-    {
-      g_autoptr (GtkWidget) w = g_list_model_get_item (toplevels, i);
-      if (w != GTK_WIDGET (window) && gtk_widget_get_visible (w))
-        gtk_widget_set_visible (w, FALSE);
-    }
+  return map != NULL && map->params.mode != SETOK_CLUSTER_FIXED
+         && !setok_document_get_computing (setok_canvas_get_document (canvas));
 }
 
-/* Preferences, About and Keyboard Shortcuts open (their templates parse). */
+/* Back to the model's own clustering, as a new user sees it. */
 static void
-test_dialogs (SetokWindow *window)
+reset_token_controls (SetokWindow *window, SetokEngine *engine)
 {
-  const char *actions[] = { "app.preferences", "app.about", "win.show-help-overlay" };
+  setok_cluster_params d = setok_engine_get_default_params (engine);
 
-  for (guint i = 0; i < G_N_ELEMENTS (actions); i++)
-    {
-      guint before = count_visible_toplevels ();
-
-      gtk_widget_activate_action (GTK_WIDGET (window), actions[i], NULL);
-      spin (0.3);
-      check (count_visible_toplevels () > before, "window opens", actions[i]);
-      hide_others (window);
-      spin (0.1);
-    }
+  _setok_window_set_token_controls (window, d.mode, d.threshold, d.max_clusters);
+  check (wait_for (has_default_map, window, WAIT_SECONDS), "tokens with the model's defaults",
+         NULL);
 }
 
 /* A scene from the world generator opens as a new tab. */
@@ -535,7 +290,7 @@ static gboolean is_cannot_generate (const char *message);
 /* A missing model: the app still opens images and says why there is no model. */
 static int
 test_without_model (SetokWindow *window, SetokEngine *engine, const char *model, const char *image,
-                    const char *corrupt)
+                    const char *corrupt, gboolean german)
 {
   g_autoptr (GFile) file = g_file_new_for_path (image);
   const char *error = setok_engine_get_model_error (engine);
@@ -544,6 +299,10 @@ test_without_model (SetokWindow *window, SetokEngine *engine, const char *model,
   check (!setok_engine_get_has_tokens (engine) && !setok_engine_get_has_chat (engine),
          "no model loaded", error);
   check (error != NULL && strstr (error, model) != NULL, "the reason names the folder", error);
+  if (german)
+    check (g_strcmp0 (window_subtitle (window), "Kein Modell") == 0,
+           "run from the build tree, the app speaks German under LANGUAGE=de",
+           window_subtitle (window));
   spin (0.3);
   banner = _setok_window_get_banner_text (window);
   check (banner != NULL && error != NULL && strstr (banner, error) != NULL, "banner shown", banner);
@@ -567,6 +326,18 @@ test_without_model (SetokWindow *window, SetokEngine *engine, const char *model,
            "generation is off without a model", NULL);
     check (why != NULL && tooltip != NULL && strcmp (why, tooltip) == 0,
            "the generate button says why", tooltip);
+  }
+  {
+    GtkWidget *controls = GTK_WIDGET (_setok_window_get_token_controls (window, FALSE));
+    const char *why = setok_engine_get_unavailable_reason (engine, SETOK_CAP_TOKENS);
+    const char *tooltip = gtk_widget_get_tooltip_text (controls);
+
+    check (!gtk_widget_is_sensitive (controls) && why != NULL && g_strcmp0 (tooltip, why) == 0,
+           "the token controls are off without a model, and say why", tooltip);
+    why = setok_engine_get_unavailable_reason (engine, SETOK_CAP_SEGMENT_PHRASE);
+    check (why != NULL && g_strcmp0 (_setok_window_get_find_tooltip (window), why) == 0,
+           "Select by Name is off without a model, and says why",
+           _setok_window_get_find_tooltip (window));
   }
   gtk_window_destroy (GTK_WINDOW (window));
   spin (0.1);
@@ -716,31 +487,6 @@ edit_progress_notified (GObject *object, GParamSpec *pspec, EditWatch *watch)
   watch->progress++;
 }
 
-/* The widget drawn at once by its own snapshot function (a frame may not
- * come before the edit ends). */
-static cairo_surface_t *
-draw_widget_now (GtkWidget *widget)
-{
-  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
-  GtkSnapshot *snapshot = gtk_snapshot_new ();
-  GskRenderNode *node;
-  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, w, h);
-  cairo_t *cr = cairo_create (surface);
-
-  GTK_WIDGET_GET_CLASS (widget)->snapshot (widget, snapshot);
-  node = gtk_snapshot_free_to_node (snapshot);
-  cairo_set_source_rgb (cr, 1, 1, 1);
-  cairo_paint (cr);
-  if (node != NULL)
-    {
-      gsk_render_node_draw (node, cr);
-      gsk_render_node_unref (node);
-    }
-  cairo_destroy (cr);
-  cairo_surface_flush (surface);
-  return surface;
-}
-
 /* The first live preview on the canvas, saved as it is drawn. */
 static void
 display_notified (GObject *object, GParamSpec *pspec, EditWatch *watch)
@@ -752,9 +498,11 @@ display_notified (GObject *object, GParamSpec *pspec, EditWatch *watch)
     return;
   if (watch->previews++ == 0)
     {
+      gint64 t0 = g_get_monotonic_time ();
       cairo_surface_t *shot = draw_widget_now (GTK_WIDGET (watch->canvas));
       save_png (shot, watch->out, "studio-edit-preview.png");
       cairo_surface_destroy (shot);
+      test_overhead_us += g_get_monotonic_time () - t0;
     }
 }
 
@@ -766,6 +514,63 @@ is_cannot_generate (const char *message)
 
 /* Click a token, instruct, review before/after, apply, undo, redo. FALSE:
  * the model cannot generate (skipped). */
+/* Canvas pixels that differ between a and b away from the mask's region (more than two
+ * image pixels from it, past the region's outline). */
+static gint64
+changed_outside (SetokCanvas *canvas, cairo_surface_t *a, cairo_surface_t *b, SetokPicture *mask)
+{
+  const setok_image *m = setok_picture_get_image (mask);
+  int w = cairo_image_surface_get_width (a), h = cairo_image_surface_get_height (a);
+  gint64 changed = 0;
+
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      {
+        double zoom = setok_canvas_get_zoom (canvas), ox, oy;
+        gboolean near = FALSE;
+        int ix, iy;
+
+        setok_canvas_image_to_widget (canvas, 0, 0, &ox, &oy);
+        ix = (int)floor ((x + 0.5 - ox) / zoom);
+        iy = (int)floor ((y + 0.5 - oy) / zoom);
+        for (int dy = -2; dy <= 2 && !near; dy++)
+          for (int dx = -2; dx <= 2 && !near; dx++)
+            {
+              int xx = ix + dx, yy = iy + dy;
+              near = xx >= 0 && yy >= 0 && xx < m->width && yy < m->height
+                     && m->pixels[(gsize)yy * m->width + xx] != 0;
+            }
+        changed += !near && channel_diff (pixel_at (a, x, y), pixel_at (b, x, y)) > 0;
+      }
+  return changed;
+}
+
+/* Try Again: the same region and instruction with the next seed, which the edit bar
+ * shows; the result is new. */
+static void
+test_try_again (SetokWindow *window, SetokDocument *document, SetokPicture *first)
+{
+  guint64 seed = setok_document_get_edit_seed (document);
+  g_autofree char *want = g_strdup_printf ("%" G_GUINT64_FORMAT, seed + 1);
+  const char *review;
+
+  phase = phases[4];
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.try-again", NULL);
+  check (setok_document_get_edit_state (document) == SETOK_EDIT_RUNNING,
+         "Try Again repaints the region", NULL);
+  wait_for (edit_settled, document, WAIT_SECONDS);
+  phase = phases[3];
+  review = _setok_window_get_review_text (window);
+  check (setok_document_get_edit_state (document) == SETOK_EDIT_REVIEW
+           && setok_document_get_edit_seed (document) == seed + 1
+           && _setok_window_get_edit_seed (window) == seed + 1 && review != NULL
+           && strstr (review, want) != NULL,
+         "Try Again uses the next seed and shows it", review);
+  check (setok_document_get_edit_result (document) != NULL
+           && !same_pixels (setok_document_get_edit_result (document), first),
+         "Try Again gives another result", NULL);
+}
+
 static gboolean
 test_edit (SetokWindow *window, const char *out)
 {
@@ -792,11 +597,16 @@ test_edit (SetokWindow *window, const char *out)
       target = t;
   setok_document_clear_selection (document);
   _setok_window_set_edit_controls (window, "make it bright blue", &request);
+  check (g_strcmp0 (_setok_window_get_edit_hint (window), "Click a token, then describe the change")
+           == 0,
+         "the edit bar says how editing starts", _setok_window_get_edit_hint (window));
   gtk_widget_activate_action (GTK_WIDGET (window), "win.edit", NULL);
   check (setok_document_get_edit_state (document) == SETOK_EDIT_IDLE, "no edit without a selection",
          NULL);
   widget_point_of_token (canvas, map, target, &x, &y);
   setok_canvas_click (canvas, x, y, 0);
+  check (_setok_window_get_edit_hint (window) == NULL, "with a token selected, the instruction",
+         NULL);
   mask = setok_document_get_selection_mask (document);
   check (mask != NULL && gtk_bitset_contains (setok_document_get_selection (document), target),
          "clicked token selected for the edit", NULL);
@@ -887,6 +697,11 @@ test_edit (SetokWindow *window, const char *out)
     g_free (detail);
     detail = g_strdup_printf ("%" G_GINT64_FORMAT " canvas pixels differ", changed);
     check (changed > 0, "before and after look different", detail);
+    changed = changed_outside (canvas, after_shot, before_shot, mask);
+    g_free (detail);
+    detail = g_strdup_printf ("%" G_GINT64_FORMAT " canvas pixels outside the region differ",
+                              changed);
+    check (changed == 0, "Show Original compares like with like (no overlay on either)", detail);
   }
   cairo_surface_destroy (after_shot);
   cairo_surface_destroy (before_shot);
@@ -895,6 +710,12 @@ test_edit (SetokWindow *window, const char *out)
     g_autofree char *review = g_build_filename (out, "studio-edit-review.png", NULL);
     save_window (window, review);
   }
+  test_try_again (window, document, result);
+  if (setok_document_get_edit_result (document) != NULL)
+    {
+      setok_picture_unref (result);
+      result = setok_picture_ref (setok_document_get_edit_result (document));
+    }
 
   gtk_widget_activate_action (GTK_WIDGET (window), "win.apply-edit", NULL);
   check (setok_document_get_edit_state (document) == SETOK_EDIT_IDLE
@@ -1061,7 +882,19 @@ test_quit (SetokWindow *window, GtkApplication *app, const char *out)
            && _setok_window_get_close_dialog (window) == NULL,
          "Cancel keeps the image", NULL);
 
-  g_action_group_activate_action (G_ACTION_GROUP (app), "quit", NULL);
+  {
+    /* Ctrl+Q with the Generate popover open, where keys go to the popover */
+    GtkPopover *popover = _setok_window_get_generate_popover (window);
+    GtkShortcut *quit = popover_shortcut (popover, "<Control>q");
+
+    gtk_popover_popup (popover);
+    spin (0.2);
+    check (quit != NULL
+             && gtk_shortcut_action_activate (gtk_shortcut_get_action (quit),
+                                              GTK_SHORTCUT_ACTION_EXCLUSIVE, GTK_WIDGET (popover),
+                                              NULL),
+           "Ctrl+Q works with the Generate popover open", NULL);
+  }
   spin (0.3);
   dialog = _setok_window_get_close_dialog (window);
   check (dialog != NULL && gtk_widget_get_visible (GTK_WIDGET (dialog))
@@ -1088,15 +921,17 @@ int
 main (int argc, char *argv[])
 {
   g_autofree char *model = NULL, *image = NULL, *corrupt = NULL, *out = NULL;
-  g_autofree char *screenshot = NULL;
-  gboolean no_model = FALSE;
+  g_autofree char *screenshots = NULL;
+  gboolean no_model = FALSE, german = FALSE;
   GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "model folder", "DIR" },
     { "image", 0, 0, G_OPTION_ARG_FILENAME, &image, "image to open", "FILE" },
     { "corrupt", 0, 0, G_OPTION_ARG_FILENAME, &corrupt, "a corrupt image", "FILE" },
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "where snapshots go", "DIR" },
-    { "screenshot", 0, 0, G_OPTION_ARG_FILENAME, &screenshot, "window PNG", "FILE" },
+    { "screenshots", 0, 0, G_OPTION_ARG_FILENAME, &screenshots, "360/1200 px window PNGs",
+      "DIR" },
     { "no-model", 0, 0, G_OPTION_ARG_NONE, &no_model, "the model folder is missing", NULL },
+    { "german", 0, 0, G_OPTION_ARG_NONE, &german, "LANGUAGE=de: expect German", NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) context = g_option_context_new ("- SeTok Studio GUI test");
@@ -1108,6 +943,11 @@ main (int argc, char *argv[])
   guint queue_notes = 0;
 
   setvbuf (stdout, NULL, _IOLBF, 0);
+  /* as main.c does: the translations of the build tree */
+  setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, setok_application_locale_dir ());
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error) || model == NULL || image == NULL
       || corrupt == NULL || out == NULL)
@@ -1127,8 +967,10 @@ main (int argc, char *argv[])
       fprintf (stderr, "test-studio: cannot register: %s\n", error->message);
       return 1;
     }
-  /* short answers keep the test quick; the screenshot shows a whole one */
-  if (screenshot == NULL)
+  /* the window's buttons as GNOME places them, not X11's fallback (minimize, maximize, close) */
+  g_object_set (gtk_settings_get_default (), "gtk-decoration-layout", "appmenu:close", NULL);
+  /* short answers keep the test quick; the screenshots show a whole one */
+  if (screenshots == NULL)
     g_settings_set_int (setok_application_get_settings (app), "max-new-tokens", 24);
   g_application_activate (G_APPLICATION (app));
   engine = setok_application_get_engine (app);
@@ -1142,7 +984,7 @@ main (int argc, char *argv[])
   check (wait_for (model_settled, engine, WAIT_SECONDS), "model loaded in time", NULL);
   phase = phases[3];
   if (no_model)
-    return test_without_model (window, engine, model, image, corrupt);
+    return test_without_model (window, engine, model, image, corrupt, german);
   check (setok_engine_get_has_tokens (engine), "token model",
          setok_engine_get_model_error (engine) != NULL ? setok_engine_get_model_error (engine)
                                                        : setok_engine_get_device_name (engine));
@@ -1157,8 +999,6 @@ main (int argc, char *argv[])
       check (wait_for (canvas_allocated, window, 30), "canvas shown", NULL);
       if (wait_for (has_token_map, window, WAIT_SECONDS))
         {
-          if (screenshot != NULL)
-            take_screenshot (window, engine, screenshot);
           test_controls (window);
           spin (0.2);
           test_overlay (window, out);
@@ -1166,6 +1006,14 @@ main (int argc, char *argv[])
       else
         check (FALSE, "token map in time", _setok_window_get_last_error (window));
       test_chat (window, engine);
+      if (setok_document_get_token_map (_setok_window_get_document (window)) != NULL)
+        {
+          reset_token_controls (window, engine);
+          test_layouts (window, out, screenshots);
+          gtk_window_set_default_size (GTK_WINDOW (window), 1100, 720);
+          spin (0.5);
+        }
+      test_chat_stop (window, engine);
     }
   {
     g_autofree char *detail = g_strdup_printf ("%u changes, %u jobs left", queue_notes,
@@ -1174,6 +1022,9 @@ main (int argc, char *argv[])
            "engine queue observed and drained", detail);
   }
   test_dialogs (window);
+  if (_setok_window_get_document (window) != NULL
+      && setok_document_get_token_map (_setok_window_get_document (window)) != NULL)
+    test_guidance (window, engine, image, out);
   test_new_scene (window);
   test_paste (window, image);
   test_corrupt (window, corrupt);

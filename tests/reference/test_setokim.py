@@ -260,6 +260,18 @@ def check_info(cli, bundle):
         detail = f"components {names}, manifest {m}"
     R.check("info --json on the bundle", ok, detail)
 
+    # the training domain and the card, as bundle.py writes them and the engine reads them
+    card = ref.card_manifest("A test model.", [("qa", "Answers", 0.25, "fraction"),
+                                               ("speed", "Time per answer", 12.5, "ms")],
+                             ref.WORLD_QUESTIONS[:2])
+    ref.set_card(bundle, domain=ref.WORLD_DOMAIN, card=card)
+    p = run(cli, "info", "--json", bundle)
+    m = json.loads(p.stdout).get("setokim", {}) if p.returncode == 0 else {}
+    want = dict(card, metrics=[dict({"unit": ""}, **x) for x in card["metrics"]])
+    R.check("domain and card: bundle.py writes what the engine reads",
+            m.get("domain") == ref.WORLD_DOMAIN and m.get("card") == want,
+            f"domain {m.get('domain')}, card {m.get('card')}")
+
 
 def model_image_size(bundle):
     with open(os.path.join(bundle, ref.MANIFEST)) as f:

@@ -273,6 +273,7 @@ def test_models(cli, root, gen):
 # ---- preprocessing through ctypes -----------------------------------------------------------
 
 CLIP_ARCH, SIGLIP_ARCH = 0, 1
+PAD_FIT, CROP_FIT = 0, 1  # setok_image_fit
 LIB = None  # libsetok through ctypes, loaded in main()
 
 
@@ -294,6 +295,9 @@ def load_library():
         "setok_vit_preprocess_size": [vp, i, i, pi, pi, ("restype", None)],
         "setok_vit_preprocess": [vp, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t,
                                  ctypes.POINTER(SetokImage), err_p],
+        "setok_vit_preprocess_fit_size": [vp, i, i, i, pi, pi, ("restype", None)],
+        "setok_vit_preprocess_fit": [vp, i, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t,
+                                     ctypes.POINTER(SetokImage), err_p],
         "setok_backend_cuda_create": [ctypes.POINTER(vp), i, err_p],
         "setok_backend_free": [vp, ("restype", None)],
     })
@@ -308,17 +312,28 @@ class Preprocessor:
         if lib.setok_vit_preprocessor_load(self.buf, folder.encode(), arch, ctypes.byref(err)):
             raise RuntimeError(err.message.decode())
 
-    def __call__(self, arr):
+    def __call__(self, arr, fit=None):
+        """setok_vit_preprocess, or with fit (PAD_FIT, CROP_FIT) setok_vit_preprocess_fit."""
         arr = np.ascontiguousarray(arr, np.uint8)
         h, w = arr.shape[:2]
         ch = 1 if arr.ndim == 2 else arr.shape[2]
         img = SetokImage(w, h, ch, arr.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
         ow, oh = ctypes.c_int(), ctypes.c_int()
-        self.lib.setok_vit_preprocess_size(self.buf, w, h, ctypes.byref(ow), ctypes.byref(oh))
+        if fit is None:
+            self.lib.setok_vit_preprocess_size(self.buf, w, h, ctypes.byref(ow), ctypes.byref(oh))
+        else:
+            self.lib.setok_vit_preprocess_fit_size(self.buf, fit, w, h, ctypes.byref(ow),
+                                                   ctypes.byref(oh))
         out = np.zeros((3, oh.value, ow.value), np.float32)
         err = SetokError()
-        if self.lib.setok_vit_preprocess(self.buf, out.ctypes.data_as(
-                ctypes.POINTER(ctypes.c_float)), out.size, ctypes.byref(img), ctypes.byref(err)):
+        out_p = out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        if fit is None:
+            st = self.lib.setok_vit_preprocess(self.buf, out_p, out.size, ctypes.byref(img),
+                                               ctypes.byref(err))
+        else:
+            st = self.lib.setok_vit_preprocess_fit(self.buf, fit, out_p, out.size,
+                                                   ctypes.byref(img), ctypes.byref(err))
+        if st:
             raise RuntimeError(err.message.decode())
         return out
 
@@ -333,6 +348,59 @@ def natural_image(rng, h, w, channels):
         planes.append(v)
     img = np.clip(np.stack(planes, -1), 0, 255).astype(np.uint8)
     return img[..., 0] if channels == 1 else img
+
+
+def pad_to_square(img, background):
+    """LLaVA-1.5's image_aspect_ratio "pad" (llava/mm_utils.py expand2square): the image
+    pasted onto a square of the background colour, centred along its short side."""
+    w, h = img.size
+    if w == h:
+        return img
+    side = max(w, h)
+    square = Image.new(img.mode, (side, side), background)
+    square.paste(img, ((side - w) // 2, (side - h) // 2))
+    return square
+
+
+def test_pad_to_square(lib, root, rng):
+    """setok_vit_preprocess_fit(PAD) on non-square images vs LLaVA's padding followed by the
+    HF processor; CROP is the processor alone."""
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}
+    cases = [
+        ("clip defaults", None, CLIP_ARCH, CLIPImageProcessorPil()),
+        ("clip 40/36", "clip-40", CLIP_ARCH, None),
+        ("siglip 30x26", "siglip-30", SIGLIP_ARCH, None),
+    ]
+    for name, sub, arch, proc in cases:
+        folder = os.path.join(root, sub or "no-preprocessor")
+        if proc is None:
+            proc = (CLIPImageProcessorPil if arch == CLIP_ARCH
+                    else SiglipImageProcessorPil).from_pretrained(folder)
+        engine = Preprocessor(lib, folder, arch)
+        background = tuple(int(m * 255) for m in proc.image_mean)
+        worst, worst_crop = 0.0, 0.0
+        for i, (h, w, channels) in enumerate([(60, 170, 3), (233, 91, 3), (47, 120, 1),
+                                              (150, 77, 4), (64, 64, 3)]):
+            arr = natural_image(rng, h, w, channels)
+            pil = Image.fromarray(arr, mode[channels])
+            if channels == 4:
+                arr[..., 3] = rng.integers(0, 256, (h, w))
+                pil = Image.fromarray(arr, "RGBA")
+                white = Image.new("RGBA", pil.size, (255, 255, 255, 255))
+                pil = Image.alpha_composite(white, pil)
+            rgb = pil.convert("RGB")
+            ref = proc(pad_to_square(rgb, background),
+                       return_tensors="np")["pixel_values"][0].astype(np.float64)
+            got = engine(arr, PAD_FIT)
+            if got.shape != ref.shape:
+                R.check(f"pad {name} {h}x{w}x{channels}", False, f"shape {got.shape} vs {ref.shape}")
+                worst = float("inf")
+                continue
+            worst = max(worst, float(np.abs(got - ref).max()))
+            crop = proc(rgb, return_tensors="np")["pixel_values"][0].astype(np.float64)
+            worst_crop = max(worst_crop, float(np.abs(engine(arr, CROP_FIT) - crop).max()))
+        R.check(f"pad to square {name}", worst <= 1e-5, f"max abs error {worst:.2e}")
+        R.check(f"crop fit {name}", worst_crop <= 1e-5, f"max abs error {worst_crop:.2e}")
 
 
 def test_preprocessing(lib, root, rng):
@@ -379,6 +447,8 @@ def test_preprocessing(lib, root, rng):
                 continue
             worst = max(worst, float(np.abs(got - ref).max()))
         R.check(f"preprocess {name}", worst <= 1e-5, f"max abs error {worst:.2e}")
+
+    test_pad_to_square(lib, root, rng)
 
     # every (value, alpha) pair through convert_to_rgb alone: compositing onto white exactly
     folder = os.path.join(root, "convert-only")

@@ -88,6 +88,30 @@ static void check_valid(void)
     CHECK(st == SETOK_OK && b.image_size == 0 && b.vision_feature_layer == -1 &&
           !strcmp(b.system_prompt, "") && !strcmp(b.image_end, "[/Img]"),
           "defaults: %s", err.message);
+    CHECK(!b.domain_kind && !b.card_summary && b.n_metrics == 0 && b.n_questions == 0,
+          "no domain and no card unless stated");
+    setok_bundle_free(&b);
+
+    dir = make_bundle("card",
+        "{\"format\": \"setokim\", \"version\": 1, \"components\": {}, "
+        "\"domain\": {\"kind\": \"synthetic-shapes\", \"suggest\": \"a LLaVA folder\"}, "
+        "\"card\": {\"summary\": \"Small.\", \"metrics\": [{\"name\": \"qa\", "
+        "\"label\": \"Answers\", \"value\": 0.5, \"unit\": \"fraction\"}, {\"name\": \"t\", "
+        "\"label\": \"Time\", \"value\": 12}], \"questions\": [{\"kind\": \"count\", "
+        "\"example\": \"how many objects are there?\"}]}}");
+    st = setok_bundle_load(&b, dir, &err);
+    CHECK(st == SETOK_OK, "domain and card: %s", err.message);
+    if (st == SETOK_OK) {
+        CHECK(!strcmp(b.domain_kind, "synthetic-shapes") && !b.domain_description &&
+              !strcmp(b.domain_suggest, "a LLaVA folder"), "domain read");
+        CHECK(!strcmp(b.card_summary, "Small.") && b.n_metrics == 2 &&
+              !strcmp(b.metrics[0].unit, "fraction") && b.metrics[0].value == 0.5 &&
+              !strcmp(b.metrics[1].label, "Time") && !strcmp(b.metrics[1].unit, ""),
+              "card metrics read");
+        CHECK(b.n_questions == 1 && !strcmp(b.questions[0].kind, "count") &&
+              !strcmp(b.questions[0].example, "how many objects are there?"),
+              "card questions read");
+    }
     setok_bundle_free(&b);
 }
 
@@ -130,6 +154,25 @@ static void check_malformed(void)
                           "\"special_tokens\": {\"image\": \"\"}}", "special_tokens.image"},
         {"prompt_number", "{\"format\": \"setokim\", \"version\": 1, \"components\": {}, "
                           "\"system_prompt\": 7}", "system_prompt"},
+        {"domain_string", "{\"format\": \"setokim\", \"version\": 1, \"components\": {}, "
+                          "\"domain\": \"shapes\"}", "domain"},
+        {"domain_no_kind", "{\"format\": \"setokim\", \"version\": 1, \"components\": {}, "
+                           "\"domain\": {\"suggest\": \"x\"}}", "domain.kind"},
+        {"domain_empty", "{\"format\": \"setokim\", \"version\": 1, \"components\": {}, "
+                         "\"domain\": {\"kind\": \"\"}}", "domain.kind"},
+        {"card_summary", "{\"format\": \"setokim\", \"version\": 1, \"components\": {}, "
+                         "\"card\": {\"summary\": 3}}", "card.summary"},
+        {"metrics_object", "{\"format\": \"setokim\", \"version\": 1, \"components\": {}, "
+                           "\"card\": {\"metrics\": {}}}", "card.metrics"},
+        {"metric_value", "{\"format\": \"setokim\", \"version\": 1, \"components\": {}, "
+                         "\"card\": {\"metrics\": [{\"name\": \"a\", \"label\": \"A\", "
+                         "\"value\": \"50%\"}]}}", "card.metrics[0].value"},
+        {"metric_unit", "{\"format\": \"setokim\", \"version\": 1, \"components\": {}, "
+                        "\"card\": {\"metrics\": [{\"name\": \"a\", \"label\": \"A\", "
+                        "\"value\": 1, \"unit\": \"%\"}]}}", "card.metrics[0].unit"},
+        {"question_example", "{\"format\": \"setokim\", \"version\": 1, \"components\": "
+                             "{}, \"card\": {\"questions\": [{\"kind\": \"count\"}]}}",
+         "card.questions[0].example"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *dir = make_bundle(cases[i].name, cases[i].text);

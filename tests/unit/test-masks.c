@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "setok/masks.h"
+#include "setok/tokens.h"
 
 #include "check.h"
 
@@ -19,6 +20,32 @@ static void test_grid_map(void)
     CHECK(setok_grid_patch_at(&m, 639.5, 479.5) == -1, "right of the crop has no patch");
     CHECK(setok_grid_patch_at(&m, 559.5, 479.5) == 24 * 24 - 1, "last pixel of the crop");
     CHECK(setok_grid_patch_at(&m, 80 + 20.5, 0.5) == 1, "20 px in (14 model px) is patch 1");
+}
+
+/* The same photo through setok_grid_map_for: padded (the whole image is seen) and cropped. */
+static void test_grid_map_fit(void)
+{
+    setok_vit_preprocessor pp;
+    setok_vit_preprocessor_defaults(&pp, SETOK_VIT_CLIP);
+    pp.shortest_edge = pp.crop_width = pp.crop_height = 336;
+    setok_grid_map m;
+    setok_grid_map_for(&m, &pp, SETOK_IMAGE_FIT_CROP, 640, 480, 24, 24, 14);
+    CHECK(setok_grid_patch_at(&m, 10, 10) == -1 && setok_grid_patch_at(&m, 80.5, 0.5) == 0,
+          "crop: the sides are cut, the crop starts at x = 80");
+    /* pad: a 640 x 640 square, the photo 80 px down, then 640 -> 336 (scale 0.525) */
+    setok_grid_map_for(&m, &pp, SETOK_IMAGE_FIT_PAD, 640, 480, 24, 24, 14);
+    CHECK(setok_grid_patch_at(&m, 0.5, 0.5) == 3 * 24, "pad: the top-left pixel is in row 3");
+    CHECK(setok_grid_patch_at(&m, 639.5, 479.5) == 20 * 24 + 23,
+          "pad: the bottom-right pixel is in row 20, column 23");
+    int outside = 0;
+    for (int y = 0; y < 480; y += 7)
+        for (int x = 0; x < 640; x += 7)
+            outside += setok_grid_patch_at(&m, x + 0.5, y + 0.5) < 0;
+    CHECK(outside == 0, "pad: every pixel lies on a patch (%d do not)", outside);
+    setok_grid_map_for(&m, &pp, SETOK_IMAGE_FIT_PAD, 300, 500, 24, 24, 14);
+    /* a 500-px square, the image 100 px right, scale 0.672 */
+    CHECK(setok_grid_patch_at(&m, 0.5, 0.5) == 4 && setok_grid_patch_at(&m, 299.5, 0.5) == 19,
+          "pad: a tall image sits in columns 4..19");
 }
 
 static void test_refine(void)
@@ -66,6 +93,7 @@ static void test_refine(void)
 int main(void)
 {
     test_grid_map();
+    test_grid_map_fit();
     test_refine();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

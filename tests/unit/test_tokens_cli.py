@@ -111,11 +111,10 @@ def main():
         toks = d["tokens"]
         check(d["n_tokens"] == len(toks) >= 1, f"{d['n_tokens']} tokens listed")
         check(sum(t["area_patches"] for t in toks) == 64, "every patch is in one token")
-        # shortest edge 100 -> 64: scale 0.64, the 150-px width becomes 96, crop 16 px each side
-        # -> pixels x in [25, 125) of the original are covered (centres mapped through the crop)
-        covered = sum(1 for x in range(150) if 16 <= (x + 0.5) * 0.64 < 80) * 100
-        check(sum(t["area_pixels"] for t in toks) == covered,
-              f"covered pixels {sum(t['area_pixels'] for t in toks)} == {covered}")
+        # the whole image, padded to 150 x 150: every pixel belongs to a token
+        covered = 150 * 100
+        check(d["fit"] == "pad" and sum(t["area_pixels"] for t in toks) == covered,
+              f"padded: covered pixels {sum(t['area_pixels'] for t in toks)} == {covered}")
         for t in toks:
             x0, y0, x1, y1 = t["bbox"]
             cx, cy = t["centroid"]
@@ -134,6 +133,15 @@ def main():
               "mask areas match the JSON")
         check(Image.open(overlay).size == (150, 100), "overlay has the image's size")
 
+        # --crop: shortest edge 100 -> 64: scale 0.64, the 150-px width becomes 96, crop 16 px
+        # each side -> pixels x in [25, 125) of the original are covered (centres mapped
+        # through the crop)
+        rc, _, err = run(image, "--vision", model, "--crop", "--json", out_json, "--device", "cpu")
+        cropped = sum(1 for x in range(150) if 16 <= (x + 0.5) * 0.64 < 80) * 100
+        d = json.load(open(out_json)) if rc == 0 else {"tokens": [], "fit": None}
+        check(rc == 0 and d["fit"] == "crop"
+              and sum(t["area_pixels"] for t in d["tokens"]) == cropped,
+              f"cropped: covered pixels {sum(t['area_pixels'] for t in d['tokens'])} == {cropped}")
         rc, _, err = run(image, "--vision", model, "--mode", "fixed", "--clusters", "5",
                          "--json", out_json, "--device", "cpu")
         check(rc == 0 and json.load(open(out_json))["n_tokens"] == 5, "fixed mode gives 5 tokens")

@@ -3,7 +3,8 @@ engine reads (DESIGN §5).
 
 A bundle is a folder:
     setokim.json    manifest: format, version, component paths, image size, feature layer,
-                    special tokens, system prompt
+                    special tokens, system prompt; optionally the training domain and the
+                    model card in brief (domain_manifest, card_manifest, set_card)
     vision/         transformers CLIPVisionModel (+ preprocessor_config.json, CLIPImageProcessor)
     setok/          SetokMerger (tools/setokim/setok.py) with the clustering defaults
     projector_in/   SetokimProjector: LLaVA multi_modal_projector names linear_1 / linear_2
@@ -83,6 +84,104 @@ def default_manifest(image_size, vision_feature_layer=-1, system_prompt=""):
     }
 
 
+# What a model trained on tools/setokim/world.py knows, for apps to warn about other images.
+WORLD_DOMAIN = {
+    "kind": "synthetic-shapes",
+    "description": "Scenes of flat coloured shapes (circle, square, triangle, diamond, star, "
+                   "hexagon) in ten colours and three sizes on muted backgrounds, as "
+                   "`setok world` renders them.",
+    "suggest": "For photographs, load a LLaVA-1.5 folder (llava-hf/llava-1.5-7b-hf).",
+}
+
+# One question of each kind the world asks (world-text.c), worded as in training.
+WORLD_QUESTIONS = [
+    {"kind": "caption", "example": "Describe the scene."},
+    {"kind": "count", "example": "how many objects are there?"},
+    {"kind": "colour", "example": "what colour is the circle?"},
+    {"kind": "shape", "example": "what shape is the red object?"},
+    {"kind": "size", "example": "what size is the square?"},
+    {"kind": "exist", "example": "is there a blue star?"},
+    {"kind": "relation", "example": "is the circle left or right of the square?"},
+]
+
+METRIC_UNITS = ("fraction", "ms", "")
+MAX_CARD_ITEMS = 32
+
+
+def domain_manifest(kind, description=None, suggest=None):
+    """The manifest's "domain": what the model was trained on and what to use instead."""
+    d = {"kind": kind}
+    if description:
+        d["description"] = description
+    if suggest:
+        d["suggest"] = suggest
+    return d
+
+
+def card_manifest(summary=None, metrics=(), questions=()):
+    """The manifest's "card": a summary paragraph, headline metrics as (name, label, value,
+    unit) with unit "fraction" (shown as a percentage), "ms" or "", and the question kinds
+    trained on as {"kind", "example"}."""
+    card = {}
+    if summary:
+        card["summary"] = summary
+    card["metrics"] = [{"name": n, "label": l, "value": float(v), **({"unit": u} if u else {})}
+                       for n, l, v, u in metrics]
+    card["questions"] = [dict(q) for q in questions]
+    return card
+
+
+def check_domain_and_card(m, file):
+    """BundleError unless the optional "domain" and "card" keys follow the contract."""
+    def text(obj, key, where, required):
+        v = obj.get(key)
+        if v is None and not required:
+            return
+        if not isinstance(v, str) or not v:
+            raise BundleError(f"{file}: {where}.{key} must be a non-empty string")
+
+    if m.get("domain") is not None:
+        d = m["domain"]
+        if not isinstance(d, dict):
+            raise BundleError(f"{file}: \"domain\" must be an object")
+        text(d, "kind", "domain", True)
+        text(d, "description", "domain", False)
+        text(d, "suggest", "domain", False)
+    if m.get("card") is None:
+        return
+    card = m["card"]
+    if not isinstance(card, dict):
+        raise BundleError(f"{file}: \"card\" must be an object")
+    text(card, "summary", "card", False)
+    for key, fields in (("metrics", ("name", "label")), ("questions", ("kind", "example"))):
+        items = card.get(key) or []
+        if not isinstance(items, list) or len(items) > MAX_CARD_ITEMS:
+            raise BundleError(f"{file}: card.{key} must be a list of at most {MAX_CARD_ITEMS}")
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise BundleError(f"{file}: card.{key}[{i}] must be an object")
+            for f in fields:
+                text(item, f, f"card.{key}[{i}]", True)
+            if key == "metrics":
+                v = item.get("value")
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                    raise BundleError(f"{file}: card.metrics[{i}].value must be a number")
+                if item.get("unit", "") not in METRIC_UNITS:
+                    raise BundleError(f"{file}: card.metrics[{i}].unit must be \"fraction\" "
+                                      f"or \"ms\"")
+
+
+def set_card(path, domain=None, card=None):
+    """Adds (or replaces) "domain" and "card" in the manifest of the bundle folder `path`."""
+    m = read_manifest(path)
+    if domain is not None:
+        m["domain"] = domain
+    if card is not None:
+        m["card"] = card
+    check_domain_and_card(m, os.path.join(path, MANIFEST))
+    write_manifest(path, m)
+
+
 def write_manifest(path, manifest):
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, MANIFEST), "w", encoding="utf-8") as f:
@@ -128,6 +227,7 @@ def read_manifest(path):
     m.setdefault("system_prompt", "")
     if not isinstance(m["system_prompt"], str):
         raise BundleError(f"{file}: system_prompt must be a string")
+    check_domain_and_card(m, file)
     return m
 
 

@@ -19,6 +19,21 @@
  *   "segment_token": "<seg>"                  optional: the added token whose final hidden
  *       state, through projector_seg, prompts the mask decoder (referring segmentation;
  *       tools/setokim/segmentation.py)
+ *   "domain": {                               optional: what the model was trained on
+ *       "kind": "synthetic-shapes",           required in domain: a short identifier
+ *           ("synthetic-shapes": the world generator's scenes, setok/world.h; "photographs";
+ *           "any"). Apps may check images against kinds they know and warn.
+ *       "description": "...",                 optional: a sentence for people
+ *       "suggest": "..."}                     optional: what to load for images outside it
+ *   "card": {                                 optional: the model card in brief
+ *       "summary": "...",                     optional: a paragraph for people
+ *       "metrics": [{"name": "qa_accuracy",   optional, at most SETOK_BUNDLE_MAX_CARD_ITEMS:
+ *                    "label": "...",          headline numbers; name and label non-empty,
+ *                    "value": 0.5,            value a number, unit "fraction" (shown as a
+ *                    "unit": "fraction"}],    percentage), "ms" or absent (a plain number)
+ *       "questions": [{"kind": "count",       optional, at most SETOK_BUNDLE_MAX_CARD_ITEMS:
+ *                      "example": "..."}]}    the question kinds it was trained on, each with
+ *                                             an example it answers as trained
  * Component paths must be relative, free of ".." and stay inside the bundle
  * after symbolic links are resolved; every listed component must be a folder.
  * Errors name setokim.json and the key: "m/setokim.json: components.llm: 'x' is
@@ -39,6 +54,7 @@ extern "C" {
 #define SETOK_BUNDLE_MANIFEST "setokim.json"
 #define SETOK_BUNDLE_VERSION 1
 #define SETOK_BUNDLE_MAX_VISUAL_TOKENS 256
+#define SETOK_BUNDLE_MAX_CARD_ITEMS 32
 
 typedef enum setok_bundle_component {
     SETOK_BUNDLE_VISION = 0,    /* CLIPVisionModel / SiglipVisionModel */
@@ -55,6 +71,20 @@ typedef enum setok_bundle_component {
     SETOK_BUNDLE_COMPONENT_COUNT
 } setok_bundle_component;
 
+/* A headline number of the model card. */
+typedef struct setok_bundle_metric {
+    char *name;   /* "qa_accuracy" */
+    char *label;  /* "Question answering accuracy" */
+    double value;
+    char *unit;   /* "fraction", "ms", or "" for a plain number */
+} setok_bundle_metric;
+
+/* A kind of question the model was trained on, with an example. */
+typedef struct setok_bundle_question {
+    char *kind;    /* "count" */
+    char *example; /* "how many objects are there?" */
+} setok_bundle_question;
+
 typedef struct setok_bundle {
     char *dir;                                       /* the bundle folder, as given */
     char *manifest;                                  /* dir/setokim.json */
@@ -67,6 +97,13 @@ typedef struct setok_bundle {
     char **visual_tokens;                            /* [n_visual_tokens]; NULL when none */
     int n_visual_tokens;
     char *segment_token;                             /* NULL when none */
+    /* the training domain; NULL when not stated */
+    char *domain_kind, *domain_description, *domain_suggest;
+    char *card_summary;                              /* NULL when not stated */
+    setok_bundle_metric *metrics;                    /* [n_metrics] */
+    int n_metrics;
+    setok_bundle_question *questions;                /* [n_questions] */
+    int n_questions;
 } setok_bundle;
 
 /* Whether dir holds a setokim.json (a regular file). */

@@ -64,6 +64,8 @@ typedef enum setok_chat_image_mode {
 typedef struct setok_chat_options {
     setok_sampling_params sampling;
     setok_chat_image_mode image_mode;
+    setok_image_fit fit;             /* the whole image padded to a square (default), or
+                                        the processor's centre crop (models/vit.h) */
     /* SeTok clustering: cluster when cluster_override, else the model's defaults
      * (setok_chat_cluster_defaults). */
     bool cluster_override;

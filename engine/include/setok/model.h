@@ -212,16 +212,18 @@ typedef struct setok_image_features {
     int n_rows;          /* grid_h * grid_w, plus 1 when has_cls */
     int grid_h, grid_w, dim;
     bool has_cls;        /* rows[0] is the class token; the patches follow */
-    int width, height;   /* the model input (after the processor's resize and crop) */
+    int width, height;   /* the model input (after padding, resize and crop) */
     double encode_ms;    /* preprocessing + the tower; 0 when it came from the cache */
 } setok_image_features;
 
 /* image -> the vision tower's hidden_states[layer] (every token, CLS
- * included), through the tower's processor. The last few results are kept,
- * keyed by the image's pixels and the layer, so the tokens, chat, segment and
+ * included), through fit (models/vit.h: padded to a square, or centre-cropped)
+ * and the tower's processor. The last few results are kept, keyed by the
+ * image's pixels, the layer and the fit, so the tokens, chat, segment and
  * edit pipelines encode an image once between them. cancel may be NULL. */
 SETOK_API setok_status setok_model_encode_image(setok_model *m, const setok_image *image,
-                                                int layer, const atomic_bool *cancel,
+                                                int layer, setok_image_fit fit,
+                                                const atomic_bool *cancel,
                                                 setok_image_features *out, setok_error *err);
 
 #ifdef __cplusplus

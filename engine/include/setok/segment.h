@@ -60,6 +60,8 @@ typedef struct setok_segmenter setok_segmenter;
  * bundle); loads them the first time. The model must outlive s. */
 SETOK_API setok_status setok_segmenter_new(setok_segmenter **out, setok_model *model, setok_error *err);
 SETOK_API void setok_segmenter_free(setok_segmenter *s);
+/* How images become the vision tower's input (models/vit.h); pad by default. */
+SETOK_API void setok_segmenter_set_image_fit(setok_segmenter *s, setok_image_fit fit);
 /* Whether the model segments by a phrase (SETOK_CAP_SEGMENT_PHRASE). */
 SETOK_API bool setok_segmenter_can_refer(const setok_segmenter *s);
 /* image + expression (NULL: none) and/or points[n] -> r (at least one of them). */

@@ -44,6 +44,8 @@ typedef struct setok_tokens_options {
     int feature_layer;     /* as setok_vit_forward; SETOK_TOKENS_DEFAULT_LAYER: the
                               folder's own (a bundle's or LLaVA's vision_feature_layer),
                               else the last */
+    setok_image_fit fit;   /* the whole image padded to a square (default), or the
+                              processor's centre crop */
     const atomic_bool *cancel;
 } setok_tokens_options;
 
@@ -66,10 +68,11 @@ typedef struct setok_tokens_timings {
 
 /* Zero-initialize; setok_tokens_run reuses the memory; free with
  * setok_tokens_result_free. */
-/* Where pp's resize and crop put the model input of a width x height image
- * (a grid_w x grid_h grid of patch-pixel patches). */
-SETOK_API void setok_grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp, int width,
-                        int height, int grid_w, int grid_h, int patch);
+/* Where fit and pp's resize and crop put the model input of a width x height
+ * image (a grid_w x grid_h grid of patch-pixel patches). */
+SETOK_API void setok_grid_map_for(setok_grid_map *m, const setok_vit_preprocessor *pp,
+                                  setok_image_fit fit, int width, int height, int grid_w,
+                                  int grid_h, int patch);
 
 typedef struct setok_tokens_result {
     setok_clusters clusters;         /* patch-level: labels, per-token patch info */

@@ -92,6 +92,35 @@ SETOK_API void setok_vit_preprocess_size(const setok_vit_preprocessor *pp, int w
 SETOK_API setok_status setok_vit_preprocess(const setok_vit_preprocessor *pp, float *out, size_t out_floats,
                                   const setok_image *img, setok_error *err);
 
+/* How an image of any aspect ratio becomes the model's input (DESIGN §8). */
+typedef enum setok_image_fit {
+    /* padded to a square of the processor's mean colour first, then processed:
+     * LLaVA-1.5's image_aspect_ratio "pad" (expand2square with
+     * tuple(int(m * 255) for m in image_mean)), so the whole image is seen */
+    SETOK_IMAGE_FIT_PAD = 0,
+    /* the processor alone: resize, then its centre crop (the sides of a
+     * non-square image are cut off) */
+    SETOK_IMAGE_FIT_CROP,
+    SETOK_IMAGE_FIT_COUNT
+} setok_image_fit;
+
+/* "pad", "crop"; setok_image_fit_from_name gives SETOK_IMAGE_FIT_COUNT for others. */
+SETOK_API const char *setok_image_fit_name(setok_image_fit fit);
+SETOK_API setok_image_fit setok_image_fit_from_name(const char *name);
+
+/* Where fit puts a width x height image inside the square it pads to: the
+ * square's side and the image's offset in it (side = max(width, height),
+ * the offset centres the short side, floored as expand2square does). */
+SETOK_API void setok_image_fit_square(int width, int height, int *side, int *off_x, int *off_y);
+/* The [3, out_h, out_w] size an image of width x height becomes under fit. */
+SETOK_API void setok_vit_preprocess_fit_size(const setok_vit_preprocessor *pp, setok_image_fit fit,
+                                             int width, int height, int *out_w, int *out_h);
+/* setok_vit_preprocess after fit: with SETOK_IMAGE_FIT_PAD a non-square image
+ * is first made RGB (as setok_vit_preprocess does) and padded to a square. */
+SETOK_API setok_status setok_vit_preprocess_fit(const setok_vit_preprocessor *pp,
+                                                setok_image_fit fit, float *out, size_t out_floats,
+                                                const setok_image *img, setok_error *err);
+
 /* ------------------------------------------------------------------------
  * Model */
 
