@@ -80,10 +80,16 @@ load_model (SetokApplication *self)
 {
   g_autofree char *path = setok_application_resolve_model (self);
   g_autofree char *device = g_settings_get_string (self->settings, "device");
+  g_autofree char *dtype = g_settings_get_string (self->settings, "dtype");
+  g_autofree char *weights = g_settings_get_string (self->settings, "weights");
+  SetokPlacement placement = {
+    .device = device,
+    .threads = g_settings_get_int (self->settings, "threads"),
+    .dtype = dtype,
+    .weights = g_str_equal (weights, "none") ? NULL : weights,
+  };
 
-  setok_engine_load_model_async (self->engine, path, device,
-                                 g_settings_get_int (self->settings, "threads"), NULL, load_done,
-                                 NULL);
+  setok_engine_load_model_async (self->engine, path, &placement, NULL, load_done, NULL);
 }
 
 static void
@@ -271,12 +277,14 @@ setok_application_startup (GApplication *app)
   for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
     gtk_application_set_accels_for_action (GTK_APPLICATION (self), accels[i].action,
                                            accels[i].accels);
-  g_signal_connect_object (self->settings, "changed::model-path",
-                           G_CALLBACK (model_settings_changed), self, G_CONNECT_SWAPPED);
-  g_signal_connect_object (self->settings, "changed::device", G_CALLBACK (model_settings_changed),
-                           self, G_CONNECT_SWAPPED);
-  g_signal_connect_object (self->settings, "changed::threads", G_CALLBACK (model_settings_changed),
-                           self, G_CONNECT_SWAPPED);
+  /* any of these reopens the model */
+  static const char *const model_keys[] = { "model-path", "device", "threads", "dtype", "weights" };
+  for (guint i = 0; i < G_N_ELEMENTS (model_keys); i++)
+    {
+      g_autofree char *signal = g_strconcat ("changed::", model_keys[i], NULL);
+      g_signal_connect_object (self->settings, signal, G_CALLBACK (model_settings_changed), self,
+                               G_CONNECT_SWAPPED);
+    }
   load_model (self);
 }
 

@@ -319,7 +319,7 @@ engine_thread_main (gpointer data)
 typedef struct
 {
   char *path;
-  char *device;
+  char *device, *dtype, *weights;
   int threads;
   /* results */
   char *name;
@@ -338,6 +338,8 @@ load_data_free (gpointer data)
 
   g_free (d->path);
   g_free (d->device);
+  g_free (d->dtype);
+  g_free (d->weights);
   g_free (d->name);
   g_free (d->device_name);
   g_free (d->error);
@@ -398,6 +400,8 @@ load_run (SetokEngine *self, Job *job)
   setok_model_options_default (&mo);
   mo.device = d->device;
   mo.threads = d->threads;
+  mo.dtype = d->dtype;
+  mo.weights = d->weights;
   if (setok_model_open (&self->model, d->path, &mo, &err) != SETOK_OK)
     {
       d->error = g_strdup (err.message);
@@ -483,17 +487,24 @@ load_main_done (SetokEngine *self, Job *job)
 }
 
 void
-setok_engine_load_model_async (SetokEngine *self, const char *path, const char *device, int threads,
-                               GCancellable *cancellable, GAsyncReadyCallback callback,
-                               gpointer user_data)
+setok_engine_load_model_async (SetokEngine *self, const char *path,
+                               const SetokPlacement *placement, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data)
 {
   Job *job = job_new (self, setok_engine_load_model_async, cancellable, callback, user_data);
   LoadData *d = g_new0 (LoadData, 1);
 
   g_return_if_fail (SETOK_IS_ENGINE (self));
   d->path = g_strdup (path);
-  d->device = g_strdup (device != NULL && device[0] ? device : "auto");
-  d->threads = threads;
+  SetokPlacement defaults = { 0 };
+  if (placement == NULL)
+    placement = &defaults;
+  d->device = g_strdup (placement->device != NULL && placement->device[0] ? placement->device
+                                                                          : "auto");
+  d->dtype = g_strdup (placement->dtype != NULL && placement->dtype[0] ? placement->dtype
+                                                                       : "auto");
+  d->weights = g_strdup (placement->weights);
+  d->threads = placement->threads;
   job->data = d;
   job->data_free = load_data_free;
   job->run = load_run;

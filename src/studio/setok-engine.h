@@ -124,10 +124,21 @@ const char *setok_engine_get_unavailable_reason (SetokEngine *self, setok_capabi
  * while no job runs. */
 int setok_engine_get_component_loads (SetokEngine *self, setok_component component);
 
-/* Replaces the loaded model by the one in path ("" or NULL: none). device:
- * "auto", "cpu" or "cuda"; threads <= 0: all cores. */
-void setok_engine_load_model_async (SetokEngine *self, const char *path, const char *device,
-                                    int threads, GCancellable *cancellable,
+/* Where and how a model runs (setok_model_options): device "auto", "cpu" or
+ * "cuda"; threads <= 0: all cores; dtype "auto", "f32", "f16" or "bf16";
+ * weights "q8", "q4" or NULL. NULL strings: the defaults. */
+typedef struct
+{
+  const char *device;
+  int threads;
+  const char *dtype;
+  const char *weights;
+} SetokPlacement;
+
+/* Replaces the loaded model by the one in path ("" or NULL: none), placed as
+ * placement says (NULL: the defaults; copied). */
+void setok_engine_load_model_async (SetokEngine *self, const char *path,
+                                    const SetokPlacement *placement, GCancellable *cancellable,
                                     GAsyncReadyCallback callback, gpointer user_data);
 gboolean setok_engine_load_model_finish (SetokEngine *self, GAsyncResult *result, GError **error);
 

@@ -15,6 +15,8 @@ struct _SetokPreferencesWindow
   /* template */
   AdwActionRow *model_row;
   AdwComboRow *device_row;
+  AdwComboRow *dtype_row;
+  AdwComboRow *weights_row;
   GtkSpinButton *threads_spin;
   AdwComboRow *image_tokens_row;
   GtkSwitch *whole_switch;
@@ -29,6 +31,8 @@ struct _SetokPreferencesWindow
 G_DEFINE_FINAL_TYPE (SetokPreferencesWindow, setok_preferences_window, ADW_TYPE_PREFERENCES_WINDOW)
 
 static const char *const device_values[] = { "auto", "cpu", "cuda", NULL };
+static const char *const dtype_values[] = { "auto", "f32", "f16", "bf16", NULL };
+static const char *const weights_values[] = { "none", "q8", "q4", NULL };
 static const char *const image_token_values[] = { "auto", "patches", "setok", NULL };
 
 /* integer keys ("i" or "x") shown by spin buttons, whose values are doubles */
@@ -192,6 +196,8 @@ setok_preferences_window_class_init (SetokPreferencesWindowClass *klass)
     widget_class, "/org/setokstudio/Studio/setok-preferences-window.ui");
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, model_row);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, device_row);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, dtype_row);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, weights_row);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, threads_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, image_tokens_row);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, whole_switch);
@@ -219,6 +225,8 @@ setok_preferences_window_new (GSettings *settings, GtkWindow *parent)
 
   self->settings = g_object_ref (settings);
   bind_choice (self, "device", self->device_row, device_values);
+  bind_choice (self, "dtype", self->dtype_row, dtype_values);
+  bind_choice (self, "weights", self->weights_row, weights_values);
   bind_int (self, "threads", self->threads_spin);
   bind_choice (self, "chat-image-tokens", self->image_tokens_row, image_token_values);
   g_settings_bind_with_mapping (self->settings, "image-fit", self->whole_switch, "active",
