@@ -268,8 +268,12 @@ static setok_status check_attention(check *c)
 {
     const setok_op_desc *d = c->d;
     const setok_tensor *q = d->src[0], *k = d->src[1], *v = d->src[2];
-    TRY(need_layout(c, k, "k", q->dtype, true));
-    TRY(need_layout(c, v, "v", q->dtype, true));
+    /* k and v share q's dtype, or a 16-bit one under f32 queries (a compact KV cache) */
+    setok_dtype kv = q->dtype;
+    if (k && q->dtype == SETOK_F32 && (k->dtype == SETOK_F16 || k->dtype == SETOK_BF16))
+        kv = k->dtype;
+    TRY(need_layout(c, k, "k", kv, true));
+    TRY(need_layout(c, v, "v", kv, true));
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
         return FAIL(c, "attention: q, k and v must be [B, H, T, D]");
     int64_t b = q->shape[0], hq = q->shape[1], tq = q->shape[2], dh = q->shape[3];

@@ -6,7 +6,10 @@
  * workers * rows * Tk floats whatever the batch and head counts. Per block:
  * S = scale * Q K^T (serial sgemm), + mask, causal cut, stable softmax, O = P V.
  * Keys past the block's last causal key are never computed. k and v are read
- * through their batch, head and row strides (a KV cache prefix in place). f32 only. */
+ * through their batch, head and row strides (a KV cache prefix in place); q, y
+ * and the mask are f32, k and v f32 or, for a compact KV cache, f16 / bf16:
+ * a task then widens the keys and values it reads into its scratch first
+ * (bound by the bytes read either way). */
 #include "setok-config.h"
 
 #include <math.h>
@@ -22,14 +25,18 @@ enum { SCRATCH_FLOATS = 1 << 20, MAX_BLOCK_ROWS = 64 };
 
 typedef struct attention_job {
     float *y;
-    const float *q, *k, *v, *mask;
+    const float *q, *mask;
+    const char *k, *v;  // f32, or 16-bit through widen
+    setok_cpu_decode_fn widen;  // NULL when k and v are f32
+    size_t kv_size;  // bytes per k / v element
     int64_t heads, kv_heads, tq, tk, d, dv;
     int64_t kstride[3], vstride[3];   // k and v strides over [B, Hkv, Tk]
     int64_t mstride[SETOK_MAX_DIMS];  // the mask's strides over [B, Hq, Tq, Tk], 0 if broadcast
     float scale;
     bool causal;
     int64_t block_rows, blocks, tasks;
-    float *scratch;  // [workers][block_rows * tk]
+    float *scratch;  // [workers][per_worker]: scores [block_rows * tk], then widened k and v
+    int64_t per_worker;
     atomic_llong next_task;
 } attention_job;
 
@@ -58,8 +65,10 @@ static void attention_block(const attention_job *t, float *scores, int64_t task)
     int64_t i0 = block * t->block_rows;
     int64_t rows = t->tq - i0 < t->block_rows ? t->tq - i0 : t->block_rows;
     const float *q = t->q + ((bh * t->tq) + i0) * t->d;
-    const float *k = t->k + b * t->kstride[0] + kh * t->kstride[1];
-    const float *v = t->v + b * t->vstride[0] + kh * t->vstride[1];
+    const char *kb = t->k + (b * t->kstride[0] + kh * t->kstride[1]) * t->kv_size;
+    const char *vb = t->v + (b * t->vstride[0] + kh * t->vstride[1]) * t->kv_size;
+    const float *k = (const float *)kb, *v = (const float *)vb;
+    int64_t ldk = t->kstride[2], ldv = t->vstride[2];
     float *y = t->y + ((bh * t->tq) + i0) * t->dv;
 
     int64_t n_keys = t->tk;
@@ -71,9 +80,20 @@ static void attention_block(const attention_job *t, float *scores, int64_t task)
         memset(y, 0, (size_t)(rows * t->dv) * sizeof(float));
         return;
     }
+    if (t->widen != NULL) {
+        float *kw = scores + t->block_rows * t->tk, *vw = kw + t->tk * t->d;
+        for (int64_t j = 0; j < n_keys; j++) {
+            t->widen(kw + j * t->d, kb + j * ldk * t->kv_size, t->d);
+            t->widen(vw + j * t->dv, vb + j * ldv * t->kv_size, t->dv);
+        }
+        k = kw;
+        v = vw;
+        ldk = t->d;
+        ldv = t->dv;
+    }
     // scores [rows, n_keys] = scale * q [rows, D] k[:n_keys]^T
-    setok_cpu_sgemm_serial(false, true, rows, n_keys, t->d, t->scale, q, t->d, k,
-                           t->kstride[2], 0.0f, scores, n_keys);
+    setok_cpu_sgemm_serial(false, true, rows, n_keys, t->d, t->scale, q, t->d, k, ldk, 0.0f,
+                           scores, n_keys);
     for (int64_t r = 0; r < rows; r++) {
         const float *mask = NULL;
         if (t->mask != NULL) {
@@ -82,8 +102,8 @@ static void attention_block(const attention_job *t, float *scores, int64_t task)
         softmax_scores(t, scores + r * n_keys, n_keys, mask, i0 + r);
     }
     // y [rows, Dv] = p [rows, n_keys] v[:n_keys]
-    setok_cpu_sgemm_serial(false, false, rows, t->dv, n_keys, 1.0f, scores, n_keys, v,
-                           t->vstride[2], 0.0f, y, t->dv);
+    setok_cpu_sgemm_serial(false, false, rows, t->dv, n_keys, 1.0f, scores, n_keys, v, ldv,
+                           0.0f, y, t->dv);
 }
 
 static void attention_worker(void *ctx, int64_t begin, int64_t end)
@@ -91,7 +111,7 @@ static void attention_worker(void *ctx, int64_t begin, int64_t end)
     attention_job *t = ctx;
     (void)end;
     // chunks are disjoint, so `begin` names a scratch block no other chunk uses
-    float *scores = t->scratch + begin * t->block_rows * t->tk;
+    float *scores = t->scratch + begin * t->per_worker;
     for (;;) {
         int64_t task = atomic_fetch_add(&t->next_task, 1);
         if (task >= t->tasks) {
@@ -107,7 +127,8 @@ setok_status setok_cpu_attention(setok_backend *backend, const setok_op_desc *d,
     // q [B, Hq, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv], mask? -> y [B, Hq, Tq, Dv]
     const setok_tensor *q = d->src[0], *k = d->src[1], *v = d->src[2], *mask = d->src[3];
     setok_tensor *y = d->dst;
-    if (q->dtype != SETOK_F32 || k->dtype != SETOK_F32 || v->dtype != SETOK_F32 ||
+    bool kv16 = (k->dtype == SETOK_F16 || k->dtype == SETOK_BF16) && v->dtype == k->dtype;
+    if (q->dtype != SETOK_F32 || (!kv16 && (k->dtype != SETOK_F32 || v->dtype != SETOK_F32)) ||
         y->dtype != SETOK_F32 || (mask != NULL && mask->dtype != SETOK_F32) || q->ndim != 4 ||
         k->ndim != 4 || v->ndim != 4 || (mask != NULL && mask->ndim > 4) || k->shape[1] == 0 ||
         q->shape[1] % k->shape[1] != 0) {
@@ -121,6 +142,8 @@ setok_status setok_cpu_attention(setok_backend *backend, const setok_op_desc *d,
     t->q = q->data;
     t->k = k->data;
     t->v = v->data;
+    t->kv_size = setok_dtype_size(k->dtype);
+    t->widen = kv16 ? setok_cpu_decoder(k->dtype) : NULL;
     t->mask = mask != NULL ? mask->data : NULL;
     t->heads = q->shape[1];
     t->kv_heads = k->shape[1];
@@ -166,8 +189,9 @@ setok_status setok_cpu_attention(setok_backend *backend, const setok_op_desc *d,
     if (flops < 2e5) {
         workers = 1;
     }
-    t->scratch = malloc((size_t)(workers * t->block_rows * (t->tk > 0 ? t->tk : 1)) *
-                        sizeof(float));
+    int64_t tk = t->tk > 0 ? t->tk : 1;
+    t->per_worker = t->block_rows * tk + (kv16 ? tk * (t->d + t->dv) : 0);
+    t->scratch = malloc((size_t)(workers * t->per_worker) * sizeof(float));
     if (t->scratch == NULL) {
         return setok_fail(err, SETOK_ERR_NOMEM, "attention: cannot allocate %lld x %lld scores",
                           (long long)(workers * t->block_rows), (long long)t->tk);

@@ -47,6 +47,8 @@ void setok_cpu_softmax_row(float *y, int64_t keep, int64_t n);
 
 /* One weight row of k values (its dtype's bytes at w) -> out [k] f32. */
 typedef void (*setok_cpu_decode_fn)(float *out, const void *w, int64_t k);
+/* The fastest such decoder of f16, bf16, q8 or q4 on this CPU (cpu-weights.c). */
+setok_cpu_decode_fn setok_cpu_decoder(setok_dtype dtype);
 /* y [m, n] = alpha * x [m, k] @ W^T (+ bias) with AVX512_BF16 dot products; W [n, k] in
  * wdt (bf16 read in place, any other dtype through decode); k must be even
  * (setok_cpu_gemm_bf16_usable). Only on CPUs with AVX512_BF16 (cpu-gemm-bf16.c). */

@@ -414,6 +414,11 @@ static const isa_fns *fns(void)
     return &isa;
 }
 
+setok_cpu_decode_fn setok_cpu_decoder(setok_dtype dtype)
+{
+    return (unsigned)dtype < SETOK_DTYPE_COUNT ? fns()->decode[dtype] : NULL;
+}
+
 // ----------------------------------------------------------------------------
 // GEMV: few x rows, each weight row read once
 

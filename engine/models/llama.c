@@ -32,6 +32,7 @@ struct setok_llama {
     setok_llama_config cfg;
     setok_backend *backend;
     setok_dtype dtype;
+    setok_dtype kv_dtype;   /* the cache's (setok_llama_kv_dtype) */
     setok_tensor embed;     /* [V, C] */
     setok_tensor norm_w;    /* [C] */
     setok_tensor lm_head;   /* [V, C]; aliases embed when tied */
@@ -339,8 +340,17 @@ static setok_status load_weights(setok_llama *m, setok_loader *ld, setok_error *
                             2, (int64_t[]){V, C}, SETOK_WEIGHT_MATRIX, err);
 }
 
+setok_dtype setok_llama_kv_dtype(const setok_backend *backend, setok_dtype dtype,
+                                 setok_dtype matrix)
+{
+    return setok_backend_is_host(backend) && dtype == SETOK_F32 && matrix != SETOK_F32
+               ? SETOK_F16
+               : dtype;
+}
+
 static setok_status llama_alloc(setok_llama **out, const setok_llama_config *cfg,
-                                setok_backend *backend, setok_dtype dtype, setok_error *err)
+                                setok_backend *backend, setok_dtype dtype, setok_dtype matrix,
+                                setok_error *err)
 {
     *out = NULL;
     if (!setok_dtype_is_float(dtype))
@@ -356,6 +366,7 @@ static setok_status llama_alloc(setok_llama **out, const setok_llama_config *cfg
     m->cfg = *cfg;
     m->backend = backend;
     m->dtype = dtype;
+    m->kv_dtype = setok_llama_kv_dtype(backend, dtype, matrix);
     *out = m;
     return SETOK_OK;
 }
@@ -371,7 +382,7 @@ setok_status setok_llama_load(setok_llama **out, const char *dir, const char *ad
     setok_lora *lora = NULL;
     setok_status st = setok_llama_config_load(&cfg, dir, err);
     if (st == SETOK_OK)
-        st = llama_alloc(&m, &cfg, backend, dtype, err);
+        st = llama_alloc(&m, &cfg, backend, dtype, matrix, err);
     if (st == SETOK_OK && adapter_dir)
         st = setok_lora_open(&lora, adapter_dir, err);
     if (st == SETOK_OK)
@@ -406,7 +417,7 @@ setok_status setok_llama_create_random(setok_llama **out, const setok_llama_conf
                           "vocab %d)", cfg->hidden_size, cfg->intermediate_size, cfg->num_layers,
                           cfg->num_heads, cfg->num_kv_heads, cfg->head_dim, cfg->vocab_size);
     setok_llama *m = NULL;
-    setok_status st = llama_alloc(&m, cfg, backend, dtype, err);
+    setok_status st = llama_alloc(&m, cfg, backend, dtype, matrix, err);
     if (st != SETOK_OK)
         return st;
     uint32_t state = seed;
@@ -520,9 +531,9 @@ setok_status setok_llama_cache_new(setok_llama_cache **out, const setok_llama *m
     int64_t shape[3] = {cfg->num_kv_heads, max_ctx, cfg->head_dim};
     setok_status st = SETOK_OK;
     for (int i = 0; i < cfg->num_layers && st == SETOK_OK; i++) {
-        st = setok_tensor_alloc(&c->k[i], m->backend, m->dtype, 3, shape, err);
+        st = setok_tensor_alloc(&c->k[i], m->backend, m->kv_dtype, 3, shape, err);
         if (st == SETOK_OK)
-            st = setok_tensor_alloc(&c->v[i], m->backend, m->dtype, 3, shape, err);
+            st = setok_tensor_alloc(&c->v[i], m->backend, m->kv_dtype, 3, shape, err);
     }
     int32_t *host = st == SETOK_OK ? malloc((size_t)max_ctx * sizeof *host) : NULL;
     if (st == SETOK_OK && !host)
@@ -566,7 +577,7 @@ size_t setok_llama_cache_bytes(const setok_llama *m, int64_t max_ctx)
 {
     const setok_llama_config *c = &m->cfg;
     return (size_t)2 * (size_t)c->num_layers * (size_t)c->num_kv_heads * (size_t)max_ctx *
-           (size_t)c->head_dim * setok_dtype_size(m->dtype);
+           (size_t)c->head_dim * setok_dtype_size(m->kv_dtype);
 }
 
 /* Arena bytes of one tensor: its size rounded to the arena's 256-byte

@@ -525,7 +525,8 @@ llm_estimate (const setok_llama_config *c, const bench *b, int64_t max_ctx, int6
   double C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
   double KD = (double)c->num_kv_heads * c->head_dim;
   *weights = (double)setok_llama_weight_bytes (c, b->dtype, b->matrix);
-  *cache = e * 2.0 * c->num_layers * KD * (double)max_ctx;
+  *cache = (double)setok_dtype_size (setok_llama_kv_dtype (b->be, b->dtype, b->matrix)) * 2.0
+           * c->num_layers * KD * (double)max_ctx;
   *arena = e * (double)T * (8 * C + 3 * I + V + (double)c->num_heads * (double)T);
 }
 

@@ -16,7 +16,7 @@
 
 #include "setok/ops.h"
 
-#define MAX_CASES 12
+#define MAX_CASES 16
 
 /* ---------------------------------------------------------------------------
  * random numbers (xorshift64*), seeded per run and printed */
@@ -58,6 +58,7 @@ struct tcase {
     int axis;
     int64_t start;
     int kv_view;            /* attention: how k and v are viewed (enum kv_view) */
+    setok_dtype kv_dtype;   /* attention under f32: k and v stored in this 16-bit dtype, or f32 */
     double tol_scale;       /* widens the tolerance for ill-conditioned cases */
     unsigned keep_f32;      /* bit i: input i stays f32 whatever the test dtype */
     run_fn run;
@@ -277,8 +278,15 @@ static setok_status run_linear(setok_backend *be, const tcase *c, setok_tensor *
 
 typedef int (*gen_fn)(tcase *cases);
 
+/* Whether attention cases may keep k and v in 16 bits under f32 queries (the CPU's cache). */
+static bool compact_kv;
+
 static tcase *new_case(tcase *cases, int *n, setok_op op, run_fn run)
 {
+    if (*n >= MAX_CASES) {
+        fprintf(stderr, "test-ops: more than %d cases for %s\n", MAX_CASES, setok_op_name(op));
+        abort();
+    }
     tcase *c = &cases[(*n)++];
     memset(c, 0, sizeof *c);
     c->p.op = op;
@@ -534,8 +542,13 @@ static int gen_rope(tcase *cases)
 static int gen_attention(tcase *cases)
 {
     int n = 0;
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 14; i++) {
         tcase *c = new_case(cases, &n, SETOK_OP_ATTENTION, run_attention);
+        /* 12, 13: 8 and 9 over an f16 / bf16 cache under f32 queries */
+        c->kv_dtype = !compact_kv ? SETOK_F32
+                      : i == 12   ? SETOK_F16
+                      : i == 13   ? SETOK_BF16
+                                  : SETOK_F32;
         int64_t b = rnd(1, 2), hkv = rnd(1, 3), group = i >= 2 ? rnd(1, 4) : 1;
         int64_t hq = hkv * group, tq = i == 3 ? 1 : rnd(1, 40), tk = rnd(1, 90);
         int64_t d = i == 5 ? 128 : rnd(1, 80), dv = i == 4 || i == 10 ? rnd(1, 80) : d;
@@ -549,18 +562,19 @@ static int gen_attention(tcase *cases)
         }
         /* 8: a decode step over a KV cache prefix; 9: a prefill chunk after cached keys;
          * 11: a long decode step (keys split across blocks); all grouped-query */
-        if (i == 8 || i == 9 || i == 11) {
+        if (i == 8 || i == 9 || i == 11 || i == 12 || i == 13) {
+            bool prefill = i == 9 || i == 13;
             c->kv_view = KV_CACHE_PREFIX;
             group = rnd(2, 4);
             hq = hkv * group;
-            b = i == 9 ? rnd(1, 2) : 1;
-            tq = i == 9 ? rnd(2, 40) : 1;
+            b = prefill ? rnd(1, 2) : 1;
+            tq = prefill ? rnd(2, 40) : 1;
             tk = i == 11 ? rnd(600, 1500) : tq + rnd(0, 300);
             d = dv = i == 8 ? rnd(1, 80) : (int64_t[]){40, 64, 80, 128}[rnd(0, 3)];
         }
         if (i == 10)
             c->kv_view = KV_TOKEN_MAJOR;
-        bool causal = i == 1 || i == 3 || i == 6 || i == 8 || i == 9 || i == 11;
+        bool causal = i == 1 || i == 3 || i == 6 || i == 8 || i == 9 || i >= 11;
         if (causal && tk < tq)
             tk = tq;
         c->p.p.attention.causal = causal;
@@ -585,9 +599,11 @@ static int gen_attention(tcase *cases)
         add_output(c, SETOK_F32, 4, (int64_t[]){b, hq, tq, dv});
         static const char *const views[] = {"", " cache-prefix", " token-major"};
         snprintf(c->label, sizeof c->label, "B=%lld Hq=%lld Hkv=%lld Tq=%lld Tk=%lld D=%lld "
-                 "Dv=%lld%s%s%s", (long long)b, (long long)hq, (long long)hkv, (long long)tq,
+                 "Dv=%lld%s%s%s%s%s", (long long)b, (long long)hq, (long long)hkv, (long long)tq,
                  (long long)tk, (long long)d, (long long)dv, causal ? " causal" : "",
-                 c->n_in > 3 ? " +mask" : "", views[c->kv_view]);
+                 c->n_in > 3 ? " +mask" : "", views[c->kv_view],
+                 c->kv_dtype != SETOK_F32 ? " k,v " : "",
+                 c->kv_dtype != SETOK_F32 ? setok_dtype_name(c->kv_dtype) : "");
     }
     return n;
 }
@@ -835,6 +851,8 @@ static setok_status execute(setok_backend *be, setok_dtype dtype, const tcase *c
             continue;
         setok_dtype dt = h->dtype == SETOK_I32 ? SETOK_I32
                        : (c->keep_f32 >> i) & 1u ? SETOK_F32 : dtype;
+        if ((i == 1 || i == 2) && c->p.op == SETOK_OP_ATTENTION && dtype == SETOK_F32)
+            dt = c->kv_dtype; /* a compact KV cache under f32 queries */
         st = setok_tensor_alloc(&in[i], be, dt, h->ndim, h->shape, err);
         int64_t n = setok_tensor_numel(h);
         void *tmp = malloc((size_t)(n ? n : 1) * 4);
@@ -1047,6 +1065,7 @@ static int parse_args(int argc, char **argv, options *o)
     }
     if (!dtypes)
         dtypes = strcmp(o->backend, "cuda") ? "f32" : "f32,f16,bf16";
+    compact_kv = !strcmp(o->backend, "cpu"); /* GPUs keep the cache in the model's dtype */
     char list[64];
     snprintf(list, sizeof list, "%s", dtypes);
     for (char *save = NULL, *t = strtok_r(list, ",", &save); t && o->n_dtypes < 3;

@@ -93,8 +93,14 @@ SETOK_API setok_dtype setok_llama_dtype(const setok_llama *m);
 
 typedef struct setok_llama_cache setok_llama_cache;
 
-/* An empty cache of max_ctx positions for m, on m's backend and dtype. It
- * keeps a pointer to m, which must outlive it. */
+/* The dtype of the cache of a model placed so: f16 on the CPU when the weight
+ * matrices are 16-bit or quantized (half the memory of f32; its rounding is
+ * below the weights'), else the model's dtype. */
+SETOK_API setok_dtype setok_llama_kv_dtype(const setok_backend *backend, setok_dtype dtype,
+                                           setok_dtype matrix);
+
+/* An empty cache of max_ctx positions for m, on m's backend, in
+ * setok_llama_kv_dtype. It keeps a pointer to m, which must outlive it. */
 SETOK_API setok_status setok_llama_cache_new(setok_llama_cache **out, const setok_llama *m, int64_t max_ctx,
                                    setok_error *err);
 SETOK_API void setok_llama_cache_free(setok_llama_cache *c);
