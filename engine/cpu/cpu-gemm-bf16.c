@@ -107,7 +107,9 @@ BF16 static void decode_rows(void *ctx, int64_t begin, int64_t end)
 BF16 static void kernel(const gemm *g, const uint32_t *a, const uint16_t *const *wr, int64_t row0,
                         int cols, bool first)
 {
+    /* the loops over c are unrolled so that the 24 accumulators stay in registers */
     __m512 acc[RW][2];
+#pragma GCC unroll 12
     for (int c = 0; c < RW; c++)
         acc[c][0] = acc[c][1] = _mm512_setzero_ps();
     int64_t pairs = g->kc / 2;
@@ -117,6 +119,7 @@ BF16 static void kernel(const gemm *g, const uint32_t *a, const uint16_t *const 
     for (int64_t p = 0; p < pairs; p++) {
         __m512bh a0 = (__m512bh)_mm512_loadu_si512((const void *)(a + p * LANES));
         __m512bh a1 = (__m512bh)_mm512_loadu_si512((const void *)(a + p * LANES + 16));
+#pragma GCC unroll 12
         for (int c = 0; c < RW; c++) {
             uint32_t word;
             memcpy(&word, w32[c] + p, sizeof word);
