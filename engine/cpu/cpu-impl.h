@@ -32,18 +32,28 @@ setok_status setok_cpu_matmul_weights(setok_backend *b, const setok_op_desc *d, 
 
 /* The vector instructions the kernels may use (cpu-isa.c): the best the CPU
  * has, capped by the environment variable SETOK_CPU_ISA (c, avx2, avx512,
- * avx512bf16). AVX2 here includes FMA and F16C; AVX-512 includes BW and VL. */
+ * avx512vnni, avx512bf16). AVX2 here includes FMA and F16C; AVX-512 includes
+ * BW and VL. */
 typedef enum setok_cpu_isa {
     SETOK_ISA_C = 0,
     SETOK_ISA_AVX2,
     SETOK_ISA_AVX512,
-    SETOK_ISA_AVX512_BF16,
+    SETOK_ISA_AVX512_VNNI,
+    SETOK_ISA_AVX512_BF16, /* with VNNI: every CPU that has one has the other */
 } setok_cpu_isa;
 setok_cpu_isa setok_cpu_isa_level(void);
 
 /* y [n] -> the softmax of y [0, keep) in place, 0 past keep; a row whose maximum is
  * not finite (every key masked) becomes 0 (cpu-softmax-row.c). */
 void setok_cpu_softmax_row(float *y, int64_t keep, int64_t n);
+
+/* y [m, n] = alpha * x [m, k] @ W^T (+ bias) for q8 / q4 W [n, k] and m <= 4, with x
+ * quantized to int8 blocks and integer dot products (cpu-gemv-int8.c); usable on
+ * CPUs with AVX512-VNNI. */
+bool setok_cpu_gemv_int8_usable(setok_dtype wdt, int64_t m);
+setok_status setok_cpu_gemv_int8(setok_backend *be, const float *x, int64_t m, int64_t k,
+                                 const void *w, setok_dtype wdt, int64_t n, float alpha,
+                                 const float *bias, float *y, setok_error *err);
 
 /* One weight row of k values (its dtype's bytes at w) -> out [k] f32. */
 typedef void (*setok_cpu_decode_fn)(float *out, const void *w, int64_t k);

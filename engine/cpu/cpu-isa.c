@@ -1,6 +1,6 @@
 /* cpu-isa.c — the vector instruction set the CPU kernels use, chosen once:
  * the best this CPU has, or at most what SETOK_CPU_ISA names ("c", "avx2",
- * "avx512", "avx512bf16"), so that tests and comparisons can run every path
+ * "avx512", "avx512vnni", "avx512bf16"), so that tests and comparisons can run every path
  * on one machine. */
 #include "setok-config.h"
 
@@ -16,6 +16,7 @@ static void choose(void)
 {
     const char *cap = getenv("SETOK_CPU_ISA");
     setok_cpu_isa most = !cap || !strcmp(cap, "avx512bf16") ? SETOK_ISA_AVX512_BF16
+                         : !strcmp(cap, "avx512vnni")       ? SETOK_ISA_AVX512_VNNI
                          : !strcmp(cap, "avx512")           ? SETOK_ISA_AVX512
                          : !strcmp(cap, "avx2")             ? SETOK_ISA_AVX2
                                                             : SETOK_ISA_C;
@@ -26,8 +27,11 @@ static void choose(void)
                 __builtin_cpu_supports("fma");
     bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-    if (avx512 && __builtin_cpu_supports("avx512bf16"))
+    bool vnni = avx512 && __builtin_cpu_supports("avx512vnni");
+    if (vnni && __builtin_cpu_supports("avx512bf16"))
         level = SETOK_ISA_AVX512_BF16;
+    else if (vnni)
+        level = SETOK_ISA_AVX512_VNNI;
     else if (avx512)
         level = SETOK_ISA_AVX512;
     else if (avx2)

@@ -502,6 +502,9 @@ setok_status setok_cpu_matmul_weights(setok_backend *be, const setok_op_desc *d,
         return SETOK_OK;
     float alpha = d->p.matmul.alpha;
     const float *b = bias ? bias->data : NULL;
+    if (setok_cpu_gemv_int8_usable(w->dtype, m))
+        return setok_cpu_gemv_int8(be, x->data, m, k, w->data, w->dtype, n, alpha, b,
+                                   d->dst->data, err);
     if (m <= GEMV_ROWS) {
         gemv_job g = {f, w->dtype, w->data, setok_dtype_bytes(w->dtype, k), x->data, b,
                       d->dst->data, k, n, (int)m, alpha};

@@ -9,7 +9,11 @@
  *     |dy| <= 2^-8 sum |x w|;
  *   - the error a quantized weight causes in y stays under the bound that the
  *     format guarantees: |dy_i| <= sum_j |x_ij| * step_j / 2 (+ the f16
- *     rounding of the block's scale and minimum).
+ *     rounding of the block's scale and minimum);
+ *   - where the CPU multiplies a few rows by q8 / q4 weights with integer dot
+ *     products (AVX512-VNNI; SETOK_CPU_ISA unset, avx512vnni or avx512bf16), x
+ *     is quantized to int8 blocks too: |dy| grows by at most
+ *     sum_j |w_j| * step(x)_j / 2.
  * Usage: test-quant [--seed N] */
 #include <math.h>
 #include <stdlib.h>
@@ -122,7 +126,17 @@ static void run_linear(setok_backend *be, setok_tensor *y, const float *x, const
     CHECK(st == SETOK_OK, "linear: %s", err->message);
 }
 
-static void test_matmul(setok_backend *cpu, setok_backend *ref, bool bf16_gemm)
+/* half the int8 step of x's block holding value p: what quantizing x may move it by */
+static double x_half_step(const float *xrow, int64_t p)
+{
+    const float *b = xrow + p / SETOK_QBLOCK * SETOK_QBLOCK;
+    float amax = 0;
+    for (int j = 0; j < SETOK_QBLOCK; j++)
+        amax = fmaxf(amax, fabsf(b[j]));
+    return 0.5 * amax / 127.0 * (1.0 + 1e-6);
+}
+
+static void test_matmul(setok_backend *cpu, setok_backend *ref, bool bf16_gemm, bool int8_gemv)
 {
     static const setok_dtype dtypes[] = {SETOK_F16, SETOK_BF16, SETOK_Q8, SETOK_Q4};
     static const int rows[] = {1, 2, 3, 4, 5, 17, 150};
@@ -150,13 +164,18 @@ static void test_matmul(setok_backend *cpu, setok_backend *ref, bool bf16_gemm)
         run_linear(ref, &yr, x, &wr, with_bias ? bias : NULL, m, &err);
         /* the same weight: only the order of the sums differs, or bf16 rounding */
         bool bf16 = bf16_gemm && m > 4 && k % 2 == 0;
+        bool int8 = int8_gemv && m <= 4 && setok_dtype_is_quantized(dt);
         double worst = 0;
         for (int64_t i = 0; i < m; i++)
             for (int64_t j = 0; j < n; j++) {
-                double abssum = with_bias ? fabs(bias[j]) : 0;
-                for (int64_t p = 0; p < k; p++)
-                    abssum += fabs(x[i * k + p] * setok_load_f32(wt.data, dt, j * k + p));
-                double tol = (bf16 ? 0x1p-8 : 1e-6) * abssum + 1e-6;
+                double abssum = with_bias ? fabs(bias[j]) : 0, xq = 0;
+                for (int64_t p = 0; p < k; p++) {
+                    double wv = setok_load_f32(wt.data, dt, j * k + p);
+                    abssum += fabs(x[i * k + p] * wv);
+                    if (int8)
+                        xq += fabs(wv) * x_half_step(x + i * k, p);
+                }
+                double tol = (bf16 ? 0x1p-8 : 1e-6) * abssum + xq + 1e-6;
                 double e = fabs(((float *)y.data)[i * n + j] - ((float *)yr.data)[i * n + j]);
                 worst = fmax(worst, e / tol);
             }
@@ -170,9 +189,11 @@ static void test_matmul(setok_backend *cpu, setok_backend *ref, bool bf16_gemm)
                 for (int64_t j = 0; j < n; j++) {
                     double exact = with_bias ? bias[j] : 0, bound = 1e-4;
                     for (int64_t p = 0; p < k; p++) {
+                        double wb = block_bound(dt, w + j * k + p / SETOK_QBLOCK * SETOK_QBLOCK);
                         exact += (double)x[i * k + p] * w[j * k + p];
-                        bound += fabs(x[i * k + p]) *
-                                 block_bound(dt, w + j * k + p / SETOK_QBLOCK * SETOK_QBLOCK);
+                        bound += fabs(x[i * k + p]) * wb;
+                        if (int8)
+                            bound += (fabs(w[j * k + p]) + wb) * x_half_step(x + i * k, p);
                     }
                     over = fmax(over, fabs(((float *)y.data)[i * n + j] - exact) / bound);
                 }
@@ -207,9 +228,12 @@ int main(int argc, char **argv)
     const char *isa = getenv("SETOK_CPU_ISA");
     __builtin_cpu_init();
     bool bf16 = (!isa || !strcmp(isa, "avx512bf16")) && __builtin_cpu_supports("avx512bf16");
-    printf("products: %s\n", bf16 ? "bf16 for many rows" : "f32");
+    bool int8 = (!isa || !strcmp(isa, "avx512bf16") || !strcmp(isa, "avx512vnni")) &&
+                __builtin_cpu_supports("avx512vnni");
+    printf("products: %s%s\n", bf16 ? "bf16 for many rows" : "f32",
+           int8 ? ", int8 for a few rows of q8 / q4" : "");
     test_quantize();
-    test_matmul(cpu, ref, bf16);
+    test_matmul(cpu, ref, bf16, int8);
     setok_backend_free(cpu);
     setok_backend_free(ref);
     printf("%d passed, %d failed\n", passed, failed);

@@ -1,0 +1,206 @@
+/* cpu-gemv-int8.c — y [M, N] = alpha * x [M, K] @ W [N, K]^T (+ bias) for q8 / q4
+ * weights and a few rows of x (decode), with AVX512-VNNI integer dot products.
+ *
+ * x is quantized once per call, like the weights, to int8 per block of 32 values
+ * (scale amax / 127, so |x - x'| <= step / 2 per value), and each weight row is
+ * then read once for every row of x: vpdpbusd multiplies 64 unsigned weight
+ * bytes by 64 signed x bytes and sums them in fours into 16 int32 lanes, two
+ * blocks per instruction; each lane's sum is scaled by its block's two scales
+ * and added in f32. Unsigned weight bytes:
+ *   q8: w + 128 (the sign bit flipped); the extra 128 * sum(x) is subtracted by
+ *       starting each lane's sum at -128 * (its four x values), computed with x;
+ *   q4: the nibbles as they are (0..15); the block's minimum adds
+ *       minimum * scale_x * sum(x'), also computed once with x.
+ * Costs the weight format's reading, not its decoding: the bound on a decode
+ * step is the memory, as with bf16. */
+#include "setok-config.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu-impl.h"
+#include "setok/quant.h"
+
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
+
+enum { WEIGHT_ROWS_PER_TASK = 16 };
+
+/* Two blocks of one x row, in the order the weights' bytes take in a zmm:
+ *   q8: block 0's 32 values, then block 1's;
+ *   q4: block 0 values 0-15, block 1 values 0-15, block 0 16-31, block 1 16-31
+ *       (the low and the high nibbles of the two blocks).
+ * Lane i of the int32 sums covers bytes 4i .. 4i+3. */
+typedef struct xchunk {
+    int8_t q[64];
+    float d[16];        /* each lane's block scale */
+    union {
+        int32_t corr[16]; /* q8: -128 * the sum of the lane's four values */
+        float msum[16];   /* q4: the lane's block's scale * sum of its values, / 8 */
+    };
+} xchunk;
+
+static int lane_block(setok_dtype dt, int lane)
+{
+    return dt == SETOK_Q8 ? lane / 8 : (lane / 4) % 2;
+}
+
+/* byte position in the chunk of value j of block b */
+static int chunk_pos(setok_dtype dt, int b, int j)
+{
+    if (dt == SETOK_Q8)
+        return 32 * b + j;
+    return j < 16 ? 16 * b + j : 32 + 16 * b + (j - 16);
+}
+
+/* x row [k] -> chunks [(k / 32 + 1) / 2] */
+static void quantize_row(xchunk *out, setok_dtype dt, const float *x, int64_t k)
+{
+    int64_t blocks = k / SETOK_QBLOCK, chunks = (blocks + 1) / 2;
+    for (int64_t c = 0; c < chunks; c++) {
+        xchunk *ch = &out[c];
+        memset(ch, 0, sizeof *ch);
+        float d[2] = {0, 0};
+        int32_t sum[2] = {0, 0};
+        for (int b = 0; b < 2 && 2 * c + b < blocks; b++) {
+            const float *v = x + (2 * c + b) * SETOK_QBLOCK;
+            float amax = 0.0f;
+            for (int j = 0; j < SETOK_QBLOCK; j++)
+                amax = fmaxf(amax, fabsf(v[j]));
+            d[b] = amax / 127.0f;
+            float id = d[b] > 0.0f ? 1.0f / d[b] : 0.0f;
+            for (int j = 0; j < SETOK_QBLOCK; j++) {
+                int q = (int)lrintf(v[j] * id);
+                q = q > 127 ? 127 : q < -127 ? -127 : q;
+                ch->q[chunk_pos(dt, b, j)] = (int8_t)q;
+                sum[b] += q;
+            }
+        }
+        for (int lane = 0; lane < 16; lane++) {
+            int b = lane_block(dt, lane);
+            ch->d[lane] = d[b];
+            if (dt == SETOK_Q8) {
+                int32_t s = 0;
+                for (int t = 0; t < 4; t++)
+                    s += ch->q[4 * lane + t];
+                ch->corr[lane] = -128 * s;
+            } else {
+                ch->msum[lane] = d[b] * (float)sum[b] / 8.0f;
+            }
+        }
+    }
+}
+
+typedef struct job {
+    setok_dtype dt;
+    const char *w;
+    size_t row_bytes;
+    const xchunk *x; /* [m][chunks] */
+    int64_t blocks, chunks, n;
+    int m;
+    float alpha;
+    const float *bias;
+    float *y;
+} job;
+
+VNNI static inline float half(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+VNNI static void dot_q8(const job *g, const setok_block_q8 *b, float *out)
+{
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t c = 0; c < g->chunks; c++) {
+        const setok_block_q8 *b0 = b + 2 * c;
+        bool two = 2 * c + 1 < g->blocks;
+        __m256i lo = _mm256_loadu_si256((const __m256i *)b0->q);
+        __m256i hi = two ? _mm256_loadu_si256((const __m256i *)b0[1].q) : _mm256_setzero_si256();
+        /* a missing second block's bytes meet x's zeros */
+        __m512i wq = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+        __m512 dw = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(half(b0->d)),
+                                         _mm512_set1_ps(two ? half(b0[1].d) : 0.0f));
+        for (int r = 0; r < g->m; r++) {
+            const xchunk *x = g->x + r * g->chunks + c;
+            __m512i s = _mm512_dpbusd_epi32(_mm512_loadu_si512(x->corr), wq,
+                                            _mm512_loadu_si512(x->q));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+                                     _mm512_mul_ps(dw, _mm512_loadu_ps(x->d)), acc[r]);
+        }
+    }
+    for (int r = 0; r < g->m; r++)
+        out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+VNNI static void dot_q4(const job *g, const setok_block_q4 *b, float *out)
+{
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    const __m256i nibble = _mm256_set1_epi8(15);
+    for (int64_t c = 0; c < g->chunks; c++) {
+        const setok_block_q4 *b0 = b + 2 * c;
+        bool two = 2 * c + 1 < g->blocks;
+        __m128i q0 = _mm_loadu_si128((const __m128i *)b0->q);
+        __m128i q1 = two ? _mm_loadu_si128((const __m128i *)b0[1].q) : _mm_setzero_si128();
+        __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
+        __m256i lo = _mm256_and_si256(both, nibble);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
+        __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        float d1 = two ? half(b0[1].d) : 0.0f, m1 = two ? half(b0[1].m) : 0.0f;
+        __m512 dw = _mm512_mask_blend_ps(0xF0F0, _mm512_set1_ps(half(b0->d)), _mm512_set1_ps(d1));
+        __m512 mw = _mm512_mask_blend_ps(0xF0F0, _mm512_set1_ps(half(b0->m)), _mm512_set1_ps(m1));
+        for (int r = 0; r < g->m; r++) {
+            const xchunk *x = g->x + r * g->chunks + c;
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, _mm512_loadu_si512(x->q));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+                                     _mm512_mul_ps(dw, _mm512_loadu_ps(x->d)), acc[r]);
+            acc[r] = _mm512_fmadd_ps(mw, _mm512_loadu_ps(x->msum), acc[r]);
+        }
+    }
+    for (int r = 0; r < g->m; r++)
+        out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+static void rows(void *ctx, int64_t begin, int64_t end)
+{
+    const job *g = ctx;
+    for (int64_t j = begin; j < end; j++) {
+        float out[4];
+        const void *w = g->w + (size_t)j * g->row_bytes;
+        if (g->dt == SETOK_Q8)
+            dot_q8(g, w, out);
+        else
+            dot_q4(g, w, out);
+        float b = g->bias ? g->bias[j] : 0.0f;
+        for (int r = 0; r < g->m; r++)
+            g->y[r * g->n + j] = g->alpha * out[r] + b;
+    }
+}
+
+bool setok_cpu_gemv_int8_usable(setok_dtype wdt, int64_t m)
+{
+    return (wdt == SETOK_Q8 || wdt == SETOK_Q4) && m >= 1 && m <= 4 &&
+           setok_cpu_isa_level() >= SETOK_ISA_AVX512_VNNI;
+}
+
+setok_status setok_cpu_gemv_int8(setok_backend *be, const float *x, int64_t m, int64_t k,
+                                 const void *w, setok_dtype wdt, int64_t n, float alpha,
+                                 const float *bias, float *y, setok_error *err)
+{
+    int64_t blocks = k / SETOK_QBLOCK, chunks = (blocks + 1) / 2;
+    xchunk *xq = aligned_alloc(64, (size_t)(m * chunks) * sizeof *xq);
+    if (!xq)
+        return setok_fail(err, SETOK_ERR_NOMEM, "matmul: out of memory quantizing %lld x %lld",
+                          (long long)m, (long long)k);
+    for (int64_t r = 0; r < m; r++)
+        quantize_row(xq + r * chunks, wdt, x + r * k, k);
+    job g = {.dt = wdt, .w = w, .row_bytes = setok_dtype_bytes(wdt, k), .x = xq,
+             .blocks = blocks, .chunks = chunks, .n = n, .m = (int)m, .alpha = alpha,
+             .bias = bias, .y = y};
+    setok_cpu_parallel_for(be, n, WEIGHT_ROWS_PER_TASK, rows, &g);
+    free(xq);
+    return SETOK_OK;
+}
