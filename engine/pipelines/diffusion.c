@@ -685,8 +685,8 @@ static setok_status masked_image_latents(setok_diffusion *d, const setok_image *
             px[p] = px[hw + p] = px[2 * hw + p] = 0.0f;
     setok_status st = encode_pixels(d, px, H, W, out, cancel, err);
     float scale = setok_vae_scaling_factor(d->vae);
-    size_t n = (size_t)d->latent_channels * (hw / ((size_t)setok_vae_downscale(d->vae) *
-                                                   setok_vae_downscale(d->vae)));
+    int s = setok_vae_downscale(d->vae);
+    size_t n = (size_t)d->latent_channels * (size_t)(H / s) * (size_t)(W / s);
     for (size_t i = 0; st == SETOK_OK && i < n; i++)
         out[i] *= scale;
     free(px);
@@ -961,9 +961,9 @@ static setok_status edit_at_model_size(setok_diffusion *d, const setok_image *rg
     const char *prompts[3] = {o->prompt, o->negative_prompt ? o->negative_prompt : "",
                               o->negative_prompt ? o->negative_prompt : ""};
     const char *cfg_prompts[2] = {prompts[1], o->prompt};
-    /* an inpainting pipeline's processors resize with Lanczos and binarize the mask */
     setok_status st = src && x && noise0 ? SETOK_OK
                                          : setok_fail(err, SETOK_ERR_NOMEM, "edit: out of memory");
+    /* an inpainting pipeline's processors resize with Lanczos; its mask is binarized at 0.5 */
     if (st == SETOK_OK)
         st = setok_image_resize(&small, rgb, mw, mh,
                                 inpaint ? SETOK_RESAMPLE_LANCZOS : SETOK_RESAMPLE_BICUBIC, err);
@@ -973,7 +973,11 @@ static setok_status edit_at_model_size(setok_diffusion *d, const setok_image *rg
     if (st == SETOK_OK && !(lmask = inpaint ? inpaint_mask_channel(&small_mask, L.h, L.w, s)
                                             : latent_mask(&small_mask, L.h, L.w, s)))
         st = setok_fail(err, SETOK_ERR_NOMEM, "edit: out of memory");
-    if (st == SETOK_OK)
+    /* InstructPix2Pix, and inpainting at strength 1, start from noise; the inpainting U-Net
+     * then has no use for the image's own latents */
+    bool from_noise = ip2p || (inpaint && o->strength >= 1.0f);
+    bool need_source = !inpaint || !from_noise;
+    if (st == SETOK_OK && need_source)
         st = encode_image(d, &small, src, o->cancel, err);
     if (st == SETOK_OK && inpaint) {
         masked = malloc(L.n * sizeof *masked);
@@ -1001,7 +1005,7 @@ static setok_status edit_at_model_size(setok_diffusion *d, const setok_image *rg
     int start = 0;
     if (st == SETOK_OK) {
         float scale = setok_vae_scaling_factor(d->vae);
-        for (size_t i = 0; i < L.n; i++)
+        for (size_t i = 0; i < L.n && need_source; i++)
             src[i] *= scale;
         if (o->initial_latents)
             memcpy(noise0, o->initial_latents, L.n * sizeof *noise0);
@@ -1012,8 +1016,7 @@ static setok_status edit_at_model_size(setok_diffusion *d, const setok_image *rg
         start = ip2p ? 0 : setok_scheduler_start_index(L.sched, o->strength);
         if (start >= total)
             start = total - 1;
-        /* diffusers' inpainting starts from pure noise at strength 1 */
-        if (ip2p || (inpaint && o->strength >= 1.0f)) {
+        if (from_noise) {
             float sigma = setok_scheduler_init_noise_sigma(L.sched);
             for (size_t i = 0; i < L.n; i++)
                 x[i] = noise0[i] * sigma;

@@ -6,7 +6,6 @@
  * region) is a model folder of its own; one folder in two roles opens once. */
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,7 +406,8 @@ open_role (model_pool *pool, const gen_args *a, const char *own, const char *fla
       return st;
     }
   if (own || !a->model || !fallback)
-    return setok_fail (err, SETOK_ERR_INPUT, "%s %s cannot %s: %s", own ? flag : "--model", dir,
+    return setok_fail (err, SETOK_ERR_INPUT, "%s%s%s cannot %s: %s",
+                       own ? flag : a->model ? "--model" : "", own || a->model ? " " : "", dir,
                        setok_capability_name (cap), why);
   const char *shipped = cli_model_path (NULL, err);
   if (!shipped)
