@@ -696,7 +696,9 @@ static setok_status masked_image_latents(setok_diffusion *d, const setok_image *
 /* ---------------------------------------------------------------------------
  * generate */
 
-static setok_status check_options(const setok_diffusion_options *o, setok_error *err)
+/* The options' ranges; a bundle's guidance is against zeros, so it takes no negative prompt. */
+static setok_status check_options(const setok_diffusion *d, const setok_diffusion_options *o,
+                                  setok_error *err)
 {
     if (!o->prompt)
         return setok_fail(err, SETOK_ERR_INPUT, "diffusion: no prompt");
@@ -713,13 +715,6 @@ static setok_status check_options(const setok_diffusion_options *o, setok_error 
     if (o->context < SETOK_DIFFUSION_WHOLE_IMAGE || o->context > 65536)
         return setok_fail(err, SETOK_ERR_INPUT, "diffusion: context must be 0..65536 pixels, "
                           "got %d", o->context);
-    return SETOK_OK;
-}
-
-/* The bundle's guidance is against zeros: it has no negative prompt. */
-static setok_status check_bundle_options(const setok_diffusion *d,
-                                         const setok_diffusion_options *o, setok_error *err)
-{
     if (d->chat && o->negative_prompt && o->negative_prompt[0])
         return setok_fail(err, SETOK_ERR_INPUT, "%s: a SETOKIM bundle takes no negative prompt",
                           setok_model_dir(d->model));
@@ -739,9 +734,7 @@ setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_
                                       setok_image *out, setok_error *err)
 {
     memset(out, 0, sizeof *out);
-    setok_status st = check_options(o, err);
-    if (st == SETOK_OK)
-        st = check_bundle_options(d, o, err);
+    setok_status st = check_options(d, o, err);
     if (st != SETOK_OK)
         return st;
     if (setok_diffusion_is_instruct(d))
@@ -1055,9 +1048,7 @@ setok_status setok_diffusion_edit(setok_diffusion *d, const setok_image *image,
                                   setok_image *out, setok_error *err)
 {
     memset(out, 0, sizeof *out);
-    setok_status st = check_options(o, err);
-    if (st == SETOK_OK)
-        st = check_bundle_options(d, o, err);
+    setok_status st = check_options(d, o, err);
     if (st != SETOK_OK)
         return st;
     if (!image || !mask || mask->width != image->width || mask->height != image->height)

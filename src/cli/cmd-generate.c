@@ -194,14 +194,16 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
   opterr = 0;
   int c;
   double v = 0;
-  while ((c = getopt_long (argc, argv, "o:h", longopts, NULL)) != -1)
+  int which = 0;
+  while ((c = getopt_long (argc, argv, "o:h", longopts, &which)) != -1)
     {
       int rc = 0;
       bool edit_only = c == 'p' || c == 'M' || c == 'O' || c == 'v' || c == 'r' || c == 'i'
                        || c == 'f' || c == 'c' || c == 'W';
       bool generate_only = c == 'z';
       if ((edit_only && !edit) || (generate_only && edit))
-        return cli_usage_error (cmd, "'%s' is not an option of setok %s", argv[optind - 1], cmd);
+        return cli_usage_error (cmd, "--%s is not an option of setok %s", longopts[which].name,
+                                cmd);
       switch (c)
         {
           case 'o':

@@ -102,7 +102,7 @@ typedef struct setok_diffusion_options {
     int steps;                   /* 25 */
     float guidance;              /* 7.5; <= 1 runs the prompt alone */
     float image_guidance;        /* InstructPix2Pix image guidance, 1.5 */
-    float strength;              /* edit with a 4-channel U-Net: how far to re-noise, 0.8 */
+    float strength;              /* edit (4- and 9-channel U-Nets): how far to re-noise, 0.8 */
     int feather;                 /* edit: pixels the mask edge fades over, inside the region */
     int context;                 /* edit: the window's margin around the region, pixels
                                   * (SETOK_DIFFUSION_DEFAULT_CONTEXT), or
