@@ -1,7 +1,7 @@
 /* resize.c — PIL's Image.resize for 8-bit images, reimplemented to match it.
  *
- * BILINEAR (triangle, support 1) and BICUBIC (Keys, a = -0.5, support 2) are
- * separable convolutions whose support grows with the downscale factor, so
+ * BILINEAR (triangle, support 1), BICUBIC (Keys, a = -0.5, support 2) and LANCZOS
+ * (sinc windowed by sinc(x / 3), support 3) are separable convolutions whose support grows with the downscale factor, so
  * downscaling is antialiased. As in PIL: one coefficient window per output
  * pixel, normalised to sum 1, then fixed point with 22 fractional bits; the
  * first pass (horizontal, or vertical when the height shrinks much more, as
@@ -41,6 +41,20 @@ static double filter_bicubic(double x)
         return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
     }
     return 0.0;
+}
+
+static double sinc(double x)
+{
+    if (x == 0.0) {
+        return 1.0;
+    }
+    x *= M_PI;
+    return sin(x) / x;
+}
+
+static double filter_lanczos(double x)
+{
+    return x > -3.0 && x < 3.0 ? sinc(x) * sinc(x / 3.0) : 0.0;
 }
 
 /* The windows of one pass: output pixel i reads count[i] inputs from first[i]
@@ -228,9 +242,9 @@ setok_status setok_image_resize(setok_image *dst, const setok_image *src, int wi
     static const resample_filter filters[] = {
         [SETOK_RESAMPLE_BILINEAR] = {filter_bilinear, 1.0},
         [SETOK_RESAMPLE_BICUBIC] = {filter_bicubic, 2.0},
+        [SETOK_RESAMPLE_LANCZOS] = {filter_lanczos, 3.0},
     };
-    if (filter != SETOK_RESAMPLE_NEAREST && filter != SETOK_RESAMPLE_BILINEAR &&
-        filter != SETOK_RESAMPLE_BICUBIC) {
+    if ((unsigned)filter > SETOK_RESAMPLE_LANCZOS) {
         return setok_fail(err, SETOK_ERR_INPUT, "setok_image_resize: unknown filter %d",
                           (int)filter);
     }

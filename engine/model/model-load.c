@@ -227,11 +227,15 @@ static setok_status fit_unet(setok_model *m, int cond, const char *cond_what, se
         return setok_fail(err, SETOK_ERR_INPUT, "%s: the U-Net's cross_attention_dim %d is not "
                           "the %s's hidden_size %d", unet, uc->cross_attention_dim[0], cond_what,
                           cond);
-    if (vc->latent_channels != uc->out_channels ||
-        (uc->in_channels != vc->latent_channels && uc->in_channels != 2 * vc->latent_channels))
+    /* in: the latents; with the source's latents (InstructPix2Pix); or with a mask channel and
+     * the masked image's latents (inpainting) */
+    int lc = vc->latent_channels;
+    if (lc != uc->out_channels ||
+        (uc->in_channels != lc && uc->in_channels != 2 * lc && uc->in_channels != 2 * lc + 1))
         return setok_fail(err, SETOK_ERR_INPUT, "%s: the U-Net's in/out channels %d/%d do not "
-                          "fit the VAE's %d latent channels", m->dir, uc->in_channels,
-                          uc->out_channels, vc->latent_channels);
+                          "fit the VAE's %d latent channels (in: %d, %d for InstructPix2Pix or "
+                          "%d for inpainting)", m->dir, uc->in_channels, uc->out_channels, lc,
+                          lc, 2 * lc, 2 * lc + 1);
     setok_scheduler_config sc;
     return setok_scheduler_config_load(&sc, m->scheduler_dir, SETOK_SCHEDULER_FROM_CONFIG, err);
 }

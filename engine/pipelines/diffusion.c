@@ -1,7 +1,8 @@
 /* diffusion.c — text-to-image and region editing on a diffusers Stable Diffusion folder or
  * a SETOKIM bundle (see diffusion.h): the U-Net's conditioning (CLIP text, or the bundle's
  * visual tokens through the mapper), the denoising loop with guidance, latent blending for
- * edits, VAE decoding, the feathered pixel composite and cheap previews. */
+ * edits, an inpainting U-Net's mask channels, the edit window, VAE decoding, the feathered
+ * pixel composite and cheap previews. */
 #include "setok/diffusion.h"
 
 #include <limits.h>
@@ -56,6 +57,7 @@ void setok_diffusion_options_default(setok_diffusion_options *o)
     o->image_guidance = 1.5f;
     o->strength = 0.8f;
     o->feather = 4;
+    o->context = SETOK_DIFFUSION_DEFAULT_CONTEXT;
     o->scheduler = SETOK_SCHEDULER_FROM_CONFIG;
 }
 
@@ -196,6 +198,11 @@ void setok_diffusion_latent_shape(const setok_diffusion *d, int width, int heigh
 bool setok_diffusion_is_instruct(const setok_diffusion *d)
 {
     return setok_unet_get_config(d->unet)->in_channels == 2 * d->latent_channels;
+}
+
+bool setok_diffusion_is_inpaint(const setok_diffusion *d)
+{
+    return setok_unet_get_config(d->unet)->in_channels == 2 * d->latent_channels + 1;
 }
 
 /* ---------------------------------------------------------------------------
@@ -439,6 +446,8 @@ typedef struct loop {
     int h, w;
     size_t n;                   /* latent_channels * h * w */
     const float *image_latents; /* InstructPix2Pix: the source's, unscaled mode */
+    const float *inpaint_mask;  /* inpainting U-Net: [h * w], 1 = repaint */
+    const float *masked_latents; /* inpainting U-Net: the masked image's, scaled */
     const float *blend_source;  /* edit: the source latents (scaled) */
     const float *blend_mask;    /* edit: [h * w], 1 = edit */
     const float *noise0;        /* edit: the noise the source latents are noised with */
@@ -451,10 +460,16 @@ static bool cancelled(const setok_diffusion_options *o)
 }
 
 /* model input for one batch item: x (scaled by the scheduler), then the image latents for an
- * InstructPix2Pix U-Net (zero for its unconditional item). */
+ * InstructPix2Pix U-Net (zero for its unconditional item), or the mask and the masked image's
+ * latents for an inpainting U-Net (the same for every item). */
 static void fill_input(const loop *L, float *dst, const float *xin, int item)
 {
     memcpy(dst, xin, L->n * sizeof *dst);
+    if (L->inpaint_mask) {
+        size_t hw = (size_t)L->h * L->w;
+        memcpy(dst + L->n, L->inpaint_mask, hw * sizeof *dst);
+        memcpy(dst + L->n + hw, L->masked_latents, L->n * sizeof *dst);
+    }
     if (!L->image_latents)
         return;
     if (item == 2)
@@ -594,20 +609,26 @@ static setok_status decode(setok_diffusion *d, const float *x, int h, int w,
     return st;
 }
 
-/* rgb (the model's size) -> the latent mean [1, C, h, w] (unscaled). */
-static setok_status encode_image(setok_diffusion *d, const setok_image *rgb, float *mean_out,
-                                 const atomic_bool *cancel, setok_error *err)
+/* rgb -> pixels [3, H, W] in [-1, 1], as diffusers' image processor normalizes them. */
+static float *normalized_pixels(const setok_image *rgb)
 {
-    int64_t H = rgb->height, W = rgb->width, hw = H * W;
-    float *px = malloc((size_t)(3 * hw) * sizeof *px);
+    size_t hw = (size_t)rgb->width * rgb->height;
+    float *px = malloc(3 * hw * sizeof *px);
+    for (size_t p = 0; px && p < hw; p++)
+        for (int c = 0; c < 3; c++)
+            px[c * hw + p] = rgb->pixels[p * 3 + c] / 255.0f * 2.0f - 1.0f;
+    return px;
+}
+
+/* px [3, H, W] in [-1, 1] -> the latent mean [1, C, H / s, W / s] (unscaled), the mode
+ * diffusers' pipelines take with sample_mode "argmax". */
+static setok_status encode_pixels(setok_diffusion *d, const float *px, int64_t H, int64_t W,
+                                  float *mean_out, const atomic_bool *cancel, setok_error *err)
+{
     setok_tensor pixels = {0}, mean, logvar;
     setok_arena arena = {0};
-    setok_status st = px ? SETOK_OK : setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
-    for (int64_t p = 0; p < hw && st == SETOK_OK; p++)
-        for (int c = 0; c < 3; c++)
-            px[c * hw + p] = rgb->pixels[p * 3 + c] / 127.5f - 1.0f; /* [0, 255] -> [-1, 1] */
-    if (st == SETOK_OK)
-        st = setok_tensor_alloc(&pixels, d->backend, d->dtype, 4, (int64_t[]){1, 3, H, W}, err);
+    setok_status st = setok_tensor_alloc(&pixels, d->backend, d->dtype, 4,
+                                         (int64_t[]){1, 3, H, W}, err);
     if (st == SETOK_OK)
         st = setok_tensor_upload_f32(&pixels, px, err);
     if (st == SETOK_OK)
@@ -619,6 +640,55 @@ static setok_status encode_image(setok_diffusion *d, const setok_image *rgb, flo
         st = setok_tensor_download_f32(mean_out, &mean, err);
     setok_arena_destroy(&arena);
     setok_tensor_free(&pixels);
+    return st;
+}
+
+/* rgb (the model's size) -> the latent mean [1, C, h, w] (unscaled). */
+static setok_status encode_image(setok_diffusion *d, const setok_image *rgb, float *mean_out,
+                                 const atomic_bool *cancel, setok_error *err)
+{
+    float *px = normalized_pixels(rgb);
+    setok_status st = px ? encode_pixels(d, px, rgb->height, rgb->width, mean_out, cancel, err)
+                         : setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
+    free(px);
+    return st;
+}
+
+/* ---------------------------------------------------------------------------
+ * an inpainting U-Net's extra channels */
+
+/* mask (the model's size, > 127 = repaint) -> the U-Net's mask channel [h * w]: diffusers
+ * interpolates the binarized mask to the latent size with "nearest", which reads the top-left
+ * pixel of every s x s block. */
+static float *inpaint_mask_channel(const setok_image *mask, int h, int w, int s)
+{
+    float *m = malloc((size_t)h * w * sizeof *m);
+    for (int y = 0; m && y < h; y++)
+        for (int x = 0; x < w; x++)
+            m[y * w + x] =
+                mask->pixels[((size_t)y * s * mask->width + (size_t)x * s) * mask->channels] > 127;
+    return m;
+}
+
+/* rgb and mask (the model's size) -> the masked image's latents [C, h, w], scaled: the image
+ * in [-1, 1] times (mask < 0.5), through the VAE. rgb NULL: an all-zero image. */
+static setok_status masked_image_latents(setok_diffusion *d, const setok_image *rgb,
+                                         const setok_image *mask, int H, int W, float *out,
+                                         const atomic_bool *cancel, setok_error *err)
+{
+    size_t hw = (size_t)H * W;
+    float *px = rgb ? normalized_pixels(rgb) : calloc(3 * hw, sizeof *px);
+    if (!px)
+        return setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
+    for (size_t p = 0; rgb && p < hw; p++)
+        if (mask->pixels[p * mask->channels] > 127)
+            px[p] = px[hw + p] = px[2 * hw + p] = 0.0f;
+    setok_status st = encode_pixels(d, px, H, W, out, cancel, err);
+    float scale = setok_vae_scaling_factor(d->vae);
+    int s = setok_vae_downscale(d->vae);
+    size_t n = (size_t)d->latent_channels * (size_t)(H / s) * (size_t)(W / s);
+    for (size_t i = 0; st == SETOK_OK && i < n; i++)
+        out[i] *= scale;
     free(px);
     return st;
 }
@@ -626,7 +696,9 @@ static setok_status encode_image(setok_diffusion *d, const setok_image *rgb, flo
 /* ---------------------------------------------------------------------------
  * generate */
 
-static setok_status check_options(const setok_diffusion_options *o, setok_error *err)
+/* The options' ranges; a bundle's guidance is against zeros, so it takes no negative prompt. */
+static setok_status check_options(const setok_diffusion *d, const setok_diffusion_options *o,
+                                  setok_error *err)
 {
     if (!o->prompt)
         return setok_fail(err, SETOK_ERR_INPUT, "diffusion: no prompt");
@@ -640,13 +712,9 @@ static setok_status check_options(const setok_diffusion_options *o, setok_error 
         return setok_fail(err, SETOK_ERR_INPUT, "diffusion: strength must be in (0, 1]");
     if (o->feather < 0 || o->feather > 256)
         return setok_fail(err, SETOK_ERR_INPUT, "diffusion: feather must be 0..256 pixels");
-    return SETOK_OK;
-}
-
-/* The bundle's guidance is against zeros: it has no negative prompt. */
-static setok_status check_bundle_options(const setok_diffusion *d,
-                                         const setok_diffusion_options *o, setok_error *err)
-{
+    if (o->context < SETOK_DIFFUSION_WHOLE_IMAGE || o->context > 65536)
+        return setok_fail(err, SETOK_ERR_INPUT, "diffusion: context must be 0..65536 pixels, "
+                          "got %d", o->context);
     if (d->chat && o->negative_prompt && o->negative_prompt[0])
         return setok_fail(err, SETOK_ERR_INPUT, "%s: a SETOKIM bundle takes no negative prompt",
                           setok_model_dir(d->model));
@@ -666,9 +734,7 @@ setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_
                                       setok_image *out, setok_error *err)
 {
     memset(out, 0, sizeof *out);
-    setok_status st = check_options(o, err);
-    if (st == SETOK_OK)
-        st = check_bundle_options(d, o, err);
+    setok_status st = check_options(d, o, err);
     if (st != SETOK_OK)
         return st;
     if (setok_diffusion_is_instruct(d))
@@ -684,9 +750,20 @@ setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_
     L.n = (size_t)d->latent_channels * L.h * L.w;
     L.batch = o->guidance > 1.0f ? 2 : 1;
     setok_rng_seed(&L.rng, o->seed);
-    float *x = malloc(L.n * sizeof *x);
+    float *x = malloc(L.n * sizeof *x), *ones = NULL, *masked = NULL;
     const char *prompts[2] = {o->negative_prompt ? o->negative_prompt : "", o->prompt};
     st = x ? SETOK_OK : setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
+    if (st == SETOK_OK && setok_diffusion_is_inpaint(d)) {
+        /* an inpainting U-Net draws everything: an all-ones mask over an all-zero image */
+        ones = malloc((size_t)L.h * L.w * sizeof *ones);
+        masked = malloc(L.n * sizeof *masked);
+        st = ones && masked ? masked_image_latents(d, NULL, NULL, H, W, masked, o->cancel, err)
+                            : setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
+        for (size_t i = 0; st == SETOK_OK && i < (size_t)L.h * L.w; i++)
+            ones[i] = 1.0f;
+        L.inpaint_mask = ones;
+        L.masked_latents = masked;
+    }
     if (st == SETOK_OK)
         st = open_scheduler(d, o, &L.sched, err);
     if (st == SETOK_OK && d->chat)
@@ -715,6 +792,8 @@ setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_
     setok_tensor_free(&L.embeds);
     setok_scheduler_free(L.sched);
     free(x);
+    free(ones);
+    free(masked);
     return st;
 }
 
@@ -797,55 +876,116 @@ static void model_size(const setok_diffusion *d, int W, int H, int *mw, int *mh)
     *mh = *mh < m ? m : *mh;
 }
 
-setok_status setok_diffusion_edit(setok_diffusion *d, const setok_image *image,
-                                  const setok_image *mask, const setok_diffusion_options *o,
-                                  setok_image *out, setok_error *err)
+setok_status setok_diffusion_edit_window(const setok_diffusion *d, const setok_image *mask,
+                                         int context, setok_diffusion_window *out,
+                                         setok_error *err)
 {
     memset(out, 0, sizeof *out);
-    setok_status st = check_options(o, err);
-    if (st == SETOK_OK)
-        st = check_bundle_options(d, o, err);
-    if (st != SETOK_OK)
-        return st;
-    if (!image || !mask || mask->width != image->width || mask->height != image->height)
-        return setok_fail(err, SETOK_ERR_INPUT, "edit: the mask must have the image's size");
-    bool any = false;
-    for (size_t i = 0; i < (size_t)mask->width * mask->height && !any; i++)
-        any = mask->pixels[i * mask->channels] > 127;
-    if (!any)
+    if (!mask || !mask->pixels || mask->width < 1 || mask->height < 1)
+        return setok_fail(err, SETOK_ERR_INPUT, "edit: no mask");
+    int W = mask->width, H = mask->height;
+    if ((uint64_t)W * (uint64_t)H > SETOK_IMAGE_DEFAULT_MAX_PIXELS)
+        return setok_fail(err, SETOK_ERR_INPUT, "edit: the image is %dx%d, %llu pixels; the limit "
+                          "is %llu", W, H, (unsigned long long)W * (unsigned long long)H,
+                          (unsigned long long)SETOK_IMAGE_DEFAULT_MAX_PIXELS);
+    if (context < SETOK_DIFFUSION_WHOLE_IMAGE)
+        return setok_fail(err, SETOK_ERR_INPUT, "edit: context must be >= 0, got %d", context);
+    int x0 = W, y0 = H, x1 = 0, y1 = 0; /* the region's bounding box, ends exclusive */
+    for (int y = 0; y < H; y++) {
+        const uint8_t *row = mask->pixels + (size_t)y * W * mask->channels;
+        for (int x = 0; x < W; x++)
+            if (row[(size_t)x * mask->channels] > 127) {
+                x0 = x < x0 ? x : x0;
+                x1 = x + 1 > x1 ? x + 1 : x1;
+                y0 = y < y0 ? y : y0;
+                y1 = y + 1;
+            }
+    }
+    if (x1 == 0)
         return setok_fail(err, SETOK_ERR_INPUT, "edit: the region is empty");
-    int s = setok_vae_downscale(d->vae), mw, mh;
-    model_size(d, image->width, image->height, &mw, &mh);
-    bool ip2p = setok_diffusion_is_instruct(d);
+    int ww = W, wh = H;
+    if (context != SETOK_DIFFUSION_WHOLE_IMAGE) {
+        int64_t m = setok_diffusion_size_multiple(d), native = setok_diffusion_default_size(d);
+        int64_t side = (x1 - x0 > y1 - y0 ? x1 - x0 : y1 - y0) + 2 * (int64_t)context;
+        side = side < native ? native : side;
+        side = (side + m - 1) / m * m;
+        ww = side < W ? (int)side : W;
+        wh = side < H ? (int)side : H;
+        /* centred on the box, then shifted into the image; the box stays inside */
+        int left = (x0 + x1 - ww) / 2, top = (y0 + y1 - wh) / 2;
+        out->x = left < 0 ? 0 : left > W - ww ? W - ww : left;
+        out->y = top < 0 ? 0 : top > H - wh ? H - wh : top;
+    }
+    out->width = ww;
+    out->height = wh;
+    model_size(d, ww, wh, &out->model_width, &out->model_height);
+    return SETOK_OK;
+}
+
+/* dst = the w x h rectangle of src at (x, y) (allocated). */
+static setok_status cut(setok_image *dst, const setok_image *src, int x, int y, int w, int h,
+                        setok_error *err)
+{
+    setok_status st = setok_image_alloc(dst, w, h, src->channels, err);
+    size_t row = (size_t)w * src->channels;
+    for (int r = 0; st == SETOK_OK && r < h; r++)
+        memcpy(dst->pixels + (size_t)r * row,
+               src->pixels + (((size_t)(y + r) * src->width + x) * src->channels), row);
+    return st;
+}
+
+/* rgb and mask (the window) -> edited (RGB, model_w x model_h): the denoising of one window
+ * at the model's size. */
+static setok_status edit_at_model_size(setok_diffusion *d, const setok_image *rgb,
+                                       const setok_image *mask, int mw, int mh,
+                                       const setok_diffusion_options *o, setok_image *edited,
+                                       setok_error *err)
+{
+    int s = setok_vae_downscale(d->vae);
+    bool ip2p = setok_diffusion_is_instruct(d), inpaint = setok_diffusion_is_inpaint(d);
     loop L = {.d = d, .o = o, .h = mh / s, .w = mw / s};
     L.n = (size_t)d->latent_channels * L.h * L.w;
     L.batch = ip2p ? 3 : o->guidance > 1.0f ? 2 : 1;
     setok_rng_seed(&L.rng, o->seed);
-    setok_image rgb = {0}, small = {0}, small_mask = {0}, edited = {0}, back = {0};
+    setok_image small = {0}, small_mask = {0};
     float *src = malloc(L.n * sizeof *src), *x = malloc(L.n * sizeof *x);
-    float *noise0 = malloc(L.n * sizeof *noise0), *lmask = NULL, *weights = NULL;
+    float *noise0 = malloc(L.n * sizeof *noise0), *lmask = NULL, *masked = NULL;
+    float *image_latents = NULL;
     const char *prompts[3] = {o->prompt, o->negative_prompt ? o->negative_prompt : "",
                               o->negative_prompt ? o->negative_prompt : ""};
     const char *cfg_prompts[2] = {prompts[1], o->prompt};
-    st = src && x && noise0 ? SETOK_OK : setok_fail(err, SETOK_ERR_NOMEM, "edit: out of memory");
+    setok_status st = src && x && noise0 ? SETOK_OK
+                                         : setok_fail(err, SETOK_ERR_NOMEM, "edit: out of memory");
+    /* an inpainting pipeline's processors resize with Lanczos; its mask is binarized at 0.5 */
     if (st == SETOK_OK)
-        st = setok_image_to_rgb(&rgb, image, err);
+        st = setok_image_resize(&small, rgb, mw, mh,
+                                inpaint ? SETOK_RESAMPLE_LANCZOS : SETOK_RESAMPLE_BICUBIC, err);
     if (st == SETOK_OK)
-        st = setok_image_resize(&small, &rgb, mw, mh, SETOK_RESAMPLE_BICUBIC, err);
-    if (st == SETOK_OK)
-        st = setok_image_resize(&small_mask, mask, mw, mh, SETOK_RESAMPLE_NEAREST, err);
-    if (st == SETOK_OK && !(lmask = latent_mask(&small_mask, L.h, L.w, s)))
+        st = setok_image_resize(&small_mask, mask, mw, mh,
+                                inpaint ? SETOK_RESAMPLE_LANCZOS : SETOK_RESAMPLE_NEAREST, err);
+    if (st == SETOK_OK && !(lmask = inpaint ? inpaint_mask_channel(&small_mask, L.h, L.w, s)
+                                            : latent_mask(&small_mask, L.h, L.w, s)))
         st = setok_fail(err, SETOK_ERR_NOMEM, "edit: out of memory");
-    if (st == SETOK_OK)
+    /* InstructPix2Pix, and inpainting at strength 1, start from noise; the inpainting U-Net
+     * then has no use for the image's own latents */
+    bool from_noise = ip2p || (inpaint && o->strength >= 1.0f);
+    bool need_source = !inpaint || !from_noise;
+    if (st == SETOK_OK && need_source)
         st = encode_image(d, &small, src, o->cancel, err);
+    if (st == SETOK_OK && inpaint) {
+        masked = malloc(L.n * sizeof *masked);
+        st = masked ? masked_image_latents(d, &small, &small_mask, mh, mw, masked, o->cancel, err)
+                    : setok_fail(err, SETOK_ERR_NOMEM, "edit: out of memory");
+        L.inpaint_mask = lmask;
+        L.masked_latents = masked;
+    }
     if (st == SETOK_OK)
         st = open_scheduler(d, o, &L.sched, err);
     if (st == SETOK_OK && d->chat)
-        st = visual_condition(d, &rgb, o->prompt, L.batch, &L.embeds, o->cancel, err);
+        st = visual_condition(d, rgb, o->prompt, L.batch, &L.embeds, o->cancel, err);
     else if (st == SETOK_OK)
         st = encode_prompts(d, ip2p ? prompts : L.batch == 2 ? cfg_prompts : cfg_prompts + 1,
                             L.batch, &L.embeds, o->cancel, err);
-    float *image_latents = NULL;
     if (st == SETOK_OK && ip2p) {
         /* InstructPix2Pix conditions on the unscaled latent mode and starts from noise */
         image_latents = malloc(L.n * sizeof *image_latents);
@@ -858,57 +998,101 @@ setok_status setok_diffusion_edit(setok_diffusion *d, const setok_image *image,
     int start = 0;
     if (st == SETOK_OK) {
         float scale = setok_vae_scaling_factor(d->vae);
-        for (size_t i = 0; i < L.n; i++)
+        for (size_t i = 0; i < L.n && need_source; i++)
             src[i] *= scale;
-        setok_rng_normal_fill(&L.rng, noise0, L.n);
+        if (o->initial_latents)
+            memcpy(noise0, o->initial_latents, L.n * sizeof *noise0);
+        else
+            setok_rng_normal_fill(&L.rng, noise0, L.n);
         int total = 0;
         setok_scheduler_timesteps(L.sched, &total);
         start = ip2p ? 0 : setok_scheduler_start_index(L.sched, o->strength);
         if (start >= total)
             start = total - 1;
-        if (ip2p) {
+        if (from_noise) {
             float sigma = setok_scheduler_init_noise_sigma(L.sched);
             for (size_t i = 0; i < L.n; i++)
                 x[i] = noise0[i] * sigma;
         } else {
             st = setok_scheduler_add_noise(L.sched, start, x, src, noise0, L.n, err);
         }
-        L.blend_source = src;
-        L.blend_mask = lmask;
-        L.noise0 = noise0;
+        if (!inpaint) {
+            L.blend_source = src;
+            L.blend_mask = lmask;
+            L.noise0 = noise0;
+        }
     }
     if (st == SETOK_OK)
         st = run_loop(&L, x, start, err);
     if (st == SETOK_OK)
-        st = decode(d, x, L.h, L.w, o, &edited, err);
-    if (st == SETOK_OK)
-        st = setok_image_resize(&back, &edited, image->width, image->height,
-                                SETOK_RESAMPLE_BICUBIC, err);
-    if (st == SETOK_OK && !(weights = feather_weights(mask, o->feather)))
-        st = setok_fail(err, SETOK_ERR_NOMEM, "edit: out of memory");
-    if (st == SETOK_OK)
-        st = setok_image_alloc(out, image->width, image->height, 3, err);
-    for (size_t p = 0; st == SETOK_OK && p < (size_t)image->width * image->height; p++)
-        for (int c = 0; c < 3; c++) {
-            float f = weights[p];
-            uint8_t a = rgb.pixels[p * 3 + c], b = back.pixels[p * 3 + c];
-            out->pixels[p * 3 + c] =
-                f == 0.0f ? a : (uint8_t)lrintf((1.0f - f) * (float)a + f * (float)b);
-        }
-    if (st != SETOK_OK)
-        setok_image_free(out);
+        st = decode(d, x, L.h, L.w, o, edited, err);
+    if (st == SETOK_OK && o->final_latents) {
+        *o->final_latents = x;
+        x = NULL;
+    }
     setok_tensor_free(&L.embeds);
     setok_scheduler_free(L.sched);
-    setok_image_free(&rgb);
     setok_image_free(&small);
     setok_image_free(&small_mask);
-    setok_image_free(&edited);
-    setok_image_free(&back);
     free(image_latents);
+    free(masked);
     free(src);
     free(x);
     free(noise0);
     free(lmask);
+    return st;
+}
+
+setok_status setok_diffusion_edit(setok_diffusion *d, const setok_image *image,
+                                  const setok_image *mask, const setok_diffusion_options *o,
+                                  setok_image *out, setok_error *err)
+{
+    memset(out, 0, sizeof *out);
+    setok_status st = check_options(d, o, err);
+    if (st != SETOK_OK)
+        return st;
+    if (!image || !mask || mask->width != image->width || mask->height != image->height)
+        return setok_fail(err, SETOK_ERR_INPUT, "edit: the mask must have the image's size");
+    setok_diffusion_window win;
+    st = setok_diffusion_edit_window(d, mask, o->context, &win, err);
+    if (st != SETOK_OK)
+        return st;
+    /* the feathering reads one pixel around the window (outside the region: the box is inside) */
+    int fx = win.x > 0 ? win.x - 1 : 0, fy = win.y > 0 ? win.y - 1 : 0;
+    int fw = (win.x + win.width < image->width ? win.x + win.width + 1 : image->width) - fx;
+    int fh = (win.y + win.height < image->height ? win.y + win.height + 1 : image->height) - fy;
+    setok_image rgb = {0}, window_mask = {0}, ring_mask = {0}, edited = {0}, back = {0};
+    float *weights = NULL;
+    st = setok_image_to_rgb(out, image, err);
+    if (st == SETOK_OK)
+        st = cut(&rgb, out, win.x, win.y, win.width, win.height, err);
+    if (st == SETOK_OK)
+        st = cut(&window_mask, mask, win.x, win.y, win.width, win.height, err);
+    if (st == SETOK_OK)
+        st = edit_at_model_size(d, &rgb, &window_mask, win.model_width, win.model_height, o,
+                                &edited, err);
+    if (st == SETOK_OK)
+        st = setok_image_resize(&back, &edited, win.width, win.height, SETOK_RESAMPLE_BICUBIC,
+                                err);
+    if (st == SETOK_OK)
+        st = cut(&ring_mask, mask, fx, fy, fw, fh, err);
+    if (st == SETOK_OK && !(weights = feather_weights(&ring_mask, o->feather)))
+        st = setok_fail(err, SETOK_ERR_NOMEM, "edit: out of memory");
+    for (int y = 0; st == SETOK_OK && y < win.height; y++)
+        for (int x = 0; x < win.width; x++) {
+            float f = weights[(size_t)(win.y + y - fy) * fw + (win.x + x - fx)];
+            uint8_t *a = out->pixels + ((size_t)(win.y + y) * image->width + win.x + x) * 3;
+            const uint8_t *b = back.pixels + ((size_t)y * win.width + x) * 3;
+            for (int c = 0; f > 0.0f && c < 3; c++)
+                a[c] = (uint8_t)lrintf((1.0f - f) * (float)a[c] + f * (float)b[c]);
+        }
+    if (st != SETOK_OK)
+        setok_image_free(out);
+    setok_image_free(&rgb);
+    setok_image_free(&window_mask);
+    setok_image_free(&ring_mask);
+    setok_image_free(&edited);
+    setok_image_free(&back);
     free(weights);
     return st;
 }

@@ -2,7 +2,8 @@
  * point-and-instruct region editing on a SETOKIM bundle or a Stable
  * Diffusion folder (setok/diffusion.h). The edit region is a mask file, or,
  * for a point, the SeTok token under it or the bundle's mask decoder's mask
- * (setok/segment.h). */
+ * (setok/segment.h). Each role (the folder that edits, the one that finds the
+ * region) is a model folder of its own; one folder in two roles opens once. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -21,11 +22,12 @@ typedef struct gen_args
 {
   setok_diffusion_options o;
   const char *model, *out, *latents_in, *latents_out, *preview_dir;
-  const char *mask_in, *mask_out, *vision;
+  const char *mask_in, *mask_out;
+  const char *edit_model, *segment_model; /* the roles' own folders, or NULL */
   cli_placement place;
   bool region_mask; /* --region mask: the mask decoder's mask for the point */
   int point_x, point_y;
-  bool has_point, json;
+  bool has_point, has_context, whole_image, json;
 } gen_args;
 
 static void
@@ -36,10 +38,12 @@ generate_usage (FILE *out)
            "Draws an image from a text prompt. With a SETOKIM bundle the language model\n"
            "emits the image's visual tokens, which the Q-Former, U-Net and VAE turn into\n"
            "pixels; a diffusers Stable Diffusion folder (text_encoder/ tokenizer/ unet/\n"
-           "vae/ scheduler/) draws from the CLIP-encoded prompt.\n\n"
+           "vae/ scheduler/) draws from the CLIP-encoded prompt (an inpainting U-Net\n"
+           "with 9 input channels draws with an all-white mask).\n\n"
            "  -o, --output OUT.png    where the image goes\n"
            "  --model DIR             a SETOKIM bundle or a Stable Diffusion folder\n"
            "                          (default: the shipped setokim-tiny bundle)\n"
+           "  --edit-model DIR        the folder that generates (default: --model)\n"
            "  --negative TEXT         what the image should not show (Stable Diffusion)\n"
            "  --steps N               denoising steps (default 25)\n"
            "  --guidance G            classifier-free guidance scale (default 7.5; <= 1: off)\n"
@@ -65,32 +69,51 @@ edit_usage (FILE *out)
            "Changes one region of IMAGE as the instruction says; every pixel outside the\n"
            "region stays exactly as it was. With --point the region is the semantic token\n"
            "under the point (SeTok clusters of a vision model); with --mask it is the\n"
-           "mask's white part. Images of any size are accepted: the model works at its own\n"
-           "size (the longer side at the model's default) and the result is scaled back.\n"
+           "mask's white part. Images of any size are accepted (up to 89478485 pixels):\n"
+           "the model edits a window around the region - its bounding box with --context\n"
+           "pixels around it, grown to a square of at least the model's own size (512 px\n"
+           "for SD-1.5) - scaled down to the model's size only when it is larger, and the\n"
+           "result is pasted back at the image's full resolution. --whole-image edits the\n"
+           "whole image at the model's size instead.\n"
            "A SETOKIM bundle's language model reads the image and the instruction and\n"
            "emits the edited image's visual tokens, which condition the repainting; a\n"
            "4-channel Stable Diffusion U-Net repaints the region from the instruction as a\n"
-           "prompt; an InstructPix2Pix U-Net (8 channels) follows it as an instruction.\n\n"
+           "prompt; an InstructPix2Pix U-Net (8 channels) follows it as an instruction; an\n"
+           "inpainting U-Net (9 channels) repaints the region from the prompt, given the\n"
+           "mask and the image around it.\n\n"
+           "Roles: the edit model is --edit-model, else --model, else the shipped bundle;\n"
+           "the model that finds the region under --point is --segment-model, else --model\n"
+           "when it can, else the shipped bundle. A folder named for a role it cannot\n"
+           "serve is refused with the reason.\n\n"
            "  -o, --output OUT.png    the edited image\n"
-           "  --model DIR             a SETOKIM bundle, or a Stable Diffusion (or\n"
-           "                          InstructPix2Pix) folder (default: the shipped\n"
-           "                          setokim-tiny bundle)\n"
+           "  --model DIR             a SETOKIM bundle, or a Stable Diffusion (InstructPix2Pix,\n"
+           "                          inpainting) folder (default: the shipped setokim-tiny\n"
+           "                          bundle)\n"
+           "  --edit-model DIR        the folder that edits (default: --model)\n"
+           "  --segment-model DIR     the folder whose tokens (or mask decoder) pick the\n"
+           "                          region under --point (default: --model when it has\n"
+           "                          tokens, else the shipped bundle); --vision is the same\n"
            "  --point X,Y             pixel coordinates of the object to edit\n"
-           "  --vision DIR            the vision model that finds the token under the point\n"
-           "                          (default: --model when it is a bundle, else the\n"
-           "                          shipped setokim-tiny bundle)\n"
            "  --region token|mask     with --point: the token under it (default), or the\n"
            "                          mask the bundle's mask decoder draws for the point\n"
            "  --mask MASK.png         the region as a mask (white = edit) instead of a point\n"
            "  --mask-out MASK.png     write the region that was used\n"
+           "  --context PX            pixels of the image around the region the model sees\n"
+           "                          (default %d)\n"
+           "  --whole-image           edit the whole image at the model's size\n"
            "  --strength S            how much of the region is redrawn, (0, 1] (default 0.8;\n"
            "                          InstructPix2Pix always starts from noise)\n"
            "  --image-guidance G      InstructPix2Pix image guidance (default 1.5)\n"
            "  --feather PX            the region's edge blends over PX pixels inside it\n"
            "                          (default 4; 0: hard edge)\n"
+           "  --latents IN.safetensors   the initial noise ('latents' [1, C, h, w]: the\n"
+           "                          window's model size over the VAE's downscale)\n"
+           "  --latents-out OUT.safetensors   save the final latents\n"
+           "  --json                  the roles' folders, the window, timings as JSON\n"
            "  --negative, --steps, --guidance, --seed, --scheduler, --preview-dir,\n"
-           "  --preview-every, --json, --device, --threads, --dtype, --weights   as for\n"
-           "  `setok generate`\n");
+           "  --preview-every, --device, --threads, --dtype, --weights   as for\n"
+           "  `setok generate`\n",
+           SETOK_DIFFUSION_DEFAULT_CONTEXT);
 }
 
 static int
@@ -149,6 +172,10 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
     { "mask", required_argument, NULL, 'M' },
     { "mask-out", required_argument, NULL, 'O' },
     { "vision", required_argument, NULL, 'v' },
+    { "segment-model", required_argument, NULL, 'v' },
+    { "edit-model", required_argument, NULL, 'e' },
+    { "context", required_argument, NULL, 'c' },
+    { "whole-image", no_argument, NULL, 'W' },
     { "strength", required_argument, NULL, 'r' },
     { "region", required_argument, NULL, 'R' },
     { "image-guidance", required_argument, NULL, 'i' },
@@ -167,14 +194,16 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
   opterr = 0;
   int c;
   double v = 0;
-  while ((c = getopt_long (argc, argv, "o:h", longopts, NULL)) != -1)
+  int which = 0;
+  while ((c = getopt_long (argc, argv, "o:h", longopts, &which)) != -1)
     {
       int rc = 0;
-      bool edit_only
-        = c == 'p' || c == 'M' || c == 'O' || c == 'v' || c == 'r' || c == 'i' || c == 'f';
-      bool generate_only = c == 'z' || c == 'l' || c == 'L';
+      bool edit_only = c == 'p' || c == 'M' || c == 'O' || c == 'v' || c == 'r' || c == 'i'
+                       || c == 'f' || c == 'c' || c == 'W';
+      bool generate_only = c == 'z';
       if ((edit_only && !edit) || (generate_only && edit))
-        return cli_usage_error (cmd, "'%s' is not an option of setok %s", argv[optind - 1], cmd);
+        return cli_usage_error (cmd, "--%s is not an option of setok %s", longopts[which].name,
+                                cmd);
       switch (c)
         {
           case 'o':
@@ -237,7 +266,18 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
             a->mask_out = optarg;
             break;
           case 'v':
-            a->vision = optarg;
+            a->segment_model = optarg;
+            break;
+          case 'e':
+            a->edit_model = optarg;
+            break;
+          case 'c':
+            rc = parse_number (cmd, "--context", optarg, 0, 65536, &v);
+            a->o.context = (int)v;
+            a->has_context = true;
+            break;
+          case 'W':
+            a->whole_image = true;
             break;
           case 'r':
             rc = parse_number (cmd, "--strength", optarg, 1e-3, 1, &v);
@@ -272,10 +312,117 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
     }
   if (!a->out)
     return cli_usage_error (cmd, "-o OUT.png is required");
-  setok_error err = { 0 };
-  if (!(a->model = cli_model_path (a->model, &err)))
-    return cli_report (&err);
+  if (a->whole_image && a->has_context)
+    return cli_usage_error (cmd, "--context and --whole-image exclude each other");
+  if (a->whole_image)
+    a->o.context = SETOK_DIFFUSION_WHOLE_IMAGE;
   return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * roles */
+
+/* The folders a command opened, each once, whatever roles it serves. */
+typedef struct model_pool
+{
+  setok_model *models[3];
+  char *keys[3]; /* each folder's real path */
+  int n;
+} model_pool;
+
+static void
+pool_free (model_pool *p)
+{
+  for (int i = 0; i < p->n; i++)
+    {
+      setok_model_free (p->models[i]);
+      free (p->keys[i]);
+    }
+  p->n = 0;
+}
+
+static setok_status
+pool_open (model_pool *p, const char *dir, const cli_placement *place, setok_model **out,
+           setok_error *err)
+{
+  char *key = realpath (dir, NULL);
+  if (!key && !(key = strdup (dir)))
+    return setok_fail (err, SETOK_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < p->n; i++)
+    if (!strcmp (p->keys[i], key))
+      {
+        free (key);
+        *out = p->models[i];
+        return SETOK_OK;
+      }
+  setok_status st = p->n < 3 ? cli_open_model (out, dir, place, NULL, err)
+                             : setok_fail (err, SETOK_ERR_RUNTIME, "too many model folders");
+  if (st != SETOK_OK)
+    {
+      free (key);
+      return st;
+    }
+  p->models[p->n] = *out;
+  p->keys[p->n++] = key;
+  return SETOK_OK;
+}
+
+/* Why m cannot find the region under a point (NULL: it can). */
+static const char *
+segment_why_not (const setok_model *m, bool decoder)
+{
+  setok_component_info info;
+  setok_model_component_info (m, SETOK_COMPONENT_MASK_DECODER, &info);
+  if (!setok_model_can (m, SETOK_CAP_SEGMENT_POINTS))
+    return setok_model_why_not (m, SETOK_CAP_SEGMENT_POINTS);
+  if (decoder && !info.path)
+    return "it has no mask decoder (--region mask)";
+  return NULL;
+}
+
+/* Why m cannot serve role cap (NULL: it can). */
+static const char *
+role_why_not (const setok_model *m, setok_capability cap, bool decoder)
+{
+  return cap == SETOK_CAP_SEGMENT_POINTS ? segment_why_not (m, decoder)
+                                         : setok_model_why_not (m, cap);
+}
+
+/* The model for a role: the role's own folder (flag; refused when it cannot serve cap), else
+ * --model, else the shipped bundle. When fallback is set, a --model that cannot serve cap
+ * gives way to the shipped bundle (said on stderr); else it is refused. */
+static setok_status
+open_role (model_pool *pool, const gen_args *a, const char *own, const char *flag,
+           setok_capability cap, bool fallback, setok_model **out, setok_error *err)
+{
+  bool decoder = a->region_mask;
+  const char *dir = own ? own : a->model ? a->model : cli_model_path (NULL, err);
+  if (!dir)
+    return err->status;
+  setok_model *m = NULL;
+  setok_status st = pool_open (pool, dir, &a->place, &m, err);
+  const char *why = st == SETOK_OK ? role_why_not (m, cap, decoder) : NULL;
+  if (st != SETOK_OK || !why)
+    {
+      *out = m;
+      return st;
+    }
+  if (own || !a->model || !fallback)
+    return setok_fail (err, SETOK_ERR_INPUT, "%s%s%s cannot %s: %s",
+                       own ? flag : a->model ? "--model" : "", own || a->model ? " " : "", dir,
+                       setok_capability_name (cap), why);
+  const char *shipped = cli_model_path (NULL, err);
+  if (!shipped)
+    return setok_fail (err, SETOK_ERR_INPUT, "--model %s cannot %s (%s), and the shipped model is "
+                       "missing", dir, setok_capability_name (cap), why);
+  fprintf (stderr, "setok: --model %s cannot %s (%s); using %s for it\n", dir,
+           setok_capability_name (cap), why, shipped);
+  st = pool_open (pool, shipped, &a->place, &m, err);
+  if (st == SETOK_OK && (why = role_why_not (m, cap, decoder)))
+    st = setok_fail (err, SETOK_ERR_INPUT, "%s cannot %s: %s", shipped,
+                     setok_capability_name (cap), why);
+  *out = m;
+  return st;
 }
 
 /* latents [1, C, h, w] from a safetensors file, checked against the size. */
@@ -321,13 +468,15 @@ cmd_generate (int argc, char **argv)
     return cli_usage_error ("generate", "give exactly one PROMPT");
   a.o.prompt = argv[optind];
   setok_error err = { 0 };
+  model_pool pool = { 0 };
   setok_model *m = NULL;
   setok_diffusion *d = NULL;
   setok_image img = { 0 };
   float *latents = NULL, *final = NULL;
   progress_ctx pc = { "generate", a.preview_dir };
   double t0 = setok_clock_ms ();
-  setok_status st = cli_open_model (&m, a.model, &a.place, NULL, &err);
+  setok_status st
+    = open_role (&pool, &a, a.edit_model, "--edit-model", SETOK_CAP_GENERATE, false, &m, &err);
   if (st == SETOK_OK)
     st = setok_diffusion_new (&d, m, &err);
   double t_load = setok_clock_ms ();
@@ -357,6 +506,7 @@ cmd_generate (int argc, char **argv)
       cJSON *j = cJSON_CreateObject ();
       cJSON_AddStringToObject (j, "output", a.out);
       cJSON_AddStringToObject (j, "prompt", a.o.prompt);
+      cJSON_AddStringToObject (j, "model", setok_model_dir (m));
       cJSON_AddNumberToObject (j, "width", img.width);
       cJSON_AddNumberToObject (j, "height", img.height);
       cJSON_AddNumberToObject (j, "steps", a.o.steps);
@@ -373,7 +523,7 @@ cmd_generate (int argc, char **argv)
             (t_done - t_load) / 1e3);
   setok_image_free (&img);
   setok_diffusion_free (d);
-  setok_model_free (m);
+  pool_free (&pool);
   free (latents);
   free (final);
   return st == SETOK_OK ? rc : cli_report (&err);
@@ -450,6 +600,16 @@ edit_region (const gen_args *a, setok_model *model, const setok_image *image, se
   return st;
 }
 
+/* The JSON of a role: the folder that served it, or null. */
+static void
+add_role (cJSON *roles, const char *name, const setok_model *m)
+{
+  if (m)
+    cJSON_AddStringToObject (roles, name, setok_model_dir (m));
+  else
+    cJSON_AddNullToObject (roles, name);
+}
+
 int
 cmd_edit (int argc, char **argv)
 {
@@ -463,24 +623,23 @@ cmd_edit (int argc, char **argv)
     return cli_usage_error ("edit", "give one of --point X,Y and --mask MASK.png");
   a.o.prompt = argv[optind + 1];
   setok_error err = { 0 };
+  model_pool pool = { 0 };
   setok_model *m = NULL, *finder = NULL;
   setok_diffusion *d = NULL;
+  setok_diffusion_window win = { 0 };
   setok_image image = { 0 }, mask = { 0 }, out = { 0 };
+  float *latents = NULL, *final = NULL;
+  int C = 0, lh = 0, lw = 0;
   progress_ctx pc = { "edit", a.preview_dir };
   double t0 = setok_clock_ms ();
   setok_status st = setok_image_load (&image, argv[optind], 0, &err);
   if (st == SETOK_OK)
-    st = cli_open_model (&m, a.model, &a.place, NULL, &err);
-  /* the point's region: --vision, else the edit model when it has tokens, else the shipped
-   * bundle */
-  const char *region_dir = a.vision;
-  if (st == SETOK_OK && !a.mask_in && !region_dir && !setok_model_can (m, SETOK_CAP_TOKENS)
-      && !(region_dir = cli_model_path (NULL, &err)))
-    st = err.status;
-  if (st == SETOK_OK && region_dir)
-    st = cli_open_model (&finder, region_dir, &a.place, NULL, &err);
+    st = open_role (&pool, &a, a.edit_model, "--edit-model", SETOK_CAP_EDIT, false, &m, &err);
+  if (st == SETOK_OK && !a.mask_in)
+    st = open_role (&pool, &a, a.segment_model, "--segment-model", SETOK_CAP_SEGMENT_POINTS,
+                    true, &finder, &err);
   if (st == SETOK_OK)
-    st = edit_region (&a, finder ? finder : m, &image, &mask, &err);
+    st = edit_region (&a, finder, &image, &mask, &err);
   if (st == SETOK_OK && a.mask_out)
     st = setok_image_save_png (&mask, a.mask_out, &err);
   double t_region = setok_clock_ms ();
@@ -488,7 +647,15 @@ cmd_edit (int argc, char **argv)
     st = setok_diffusion_new (&d, m, &err);
   double t_load = setok_clock_ms ();
   if (st == SETOK_OK)
+    st = setok_diffusion_edit_window (d, &mask, a.o.context, &win, &err);
+  if (st == SETOK_OK)
+    setok_diffusion_latent_shape (d, win.model_width, win.model_height, &C, &lh, &lw);
+  if (st == SETOK_OK && a.latents_in)
+    st = read_latents (a.latents_in, (size_t)C * lh * lw, &latents, &err);
+  if (st == SETOK_OK)
     {
+      a.o.initial_latents = latents;
+      a.o.final_latents = a.latents_out ? &final : NULL;
       a.o.on_step = on_step;
       a.o.on_preview = a.preview_dir ? on_preview : NULL;
       a.o.user = &pc;
@@ -497,6 +664,8 @@ cmd_edit (int argc, char **argv)
   double t_done = setok_clock_ms ();
   if (st == SETOK_OK)
     st = setok_image_save_png (&out, a.out, &err);
+  if (st == SETOK_OK && final)
+    st = write_latents (a.latents_out, final, C, lh, lw, &err);
   size_t region = 0;
   for (size_t i = 0; st == SETOK_OK && i < (size_t)mask.width * mask.height; i++)
     region += mask.pixels[i] > 127;
@@ -505,26 +674,47 @@ cmd_edit (int argc, char **argv)
       cJSON *j = cJSON_CreateObject ();
       cJSON_AddStringToObject (j, "output", a.out);
       cJSON_AddStringToObject (j, "instruction", a.o.prompt);
+      cJSON *roles = cJSON_AddObjectToObject (j, "roles");
+      add_role (roles, "edit", m);
+      add_role (roles, "segment", finder);
+      cJSON_AddNumberToObject (j, "models_opened", pool.n);
+      cJSON_AddNumberToObject (j, "width", out.width);
+      cJSON_AddNumberToObject (j, "height", out.height);
       cJSON_AddNumberToObject (j, "region_pixels", (double)region);
+      cJSON *w = cJSON_AddObjectToObject (j, "window");
+      cJSON_AddBoolToObject (w, "whole_image", a.o.context == SETOK_DIFFUSION_WHOLE_IMAGE);
+      if (a.o.context != SETOK_DIFFUSION_WHOLE_IMAGE)
+        cJSON_AddNumberToObject (w, "context", a.o.context);
+      cJSON_AddNumberToObject (w, "x", win.x);
+      cJSON_AddNumberToObject (w, "y", win.y);
+      cJSON_AddNumberToObject (w, "width", win.width);
+      cJSON_AddNumberToObject (w, "height", win.height);
+      cJSON_AddNumberToObject (w, "model_width", win.model_width);
+      cJSON_AddNumberToObject (w, "model_height", win.model_height);
       cJSON_AddBoolToObject (j, "instruct_unet", setok_diffusion_is_instruct (d));
+      cJSON_AddBoolToObject (j, "inpaint_unet", setok_diffusion_is_inpaint (d));
       cJSON_AddNumberToObject (j, "steps", a.o.steps);
       cJSON_AddNumberToObject (j, "seed", (double)a.o.seed);
       cJSON_AddStringToObject (j, "device", setok_model_device (m));
-      cJSON_AddNumberToObject (j, "image_encodes",
-                               setok_model_encode_count (m)
-                                 + (finder ? setok_model_encode_count (finder) : 0));
+      int encodes = 0;
+      for (int i = 0; i < pool.n; i++)
+        encodes += setok_model_encode_count (pool.models[i]);
+      cJSON_AddNumberToObject (j, "image_encodes", encodes);
       cJSON_AddNumberToObject (j, "region_ms", t_region - t0);
       cJSON_AddNumberToObject (j, "load_ms", t_load - t_region);
       cJSON_AddNumberToObject (j, "edit_ms", t_done - t_load);
       rc = cli_print_json (j);
     }
   else if (st == SETOK_OK)
-    printf ("%s: edited %zu pixels in %.1f s\n", a.out, region, (t_done - t_load) / 1e3);
+    printf ("%s: edited %zu pixels in a %dx%d window at %d,%d (at %dx%d) in %.1f s\n", a.out,
+            region, win.width, win.height, win.x, win.y, win.model_width, win.model_height,
+            (t_done - t_load) / 1e3);
   setok_image_free (&image);
   setok_image_free (&mask);
   setok_image_free (&out);
   setok_diffusion_free (d);
-  setok_model_free (finder);
-  setok_model_free (m);
+  pool_free (&pool);
+  free (latents);
+  free (final);
   return st == SETOK_OK ? rc : cli_report (&err);
 }

@@ -65,7 +65,7 @@ def train_tokenizer(seed):
                          model_max_length=16)
 
 
-def tiny_pipeline(folder, gen, in_channels=4):
+def tiny_pipeline(folder, gen, in_channels=4, sample_size=8, pipeline=StableDiffusionPipeline):
     tokenizer = train_tokenizer(int(torch.randint(0, 1 << 30, (1,), generator=gen)))
     text = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -73,7 +73,7 @@ def tiny_pipeline(folder, gen, in_channels=4):
         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
         pad_token_id=tokenizer.pad_token_id)).eval()
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=in_channels, out_channels=4, layers_per_block=1,
+        sample_size=sample_size, in_channels=in_channels, out_channels=4, layers_per_block=1,
         block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
         attention_head_dim=8, norm_num_groups=8).eval()
@@ -87,9 +87,9 @@ def tiny_pipeline(folder, gen, in_channels=4):
                 p.add_(torch.randn(p.shape, generator=gen) * 0.05)
     scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                               clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+    pipe = pipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
+                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                    requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     pipe.save_pretrained(folder)
     return pipe

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """test_image_pil.py — libsetok's image module against Pillow, through ctypes.
 
-Checks setok_image_resize against PIL Image.resize (NEAREST, BILINEAR,
+Checks setok_image_resize against PIL Image.resize (NEAREST, BILINEAR, LANCZOS,
 BICUBIC; RGB, RGBA, L; up, down, non-integer factors), PNG and JPEG decoding
 against PIL's decode, and the HF CLIP preprocessing chain (shortest edge,
 BICUBIC, center crop, rescale, normalize) against a numpy re-implementation of
@@ -24,13 +24,14 @@ except ImportError as e:  # pragma: no cover
     sys.exit(77)
 
 
-NEAREST, BILINEAR, BICUBIC = 0, 1, 2
+NEAREST, BILINEAR, BICUBIC, LANCZOS = 0, 1, 2, 3
 PIL_FILTER = {
     NEAREST: Image.Resampling.NEAREST,
     BILINEAR: Image.Resampling.BILINEAR,
     BICUBIC: Image.Resampling.BICUBIC,
+    LANCZOS: Image.Resampling.LANCZOS,
 }
-FILTER_NAME = {NEAREST: "NEAREST", BILINEAR: "BILINEAR", BICUBIC: "BICUBIC"}
+FILTER_NAME = {NEAREST: "NEAREST", BILINEAR: "BILINEAR", BICUBIC: "BICUBIC", LANCZOS: "LANCZOS"}
 # Pillow >= 13 runs the vertical pass first when the height shrinks by more than twice as many
 # pixels as the width (the engine does too); older Pillow always runs horizontal first.
 PIL_VERTICAL_FIRST = int(PIL.__version__.split(".")[0]) >= 13
@@ -257,7 +258,7 @@ def test_resize():
             if pass_order_differs(w, h, *size):
                 skipped += 1
                 continue
-            for filt in (NEAREST, BILINEAR, BICUBIC):
+            for filt in (NEAREST, BILINEAR, BICUBIC, LANCZOS):
                 what = f"resize {name} -> {size[0]}x{size[1]} {FILTER_NAME[filt]}"
                 try:
                     got = engine_resize(arr, size, filt)

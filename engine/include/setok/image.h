@@ -49,6 +49,7 @@ typedef enum setok_resample {
     SETOK_RESAMPLE_NEAREST = 0,
     SETOK_RESAMPLE_BILINEAR,
     SETOK_RESAMPLE_BICUBIC,
+    SETOK_RESAMPLE_LANCZOS, /* diffusers' VaeImageProcessor resizes with it */
 } setok_resample;
 
 /* PIL Image.resize((width, height), resample); dst is allocated. */

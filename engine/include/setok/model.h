@@ -6,9 +6,9 @@
  *   SETOK_MODEL_LLAVA      config.json of LlavaForConditionalGeneration (chat.h)
  *   SETOK_MODEL_VISION     config.json of a CLIP/SigLIP tower (or vision/ [+ setok/]
  *                          subfolders without a manifest): tokens and segmentation by points
- *   SETOK_MODEL_DIFFUSION  a diffusers Stable Diffusion / InstructPix2Pix folder
- *                          (model_index.json, or unet/ vae/ text_encoder/ tokenizer/
- *                          scheduler/): generation and editing
+ *   SETOK_MODEL_DIFFUSION  a diffusers Stable Diffusion, InstructPix2Pix or inpainting
+ *                          folder (model_index.json, or unet/ vae/ text_encoder/
+ *                          tokenizer/ scheduler/): generation and editing
  *   SETOK_MODEL_SAM        config.json of transformers' SamModel: recognised; its image
  *                          encoder is not part of this engine, so it offers nothing yet
  * Nothing heavy happens at open: each component (the vision tower, the LLM, the
