@@ -19,8 +19,8 @@
 
 /* Values a configuration file may hold (config.json, setokim.json, index.json, ...). */
 #define SETOK_JSON_CONFIG_MAX_VALUES ((size_t)4 << 20)
-/* ... and a tokenizer.json or vocab.json (a 256k vocabulary with its merges is ~1M). */
-#define SETOK_JSON_TOKENIZER_MAX_VALUES ((size_t)16 << 20)
+/* ... and a tokenizer.json or vocab.json (a 262k vocabulary with its merges is ~2M). */
+#define SETOK_JSON_TOKENIZER_MAX_VALUES ((size_t)8 << 20)
 
 /* The first place in text[0..n) where it breaks strict JSON in a way cJSON would let pass:
  * a control byte outside a string other than space, tab, CR and LF; a raw control byte,

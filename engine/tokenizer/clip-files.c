@@ -131,6 +131,14 @@ setok_status tok_clip_files_json(const char *dir, char **json, setok_error *err)
         st = setok_fail(err, SETOK_ERR_INPUT, "%s: no <|startoftext|> / <|endoftext|> entries "
                         "with integer ids", vpath);
     }
+    size_t lines = 0;
+    for (const char *c = mtext; st == SETOK_OK && c && *c; c++)
+        lines += *c == '\n';
+    /* each merge becomes a value of the tokenizer.json text built here */
+    if (st == SETOK_OK && lines >= SETOK_JSON_TOKENIZER_MAX_VALUES) {
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: %zu lines, more merges than the %zu a "
+                        "tokenizer may have", mpath, lines, SETOK_JSON_TOKENIZER_MAX_VALUES);
+    }
     if (st == SETOK_OK) {
         model = typed("BPE");
         merges = cJSON_CreateArray();
