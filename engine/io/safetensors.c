@@ -23,6 +23,7 @@
 
 #include "io-private.h"
 #include "json.h"
+#include "setok/file.h"
 
 #define NAME_MAX_SHOWN 200
 #define MAX_EXACT_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact */
@@ -821,6 +822,33 @@ static bool write_all(FILE *f, const void *data, uint64_t n)
     return true;
 }
 
+typedef struct st_write {
+    const char *json;           /* the header */
+    const setok_st_entry *entries;
+    const uint64_t *nbytes;
+    size_t count;
+} st_write;
+
+/* The setok_file_writer of setok_safetensors_write: length, header, data. */
+static setok_status write_file(FILE *f, void *user, setok_error *err)
+{
+    const st_write *w = user;
+    /* pad with spaces so that the data starts 8-byte aligned */
+    size_t json_len = strlen(w->json);
+    size_t header_len = (json_len + 7) / 8 * 8;
+    unsigned char len_bytes[8];
+    for (int i = 0; i < 8; i++)
+        len_bytes[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
+    static const char spaces[8] = "        ";
+    bool ok = fwrite(len_bytes, 1, 8, f) == 8 && fwrite(w->json, 1, json_len, f) == json_len &&
+              fwrite(spaces, 1, header_len - json_len, f) == header_len - json_len;
+    for (size_t i = 0; i < w->count && ok; i++)
+        ok = write_all(f, w->entries[i].data, w->nbytes[i]);
+    (void)err;
+    /* a short write leaves the stream's error flag, which setok_file_replace reports */
+    return SETOK_OK;
+}
+
 setok_status setok_safetensors_write(const char *path, const setok_st_entry *entries,
                                      size_t count, const char *const *metadata,
                                      setok_error *err)
@@ -836,50 +864,13 @@ setok_status setok_safetensors_write(const char *path, const setok_st_entry *ent
     }
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    size_t tmp_len = strlen(path) + 5;
-    char *tmp = malloc(tmp_len);
-    if (!json || !tmp) {
-        free(json);
-        free(tmp);
+    if (!json) {
         free(nbytes);
         return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory printing the header", path);
     }
-    snprintf(tmp, tmp_len, "%s.tmp", path);
-
-    /* pad with spaces so that the data starts 8-byte aligned */
-    size_t json_len = strlen(json);
-    size_t header_len = (json_len + 7) / 8 * 8;
-    unsigned char len_bytes[8];
-    for (int i = 0; i < 8; i++)
-        len_bytes[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
-    static const char spaces[8] = "        ";
-
-    FILE *f = fopen(tmp, "wb");
-    bool opened = f != NULL, ok = opened;
-    int saved = errno;
-    if (ok) {
-        ok = fwrite(len_bytes, 1, 8, f) == 8 && fwrite(json, 1, json_len, f) == json_len &&
-             fwrite(spaces, 1, header_len - json_len, f) == header_len - json_len;
-        for (size_t i = 0; i < count && ok; i++)
-            ok = write_all(f, entries[i].data, nbytes[i]);
-        ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        saved = errno;
-        if (fclose(f) != 0 && ok) {
-            ok = false;
-            saved = errno;
-        }
-        if (ok && rename(tmp, path) != 0) {
-            ok = false;
-            saved = errno;
-        }
-        if (!ok)
-            unlink(tmp);
-    }
-    if (!ok)
-        status = setok_fail(err, SETOK_ERR_RUNTIME, "%s: cannot write %s: %s", path,
-                            opened ? "the file" : tmp, strerror(saved));
+    st_write w = {json, entries, nbytes, count};
+    status = setok_file_replace(path, write_file, &w, err);
     free(json);
-    free(tmp);
     free(nbytes);
     return status;
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "setok/file.h"
+
 void
 token_overlay_colour (int index, double rgb[3])
 {
@@ -186,6 +188,31 @@ token_overlay_draw (cairo_t *cr, const int32_t *labels, int width, int height, i
   free (at);
 }
 
+static cairo_status_t
+write_to_file (void *closure, const unsigned char *data, unsigned int length)
+{
+  return fwrite (data, 1, length, closure) == length ? CAIRO_STATUS_SUCCESS
+                                                     : CAIRO_STATUS_WRITE_ERROR;
+}
+
+typedef struct
+{
+  cairo_surface_t *surface;
+  const char *path;
+} overlay_file;
+
+/* The setok_file_writer of token_overlay_write_png: the surface as PNG. */
+static setok_status
+write_surface (FILE *f, void *user, setok_error *err)
+{
+  const overlay_file *o = user;
+  cairo_status_t cs = cairo_surface_write_to_png_stream (o->surface, write_to_file, f);
+  if (cs != CAIRO_STATUS_SUCCESS && !ferror (f))
+    return setok_fail (err, SETOK_ERR_RUNTIME, "%s: cannot write the overlay: %s", o->path,
+                       cairo_status_to_string (cs));
+  return SETOK_OK; /* a failed write is the stream's error, which the caller names */
+}
+
 setok_status
 token_overlay_write_png (const char *path, const setok_image *image, const int32_t *labels,
                          int n_tokens, double fill_alpha, setok_error *err)
@@ -216,11 +243,12 @@ token_overlay_write_png (const char *path, const setok_image *image, const int32
   token_overlay_draw (cr, labels, w, h, n_tokens, fill_alpha, -1);
   cairo_status_t cs = cairo_status (cr);
   cairo_destroy (cr);
-  if (cs == CAIRO_STATUS_SUCCESS)
-    cs = cairo_surface_write_to_png (surface, path);
+  /* written beside the file and renamed over it: a failed export leaves it as it was */
+  overlay_file o = { surface, path };
+  setok_status st = cs == CAIRO_STATUS_SUCCESS
+                      ? setok_file_replace (path, write_surface, &o, err)
+                      : setok_fail (err, SETOK_ERR_RUNTIME, "%s: cannot draw the overlay: %s",
+                                    path, cairo_status_to_string (cs));
   cairo_surface_destroy (surface);
-  if (cs != CAIRO_STATUS_SUCCESS)
-    return setok_fail (err, SETOK_ERR_RUNTIME, "%s: cannot write the overlay: %s", path,
-                       cairo_status_to_string (cs));
-  return SETOK_OK;
+  return st;
 }
