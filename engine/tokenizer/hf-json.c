@@ -410,11 +410,13 @@ static setok_status add_dec(setok_text_tokenizer *tok, const cJSON *d, setok_err
         const cJSON *start = cJSON_GetObjectItemCaseSensitive(d, "start");
         const cJSON *stop = cJSON_GetObjectItemCaseSensitive(d, "stop");
         int32_t n_start = 0, n_stop = 0;
-        bool counts = (!start || tok_json_id(start, &n_start)) && (!stop || tok_json_id(stop, &n_stop));
+        bool counts = (!start || tok_json_id(start, &n_start)) &&
+                      (!stop || tok_json_id(stop, &n_stop));
         step.start = n_start;
         step.stop = n_stop;
         uint32_t cp;
-        if (st == SETOK_OK && (!a[0] || tok_utf8_next(a, strlen(a), &cp) != strlen(a) || !counts)) {
+        if (st == SETOK_OK &&
+            (!a[0] || tok_utf8_next(a, strlen(a), &cp) != strlen(a) || !counts)) {
             st = setok_fail(err, SETOK_ERR_INPUT, "%s: decoder Strip needs one character and "
                             "non-negative counts", tok->path);
         }

@@ -3,8 +3,8 @@
  * 50 chat turns, and 10 generations, each saved and its tab closed. The resident memory at
  * the end must be within 5 % of what it was after a warm-up round of each, and GLib must
  * log no warning or critical. Then a save that fails halfway (the file-size limit, which
- * is what a full disk does to write(2)) must leave the file on disk byte for byte, the
- * document modified and an error toast; the next save succeeds.
+ * is what a full disk does to write(2)), as PNG and as JPEG, must leave the file on disk
+ * byte for byte, the document modified and an error toast; the next save succeeds.
  *
  * Usage: test-soak --model DIR --image FILE --out DIR
  * Exit 0 when every check passes, 1 otherwise. */
@@ -321,13 +321,14 @@ file_equals (const char *path, const char *bytes, gsize n)
   return g_file_get_contents (path, &now, &len, NULL) && len == n && memcmp (now, bytes, n) == 0;
 }
 
-/* A save that fails halfway leaves the file as it was, the document modified and an error
- * toast; the next one succeeds. */
+/* A save (as name) that fails halfway leaves the file as it was, the document modified and
+ * an error toast; the next one succeeds. */
 static void
-test_failed_save (SetokWindow *window, const char *out)
+test_failed_save (SetokWindow *window, const char *out, const char *name)
 {
   SetokDocument *document = _setok_window_get_document (window);
-  g_autofree char *path = g_strdup_printf ("%s/soak-saved.png", out);
+  g_autofree char *path = g_strdup_printf ("%s/%s", out, name);
+  g_autofree char *prefix = g_strdup_printf (".%s.", name);
   g_autofree char *before = NULL;
   g_autoptr (GError) error = NULL;
   struct rlimit old, small;
@@ -336,7 +337,7 @@ test_failed_save (SetokWindow *window, const char *out)
   const char *message;
 
   check (save_as (document, path, &error) && !setok_document_get_modified (document),
-         "the document saved as a PNG", error != NULL ? error->message : path);
+         "the document saved", error != NULL ? error->message : path);
   if (!g_file_get_contents (path, &before, &n, NULL))
     return;
   /* a new revision with more detail than the limit lets through */
@@ -377,11 +378,11 @@ test_failed_save (SetokWindow *window, const char *out)
   check (setok_document_get_modified (document), "the document is still modified", NULL);
   {
     g_autoptr (GDir) dir = g_dir_open (out, 0, NULL);
-    const char *name;
+    const char *entry;
     int temporaries = 0;
 
-    while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-      temporaries += g_str_has_prefix (name, ".soak-saved.png.");
+    while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
+      temporaries += g_str_has_prefix (entry, prefix);
     check (temporaries == 0, "no temporary file is left beside it", NULL);
   }
   gtk_widget_activate_action (GTK_WIDGET (window), "win.save", NULL);
@@ -486,7 +487,8 @@ main (int argc, char *argv[])
                                                GROWTH_LIMIT * 100);
     check (growth <= GROWTH_LIMIT, "resident memory stays flat over the session", detail);
   }
-  test_failed_save (window, out);
+  test_failed_save (window, out, "soak-saved.png");
+  test_failed_save (window, out, "soak-saved.jpg");
   {
     g_autofree char *detail = g_strdup_printf ("%d logged", log_problems);
     check (log_problems == 0, "no GLib warning or critical", detail);

@@ -79,7 +79,8 @@ static void test_config(void)
     }
     setok_config *cfg = NULL;
     setok_error err = {0};
-    const char *ok = "{\"lambda_min_clipped\": 1e999,\r\n\t\"s\": \"caf\xC3\xA9 \\u00e9 \\\"q\\\"\"}";
+    const char *ok =
+        "{\"lambda_min_clipped\": 1e999,\r\n\t\"s\": \"caf\xC3\xA9 \\u00e9 \\\"q\\\"\"}";
     CHECK(setok_config_load(&cfg, write_bytes("config.json", ok, strlen(ok)), &err) == SETOK_OK,
           "spaces, tabs, CR LF, UTF-8, escapes and an overflowing number load: %s", err.message);
     setok_config_free(cfg);
