@@ -21,9 +21,9 @@ static void preprocess(const setok_vit_preprocessor *pp)
     int w = 0, h = 0;
     setok_vit_preprocess_size(pp, img.width, img.height, &w, &h);
     /* the resize in between is as large as the output (or the image) */
-    if (w > 0 && h > 0 && w <= 512 && h <= 512 &&
-        (pp->shortest_edge <= 0 || pp->shortest_edge <= 512) && pp->resize_width <= 512 &&
-        pp->resize_height <= 512) {
+    if (w > 0 && h > 0 && w <= 96 && h <= 96 &&
+        (pp->shortest_edge <= 0 || pp->shortest_edge <= 96) && pp->resize_width <= 96 &&
+        pp->resize_height <= 96) {
         size_t n = 3 * (size_t)w * (size_t)h;
         float *out = malloc(n * sizeof *out);
         if (out)
