@@ -12,11 +12,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t vocab = nul ? (size_t)(nul - data) : size;
     fuzz_write("vocab.json", data, vocab);
     fuzz_write("merges.txt", nul ? nul + 1 : data, nul ? size - vocab - 1 : 0);
-    setok_error err;
-    setok_text_tokenizer *tok = NULL;
-    if (setok_text_tokenizer_load(&tok, fuzz_dir(), &err) != SETOK_OK)
-        return 0;
-    fuzz_exercise_tokenizer(tok);
-    setok_text_tokenizer_free(tok);
+    fuzz_load_tokenizer(fuzz_dir());
     return 0;
 }

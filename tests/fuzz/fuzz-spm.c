@@ -5,12 +5,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *path = fuzz_write("tokenizer.model", data, size);
-    setok_error err;
-    setok_text_tokenizer *tok = NULL;
-    if (setok_text_tokenizer_load(&tok, path, &err) != SETOK_OK)
-        return 0;
-    fuzz_exercise_tokenizer(tok);
-    setok_text_tokenizer_free(tok);
+    fuzz_load_tokenizer(fuzz_write("tokenizer.model", data, size));
     return 0;
 }

@@ -27,6 +27,16 @@ static void round_trip(const setok_text_tokenizer *tok, const char *text, size_t
     }
 }
 
+void fuzz_load_tokenizer(const char *path)
+{
+    setok_error err;
+    setok_text_tokenizer *tok = NULL;
+    if (setok_text_tokenizer_load(&tok, path, &err) != SETOK_OK)
+        return;
+    fuzz_exercise_tokenizer(tok);
+    setok_text_tokenizer_free(tok);
+}
+
 void fuzz_exercise_tokenizer(const setok_text_tokenizer *tok)
 {
     static const char *const texts[] = {

@@ -8,5 +8,7 @@
 #include "setok/tokenizer.h"
 
 void fuzz_exercise_tokenizer(const setok_text_tokenizer *tok);
+/* Loads the tokenizer at path (a file or a folder) and exercises it when it loads. */
+void fuzz_load_tokenizer(const char *path);
 
 #endif

@@ -160,14 +160,20 @@ static void threaded_trials(const char *name, job_fn job, void *data, const seto
 // ----------------------------------------------------------------------------
 // the jobs
 
-static setok_status run_tokens(void *data, const setok_image *img, const atomic_bool *cancel,
-                               setok_error *err)
+static setok_tokens_options tokens_options(const setok_tokenizer *t, const atomic_bool *cancel)
 {
-    setok_tokenizer *t = data;
     setok_tokens_options o;
     setok_tokens_options_default(&o, t);
     o.refine_masks = true;
     o.cancel = cancel;
+    return o;
+}
+
+static setok_status run_tokens(void *data, const setok_image *img, const atomic_bool *cancel,
+                               setok_error *err)
+{
+    setok_tokenizer *t = data;
+    setok_tokens_options o = tokens_options(t, cancel);
     setok_tokens_result r = {0};
     setok_status st = setok_tokens_run(t, img, &o, &r, err);
     setok_tokens_result_free(&r);
@@ -178,10 +184,7 @@ static setok_status run_points(void *data, const setok_image *img, const atomic_
                                setok_error *err)
 {
     setok_tokenizer *t = data;
-    setok_tokens_options o;
-    setok_tokens_options_default(&o, t);
-    o.refine_masks = true;
-    o.cancel = cancel;
+    setok_tokens_options o = tokens_options(t, cancel);
     setok_segment_point p = {img->width / 2, img->height / 2, true};
     setok_segment_result r = {0};
     setok_status st = setok_segment_points(t, img, &p, 1, &o, &r, err);

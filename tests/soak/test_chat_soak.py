@@ -49,6 +49,18 @@ def rss_kib(pid):
     return 0
 
 
+def exit_after_signal(p):
+    """Sends SIGINT to p and waits: (its exit status or None after 60 s, seconds taken)."""
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    try:
+        rc = p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = None
+    return rc, time.monotonic() - t0
+
+
 def latency(what, seconds):
     global worst
     print(f"     {what}: exited {seconds * 1000:.0f} ms after the signal", flush=True)
@@ -111,14 +123,8 @@ def chat_interrupts(cli, model, image):
           repr((first + rest, next_answer)))
     # at the prompt
     time.sleep(0.2)
-    t0 = time.monotonic()
-    p.send_signal(signal.SIGINT)
-    try:
-        rc = p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = None
-    latency("chat at the prompt", time.monotonic() - t0)
+    rc, seconds = exit_after_signal(p)
+    latency("chat at the prompt", seconds)
     err = p.stderr.read()
     check(rc == 130 and "interrupted" in err, f"chat: Ctrl-C at the prompt exits 130 (got {rc})",
           err[-300:])
@@ -134,14 +140,8 @@ def interrupt(cli, what, args, out_file, delays):
         if p.poll() is not None:
             print(f"     {what}: finished within {delay:.1f} s, before the signal")
             continue
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGINT)
-        try:
-            rc = p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            rc = None
-        latency(f"{what} after {delay:.1f} s", time.monotonic() - t0)
+        rc, seconds = exit_after_signal(p)
+        latency(f"{what} after {delay:.1f} s", seconds)
         err = p.stderr.read()
         check(rc == 130 and "interrupted" in err,
               f"{what}: SIGINT after {delay:.1f} s exits 130 (got {rc})", err[-300:])
