@@ -1,17 +1,18 @@
-/* png.c — PNG decoding from memory and PNG writing, through libpng.
+/* png.c — PNG decoding from memory and PNG writing (through setok_file_replace, so a failed
+ * save leaves the file as it was), through libpng.
  *
  * Decoding gives 8-bit RGB or RGBA as PIL's convert("RGB"/"RGBA") would:
  * palettes expanded, tRNS turned into alpha, gray replicated, 16-bit samples
  * cut to their high byte, Adam7 deinterlaced. libpng reports errors through
  * an error function that copies its message and longjmps back; every setjmp
  * lives in a function whose state sits in a struct owned by its caller. */
-#include <errno.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "image-impl.h"
+#include "setok/file.h"
 
 typedef struct png_job {
     const uint8_t *bytes; /* decoding: the file */
@@ -172,6 +173,41 @@ static setok_status write_png_run(png_job *job, const setok_image *img, FILE *f,
     return SETOK_OK;
 }
 
+typedef struct png_save {
+    const setok_image *img;
+    const char *path;
+} png_save;
+
+/* The setok_file_writer of setok_image_save_png. */
+static setok_status write_png_file(FILE *f, void *user, setok_error *err)
+{
+    const png_save *save = user;
+    const setok_image *img = save->img;
+    png_job job = {.message = "unknown error"};
+    job.rows = malloc((size_t)img->height * sizeof *job.rows);
+    if (!job.rows) {
+        return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", save->path);
+    }
+    size_t stride = (size_t)img->width * (size_t)img->channels;
+    for (int y = 0; y < img->height; y++) {
+        job.rows[y] = img->pixels + (size_t)y * stride;
+    }
+    setok_status status;
+    job.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &job, job_error, job_warning);
+    if (job.png) {
+        job.info = png_create_info_struct(job.png);
+    }
+    if (!job.png || !job.info) {
+        status = setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory for the PNG encoder",
+                            save->path);
+    } else {
+        status = write_png_run(&job, img, f, save->path, err);
+    }
+    png_destroy_write_struct(job.png ? &job.png : NULL, &job.info);
+    free(job.rows);
+    return status;
+}
+
 setok_status setok_image_save_png(const setok_image *img, const char *path, setok_error *err)
 {
     if (!path) {
@@ -183,51 +219,7 @@ setok_status setok_image_save_png(const setok_image *img, const char *path, seto
                           path, img ? img->width : 0, img ? img->height : 0,
                           img ? img->channels : 0);
     }
-    // Written next to the target and renamed, so a failed save leaves no half file.
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 5);
-    png_job job = {.message = "unknown error"};
-    job.rows = malloc((size_t)img->height * sizeof *job.rows);
-    if (!tmp || !job.rows) {
-        free(tmp);
-        free(job.rows);
-        return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", 5);
-    size_t stride = (size_t)img->width * (size_t)img->channels;
-    for (int y = 0; y < img->height; y++) {
-        job.rows[y] = img->pixels + (size_t)y * stride;
-    }
-
-    setok_status status = SETOK_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        status = setok_fail(err, SETOK_ERR_RUNTIME, "%s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    job.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &job, job_error, job_warning);
-    if (job.png) {
-        job.info = png_create_info_struct(job.png);
-    }
-    if (!job.png || !job.info) {
-        status = setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory for the PNG encoder", path);
-    } else {
-        status = write_png_run(&job, img, f, path, err);
-    }
-    png_destroy_write_struct(job.png ? &job.png : NULL, &job.info);
-    if (fclose(f) != 0 && status == SETOK_OK) {
-        status = setok_fail(err, SETOK_ERR_RUNTIME, "%s: %s", tmp, strerror(errno));
-    }
-    if (status == SETOK_OK && rename(tmp, path) != 0) {
-        status = setok_fail(err, SETOK_ERR_RUNTIME, "%s: cannot rename %s: %s", path, tmp,
-                            strerror(errno));
-    }
-    if (status != SETOK_OK) {
-        remove(tmp);
-    }
-done:
-    free(tmp);
-    free(job.rows);
-    return status;
+    // Written beside the target and renamed over it, so a failed save loses nothing.
+    png_save save = {img, path};
+    return setok_file_replace(path, write_png_file, &save, err);
 }

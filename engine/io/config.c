@@ -19,6 +19,7 @@
 
 #include "core/util.h"
 #include "io-private.h"
+#include "json.h"
 
 #define CONFIG_MAX_BYTES (64u * 1000u * 1000u)
 #define KEY_MAX_SHOWN 200
@@ -31,33 +32,15 @@ struct setok_config {
 // ----------------------------------------------------------------------------
 // loading
 
-setok_status setok_config_parse(setok_config **out, const char *text, const char *name,
-                                setok_error *err)
+/* text[0..n): a NUL byte inside is refused (by the strict scan) with its offset. */
+static setok_status parse_text(setok_config **out, const char *text, size_t n, const char *name,
+                               setok_error *err)
 {
     *out = NULL;
-    if (!name)
-        name = "<config>";
-    size_t n = strlen(text);
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
-    if (!root) {
-        size_t at = end && end >= text && end <= text + n ? (size_t)(end - text) : 0;
-        size_t line = 1, col = 1;
-        for (size_t i = 0; i < at; i++, col++)
-            if (text[i] == '\n')
-                line++, col = 0;
-        return setok_fail(err, SETOK_ERR_INPUT,
-                          "%s: invalid JSON at byte %zu (line %zu, column %zu)", name, at, line,
-                          col);
-    }
-    for (const char *p = end; *p; p++) {
-        if (!strchr(" \t\r\n", *p)) {
-            cJSON_Delete(root);
-            return setok_fail(err, SETOK_ERR_INPUT,
-                              "%s: invalid JSON: unexpected data after the top-level value at "
-                              "byte %zu", name, (size_t)(p - text));
-        }
-    }
+    cJSON *root = NULL;
+    setok_status st = setok_json_parse(text, n, name, SETOK_JSON_CONFIG_MAX_VALUES, &root, err);
+    if (st != SETOK_OK)
+        return st;
     if (!cJSON_IsObject(root)) {
         const char *type = setok_io_json_type(root);
         cJSON_Delete(root);
@@ -73,6 +56,12 @@ setok_status setok_config_parse(setok_config **out, const char *text, const char
     cfg->root = root;
     *out = cfg;
     return SETOK_OK;
+}
+
+setok_status setok_config_parse(setok_config **out, const char *text, const char *name,
+                                setok_error *err)
+{
+    return parse_text(out, text, strlen(text), name ? name : "<config>", err);
 }
 
 setok_status setok_config_load_in(setok_config **out, const char *dir, const char *name,
@@ -131,11 +120,7 @@ setok_status setok_config_load(setok_config **out, const char *path, setok_error
         }
         if (status == SETOK_OK) {
             text[got] = '\0';
-            if (strlen(text) != got)
-                status = setok_fail(err, SETOK_ERR_INPUT, "%s: invalid JSON: NUL byte at byte %zu",
-                                    path, strlen(text));
-            else
-                status = setok_config_parse(out, text, path, err);
+            status = parse_text(out, text, got, path, err);
         }
     }
     free(text);

@@ -3,9 +3,10 @@
  * A model file is untrusted input: every rule of the format is checked before
  * a tensor is handed out, and each failure names the file, the tensor and the
  * rule. The header is copied out of the mapping (NUL-terminated) before cJSON
- * sees it, and scanned first for what cJSON does not check: UTF-8, raw
- * control characters and \u0000 in strings, and which numbers were written
- * as integers (cJSON keeps only a double, so "2.0" would pass for 2). */
+ * sees it, and scanned first for what cJSON does not check (json.h: control bytes
+ * between values, UTF-8, raw control characters and \u0000 in strings) and for which
+ * numbers were written as integers (cJSON keeps only a double, so "2.0" would pass
+ * for 2); only spaces may pad it. */
 #include "setok/safetensors.h"
 
 #include <errno.h>
@@ -21,6 +22,8 @@
 #include <cjson/cJSON.h>
 
 #include "io-private.h"
+#include "json.h"
+#include "setok/file.h"
 
 #define NAME_MAX_SHOWN 200
 #define MAX_EXACT_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact */
@@ -106,46 +109,12 @@ static bool shape_bytes(const int64_t *shape, int ndim, size_t itemsize, uint64_
     return true;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 when invalid:
- * bad lead or continuation bytes, overlong forms, surrogates, > U+10FFFF. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
 static bool utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_sequence(p + i, n - i);
+        size_t len = setok_utf8_sequence(p + i, n - i);
         if (len == 0)
             return false;
         i += len;
@@ -190,36 +159,31 @@ static bool push_flag(number_flags *f, bool is_int)
     return true;
 }
 
-/* Checks the raw header text: valid UTF-8, no raw control characters or
- * \u0000 escapes inside strings; records which numbers are integers. */
+/* Checks the raw header text as strict JSON (json.h: no control bytes between values, valid
+ * UTF-8 and no raw control characters or \u0000 escapes inside strings) and records which
+ * numbers are integers. */
 static setok_status scan_header(const char *path, const char *text, size_t n, number_flags *flags,
                                 setok_error *err)
 {
+    size_t at = 0, values = 0;
+    char what[160];
+    if (setok_json_find_issue(text, n, &at, what, sizeof what, &values))
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: header is not valid JSON at header offset "
+                          "%zu: %s", path, at, what);
+    /* cJSON's tree costs about 64 bytes a value: a 100 MB header of tiny values would take
+     * gigabytes, where real headers hold a few values per tensor */
+    if (values > SETOK_JSON_CONFIG_MAX_VALUES)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: header holds up to %zu JSON values, more "
+                          "than the %zu allowed", path, values, SETOK_JSON_CONFIG_MAX_VALUES);
     const unsigned char *s = (const unsigned char *)text;
     bool in_string = false;
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
-        if (c >= 0x80) {
-            size_t len = utf8_sequence(s + i, n - i);
-            if (len == 0)
-                return setok_fail(err, SETOK_ERR_INPUT,
-                                  "%s: header is not valid UTF-8 (byte 0x%02X at header offset "
-                                  "%zu)", path, c, i);
-            i += len;
-        } else if (in_string) {
-            if (c == '"') {
+        if (in_string) {
+            if (c == '"')
                 in_string = false;
-            } else if (c < 0x20) {
-                return setok_fail(err, SETOK_ERR_INPUT,
-                                  "%s: header has a raw control character 0x%02X inside a string "
-                                  "at header offset %zu", path, c, i);
-            } else if (c == '\\' && i + 1 < n) {
-                if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
-                    return setok_fail(err, SETOK_ERR_INPUT,
-                                      "%s: header has a \\u0000 (NUL) escape inside a string at "
-                                      "header offset %zu", path, i);
+            else if (c == '\\')
                 i++; /* the escaped character cannot end the string */
-            }
             i++;
         } else if (c == '"') {
             in_string = true;
@@ -490,12 +454,13 @@ static setok_status parse_header(setok_safetensors *st, const char *text, size_t
         return setok_fail(err, SETOK_ERR_INPUT,
                           "%s: header is not valid JSON (error at header offset %zu)", path, at);
     }
+    /* the format pads the header with spaces (0x20) only */
     for (size_t at = (size_t)(end - text); at < n; at++) {
-        if (!strchr(" \t\r\n", text[at]) || text[at] == '\0') {
+        if (text[at] != ' ') {
             free(flags.is_int);
             return setok_fail(err, SETOK_ERR_INPUT,
-                              "%s: header has data after the JSON object at header offset %zu "
-                              "(only spaces may pad it)", path, at);
+                              "%s: header has byte 0x%02X after the JSON object at header offset "
+                              "%zu (only spaces may pad it)", path, (unsigned char)text[at], at);
         }
     }
     /* only whitespace follows the object, so the scan saw exactly its numbers */
@@ -857,6 +822,33 @@ static bool write_all(FILE *f, const void *data, uint64_t n)
     return true;
 }
 
+typedef struct st_write {
+    const char *json;           /* the header */
+    const setok_st_entry *entries;
+    const uint64_t *nbytes;
+    size_t count;
+} st_write;
+
+/* The setok_file_writer of setok_safetensors_write: length, header, data. */
+static setok_status write_file(FILE *f, void *user, setok_error *err)
+{
+    const st_write *w = user;
+    /* pad with spaces so that the data starts 8-byte aligned */
+    size_t json_len = strlen(w->json);
+    size_t header_len = (json_len + 7) / 8 * 8;
+    unsigned char len_bytes[8];
+    for (int i = 0; i < 8; i++)
+        len_bytes[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
+    static const char spaces[8] = "        ";
+    bool ok = fwrite(len_bytes, 1, 8, f) == 8 && fwrite(w->json, 1, json_len, f) == json_len &&
+              fwrite(spaces, 1, header_len - json_len, f) == header_len - json_len;
+    for (size_t i = 0; i < w->count && ok; i++)
+        ok = write_all(f, w->entries[i].data, w->nbytes[i]);
+    (void)err;
+    /* a short write leaves the stream's error flag, which setok_file_replace reports */
+    return SETOK_OK;
+}
+
 setok_status setok_safetensors_write(const char *path, const setok_st_entry *entries,
                                      size_t count, const char *const *metadata,
                                      setok_error *err)
@@ -872,50 +864,13 @@ setok_status setok_safetensors_write(const char *path, const setok_st_entry *ent
     }
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    size_t tmp_len = strlen(path) + 5;
-    char *tmp = malloc(tmp_len);
-    if (!json || !tmp) {
-        free(json);
-        free(tmp);
+    if (!json) {
         free(nbytes);
         return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory printing the header", path);
     }
-    snprintf(tmp, tmp_len, "%s.tmp", path);
-
-    /* pad with spaces so that the data starts 8-byte aligned */
-    size_t json_len = strlen(json);
-    size_t header_len = (json_len + 7) / 8 * 8;
-    unsigned char len_bytes[8];
-    for (int i = 0; i < 8; i++)
-        len_bytes[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
-    static const char spaces[8] = "        ";
-
-    FILE *f = fopen(tmp, "wb");
-    bool opened = f != NULL, ok = opened;
-    int saved = errno;
-    if (ok) {
-        ok = fwrite(len_bytes, 1, 8, f) == 8 && fwrite(json, 1, json_len, f) == json_len &&
-             fwrite(spaces, 1, header_len - json_len, f) == header_len - json_len;
-        for (size_t i = 0; i < count && ok; i++)
-            ok = write_all(f, entries[i].data, nbytes[i]);
-        ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        saved = errno;
-        if (fclose(f) != 0 && ok) {
-            ok = false;
-            saved = errno;
-        }
-        if (ok && rename(tmp, path) != 0) {
-            ok = false;
-            saved = errno;
-        }
-        if (!ok)
-            unlink(tmp);
-    }
-    if (!ok)
-        status = setok_fail(err, SETOK_ERR_RUNTIME, "%s: cannot write %s: %s", path,
-                            opened ? "the file" : tmp, strerror(saved));
+    st_write w = {json, entries, nbytes, count};
+    status = setok_file_replace(path, write_file, &w, err);
     free(json);
-    free(tmp);
     free(nbytes);
     return status;
 }

@@ -21,6 +21,8 @@
 #include "setok/config.h"
 
 #define NAME_MAX_SHOWN 200
+/* Each shard stays mapped while the weights are open; real checkpoints have a few hundred. */
+#define MAX_SHARDS 4096
 
 struct setok_weights {
     char *path;
@@ -164,6 +166,11 @@ static setok_status open_index(setok_weights *w, const char *index_path, const c
                                 "plain file name in the folder (no '/', '\\' or '..')",
                                 index_path, name,
                                 setok_io_printable(sb, sizeof sb, e->valuestring));
+        else if (setok_io_names_find(&shards_seen, e->valuestring, NULL))
+            continue;
+        else if (shard_count == MAX_SHARDS)
+            status = setok_fail(err, SETOK_ERR_INPUT, "%s: weight_map names more than %d shard "
+                                "files", index_path, MAX_SHARDS);
         else if (setok_io_names_add(&shards_seen, e->valuestring, shard_count, NULL))
             shards[shard_count++] = e->valuestring;
     }

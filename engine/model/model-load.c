@@ -1,8 +1,10 @@
 /* model-load.c — loading each component of a setok_model once (with its load
- * time and the backend memory it took), and checking that the components a
- * capability uses fit each other. */
+ * time and the backend memory it took), after checking that its weights fit in the
+ * memory the machine has free; and checking that the components a capability uses fit
+ * each other. */
 #include "model-impl.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +115,142 @@ void model_unload(setok_model *m)
     }
 }
 
+/* ---------------------------------------------------------------------------
+ * will it fit: a component too large for the machine is refused with its estimate
+ * rather than loaded until the kernel kills the process */
+
+/* The weights of a component whose folder others share (a LLaVA folder holds the tower,
+ * the projector and the LLM) are the tensors under its prefixes; NULL: every tensor. */
+static const char *const *shared_prefixes(setok_component c)
+{
+    static const char *const vision[] = {"vision_tower.", "model.vision_tower.", NULL};
+    static const char *const llm[] = {"language_model.", "model.language_model.", "lm_head.",
+                                      NULL};
+    static const char *const projector[] = {"multi_modal_projector.",
+                                            "model.multi_modal_projector.", NULL};
+    static const char *const sam[] = {"mask_decoder.", "prompt_encoder.",
+                                      "shared_image_embedding.", NULL};
+    switch (c) {
+    case SETOK_COMPONENT_VISION: return vision;
+    case SETOK_COMPONENT_LLM: return llm;
+    case SETOK_COMPONENT_PROJECTOR_IN: return projector;
+    case SETOK_COMPONENT_MASK_DECODER: return sam;
+    default: return NULL;
+    }
+}
+
+static bool has_prefix(const char *name, const char *const *prefixes)
+{
+    for (; *prefixes; prefixes++)
+        if (strncmp(name, *prefixes, strlen(*prefixes)) == 0)
+            return true;
+    return false;
+}
+
+/* Bytes component c's weights take once loaded: float matrices at the model's matrix dtype,
+ * other float tensors at its dtype (what the loaders make of them), the others as stored. 0 when they do not open: the
+ * load then says why, after what it checks first (the config). */
+static uint64_t weight_bytes(const setok_model *m, setok_component c)
+{
+    uint64_t bytes = 0;
+    bool shared = false;
+    for (int o = 0; o < SETOK_COMPONENT_COUNT; o++)
+        shared |= o != (int)c && m->comp[o].path && !strcmp(m->comp[o].path, m->comp[c].path);
+    const char *const *prefixes = shared ? shared_prefixes(c) : NULL;
+    setok_weights *w = NULL;
+    if (setok_weights_open(&w, m->comp[c].path, NULL) != SETOK_OK)
+        return 0;
+    for (size_t i = 0; i < setok_weights_count(w); i++) {
+        const setok_st_tensor *t = setok_weights_at(w, i);
+        if (prefixes && !has_prefix(t->name, prefixes))
+            continue;
+        uint64_t n = t->nbytes;
+        uint64_t count = n / setok_st_dtype_size(t->dtype);
+        if (setok_dtype_is_float(setok_st_dtype_to_engine(t->dtype)) ||
+            t->dtype == SETOK_ST_F64) {
+            /* matrices at the matrix dtype (rows padded to whole blocks when quantized) */
+            bool matrix = t->ndim == 2 && m->matrix != m->dtype;
+            int block = setok_dtype_block(m->matrix);
+            int64_t cols = t->ndim == 2 ? t->shape[1] : 0;
+            n = matrix ? setok_dtype_bytes(m->matrix, (cols + block - 1) / block * block) *
+                             (uint64_t)t->shape[0]
+                       : count * setok_dtype_size(m->dtype);
+        }
+        bytes += n;
+    }
+    setok_weights_close(w);
+    return bytes;
+}
+
+/* "1.5 GiB" */
+static const char *format_bytes(char *buf, size_t size, double bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 5)
+        bytes /= 1024, u++;
+    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+    return buf;
+}
+
+/* A "Key: N kB" line of /proc/meminfo, in bytes; 0 when absent. */
+static uint64_t meminfo(const char *key)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    uint64_t kb = 0;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':' && sscanf(line + n + 1, "%" SCNu64, &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+/* Memory this process can still take on the host: what the kernel calls available, within
+ * a cgroup's limit when it has one (containers); 0 when unknown. */
+static uint64_t host_memory_free(void)
+{
+    uint64_t free_bytes = meminfo("MemAvailable");
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+    uint64_t limit = 0, used = 0;
+    if (f && fscanf(f, "%" SCNu64, &limit) == 1) {
+        FILE *g = fopen("/sys/fs/cgroup/memory.current", "r");
+        if (g && fscanf(g, "%" SCNu64, &used) == 1 && limit > used &&
+            (free_bytes == 0 || limit - used < free_bytes))
+            free_bytes = limit - used;
+        if (g)
+            fclose(g);
+    }
+    if (f)
+        fclose(f);
+    return free_bytes;
+}
+
+static setok_status check_fits(setok_model *m, setok_component c, setok_error *err)
+{
+    if (c == SETOK_COMPONENT_TEXT_TOKENIZER)
+        return SETOK_OK;
+    uint64_t need = weight_bytes(m, c), have;
+    bool host = setok_backend_is_host(m->backend);
+    if (host) {
+        have = host_memory_free();
+    } else {
+        setok_cuda_info info;
+        setok_cuda_query(&info);
+        have = info.free_memory;
+    }
+    if (have == 0 || need <= have)
+        return SETOK_OK;
+    char nb[32], hb[32];
+    return setok_fail(err, SETOK_ERR_INPUT, "%s: the weights of component '%s' need about %s as "
+                      "%s, more than the %s of %s memory free on this machine", m->comp[c].path,
+                      setok_component_name(c), format_bytes(nb, sizeof nb, (double)need),
+                      setok_dtype_name(m->matrix), format_bytes(hb, sizeof hb, (double)have),
+                      host ? "host" : "GPU");
+}
+
 setok_status model_load_component(setok_model *m, setok_component c, setok_error *err)
 {
     if ((unsigned)c >= SETOK_COMPONENT_COUNT)
@@ -128,7 +266,9 @@ setok_status model_load_component(setok_model *m, setok_component c, setok_error
     size_t before = setok_backend_memory_in_use(m->backend);
     double t0 = setok_clock_ms();
     setok_error e = {0};
-    setok_status st = load(m, c, &mc->obj, &e);
+    setok_status st = check_fits(m, c, &e);
+    if (st == SETOK_OK)
+        st = load(m, c, &mc->obj, &e);
     if (st != SETOK_OK) {
         mc->obj = NULL;
         mc->error = strdup(e.message);

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/json.h"
 #include "tokenizer-impl.h"
 
 #define CLIP_MAX_FILE_BYTES ((size_t)256 << 20)
@@ -84,12 +85,12 @@ static setok_status check_class(const char *dir, setok_error *err)
     if (!text) {
         return SETOK_OK;
     }
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    cJSON *root = NULL;
+    setok_status st = setok_json_parse(text, len, path, SETOK_JSON_CONFIG_MAX_VALUES, &root, err);
     free(text);
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(root, "tokenizer_class");
-    setok_status st = SETOK_OK;
-    if (!root) {
-        st = setok_fail(err, SETOK_ERR_INPUT, "%s: not valid JSON", path);
+    if (st != SETOK_OK) {
+        return st;
     } else if (cJSON_IsString(cls) && strncmp(cls->valuestring, "CLIPTokenizer", 13) != 0) {
         st = setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: tokenizer_class '%s' without a "
                         "tokenizer.json is not supported (only CLIPTokenizer's vocab.json + "
@@ -110,21 +111,33 @@ setok_status tok_clip_files_json(const char *dir, char **json, setok_error *err)
     }
     size_t vlen = 0, mlen = 0;
     char *vtext = slurp(vpath, &vlen), *mtext = slurp(mpath, &mlen);
-    cJSON *vocab = vtext ? cJSON_ParseWithLength(vtext, vlen) : NULL;
+    cJSON *vocab = NULL;
     cJSON *root = cJSON_CreateObject(), *model = NULL, *merges = NULL;
     if (!vtext || !mtext) {
         st = setok_fail(err, SETOK_ERR_INPUT, "%s: cannot read (or larger than 256 MiB)",
                         vtext ? mpath : vpath);
-    } else if (!cJSON_IsObject(vocab)) {
-        st = setok_fail(err, SETOK_ERR_INPUT, "%s: not a JSON object", vpath);
-    } else if (!root) {
+    } else {
+        st = setok_json_parse(vtext, vlen, vpath, SETOK_JSON_TOKENIZER_MAX_VALUES, &vocab, err);
+    }
+    if (st == SETOK_OK && !cJSON_IsObject(vocab)) {
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: the top level must be a JSON object", vpath);
+    } else if (st == SETOK_OK && !root) {
         st = setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", dir);
     }
-    const cJSON *bos = cJSON_GetObjectItemCaseSensitive(vocab, "<|startoftext|>");
-    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(vocab, "<|endoftext|>");
-    if (st == SETOK_OK && (!cJSON_IsNumber(bos) || !cJSON_IsNumber(eos))) {
-        st = setok_fail(err, SETOK_ERR_INPUT, "%s: no <|startoftext|> / <|endoftext|> entries",
-                        vpath);
+    int32_t bos = -1, eos = -1;
+    if (st == SETOK_OK &&
+        (!tok_json_id(cJSON_GetObjectItemCaseSensitive(vocab, "<|startoftext|>"), &bos) ||
+         !tok_json_id(cJSON_GetObjectItemCaseSensitive(vocab, "<|endoftext|>"), &eos))) {
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: no <|startoftext|> / <|endoftext|> entries "
+                        "with integer ids", vpath);
+    }
+    size_t lines = 0;
+    for (const char *c = mtext; st == SETOK_OK && c && *c; c++)
+        lines += *c == '\n';
+    /* each merge becomes a value of the tokenizer.json text built here */
+    if (st == SETOK_OK && lines >= SETOK_JSON_TOKENIZER_MAX_VALUES) {
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: %zu lines, more merges than the %zu a "
+                        "tokenizer may have", mpath, lines, SETOK_JSON_TOKENIZER_MAX_VALUES);
     }
     if (st == SETOK_OK) {
         model = typed("BPE");
@@ -160,8 +173,8 @@ setok_status tok_clip_files_json(const char *dir, char **json, setok_error *err)
     }
     if (st == SETOK_OK) {
         cJSON *list = cJSON_AddArrayToObject(root, "added_tokens");
-        cJSON_AddItemToArray(list, added("<|startoftext|>", (int)bos->valuedouble));
-        cJSON_AddItemToArray(list, added("<|endoftext|>", (int)eos->valuedouble));
+        cJSON_AddItemToArray(list, added("<|startoftext|>", bos));
+        cJSON_AddItemToArray(list, added("<|endoftext|>", eos));
         cJSON *norm = typed("Sequence"), *ns = cJSON_AddArrayToObject(norm, "normalizers");
         cJSON_AddItemToArray(ns, typed("NFC"));
         cJSON *ws = typed("Replace");
@@ -188,9 +201,9 @@ setok_status tok_clip_files_json(const char *dir, char **json, setok_error *err)
         cJSON *post = typed("RobertaProcessing");
         cJSON *sep = cJSON_AddArrayToObject(post, "sep"), *cls = cJSON_AddArrayToObject(post, "cls");
         cJSON_AddItemToArray(sep, cJSON_CreateString("<|endoftext|>"));
-        cJSON_AddItemToArray(sep, cJSON_CreateNumber(eos->valuedouble));
+        cJSON_AddItemToArray(sep, cJSON_CreateNumber(eos));
         cJSON_AddItemToArray(cls, cJSON_CreateString("<|startoftext|>"));
-        cJSON_AddItemToArray(cls, cJSON_CreateNumber(bos->valuedouble));
+        cJSON_AddItemToArray(cls, cJSON_CreateNumber(bos));
         cJSON_AddItemToObject(root, "post_processor", post);
         cJSON_AddItemToObject(root, "decoder", typed("ByteLevel"));
         *json = cJSON_PrintUnformatted(root);

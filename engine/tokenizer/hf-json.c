@@ -8,7 +8,18 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/json.h"
 #include "tokenizer-impl.h"
+
+bool tok_json_id(const cJSON *v, int32_t *out)
+{
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < TOK_MAX_ID) ||
+        v->valuedouble != (double)(int32_t)v->valuedouble) {
+        return false;
+    }
+    *out = (int32_t)v->valuedouble;
+    return true;
+}
 
 static bool json_bool(const cJSON *obj, const char *key, bool dflt)
 {
@@ -67,16 +78,16 @@ static setok_status load_model(setok_text_tokenizer *tok, const cJSON *model, se
     }
     const cJSON *item;
     cJSON_ArrayForEach(item, vocab) {
-        if (!cJSON_IsNumber(item) || item->valuedouble != (double)(int32_t)item->valuedouble) {
-            return setok_fail(err, SETOK_ERR_INPUT, "%s: model.vocab['%s'] must be an integer id",
-                              tok->path, item->string);
+        int32_t id;
+        if (!tok_json_id(item, &id)) {
+            return setok_fail(err, SETOK_ERR_INPUT, "%s: model.vocab['%s'] must be an integer id "
+                              "in [0, %d)", tok->path, item->string, TOK_MAX_ID);
         }
-        setok_status st = tok_piece_set(tok, (int32_t)item->valuedouble, item->string,
-                                        strlen(item->string), err);
+        setok_status st = tok_piece_set(tok, id, item->string, strlen(item->string), err);
         if (st != SETOK_OK) {
             return st;
         }
-        tok->pieces[(int32_t)item->valuedouble].in_model = true;
+        tok->pieces[id].in_model = true;
     }
     setok_status st = tok_vocab_index(tok, err);
     if (st != SETOK_OK) {
@@ -162,13 +173,13 @@ static setok_status load_added(setok_text_tokenizer *tok, const cJSON *added, se
         if (st != SETOK_OK) {
             return st;
         }
-        if (!cJSON_IsNumber(id) || id->valuedouble != (double)(int32_t)id->valuedouble ||
-            !content[0]) {
+        int32_t id_value;
+        if (!tok_json_id(id, &id_value) || !content[0]) {
             return setok_fail(err, SETOK_ERR_INPUT, "%s: added token '%s' needs an integer id "
                               "and non-empty content", tok->path, content);
         }
         tok_added *a = &tok->added[tok->n_added++];
-        a->id = (int32_t)id->valuedouble;
+        a->id = id_value;
         a->special = json_bool(item, "special", false);
         a->single_word = json_bool(item, "single_word", false);
         a->lstrip = json_bool(item, "lstrip", false);
@@ -398,11 +409,14 @@ static setok_status add_dec(setok_text_tokenizer *tok, const cJSON *d, setok_err
         st = json_string(tok, d, "decoder Strip", "content", &a, err);
         const cJSON *start = cJSON_GetObjectItemCaseSensitive(d, "start");
         const cJSON *stop = cJSON_GetObjectItemCaseSensitive(d, "stop");
-        step.start = cJSON_IsNumber(start) ? (int)start->valuedouble : 0;
-        step.stop = cJSON_IsNumber(stop) ? (int)stop->valuedouble : 0;
+        int32_t n_start = 0, n_stop = 0;
+        bool counts = (!start || tok_json_id(start, &n_start)) &&
+                      (!stop || tok_json_id(stop, &n_stop));
+        step.start = n_start;
+        step.stop = n_stop;
         uint32_t cp;
-        if (st == SETOK_OK && (!a[0] || tok_utf8_next(a, strlen(a), &cp) != strlen(a) ||
-                               step.start < 0 || step.stop < 0)) {
+        if (st == SETOK_OK &&
+            (!a[0] || tok_utf8_next(a, strlen(a), &cp) != strlen(a) || !counts)) {
             st = setok_fail(err, SETOK_ERR_INPUT, "%s: decoder Strip needs one character and "
                             "non-negative counts", tok->path);
         }
@@ -451,7 +465,8 @@ static setok_status template_ids(setok_text_tokenizer *tok, const cJSON *special
     }
     const cJSON *item;
     cJSON_ArrayForEach(item, list) {
-        if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble >= 1 << 24) {
+        int32_t id;
+        if (!tok_json_id(item, &id)) {
             return setok_fail(err, SETOK_ERR_INPUT, "%s: special token '%s' has a bad id",
                               tok->path, name);
         }
@@ -460,7 +475,7 @@ static setok_status template_ids(setok_text_tokenizer *tok, const cJSON *special
             return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", tok->path);
         }
         *ids = p;
-        p[(*n)++] = (int32_t)item->valuedouble;
+        p[(*n)++] = id;
     }
     return SETOK_OK;
 }
@@ -478,9 +493,8 @@ static setok_status load_post(setok_text_tokenizer *tok, const cJSON *post, seto
         int *counts[2] = {&tok->n_post_prefix, &tok->n_post_suffix};
         for (int k = 0; k < 2; k++) {
             const cJSON *pair = cJSON_GetObjectItemCaseSensitive(post, keys[k]);
-            const cJSON *id = cJSON_GetArrayItem(pair, 1);
-            if (!cJSON_IsArray(pair) || !cJSON_IsNumber(id) || id->valuedouble < 0 ||
-                id->valuedouble >= 1 << 24) {
+            int32_t id;
+            if (!cJSON_IsArray(pair) || !tok_json_id(cJSON_GetArrayItem(pair, 1), &id)) {
                 return setok_fail(err, SETOK_ERR_INPUT, "%s: post_processor.%s must be "
                                   "[token, id]", tok->path, keys[k]);
             }
@@ -488,7 +502,7 @@ static setok_status load_post(setok_text_tokenizer *tok, const cJSON *post, seto
             if (!*lists[k]) {
                 return setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", tok->path);
             }
-            (*lists[k])[0] = (int32_t)id->valuedouble;
+            (*lists[k])[0] = id;
             *counts[k] = 1;
         }
         return SETOK_OK;
@@ -528,13 +542,25 @@ static setok_status load_post(setok_text_tokenizer *tok, const cJSON *post, seto
 
 setok_status tok_hf_load(setok_text_tokenizer *tok, const char *text, size_t len, setok_error *err)
 {
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: not a JSON object", tok->path);
+    cJSON *root = NULL;
+    setok_status parsed = setok_json_parse(text, len, tok->path, SETOK_JSON_TOKENIZER_MAX_VALUES,
+                                           &root, err);
+    if (parsed != SETOK_OK) {
+        return parsed;
     }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: the top level must be a JSON object",
+                          tok->path);
+    }
+    /* Ids may leave holes, but not many: the piece table is as long as the largest id. */
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    size_t entries = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(model, "vocab")) +
+                     (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root,
+                                                                                 "added_tokens"));
+    tok->max_id = entries < (TOK_MAX_ID - 1024) / 2 ? (int32_t)(2 * entries + 1024) : TOK_MAX_ID;
     tok->kind = TOK_KIND_HF_BPE;
-    setok_status st = load_model(tok, cJSON_GetObjectItemCaseSensitive(root, "model"), err);
+    setok_status st = load_model(tok, model, err);
     if (st == SETOK_OK) {
         st = load_added(tok, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), err);
     }

@@ -72,11 +72,15 @@ typedef struct tok_dec_step {
     int start, stop, prepend;
 } tok_dec_step;
 
+/* The largest id any tokenizer may use (exclusive). */
+#define TOK_MAX_ID (1 << 24)
+
 struct setok_text_tokenizer {
     int kind;
     char *path;
     tok_piece *pieces;
     int32_t n_pieces;
+    int32_t max_id;       /* ids must be below this (set before pieces); 0: TOK_MAX_ID */
     int32_t *vocab_slots; /* open addressing: model piece text -> id, -1 empty */
     uint32_t vocab_mask;
     uint64_t *merge_keys; /* (left id << 32 | right id) + 1, 0 empty */
@@ -158,6 +162,9 @@ bool tok_bpe_merge(const setok_text_tokenizer *tok, const char *text, tok_scratc
                    bool by_score);
 
 /* hf-json.c / hf-pipeline.c */
+struct cJSON;
+/* A JSON number that is an integer in [0, TOK_MAX_ID) (never cast out of range). */
+bool tok_json_id(const struct cJSON *v, int32_t *out);
 setok_status tok_hf_load(setok_text_tokenizer *tok, const char *text, size_t len, setok_error *err);
 setok_status tok_hf_normalize(const setok_text_tokenizer *tok, const char *s, size_t n,
                               tok_buf *out);

@@ -9,7 +9,8 @@
 
 #include "tokenizer-impl.h"
 
-#define TOK_MAX_FILE_BYTES ((size_t)1 << 30)
+/* The largest real tokenizer.json is a few tens of MB. */
+#define TOK_MAX_FILE_BYTES ((size_t)256 << 20)
 
 static setok_status read_file(const char *path, char **data, size_t *len, setok_error *err)
 {
@@ -21,7 +22,7 @@ static setok_status read_file(const char *path, char **data, size_t *len, setok_
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) ||
         (uint64_t)sb.st_size > TOK_MAX_FILE_BYTES) {
         fclose(f);
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: not a regular file of at most 1 GiB", path);
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: not a regular file of at most 256 MiB", path);
     }
     size_t n = (size_t)sb.st_size;
     char *buf = malloc(n + 1);

@@ -147,14 +147,17 @@ int tok_parse_byte_piece(const char *s, size_t n)
 setok_status tok_piece_set(setok_text_tokenizer *tok, int32_t id, const char *text, size_t len,
                            setok_error *err)
 {
-    if (id < 0 || id >= (1 << 24)) {
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: token id %d is out of range", tok->path,
-                          (int)id);
+    /* The table is as long as the largest id: a bound from the file's own size keeps a tiny
+     * file from claiming id 16777215 (and a 640 MB table). */
+    int32_t max_id = tok->max_id > 0 ? tok->max_id : TOK_MAX_ID;
+    if (id < 0 || id >= max_id) {
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: token id %d is out of range (ids must be "
+                          "below %d here)", tok->path, (int)id, (int)max_id);
     }
     if (id >= tok->n_pieces) {
         int32_t n = tok->n_pieces ? tok->n_pieces : 256;
         while (n <= id) {
-            n *= 2;
+            n = n > max_id / 2 ? max_id : 2 * n;
         }
         tok_piece *p = realloc(tok->pieces, (size_t)n * sizeof *p);
         if (!p) {

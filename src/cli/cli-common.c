@@ -1,4 +1,5 @@
 /* cli-common.c — helpers shared by the setok subcommands. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,9 +76,55 @@ cli_open_model (setok_model **out, const char *dir, const cli_placement *p, cons
   return setok_model_open (out, dir, &o, err);
 }
 
+static atomic_bool interrupt_flag;
+
+static void
+on_interrupt (int sig)
+{
+  /* the second signal: what it would have done without us */
+  if (atomic_exchange (&interrupt_flag, true))
+    {
+      signal (sig, SIG_DFL);
+      raise (sig);
+    }
+}
+
+const atomic_bool *
+cli_cancel_on_interrupt (void)
+{
+  static bool installed;
+  if (!installed)
+    {
+      struct sigaction sa = { 0 };
+      sa.sa_handler = on_interrupt;
+      sigemptyset (&sa.sa_mask);
+      sigaction (SIGINT, &sa, NULL);
+      sigaction (SIGTERM, &sa, NULL);
+      installed = true;
+    }
+  return &interrupt_flag;
+}
+
+bool
+cli_interrupted (void)
+{
+  return atomic_load (&interrupt_flag);
+}
+
+void
+cli_interrupt_clear (void)
+{
+  atomic_store (&interrupt_flag, false);
+}
+
 int
 cli_report (const setok_error *err)
 {
+  if (err->status == SETOK_ERR_CANCELLED)
+    {
+      fprintf (stderr, "setok: interrupted (%s)\n", err->message);
+      return CLI_EXIT_INTERRUPTED;
+    }
   fprintf (stderr, "setok: %s\n", err->message[0] ? err->message : setok_status_name (err->status));
   return setok_status_exit_code (err->status == SETOK_OK ? SETOK_ERR_RUNTIME : err->status);
 }

@@ -3,6 +3,7 @@
 #ifndef SETOK_CLI_H
 #define SETOK_CLI_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -17,7 +18,8 @@ enum
 {
   CLI_EXIT_OK = 0,
   CLI_EXIT_FAILURE = 1,
-  CLI_EXIT_USAGE = 2
+  CLI_EXIT_USAGE = 2,
+  CLI_EXIT_INTERRUPTED = 130 /* 128 + SIGINT, as shells report it */
 };
 
 /* Each subcommand gets argv with argv[0] = its own name, parses its options
@@ -97,7 +99,18 @@ const char *cli_model_path (const char *model, setok_error *err);
 setok_status cli_open_model (setok_model **out, const char *dir, const cli_placement *p,
                              const char *adapter, setok_error *err);
 
-/* "setok: MESSAGE" on stderr; returns the exit code for err's status. */
+/* Ctrl-C for the long commands (tokens, ask, chat, segment, generate, edit, eval): from the
+ * first call on, SIGINT and SIGTERM set the returned flag, which the command hands to the
+ * engine as its cancel flag; the job stops within a step or a token, the command cleans up
+ * and exits CLI_EXIT_INTERRUPTED (cli_report says so). A second signal ends the process at
+ * once, as it would without the handler. Reads of stdin return EINTR rather than restart. */
+const atomic_bool *cli_cancel_on_interrupt (void);
+bool cli_interrupted (void);
+/* Forgets a signal that was handled (chat goes on after a stopped answer). */
+void cli_interrupt_clear (void);
+
+/* "setok: MESSAGE" on stderr; returns the exit code for err's status
+ * (CLI_EXIT_INTERRUPTED for a cancelled job). */
 int cli_report (const setok_error *err);
 /* "setok SUBCOMMAND: MESSAGE" + "Try 'setok SUBCOMMAND --help'." on stderr; returns 2. */
 int cli_usage_error (const char *subcommand, const char *fmt, ...) SETOK_PRINTF (2, 3);

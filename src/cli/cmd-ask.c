@@ -202,6 +202,7 @@ cmd_ask (int argc, char **argv)
   if (rc)
     return rc < 0 ? CLI_EXIT_OK : rc;
   setok_chat_options o = a.opts;
+  o.cancel = cli_cancel_on_interrupt ();
   bool json = a.json;
   const char *image_path = argv[optind], *question = argv[optind + 1];
 

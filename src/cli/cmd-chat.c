@@ -3,7 +3,8 @@
  * stream to stdout, one answer per line ending; lines starting with '/' are
  * commands. Prompts and notes go to stderr (the prompt only on a terminal), so
  * piped output holds the answers alone. Follow-up questions extend the same
- * KV cache (chat.h). */
+ * KV cache (chat.h). Ctrl-C stops the answer being written (the conversation goes
+ * on); at the prompt it ends the conversation (exit 130). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,8 @@ usage (FILE *out)
                 "  /reset                   forget the conversation, keep the image\n"
                 "  /tokens setok|patches    switch image tokens (starts over)\n"
                 "  /help                    this list\n"
-                "  /quit                    leave (as does end of input)\n\n"
+                "  /quit                    leave (as does end of input)\n"
+                "Ctrl-C stops an answer; at the prompt it leaves (exit 130).\n\n"
                 "Options: the same as 'setok ask' except --json (see 'setok ask --help'):\n"
                 "  --model DIR, --adapter DIR, --tokens patches|setok, --crop, --max-tokens N,\n"
                 "  --temperature T, --top-k K, --top-p P, --min-p P, --repetition-penalty R,\n"
@@ -128,7 +130,13 @@ ask (chat_session *s, const char *question)
   setok_status st = setok_chat_ask (s->chat, question, &s->opts, &r, &err);
   fputc ('\n', stdout);
   fflush (stdout);
-  if (st != SETOK_OK)
+  if (st == SETOK_ERR_CANCELLED)
+    {
+      /* the answer ends where it was; the conversation goes on */
+      fputs ("setok: stopped\n", stderr);
+      cli_interrupt_clear ();
+    }
+  else if (st != SETOK_OK)
     cli_report (&err);
   else if (r.stop_reason && !strcmp (r.stop_reason, "context"))
     fputs ("setok: the context is full; /reset to start over\n", stderr);
@@ -193,6 +201,7 @@ cmd_chat (int argc, char **argv)
   s.opts = a.opts;
   s.opts.on_text = cli_print_piece;
   s.opts.user = NULL;
+  s.opts.cancel = cli_cancel_on_interrupt ();
   setok_error err;
   if (optind < argc)
     {
@@ -227,13 +236,18 @@ cmd_chat (int argc, char **argv)
           fputs ("> ", stderr);
           fflush (stderr);
         }
-      if (getline (&line, &cap, stdin) < 0)
+      if (cli_interrupted () || getline (&line, &cap, stdin) < 0)
         break;
       if (!handle_line (&s, line))
         break;
     }
   free (line);
   rc = fflush (stdout) || ferror (stdout) ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+  if (cli_interrupted ())
+    {
+      fputs ("setok: interrupted\n", stderr);
+      rc = CLI_EXIT_INTERRUPTED;
+    }
 
 out:
   setok_chat_free (s.chat);

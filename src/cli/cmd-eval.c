@@ -193,6 +193,7 @@ typedef struct eval_args
   int gen_count, gen_steps; /* gen_count -1: min (count, 50) */
   double gen_guidance;
   bool json, qa, gen;
+  const atomic_bool *cancel; /* Ctrl-C */
 } eval_args;
 
 /* One scene's image and labels as a setok_image + its parsed annotation. */
@@ -211,10 +212,11 @@ scene_image (const setok_world_scene *s, setok_image *img, cJSON **ann, setok_er
 
 static setok_status
 run_tokens (setok_tokenizer *t, const setok_image *img, setok_cluster_mode mode, int fixed_k,
-            bool refine, setok_tokens_result *tr, setok_error *err)
+            bool refine, const atomic_bool *cancel, setok_tokens_result *tr, setok_error *err)
 {
   setok_tokens_options o;
   setok_tokens_options_default (&o, t);
+  o.cancel = cancel;
   o.cluster.mode = mode;
   o.refine_masks = refine;
   if (mode == SETOK_CLUSTER_FIXED)
@@ -282,7 +284,7 @@ evaluate (const eval_args *a, setok_model *model, eval_results *r, setok_error *
           int n_objects = cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (ann, "objects"));
           double t0 = setok_clock_ms ();
           if (st == SETOK_OK)
-            st = run_tokens (t, &img, mode, fixed_k, pass == 3, &tr, err);
+            st = run_tokens (t, &img, mode, fixed_k, pass == 3, a->cancel, &tr, err);
           t_tokens += setok_clock_ms () - t0;
           if (st == SETOK_OK)
             {
@@ -310,6 +312,7 @@ evaluate (const eval_args *a, setok_model *model, eval_results *r, setok_error *
             setok_chat_options o;
             setok_chat_options_default (&o);
             o.sampling.max_new_tokens = 8;
+            o.cancel = a->cancel;
             setok_chat_result res = { 0 };
             /* the image is encoded once per scene; each question is a new conversation */
             if (asked == 0)
@@ -633,12 +636,13 @@ cmd_eval (int argc, char **argv)
   if (!path || cli_open_model (&model, path, &a.place, NULL, &err) != SETOK_OK)
     return cli_report (&err);
   eval_results r = { 0 };
+  a.cancel = cli_cancel_on_interrupt ();
   setok_status st = evaluate (&a, model, &r, &err);
   if (st == SETOK_OK)
     {
       setok_world_options wo;
       setok_world_options_default (&wo);
-      st = eval_referring (model, (uint64_t)a.seed, a.count, &wo, NULL,
+      st = eval_referring (model, (uint64_t)a.seed, a.count, &wo, a.cancel,
                            a.json ? NULL : referring_progress, NULL, &r.referring, &err);
     }
   if (st == SETOK_OK && a.gen)
@@ -650,6 +654,7 @@ cmd_eval (int argc, char **argv)
         .steps = a.gen_steps,
         .guidance = a.gen_guidance,
         .progress = !a.json,
+        .cancel = a.cancel,
       };
       st = eval_generation (&go, &r.gen, &err);
     }

@@ -188,6 +188,7 @@ parse_args (const char *cmd, int argc, char **argv, void (*usage) (FILE *), gen_
   bool edit = !strcmp (cmd, "edit");
   memset (a, 0, sizeof *a);
   setok_diffusion_options_default (&a->o);
+  a->o.cancel = cli_cancel_on_interrupt ();
   a->o.preview_every = 5;
   cli_placement_default (&a->place);
   optind = 1;
@@ -560,7 +561,7 @@ edit_region (const gen_args *a, setok_model *model, const setok_image *image, se
       setok_segment_point p = { a->point_x, a->point_y, true };
       st = setok_segmenter_new (&sg, model, err);
       if (st == SETOK_OK)
-        st = setok_segmenter_run (sg, image, NULL, &p, 1, NULL, &sr, err);
+        st = setok_segmenter_run (sg, image, NULL, &p, 1, a->o.cancel, &sr, err);
       if (st == SETOK_OK && sr.area == 0)
         st = setok_fail (err, SETOK_ERR_INPUT,
                          "--point %d,%d: the mask decoder found no object "
@@ -582,6 +583,7 @@ edit_region (const gen_args *a, setok_model *model, const setok_image *image, se
     {
       setok_tokens_options to;
       setok_tokens_options_default (&to, t);
+      to.cancel = a->o.cancel;
       to.refine_masks = true;
       st = setok_tokens_run (t, image, &to, &r, err);
     }

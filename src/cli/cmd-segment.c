@@ -118,7 +118,8 @@ segment_by_decoder (const char *image_path, const char *model, const char *text,
     {
       setok_segmenter_set_image_fit (s, fit);
       t_load = setok_clock_ms ();
-      st = setok_segmenter_run (s, &image, text, points, n_points, NULL, &r, &err);
+      st = setok_segmenter_run (s, &image, text, points, n_points, cli_cancel_on_interrupt (),
+                                &r, &err);
     }
   double t_done = setok_clock_ms ();
   int rc = finish (st, &r, out, text, m ? setok_model_device (m) : "", t_load - t0,
@@ -269,6 +270,7 @@ cmd_segment (int argc, char **argv)
     {
       setok_tokens_options o;
       setok_tokens_options_default (&o, t);
+      o.cancel = cli_cancel_on_interrupt ();
       o.refine_masks = !patch_masks;
       o.fit = fit;
       if (mode)

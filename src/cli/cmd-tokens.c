@@ -296,6 +296,7 @@ cmd_tokens (int argc, char **argv)
     }
   setok_tokens_options o;
   setok_tokens_options_default (&o, tk);
+  o.cancel = cli_cancel_on_interrupt ();
   if (mode && (o.cluster.mode = setok_cluster_mode_from_name (mode)) == SETOK_CLUSTER_MODE_COUNT)
     {
       setok_tokenizer_free (tk);

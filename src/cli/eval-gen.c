@@ -43,6 +43,7 @@ diffusion_options (const eval_gen_options *o, const char *prompt, uint64_t seed,
   d->steps = o->steps;
   d->guidance = (float)o->guidance;
   d->seed = seed;
+  d->cancel = o->cancel;
 }
 
 /* Draws scene s's generation prompt and scores the image. */

@@ -120,6 +120,7 @@ typedef struct eval_gen_options
   int steps;       /* denoising steps */
   double guidance; /* classifier-free guidance */
   bool progress;   /* progress lines on a TTY */
+  const atomic_bool *cancel;
 } eval_gen_options;
 
 /* Fills g; g->available false (and SETOK_OK) when the model cannot generate. */

@@ -38,7 +38,9 @@ print_usage (FILE *out)
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf (out, "  %-9s %s\n", commands[i].name, commands[i].summary);
   fprintf (out, "\nRun 'setok COMMAND --help' for a command's options.\n"
-                "Exit status: 0 success, 1 runtime failure, 2 bad input or usage.\n");
+                "Exit status: 0 success, 1 runtime failure, 2 bad input or usage,\n"
+                "130 interrupted (Ctrl-C stops tokens, ask, chat, segment, generate, edit and\n"
+                "eval within a step or a token).\n");
 }
 
 static int

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "setok/file.h"
+
 void
 token_overlay_colour (int c, double rgb[3])
 {
@@ -430,6 +432,31 @@ token_overlay_draw_labels (cairo_t *cr, const token_overlay_piece *pieces, int n
   return n_placed;
 }
 
+static cairo_status_t
+write_to_file (void *closure, const unsigned char *data, unsigned int length)
+{
+  return fwrite (data, 1, length, closure) == length ? CAIRO_STATUS_SUCCESS
+                                                     : CAIRO_STATUS_WRITE_ERROR;
+}
+
+typedef struct
+{
+  cairo_surface_t *surface;
+  const char *path;
+} overlay_file;
+
+/* The setok_file_writer of token_overlay_write_png: the surface as PNG. */
+static setok_status
+write_surface (FILE *f, void *user, setok_error *err)
+{
+  const overlay_file *o = user;
+  cairo_status_t cs = cairo_surface_write_to_png_stream (o->surface, write_to_file, f);
+  if (cs != CAIRO_STATUS_SUCCESS && !ferror (f))
+    return setok_fail (err, SETOK_ERR_RUNTIME, "%s: cannot write the overlay: %s", o->path,
+                       cairo_status_to_string (cs));
+  return SETOK_OK; /* a failed write is the stream's error, which the caller names */
+}
+
 setok_status
 token_overlay_write_png (const char *path, const setok_image *image, const int32_t *labels,
                          int n_tokens, const int *colours, token_overlay_style style,
@@ -471,11 +498,12 @@ token_overlay_write_png (const char *path, const setok_image *image, const int32
   free (pieces);
   cairo_status_t cs = cairo_status (cr);
   cairo_destroy (cr);
-  if (cs == CAIRO_STATUS_SUCCESS)
-    cs = cairo_surface_write_to_png (surface, path);
+  /* written beside the file and renamed over it: a failed export leaves it as it was */
+  overlay_file o = { surface, path };
+  setok_status st = cs == CAIRO_STATUS_SUCCESS
+                      ? setok_file_replace (path, write_surface, &o, err)
+                      : setok_fail (err, SETOK_ERR_RUNTIME, "%s: cannot draw the overlay: %s",
+                                    path, cairo_status_to_string (cs));
   cairo_surface_destroy (surface);
-  if (cs != CAIRO_STATUS_SUCCESS)
-    return setok_fail (err, SETOK_ERR_RUNTIME, "%s: cannot write the overlay: %s", path,
-                       cairo_status_to_string (cs));
-  return SETOK_OK;
+  return st;
 }

@@ -278,7 +278,9 @@ setok_document_redo (SetokDocument *self)
 }
 
 // ----------------------------------------------------------------------------
-// saving
+// saving: the picture goes to a temporary file beside the target, renamed over it once
+// complete (setok_file_replace), so a failed save leaves the file as it was and the
+// document modified
 
 static void
 save_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)

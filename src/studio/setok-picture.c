@@ -3,9 +3,11 @@
  * both threads may read them; only the texture is main-thread state. */
 #include "setok-picture.h"
 
+#include <errno.h>
 #include <glib/gi18n.h>
 
 #include "setok-error.h"
+#include "setok/file.h"
 
 struct _SetokPicture
 {
@@ -168,7 +170,29 @@ setok_picture_can_save_as (const char *path)
   return has_extension (path, png_extensions) || has_extension (path, jpeg_extensions);
 }
 
-/* JPEG through GdkPixbuf's writer: RGB only, so alpha and gray are expanded or dropped. */
+static gboolean
+write_chunk (const gchar *buf, gsize count, GError **error, gpointer file)
+{
+  if (fwrite (buf, 1, count, file) == count)
+    return TRUE;
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, g_strerror (errno));
+  return FALSE;
+}
+
+/* The setok_file_writer of save_jpeg: the pixbuf as JPEG. */
+static setok_status
+write_jpeg (FILE *f, void *pixbuf, setok_error *err)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (gdk_pixbuf_save_to_callback (pixbuf, write_chunk, f, "jpeg", &error, "quality", "95", NULL)
+      || ferror (f))
+    return SETOK_OK; /* a failed write is the stream's error, which the caller names */
+  return setok_fail (err, SETOK_ERR_RUNTIME, "%s", error->message);
+}
+
+/* JPEG through GdkPixbuf's writer: RGB only, so alpha and gray are expanded or dropped.
+ * Written beside the file and renamed over it, as PNG is: a failed save loses nothing. */
 static gboolean
 save_jpeg (SetokPicture *self, const char *path, GError **error)
 {
@@ -176,6 +200,7 @@ save_jpeg (SetokPicture *self, const char *path, GError **error)
   gsize n = (gsize)img->width * img->height;
   g_autofree guint8 *rgb = g_try_malloc (n * 3);
   g_autoptr (GdkPixbuf) pixbuf = NULL;
+  setok_error err = { 0 };
 
   if (rgb == NULL)
     {
@@ -192,7 +217,12 @@ save_jpeg (SetokPicture *self, const char *path, GError **error)
     }
   pixbuf = gdk_pixbuf_new_from_data (rgb, GDK_COLORSPACE_RGB, FALSE, 8, img->width, img->height,
                                      img->width * 3, NULL, NULL);
-  return gdk_pixbuf_save (pixbuf, path, "jpeg", error, "quality", "95", NULL);
+  if (setok_file_replace (path, write_jpeg, pixbuf, &err) != SETOK_OK)
+    {
+      g_propagate_error (error, setok_error_to_gerror (&err));
+      return FALSE;
+    }
+  return TRUE;
 }
 
 gboolean

@@ -3,7 +3,9 @@
  *
  * Save writes the document's own file; Save As, and Save for a picture that
  * has no file it can write, ask for a new one, so the opened file is only
- * overwritten when the user chose Save. Closing a tab or the window whose
+ * overwritten when the user chose Save, and then only by a complete new file
+ * renamed over it: a failed save leaves it as it was, the document modified,
+ * and says why in a toast. Closing a tab or the window whose
  * documents have unsaved edits asks Cancel / Discard / Save first; the
  * application is held while the question is up. */
 #include <glib/gi18n.h>

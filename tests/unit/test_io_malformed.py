@@ -77,6 +77,14 @@ def malformed_cases():
          st_file('{"a\\u0000b":' + json.dumps(entry("F32", [2], 0, 8)) + "}", bytes(8))),
         ("control_char_name.safetensors", "file",
          st_file(b'{"a\nb":' + json.dumps(entry("F32", [2], 0, 8)).encode() + b"}", bytes(8))),
+        ("nul_between_values.safetensors", "file",
+         st_file(b'{"t":\x00' + json.dumps(entry("F32", [2], 0, 8)).encode() + b"}", bytes(8))),
+        ("control_between_values.safetensors", "file",
+         st_file(b'{\x1f"t":' + json.dumps(entry("F32", [2], 0, 8)).encode() + b"}", bytes(8))),
+        ("tab_padding.safetensors", "file",
+         st_file(json.dumps(one(), separators=(",", ":")).encode() + b"\t", bytes(8))),
+        ("nul_padding.safetensors", "file",
+         st_file(json.dumps(one(), separators=(",", ":")).encode() + b"\x00", bytes(8))),
         ("empty_name.safetensors", "file", st_file({"": entry("F32", [2], 0, 8)}, bytes(8))),
         ("duplicate_name.safetensors", "file",
          st_file('{"t":' + json.dumps(entry("F32", [2], 0, 8)) + ',"t":'
@@ -84,6 +92,15 @@ def malformed_cases():
         ("duplicate_field.safetensors", "file",
          st_file('{"t":{"dtype":"F32","dtype":"F16","shape":[2],"data_offsets":[0,8]}}',
                  bytes(8))),
+        ("config_control_byte", "dir", {
+            "config.json": b'{"architectures":\x01 ["CLIPVisionModel"]}',
+            "model.safetensors": valid_file()}),
+        ("config_key_twice", "dir", {
+            "config.json": b'{"model_type": "clip_vision_model", "model_type": "llama"}',
+            "model.safetensors": valid_file()}),
+        ("index_nul", "dir", {
+            "config.json": b'{"architectures": ["LlamaForCausalLM"]}',
+            "model.safetensors.index.json": b'{"weight_map": {"a.weight": "s.safetensors"}}\x00'}),
         ("unknown_dtype.safetensors", "file", st_file(one(dtype="F17"), bytes(8))),
         ("dtype_not_string.safetensors", "file", st_file(one(dtype=4), bytes(8))),
         ("missing_dtype.safetensors", "file",
