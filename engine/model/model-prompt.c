@@ -170,6 +170,9 @@ static void scan_text(template_scan *sc, const char *s, size_t n, char prev, cha
                       char next, char next_ctl, bool at_start)
 {
     const char *b = s, *e = s + n;
+    /* Jinja drops a single newline that ends the template (keep_trailing_newline) */
+    if (!next && e > b && e[-1] == '\n')
+        e -= e - b >= 2 && e[-2] == '\r' ? 2 : 1;
     if (prev_ctl == '-') {
         while (b < e && is_blank(b, 1, true))
             b++;

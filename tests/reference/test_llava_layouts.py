@@ -21,9 +21,11 @@ processor) and generate():
     the template's (" USER: ..." for llava-hf, "</s>USER: ..." for LLaVA v1);
   - the first greedy step picks a vocabulary row without a token: it decodes to nothing;
   - transformers' model_max_length 1e30 reads as no limit; other huge integers are refused;
+  - other spellings of llava-hf's template (a trailing newline, its earlier version, several
+    lines with whitespace control) give transformers' prompt ids; templates of other forms
+    (newlines between turns, ChatML) take the LLaVA v1 form with a note;
   - notes and bad input: a folder without processor settings (note, tower-size defaults), a
-    template the engine does not recognise (note, LLaVA v1 form), a broken image_processor or
-    a malformed chat_template.json (exit 2 naming the file).
+    broken image_processor or a malformed chat_template.json (exit 2 naming the file).
 Usage: test_llava_layouts.py [SETOK_CLI] [--seed N]
 Exit 0 when all pass, 1 on a failure, 77 when numpy, torch, tokenizers or transformers is missing.
 """
@@ -46,9 +48,7 @@ try:
     from PIL import Image
     from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from tokenizers import processors, trainers
-    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor,
-                              PreTrainedTokenizerFast)
+    from transformers import LlavaProcessor, PreTrainedTokenizerFast
     from checks import Results
 except ImportError as e:  # pragma: no cover
     print(f"skipped: {e}")
@@ -59,12 +59,14 @@ except ImportError:  # before transformers 5 the PIL backend was the only one
     from transformers import CLIPImageProcessor as CLIPImageProcessorPil
 
 from setok_ctypes import ModelOptions, SetokError, SetokImage, load_library  # noqa: E402
+import test_llava  # noqa: E402  (the tiny LLaVA: CLIP 56 px / patch 14, a 2-layer LLaMA)
 
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 R = Results()
 
-IMAGE_SIZE, PATCH, NEW_TOKENS, HOLES = 56, 14, 24, 6
+IMAGE_SIZE, PATCH = test_llava.IMAGE_SIZE, test_llava.PATCH
+NEW_TOKENS, HOLES = 24, 6
 SPACE = "\u2581"
 VICUNA = ("A chat between a curious human and an artificial intelligence assistant. The "
           "assistant gives helpful, detailed, and polite answers to the human's questions.")
@@ -112,6 +114,35 @@ V1_TEMPLATE = """{% if messages[0]['role'] == 'system' %}
 {% if add_generation_prompt %}
     {{- 'ASSISTANT:' -}}
 {% endif %}""".replace("%s", VICUNA)
+
+# other spellings of llava-hf's form: a trailing newline (Jinja drops it), llava-hf's earlier
+# template (no assistant branch), and one over several lines with whitespace control and
+# double quotes
+HF_VARIANTS = [
+    HF_TEMPLATE + "\n",
+    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() "
+    "+ ': '}}{% endif %}{# Render all images first #}{% for content in message['content'] | "
+    "selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}{# Render all text "
+    "next #}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ content['text'] + ' '}}{% endfor %}{% endfor %}{% if add_generation_prompt %}"
+    "{{ 'ASSISTANT:' }}{% endif %}",
+    """{%- for message in messages -%}
+    {%- if message["role"] != "system" -%}
+        {{- message["role"].upper() + ": " -}}
+    {%- endif -%}
+    {%- for content in message["content"] | selectattr("type", "equalto", "image") -%}
+        {{- "<image>\\n" -}}
+    {%- endfor -%}
+    {%- for content in message["content"] | selectattr("type", "equalto", "text") -%}
+        {{- content["text"] + " " -}}
+    {%- endfor -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{- "ASSISTANT:" -}}
+{%- endif -%}
+"""]
+# the same turns with newlines between them: not llava-hf's form
+NEWLINE_TEMPLATE = HF_VARIANTS[1].replace("content['text'] + ' '", "content['text'] + '\\n'")
 
 CHATML_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n'}}"
                    "{% for c in message['content'] %}{{ c['text'] if c['type'] == 'text' else "
@@ -163,29 +194,6 @@ def make_processor(tokenizer, template, **image):
                           tokenizer=tokenizer, chat_template=template, patch_size=PATCH,
                           vision_feature_select_strategy="default",
                           num_additional_image_tokens=1)
-
-
-def make_model(n_tokens, image_token, seed):
-    torch.manual_seed(seed)
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                              num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=PATCH,
-                              projection_dim=32)
-    text = LlamaConfig(vocab_size=n_tokens + HOLES, hidden_size=64, intermediate_size=128,
-                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                       max_position_embeddings=256, rms_norm_eps=1e-5, bos_token_id=1,
-                       eos_token_id=2, pad_token_id=0)
-    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token,
-                      projector_hidden_act="gelu", vision_feature_layer=-2,
-                      vision_feature_select_strategy="default")
-    cfg._attn_implementation = "eager"
-    model = LlavaForConditionalGeneration(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.uniform_(0.5, 1.5)
-            else:
-                p.normal_(0.0, 0.1)
-    return model
 
 
 def image_file(folder, name, w, h, seed):
@@ -241,7 +249,7 @@ def build_folders(root, seed):
     tokenizer = build_tokenizer()
     n_tokens = len(tokenizer)
     image_token = tokenizer.convert_tokens_to_ids("<image>")
-    model = make_model(n_tokens, image_token, seed)
+    model = test_llava.make_model(n_tokens + HOLES, image_token, seed)
     proc = make_processor(tokenizer, HF_TEMPLATE)
     images = [image_file(root, f"image-{w}x{h}.png", w, h, seed + i)
               for i, (w, h) in enumerate(((56, 56), (80, 56), (45, 70)))]
@@ -483,6 +491,28 @@ def check_follow_up(lib, tokenizer, model, procs, folders, images):
                 tokenizer.decode(tail[len(sep):]).startswith("USER:"), tokenizer.decode(tail[:4]))
 
 
+def check_template_variants(cli, model, procs, folders, images, root):
+    """Other spellings of llava-hf's template are recognised; other turns are not."""
+    img, q = images[0], QUESTIONS[1]
+    tokenizer = procs["transformers"].tokenizer
+    for i, template in enumerate(HF_VARIANTS + [NEWLINE_TEMPLATE]):
+        folder = copy_folder(folders["transformers"], os.path.join(root, f"variant-{i}"))
+        with open(os.path.join(folder, "chat_template.jinja"), "w") as f:
+            f.write(template)
+        p, got = ask(cli, img, q, folder, tokens=1)
+        if template is NEWLINE_TEMPLATE:
+            n = (IMAGE_SIZE // PATCH) ** 2
+            want = tokenizer(f"{VICUNA} USER: {'<image>' * n}\n{q} ASSISTANT:")["input_ids"]
+            R.check("a template with other separators: the LLaVA v1 form and a note",
+                    got is not None and got["prompt_ids"] == want and "writes '\\n'" in p.stderr,
+                    p.stderr.strip())
+            continue
+        want, _ = reference(make_processor(tokenizer, template), model, img, conversation(q), 0)
+        R.check(f"llava-hf template variant {i}: prompt ids as transformers renders them",
+                got is not None and got["prompt_ids"] == want and "note:" not in p.stderr,
+                p.stderr.strip() if not got else f"\n  engine {got['prompt_ids']}\n  want   {want}")
+
+
 def check_limits(lib):
     st, v, msg = lib.read('{"model_max_length": 1000000000000000019884624838656}',
                           "model_max_length")
@@ -567,6 +597,7 @@ def main():
         check_answers(args.cli, tokenizer, model, procs, folders, images)
         check_system(args.cli, model, procs, folders, images)
         check_follow_up(lib, tokenizer, model, procs, folders, images)
+        check_template_variants(args.cli, model, procs, folders, images, root)
         check_limits(lib)
         check_notes_and_bad_input(args.cli, model, procs, folders, images, root)
     print(f"{R.passed} passed, {R.failed} failed")
