@@ -337,6 +337,30 @@ setok_status setok_config_string_or(const setok_config *cfg, const char *key, co
     return get_string(cfg, key, item, out, err);
 }
 
+setok_status setok_config_limit_or(const setok_config *cfg, const char *key, int64_t dflt,
+                                   int64_t *out, setok_error *err)
+{
+    const cJSON *item = optional(cfg, key);
+    if (!item) {
+        *out = dflt;
+        return SETOK_OK;
+    }
+    /* past int64 a limit cannot bind: transformers writes int(1e30) for "none" */
+    double v = cJSON_IsNumber(item) ? item->valuedouble : 0.0;
+    if (v >= 9223372036854775808.0 && v == floor(v) && isfinite(v)) {
+        *out = INT64_MAX;
+        return SETOK_OK;
+    }
+    setok_status st = get_int(cfg, key, item, out, err);
+    if (st == SETOK_OK && *out < 0) {
+        char kb[KEY_MAX_SHOWN];
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: key '%s' must be a limit of 0 or more, got "
+                          "%lld", cfg->path, setok_io_printable(kb, sizeof kb, key),
+                          (long long)*out);
+    }
+    return st;
+}
+
 /* Checks that key is an array of at most max entries; *count gets its length. */
 static setok_status get_array(const setok_config *cfg, const char *key, size_t max,
                               const cJSON **out, size_t *count, setok_error *err)

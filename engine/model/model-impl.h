@@ -41,6 +41,12 @@ struct setok_model {
     int32_t image_token_index;    /* LLaVA only; else -1 */
     setok_op llava_projector_act; /* LLaVA only */
     char *scheduler_dir, *tokenizer_dir;
+    /* chat prompts (model-prompt.c): valid when has_prompt; its strings are owned here */
+    bool has_prompt;
+    setok_prompt_format prompt;
+    char *prompt_strings[4];
+    char **notes;
+    int n_notes;
     model_component comp[SETOK_COMPONENT_COUNT];
     /* per capability: the components it needs, and why it is unavailable (NULL: it is) */
     unsigned needs[SETOK_CAP_COUNT];
@@ -56,6 +62,15 @@ struct setok_model {
     float *pixels;
     size_t pixels_bytes;
 };
+
+/* Adds a note (setok_model_note): printf-style. */
+setok_status model_note(setok_model *m, const char *fmt, ...) SETOK_PRINTF(2, 3);
+/* The prompt format of a LLaVA folder or a bundle (model-prompt.c), with its notes. A
+ * malformed template file is an error naming it (the chat capability's reason). */
+setok_status model_prompt_init(setok_model *m, setok_error *err);
+/* A note for each vision tower without image processor settings. */
+setok_status model_processor_notes(setok_model *m, setok_error *err);
+void model_prompt_free(setok_model *m);
 
 /* Loads component c into m->comp[c] (once; a failure is remembered). */
 setok_status model_load_component(setok_model *m, setok_component c, setok_error *err);

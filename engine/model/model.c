@@ -537,6 +537,17 @@ setok_status setok_model_open(setok_model **out, const char *dir, const setok_mo
             setok_model_free(m);
             return setok_fail(err, SETOK_ERR_NOMEM, "model: out of memory");
         }
+    /* a malformed chat template costs the folder its chat, not its other capabilities */
+    setok_error e = {0};
+    st = m->why_not[SETOK_CAP_CHAT] ? SETOK_OK : model_prompt_init(m, &e);
+    if (st == SETOK_ERR_INPUT)
+        st = set_reason(m, SETOK_CAP_CHAT, "%s", e.message);
+    if (st == SETOK_OK)
+        st = model_processor_notes(m, &e);
+    if (st != SETOK_OK) {
+        setok_model_free(m);
+        return setok_fail(err, SETOK_ERR_NOMEM, "model: out of memory");
+    }
     *out = m;
     return SETOK_OK;
 }
@@ -547,6 +558,7 @@ void setok_model_free(setok_model *m)
         return;
     model_unload(m);
     model_features_free(m);
+    model_prompt_free(m);
     for (int c = 0; c < SETOK_COMPONENT_COUNT; c++) {
         free(m->comp[c].path);
         free(m->comp[c].error);

@@ -3,18 +3,22 @@
  * backends run them (image_processing_pil_clip.py, image_processing_pil_siglip.py,
  * image_processing_backends.py PilBackend): convert to RGB, resize, center
  * crop, rescale, normalize, in that order. The image math is image.h's, which
- * matches PIL; preprocessor_config.json keys follow HF's get_size_dict rules.
+ * matches PIL; the settings come from processor_config.json's image_processor
+ * (how transformers 5 saves a processor) or preprocessor_config.json, in
+ * transformers' order, and their keys follow HF's get_size_dict rules.
  * Before them, a non-square image may be padded to a square (setok_image_fit:
  * LLaVA-1.5's expand2square), so that no part of it is cropped away. */
 #include "setok/models/vit.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
+#include "core/util.h"
 #include "setok/config.h"
 
 void setok_vit_preprocessor_defaults(setok_vit_preprocessor *pp, setok_vit_arch arch)
@@ -195,14 +199,72 @@ static setok_status parse(setok_vit_preprocessor *pp, const setok_config *json,
     return st;
 }
 
+/* Whether dir/processor_config.json exists and holds an image_processor entry; a file that
+ * is not JSON counts as holding one, so that loading it reports what is wrong. */
+static bool processor_config_has_settings(const char *dir)
+{
+    setok_config *json = NULL;
+    setok_error ignored = {0};
+    setok_status st = setok_config_load_in(&json, dir, "processor_config.json", true, &ignored);
+    bool yes = st != SETOK_OK ||
+               (json && cJSON_GetObjectItemCaseSensitive(setok_config_root(json),
+                                                         "image_processor"));
+    setok_config_free(json);
+    return yes;
+}
+
+const char *setok_vit_preprocessor_file(const char *dir)
+{
+    if (processor_config_has_settings(dir))
+        return "processor_config.json";
+    return setok_has_file(dir, "preprocessor_config.json") ? "preprocessor_config.json" : NULL;
+}
+
+/* processor_config.json's image_processor object as a config of its own, named
+ * "DIR/processor_config.json (image_processor)" in its errors. */
+static setok_status load_nested(setok_config **out, const char *dir, setok_error *err)
+{
+    setok_config *outer = NULL;
+    *out = NULL;
+    setok_status st = setok_config_load_in(&outer, dir, "processor_config.json", false, err);
+    if (st != SETOK_OK)
+        return st;
+    const char *path = setok_config_path(outer);
+    const cJSON *ip = cJSON_GetObjectItemCaseSensitive(setok_config_root(outer), "image_processor");
+    char *text = cJSON_IsObject(ip) ? cJSON_PrintUnformatted(ip) : NULL;
+    size_t n = strlen(path) + sizeof " (image_processor)";
+    char *name = malloc(n);
+    if (!cJSON_IsObject(ip))
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: image_processor must be an object of image "
+                        "processor settings, got %s", path,
+                        cJSON_IsNull(ip) ? "null" : cJSON_IsString(ip) ? "a string"
+                        : cJSON_IsArray(ip) ? "an array" : cJSON_IsBool(ip) ? "a boolean"
+                        : "a number");
+    else if (!text || !name)
+        st = setok_fail(err, SETOK_ERR_NOMEM, "%s: out of memory", path);
+    if (st == SETOK_OK) {
+        snprintf(name, n, "%s (image_processor)", path);
+        st = setok_config_parse(out, text, name, err);
+    }
+    free(name);
+    cJSON_free(text);
+    setok_config_free(outer);
+    return st;
+}
+
 setok_status setok_vit_preprocessor_load(setok_vit_preprocessor *pp, const char *dir,
                                          setok_vit_arch arch, setok_error *err)
 {
+    const char *file = setok_vit_preprocessor_file(dir);
     setok_config *json = NULL;
-    setok_status st = setok_config_load_in(&json, dir, "preprocessor_config.json", true, err);
-    if (st == SETOK_OK && !json)
+    setok_status st = SETOK_OK;
+    if (!file)
         setok_vit_preprocessor_defaults(pp, arch);
-    else if (st == SETOK_OK)
+    else if (!strcmp(file, "processor_config.json"))
+        st = load_nested(&json, dir, err);
+    else
+        st = setok_config_load_in(&json, dir, file, false, err);
+    if (st == SETOK_OK && json)
         st = parse(pp, json, arch, err);
     setok_config_free(json);
     return st;

@@ -326,6 +326,19 @@ static setok_status load_weights(setok_vit *vit, setok_loader *ld, setok_error *
     return st;
 }
 
+/* A tower without processor settings takes images at its own image_size: every published
+ * CLIP / SigLIP processor is its class's defaults at that size (the class's 224 px would
+ * make a 336 px tower see a stretched grid). setok_model says so where it opens one. */
+static void default_size(setok_vit_preprocessor *pp, const setok_vit_config *cfg)
+{
+    if (pp->shortest_edge > 0)
+        pp->shortest_edge = cfg->image_size;
+    else
+        pp->resize_width = pp->resize_height = cfg->image_size;
+    if (pp->do_center_crop)
+        pp->crop_width = pp->crop_height = cfg->image_size;
+}
+
 setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *backend,
                             setok_dtype dtype, setok_dtype matrix, setok_error *err)
 {
@@ -338,6 +351,8 @@ setok_status setok_vit_load(setok_vit **out, const char *dir, setok_backend *bac
         st = vit_alloc(&vit, &cfg, backend, dtype, err);
     if (st == SETOK_OK)
         st = setok_vit_preprocessor_load(&vit->pre, dir, cfg.arch, err);
+    if (st == SETOK_OK && !setok_vit_preprocessor_file(dir))
+        default_size(&vit->pre, &cfg);
     if (st == SETOK_OK)
         st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {

@@ -30,9 +30,10 @@ struct setok_chat {
     int feature_layer;           /* hidden_states index of the image features */
     bool drop_cls;
     bool cluster_pe;             /* add the 2-D position embedding before clustering */
-    /* The template's model-specific parts (chat.h): */
-    char *system_prompt;         /* "" for none */
-    char *image_text;            /* what stands for the image: "<image>", "[Img]<image>[/Img]" */
+    /* The prompt (chat.h): the model's format, and what stands for the image in it
+     * ("<image>\n" with the tokenizer's image token, "[Img]<image>[/Img]\n") */
+    const setok_prompt_format *form;
+    char *image_text;
     int32_t image_token;
     int32_t image_start;         /* bundle: the id of "[Img]"; -1 for LLaVA */
     int vocab;
@@ -65,9 +66,10 @@ setok_status chat_special_id(const setok_chat *c, const char *key, const char *t
                              int32_t *id, setok_error *err);
 
 /* This turn's prompt ids (the chat template; the image token expanded to
- * n_image positions), malloc'd. */
-setok_status chat_build_prompt(setok_chat *c, const char *question, int32_t **out, size_t *n_out,
-                               setok_error *err);
+ * n_image positions), malloc'd. system: the first turn's system prompt (NULL: the
+ * format's). */
+setok_status chat_build_prompt(setok_chat *c, const char *question, const char *system,
+                               int32_t **out, size_t *n_out, setok_error *err);
 /* ids [n] -> emb [n, hidden] (carved from c->arena, which the caller reset),
  * the image rows spliced into the image token positions. */
 setok_status chat_embed_prompt(setok_chat *c, const int32_t *ids, size_t n, setok_tensor *emb,

@@ -12,24 +12,10 @@
 #include "setok/bundle.h"
 #include "setok/clock.h"
 
-/* The Vicuna v1 system prompt of LLaVA-1.5 (llava conv_vicuna_v1). */
-static const char LLAVA_SYSTEM[] =
-    "A chat between a curious human and an artificial intelligence assistant. The assistant "
-    "gives helpful, detailed, and polite answers to the human's questions.";
-
-static setok_status set_string(char **out, const char *s, setok_error *err)
-{
-    free(*out);
-    if (!(*out = strdup(s)))
-        return setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
-    return SETOK_OK;
-}
-
 void chat_unbind(setok_chat *c)
 {
-    free(c->system_prompt);
     free(c->image_text);
-    c->system_prompt = c->image_text = NULL;
+    c->image_text = NULL;
 }
 
 setok_status chat_special_id(const setok_chat *c, const char *key, const char *token,
@@ -44,7 +30,8 @@ setok_status chat_special_id(const setok_chat *c, const char *key, const char *t
     return SETOK_OK;
 }
 
-/* LLaVA: the Vicuna system prompt and the image token of config.json. */
+/* LLaVA: the image token of config.json, written as the format writes "<image>" (with
+ * its newline or without). */
 static setok_status bind_llava(setok_chat *c, setok_error *err)
 {
     const setok_vit_config *vc = setok_vit_get_config(c->vit);
@@ -53,15 +40,17 @@ static setok_status bind_llava(setok_chat *c, setok_error *err)
     c->drop_cls = vc->drop_cls && setok_vit_has_cls(c->vit);
     c->cluster_pe = true;
     const char *image = setok_text_tokenizer_id_to_token(c->tok, c->image_token);
-    setok_status st = image ? SETOK_OK
-                            : setok_fail(err, SETOK_ERR_INPUT, "%s: the tokenizer has no token "
-                                         "for the image id %d", setok_model_dir(c->model),
-                                         c->image_token);
-    if (st == SETOK_OK)
-        st = set_string(&c->system_prompt, LLAVA_SYSTEM, err);
-    if (st == SETOK_OK)
-        st = set_string(&c->image_text, image, err);
-    return st;
+    if (!image)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: the tokenizer has no token for the image "
+                          "id %d", setok_model_dir(c->model), c->image_token);
+    size_t n = strlen(c->form->image);
+    bool newline = n && c->form->image[n - 1] == '\n';
+    n = strlen(image) + 2;
+    free(c->image_text);
+    if (!(c->image_text = malloc(n)))
+        return setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
+    snprintf(c->image_text, n, "%s%s", image, newline ? "\n" : "");
+    return SETOK_OK;
 }
 
 /* A bundle: the manifest's special tokens and system prompt. */
@@ -76,16 +65,10 @@ static setok_status bind_bundle(setok_chat *c, setok_error *err)
                              err);
     if (st == SETOK_OK)
         st = chat_special_id(c, "special_tokens.image_end", b->image_end, &end, err);
-    if (st == SETOK_OK) {
-        size_t n = strlen(b->image_start) + strlen(b->image_token) + strlen(b->image_end) + 1;
-        free(c->image_text);
-        if (!(c->image_text = malloc(n)))
-            st = setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
-        else
-            snprintf(c->image_text, n, "%s%s%s", b->image_start, b->image_token, b->image_end);
-    }
-    if (st == SETOK_OK)
-        st = set_string(&c->system_prompt, b->system_prompt, err);
+    free(c->image_text);
+    c->image_text = NULL;
+    if (st == SETOK_OK && !(c->image_text = strdup(c->form->image)))
+        st = setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
     c->drop_cls = setok_vit_has_cls(c->vit);
     c->cluster_pe = setok_merger_get_config(c->merger)->position_embedding;
     return st;
@@ -107,6 +90,8 @@ setok_status chat_bind(setok_chat *c, setok_error *err)
         st = setok_model_text_tokenizer(m, &c->tok, err);
     if (st == SETOK_OK)
         st = setok_model_feature_layer(m, &c->feature_layer, err);
+    if (st == SETOK_OK && !(c->form = setok_model_prompt_format(m)))
+        st = setok_fail(err, SETOK_ERR_INPUT, "%s: no prompt format", setok_model_dir(m));
     if (st == SETOK_OK)
         st = c->merger ? bind_bundle(c, err) : bind_llava(c, err);
     return st;

@@ -20,7 +20,8 @@ static setok_status request_states(setok_chat *c, const char *text, const int32_
     size_t n = 0;
     int turns = c->turns;
     c->turns = 0;
-    setok_status st = chat_build_prompt(c, text, &prompt, &n, err);
+    /* the request as the bundle was trained on it: its own system prompt */
+    setok_status st = chat_build_prompt(c, text, NULL, &prompt, &n, err);
     c->turns = turns;
     size_t T = n + (size_t)n_tail;
     if (st == SETOK_OK && !(ids = malloc(T * sizeof *ids)))

@@ -1,7 +1,7 @@
-/* chat.c — the chat pipeline's conversation (chat.h): the Vicuna v1 prompt of
- * each turn, the image rows spliced into its embeddings, prefill through the KV
- * cache, sampling and streamed answers. What the model's kind means and the
- * image side live in chat-model.c. */
+/* chat.c — the chat pipeline's conversation (chat.h): each turn's prompt in the
+ * model's format (LLaVA v1 or llava-hf), the image rows spliced into its
+ * embeddings, prefill through the KV cache, sampling and streamed answers. What
+ * the model's kind means and the image side live in chat-model.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +10,8 @@
 #include "core/util.h"
 #include "setok/clock.h"
 
-/* The Vicuna v1 template (llava conv_vicuna_v1): the one place it is spelled. */
+/* The turns of the Vicuna / LLaVA forms (model.h setok_prompt_format): the one place they
+ * are spelled. */
 static const char CHAT_USER[] = "USER: ";
 static const char CHAT_ASSISTANT[] = " ASSISTANT:";
 
@@ -44,6 +45,7 @@ void setok_chat_result_free(setok_chat_result *r)
 {
     free(r->text);
     free(r->ids);
+    free(r->prompt_ids);
     memset(r, 0, sizeof *r);
 }
 
@@ -156,18 +158,28 @@ static setok_status push_history(setok_chat *c, const int32_t *ids, size_t n, se
     return SETOK_OK;
 }
 
-setok_status chat_build_prompt(setok_chat *c, const char *question, int32_t **out, size_t *n_out,
-                               setok_error *err)
+setok_status chat_build_prompt(setok_chat *c, const char *question, const char *system,
+                               int32_t **out, size_t *n_out, setok_error *err)
 {
+    const setok_prompt_format *f = c->form;
     bool first = c->turns == 0, image = first && c->image_embeds;
-    bool system = first && c->system_prompt[0];
-    size_t len = strlen(c->system_prompt) + strlen(CHAT_USER) + strlen(c->image_text) +
-                 strlen(question) + strlen(CHAT_ASSISTANT) + 4;
+    if (!system)
+        system = f->system;
+    bool with_system = first && system[0];
+    /* a later llava-hf turn continues the answer after " ": a tokenizer that puts a word
+     * boundary before its text writes that space itself */
+    int32_t eos = setok_text_tokenizer_eos_id(c->tok);
+    bool eos_end = f->style == SETOK_PROMPT_LLAVA_V1;
+    bool space = !first && !eos_end && !setok_text_tokenizer_adds_prefix_space(c->tok);
+    size_t len = strlen(f->system_prefix) + strlen(system) + strlen(CHAT_USER) +
+                 strlen(c->image_text) + strlen(question) + strlen(CHAT_ASSISTANT) + 4;
     char *text = malloc(len);
     if (!text)
         return setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
-    snprintf(text, len, "%s%s%s%s%s%s%s", system ? c->system_prompt : "", system ? " " : "",
-             CHAT_USER, image ? c->image_text : "", image ? "\n" : "", question, CHAT_ASSISTANT);
+    snprintf(text, len, "%s%s%s%s%s%s%s%s", space ? " " : "",
+             with_system ? f->system_prefix : "", with_system ? system : "",
+             with_system ? " " : "", CHAT_USER, image ? c->image_text : "", question,
+             CHAT_ASSISTANT);
     int32_t *ids = NULL;
     size_t n = 0;
     setok_status st = setok_text_tokenizer_encode(c->tok, text, strlen(text), first, &ids, &n, err);
@@ -181,21 +193,21 @@ setok_status chat_build_prompt(setok_chat *c, const char *question, int32_t **ou
         setok_text_tokenizer_buffer_free(ids);
         return setok_fail(err, SETOK_ERR_INPUT, "chat: the prompt has %zu image tokens, expected "
                           "%d (the question may not contain '%s')", n_img, image ? 1 : 0,
-                          c->image_text);
+                          setok_text_tokenizer_id_to_token(c->tok, c->image_token));
     }
-    // a follow-up closes the previous answer: its unfed last token, then "</s>"
-    int32_t eos = setok_text_tokenizer_eos_id(c->tok);
-    size_t pre = first ? 0 : (size_t)(c->pending >= 0 && c->pending != eos) + (eos >= 0);
-    size_t total = pre + n + (image ? (size_t)c->n_image - 1 : 0);
+    // a follow-up closes the previous answer: its unfed last token, then "</s>" (LLaVA v1)
+    bool pending = !first && c->pending >= 0 && c->pending != eos;
+    bool close = !first && eos_end && eos >= 0;
+    size_t total = pending + close + n + (image ? (size_t)c->n_image - 1 : 0);
     int32_t *x = malloc((total ? total : 1) * sizeof *x);
     if (!x) {
         setok_text_tokenizer_buffer_free(ids);
         return setok_fail(err, SETOK_ERR_NOMEM, "chat: out of memory");
     }
     size_t j = 0;
-    if (!first && c->pending >= 0 && c->pending != eos)
+    if (pending)
         x[j++] = c->pending;
-    if (!first && eos >= 0)
+    if (close)
         x[j++] = eos;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] == c->image_token)
@@ -386,7 +398,7 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
     }
     int32_t *ids = NULL;
     size_t n = 0;
-    st = chat_build_prompt(c, question, &ids, &n, err);
+    st = chat_build_prompt(c, question, o->system_prompt, &ids, &n, err);
     int64_t cap = setok_llama_cache_capacity(c->cache);
     if (st == SETOK_OK && setok_llama_cache_length(c->cache) + (int64_t)n + 1 > cap)
         st = setok_fail(err, SETOK_ERR_INPUT, "chat: the conversation needs %lld positions, the "
@@ -399,9 +411,11 @@ setok_status setok_chat_ask(setok_chat *c, const char *question, const setok_cha
         st = prefill(c, ids, n, o, err);
     if (st == SETOK_OK)
         st = push_history(c, ids, n, err);
-    free(ids);
-    if (st != SETOK_OK)
+    if (st != SETOK_OK) {
+        free(ids);
         return st;
+    }
+    r->prompt_ids = ids;
     c->turns++;
     c->pending = -1;
     r->n_prompt = (int)n;

@@ -79,9 +79,10 @@ static setok_status tokenizer_settings(setok_diffusion *d, setok_error *err)
     const char *path = setok_config_path(cfg);
     int64_t max_len = d->max_tokens;
     if (st == SETOK_OK)
-        st = setok_config_int_or(cfg, "model_max_length", max_len, &max_len, err);
-    if (st == SETOK_OK && max_len >= 2 && max_len <= 4096)
-        d->max_tokens = (int)max_len;
+        st = setok_config_limit_or(cfg, "model_max_length", max_len, &max_len, err);
+    /* no limit (transformers' 1e30) or a large one: the text encoder's positions bound it */
+    if (st == SETOK_OK && max_len >= 2)
+        d->max_tokens = max_len < INT_MAX ? (int)max_len : INT_MAX;
     const cJSON *pad = cJSON_GetObjectItemCaseSensitive(setok_config_root(cfg), "pad_token");
     if (cJSON_IsObject(pad))
         pad = cJSON_GetObjectItemCaseSensitive(pad, "content");

@@ -168,9 +168,13 @@ setok_status setok_tokens_run(setok_tokenizer *t, const setok_image *image,
         st = cancelled(opts, err);
     // the position embedding goes in when the merger's does (SetokimModel.cluster)
     bool pe = !t->merger || setok_merger_get_config(t->merger)->position_embedding;
+    setok_cluster_params cp = opts->cluster;
+    int n = grid_h * grid_w;
+    cp.k = cp.k > n ? n : cp.k;
+    cp.fixed_k = cp.fixed_k > n ? n : cp.fixed_k;
     if (st == SETOK_OK)
         st = setok_cluster(&r->clusters, setok_model_host_backend(t->model), host, grid_h, grid_w,
-                           d, &opts->cluster, pe, err);
+                           d, &cp, pe, err);
     double t3 = setok_clock_ms();
     r->timings.cluster_ms = t3 - t2;
 

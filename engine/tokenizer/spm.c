@@ -1,7 +1,8 @@
 /* spm.c — SentencePiece tokenizer.model: reads the ModelProto protobuf (wire format parsed here:
  * pieces with score and type, trainer_spec, normalizer_spec), normalizes as sentencepiece does
- * with the identity rule (dummy prefix, extra whitespace, U+2581 escaping), encodes with BPE
- * (merge the best-scored pair) or Unigram (Viterbi), falls back to bytes, and decodes. */
+ * (the rule's precompiled charsmap when it has one, as nmt_nfkc, nfkc and nmt_nfkc_cf do; dummy
+ * prefix, extra whitespace, U+2581 escaping), encodes with BPE (merge the best-scored pair) or
+ * Unigram (Viterbi), falls back to bytes, and decodes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,37 @@ static setok_status parse_trainer(setok_text_tokenizer *tok, const pb_field *msg
     return SETOK_OK;
 }
 
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* precompiled_charsmap: <trie bytes, u32 LE><the double array, u32 LE units><the pool of
+ * NUL-ended replacement strings>, as sentencepiece's normalizer stores it. */
+static setok_status parse_charsmap(setok_text_tokenizer *tok, const uint8_t *p, size_t n,
+                                   setok_error *err)
+{
+    uint32_t trie = n > 4 ? le32(p) : 0;
+    if (n <= 4 || trie == 0 || trie % 4 != 0 || trie >= n - 4 || p[n - 1] != '\0') {
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: the normalizer's precompiled charsmap is "
+                          "malformed (%zu bytes, a %u-byte trie)", tok->path, n, (unsigned)trie);
+    }
+    free(tok->charsmap);
+    free(tok->charsmap_pool);
+    tok->charsmap_units = trie / 4;
+    tok->charsmap_pool_len = n - 4 - trie;
+    tok->charsmap = malloc(trie);
+    tok->charsmap_pool = malloc(tok->charsmap_pool_len);
+    if (!tok->charsmap || !tok->charsmap_pool) {
+        return nomem(tok, err);
+    }
+    for (size_t i = 0; i < tok->charsmap_units; i++) {
+        tok->charsmap[i] = le32(p + 4 + 4 * i);
+    }
+    memcpy(tok->charsmap_pool, p + 4 + trie, tok->charsmap_pool_len);
+    return SETOK_OK;
+}
+
 static setok_status parse_normalizer(setok_text_tokenizer *tok, const pb_field *msg,
                                      setok_error *err)
 {
@@ -183,9 +215,10 @@ static setok_status parse_normalizer(setok_text_tokenizer *tok, const pb_field *
             return malformed(tok, "normalizer_spec", err);
         }
         if (f.number == 2 && f.wire == 2 && f.len > 0) {
-            return setok_fail(err, SETOK_ERR_UNSUPPORTED, "%s: the normalizer has a precompiled "
-                              "charsmap (e.g. nmt_nfkc); only the identity rule is supported",
-                              tok->path);
+            setok_status st = parse_charsmap(tok, f.data, f.len, err);
+            if (st != SETOK_OK) {
+                return st;
+            }
         } else if (f.wire == 0 && f.number == 3) {
             tok->add_dummy_prefix = f.value != 0;
         } else if (f.wire == 0 && f.number == 4) {
@@ -253,6 +286,7 @@ setok_status tok_spm_load(setok_text_tokenizer *tok, const uint8_t *data, size_t
     }
     tok->min_score = INFINITY, tok->max_score = -INFINITY;
     for (int32_t i = 0; i < tok->n_pieces; i++) {
+        tok->has_user_pieces |= tok->pieces[i].type == TOK_USER;
         if (tok->pieces[i].type == TOK_NORMAL) {
             tok->min_score = fminf(tok->min_score, tok->pieces[i].score);
             tok->max_score = fmaxf(tok->max_score, tok->pieces[i].score);
@@ -267,50 +301,6 @@ setok_status tok_spm_load(setok_text_tokenizer *tok, const uint8_t *data, size_t
 // ----------------------------------------------------------------------------
 // encoding
 
-/* sentencepiece's Normalizer with an empty charsmap. */
-static bool normalize(const setok_text_tokenizer *tok, const char *s, size_t n, tok_buf *out)
-{
-    out->len = 0;
-    if (!tok_buf_append(out, "", 0)) {
-        return false;
-    }
-    size_t i = 0;
-    if (tok->remove_extra_ws) {
-        while (i < n && s[i] == ' ') {
-            i++;
-        }
-    }
-    if (i == n) {
-        return true;
-    }
-    if (tok->add_dummy_prefix && !tok_buf_append(out, tok->escape_ws ? SPM_SPACE : " ",
-                                                 tok->escape_ws ? 3 : 1)) {
-        return false;
-    }
-    bool prev_space = tok->remove_extra_ws;
-    for (; i < n; i++) {
-        bool space = s[i] == ' ';
-        if (space && prev_space) {
-            continue;
-        }
-        bool ok = space && tok->escape_ws ? tok_buf_append(out, SPM_SPACE, 3)
-                                          : tok_buf_append(out, s + i, 1);
-        if (!ok) {
-            return false;
-        }
-        prev_space = tok->remove_extra_ws && space;
-    }
-    if (tok->remove_extra_ws) {
-        const char *sp = tok->escape_ws ? SPM_SPACE : " ";
-        size_t nsp = strlen(sp);
-        while (out->len >= nsp && memcmp(out->data + out->len - nsp, sp, nsp) == 0) {
-            out->len -= nsp;
-        }
-        out->data[out->len] = '\0';
-    }
-    return true;
-}
-
 /* Length of the longest user-defined piece at s, or 0. */
 static size_t user_match(const setok_text_tokenizer *tok, const char *s, size_t n)
 {
@@ -322,6 +312,123 @@ static size_t user_match(const setok_text_tokenizer *tok, const char *s, size_t 
         }
     }
     return 0;
+}
+
+/* darts-clone's unit: a label byte (with bit 31 on a value unit), has_leaf in bit 8, the
+ * offset to the children in the upper bits (bit 9: shifted by 8 more), the value in bits 0-30. */
+#define DA_OFFSET(u) (((u) >> 10) << (((u) & (1u << 9)) >> 6))
+#define DA_LABEL(u) ((u) & ((1u << 31) | 0xFFu))
+#define DA_HAS_LEAF(u) (((u) >> 8) & 1u)
+#define DA_VALUE(u) ((u) & ((1u << 31) - 1))
+
+/* The charsmap's rule for the start of s: the bytes it replaces (0: none) and its replacement.
+ * The longest of the first 32 keys that s starts with, as sentencepiece takes it. */
+static size_t charsmap_rule(const setok_text_tokenizer *tok, const char *s, size_t n,
+                            const char **to)
+{
+    const uint32_t *a = tok->charsmap;
+    size_t size = tok->charsmap_units, best = 0;
+    uint32_t value = 0, id = DA_OFFSET(a[0]);
+    for (size_t i = 0, found = 0; i < n && found < 32; i++) {
+        uint8_t c = (uint8_t)s[i];
+        id ^= c;
+        if (id >= size || DA_LABEL(a[id]) != c) {
+            break;
+        }
+        uint32_t unit = a[id];
+        id ^= DA_OFFSET(unit);
+        if (DA_HAS_LEAF(unit)) {
+            if (id >= size) {
+                break;
+            }
+            best = i + 1;
+            value = DA_VALUE(a[id]);
+            found++;
+        }
+    }
+    if (best == 0 || value >= tok->charsmap_pool_len) {
+        return 0;
+    }
+    *to = tok->charsmap_pool + value;
+    return best;
+}
+
+/* sentencepiece's NormalizePrefix: what the start of s becomes (*to, *to_len) and how many
+ * bytes that takes: a user-defined piece as it is, else the charsmap's rule, else one
+ * character (an invalid UTF-8 byte becomes U+FFFD). */
+static size_t normalize_prefix(const setok_text_tokenizer *tok, const char *s, size_t n,
+                               const char **to, size_t *to_len)
+{
+    size_t l = tok->has_user_pieces ? user_match(tok, s, n) : 0;
+    if (l == 0 && tok->charsmap && (l = charsmap_rule(tok, s, n, to)) > 0) {
+        *to_len = strlen(*to);
+        return l;
+    }
+    uint32_t cp = 0;
+    if (l == 0) {
+        l = tok_utf8_next(s, n, &cp);
+    }
+    if (cp == 0xFFFD && l == 1) {
+        *to = "\xEF\xBF\xBD";
+        *to_len = 3;
+    } else {
+        *to = s;
+        *to_len = l;
+    }
+    return l;
+}
+
+/* sentencepiece's Normalizer::Normalize: each piece of the text through normalize_prefix; a
+ * dummy prefix; spaces escaped as U+2581; runs of spaces and leading / trailing spaces
+ * dropped with remove_extra_whitespaces. */
+static bool normalize(const setok_text_tokenizer *tok, const char *s, size_t n, tok_buf *out)
+{
+    const char *space = tok->escape_ws ? SPM_SPACE : " ";
+    size_t n_space = strlen(space), i = 0, to_len;
+    const char *to;
+    out->len = 0;
+    if (!tok_buf_append(out, "", 0)) {
+        return false;
+    }
+    while (tok->remove_extra_ws && i < n) {
+        size_t l = normalize_prefix(tok, s + i, n - i, &to, &to_len);
+        if (to_len != 1 || to[0] != ' ') {
+            break;
+        }
+        i += l;
+    }
+    if (i == n) {
+        return true;
+    }
+    if (tok->add_dummy_prefix && !tok_buf_append(out, space, n_space)) {
+        return false;
+    }
+    bool prev_space = tok->remove_extra_ws;
+    while (i < n) {
+        i += normalize_prefix(tok, s + i, n - i, &to, &to_len);
+        while (prev_space && to_len > 0 && to[0] == ' ') {
+            to++, to_len--;
+        }
+        if (to_len > 0) {
+            for (size_t k = 0; k < to_len; k++) {
+                bool ok = to[k] == ' ' ? tok_buf_append(out, space, n_space)
+                                       : tok_buf_append(out, to + k, 1);
+                if (!ok) {
+                    return false;
+                }
+            }
+            prev_space = to[to_len - 1] == ' ';
+        }
+        if (!tok->remove_extra_ws) {
+            prev_space = false;
+        }
+    }
+    while (tok->remove_extra_ws && out->len >= n_space &&
+           memcmp(out->data + out->len - n_space, space, n_space) == 0) {
+        out->len -= n_space;
+    }
+    out->data[out->len] = '\0';
+    return true;
 }
 
 /* Appends the piece for text[start, end) (id known or -1), bytes or unk when unknown. */

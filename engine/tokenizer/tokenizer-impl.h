@@ -108,6 +108,13 @@ struct setok_text_tokenizer {
     bool dec_byte_fallback; /* ... a ByteFallback step: a run of byte pieces decodes as a whole */
     /* tokenizer.model */
     bool add_dummy_prefix, remove_extra_ws, escape_ws;
+    bool has_user_pieces;   /* user-defined pieces: the normalizer keeps them as they are */
+    /* the normalizer's precompiled charsmap (nmt_nfkc, nfkc, ...): a darts-clone double array
+     * over input bytes whose values are offsets into a pool of NUL-ended replacements */
+    uint32_t *charsmap;
+    size_t charsmap_units;
+    char *charsmap_pool;
+    size_t charsmap_pool_len;
     float min_score, max_score;
     uint32_t max_piece_len;
     char *unk_surface;

@@ -192,12 +192,14 @@ setok_status setok_text_tokenizer_decode(const setok_text_tokenizer *tok, const 
     }
     size_t n = 0;
     for (size_t i = 0; i < n_ids; i++) {
-        if (!valid_id(tok, ids[i])) {
+        if (ids[i] < 0) {
             free(kept);
-            return setok_fail(err, SETOK_ERR_INPUT, "%s: id %d at position %zu is not a token",
+            return setok_fail(err, SETOK_ERR_INPUT, "%s: id %d at position %zu is negative",
                               tok->path, (int)ids[i], i);
         }
-        if (!(skip_special_tokens && tok->pieces[ids[i]].special)) {
+        /* a model's vocabulary may have rows no token names (llava-1.5: 32064 rows, 62 of
+         * them empty): they decode to nothing, as in tokenizers */
+        if (valid_id(tok, ids[i]) && !(skip_special_tokens && tok->pieces[ids[i]].special)) {
             kept[n++] = ids[i];
         }
     }
@@ -258,6 +260,22 @@ bool setok_text_tokenizer_is_special(const setok_text_tokenizer *tok, int32_t id
     return tok && valid_id(tok, id) && tok->pieces[id].special;
 }
 
+bool setok_text_tokenizer_adds_prefix_space(const setok_text_tokenizer *tok)
+{
+    if (!tok) {
+        return false;
+    }
+    if (tok->kind != TOK_KIND_HF_BPE) {
+        return tok->add_dummy_prefix;
+    }
+    for (int i = 0; i < tok->n_norm; i++) {
+        if (tok->norm[i].op == TOK_NORM_PREPEND) {
+            return true;
+        }
+    }
+    return tok->pre_metaspace && tok->pre_prepend != TOK_PREPEND_NEVER;
+}
+
 // ----------------------------------------------------------------------------
 // streaming decoder
 
@@ -313,10 +331,10 @@ setok_status setok_text_stream_push(setok_text_stream *s, int32_t id, const char
     }
     *text = "";
     const setok_text_tokenizer *tok = s->tok;
-    if (!valid_id(tok, id)) {
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: id %d is not a token", tok->path, (int)id);
+    if (id < 0) {
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: id %d is negative", tok->path, (int)id);
     }
-    if (s->skip_special && tok->pieces[id].special) {
+    if (!valid_id(tok, id) || (s->skip_special && tok->pieces[id].special)) {
         return SETOK_OK;
     }
     if (!tok_ids_push(&s->window, id)) {

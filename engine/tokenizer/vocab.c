@@ -342,5 +342,7 @@ void tok_release(setok_text_tokenizer *tok)
     free(tok->post_prefix);
     free(tok->post_suffix);
     free(tok->unk_surface);
+    free(tok->charsmap);
+    free(tok->charsmap_pool);
     free(tok->path);
 }

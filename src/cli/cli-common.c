@@ -63,8 +63,8 @@ cli_placement_option (const char *subcommand, int c, const char *arg, cli_placem
 }
 
 setok_status
-cli_open_model (setok_model **out, const char *dir, const cli_placement *p, const char *adapter,
-                setok_error *err)
+cli_open_model_quiet (setok_model **out, const char *dir, const cli_placement *p,
+                      const char *adapter, setok_error *err)
 {
   setok_model_options o;
   setok_model_options_default (&o);
@@ -74,6 +74,16 @@ cli_open_model (setok_model **out, const char *dir, const cli_placement *p, cons
   o.weights = p->weights;
   o.adapter = adapter;
   return setok_model_open (out, dir, &o, err);
+}
+
+setok_status
+cli_open_model (setok_model **out, const char *dir, const cli_placement *p, const char *adapter,
+                setok_error *err)
+{
+  setok_status st = cli_open_model_quiet (out, dir, p, adapter, err);
+  for (int i = 0; st == SETOK_OK && i < setok_model_note_count (*out); i++)
+    fprintf (stderr, "setok: note: %s\n", setok_model_note (*out, i));
+  return st;
 }
 
 static atomic_bool interrupt_flag;

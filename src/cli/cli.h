@@ -74,6 +74,14 @@ void cli_placement_default (cli_placement *p);
  * them, else the exit code of a usage error (reported). */
 int cli_placement_option (const char *subcommand, int c, const char *arg, cli_placement *p);
 
+/* --system / --no-system, for the --help of `setok ask` and `setok chat`. */
+#define CLI_SYSTEM_HELP                                                                            \
+  "  --system TEXT            the conversation's system prompt (default: the model's: none\n"   \
+  "                           with llava-hf's chat template; LLaVA's Vicuna prompt with a\n"    \
+  "                           LLaVA v1 template, or when a LLaVA folder has no template the\n"  \
+  "                           engine recognises; a bundle's system_prompt)\n"                   \
+  "  --no-system              no system prompt\n"
+
 /* The options `setok ask` and `setok chat` share (cmd-ask.c). */
 typedef struct cli_chat_args
 {
@@ -95,9 +103,13 @@ int cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_
  * or else installed. NULL with err set (SETOK_ERR_INPUT) when neither exists. */
 const char *cli_model_path (const char *model, setok_error *err);
 
-/* Opens the model folder dir placed as p says, with an optional LoRA adapter folder. */
+/* Opens the model folder dir placed as p says, with an optional LoRA adapter folder, and
+ * prints the model's notes (what it assumed where the folder says nothing) on stderr. */
 setok_status cli_open_model (setok_model **out, const char *dir, const cli_placement *p,
                              const char *adapter, setok_error *err);
+/* The same without printing the notes (`setok info` lists them). */
+setok_status cli_open_model_quiet (setok_model **out, const char *dir, const cli_placement *p,
+                                   const char *adapter, setok_error *err);
 
 /* Ctrl-C for the long commands (tokens, ask, chat, segment, generate, edit, eval): from the
  * first call on, SIGINT and SIGTERM set the returned flag, which the command hands to the

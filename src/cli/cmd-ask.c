@@ -35,7 +35,9 @@ usage (FILE *out)
            "  --repetition-penalty R   HF's penalty on tokens already seen (default 1)\n"
            "  --stop TEXT              stop before TEXT (repeatable, up to %d)\n"
            "  --seed S                 sampling seed (default 0)\n"
-           "  --json                   print {answer, token_ids, tokens, timings} instead\n"
+           CLI_SYSTEM_HELP
+           "  --json                   print {answer, token_ids, prompt_ids, tokens, timings}\n"
+           "                           instead\n"
            CLI_PLACEMENT_HELP,
            SETOK_SAMPLING_MAX_STOPS);
 }
@@ -95,6 +97,8 @@ cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos,
     { "stop", required_argument, NULL, 'S' },
     { "seed", required_argument, NULL, 's' },
     { "json", no_argument, NULL, 'j' },
+    { "system", required_argument, NULL, 'y' },
+    { "no-system", no_argument, NULL, 'Y' },
     CLI_PLACEMENT_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -170,6 +174,12 @@ cli_parse_chat_args (const char *subcommand, int argc, char **argv, int min_pos,
           case 'j':
             a->json = true;
             break;
+          case 'y':
+          case 'Y':
+            if (o->system_prompt)
+              return cli_usage_error (subcommand, "give --system or --no-system once");
+            o->system_prompt = c == 'y' ? optarg : "";
+            break;
           case 'h':
             print_usage (stdout);
             return -1;
@@ -236,6 +246,7 @@ cmd_ask (int argc, char **argv)
       cJSON *out = cJSON_CreateObject ();
       cJSON_AddStringToObject (out, "answer", r.text ? r.text : "");
       cJSON_AddItemToObject (out, "token_ids", cJSON_CreateIntArray (r.ids, r.n_ids));
+      cJSON_AddItemToObject (out, "prompt_ids", cJSON_CreateIntArray (r.prompt_ids, r.n_prompt));
       cJSON_AddNumberToObject (out, "tokens", r.n_ids);
       cJSON_AddNumberToObject (out, "prompt_tokens", r.n_prompt);
       cJSON_AddNumberToObject (out, "image_tokens", r.n_image_tokens);

@@ -30,7 +30,10 @@ usage (FILE *out)
                 "Options: the same as 'setok ask' except --json (see 'setok ask --help'):\n"
                 "  --model DIR, --adapter DIR, --tokens patches|setok, --crop, --max-tokens N,\n"
                 "  --temperature T, --top-k K, --top-p P, --min-p P, --repetition-penalty R,\n"
-                "  --stop TEXT, --seed S, --device DEV, --threads N, --dtype T, --weights Q\n");
+                "  --stop TEXT, --seed S, --device DEV, --threads N, --dtype T, --weights Q\n"
+                CLI_SYSTEM_HELP
+                "Follow-up questions keep the format's separators (LLaVA v1: '</s>' after\n"
+                "each answer; llava-hf: ' ').\n");
 }
 
 static void

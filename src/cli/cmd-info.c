@@ -549,7 +549,7 @@ add_model (cJSON *report, const char *path, bool load, const cli_placement *plac
 {
   setok_model *m = NULL;
   setok_error open_err = { 0 };
-  setok_status st = cli_open_model (&m, path, place, NULL, &open_err);
+  setok_status st = cli_open_model_quiet (&m, path, place, NULL, &open_err);
   /* a folder that is no model (a component alone) is not an error here; a placement the
    * device cannot take is */
   if (st != SETOK_OK && (load || st == SETOK_ERR_UNSUPPORTED))
@@ -566,6 +566,18 @@ add_model (cJSON *report, const char *path, bool load, const cli_placement *plac
             && cJSON_AddStringToObject (j, "dtype", setok_dtype_name (setok_model_dtype (m)))
             && cJSON_AddStringToObject (j, "weights",
                                         setok_dtype_name (setok_model_matrix_dtype (m)));
+  const setok_prompt_format *pf = ok ? setok_model_prompt_format (m) : NULL;
+  cJSON *prompt = pf ? cJSON_AddObjectToObject (j, "prompt") : NULL;
+  if (pf)
+    ok = prompt && cJSON_AddStringToObject (prompt, "format", pf->name)
+         && (!pf->source || cJSON_AddStringToObject (prompt, "source", pf->source))
+         && cJSON_AddStringToObject (prompt, "system", pf->system)
+         && cJSON_AddStringToObject (prompt, "system_prefix", pf->system_prefix)
+         && cJSON_AddStringToObject (prompt, "image", pf->image);
+  cJSON *notes = ok ? cJSON_AddArrayToObject (j, "notes") : NULL;
+  ok = ok && notes;
+  for (int i = 0; ok && i < setok_model_note_count (m); i++)
+    ok = cJSON_AddItemToArray (notes, cJSON_CreateString (setok_model_note (m, i)));
   if (ok && load)
     st = setok_model_load_all (m, err);
   for (int c = 0; ok && c < SETOK_CAP_COUNT; c++)
@@ -789,6 +801,19 @@ print_model (const cJSON *m)
     printf ("  %-20s%s%s\n", name ? name : "", why ? "no: " : "yes",
             why ? why : "");
   }
+  const cJSON *prompt = cJSON_GetObjectItemCaseSensitive (m, "prompt");
+  if (prompt)
+    {
+      char line[256], text[160];
+      const char *source = json_string (prompt, "source");
+      const char *system = json_string (prompt, "system");
+      snprintf (line, sizeof line, "%s (%s)", json_string (prompt, "format"),
+                source ? base_name (source) : "the engine's default");
+      print_row ("prompt", line);
+      print_row ("system prompt", system[0] ? shown (text, sizeof text, system, 80) : "(none)");
+    }
+  cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (m, "notes"))
+    printf ("  note: %s\n", item->valuestring);
   const cJSON *loaded = cJSON_GetObjectItemCaseSensitive (m, "loaded");
   if (loaded)
     {

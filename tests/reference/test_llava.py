@@ -5,8 +5,9 @@ Builds a tiny random LlavaForConditionalGeneration (CLIP tower 56 px / patch 14,
 with a BPE tokenizer.json trained here (byte fallback, LLaMA-style normalizer and decoder,
 <s> </s> <image> added), saves it in the llava-hf layout, and compares `SETOK_CLI ask IMAGE
 QUESTION --model DIR --json --max-tokens 32 --temperature 0` with transformers' greedy
-generate() on the same prompt: the Vicuna v1 template of chat.h, the image token repeated once
-per patch as LlavaProcessor does. The generated ids must be identical. A malformed image must
+generate() on the same prompt: the LLaVA v1 form the engine takes for a folder without a chat
+template (test_llava_layouts.py checks the templates), the image token repeated once per patch
+as LlavaProcessor does. The generated ids must be identical. A malformed image must
 exit 2.
 Usage: test_llava.py [SETOK_CLI] [--seed N]
 Exit 0 when all pass, 1 on a failure, 77 when numpy, torch, tokenizers or transformers is missing.
@@ -39,7 +40,7 @@ except ImportError:  # pragma: no cover
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
-# The engine's template (engine/pipelines/chat.c), first turn with an image.
+# The engine's LLaVA v1 form (model.h setok_prompt_format), first turn with an image.
 SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. The assistant "
           "gives helpful, detailed, and polite answers to the human's questions.")
 QUESTION = "What colour is the square on the left?"

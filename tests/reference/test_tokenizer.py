@@ -3,7 +3,10 @@ byte-level BPE as transformers' CLIPTokenizer builds it, also from vocab.json + 
 vs `tokenizers`, tokenizer.model (BPE and Unigram) vs `sentencepiece`. The tokenizers are trained
 here on a generated corpus (no network), then every line of a second corpus must give the same
 ids, the same decoded text, and a streaming decode that concatenates to the full decode in
-valid UTF-8 chunks. Malformed files must be refused with SETOK_ERR_INPUT."""
+valid UTF-8 chunks. The tokenizer.model cases include SentencePiece's NFKC normalization rules
+(nmt_nfkc, nfkc, nmt_nfkc_cf: precompiled charsmaps), checked on strings of compatibility,
+full-width, ligature, combining, control and whitespace characters. Malformed files (a
+truncated charsmap among them) must be refused with SETOK_ERR_INPUT."""
 import ctypes
 import json
 import os
@@ -332,6 +335,38 @@ def test_hf(t, tmp, train_lines, test_lines):
         eng.close()
 
 
+def spm_malformed_charsmap(t, path):
+    """A normalizer_spec appended with a truncated precompiled_charsmap (protobuf merges it
+    over the first) must be refused, naming the file."""
+    def field(number, payload):
+        n, out = len(payload), bytes([number << 3 | 2])
+        while n >= 0x80:
+            out, n = out + bytes([n & 0x7F | 0x80]), n >> 7
+        return out + bytes([n]) + payload
+    for blob in (b"\x10\x00\x00\x00abc\x00", b"\x04\x00\x00\x00\x00\x00\x00\x00xyz",
+                 b"\x03\x00"):
+        bad = path + ".bad.model"
+        with open(path, "rb") as f, open(bad, "wb") as g:
+            g.write(f.read() + field(3, field(2, blob)))
+        err, h = SetokError(), ctypes.c_void_p()
+        st = LIB.setok_text_tokenizer_load(ctypes.byref(h), bad.encode(), ctypes.byref(err))
+        msg = err.message.decode()
+        t.check(st == 1 and bad in msg and "charsmap" in msg,
+                f"malformed charsmap {blob!r}: status {st}, {msg!r}")
+        if st == 0:
+            LIB.setok_text_tokenizer_free(h)
+    # a well-sized charsmap of random units: every lookup stays inside it
+    rng = random.Random(5)
+    bad = path + ".random.model"
+    blob = b"\x00\x10\x00\x00" + bytes(rng.randrange(256) for _ in range(4096)) + b"ab\x00"
+    with open(path, "rb") as f, open(bad, "wb") as g:
+        g.write(f.read() + field(3, field(2, blob)))
+    eng = Engine(bad)
+    ids = [eng.encode(s, False) for s in UNICODE_FORMS + corpus(6, 200)]
+    t.check(all(isinstance(i, list) for i in ids), "a random charsmap encodes without faults")
+    eng.close()
+
+
 def train_clip(tmp, train_lines):
     """A CLIP tokenizer.json as transformers' CLIPTokenizer builds it (NFC, whitespace runs,
     lowercase; CLIP's Split pattern + ByteLevel; BPE with "</w>"; RobertaProcessing), on a vocab
@@ -384,30 +419,70 @@ def test_clip(t, tmp, train_lines, test_lines):
         eng.close()
 
 
+# What SentencePiece's NFKC rules (precompiled charsmaps) rewrite: compatibility forms,
+# full-width and half-width forms, ligatures, combining marks, control and format characters,
+# odd whitespace and runs of it, case (nmt_nfkc_cf).
+UNICODE_FORMS = (
+    ["\ufb01le \ufb02ow \ufb00 \u2460\u2461 \u338f \u2122 \u00bd \u00b2 \u2075 \u2167",
+     "\uff28\uff45\uff4c\uff4c\uff4f\u3000\uff37\uff4f\uff52\uff4c\uff44\uff01 \uff11\uff12\uff13",
+     "\uff8a\uff9d\uff76\uff78 \uff76\uff9e\uff77\uff9e \u30ac\u30ae",
+     "e\u0301 \u00e9 A\u030a \u212b \u00c5 n\u0303o\u0308 \u1100\u1161\u11a8 \uac01",
+     "tab\there  two   spaces\u00a0nbsp\u2003em\u2002en\u200bzw\u200dzwj\ufeffbom",
+     "\x01\x02ctl\x7f\x85nel\x0b\x0cff", "  lead and trail  ", "\u3000\u3000ideographic\u3000",
+     "\ufefb \ufe8e\ufe91 \u01c5 \u01c4 \u1e9e \u00df STRASSE \u0130stanbul \u03a3\u0391\u03a3",
+     "\U0001d400\U0001d401 \u2102 \u210c \u2460 \u24b6 \u3251 \u32c0 \u337f",
+     "\u2026 \u2025 \u301c \uff5e \u2212 \u00b7 \uff61\uff62\uff63 \u2018\u2019\u201c\u201d",
+     "Caf\u00e9 CAF\u00c9 \uff23\uff41\uff46\u00e9 \uff53\uff45\uff50 x\uff53\uff45\uff50y",
+     "\u0041\u0308\u0304 \u1e9b\u0323 \u0958"])
+
+
+def unicode_lines(seed, n):
+    """Random strings of the characters the charsmaps rewrite, with words between them."""
+    rng = random.Random(seed)
+    pool = sorted(set("".join(UNICODE_FORMS)))
+    lines = list(UNICODE_FORMS)
+    for _ in range(n):
+        parts = [rng.choice(WORDS) if rng.random() < 0.4 else
+                 "".join(rng.choice(pool) for _ in range(rng.randint(1, 5)))
+                 for _ in range(rng.randint(1, 6))]
+        lines.append(rng.choice([" ", "", "  ", "\u3000"]).join(parts))
+    return lines
+
+
 def test_spm(t, tmp, train_lines, test_lines):
     if spm is None:
         print("sentencepiece is missing: tokenizer.model checks skipped")
         return
     text_path = os.path.join(tmp, "spm-corpus.txt")
     with open(text_path, "w", encoding="utf-8") as f:
-        for s in train_lines:
+        for s in train_lines + unicode_lines(3, 300):
             f.write(s.replace("\n", " ").replace("\r", " ") + "\n")
+    nfkc_lines = test_lines + unicode_lines(4, 600)
     for model_type, extra in (("bpe", {"remove_extra_whitespaces": False}),
                               ("unigram", {}), ("bpe", {"user_defined_symbols": ["<|sep|>"]}),
-                              ("unigram", {"byte_fallback": False})):
+                              ("unigram", {"byte_fallback": False}),
+                              ("unigram", {"normalization_rule_name": "nmt_nfkc"}),
+                              ("bpe", {"normalization_rule_name": "nfkc",
+                                       "user_defined_symbols": ["<|sep|>", "\uff53\uff45\uff50"]}),
+                              ("unigram", {"normalization_rule_name": "nmt_nfkc_cf",
+                                           "remove_extra_whitespaces": False}),
+                              ("bpe", {"normalization_rule_name": "nmt_nfkc",
+                                       "add_dummy_prefix": False, "byte_fallback": False})):
         prefix = os.path.join(tmp, f"spm-{model_type}-{len(extra)}-{len(str(extra))}")
         spm.SentencePieceTrainer.train(
             input=text_path, model_prefix=prefix, vocab_size=3000, model_type=model_type,
-            normalization_rule_name="identity", character_coverage=0.995,
-            hard_vocab_limit=False, minloglevel=2, **({"byte_fallback": True} | extra))
+            character_coverage=0.995, hard_vocab_limit=False, minloglevel=2,
+            **({"byte_fallback": True, "normalization_rule_name": "identity"} | extra))
         ref = spm.SentencePieceProcessor(model_file=prefix + ".model")
         eng = Engine(prefix + ".model")
-        name = f"spm-{model_type}" + "".join(f"-{k}" for k in extra)
+        name = f"spm-{model_type}" + "".join(f"-{v if k.startswith('norm') else k}"
+                                             for k, v in extra.items())
         bos = ref.bos_id()
-        compare(t, name, eng, test_lines,
+        lines = nfkc_lines if "normalization_rule_name" in extra else test_lines
+        compare(t, name, eng, lines,
                 lambda s, sp: ([bos] if sp else []) + ref.encode(s),
                 lambda ids, skip: ref.decode(ids))
-        long_text = " ".join(test_lines)[:100000]
+        long_text = " ".join(lines)[:100000]
         start = time.perf_counter()
         got = eng.encode(long_text, False)
         took = time.perf_counter() - start
@@ -415,6 +490,8 @@ def test_spm(t, tmp, train_lines, test_lines):
         t.check(took < 5.0, f"{name}: 100k characters took {took:.2f} s")
         print(f"{name}: 100k characters -> {len(got)} ids in {took * 1000:.0f} ms")
         eng.close()
+        if extra.get("normalization_rule_name") == "nmt_nfkc":
+            spm_malformed_charsmap(t, prefix + ".model")
 
 
 def test_malformed(t, tmp):

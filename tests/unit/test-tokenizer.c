@@ -93,12 +93,22 @@ static void test_tiny(void)
     const char *chunk = NULL;
     CHECK(s && setok_text_stream_flush(s, &chunk, &err) == SETOK_OK &&
           strcmp(chunk, "\xE2\x82\xAC") == 0, "the flush gives the held euro sign");
-    CHECK(s && setok_text_stream_push(s, 99, &chunk, &err) == SETOK_ERR_INPUT, "bad id in stream");
+    CHECK(s && setok_text_stream_push(s, 99, &chunk, &err) == SETOK_OK && !strcmp(chunk, ""),
+          "an id past the vocabulary streams as nothing");
+    CHECK(s && setok_text_stream_push(s, -1, &chunk, &err) == SETOK_ERR_INPUT,
+          "a negative id in the stream");
     setok_text_stream_free(s);
 
-    int32_t bad = 16;
+    /* rows of a model's vocabulary that no token names decode to nothing, as in tokenizers */
+    int32_t holes[] = {15, 16, 4000, 11};
+    CHECK(setok_text_tokenizer_decode(tok, holes, 4, true, &back, &err) == SETOK_OK &&
+              strcmp(back, "hello h") == 0,
+          "ids past the vocabulary decode to nothing: '%s'", back ? back : "(null)");
+    setok_text_tokenizer_buffer_free(back);
+    CHECK(!setok_text_tokenizer_id_to_token(tok, 16), "no token for an id past the vocabulary");
+    int32_t bad = -3;
     CHECK(setok_text_tokenizer_decode(tok, &bad, 1, true, &back, &err) == SETOK_ERR_INPUT,
-          "decode of an id out of range");
+          "decode of a negative id");
     setok_text_tokenizer_buffer_free(ids);
     setok_text_tokenizer_free(tok);
 }

@@ -27,13 +27,15 @@
  * model's masked_scatter); prefill through the KV cache, then one token at a
  * time through the sampler.
  *
- * The Vicuna v1 conversation template (llava conv_vicuna_v1) lives in chat.c
- * only. First turn: "<system> USER: <img>\n<question> ASSISTANT:", where
- * <system> is LLaVA's Vicuna system prompt or the bundle's system_prompt
- * (nothing, not even the space, when that is empty) and <img> is "<image>"
- * (LLaVA) or "[Img]<image>[/Img]" (bundle); a turn without an image has no
- * "<img>\n". Later turns: "</s>USER: <question> ASSISTANT:" without BOS,
- * appended to the same cache. */
+ * The prompt follows the model's setok_prompt_format (model.h: a LLaVA
+ * folder's chat template, or the LLaVA v1 form; a bundle's manifest). First
+ * turn: "<system> USER: <img><question> ASSISTANT:", where <system> is the
+ * options' system_prompt or else the format's (nothing, not even the space,
+ * when it is empty) and <img> the format's image ("<image>\n", or
+ * "[Img]<image>[/Img]\n" for a bundle); a turn without an image has no
+ * <img>. Later turns are appended to the same cache without BOS, after the
+ * answer's end: "</s>USER: <question> ASSISTANT:" in the LLaVA v1 form,
+ * " USER: <question> ASSISTANT:" in llava-hf's. */
 #ifndef SETOK_CHAT_H
 #define SETOK_CHAT_H
 
@@ -75,6 +77,9 @@ typedef struct setok_chat_options {
      * string); return false to stop generating. May be NULL. */
     bool (*on_text)(const char *text, void *user);
     void *user;
+    /* The system prompt of a conversation's first turn: NULL for the model's
+     * (setok_model_prompt_format), "" for none. */
+    const char *system_prompt;
 } setok_chat_options;
 
 SETOK_API void setok_chat_options_default(setok_chat_options *o);
@@ -95,6 +100,9 @@ typedef struct setok_chat_result {
     char *text;              /* the answer, stop string and EOS excluded */
     int32_t *ids;            /* [n_ids] generated ids, the final EOS included */
     int n_ids;
+    int32_t *prompt_ids;     /* [n_prompt] the ids this turn prefilled: the template, the
+                                image token once per image position, and on a later turn
+                                the previous answer's unfed last id and separator first */
     int n_prompt;            /* positions this turn prefilled (image tokens included) */
     int n_image_tokens;
     const char *stop_reason; /* "eos", "stop", "length", "callback" or "context" */

@@ -60,6 +60,13 @@ SETOK_API setok_status setok_config_bool_or(const setok_config *cfg, const char 
                                   setok_error *err);
 SETOK_API setok_status setok_config_string_or(const setok_config *cfg, const char *key, const char *dflt,
                                     const char **out, setok_error *err);
+/* A length limit: an integer, where transformers' stand-ins for "no limit" (its
+ * VERY_LARGE_INTEGER, int(1e30), as tokenizer_config.json's model_max_length carries it,
+ * and LARGE_INTEGER, int(1e20)) and any other integer past 2^63 read as INT64_MAX
+ * (unbounded). Missing or null: dflt. Negative, fractional or non-numeric values are
+ * errors naming the file and the key. */
+SETOK_API setok_status setok_config_limit_or(const setok_config *cfg, const char *key,
+                                             int64_t dflt, int64_t *out, setok_error *err);
 /* An integer key that must lie in [lo, hi] and fit an int. When it is not
  * required and missing, *inout keeps its value. Out of range:
  * "FILE: KEY is V, must be in [LO, HI]". */

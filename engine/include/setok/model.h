@@ -191,6 +191,50 @@ SETOK_API setok_status setok_model_vae(setok_model *m, setok_vae **out, setok_er
 SETOK_API setok_status setok_model_mask_decoder(setok_model *m, setok_mask_decoder **out,
                                                 setok_error *err);
 
+/* ------------------------------------------------------------------------
+ * How a chat model writes its prompts (chat.h), decided at open.
+ *
+ * A LLaVA folder's comes from its chat template: chat_template.json, else
+ * chat_template.jinja, else tokenizer_config.json's chat_template (the
+ * "default" one of a list), the order transformers reads them in. The engine
+ * has no Jinja interpreter: it recognises the LLaVA-1.5 / Vicuna templates by
+ * the strings they write, as two forms:
+ *   SETOK_PROMPT_LLAVA_HF  llava-hf's: "USER: <image>\n<q> ASSISTANT: <a> USER: <q2> ASSISTANT:",
+ *                          a system prompt (only when asked for) written as "<s> " in front;
+ *   SETOK_PROMPT_LLAVA_V1  LLaVA's conv_vicuna_v1: "<system> USER: <image>\n<q> ASSISTANT:
+ *                          <a></s>USER: <q2> ASSISTANT:", the system prompt the template's.
+ * A folder without a template, or with one it does not recognise, takes the
+ * LLaVA v1 form with LLaVA's Vicuna system prompt, and says so in a note
+ * (setok_model_note). A SETOKIM bundle takes the v1 form with its manifest's
+ * system prompt and "[Img]<image>[/Img]". */
+
+typedef enum setok_prompt_style {
+    SETOK_PROMPT_LLAVA_V1 = 0, /* an answer ends with EOS ("</s>") before the next turn */
+    SETOK_PROMPT_LLAVA_HF,     /* an answer ends with " " */
+} setok_prompt_style;
+
+typedef struct setok_prompt_format {
+    setok_prompt_style style;
+    const char *name;          /* "llava-v1", "llava-hf" or "setokim" */
+    const char *source;        /* the file it was read from; NULL: the engine's default */
+    const char *system;        /* the default system prompt; "" for none */
+    const char *system_prefix; /* written before a system prompt: "" or "SYSTEM: " */
+    const char *image;         /* what stands for the image before the first question */
+} setok_prompt_format;
+
+/* NULL for a model that cannot chat, or whose chat template files are malformed
+ * (the chat capability then says why). */
+SETOK_API const setok_prompt_format *setok_model_prompt_format(const setok_model *m);
+
+/* ------------------------------------------------------------------------
+ * What the engine chose where the folder says nothing: one sentence each,
+ * naming the folder and what is missing (a vision tower without image
+ * processor settings takes its class's defaults at the tower's image size; a
+ * LLaVA folder without a chat template it recognises takes the LLaVA v1
+ * prompt). The CLI prints them on stderr and `setok info` lists them. */
+SETOK_API int setok_model_note_count(const setok_model *m);
+SETOK_API const char *setok_model_note(const setok_model *m, int i);
+
 /* The manifest of a SETOKIM bundle; NULL for other kinds. */
 SETOK_API const setok_bundle *setok_model_bundle(const setok_model *m);
 /* A LLaVA folder's image_token_index; -1 for other kinds. */

@@ -36,7 +36,9 @@ SETOK_API setok_status setok_text_tokenizer_encode(const setok_text_tokenizer *t
                                          size_t len, bool add_special_tokens, int32_t **ids,
                                          size_t *n_ids, setok_error *err);
 /* *text gets a malloc'd, NUL-terminated UTF-8 string (a decoded NUL byte, <0x00>, ends it).
- * Ids out of range are an input error. */
+ * An id no token has (past the vocabulary, or a hole in it: a model's embedding table may
+ * have more rows than the tokenizer has tokens) decodes to nothing, as in tokenizers; a
+ * negative id is an input error. */
 SETOK_API setok_status setok_text_tokenizer_decode(const setok_text_tokenizer *tok, const int32_t *ids,
                                          size_t n_ids, bool skip_special_tokens, char **text,
                                          setok_error *err);
@@ -52,13 +54,18 @@ SETOK_API int32_t setok_text_tokenizer_bos_id(const setok_text_tokenizer *tok);
 SETOK_API int32_t setok_text_tokenizer_eos_id(const setok_text_tokenizer *tok);
 SETOK_API int32_t setok_text_tokenizer_unk_id(const setok_text_tokenizer *tok);
 SETOK_API bool setok_text_tokenizer_is_special(const setok_text_tokenizer *tok, int32_t id);
+/* Whether encoding puts a word boundary before the text, as SentencePiece's add_dummy_prefix,
+ * a Prepend(U+2581) normalizer or a Metaspace pre-tokenizer that prepends do: then "x"
+ * encodes as " x" does in the middle of a text, which is how a chat continues one. */
+SETOK_API bool setok_text_tokenizer_adds_prefix_space(const setok_text_tokenizer *tok);
 
 /* The concatenation of everything push and flush return equals decode() of all pushed ids. */
 SETOK_API setok_status setok_text_stream_new(setok_text_stream **out, const setok_text_tokenizer *tok,
                                    bool skip_special_tokens, setok_error *err);
 SETOK_API void setok_text_stream_free(setok_text_stream *stream);
 /* *text: the complete text this id finished (often "", e.g. while byte-fallback bytes wait for
- * the rest of their character); owned by the stream, valid until its next call. */
+ * the rest of their character; always "" for an id no token has); owned by the stream, valid
+ * until its next call. */
 SETOK_API setok_status setok_text_stream_push(setok_text_stream *stream, int32_t id, const char **text,
                                     setok_error *err);
 /* Whatever is still held (an unfinished byte sequence, as U+FFFD); the stream restarts. */

@@ -38,7 +38,9 @@ SETOK_API const setok_merger *setok_tokenizer_merger(const setok_tokenizer *t);
 SETOK_API setok_cluster_params setok_tokenizer_default_params(const setok_tokenizer *t);
 
 typedef struct setok_tokens_options {
-    setok_cluster_params cluster;
+    setok_cluster_params cluster; /* k and fixed_k past the image's patch count: every patch,
+                                     as chat.h clusters (a small tower's grid can be smaller
+                                     than the default 64 neighbours) */
     bool average;          /* cluster means even when a merger is loaded */
     bool refine_masks;     /* edge-aware pixel labels instead of patch stairs (default off) */
     int feature_layer;     /* as setok_vit_forward; SETOK_TOKENS_DEFAULT_LAYER: the

@@ -79,9 +79,15 @@ typedef struct setok_vit_preprocessor {
 /* The HF class defaults: CLIPImageProcessor (shortest edge 224, crop 224,
  * OpenAI mean / std) or SiglipImageProcessor (224 x 224, mean = std = 0.5). */
 SETOK_API void setok_vit_preprocessor_defaults(setok_vit_preprocessor *pp, setok_vit_arch arch);
-/* Reads DIR/preprocessor_config.json; when it is missing, or for keys it
- * lacks, the defaults of the HF processor class it names
- * (image_processor_type), else of arch's class. */
+/* Where DIR keeps its image processor settings, in transformers' order:
+ * "processor_config.json" (its image_processor object, as transformers 5 saves
+ * a processor), else "preprocessor_config.json"; NULL when it has neither. */
+SETOK_API const char *setok_vit_preprocessor_file(const char *dir);
+/* Reads those settings; for keys they lack, the defaults of the HF processor
+ * class they name (image_processor_type), else of arch's class. When DIR has
+ * neither file: arch's class defaults (setok_vit_load then sizes them to the
+ * tower's image_size). A malformed file, or an image_processor that is not an
+ * object, is SETOK_ERR_INPUT naming the file. */
 SETOK_API setok_status setok_vit_preprocessor_load(setok_vit_preprocessor *pp, const char *dir,
                                          setok_vit_arch arch, setok_error *err);
 /* The [3, out_h, out_w] size an image of width x height becomes. */
@@ -126,7 +132,10 @@ SETOK_API setok_status setok_vit_preprocess_fit(const setok_vit_preprocessor *pp
 
 typedef struct setok_vit setok_vit;
 
-/* Loads config.json, preprocessor_config.json and the weights of DIR onto
+/* Loads config.json, the image processor settings (setok_vit_preprocessor_load;
+ * without them, the class defaults at the tower's image_size: the resolution its
+ * position embeddings were trained at, which is what every published CLIP and SigLIP
+ * processor uses) and the weights of DIR onto
  * backend: activations and small tensors as dtype (f32 on the CPU backend; f16 /
  * bf16 on CUDA), the encoder layers' linear weights as matrix (the same on
  * CUDA; on the CPU also f16, bf16, q8 or q4, used in place when stored so). */
