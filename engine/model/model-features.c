@@ -12,7 +12,7 @@
 #include "setok/clock.h"
 
 /* FNV-1a over the pixels, 8 bytes at a time, then the size. */
-static uint64_t image_key(const setok_image *image, int layer)
+uint64_t model_image_key(const setok_image *image, int layer)
 {
     const uint64_t prime = 0x100000001b3ull;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -45,7 +45,7 @@ void model_features_free(setok_model *m)
     m->staging_bytes = m->pixels_bytes = 0;
 }
 
-static setok_status ensure_arena(setok_model *m, size_t need, setok_error *err)
+setok_status model_ensure_arena(setok_model *m, size_t need, setok_error *err)
 {
     if (m->arena.base && m->arena.capacity >= need)
         return SETOK_OK;
@@ -77,7 +77,7 @@ static setok_status encode(setok_model *m, setok_vit *vit, const setok_image *im
     if (st == SETOK_OK)
         st = setok_vit_preprocess(pp, m->pixels, n_px, image, err);
     if (st == SETOK_OK)
-        st = ensure_arena(m, setok_vit_arena_bytes(vit, 1, h, w) + n_px * el + 4096, err);
+        st = model_ensure_arena(m, setok_vit_arena_bytes(vit, 1, h, w) + n_px * el + 4096, err);
     setok_tensor px, feat;
     if (st == SETOK_OK) {
         setok_arena_reset(&m->arena, 0);
@@ -127,7 +127,7 @@ setok_status setok_model_encode_image(setok_model *m, const setok_image *image, 
     setok_status st = setok_model_vit(m, &vit, err);
     if (st != SETOK_OK)
         return st;
-    uint64_t key = image_key(image, layer);
+    uint64_t key = model_image_key(image, layer);
     model_features *slot = &m->cache[0];
     for (int i = 0; i < MODEL_FEATURE_CACHE; i++) {
         model_features *e = &m->cache[i];

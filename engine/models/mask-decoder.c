@@ -311,10 +311,32 @@ void setok_mask_decoder_free(setok_mask_decoder *m)
     free(m);
 }
 
+/* A random weight (ld->random_state) as host float32 into a new array. */
+static setok_status random_host(const setok_loader *ld, float **out, const char *name, int ndim,
+                                const int64_t *shape, setok_error *err)
+{
+    setok_tensor t = {0};
+    float *v = NULL;
+    setok_status st = setok_loader_one(ld, &t, "", name, ndim, shape, 0, err);
+    if (st == SETOK_OK && !(v = malloc((size_t)setok_tensor_numel(&t) * sizeof *v)))
+        st = setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
+    if (st == SETOK_OK)
+        st = setok_tensor_download_f32(v, &t, err);
+    setok_tensor_free(&t);
+    if (st != SETOK_OK) {
+        free(v);
+        return st;
+    }
+    *out = v;
+    return SETOK_OK;
+}
+
 /* A weight (name, or "name|alias") as host float32 into a new array of numel floats. */
 static setok_status load_host(const setok_loader *ld, float **out, const char *name, int ndim,
                               const int64_t *shape, setok_error *err)
 {
+    if (ld->random_state)
+        return random_host(ld, out, name, ndim, shape, err);
     char full[2][160];
     const char *bar = strchr(name, '|');
     snprintf(full[0], sizeof full[0], "%.*s", bar ? (int)(bar - name) : (int)strlen(name), name);
@@ -527,22 +549,16 @@ static setok_status load_weights(setok_mask_decoder *m, const setok_loader *ld, 
     return st;
 }
 
-setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
-                                     setok_backend *backend, setok_dtype dtype,
-                                     setok_error *err)
+static setok_status alloc_decoder(setok_mask_decoder **out, const setok_mask_decoder_config *cfg,
+                                  setok_backend *backend, setok_dtype dtype, setok_error *err)
 {
-    *out = NULL;
     if (!setok_dtype_is_float(dtype))
         return setok_fail(err, SETOK_ERR_INPUT, "mask decoder: dtype must be f32, f16 or bf16, "
                           "got %s", setok_dtype_name(dtype));
-    setok_mask_decoder_config cfg;
-    setok_status st = setok_mask_decoder_config_load(&cfg, dir, err);
-    if (st != SETOK_OK)
-        return st;
     setok_mask_decoder *m = calloc(1, sizeof *m);
     if (m) {
-        m->blocks = calloc(cfg.num_layers > 0 ? (size_t)cfg.num_layers : 1, sizeof *m->blocks);
-        m->hyper = calloc((size_t)num_mask_tokens(&cfg), sizeof *m->hyper);
+        m->blocks = calloc(cfg->num_layers > 0 ? (size_t)cfg->num_layers : 1, sizeof *m->blocks);
+        m->hyper = calloc((size_t)num_mask_tokens(cfg), sizeof *m->hyper);
     }
     if (!m || !m->blocks || !m->hyper) {
         if (m) {
@@ -552,9 +568,25 @@ setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
         free(m);
         return setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
     }
-    m->cfg = cfg;
+    m->cfg = *cfg;
     m->backend = backend;
     m->dtype = dtype;
+    *out = m;
+    return SETOK_OK;
+}
+
+setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
+                                     setok_backend *backend, setok_dtype dtype,
+                                     setok_error *err)
+{
+    *out = NULL;
+    setok_mask_decoder_config cfg;
+    setok_mask_decoder *m = NULL;
+    setok_status st = setok_mask_decoder_config_load(&cfg, dir, err);
+    if (st == SETOK_OK)
+        st = alloc_decoder(&m, &cfg, backend, dtype, err);
+    if (st != SETOK_OK)
+        return st;
     setok_weights *w = NULL;
     st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
@@ -562,6 +594,29 @@ setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
         st = load_weights(m, &ld, err);
     }
     setok_weights_close(w);
+    if (st != SETOK_OK) {
+        setok_mask_decoder_free(m);
+        return st;
+    }
+    *out = m;
+    return SETOK_OK;
+}
+
+setok_status setok_mask_decoder_create_random(setok_mask_decoder **out,
+                                              const setok_mask_decoder_config *cfg,
+                                              setok_backend *backend, setok_dtype dtype,
+                                              uint32_t seed, setok_error *err)
+{
+    *out = NULL;
+    setok_mask_decoder *m = NULL;
+    setok_status st = config_check(cfg, "mask decoder", err);
+    if (st == SETOK_OK)
+        st = alloc_decoder(&m, cfg, backend, dtype, err);
+    if (st != SETOK_OK)
+        return st;
+    uint32_t state = seed * 2654435761u + 1u;
+    setok_loader ld = {.random_state = &state, .backend = backend, .dtype = dtype};
+    st = load_weights(m, &ld, err);
     if (st != SETOK_OK) {
         setok_mask_decoder_free(m);
         return st;
