@@ -2,13 +2,25 @@
  *
  * f32 tensors, threaded over rows (groups for GROUPNORM). Statistics are
  * accumulated in double and taken in two passes (mean, then squared
- * deviations), so large offsets do not cancel; softmax subtracts the row max.
- * Other dtypes go to the reference. */
+ * deviations), so large offsets do not cancel; softmax subtracts the row max,
+ * and on AVX-512 CPUs takes 16 exponentials at a time (a Cephes-style
+ * polynomial within 2 ulp of expf), its sum still in double. Other dtypes go
+ * to the reference. */
 #include "setok-config.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cpu-impl.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86_AVX512 1
+#else
+#define HAVE_X86_AVX512 0
+#endif
 
 enum { MIN_CHUNK_ELEMS = 16384 };
 
@@ -162,9 +174,89 @@ typedef struct softmax_job {
     bool causal;
 } softmax_job;
 
+#if HAVE_X86_AVX512
+#define AVX512 __attribute__((target("avx512f")))
+
+// exp(x), 16 lanes: x = n ln2 + r, |r| <= ln2 / 2, exp(r) by Cephes' expf polynomial, then
+// 2^n by scalef (which also underflows to 0 far below the range)
+AVX512 static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f)); // -inf and huge negatives: exp is 0
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+// y[0, keep) = softmax(x * scale + mask) of one row (mask contiguous or NULL); false when
+// the row has no finite maximum (the caller writes zeros)
+AVX512 static bool softmax_row_avx512(float *y, const float *x, const float *mask, float scale,
+                                      int64_t keep)
+{
+    __m512 vs = _mm512_set1_ps(scale), vmax = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < keep; j += 16) {
+        __mmask16 k = keep - j >= 16 ? 0xffff : (__mmask16)((1u << (keep - j)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + j), vs);
+        if (mask != NULL)
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, mask + j));
+        _mm512_mask_storeu_ps(y + j, k, v);
+        vmax = _mm512_mask_max_ps(vmax, k, vmax, v);
+    }
+    float mx = _mm512_reduce_max_ps(vmax);
+    if (!isfinite(mx))
+        return false;
+    __m512 vm = _mm512_set1_ps(mx);
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int64_t j = 0; j < keep; j += 16) {
+        __mmask16 k = keep - j >= 16 ? 0xffff : (__mmask16)((1u << (keep - j)) - 1);
+        __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, y + j),
+                                                                vm)));
+        _mm512_mask_storeu_ps(y + j, k, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(
+                                   _mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    for (int64_t j = 0; j < keep; j += 16) {
+        __mmask16 k = keep - j >= 16 ? 0xffff : (__mmask16)((1u << (keep - j)) - 1);
+        _mm512_mask_storeu_ps(y + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + j), inv));
+    }
+    return true;
+}
+
+static bool avx512_ok;
+
+static void choose_softmax(void)
+{
+    __builtin_cpu_init();
+    const char *cap = getenv("SETOK_CPU_ISA"); // the same cap as the weight kernels
+    avx512_ok = __builtin_cpu_supports("avx512f") &&
+                (!cap || !strcmp(cap, "avx512") || !strcmp(cap, "avx512bf16"));
+}
+
+static bool softmax_avx512(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, choose_softmax);
+    return avx512_ok;
+}
+#endif
+
 static void softmax_rows(void *ctx, int64_t begin, int64_t end)
 {
     const softmax_job *t = ctx;
+#if HAVE_X86_AVX512
+    bool wide = softmax_avx512();
+#endif
     int64_t tq = t->shape[2], tk = t->shape[3];
     for (int64_t r = begin; r < end; r++) {
         int64_t i = r % tq, i1 = (r / tq) % t->shape[1], i0 = r / (tq * t->shape[1]);
@@ -181,6 +273,14 @@ static void softmax_rows(void *ctx, int64_t begin, int64_t end)
             int64_t last = i + tk - tq;
             keep = last < 0 ? 0 : (last + 1 < tk ? last + 1 : tk);
         }
+#if HAVE_X86_AVX512
+        if (wide && (mask == NULL || ms == 1)) {
+            if (!softmax_row_avx512(y, x, mask, t->scale, keep))
+                keep = 0;
+            for (int64_t j = keep; j < tk; j++) y[j] = 0.0f;
+            continue;
+        }
+#endif
         float mx = -INFINITY;
         for (int64_t j = 0; j < keep; j++) {
             float v = x[j] * t->scale;

@@ -28,10 +28,10 @@
 
 /* SamLayerNorm's default, which the neck's LayerNorm2d layers keep. */
 #define NECK_LN_EPS 1e-6f
-/* Floats of relative-position bias one attention call gets: near the L2 cache on
- * the CPU; on a GPU, enough for a whole global block of SAM-H. */
-#define HOST_BIAS_FLOATS (1 << 20)
-#define DEVICE_BIAS_FLOATS (1 << 28)
+/* Floats of attention scores one chunk of rel_attention holds: a few MiB on the CPU, where
+ * they stay in cache; on a GPU, a few heads of a global block at 1024 px. */
+#define HOST_SCORE_FLOATS (1 << 20)
+#define DEVICE_SCORE_FLOATS (1 << 26)
 
 typedef struct sam_block {
     setok_tensor ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b;
@@ -476,9 +476,9 @@ static attn_dims dims_of(const setok_sam_vision *m, const sam_block *b, int64_t 
 }
 
 /* The bias chunk of rel_attention: g sequences of r query rows (r < t only when g is 1). */
-static void bias_chunk(const setok_sam_vision *m, int64_t t, int64_t *g, int64_t *r)
+static void score_chunk(const setok_sam_vision *m, int64_t t, int64_t *g, int64_t *r)
 {
-    int64_t budget = setok_backend_is_host(m->backend) ? HOST_BIAS_FLOATS : DEVICE_BIAS_FLOATS;
+    int64_t budget = setok_backend_is_host(m->backend) ? HOST_SCORE_FLOATS : DEVICE_SCORE_FLOATS;
     if (t * t <= budget) {
         *g = budget / (t * t);
         *r = t;
@@ -491,7 +491,7 @@ static void bias_chunk(const setok_sam_vision *m, int64_t t, int64_t *g, int64_t
 static size_t attention_bytes(const setok_sam_vision *m, const attn_dims *d, size_t e)
 {
     int64_t n = d->bp * d->H, seq = d->bp * d->t, g, r;
-    bias_chunk(m, d->t, &g, &r);
+    score_chunk(m, d->t, &g, &r);
     size_t keep = 4 * slot(seq * d->C, e) + (m->cfg.use_rel_pos ? 2 * slot(n * d->t * d->s, e) : 0);
     size_t split = slot(d->B * d->g * d->g * 3 * d->C, e) +
                    (d->windowed ? slot(seq * 3 * d->C, e) : 0);
@@ -652,8 +652,9 @@ static setok_status rel_logits(setok_backend *be, setok_arena *arena, setok_tens
 }
 
 // q, k, v: [n, t, D] (t = s * s positions), relh, relw: [n, t, s] -> y: [n, t, D] =
-// softmax(q k^T / sqrt(D) + bias) v with bias[i, q, (ky, kx)] = relh[i, q, ky] + relw[i, q, kx],
-// in chunks of query rows (bias_chunk)
+// softmax(q k^T / sqrt(D) + relh[:, :, ky] + relw[:, :, kx]) v (SamVisionAttention), in chunks
+// of whole sequences or of query rows (score_chunk). Scores are matmuls and a softmax rather
+// than the attention op: the matmuls reach BLAS, and the bias is added in place.
 static setok_status rel_attention(setok_sam_vision *m, setok_arena *arena, setok_tensor *y,
                                   const setok_tensor *q, const setok_tensor *k,
                                   const setok_tensor *v, const setok_tensor *relh,
@@ -662,29 +663,32 @@ static setok_status rel_attention(setok_sam_vision *m, setok_arena *arena, setok
     setok_backend *be = m->backend;
     int64_t n = q->shape[0], t = q->shape[1], D = q->shape[2], G, R;
     float scale = (float)pow((double)D, -0.5);
-    bias_chunk(m, t, &G, &R);
+    score_chunk(m, t, &G, &R);
     size_t mark = setok_arena_mark(arena);
-    setok_tensor bias;
-    setok_status st = setok_arena_tensor(arena, &bias, q->dtype, 1, (int64_t[]){G * R * t}, err);
+    setok_tensor scores;
+    setok_status st = setok_arena_tensor(arena, &scores, q->dtype, 1, (int64_t[]){G * R * t},
+                                         err);
     for (int64_t i = 0; i < n && st == SETOK_OK; i += G) {
         int64_t g = n - i < G ? n - i : G;
         for (int64_t r0 = 0; r0 < t && st == SETOK_OK; r0 += R) {
             int64_t r = t - r0 < R ? t - r0 : R, rows = g * r, first = i * t + r0;
-            setok_tensor b3 = flat_view(&bias, 0, 3, (int64_t[]){rows, s, s});
-            st = copy_view(be, b3, strided_view(relh, first * s, 3, (int64_t[]){rows, s, s},
-                                                (int64_t[]){s, 1, 0}), err);
-            if (st == SETOK_OK) {
-                setok_tensor w = flat_view(relw, first * s, 3, (int64_t[]){rows, 1, s});
-                st = setok_add(be, &b3, &b3, &w, err);
-            }
-            if (st == SETOK_OK) {
-                setok_tensor qv = flat_view(q, first * D, 4, (int64_t[]){1, g, r, D});
-                setok_tensor kv = flat_view(k, i * t * D, 4, (int64_t[]){1, g, t, D});
-                setok_tensor vv = flat_view(v, i * t * D, 4, (int64_t[]){1, g, t, D});
-                setok_tensor yv = flat_view(y, first * D, 4, (int64_t[]){1, g, r, D});
-                setok_tensor mask = flat_view(&bias, 0, 4, (int64_t[]){1, g, r, t});
-                st = setok_attention(be, &yv, &qv, &kv, &vv, &mask, scale, false, err);
-            }
+            setok_tensor sc = flat_view(&scores, 0, 3, (int64_t[]){g, r, t});
+            setok_tensor grid = flat_view(&scores, 0, 3, (int64_t[]){rows, s, s});
+            setok_tensor qv = flat_view(q, first * D, 3, (int64_t[]){g, r, D});
+            setok_tensor kv = flat_view(k, i * t * D, 3, (int64_t[]){g, t, D});
+            setok_tensor vv = flat_view(v, i * t * D, 3, (int64_t[]){g, t, D});
+            setok_tensor yv = flat_view(y, first * D, 3, (int64_t[]){g, r, D});
+            setok_tensor bh = flat_view(relh, first * s, 3, (int64_t[]){rows, s, 1});
+            setok_tensor bw = flat_view(relw, first * s, 3, (int64_t[]){rows, 1, s});
+            st = setok_matmul(be, &sc, &qv, &kv, NULL, false, true, scale, err);
+            if (st == SETOK_OK)
+                st = setok_add(be, &grid, &grid, &bh, err);
+            if (st == SETOK_OK)
+                st = setok_add(be, &grid, &grid, &bw, err);
+            if (st == SETOK_OK)
+                st = setok_softmax(be, &sc, &sc, NULL, 1.0f, false, err);
+            if (st == SETOK_OK)
+                st = setok_matmul(be, &yv, &sc, &vv, NULL, false, false, 1.0f, err);
         }
     }
     setok_arena_reset(arena, mark);
