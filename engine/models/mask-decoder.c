@@ -69,6 +69,10 @@ struct setok_mask_decoder {
     setok_tensor up1_w, up1_b, up_ln_w, up_ln_b, up2_w, up2_b;
     sam_ffn *hyper; /* [M] output_hypernetworks_mlps */
     sam_ffn iou_head;
+    /* the image positional encoding of the last grid: it depends on h x w only, so the clicks
+     * on one image compute it once */
+    setok_tensor grid_pe; /* [h * w, C] */
+    int64_t grid_h, grid_w;
 };
 
 static int num_mask_tokens(const setok_mask_decoder_config *c)
@@ -296,6 +300,7 @@ void setok_mask_decoder_free(setok_mask_decoder *m)
             free_ffn(&m->hyper[i]);
     free_ffn(&m->iou_head);
     free_attn(&m->final_attn);
+    setok_tensor_free(&m->grid_pe);
     setok_tensor *all[] = {&m->no_mask,  &m->output_tokens, &m->final_ln_w, &m->final_ln_b,
                            &m->up1_w,    &m->up1_b,         &m->up_ln_w,    &m->up_ln_b,
                            &m->up2_w,    &m->up2_b,         &m->mconv1_w,   &m->mconv1_b,
@@ -788,19 +793,34 @@ static setok_status upload_floats(setok_mask_decoder *m, setok_arena *arena, set
                                   setok_error *err)
 {
     setok_status st = setok_arena_tensor(arena, t, m->dtype, ndim, shape, err);
-    if (st != SETOK_OK)
+    return st == SETOK_OK ? setok_tensor_upload_f32(t, v, err) : st;
+}
+
+/* m->grid_pe for an h x w grid (computed when the grid changes). */
+static setok_status grid_positional_embedding(setok_mask_decoder *m, int64_t h, int64_t w,
+                                              setok_error *err)
+{
+    if (m->grid_pe.data && m->grid_h == h && m->grid_w == w)
+        return SETOK_OK;
+    setok_tensor_free(&m->grid_pe);
+    m->grid_h = m->grid_w = 0;
+    int64_t C = m->cfg.hidden_size;
+    float *host = malloc((size_t)(h * w * C) * sizeof *host);
+    setok_status st = host ? setok_tensor_alloc(&m->grid_pe, m->backend, m->dtype, 2,
+                                                (int64_t[]){h * w, C}, err)
+                           : setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
+    if (st == SETOK_OK) {
+        image_positional_embedding(m, host, h, w);
+        st = setok_tensor_upload_f32(&m->grid_pe, host, err);
+    }
+    free(host);
+    if (st != SETOK_OK) {
+        setok_tensor_free(&m->grid_pe);
         return st;
-    int64_t n = setok_tensor_numel(t);
-    if (m->dtype == SETOK_F32)
-        return setok_tensor_upload(t, v, err);
-    void *buf = malloc((size_t)(n > 0 ? n : 1) * setok_dtype_size(m->dtype));
-    if (!buf)
-        return setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
-    for (int64_t i = 0; i < n; i++)
-        setok_store_f32(buf, m->dtype, i, v[i]);
-    st = setok_tensor_upload(t, buf, err);
-    free(buf);
-    return st;
+    }
+    m->grid_h = h;
+    m->grid_w = w;
+    return SETOK_OK;
 }
 
 /* ---------------------------------------------------------------------------
@@ -1358,16 +1378,9 @@ setok_status setok_mask_decoder_forward(setok_mask_decoder *m, setok_arena *aren
         st = setok_arena_tensor(arena, &queries, m->dtype, 3, tq, err);
     if (st == SETOK_OK)
         st = setok_arena_tensor(arena, &keys, m->dtype, 3, (int64_t[]){d.B, d.HW, d.C}, err);
-    if (st == SETOK_OK) {
-        float *host = malloc((size_t)(d.HW * d.C) * sizeof *host);
-        if (!host)
-            st = setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
-        if (st == SETOK_OK) {
-            image_positional_embedding(m, host, h, w);
-            st = upload_floats(m, arena, &kpe, host, 2, (int64_t[]){d.HW, d.C}, err);
-        }
-        free(host);
-    }
+    if (st == SETOK_OK)
+        st = grid_positional_embedding(m, h, w, err);
+    kpe = m->grid_pe;
     if (st == SETOK_OK)
         st = build_tokens(m, arena, &qpe, pr, &d, err);
     if (st == SETOK_OK)

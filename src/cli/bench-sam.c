@@ -107,31 +107,31 @@ row (bench *b, const char *what, const char *shape, double seconds, double cpu, 
     }
   printf ("%-10s %-44s %10.2f ms", what, shape, seconds * 1e3);
   if (cpu > 0)
-    printf (" (CPU %.2f s)", cpu);
+    printf (" (CPU %.1f ms)", cpu * 1e3);
   if (gflop > 0)
     printf ("  %.1f GFLOP, %.3f TFLOP/s", gflop, gflop / seconds * 1e-3);
   printf ("\n");
   fflush (stdout);
 }
 
-/* Seconds (wall and CPU) per encoder forward: one to warm up, then calls until min_time. */
+/* Seconds (wall and CPU) per call of fn: one to warm up, then calls until min_time. */
 static setok_status
-time_encoder (bench *b, sam_ctx *c, double *wall, double *cpu, setok_error *err)
+time_calls (bench *b, bench_fn fn, sam_ctx *c, double *wall, double *cpu, setok_error *err)
 {
-  setok_status st = run_encoder (b, c, err);
+  setok_status st = fn (b, c, err);
   if (st == SETOK_OK)
     st = setok_backend_synchronize (b->be, err);
   double t0 = bench_now (), c0 = cpu_seconds ();
   int calls = 0;
   while (st == SETOK_OK && (calls == 0 || bench_now () - t0 < b->min_time))
     {
-      st = run_encoder (b, c, err);
+      st = fn (b, c, err);
       if (st == SETOK_OK)
         st = setok_backend_synchronize (b->be, err);
       calls++;
     }
   *wall = (bench_now () - t0) / calls;
-  *cpu = (cpu_seconds () - c0) / calls;
+  *cpu = setok_backend_is_host (b->be) ? (cpu_seconds () - c0) / calls : 0;
   return st;
 }
 
@@ -150,11 +150,11 @@ time_click (bench *b, sam_ctx *c, const char *what, const setok_sam_prompt *prom
 {
   c->prompt = prompt;
   c->multimask = multimask;
-  double t = bench_time_calls (b, run_decoder, c, err);
-  if (t < 0)
-    return err->status;
-  row (b, "decoder", what, t, 0, 0);
-  return SETOK_OK;
+  double t = 0, cpu = 0;
+  setok_status st = time_calls (b, run_decoder, c, &t, &cpu, err);
+  if (st == SETOK_OK)
+    row (b, "decoder", what, t, cpu, 0);
+  return st;
 }
 
 setok_status
@@ -214,10 +214,9 @@ bench_sam (bench *b, bool quick, setok_error *err)
       snprintf (shape, sizeof shape, "%s, %lldx%lld, batch 1", name, (long long)size,
                 (long long)size);
       double t = 0, cpu = 0;
-      st = time_encoder (b, &c, &t, &cpu, err);
+      st = time_calls (b, run_encoder, &c, &t, &cpu, err);
       if (st == SETOK_OK)
-        row (b, "encoder", shape, t, setok_backend_is_host (b->be) ? cpu : 0,
-             encoder_flops (&vc) * 1e-9);
+        row (b, "encoder", shape, t, cpu, encoder_flops (&vc) * 1e-9);
     }
   if (st == SETOK_OK)
     st = time_click (b, &c, "1 point, 1 mask", &click, false, err);

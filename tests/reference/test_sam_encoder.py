@@ -16,6 +16,7 @@ fresh random tensors and images of odd, non-square sizes.
 - `setok segment IMAGE --model DIR` (points, background points, a box, --multimask,
   --all-masks) vs SamProcessor + SamModel + post_process_masks: the predicted IoU, and every
   pixel of every mask where the reference logit is not within a hair of the threshold.
+- setok_sam_vision_forward through ctypes: the arena's peak within its stated size, cancel.
 - the segmenter through ctypes: one encoder run per image however many clicks.
 - bad folders and bad prompts: exit 2 and a message naming the problem.
 Usage: test_sam_encoder.py [SETOK_CLI] [--seed N]
@@ -32,7 +33,7 @@ import tempfile
 
 import setok_ctypes
 from checks import Results, rel_err
-from setok_ctypes import ModelOptions, SetokError, SetokImage
+from setok_ctypes import Arena, ModelOptions, SetokError, SetokImage, Tensor
 
 try:
     import numpy as np
@@ -269,6 +270,17 @@ def load_library():
         "setok_segmenter_run": [vp, img_p, ctypes.c_char_p, ctypes.c_void_p, i, ctypes.c_void_p,
                                 ctypes.c_void_p, err_p],
         "setok_segment_result_free": [ctypes.c_void_p, ("restype", None)],
+        "setok_sam_vision_arena_bytes": [vp, ctypes.c_int64, ("restype", ctypes.c_size_t)],
+        "setok_sam_vision_forward": [vp, ctypes.POINTER(Arena), ctypes.POINTER(Tensor),
+                                     ctypes.POINTER(Tensor), ctypes.POINTER(ctypes.c_bool),
+                                     err_p],
+        "setok_arena_init": [ctypes.POINTER(Arena), vp, ctypes.c_size_t, err_p],
+        "setok_arena_destroy": [ctypes.POINTER(Arena), ("restype", None)],
+        "setok_tensor_alloc": [ctypes.POINTER(Tensor), vp, i, i, ctypes.POINTER(ctypes.c_int64),
+                               err_p],
+        "setok_tensor_free": [ctypes.POINTER(Tensor), ("restype", None)],
+        "setok_tensor_upload": [ctypes.POINTER(Tensor), vp, err_p],
+        "setok_tensor_download": [vp, ctypes.POINTER(Tensor), err_p],
     })
 
 
@@ -304,6 +316,52 @@ def test_preprocess(lib, folder, root, gen):
         e = float(np.abs(out.reshape(want.shape) - want).max()) if st == 0 else float("inf")
         R.check(f"processor {w}x{h} {mode} vs SamImageProcessor", e <= 1e-5,
                 f"max |diff| {e:.2e} {err.message.decode() if st else ''}")
+    lib.setok_sam_vision_free(enc)
+    lib.setok_backend_free(be)
+
+
+SETOK_ERR_CANCELLED = 6
+
+
+def test_api(lib, model, folder, gen):
+    """setok_sam_vision_forward called directly: SamModel's embeddings, the arena's peak within
+    setok_sam_vision_arena_bytes, and a set cancel flag stopping it with the arena as it was."""
+    err, be, enc = SetokError(), ctypes.c_void_p(), ctypes.c_void_p()
+    if lib.setok_backend_cpu_create(ctypes.byref(be), 1, ctypes.byref(err)) or \
+            lib.setok_sam_vision_load(ctypes.byref(enc), folder.encode(), be, 0, 0,
+                                      ctypes.byref(err)):
+        R.check("C API: load", False, err.message.decode())
+        return
+    s = model.config.vision_config.image_size
+    px = torch.randn(2, 3, s, s, generator=gen)
+    host = px.numpy().copy()
+    pixels, emb, arena = Tensor(), Tensor(), Arena()
+    need = lib.setok_sam_vision_arena_bytes(enc, 2)
+    st = lib.setok_tensor_alloc(ctypes.byref(pixels), be, 0, 4,
+                                (ctypes.c_int64 * 4)(*host.shape), ctypes.byref(err))
+    st = st or lib.setok_tensor_upload(ctypes.byref(pixels), host.ctypes.data, ctypes.byref(err))
+    st = st or lib.setok_arena_init(ctypes.byref(arena), be, need, ctypes.byref(err))
+    st = st or lib.setok_sam_vision_forward(enc, ctypes.byref(arena), ctypes.byref(emb),
+                                            ctypes.byref(pixels), None, ctypes.byref(err))
+    got = np.zeros([emb.shape[i] for i in range(4)], np.float32) if st == 0 else None
+    st = st or lib.setok_tensor_download(got.ctypes.data, ctypes.byref(emb), ctypes.byref(err))
+    if st != 0:
+        R.check("C API: forward", False, err.message.decode())
+    else:
+        with torch.no_grad():
+            e = rel_err(got, model.get_image_embeddings(px).numpy())
+        R.check("C API: image embeddings", e <= TOLERANCE["f32"], f"{e:.2e}")
+        R.check("C API: arena peak within setok_sam_vision_arena_bytes", arena.peak <= need,
+                f"peak {arena.peak} of {need} bytes")
+        used, cancel = arena.used, ctypes.c_bool(True)
+        st = lib.setok_sam_vision_forward(enc, ctypes.byref(arena), ctypes.byref(emb),
+                                          ctypes.byref(pixels), ctypes.byref(cancel),
+                                          ctypes.byref(err))
+        msg = err.message.decode()
+        R.check("C API: cancel", st == SETOK_ERR_CANCELLED and "cancelled" in msg and
+                arena.used == used, f"status {st}: {msg}")
+    lib.setok_arena_destroy(ctypes.byref(arena))
+    lib.setok_tensor_free(ctypes.byref(pixels))
     lib.setok_sam_vision_free(enc)
     lib.setok_backend_free(be)
 
@@ -531,6 +589,7 @@ def main():
     with tempfile.TemporaryDirectory() as root:
         folders = test_encoders(args.cli, root, gen, cuda)
         test_preprocess(lib, folders[0][1], root, gen)
+        test_api(lib, *folders[2], gen)
         test_end_to_end(args.cli, folders, root, gen)
         test_cache(lib, folders[0][1], root, gen)
         test_errors(args.cli, folders, root, gen)
