@@ -43,9 +43,10 @@ static void binary_rows(void *ctx, int64_t begin, int64_t end)
 {
     const binary_job *t = ctx;
     int64_t inner = t->shape[3], bs = t->bstride[3];
+    // row r's indices over the outer axes, stepped rather than divided out per row
+    int64_t i2 = begin % t->shape[2], i1 = (begin / t->shape[2]) % t->shape[1];
+    int64_t i0 = begin / (t->shape[2] * t->shape[1]);
     for (int64_t r = begin; r < end; r++) {
-        int64_t i2 = r % t->shape[2], i1 = (r / t->shape[2]) % t->shape[1];
-        int64_t i0 = r / (t->shape[2] * t->shape[1]);
         const float *a = t->a + r * inner;
         const float *b = t->b + i0 * t->bstride[0] + i1 * t->bstride[1] + i2 * t->bstride[2];
         float *y = t->y + r * inner;
@@ -60,6 +61,13 @@ static void binary_rows(void *ctx, int64_t begin, int64_t end)
             for (int64_t j = 0; j < inner; j++) y[j] = a[j] + b[j];
         } else {
             for (int64_t j = 0; j < inner; j++) y[j] = a[j] * b[j];
+        }
+        if (++i2 == t->shape[2]) {
+            i2 = 0;
+            if (++i1 == t->shape[1]) {
+                i1 = 0;
+                i0++;
+            }
         }
     }
 }

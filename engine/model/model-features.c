@@ -11,8 +11,8 @@
 #include "core/util.h"
 #include "setok/clock.h"
 
-/* FNV-1a over the pixels, 8 bytes at a time, then the size. */
-static uint64_t image_key(const setok_image *image, int layer, setok_image_fit fit)
+/* FNV-1a over the pixels, 8 bytes at a time, then the size and the tag. */
+uint64_t model_image_key(const setok_image *image, int tag)
 {
     const uint64_t prime = 0x100000001b3ull;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -24,9 +24,9 @@ static uint64_t image_key(const setok_image *image, int layer, setok_image_fit f
     }
     for (; i < n; i++)
         h = (h ^ image->pixels[i]) * prime;
-    uint64_t dims[5] = {(uint64_t)image->width, (uint64_t)image->height,
-                        (uint64_t)image->channels, (uint64_t)(uint32_t)layer, (uint64_t)fit};
-    for (int k = 0; k < 5; k++)
+    uint64_t dims[4] = {(uint64_t)image->width, (uint64_t)image->height,
+                        (uint64_t)image->channels, (uint64_t)(uint32_t)tag};
+    for (int k = 0; k < 4; k++)
         h = (h ^ dims[k]) * prime;
     return h;
 }
@@ -45,7 +45,7 @@ void model_features_free(setok_model *m)
     m->staging_bytes = m->pixels_bytes = 0;
 }
 
-static setok_status ensure_arena(setok_model *m, size_t need, setok_error *err)
+setok_status model_ensure_arena(setok_model *m, size_t need, setok_error *err)
 {
     if (m->arena.base && m->arena.capacity >= need)
         return SETOK_OK;
@@ -78,7 +78,7 @@ static setok_status encode(setok_model *m, setok_vit *vit, const setok_image *im
     if (st == SETOK_OK)
         st = setok_vit_preprocess_fit(pp, fit, m->pixels, n_px, image, err);
     if (st == SETOK_OK)
-        st = ensure_arena(m, setok_vit_arena_bytes(vit, 1, h, w) + n_px * el + 4096, err);
+        st = model_ensure_arena(m, setok_vit_arena_bytes(vit, 1, h, w) + n_px * el + 4096, err);
     setok_tensor px, feat;
     if (st == SETOK_OK) {
         setok_arena_reset(&m->arena, 0);
@@ -131,7 +131,7 @@ setok_status setok_model_encode_image(setok_model *m, const setok_image *image, 
     if ((unsigned)fit >= SETOK_IMAGE_FIT_COUNT)
         return setok_fail(err, SETOK_ERR_INPUT, "encode: image fit %d is not pad or crop",
                           (int)fit);
-    uint64_t key = image_key(image, layer, fit);
+    uint64_t key = model_image_key(image, layer * (int)SETOK_IMAGE_FIT_COUNT + (int)fit);
     model_features *slot = &m->cache[0];
     for (int i = 0; i < MODEL_FEATURE_CACHE; i++) {
         model_features *e = &m->cache[i];

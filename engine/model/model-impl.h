@@ -29,6 +29,15 @@ typedef struct model_features {
     setok_image_features f;
 } model_features;
 
+#define MODEL_SAM_CACHE 4
+
+typedef struct model_sam_slot {
+    uint64_t key;        /* hash of the image's pixels and size */
+    uint64_t stamp;      /* last use, for eviction; 0: empty */
+    float *data;
+    setok_sam_embedding e;
+} model_sam_slot;
+
 struct setok_model {
     char *dir;
     setok_model_kind kind;
@@ -61,6 +70,7 @@ struct setok_model {
     size_t staging_bytes;
     float *pixels;
     size_t pixels_bytes;
+    model_sam_slot sam_cache[MODEL_SAM_CACHE];
 };
 
 /* Adds a note (setok_model_note): printf-style. */
@@ -79,5 +89,12 @@ setok_status model_check_fit(setok_model *m, setok_capability cap, setok_error *
 /* Frees every loaded component and the feature cache. */
 void model_unload(setok_model *m);
 void model_features_free(setok_model *m);
+/* Frees the SAM embedding cache (model-sam.c). */
+void model_sam_free(setok_model *m);
+/* A hash of the image's pixels and size, and of tag (what the key is for: the feature
+ * layer and fit, or the SAM embedding). */
+uint64_t model_image_key(const setok_image *image, int tag);
+/* m->arena with at least need bytes (its contents are lost when it grows). */
+setok_status model_ensure_arena(setok_model *m, size_t need, setok_error *err);
 
 #endif

@@ -78,6 +78,8 @@ static setok_status load(setok_model *m, setok_component c, void **obj, setok_er
         return setok_vae_load((setok_vae **)obj, path, be, dt, err);
     case SETOK_COMPONENT_MASK_DECODER:
         return setok_mask_decoder_load((setok_mask_decoder **)obj, path, be, dt, err);
+    case SETOK_COMPONENT_SAM_VISION:
+        return setok_sam_vision_load((setok_sam_vision **)obj, path, be, dt, m->matrix, err);
     case SETOK_COMPONENT_COUNT:
         break;
     }
@@ -102,6 +104,7 @@ static void free_component(setok_component c, void *obj)
     case SETOK_COMPONENT_UNET: setok_unet_free(obj); break;
     case SETOK_COMPONENT_VAE: setok_vae_free(obj); break;
     case SETOK_COMPONENT_MASK_DECODER: setok_mask_decoder_free(obj); break;
+    case SETOK_COMPONENT_SAM_VISION: setok_sam_vision_free(obj); break;
     case SETOK_COMPONENT_COUNT: break;
     }
 }
@@ -130,11 +133,13 @@ static const char *const *shared_prefixes(setok_component c)
                                             "model.multi_modal_projector.", NULL};
     static const char *const sam[] = {"mask_decoder.", "prompt_encoder.",
                                       "shared_image_embedding.", NULL};
+    static const char *const sam_vision[] = {"vision_encoder.", NULL};
     switch (c) {
     case SETOK_COMPONENT_VISION: return vision;
     case SETOK_COMPONENT_LLM: return llm;
     case SETOK_COMPONENT_PROJECTOR_IN: return projector;
     case SETOK_COMPONENT_MASK_DECODER: return sam;
+    case SETOK_COMPONENT_SAM_VISION: return sam_vision;
     default: return NULL;
     }
 }
@@ -400,12 +405,40 @@ static setok_status fit_draw(setok_model *m, setok_error *err)
     return st;
 }
 
+/* SAM: the image encoder's embedding is what the mask decoder reads, at the size the
+ * processor makes. */
+static setok_status fit_sam(setok_model *m, setok_error *err)
+{
+    const setok_sam_vision *enc = OBJ(m, SETOK_COMPONENT_SAM_VISION);
+    const setok_sam_vision_config *vc = setok_sam_vision_get_config(enc);
+    const setok_sam_preprocessor *pp = setok_sam_vision_get_preprocessor(enc);
+    const setok_mask_decoder_config *dc =
+        setok_mask_decoder_get_config(OBJ(m, SETOK_COMPONENT_MASK_DECODER));
+    const char *dir = m->dir;
+    if (vc->output_channels != dc->hidden_size)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s/config.json: vision_config.output_channels "
+                          "%d is not mask_decoder_config.hidden_size %d", dir,
+                          vc->output_channels, dc->hidden_size);
+    if (setok_sam_vision_grid(enc) != dc->image_embedding_size || vc->image_size != dc->image_size)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s/config.json: the image encoder makes a %d x %d "
+                          "embedding of %d px, the prompt encoder expects %d x %d of %d px", dir,
+                          setok_sam_vision_grid(enc), setok_sam_vision_grid(enc), vc->image_size,
+                          dc->image_embedding_size, dc->image_embedding_size, dc->image_size);
+    if (!pp->do_pad || pp->pad_width != vc->image_size || pp->pad_height != vc->image_size ||
+        (pp->do_resize && pp->longest_edge > vc->image_size))
+        return setok_fail(err, SETOK_ERR_INPUT, "%s/%s: the processor must pad to the image "
+                          "encoder's %d x %d input (do_pad, pad_size) and resize within it",
+                          dir, pp->source[0] ? pp->source : "preprocessor_config.json",
+                          vc->image_size, vc->image_size);
+    return SETOK_OK;
+}
+
 setok_status model_check_fit(setok_model *m, setok_capability cap, setok_error *err)
 {
     switch (cap) {
     case SETOK_CAP_TOKENS:
     case SETOK_CAP_SEGMENT_POINTS:
-        return fit_tokens(m, err);
+        return m->kind == SETOK_MODEL_SAM ? fit_sam(m, err) : fit_tokens(m, err);
     case SETOK_CAP_CHAT:
         return fit_chat(m, err);
     case SETOK_CAP_SEGMENT_PHRASE:

@@ -25,7 +25,7 @@ _Static_assert(sizeof capability_names / sizeof *capability_names == SETOK_CAP_C
 
 static const char *const component_names[] = {
     "vision", "setok", "tokenizer", "llm", "projector_in", "projector_out", "projector_seg",
-    "mapper", "text_encoder", "unet", "vae", "mask_decoder"};
+    "mapper", "text_encoder", "unet", "vae", "mask_decoder", "image_encoder"};
 _Static_assert(sizeof component_names / sizeof *component_names == SETOK_COMPONENT_COUNT,
                "one name per setok_component");
 
@@ -206,6 +206,8 @@ static setok_status open_config(setok_model *m, const char *path, setok_error *e
         } else if (is_any(names[i], sam)) {
             m->kind = SETOK_MODEL_SAM;
             st = set_path(m, SETOK_COMPONENT_MASK_DECODER, m->dir, err);
+            if (st == SETOK_OK)
+                st = set_path(m, SETOK_COMPONENT_SAM_VISION, m->dir, err);
         } else {
             known = false;
         }
@@ -356,9 +358,12 @@ static void decide(setok_model *m)
         return;
     case SETOK_MODEL_SAM:
     default:
+        m->needs[SETOK_CAP_SEGMENT_POINTS] =
+            BIT(SETOK_COMPONENT_SAM_VISION) | BIT(SETOK_COMPONENT_MASK_DECODER);
         for (int cap = 0; cap < SETOK_CAP_COUNT; cap++)
-            set_reason(m, cap, "%s is a SAM folder; SAM's image encoder is not part of this "
-                       "engine, so it cannot be used on its own", m->dir);
+            if (cap != SETOK_CAP_SEGMENT_POINTS)
+                set_reason(m, cap, "%s is a SAM folder: it segments by points and boxes only",
+                           m->dir);
         return;
     }
 }
@@ -559,6 +564,7 @@ void setok_model_free(setok_model *m)
     model_unload(m);
     model_features_free(m);
     model_prompt_free(m);
+    model_sam_free(m);
     for (int c = 0; c < SETOK_COMPONENT_COUNT; c++) {
         free(m->comp[c].path);
         free(m->comp[c].error);
@@ -681,6 +687,11 @@ setok_status setok_model_vae(setok_model *m, setok_vae **out, setok_error *err)
 setok_status setok_model_mask_decoder(setok_model *m, setok_mask_decoder **out, setok_error *err)
 {
     return component(m, SETOK_COMPONENT_MASK_DECODER, (void **)out, err);
+}
+
+setok_status setok_model_sam_vision(setok_model *m, setok_sam_vision **out, setok_error *err)
+{
+    return component(m, SETOK_COMPONENT_SAM_VISION, (void **)out, err);
 }
 
 setok_status setok_model_feature_layer(setok_model *m, int *layer, setok_error *err)

@@ -69,6 +69,10 @@ struct setok_mask_decoder {
     setok_tensor up1_w, up1_b, up_ln_w, up_ln_b, up2_w, up2_b;
     sam_ffn *hyper; /* [M] output_hypernetworks_mlps */
     sam_ffn iou_head;
+    /* the image positional encoding of the last grid: it depends on h x w only, so the clicks
+     * on one image compute it once */
+    setok_tensor grid_pe; /* [h * w, C] */
+    int64_t grid_h, grid_w;
 };
 
 static int num_mask_tokens(const setok_mask_decoder_config *c)
@@ -296,6 +300,7 @@ void setok_mask_decoder_free(setok_mask_decoder *m)
             free_ffn(&m->hyper[i]);
     free_ffn(&m->iou_head);
     free_attn(&m->final_attn);
+    setok_tensor_free(&m->grid_pe);
     setok_tensor *all[] = {&m->no_mask,  &m->output_tokens, &m->final_ln_w, &m->final_ln_b,
                            &m->up1_w,    &m->up1_b,         &m->up_ln_w,    &m->up_ln_b,
                            &m->up2_w,    &m->up2_b,         &m->mconv1_w,   &m->mconv1_b,
@@ -311,10 +316,32 @@ void setok_mask_decoder_free(setok_mask_decoder *m)
     free(m);
 }
 
+/* A random weight (ld->random_state) as host float32 into a new array. */
+static setok_status random_host(const setok_loader *ld, float **out, const char *name, int ndim,
+                                const int64_t *shape, setok_error *err)
+{
+    setok_tensor t = {0};
+    float *v = NULL;
+    setok_status st = setok_loader_one(ld, &t, "", name, ndim, shape, 0, err);
+    if (st == SETOK_OK && !(v = malloc((size_t)setok_tensor_numel(&t) * sizeof *v)))
+        st = setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
+    if (st == SETOK_OK)
+        st = setok_tensor_download_f32(v, &t, err);
+    setok_tensor_free(&t);
+    if (st != SETOK_OK) {
+        free(v);
+        return st;
+    }
+    *out = v;
+    return SETOK_OK;
+}
+
 /* A weight (name, or "name|alias") as host float32 into a new array of numel floats. */
 static setok_status load_host(const setok_loader *ld, float **out, const char *name, int ndim,
                               const int64_t *shape, setok_error *err)
 {
+    if (ld->random_state)
+        return random_host(ld, out, name, ndim, shape, err);
     char full[2][160];
     const char *bar = strchr(name, '|');
     snprintf(full[0], sizeof full[0], "%.*s", bar ? (int)(bar - name) : (int)strlen(name), name);
@@ -527,22 +554,16 @@ static setok_status load_weights(setok_mask_decoder *m, const setok_loader *ld, 
     return st;
 }
 
-setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
-                                     setok_backend *backend, setok_dtype dtype,
-                                     setok_error *err)
+static setok_status alloc_decoder(setok_mask_decoder **out, const setok_mask_decoder_config *cfg,
+                                  setok_backend *backend, setok_dtype dtype, setok_error *err)
 {
-    *out = NULL;
     if (!setok_dtype_is_float(dtype))
         return setok_fail(err, SETOK_ERR_INPUT, "mask decoder: dtype must be f32, f16 or bf16, "
                           "got %s", setok_dtype_name(dtype));
-    setok_mask_decoder_config cfg;
-    setok_status st = setok_mask_decoder_config_load(&cfg, dir, err);
-    if (st != SETOK_OK)
-        return st;
     setok_mask_decoder *m = calloc(1, sizeof *m);
     if (m) {
-        m->blocks = calloc(cfg.num_layers > 0 ? (size_t)cfg.num_layers : 1, sizeof *m->blocks);
-        m->hyper = calloc((size_t)num_mask_tokens(&cfg), sizeof *m->hyper);
+        m->blocks = calloc(cfg->num_layers > 0 ? (size_t)cfg->num_layers : 1, sizeof *m->blocks);
+        m->hyper = calloc((size_t)num_mask_tokens(cfg), sizeof *m->hyper);
     }
     if (!m || !m->blocks || !m->hyper) {
         if (m) {
@@ -552,9 +573,25 @@ setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
         free(m);
         return setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
     }
-    m->cfg = cfg;
+    m->cfg = *cfg;
     m->backend = backend;
     m->dtype = dtype;
+    *out = m;
+    return SETOK_OK;
+}
+
+setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
+                                     setok_backend *backend, setok_dtype dtype,
+                                     setok_error *err)
+{
+    *out = NULL;
+    setok_mask_decoder_config cfg;
+    setok_mask_decoder *m = NULL;
+    setok_status st = setok_mask_decoder_config_load(&cfg, dir, err);
+    if (st == SETOK_OK)
+        st = alloc_decoder(&m, &cfg, backend, dtype, err);
+    if (st != SETOK_OK)
+        return st;
     setok_weights *w = NULL;
     st = setok_weights_open(&w, dir, err);
     if (st == SETOK_OK) {
@@ -562,6 +599,29 @@ setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
         st = load_weights(m, &ld, err);
     }
     setok_weights_close(w);
+    if (st != SETOK_OK) {
+        setok_mask_decoder_free(m);
+        return st;
+    }
+    *out = m;
+    return SETOK_OK;
+}
+
+setok_status setok_mask_decoder_create_random(setok_mask_decoder **out,
+                                              const setok_mask_decoder_config *cfg,
+                                              setok_backend *backend, setok_dtype dtype,
+                                              uint32_t seed, setok_error *err)
+{
+    *out = NULL;
+    setok_mask_decoder *m = NULL;
+    setok_status st = config_check(cfg, "mask decoder", err);
+    if (st == SETOK_OK)
+        st = alloc_decoder(&m, cfg, backend, dtype, err);
+    if (st != SETOK_OK)
+        return st;
+    uint32_t state = seed * 2654435761u + 1u;
+    setok_loader ld = {.random_state = &state, .backend = backend, .dtype = dtype};
+    st = load_weights(m, &ld, err);
     if (st != SETOK_OK) {
         setok_mask_decoder_free(m);
         return st;
@@ -733,19 +793,34 @@ static setok_status upload_floats(setok_mask_decoder *m, setok_arena *arena, set
                                   setok_error *err)
 {
     setok_status st = setok_arena_tensor(arena, t, m->dtype, ndim, shape, err);
-    if (st != SETOK_OK)
+    return st == SETOK_OK ? setok_tensor_upload_f32(t, v, err) : st;
+}
+
+/* m->grid_pe for an h x w grid (computed when the grid changes). */
+static setok_status grid_positional_embedding(setok_mask_decoder *m, int64_t h, int64_t w,
+                                              setok_error *err)
+{
+    if (m->grid_pe.data && m->grid_h == h && m->grid_w == w)
+        return SETOK_OK;
+    setok_tensor_free(&m->grid_pe);
+    m->grid_h = m->grid_w = 0;
+    int64_t C = m->cfg.hidden_size;
+    float *host = malloc((size_t)(h * w * C) * sizeof *host);
+    setok_status st = host ? setok_tensor_alloc(&m->grid_pe, m->backend, m->dtype, 2,
+                                                (int64_t[]){h * w, C}, err)
+                           : setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
+    if (st == SETOK_OK) {
+        image_positional_embedding(m, host, h, w);
+        st = setok_tensor_upload_f32(&m->grid_pe, host, err);
+    }
+    free(host);
+    if (st != SETOK_OK) {
+        setok_tensor_free(&m->grid_pe);
         return st;
-    int64_t n = setok_tensor_numel(t);
-    if (m->dtype == SETOK_F32)
-        return setok_tensor_upload(t, v, err);
-    void *buf = malloc((size_t)(n > 0 ? n : 1) * setok_dtype_size(m->dtype));
-    if (!buf)
-        return setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
-    for (int64_t i = 0; i < n; i++)
-        setok_store_f32(buf, m->dtype, i, v[i]);
-    st = setok_tensor_upload(t, buf, err);
-    free(buf);
-    return st;
+    }
+    m->grid_h = h;
+    m->grid_w = w;
+    return SETOK_OK;
 }
 
 /* ---------------------------------------------------------------------------
@@ -1303,16 +1378,9 @@ setok_status setok_mask_decoder_forward(setok_mask_decoder *m, setok_arena *aren
         st = setok_arena_tensor(arena, &queries, m->dtype, 3, tq, err);
     if (st == SETOK_OK)
         st = setok_arena_tensor(arena, &keys, m->dtype, 3, (int64_t[]){d.B, d.HW, d.C}, err);
-    if (st == SETOK_OK) {
-        float *host = malloc((size_t)(d.HW * d.C) * sizeof *host);
-        if (!host)
-            st = setok_fail(err, SETOK_ERR_NOMEM, "mask decoder: out of memory");
-        if (st == SETOK_OK) {
-            image_positional_embedding(m, host, h, w);
-            st = upload_floats(m, arena, &kpe, host, 2, (int64_t[]){d.HW, d.C}, err);
-        }
-        free(host);
-    }
+    if (st == SETOK_OK)
+        st = grid_positional_embedding(m, h, w, err);
+    kpe = m->grid_pe;
     if (st == SETOK_OK)
         st = build_tokens(m, arena, &qpe, pr, &d, err);
     if (st == SETOK_OK)

@@ -1,6 +1,7 @@
 /* segment-mask.c — segmentation by a SETOKIM bundle's mask decoder, prompted
- * by points and/or a referring phrase (see segment.h). */
-#include "setok/segment.h"
+ * by points and/or a referring phrase (see segment.h); on a SAM folder the
+ * segmenter hands its prompts to segment-sam.c. */
+#include "segment-impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ struct setok_segmenter {
     setok_image_fit fit;        /* how images become the tower's input; pad by default */
     setok_chat *chat;           /* the phrase's LLM request; made on the first phrase */
     setok_arena arena;
+    bool sam;                   /* a SAM folder: segment-sam.c, no vision tower */
 };
 
 setok_status setok_segmenter_new(setok_segmenter **out, setok_model *model, setok_error *err)
@@ -26,12 +28,15 @@ setok_status setok_segmenter_new(setok_segmenter **out, setok_model *model, seto
     if (!s)
         return setok_fail(err, SETOK_ERR_NOMEM, "segment: out of memory");
     s->model = model;
-    setok_status st = setok_model_vit(model, &s->vit, err);
+    s->sam = setok_model_kind_of(model) == SETOK_MODEL_SAM;
+    /* a SAM folder: its image encoder and decoder, checked to fit each other */
+    setok_status st = s->sam ? setok_model_require(model, SETOK_CAP_SEGMENT_POINTS, err)
+                             : setok_model_vit(model, &s->vit, err);
     if (st == SETOK_OK)
         st = setok_model_mask_decoder(model, &s->decoder, err);
-    if (st == SETOK_OK)
+    if (st == SETOK_OK && !s->sam)
         st = setok_model_feature_layer(model, &s->feature_layer, err);
-    if (st == SETOK_OK) {
+    if (st == SETOK_OK && !s->sam) {
         const setok_mask_decoder_config *mc = setok_mask_decoder_get_config(s->decoder);
         const setok_vit_config *vc = setok_vit_get_config(s->vit);
         setok_component_info info;
@@ -124,6 +129,13 @@ setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
     memset(r, 0, sizeof *r);
     if (!image || (!expression && n < 1))
         return setok_fail(err, SETOK_ERR_INPUT, "segment: give an image and a phrase or points");
+    if (s->sam && expression)
+        return setok_fail(err, SETOK_ERR_INPUT, "segment: %s is a SAM folder: it segments by "
+                          "points and boxes, not by a phrase", setok_model_dir(s->model));
+    if (s->sam) {
+        setok_segment_prompt p = {.points = points, .n_points = n};
+        return setok_segmenter_run_prompt(s, image, &p, cancel, r, err);
+    }
     if (expression && !setok_segmenter_can_refer(s))
         return setok_fail(err, SETOK_ERR_INPUT, "segment: this model has no segment token "
                           "(setokim.json segment_token and projector_seg): it cannot segment by "
@@ -221,5 +233,27 @@ setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
     free(pts);
     free(labels);
     free(logits);
+    return st;
+}
+
+setok_status setok_segmenter_run_prompt(setok_segmenter *s, const setok_image *image,
+                                        const setok_segment_prompt *prompt,
+                                        const atomic_bool *cancel, setok_segment_result *r,
+                                        setok_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (!image || !prompt)
+        return setok_fail(err, SETOK_ERR_INPUT, "segment: give an image and a prompt");
+    if (!s->sam && (prompt->has_box || prompt->multimask))
+        return setok_fail(err, SETOK_ERR_INPUT, "segment: boxes and multimask output need "
+                          "a SAM folder; %s is a %s model", setok_model_dir(s->model),
+                          setok_model_kind_name(setok_model_kind_of(s->model)));
+    if (!s->sam)
+        return setok_segmenter_run(s, image, NULL, prompt->points, prompt->n_points, cancel, r,
+                                   err);
+    setok_status st = segment_sam_run(s->model, s->decoder, &s->arena, image, prompt, cancel, r,
+                                      err);
+    if (st != SETOK_OK)
+        setok_segment_result_free(r);
     return st;
 }

@@ -11,6 +11,10 @@ void setok_segment_result_free(setok_segment_result *r)
     setok_image_free(&r->mask);
     free(r->tokens);
     setok_tokens_result_free(&r->tokens_result);
+    for (int i = 0; r->masks && i < r->n_masks; i++)
+        setok_image_free(&r->masks[i]);
+    free(r->masks);
+    free(r->scores);
     memset(r, 0, sizeof *r);
 }
 

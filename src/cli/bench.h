@@ -35,5 +35,6 @@ double bench_memory_now (const bench *b);
 
 /* The suites. */
 setok_status bench_unet (bench *b, bool quick, setok_error *err);
+setok_status bench_sam (bench *b, bool quick, setok_error *err);
 
 #endif

@@ -47,7 +47,12 @@ usage (FILE *out)
                 "Iterations per second of a Stable-Diffusion-1.5-shaped U-Net with random\n"
                 "weights made on the device, at 64 x 64 latents (512 x 512 pixels) and batch 2\n"
                 "(classifier-free guidance), the SD-1.5 VAE decode of one 64 x 64 latent, and\n"
-                "their memory (--quick: a small U-Net and VAE at 16 x 16 latents).\n");
+                "their memory (--quick: a small U-Net and VAE at 16 x 16 latents).\n\n"
+                "       setok bench sam [--device D] [--dtype T | --weights Q] [--quick] [--json]\n\n"
+                "SAM's ViT-B image encoder at 1024 x 1024 with random weights made in memory,\n"
+                "the prompt encoder + mask decoder per click on its image embedding (1 point;\n"
+                "3 masks; 2 points and a box), a mask drawn at 1920 x 1080, and their memory\n"
+                "(--quick: a small encoder at 512 x 512).\n");
 }
 
 /* Seconds per call, or a negative number with err set. */
@@ -820,6 +825,7 @@ cmd_bench (int argc, char **argv)
                  { "cluster", bench_cluster },
                  { "llm", bench_llm },
                  { "unet", bench_unet },
+                 { "sam", bench_sam },
                  { "membw", bench_membw } };
   int which = -1;
   for (int i = 0; optind == argc - 1 && i < (int)(sizeof suites / sizeof suites[0]); i++)
@@ -827,7 +833,7 @@ cmd_bench (int argc, char **argv)
       which = i;
   if (which < 0)
     return cli_usage_error ("bench", "expected a suite name: ops, vision, cluster, llm, unet, "
-                                     "membw");
+                                     "sam, membw");
   const char *suite = argv[optind];
 
   setok_error err = { 0 };

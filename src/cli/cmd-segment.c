@@ -1,6 +1,6 @@
-/* cmd-segment.c — `setok segment`: the object under one or more points, or
- * named by a phrase, as a mask PNG: from the image's SeTok tokens, or from a
- * bundle's mask decoder (setok/segment.h). */
+/* cmd-segment.c — `setok segment`: the object under one or more points (or in
+ * a box), or named by a phrase, as a mask PNG: from the image's SeTok tokens,
+ * from a bundle's mask decoder, or from a SAM folder (setok/segment.h). */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +14,27 @@
 static void
 usage (FILE *out)
 {
-  fprintf (out, "Usage: setok segment IMAGE (--point X,Y... | --text PHRASE) -o MASK.png "
-                "[OPTIONS]\n\n"
+  fprintf (out, "Usage: setok segment IMAGE (--point X,Y... | --box X0,Y0,X1,Y1 | --text PHRASE)\n"
+                "                     -o MASK.png [OPTIONS]\n\n"
                 "Writes the mask of the object under the points: the semantic tokens (SeTok\n"
                 "clusters) that cover them, with edges refined to follow the image. With\n"
                 "--text (or --decoder) the bundle's mask decoder draws the mask instead: the\n"
                 "language model reads the image and the phrase (referring segmentation), and\n"
-                "any points are further prompts; the score is the decoder's predicted IoU.\n\n"
-                "  --point X,Y         a pixel on the object (repeat to add tokens)\n"
-                "  --background X,Y    a pixel whose token must not be in the mask\n"
+                "any points are further prompts; the score is the decoder's predicted IoU.\n"
+                "With a SAM folder (transformers' SamModel layout, e.g. facebook/sam-vit-base)\n"
+                "as --model, SAM segments the points and the box: its image encoder runs once\n"
+                "per image, then the prompt encoder and mask decoder; the score is SAM's\n"
+                "predicted IoU.\n\n"
+                "  --point X,Y         a pixel on the object (repeat to add tokens or points)\n"
+                "  --background X,Y    a pixel whose token (SAM: a point) is not the object\n"
+                "  --box X0,Y0,X1,Y1   SAM: a box around the object\n"
+                "  --multimask         SAM: its three masks, the one of best predicted IoU written\n"
+                "  --all-masks         SAM: with --multimask, also MASK-1.png .. MASK-3.png\n"
                 "  --text PHRASE       the object, in words (\"the red circle\")\n"
                 "  --decoder           segment the points with the mask decoder, not tokens\n"
                 "  -o, --output M.png  the mask (white = the object), the image's size\n"
-                "  --model DIR         a SETOKIM bundle (default: the shipped setokim-tiny)\n"
+                "  --model DIR         a SETOKIM bundle or a SAM folder (default: the shipped\n"
+                "                      setokim-tiny)\n"
                 "  --vision DIR        a vision tower alone (CLIP, SigLIP or a LLaVA folder)\n"
                 "  --mode MODE         dpc (default), soft or fixed clustering\n"
                 "  --threshold T       density-peak score threshold\n"
@@ -53,13 +61,38 @@ parse_point (const char *s, setok_segment_point *p, bool fg)
   return 0;
 }
 
-/* Writes the mask and reports it (JSON or a line); text NULL: the tokens' mask. */
+static int
+parse_box (const char *s, int box[4])
+{
+  char extra;
+  if (sscanf (s, "%d,%d,%d,%d%c", &box[0], &box[1], &box[2], &box[3], &extra) != 4)
+    return -1;
+  return box[0] >= 0 && box[1] >= 0 && box[0] < box[2] && box[1] < box[3] ? 0 : -1;
+}
+
+/* MASK.png -> MASK-k.png (k from 1, as SamModel numbers its multimask outputs). */
+static void
+candidate_path (char *buf, size_t size, const char *out, int k)
+{
+  const char *dot = strrchr (out, '.'), *slash = strrchr (out, '/');
+  int stem = dot && (!slash || dot > slash) ? (int)(dot - out) : (int)strlen (out);
+  snprintf (buf, size, "%.*s-%d%s", stem, out, k, dot && stem < (int)strlen (out) ? dot : "");
+}
+
+/* Writes the mask (and a prompt's candidate masks) and reports them (JSON or a line); text
+ * NULL: the tokens' mask. */
 static int
 finish (setok_status st, const setok_segment_result *r, const char *out, const char *text,
         const char *device, double load_ms, double segment_ms, bool json, setok_error *err)
 {
+  char path[4096];
   if (st == SETOK_OK)
     st = setok_image_save_png (&r->mask, out, err);
+  for (int i = 0; st == SETOK_OK && i < r->n_masks; i++)
+    {
+      candidate_path (path, sizeof path, out, i + 1);
+      st = setok_image_save_png (&r->masks[i], path, err);
+    }
   if (st != SETOK_OK)
     return cli_report (err);
   bool tokens = device == NULL;
@@ -89,16 +122,57 @@ finish (setok_status st, const setok_segment_result *r, const char *out, const c
     }
   else
     cJSON_AddStringToObject (j, "device", device);
+  cJSON *cands = r->n_masks ? cJSON_AddArrayToObject (j, "masks") : NULL;
+  for (int i = 0; i < r->n_masks; i++)
+    {
+      cJSON *c = cJSON_CreateObject ();
+      candidate_path (path, sizeof path, out, i + 1);
+      cJSON_AddStringToObject (c, "output", path);
+      cJSON_AddNumberToObject (c, "score", r->scores[i]);
+      cJSON_AddBoolToObject (c, "chosen", i == r->chosen);
+      cJSON_AddItemToArray (cands, c);
+    }
   cJSON_AddNumberToObject (j, "load_ms", load_ms);
   cJSON_AddNumberToObject (j, "segment_ms", segment_ms);
   return cli_print_json (j);
 }
 
-/* --text / --decoder: the bundle's mask decoder. */
+/* Whether dir is a SAM folder (the model decides; a folder it cannot open is not). */
+static bool
+is_sam_folder (const char *dir)
+{
+  setok_model_options o;
+  setok_model_options_default (&o);
+  o.device = "cpu";
+  o.threads = 1;
+  setok_model *m = NULL;
+  if (setok_model_open (&m, dir, &o, NULL) != SETOK_OK)
+    return false;
+  bool sam = setok_model_kind_of (m) == SETOK_MODEL_SAM;
+  setok_model_free (m);
+  return sam;
+}
+
+/* A SAM folder without a processor config runs with SamImageProcessor's defaults: say so. */
+static void
+note_sam_processor (setok_model *m)
+{
+  setok_sam_vision *enc = NULL;
+  if (setok_model_kind_of (m) != SETOK_MODEL_SAM || setok_model_sam_vision (m, &enc, NULL))
+    return;
+  const setok_sam_preprocessor *pp = setok_sam_vision_get_preprocessor (enc);
+  if (!pp->source[0])
+    fprintf (stderr, "setok: note: %s has no preprocessor_config.json or processor_config.json; "
+                     "using SamImageProcessor's defaults (longest side %d, padded to %dx%d, "
+                     "ImageNet mean and std)\n", setok_model_dir (m), pp->longest_edge,
+             pp->pad_width, pp->pad_height);
+}
+
+/* --text / --decoder, or a SAM folder: the mask decoder. */
 static int
 segment_by_decoder (const char *image_path, const char *model, const char *text,
-                    const setok_segment_point *points, int n_points, setok_image_fit fit,
-                    const char *out, const cli_placement *place, bool json)
+                    const setok_segment_prompt *prompt, setok_image_fit fit, const char *out,
+                    const cli_placement *place, bool json)
 {
   setok_error err = { 0 };
   setok_image image = { 0 };
@@ -117,9 +191,12 @@ segment_by_decoder (const char *image_path, const char *model, const char *text,
   if (st == SETOK_OK)
     {
       setok_segmenter_set_image_fit (s, fit);
+      note_sam_processor (m);
       t_load = setok_clock_ms ();
-      st = setok_segmenter_run (s, &image, text, points, n_points, cli_cancel_on_interrupt (),
-                                &r, &err);
+      st = text ? setok_segmenter_run (s, &image, text, prompt->points, prompt->n_points,
+                                       cli_cancel_on_interrupt (), &r, &err)
+                : setok_segmenter_run_prompt (s, &image, prompt, cli_cancel_on_interrupt (), &r,
+                                              &err);
     }
   double t_done = setok_clock_ms ();
   int rc = finish (st, &r, out, text, m ? setok_model_device (m) : "", t_load - t0,
@@ -149,6 +226,9 @@ cmd_segment (int argc, char **argv)
     CLI_PLACEMENT_OPTIONS,
     { "text", required_argument, NULL, 'x' },
     { "decoder", no_argument, NULL, 'D' },
+    { "box", required_argument, NULL, 'B' },
+    { "multimask", no_argument, NULL, 'U' },
+    { "all-masks", no_argument, NULL, 'A' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -161,6 +241,7 @@ cmd_segment (int argc, char **argv)
   double threshold = -1.0;
   bool json = false, patch_masks = false, decoder = false;
   setok_image_fit fit = SETOK_IMAGE_FIT_PAD;
+  setok_segment_prompt prompt = { .points = points };
   optind = 1;
   opterr = 0;
   int c;
@@ -216,6 +297,18 @@ cmd_segment (int argc, char **argv)
           case 'D':
             decoder = true;
             break;
+          case 'B':
+            if (parse_box (optarg, prompt.box))
+              return cli_usage_error ("segment", "--box needs X0,Y0,X1,Y1 pixels with X0 < X1 "
+                                                 "and Y0 < Y1, got '%s'", optarg);
+            prompt.has_box = true;
+            break;
+          case 'U':
+            prompt.multimask = true;
+            break;
+          case 'A':
+            prompt.multimask = prompt.all_masks = true;
+            break;
           case 'h':
             usage (stdout);
             return CLI_EXIT_OK;
@@ -234,17 +327,22 @@ cmd_segment (int argc, char **argv)
     return cli_usage_error ("segment", "give exactly one IMAGE");
   if (!out)
     return cli_usage_error ("segment", "-o MASK.png is required");
-  if (n_points == 0 && !text)
-    return cli_usage_error ("segment", "give at least one --point X,Y, or --text PHRASE");
+  if (n_points == 0 && !text && !prompt.has_box)
+    return cli_usage_error ("segment", "give at least one --point X,Y, a --box, or --text "
+                                       "PHRASE");
   if (model && vision)
     return cli_usage_error ("segment", "give --model or --vision, not both");
-  if (text || decoder)
+  bool sam_only = prompt.has_box || prompt.multimask;
+  if (sam_only && (vision || text))
+    return cli_usage_error ("segment", "--box, --multimask and --all-masks need a SAM folder as "
+                                       "--model, without --text");
+  prompt.n_points = n_points;
+  if (text || decoder || sam_only || (model && is_sam_folder (model)))
     {
       if (vision)
         return cli_usage_error ("segment", "--text and --decoder need a bundle (--model), not "
                                            "--vision");
-      return segment_by_decoder (argv[optind], model, text, points, n_points, fit, out, &place,
-                                 json);
+      return segment_by_decoder (argv[optind], model, text, &prompt, fit, out, &place, json);
     }
   setok_cluster_mode cmode = SETOK_CLUSTER_DPC;
   if (mode && !strcmp (mode, "soft"))

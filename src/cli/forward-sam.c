@@ -1,17 +1,20 @@
-/* forward-sam.c — `setok forward` on a SamModel folder (prompt encoder and
- * mask decoder; the image encoder is not run):
- * image_embeddings [B, C, h, w], input_points [B, 1, P, 2] or [B, P, 2]?,
+/* forward-sam.c — `setok forward` on a SamModel folder:
+ * pixel_values [B, 3, S, S] -> image_embeddings [B, C, S / 16, S / 16] (the image encoder);
+ * image_embeddings [B, C, h, w] (or those of pixel_values), input_points [B, 1, P, 2] or
+ * [B, P, 2]?,
  * input_labels [B, 1, P] or [B, P]? (default all 1, as SamModel), input_boxes [B, 1, 4] or
  * [B, 4]?, input_masks [B, 1, 4h, 4w]?,
  * sparse_embeddings [B, 1, E, C] or [B, E, C]? (extra sparse prompt tokens after the points)
  * -> pred_masks [B, M, 4h, 4w], iou_scores [B, M]: SamModel's outputs for point batch 1
- * without that axis. --set multimask=0|1 (default 1) is multimask_output. */
+ * without that axis. --set multimask=0|1 (default 1) is multimask_output. With
+ * pixel_values the decoder runs when a prompt is given, as SamModel(pixel_values, ...). */
 #include <stdlib.h>
 
 #include "cli.h"
 #include "forward.h"
 #include "setok/arena.h"
 #include "setok/models/mask_decoder.h"
+#include "setok/models/sam_vision.h"
 
 /* A file tensor of ndim dims, or ndim + 1 with a point-batch axis of 1 at
  * index 1, onto the backend as ndim dims. */
@@ -100,6 +103,27 @@ read_boxes (float **boxes, const setok_safetensors *in, int64_t batch, setok_bac
   return st;
 }
 
+/* pixel_values -> image_embeddings on the backend (the encoder's arena stays alive in arena). */
+static setok_status
+encode_pixels (setok_tensor *emb, setok_arena *arena, const setok_st_tensor *t,
+               const component_args *a, setok_backend *be, setok_error *err)
+{
+  setok_sam_vision *enc = NULL;
+  setok_tensor px = { 0 };
+  setok_status st = setok_sam_vision_load (&enc, a->dir, be, a->dtype, a->dtype, err);
+  if (st == SETOK_OK)
+    st = forward_load_input (&px, t, false, a->dtype, be, err);
+  if (st == SETOK_OK)
+    st = setok_arena_init (arena, be, setok_sam_vision_arena_bytes (enc, px.shape[0]), err);
+  if (st == SETOK_OK)
+    st = setok_sam_vision_forward (enc, arena, emb, &px, NULL, err);
+  if (st == SETOK_OK)
+    st = setok_backend_synchronize (be, err);
+  setok_tensor_free (&px);
+  setok_sam_vision_free (enc);
+  return st;
+}
+
 int
 forward_run_sam (const component_args *a)
 {
@@ -108,54 +132,73 @@ forward_run_sam (const component_args *a)
   setok_mask_decoder *m = NULL;
   setok_safetensors *in = NULL;
   setok_tensor img = { 0 }, extra = { 0 }, mask_in = { 0 }, masks = { 0 }, iou = { 0 };
-  setok_arena arena = { 0 };
+  setok_tensor *emb = &img;
+  setok_arena arena = { 0 }, enc_arena = { 0 };
   float *points = NULL, *boxes = NULL;
   int32_t *labels = NULL;
   setok_sam_prompt prompt = { 0 };
-  const setok_st_tensor *t = NULL, *te = NULL, *tm = NULL;
+  const setok_st_tensor *t = NULL, *te = NULL, *tm = NULL, *tp = NULL;
+  bool decode = true;
   setok_status st = setok_backend_create_by_name (&be, a->device, 0, &err);
   if (st == SETOK_OK)
-    st = setok_mask_decoder_load (&m, a->dir, be, a->dtype, &err);
-  if (st == SETOK_OK)
     st = setok_safetensors_open (&in, a->in, &err);
-  if (st == SETOK_OK && !(t = setok_safetensors_find (in, "image_embeddings")))
+  if (st == SETOK_OK && (tp = setok_safetensors_find (in, "pixel_values")))
+    {
+      static const char *const prompts[]
+        = { "input_points", "input_labels", "input_boxes", "input_masks", "sparse_embeddings" };
+      decode = false;
+      for (size_t i = 0; i < sizeof prompts / sizeof *prompts; i++)
+        decode |= setok_safetensors_find (in, prompts[i]) != NULL;
+      if (tp->ndim != 4)
+        st = setok_fail (&err, SETOK_ERR_INPUT,
+                         "%s: pixel_values must be [B, 3, H, W], has %d dims", a->in, tp->ndim);
+      if (st == SETOK_OK)
+        st = encode_pixels (&img, &enc_arena, tp, a, be, &err);
+    }
+  else if (st == SETOK_OK && !(t = setok_safetensors_find (in, "image_embeddings")))
     st = setok_fail (&err, SETOK_ERR_INPUT,
-                     "%s: the mask decoder needs an input named 'image_embeddings'", a->in);
-  if (st == SETOK_OK && t->ndim != 4)
+                     "%s: SamModel needs an input named 'pixel_values' or 'image_embeddings'",
+                     a->in);
+  else if (st == SETOK_OK && t->ndim != 4)
     st = setok_fail (&err, SETOK_ERR_INPUT,
                      "%s: image_embeddings must be [B, C, h, w], has %d dims", a->in, t->ndim);
-  if (st == SETOK_OK)
+  else if (st == SETOK_OK)
     st = forward_load_input (&img, t, false, a->dtype, be, &err);
-  if (st == SETOK_OK)
+  if (st == SETOK_OK && decode)
+    st = setok_mask_decoder_load (&m, a->dir, be, a->dtype, &err);
+  if (st == SETOK_OK && decode)
     st = read_points (&points, &labels, &prompt.num_points, in, img.shape[0], be, a->in, &err);
-  if (st == SETOK_OK)
+  if (st == SETOK_OK && decode)
     st = read_boxes (&boxes, in, img.shape[0], be, a->in, &err);
-  if (st == SETOK_OK && (tm = setok_safetensors_find (in, "input_masks")))
+  if (st == SETOK_OK && decode && (tm = setok_safetensors_find (in, "input_masks")))
     st = forward_load_input (&mask_in, tm, false, a->dtype, be, &err);
-  if (st == SETOK_OK && (te = setok_safetensors_find (in, "sparse_embeddings")))
+  if (st == SETOK_OK && decode && (te = setok_safetensors_find (in, "sparse_embeddings")))
     st = load_prompt_input (&extra, te, 3, false, a->dtype, be, a->in, &err);
   prompt.points = points;
   prompt.labels = labels;
   prompt.boxes = boxes;
   prompt.masks = tm ? &mask_in : NULL;
   prompt.extra = te ? &extra : NULL;
-  if (st == SETOK_OK)
+  if (st == SETOK_OK && decode)
     st = setok_arena_init (
       &arena, be,
       setok_mask_decoder_arena_bytes (m, img.shape[0], img.shape[2], img.shape[3], &prompt), &err);
-  if (st == SETOK_OK)
-    st = setok_mask_decoder_forward (m, &arena, &masks, &iou, &img, &prompt, a->p->multimask != 0,
+  if (st == SETOK_OK && decode)
+    st = setok_mask_decoder_forward (m, &arena, &masks, &iou, emb, &prompt, a->p->multimask != 0,
                                      NULL, &err);
   if (st == SETOK_OK)
     st = setok_backend_synchronize (be, &err);
   if (st == SETOK_OK)
     {
-      setok_tensor *outs[2] = { &masks, &iou };
-      const char *names[2] = { "pred_masks", "iou_scores" };
-      st = forward_write_outputs (a->out, outs, names, 2, &err);
+      setok_tensor *outs[3] = { &masks, &iou, emb };
+      const char *names[3] = { "pred_masks", "iou_scores", "image_embeddings" };
+      int first = decode ? 0 : 2, count = (decode ? 2 : 0) + (tp ? 1 : 0);
+      st = forward_write_outputs (a->out, outs + first, names + first, count, &err);
     }
   setok_arena_destroy (&arena);
-  setok_tensor_free (&img);
+  setok_arena_destroy (&enc_arena);
+  if (!tp)
+    setok_tensor_free (&img);
   setok_tensor_free (&extra);
   setok_tensor_free (&mask_in);
   free (points);

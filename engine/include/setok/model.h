@@ -9,8 +9,8 @@
  *   SETOK_MODEL_DIFFUSION  a diffusers Stable Diffusion, InstructPix2Pix or inpainting
  *                          folder (model_index.json, or unet/ vae/ text_encoder/
  *                          tokenizer/ scheduler/): generation and editing
- *   SETOK_MODEL_SAM        config.json of transformers' SamModel: recognised; its image
- *                          encoder is not part of this engine, so it offers nothing yet
+ *   SETOK_MODEL_SAM        config.json of transformers' SamModel (image encoder, prompt
+ *                          encoder, mask decoder): segmentation by points and boxes
  * Nothing heavy happens at open: each component (the vision tower, the LLM, the
  * U-Net, ...) is loaded on first use, exactly once, onto the model's backend,
  * and stays until setok_model_free. The pipelines (tokens.h, chat.h,
@@ -39,6 +39,7 @@
 #include "models/mask_decoder.h"
 #include "models/projector.h"
 #include "models/qformer.h"
+#include "models/sam_vision.h"
 #include "models/setok.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -83,6 +84,7 @@ typedef enum setok_component {
     SETOK_COMPONENT_UNET,
     SETOK_COMPONENT_VAE,
     SETOK_COMPONENT_MASK_DECODER,   /* SAM prompt encoder + mask decoder */
+    SETOK_COMPONENT_SAM_VISION,     /* SAM's image encoder (setok_sam_vision) */
     SETOK_COMPONENT_COUNT
 } setok_component;
 
@@ -190,6 +192,8 @@ SETOK_API setok_status setok_model_unet(setok_model *m, setok_unet **out, setok_
 SETOK_API setok_status setok_model_vae(setok_model *m, setok_vae **out, setok_error *err);
 SETOK_API setok_status setok_model_mask_decoder(setok_model *m, setok_mask_decoder **out,
                                                 setok_error *err);
+SETOK_API setok_status setok_model_sam_vision(setok_model *m, setok_sam_vision **out,
+                                              setok_error *err);
 
 /* ------------------------------------------------------------------------
  * How a chat model writes its prompts (chat.h), decided at open.
@@ -269,6 +273,25 @@ SETOK_API setok_status setok_model_encode_image(setok_model *m, const setok_imag
                                                 int layer, setok_image_fit fit,
                                                 const atomic_bool *cancel,
                                                 setok_image_features *out, setok_error *err);
+
+/* ------------------------------------------------------------------------
+ * SAM image embeddings, computed once per image */
+
+typedef struct setok_sam_embedding {
+    const float *data;           /* [channels, grid, grid] host f32, valid until the next call
+                                    on the model */
+    int channels, grid;
+    int resized_w, resized_h;    /* the image inside the padded input (reshaped_input_sizes) */
+    int input_w, input_h;        /* the padded model input */
+    double encode_ms;            /* preprocessing + the encoder; 0 when it came from the cache */
+} setok_sam_embedding;
+
+/* image -> SAM's image embedding through the folder's SamImageProcessor and
+ * image encoder. The last few results are kept, keyed by the image's pixels,
+ * so every click on one image encodes it once. cancel may be NULL. */
+SETOK_API setok_status setok_model_sam_embed(setok_model *m, const setok_image *image,
+                                             const atomic_bool *cancel, setok_sam_embedding *out,
+                                             setok_error *err);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,16 @@ typedef struct setok_segment_point {
     bool foreground;   /* false: a background point (its token is removed) */
 } setok_segment_point;
 
+/* What a SAM folder can be prompted with beyond points (setok_segmenter_run_prompt). */
+typedef struct setok_segment_prompt {
+    const setok_segment_point *points; /* [n_points]; may be NULL when n_points is 0 */
+    int n_points;
+    bool has_box;
+    int box[4];        /* x0, y0, x1, y1: pixels of the image, x0 < x1, y0 < y1 */
+    bool multimask;    /* the decoder's three masks, the one of best predicted IoU chosen */
+    bool all_masks;    /* with multimask: every mask kept in the result, not just the best */
+} setok_segment_prompt;
+
 /* Zero-initialize; free with setok_segment_result_free. */
 typedef struct setok_segment_result {
     setok_image mask;      /* one channel, the image's size: 255 = the object */
@@ -34,6 +44,12 @@ typedef struct setok_segment_result {
     int n_tokens;          /* tokens selected */
     int32_t *tokens;       /* [n_tokens] their indices in the tokens result */
     setok_tokens_result tokens_result; /* the clustering the mask came from */
+    /* a prompt's all_masks: each of the decoder's masks and its predicted IoU; mask is
+     * masks[chosen] */
+    int n_masks;
+    setok_image *masks;
+    float *scores;
+    int chosen;
 } setok_segment_result;
 
 SETOK_API void setok_segment_result_free(setok_segment_result *r);
@@ -56,8 +72,17 @@ SETOK_API setok_status setok_segment_points(setok_tokenizer *t, const setok_imag
  * is the decoder's predicted IoU. The result's token fields stay empty. */
 typedef struct setok_segmenter setok_segmenter;
 
+/* On a SAM folder (SETOK_MODEL_SAM: transformers' SamModel and its
+ * SamProcessor) the segmenter runs SAM itself: the image embedding is
+ * computed once per image (setok_model_sam_embed), and each prompt runs the
+ * prompt encoder and mask decoder on it. Point and box coordinates are scaled
+ * to the model's frame as SamProcessor scales them, and the low-resolution
+ * mask is brought back to the image's size as post_process_masks does
+ * (bilinear, > 0). A SAM folder cannot segment by a phrase. */
+
 /* Over a model with a vision tower and a mask_decoder component (a SETOKIM
- * bundle); loads them the first time. The model must outlive s. */
+ * bundle), or a SAM folder; loads them the first time. The model must
+ * outlive s. */
 SETOK_API setok_status setok_segmenter_new(setok_segmenter **out, setok_model *model, setok_error *err);
 SETOK_API void setok_segmenter_free(setok_segmenter *s);
 /* How images become the vision tower's input (models/vit.h); pad by default. */
@@ -69,6 +94,12 @@ SETOK_API setok_status setok_segmenter_run(setok_segmenter *s, const setok_image
                                  const char *expression, const setok_segment_point *points, int n,
                                  const atomic_bool *cancel, setok_segment_result *r,
                                  setok_error *err);
+/* image + points and/or a box, with one mask or SAM's three -> r. A box or
+ * multimask needs a SAM folder (SETOK_ERR_INPUT on a bundle). */
+SETOK_API setok_status setok_segmenter_run_prompt(setok_segmenter *s, const setok_image *image,
+                                                  const setok_segment_prompt *prompt,
+                                                  const atomic_bool *cancel,
+                                                  setok_segment_result *r, setok_error *err);
 
 #ifdef __cplusplus
 }

@@ -90,6 +90,11 @@ typedef struct setok_mask_decoder setok_mask_decoder;
 SETOK_API setok_status setok_mask_decoder_load(setok_mask_decoder **out, const char *dir,
                                      setok_backend *backend, setok_dtype dtype,
                                      setok_error *err);
+/* A decoder of cfg's shape with deterministic pseudo-random weights (benchmarks). */
+SETOK_API setok_status setok_mask_decoder_create_random(setok_mask_decoder **out,
+                                                        const setok_mask_decoder_config *cfg,
+                                                        setok_backend *backend, setok_dtype dtype,
+                                                        uint32_t seed, setok_error *err);
 SETOK_API void setok_mask_decoder_free(setok_mask_decoder *m);
 
 SETOK_API const setok_mask_decoder_config *setok_mask_decoder_get_config(const setok_mask_decoder *m);
