@@ -19,6 +19,7 @@
 #include "setok/weights.h"
 
 #include "clip-encoder.h"
+#include "vit-stem.h"
 
 struct setok_vit {
     setok_vit_config cfg;
@@ -26,6 +27,7 @@ struct setok_vit {
     setok_backend *backend;
     setok_dtype dtype;
     setok_tensor patch_w, patch_b;      /* [C, Cin, p, p], [C] (SigLIP only) */
+    vit_stem stem;                      /* instead of patch_w when cfg.stem_layers */
     setok_tensor class_emb;             /* [C] (CLIP only) */
     setok_tensor pos_emb;               /* [cls + grid^2, C] */
     setok_tensor pre_ln_w, pre_ln_b;    /* CLIP pre_layrnorm */
@@ -184,7 +186,7 @@ static setok_status config_check(const setok_vit_config *c, const char *where, s
     if (c->act != SETOK_OP_QUICK_GELU && c->act != SETOK_OP_GELU && c->act != SETOK_OP_GELU_TANH)
         return setok_fail(err, SETOK_ERR_INPUT, "%s: act must be quick_gelu, gelu or gelu_tanh",
                           where);
-    return SETOK_OK;
+    return vit_stem_config_check(c, where, err);
 }
 
 static setok_status config_parse(setok_vit_config *cfg, const setok_config *json,
@@ -231,6 +233,8 @@ static setok_status config_parse(setok_vit_config *cfg, const setok_config *json
                             "gelu, gelu_pytorch_tanh, gelu_new", path, key, act);
     }
     if (st == SETOK_OK)
+        st = vit_stem_config_parse(cfg, json, p, err);
+    if (st == SETOK_OK)
         st = config_check(cfg, path, err);
     if (st == SETOK_OK && is_llava)
         st = llava_selection(json, cfg, err);
@@ -275,6 +279,7 @@ void setok_vit_free(setok_vit *vit)
                            &vit->post_ln_w, &vit->post_ln_b};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         setok_tensor_free(all[i]);
+    vit_stem_free(&vit->stem, vit->cfg.stem_layers);
     free(vit->layers);
     free(vit);
 }
@@ -339,20 +344,21 @@ static setok_status find_prefix(loader *ld, setok_error *err)
         "vision_tower.", "model.vision_tower.",
     };
     enum { N = sizeof prefixes / sizeof prefixes[0] };
-    static const char suffix[] = "embeddings.patch_embedding.weight";
     const setok_vit_config *c = &ld->vit->cfg;
+    int64_t shape[4] = {c->hidden_size, c->num_channels, c->patch_size, c->patch_size};
+    const char *suffix = c->stem_layers ? vit_stem_anchor(c, shape)
+                                        : "embeddings.patch_embedding.weight";
     char names[N][96];
     const char *list[N];
     for (int i = 0; i < N; i++) {
         snprintf(names[i], sizeof names[i], "%s%s", prefixes[i], suffix);
         list[i] = names[i];
     }
-    int64_t shape[4] = {c->hidden_size, c->num_channels, c->patch_size, c->patch_size};
     const setok_st_tensor *t = NULL;
     setok_status st = setok_weights_require(ld->w, list, N, 4, shape, &t, err);
     if (st != SETOK_OK)
         return st;
-    size_t n = strlen(t->name) - (sizeof suffix - 1);
+    size_t n = strlen(t->name) - strlen(suffix);
     memcpy(ld->prefix, t->name, n);
     ld->prefix[n] = '\0';
     return SETOK_OK;
@@ -366,7 +372,9 @@ static setok_status load_weights(loader *ld, setok_error *err)
     int64_t C = c->hidden_size, grid = c->image_size / c->patch_size;
     int64_t positions = grid * grid + (clip ? 1 : 0);
     setok_status st = find_prefix(ld, err);
-    if (st == SETOK_OK)
+    if (st == SETOK_OK && c->stem_layers)
+        st = vit_stem_load(&vit->stem, c, ld->w, ld->prefix, vit->backend, vit->dtype, err);
+    else if (st == SETOK_OK)
         st = load(ld, &vit->patch_w, "embeddings.patch_embedding.weight", 4,
                   (int64_t[]){C, c->num_channels, c->patch_size, c->patch_size}, err);
     if (st == SETOK_OK)
@@ -435,8 +443,11 @@ setok_status setok_vit_create_random(setok_vit **out, const setok_vit_config *cf
     int64_t grid = cfg->image_size / p, positions = grid * grid + (clip ? 1 : 0);
     float wp = 1.0f / sqrtf((float)(cfg->num_channels * p * p));
     uint32_t s = seed * 2654435761u + 1u;
-    st = setok_tensor_alloc_random(&vit->patch_w, vit->backend, vit->dtype, 4,
-                                   (int64_t[]){C, cfg->num_channels, p, p}, 0.0f, wp, &s, err);
+    if (cfg->stem_layers)
+        st = vit_stem_random(&vit->stem, cfg, vit->backend, vit->dtype, &s, err);
+    else
+        st = setok_tensor_alloc_random(&vit->patch_w, vit->backend, vit->dtype, 4,
+                                       (int64_t[]){C, cfg->num_channels, p, p}, 0.0f, wp, &s, err);
     if (st == SETOK_OK)
         st = setok_tensor_alloc_random(&vit->pos_emb, vit->backend, vit->dtype, 2,
                                        (int64_t[]){positions, C}, 0.0f, 0.02f, &s, err);
@@ -510,7 +521,8 @@ size_t setok_vit_arena_bytes(const setok_vit *vit, int64_t batch, int64_t height
     size_t fixed = 4 * clip_arena_slot(btc, e);
     /* embeddings: conv output, position table, its grid and the resized grid */
     size_t embed = clip_arena_slot(batch * C * P, e) + clip_arena_slot(t * C, e) +
-                   clip_arena_slot(C * g0 * g0, e) + clip_arena_slot(C * P, e);
+                   clip_arena_slot(C * g0 * g0, e) + clip_arena_slot(C * P, e) +
+                   vit_stem_arena_bytes(c, batch, height, width, e);
     clip_dims d = {.B = batch, .T = t, .C = C, .I = I, .NH = c->num_heads};
     size_t layer = clip_layer_arena_bytes(&d, e);
     size_t peak = embed > layer ? embed : layer;
@@ -580,7 +592,9 @@ static setok_status vit_embeddings(setok_vit *vit, setok_arena *arena, setok_ten
     setok_tensor conv, flat, patches, dst, pos = vit->pos_emb;
     setok_status st = setok_arena_tensor(arena, &conv, vit->dtype, 4,
                                          (int64_t[]){d->B, d->C, gh, gw}, err);
-    if (st == SETOK_OK)
+    if (st == SETOK_OK && c->stem_layers)
+        st = vit_stem_forward(be, arena, &conv, pixel_values, &vit->stem, c, err);
+    else if (st == SETOK_OK)
         st = setok_conv2d(be, &conv, pixel_values, &vit->patch_w, clip ? NULL : &vit->patch_b,
                           c->patch_size, 0, err);
     if (st == SETOK_OK)
