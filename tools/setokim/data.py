@@ -33,6 +33,13 @@ def train_seeds(count, start=0):
     return list(range(TRAIN_SEED_BASE + start, TRAIN_SEED_BASE + start + count))
 
 
+def stream_seeds(stage_offset, step, batch, first):
+    """Training seeds of scenes a stage renders on the fly (a fresh batch every step): the
+    `batch` seeds of `step`, counted from `first` (above the cached training scenes) plus
+    stage_offset; a pure function of its arguments, so a resumed run sees the same scenes."""
+    return train_seeds(batch, first + stage_offset + step * batch)
+
+
 def eval_seeds(count, start=0):
     """Seeds of held-out scenes: EVAL_SEED_BASE + start ...; never used for training."""
     return list(range(EVAL_SEED_BASE + start, EVAL_SEED_BASE + start + count))
@@ -167,6 +174,23 @@ def patch_labels(labels, patch, object_weight=2.0):
     counts = counts.reshape(b, gh * gw, 256)
     counts[:, :, 1:] *= object_weight
     return counts.argmax(axis=2)
+
+
+def object_patch_weights(labels, patch, max_id=None):
+    """labels [B, H, W] -> [B, K, N] float32: for object id k + 1, the share of its visible
+    pixels that falls in each patch (rows sum to 1; 0 for an id with no visible pixel). The
+    object's mean patch feature is weights @ features: small shapes that never win a patch by
+    majority still get one."""
+    b, h, w = labels.shape
+    gh, gw = h // patch, w // patch
+    k = int(labels.max()) if max_id is None else max_id
+    blocks = labels[:, :gh * patch, :gw * patch].reshape(b, gh, patch, gw, patch)
+    blocks = blocks.transpose(0, 1, 3, 2, 4).reshape(b, gh * gw, patch * patch).astype(np.int64)
+    idx = blocks + 256 * np.arange(b * gh * gw).reshape(b, gh * gw, 1)
+    counts = np.bincount(idx.ravel(), minlength=256 * b * gh * gw).astype(np.float32)
+    counts = counts.reshape(b, gh * gw, 256)[:, :, 1:k + 1].transpose(0, 2, 1)
+    total = counts.sum(2, keepdims=True)
+    return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
 
 
 def object_attributes(annotation, vocab, size):

@@ -52,6 +52,8 @@ from .bundle import (CLIP_MEAN, CLIP_STD, DTYPES, SetokimModel, SetokimProjector
                      build_tokenizer, default_manifest, format_prompt, load_tokenizer,
                      save_tokenizer)
 from .setok import SetokMerger, SetokMergerConfig, cluster, position_embedding_2d  # noqa: E402
+from .stem import new_stem_vision, save_vision  # noqa: E402
+from .stem import load_vision as load_vision_folder  # noqa: E402
 
 STAGES = ("data", "tokenizer", "stage0", "stage1", "stage2", "vae", "decoder", "masks",
           "stage3", "export", "eval", "card")
@@ -74,11 +76,23 @@ class TrainConfig:
     vision_layers: int = 4
     vision_heads: int = 4
     vision_intermediate: int = 512
+    # the convolutional stem (stem.py): output channels of its stride-2 convolutions, "" for
+    # the plain patch-sized convolution of CLIP
+    vision_stem: str = "32,64,128"
+    stem_kernel: int = 3
     stage0_steps: int = 450
     stage0_batch: int = 16
     stage0_lr: float = 1e-3
+    # 1: a fresh batch of scenes every step (rendered on the fly); 0: the cached training scenes
+    stage0_fresh: int = 1
+    # object-level heads on each object's pixel-weighted mean patch feature
+    stage0_object_weight: float = 1.0
     affinity_margin: float = 3.0
     affinity_weight: float = 1.0
+    # the held-out per-object probe: every stage0_probe_every steps (0: only at the end), a
+    # linear probe fitted on probe_scenes training scenes, scored on the held-out scenes
+    stage0_probe_every: int = 250
+    probe_scenes: int = 300
     calib_scenes: int = 64
     max_clusters: int = 16
     # stage I: the merger
@@ -142,7 +156,8 @@ PRESETS = {
     # 20 steps of every stage on tiny models: tests/reference/test_train_smoke.py
     "smoke": TrainConfig(image_size=64, train_scenes=24, eval_scenes=4, vocab_size=400,
                          vision_hidden=32, vision_layers=1, vision_heads=2,
-                         vision_intermediate=64, stage0_steps=20, stage0_batch=4,
+                         vision_intermediate=64, vision_stem="8,16,16", stage0_steps=20,
+                         stage0_batch=4, stage0_probe_every=0, probe_scenes=8,
                          calib_scenes=4, max_clusters=8, merger_intermediate=64,
                          merger_output=32, stage1_steps=20, stage1_batch=4, llm_hidden=64,
                          llm_layers=1, llm_heads=2, llm_kv_heads=1, llm_intermediate=128,
@@ -273,12 +288,13 @@ class Progress:
             self.bar.close()
 
 
-def train_steps(ctx, stage, modules, net, steps, lr, step_fn):
+def train_steps(ctx, stage, modules, net, steps, lr, step_fn, after_step=None):
     """The optimisation loop shared by the stages: AdamW, 5 % warm-up then cosine decay to a
     tenth, gradient clipping at 1. Checkpoints (modules, optimiser, step) go to
     work/STAGE/checkpoint.pt every cfg.save_every steps; a rerun resumes there. step_fn(step)
     returns (loss, logs) for the global batch of `step`, which depends only on the step number,
-    so a resumed run sees the same batches. Returns the loss of every step run now."""
+    so a resumed run sees the same batches; after_step(steps done), when given, runs after each
+    step (and its checkpoint). Returns the loss of every step run now."""
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     warm = max(1, steps // 20)
@@ -320,6 +336,8 @@ def train_steps(ctx, stage, modules, net, steps, lr, step_fn):
                             "step": step + 1}, ckpt + ".tmp")
                 os.replace(ckpt + ".tmp", ckpt)
             ctx.barrier()
+        if after_step is not None:
+            after_step(step + 1)
     bar.close()
     net.eval()
     return losses
@@ -376,6 +394,7 @@ def stage_tokenizer(ctx):
 # ---- stage 0: the ViT -----------------------------------------------------------------------
 
 def new_vision(cfg):
+    """The ViT of cfg: CLIPVisionModel, with the convolutional stem when cfg.vision_stem."""
     from transformers import CLIPVisionConfig, CLIPVisionModel
     vcfg = CLIPVisionConfig(image_size=cfg.image_size, patch_size=cfg.patch_size,
                             hidden_size=cfg.vision_hidden,
@@ -383,6 +402,8 @@ def new_vision(cfg):
                             num_hidden_layers=cfg.vision_layers,
                             num_attention_heads=cfg.vision_heads, hidden_act="quick_gelu",
                             layer_norm_eps=1e-5, attn_implementation="sdpa")
+    if cfg.vision_stem:
+        return new_stem_vision(vcfg, G.ints(cfg.vision_stem), cfg.stem_kernel, 2)
     return CLIPVisionModel(vcfg)
 
 
@@ -400,7 +421,7 @@ class VisionPretrainNet(nn.Module):
     objects pushed beyond `margin` (hinge^2). With the margin well above the spread of the 2-D
     position embedding (D <= ~1.4), each object becomes one density peak."""
 
-    def __init__(self, vision, vocab, margin, affinity_weight):
+    def __init__(self, vision, vocab, margin, affinity_weight, object_weight=0.0):
         super().__init__()
         d = vision.config.hidden_size
         self.vision = vision
@@ -411,10 +432,25 @@ class VisionPretrainNet(nn.Module):
         self.objectness = nn.Linear(d, 2)
         self.margin = margin
         self.affinity_weight = affinity_weight
+        self.object_weight = object_weight
+        if object_weight > 0:
+            self.object_norm = nn.LayerNorm(d)
+            self.object_heads = nn.ModuleDict({key: nn.Linear(d, len(vocab[key]))
+                                               for key in ("colour", "shape", "size")})
 
-    def forward(self, pixels, patch_ids, targets):
+    def object_loss(self, f, weights, targets):
+        """Cross-entropy of the object heads on each object's pixel-weighted mean feature:
+        weights [B, K, N] (data.object_patch_weights), targets {key: [B, K]} (0: no object)."""
+        h = self.object_norm(weights @ f).flatten(0, 1)
+        present = weights.sum(-1).flatten() > 0
+        ce = {key: F.cross_entropy(head(h[present]), targets[key].flatten()[present])
+              for key, head in self.object_heads.items()}
+        return ce
+
+    def forward(self, pixels, patch_ids, targets, objects=None):
         """pixels [B, 3, S, S], patch_ids [B, N] (0 background, k object k), targets: the
-        colour / shape / size class of each patch's object [B, N]."""
+        colour / shape / size class of each patch's object [B, N]; objects: None, or
+        (weights [B, K, N], {key: class [B, K]}) for the object-level loss."""
         f = vision_features(self.vision, pixels)
         h = self.norm(f).flatten(0, 1)
         is_object = (patch_ids > 0).flatten()
@@ -437,6 +473,10 @@ class VisionPretrainNet(nn.Module):
         affinity = pull + push
         loss = sum(ce.values()) + ce_object + self.affinity_weight * affinity
         logs = {k: float(v.detach()) for k, v in ce.items()}
+        if objects is not None and self.object_weight > 0:
+            obj = self.object_loss(f, *objects)
+            loss = loss + self.object_weight * sum(obj.values())
+            logs.update({f"object_{k}": float(v.detach()) for k, v in obj.items()})
         return loss, {**logs, "pull": float(pull.detach()), "push": float(push.detach())}
 
 
@@ -509,38 +549,148 @@ def features_of(ctx, vision, scenes, indices, batch=32):
     return out
 
 
+def object_targets(labels, annotations, vocab, size, patch):
+    """The object-level loss's inputs: pixel weights [B, K, N] (data.object_patch_weights) and
+    each object's colour / shape / size class {key: [B, K]} (0 where no object)."""
+    k = max(1, int(labels.max()))
+    weights = D.object_patch_weights(labels, patch, k)
+    classes = {key: np.zeros((len(annotations), k), np.int64)
+               for key in ("colour", "shape", "size")}
+    for i, ann in enumerate(annotations):
+        attrs = D.object_attributes(ann, vocab, size)
+        for key in classes:
+            classes[key][i] = attrs[key][1:k + 1]
+    return weights, classes
+
+
+@torch.no_grad()
+def object_features(ctx, vision, scenes, indices, vocab, batch=32):
+    """Each visible object's mean patch feature (pixel-weighted) [M, d] and its attribute
+    classes {key: [M]}, over the scenes at `indices`."""
+    cfg = ctx.cfg
+    feats, classes = [], {key: [] for key in ("colour", "shape", "size")}
+    vision.eval()
+    for s in range(0, len(indices), batch):
+        idx = indices[s:s + batch]
+        f = vision_features(vision, pixel_values(scenes.images[idx], ctx.device)).float()
+        weights, cls = object_targets(scenes.labels[idx], [scenes.annotations[i] for i in idx],
+                                      vocab, cfg.image_size, cfg.patch_size)
+        w = torch.from_numpy(weights).to(f.device)
+        present = (w.sum(-1) > 0).flatten().cpu()
+        feats.append((w @ f).flatten(0, 1).cpu()[present])
+        for key in classes:
+            classes[key].append(torch.from_numpy(cls[key]).flatten()[present])
+    return torch.cat(feats), {key: torch.cat(v) for key, v in classes.items()}
+
+
+def linear_probe(train_x, train_y, test_x, test_y, classes, iters=300):
+    """Multinomial logistic regression (standardised features, L-BFGS, small L2) fitted on the
+    training pairs; accuracy on the test pairs."""
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    x, xt = (train_x - mean) / std, (test_x - mean) / std
+    with torch.enable_grad():
+        lin = nn.Linear(x.shape[1], classes).double()
+        opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=iters,
+                                line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(lin(x.double()), train_y) + 1e-3 * lin.weight.pow(2).sum()
+            loss.backward()
+            return loss
+        opt.step(closure)
+    with torch.no_grad():
+        return float((lin(xt.double()).argmax(-1) == test_y).double().mean())
+
+
+def object_probe(ctx, vision, train_scenes, held, vocab):
+    """What the ViT's features know per object: linear probes of colour / shape / size on each
+    object's mean patch feature, fitted on probe_scenes training scenes, scored on every object
+    of the held-out scenes."""
+    n = min(ctx.cfg.probe_scenes, len(train_scenes))
+    x, y = object_features(ctx, vision, train_scenes, list(range(n)), vocab)
+    xt, yt = object_features(ctx, vision, held, list(range(len(held))), vocab)
+    out = {key: linear_probe(x, y[key], xt, yt[key], len(vocab[key]))
+           for key in ("colour", "shape", "size")}
+    out["objects"] = int(xt.shape[0])
+    return out
+
+
 def stage0(ctx):
     cfg = ctx.cfg
     scenes = load_scenes(ctx, "train")
+    held = load_scenes(ctx, "eval")
     vocab = read_json(ctx.path("attributes.json"))
     torch.manual_seed(cfg.seed)
     vision = new_vision(cfg).to(ctx.device)
     # the bundle's features skip the pooled output, so post_layernorm gets no gradient; frozen,
     # it does not stall DistributedDataParallel's gradient reduction
     vision.post_layernorm.requires_grad_(False)
-    net = VisionPretrainNet(vision, vocab, cfg.affinity_margin,
-                            cfg.affinity_weight).to(ctx.device)
+    net = VisionPretrainNet(vision, vocab, cfg.affinity_margin, cfg.affinity_weight,
+                            cfg.stage0_object_weight).to(ctx.device)
     model = ctx.wrap(net)
 
-    def step(s):
+    def batch(s):
+        """(images, labels, annotations) of step s: fresh scenes or cached ones."""
+        if cfg.stage0_fresh:
+            seeds = ctx.shard(D.stream_seeds(0, s, cfg.stage0_batch, cfg.train_scenes))
+            fresh = D.SceneSet.generate(seeds, cfg.image_size, min_objects=cfg.min_objects,
+                                        max_objects=cfg.max_objects)
+            return fresh.images, fresh.labels, fresh.annotations
         idx = batch_indices(ctx, 0, s, len(scenes), cfg.stage0_batch)
-        ids, targets = patch_targets(scenes.labels[idx], [scenes.annotations[i] for i in idx],
-                                     vocab, cfg.image_size, cfg.patch_size)
+        return scenes.images[idx], scenes.labels[idx], [scenes.annotations[i] for i in idx]
+
+    def step(s):
+        images, labels, annotations = batch(s)
+        ids, targets = patch_targets(labels, annotations, vocab, cfg.image_size, cfg.patch_size)
         targets = {k: torch.from_numpy(v).to(ctx.device) for k, v in targets.items()}
-        return model(pixel_values(scenes.images[idx], ctx.device),
-                     torch.from_numpy(ids).to(ctx.device), targets)
+        objects = None
+        if cfg.stage0_object_weight > 0:
+            weights, classes = object_targets(labels, annotations, vocab, cfg.image_size,
+                                              cfg.patch_size)
+            objects = (torch.from_numpy(weights).to(ctx.device),
+                       {k: torch.from_numpy(v).to(ctx.device) for k, v in classes.items()})
+        return model(pixel_values(images, ctx.device), torch.from_numpy(ids).to(ctx.device),
+                     targets, objects)
+
+    curve_path = ctx.path("stage0", "curve.json")
+    curve = read_json(curve_path) if os.path.exists(curve_path) else []
+    clock = {"start": time.time(), "offset": curve[-1]["seconds"] if curve else 0.0}
+
+    def probe(done):
+        """The learning curve: the held-out object probe every stage0_probe_every steps."""
+        every = cfg.stage0_probe_every
+        if not ctx.main or not (done == cfg.stage0_steps or (every and done % every == 0)):
+            return
+        if curve and curve[-1]["step"] >= done:
+            return
+        seconds = clock["offset"] + time.time() - clock["start"]
+        t0 = time.time()
+        point = {"step": done, "seconds": round(seconds, 1),
+                 **object_probe(ctx, vision, scenes, held, vocab)}
+        clock["start"] += time.time() - t0  # the probe's own time is not training time
+        curve.append(point)
+        os.makedirs(ctx.path("stage0"), exist_ok=True)
+        write_json(curve_path, curve)
+        ctx.log(f"stage0 probe at step {done} ({seconds:.0f} s): colour {point['colour']:.3f}, "
+                f"shape {point['shape']:.3f}, size {point['size']:.3f} on {point['objects']} "
+                "held-out objects")
+        net.train()
 
     losses = train_steps(ctx, "stage0", {"net": net}, net, cfg.stage0_steps, cfg.stage0_lr,
-                         step)
+                         step, after_step=probe)
     result = {"first_loss": losses[0] if losses else None,
               "last_loss": losses[-1] if losses else None}
     if ctx.main:
-        vision.save_pretrained(ctx.path("stage0", "vision"))
+        if not curve or curve[-1]["step"] < cfg.stage0_steps:
+            probe(cfg.stage0_steps)
+        result["probe"] = curve
+        save_vision(vision, ctx.path("stage0", "vision"))
+        vision = load_vision(ctx)  # the saved tower (BatchNorm folded) from here on
         rng = np.random.default_rng(cfg.seed)
         calib = rng.choice(len(scenes), size=min(cfg.calib_scenes, len(scenes)),
                            replace=False).tolist()
         result.update(calibrate_clustering(ctx, vision, scenes, calib))
-        held = load_scenes(ctx, "eval")
         ev = list(range(min(64, len(held))))
         result["heldout_alignment"] = cluster_stats(ctx, vision, held, ev, result)["alignment"]
         ctx.log(f"stage0: cluster_k {result['cluster_k']}, threshold "
@@ -681,8 +831,7 @@ def merger_config(cfg, params):
 
 
 def load_vision(ctx):
-    from transformers import CLIPVisionModel
-    v = CLIPVisionModel.from_pretrained(ctx.path("stage0", "vision"), dtype=torch.float32)
+    v = load_vision_folder(ctx.path("stage0", "vision"), dtype=torch.float32)
     return v.to(ctx.device).eval().requires_grad_(False)
 
 
