@@ -22,8 +22,8 @@ now_ms (void)
 
 /* Whether model is a SETOKIM bundle with every generation component (a
  * bundle without them is not an error: it does not generate). */
-static bool
-can_generate (const char *model)
+bool
+eval_can_generate (const char *model)
 {
   static const setok_bundle_component needed[] = {
     SETOK_BUNDLE_PROJECTOR_OUT, SETOK_BUNDLE_MAPPER,    SETOK_BUNDLE_UNET,
@@ -193,7 +193,7 @@ eval_generation (const eval_gen_options *o, eval_gen_results *g, setok_error *er
   memset (g, 0, sizeof *g);
   g->steps = o->steps;
   g->guidance = o->guidance;
-  if (!can_generate (o->model))
+  if (!eval_can_generate (o->model))
     return SETOK_OK;
   g->available = true;
   setok_diffusion *d = NULL;
