@@ -142,7 +142,7 @@ def test_stage_nets(scenes):
     target = torch.from_numpy(__import__("numpy").stack(masks))
     descends("masks (mask decoder, BCE + Dice)", net_mask,
              lambda: net_mask(S.image_embeddings(feats, GRID), points, plabels, target)[0],
-             steps=30, lr=1e-3)
+             steps=60, lr=1e-3)
 
 
 def test_merger_batched():

@@ -104,6 +104,7 @@ class TrainConfig:
     stage1_steps: int = 200
     stage1_batch: int = 16
     stage1_lr: float = 1e-3
+    stage1_probe_every: int = 0
     # stage II/III: projector + LLM
     llm_hidden: int = 256
     llm_layers: int = 4
@@ -114,8 +115,16 @@ class TrainConfig:
     stage2_steps: int = 1100
     stage2_batch: int = 16
     stage2_lr: float = 1e-3
+    # held-out QA (greedy, the first qa_probe_scenes held-out scenes) every stage2_probe_every
+    stage2_probe_every: int = 500
+    qa_probe_scenes: int = 30
     max_turns: int = 8
     caption_prob: float = 0.2
+    # conversations (data.conversation): a turn in another phrasing, one greeting / capability
+    # / out-of-world turn per conversation, a conversation of such turns without an image
+    rephrase_prob: float = 0.4
+    chat_prob: float = 0.25
+    imageless_prob: float = 0.03
     # output side (train_generation.py): VAE, mapper + U-Net, the LLM's visual slots
     vae_channels: str = "16,32,64,64"
     vae_steps: int = 1500
@@ -124,6 +133,8 @@ class TrainConfig:
     vae_lr: float = 1e-3
     vae_kl: float = 1e-4
     vae_object_weight: float = 8.0
+    vae_latent_channels: int = 4
+    vae_probe_every: int = 500
     mapper_hidden: int = 128
     mapper_layers: int = 2
     mapper_heads: int = 4
@@ -146,6 +157,7 @@ class TrainConfig:
     masks_steps: int = 600
     masks_batch: int = 16
     masks_lr: float = 1e-3
+    masks_probe_every: int = 0
     regression_weight: float = 1.0
     # checkpoints
     save_every: int = 50
@@ -162,7 +174,9 @@ PRESETS = {
                          merger_output=32, stage1_steps=20, stage1_batch=4, llm_hidden=64,
                          llm_layers=1, llm_heads=2, llm_kv_heads=1, llm_intermediate=128,
                          max_positions=256, stage2_steps=20, stage2_batch=4, max_turns=3,
+                         stage2_probe_every=0, qa_probe_scenes=2,
                          vae_channels="8,16", vae_steps=20, vae_batch=4, vae_crop=32,
+                         vae_probe_every=0,
                          mapper_hidden=32, mapper_layers=1, mapper_heads=2, mapper_queries=4,
                          unet_channels="16,32", decoder_steps=20, decoder_batch=4,
                          visual_tokens=4, stage3_steps=20, stage3_batch=4, mask_layers=1,
@@ -341,6 +355,42 @@ def train_steps(ctx, stage, modules, net, steps, lr, step_fn, after_step=None):
     bar.close()
     net.eval()
     return losses
+
+
+class LearningCurve:
+    """A stage's learning curve on held-out data: measure() (a dict of numbers) every `every`
+    steps and after the last one, each point {step, seconds of training so far, ...} kept in
+    work/STAGE/curve.json across resumed runs; the measuring time is not training time. Pass
+    it as train_steps' after_step; finish() returns the points."""
+
+    def __init__(self, ctx, stage, steps, every, net, measure):
+        self.ctx, self.stage, self.steps, self.every = ctx, stage, steps, every
+        self.net, self.measure = net, measure
+        self.path = ctx.path(stage, "curve.json")
+        self.points = read_json(self.path) if os.path.exists(self.path) else []
+        self.start = time.time()
+        self.offset = self.points[-1]["seconds"] if self.points else 0.0
+
+    def __call__(self, done):
+        due = done == self.steps or (self.every and done % self.every == 0)
+        if not self.ctx.main or not due or (self.points and self.points[-1]["step"] >= done):
+            return
+        seconds = self.offset + time.time() - self.start
+        t0 = time.time()
+        point = {"step": done, "seconds": round(seconds, 1), **self.measure()}
+        self.start += time.time() - t0
+        self.points.append(point)
+        os.makedirs(self.ctx.path(self.stage), exist_ok=True)
+        write_json(self.path, self.points)
+        self.ctx.log(f"{self.stage} at step {done} ({seconds:.0f} s): " +
+                     ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in point.items() if k not in ("step", "seconds")))
+        self.net.train()
+
+    def finish(self):
+        if self.ctx.main and (not self.points or self.points[-1]["step"] < self.steps):
+            self(self.steps)
+        return self.points
 
 
 def batch_indices(ctx, stage_id, step, n_items, batch):
@@ -653,38 +703,14 @@ def stage0(ctx):
         return model(pixel_values(images, ctx.device), torch.from_numpy(ids).to(ctx.device),
                      targets, objects)
 
-    curve_path = ctx.path("stage0", "curve.json")
-    curve = read_json(curve_path) if os.path.exists(curve_path) else []
-    clock = {"start": time.time(), "offset": curve[-1]["seconds"] if curve else 0.0}
-
-    def probe(done):
-        """The learning curve: the held-out object probe every stage0_probe_every steps."""
-        every = cfg.stage0_probe_every
-        if not ctx.main or not (done == cfg.stage0_steps or (every and done % every == 0)):
-            return
-        if curve and curve[-1]["step"] >= done:
-            return
-        seconds = clock["offset"] + time.time() - clock["start"]
-        t0 = time.time()
-        point = {"step": done, "seconds": round(seconds, 1),
-                 **object_probe(ctx, vision, scenes, held, vocab)}
-        clock["start"] += time.time() - t0  # the probe's own time is not training time
-        curve.append(point)
-        os.makedirs(ctx.path("stage0"), exist_ok=True)
-        write_json(curve_path, curve)
-        ctx.log(f"stage0 probe at step {done} ({seconds:.0f} s): colour {point['colour']:.3f}, "
-                f"shape {point['shape']:.3f}, size {point['size']:.3f} on {point['objects']} "
-                "held-out objects")
-        net.train()
-
+    curve = LearningCurve(ctx, "stage0", cfg.stage0_steps, cfg.stage0_probe_every, net,
+                          lambda: object_probe(ctx, vision, scenes, held, vocab))
     losses = train_steps(ctx, "stage0", {"net": net}, net, cfg.stage0_steps, cfg.stage0_lr,
-                         step, after_step=probe)
+                         step, after_step=curve)
     result = {"first_loss": losses[0] if losses else None,
               "last_loss": losses[-1] if losses else None}
     if ctx.main:
-        if not curve or curve[-1]["step"] < cfg.stage0_steps:
-            probe(cfg.stage0_steps)
-        result["probe"] = curve
+        result["probe"] = curve.finish()
         save_vision(vision, ctx.path("stage0", "vision"))
         vision = load_vision(ctx)  # the saved tower (BatchNorm folded) from here on
         rng = np.random.default_rng(cfg.seed)
@@ -858,12 +884,17 @@ def stage1(ctx):
         targets = {k: v.to(ctx.device) for k, v in targets.items()}
         return model(feats, labels, counts, grid, targets)
 
+    held = load_scenes(ctx, "eval")
+    curve = LearningCurve(ctx, "stage1", cfg.stage1_steps, cfg.stage1_probe_every, net,
+                          lambda: token_attribute_accuracy(ctx, held, net))
     losses = train_steps(ctx, "stage1", {"net": net}, net, cfg.stage1_steps, cfg.stage1_lr,
-                         step)
+                         step, after_step=curve)
+    result = {"first_loss": losses[0] if losses else None,
+              "last_loss": losses[-1] if losses else None}
     if ctx.main:
+        result["probe"] = curve.finish()
         merger.save_pretrained(ctx.path("stage1", "setok"))
-    ctx.mark_done("stage1", {"first_loss": losses[0] if losses else None,
-                             "last_loss": losses[-1] if losses else None})
+    ctx.mark_done("stage1", result)
 
 
 # ---- stage II/III: projector + LLM ----------------------------------------------------------
@@ -917,12 +948,12 @@ class Conversations:
         self.image = tokenizer.token_to_id("<image>")
         self.cache = {}
 
-    def turn(self, question, answer, first):
+    def turn(self, question, answer, first, image=True):
         """(prompt ids, answer ids + EOS). A follow-up's prompt starts after the EOS that
         closed the previous answer (chat.c's layout)."""
-        key = (question, answer, first)
+        key = (question, answer, first, image)
         if key not in self.cache:
-            text = format_prompt(question, image=first, first=first)
+            text = format_prompt(question, image=first and image, first=first)
             prompt = self.tok.encode(text, add_special_tokens=first).ids
             full = self.tok.encode(text + " " + answer, add_special_tokens=first).ids
             if full[:len(prompt)] != prompt:
@@ -930,11 +961,12 @@ class Conversations:
             self.cache[key] = (prompt, full[len(prompt):] + [self.eos])
         return self.cache[key]
 
-    def sample(self, turns):
-        """turns [(type, question, answer)] -> ids, labels (-100 outside answers)."""
+    def sample(self, turns, image=True):
+        """turns [(type, question, answer)] -> ids, labels (-100 outside answers); the first
+        turn carries the image unless image is False."""
         ids, labels = [], []
         for j, (_, q, a) in enumerate(turns):
-            prompt, answer = self.turn(q, a, j == 0)
+            prompt, answer = self.turn(q, a, j == 0, image)
             ids += prompt + answer
             labels += [-100] * len(prompt) + answer
         return ids, labels
@@ -981,6 +1013,21 @@ class ChatNet(nn.Module):
         return out.loss, {}
 
 
+def chat_sample(conv, annotation, tokens, rng, cfg):
+    """One training conversation (ids, labels, vision tokens or None): about the scene, or
+    with probability imageless_prob a few turns without an image (greetings, what the model
+    can do, questions outside the world)."""
+    if rng.random() < cfg.imageless_prob:
+        turns = []
+        for _ in range(rng.randint(1, 2)):
+            kind = rng.choice(sorted(D.CHAT_QUESTIONS))
+            turns.append((kind, rng.choice(D.CHAT_QUESTIONS[kind]), D.CHAT_ANSWERS[kind]))
+        return (*conv.sample(turns, image=False), None)
+    turns = D.conversation(annotation, rng, cfg.max_turns, cfg.caption_prob, cfg.rephrase_prob,
+                           cfg.chat_prob)
+    return (*conv.sample(turns), tokens)
+
+
 def stage2(ctx):
     cfg = ctx.cfg
     scenes = load_scenes(ctx, "train")
@@ -997,21 +1044,38 @@ def stage2(ctx):
     def step(s):
         idx = batch_indices(ctx, 2, s, len(scenes), cfg.stage2_batch)
         rng = random.Random(f"{cfg.seed}-2-{s}")
-        ids, labels = [], []
+        ids, labels, toks = [], [], []
         for i in idx:
-            turns = D.conversation(scenes.annotations[i], rng, cfg.max_turns, cfg.caption_prob)
-            seq, lab = conv.sample(turns)
+            seq, lab, tok = chat_sample(conv, scenes.annotations[i], tokens[i], rng, cfg)
             ids.append(seq)
             labels.append(lab)
-        return model(ids, labels, [tokens[i].to(ctx.device) for i in idx], pad)
+            toks.append(tok.to(ctx.device) if tok is not None else None)
+        return model(ids, labels, toks, pad)
 
+    held = load_scenes(ctx, "eval")
+    probe_scenes = D.SceneSet(held.seeds[:cfg.qa_probe_scenes],
+                              held.images[:cfg.qa_probe_scenes],
+                              held.labels[:cfg.qa_probe_scenes],
+                              held.annotations[:cfg.qa_probe_scenes])
+
+    def measure():
+        model = SetokimModel(load_vision(ctx), SetokMerger.from_pretrained(
+            ctx.path("stage1", "setok")), projector, llm, tokenizer,
+            default_manifest(cfg.image_size)).to(ctx.device).eval()
+        ev = evaluate(model, probe_scenes, cfg.patch_size)
+        return {"qa": ev["accuracy"], **{f"qa_{k}": v for k, v in
+                                         ev["accuracy_by_type"].items()}}
+
+    curve = LearningCurve(ctx, "stage2", cfg.stage2_steps, cfg.stage2_probe_every, net, measure)
     losses = train_steps(ctx, "stage2", {"projector": projector, "llm": llm}, net,
-                         cfg.stage2_steps, cfg.stage2_lr, step)
+                         cfg.stage2_steps, cfg.stage2_lr, step, after_step=curve)
+    result = {"first_loss": losses[0] if losses else None,
+              "last_loss": losses[-1] if losses else None}
     if ctx.main:
+        result["probe"] = curve.finish()
         projector.save_pretrained(ctx.path("stage2", "projector_in"))
         llm.save_pretrained(ctx.path("stage2", "llm"))
-    ctx.mark_done("stage2", {"first_loss": losses[0] if losses else None,
-                             "last_loss": losses[-1] if losses else None})
+    ctx.mark_done("stage2", result)
 
 
 # ---- export and evaluation ------------------------------------------------------------------
@@ -1127,17 +1191,18 @@ def evaluate(model, scenes, patch, max_new_tokens=8, progress=None):
 
 
 @torch.no_grad()
-def token_attribute_accuracy(ctx, scenes, batch=20):
-    """What the merger tokens know: stage I's attribute heads (stage1/checkpoint.pt) on the
-    tokens of held-out scenes, scored against the object each token covers (objects only).
-    A probe of the vision side, independent of the LLM."""
+def token_attribute_accuracy(ctx, scenes, net=None, batch=20):
+    """What the merger tokens know: stage I's attribute heads (net, else stage1/checkpoint.pt)
+    on the tokens of held-out scenes, scored against the object each token covers (objects
+    only). A probe of the vision side, independent of the LLM."""
     cfg = ctx.cfg
     params = ctx.done("stage0")
     vocab = read_json(ctx.path("attributes.json"))
-    net = MergerPretrainNet(SetokMerger(merger_config(cfg, params)), vocab)
-    state = torch.load(ctx.path("stage1", "checkpoint.pt"), map_location="cpu",
-                       weights_only=True)
-    net.load_state_dict(state["modules"]["net"])
+    if net is None:
+        net = MergerPretrainNet(SetokMerger(merger_config(cfg, params)), vocab)
+        state = torch.load(ctx.path("stage1", "checkpoint.pt"), map_location="cpu",
+                           weights_only=True)
+        net.load_state_dict(state["modules"]["net"])
     net.to(ctx.device).eval()
     vision = load_vision(ctx)
     grid = (cfg.image_size // cfg.patch_size,) * 2

@@ -67,12 +67,26 @@ class VaeNet(nn.Module):
         return l1 + self.kl_weight * kl, {"l1": float(l1.detach())}
 
 
+@torch.no_grad()
+def vae_psnr(vae, images, device, batch=32):
+    """PSNR (dB, pooled over the images, pixels in [-1, 1]) of the VAE's reconstruction from
+    its latent means."""
+    se, n = 0.0, 0
+    for s in range(0, len(images), batch):
+        x = to_unit_range(images[s:s + batch], device)
+        rec = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+        se += float(((rec - x) ** 2).sum())
+        n += x.numel()
+    return float(10 * np.log10(4.0 / (se / n)))
+
+
 def stage_vae(ctx):
     T = _t()
     cfg = ctx.cfg
     scenes = T.load_scenes(ctx, "train")
+    held = T.load_scenes(ctx, "eval")
     torch.manual_seed(cfg.seed + 10)
-    vae = new_vae(cfg.image_size, ints(cfg.vae_channels))
+    vae = new_vae(cfg.image_size, ints(cfg.vae_channels), cfg.vae_latent_channels)
     net = VaeNet(vae, cfg.vae_kl, cfg.vae_object_weight).to(ctx.device)
     model = ctx.wrap(net)
     crop = min(cfg.vae_crop, cfg.image_size)
@@ -89,22 +103,28 @@ def stage_vae(ctx):
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 10_000 + s)
         return model(x, objects, gen)
 
-    losses = T.train_steps(ctx, "vae", {"vae": vae}, net, cfg.vae_steps, cfg.vae_lr, step)
+    curve = T.LearningCurve(ctx, "vae", cfg.vae_steps, cfg.vae_probe_every, net, lambda: {
+        "psnr_heldout": vae_psnr(vae.eval(), held.images[:64], ctx.device)})
+    losses = T.train_steps(ctx, "vae", {"vae": vae}, net, cfg.vae_steps, cfg.vae_lr, step,
+                           after_step=curve)
     result = {}
     if ctx.main:
+        result["probe"] = curve.finish()
         with torch.no_grad():
             n = min(256, len(scenes))
-            x = to_unit_range(scenes.images[:n], ctx.device)
-            mean = vae.encode(x).latent_dist.mean
+            mean = torch.cat([vae.encode(to_unit_range(scenes.images[s:s + 32], ctx.device))
+                              .latent_dist.mean for s in range(0, n, 32)])
             scale = float(1.0 / mean.std())
-            rec = vae.decode(mean).sample
-            psnr = float(10 * torch.log10(4.0 / F.mse_loss(rec, x)))
         vae.register_to_config(scaling_factor=scale)
         vae.save_pretrained(ctx.path("vae", "vae"))
-        result = {"scaling_factor": scale, "psnr_train": psnr,
-                  "first_loss": losses[0] if losses else None,
-                  "last_loss": float(np.mean(losses[-50:])) if losses else None}
-        ctx.log(f"vae: scaling_factor {scale:.4f}, reconstruction PSNR {psnr:.1f} dB")
+        result.update({"scaling_factor": scale,
+                       "psnr_train": vae_psnr(vae, scenes.images[:n], ctx.device),
+                       "psnr_heldout": vae_psnr(vae, held.images, ctx.device),
+                       "first_loss": losses[0] if losses else None,
+                       "last_loss": float(np.mean(losses[-50:])) if losses else None})
+        ctx.log(f"vae: scaling_factor {scale:.4f}, reconstruction PSNR "
+                f"{result['psnr_train']:.1f} dB (training scenes), "
+                f"{result['psnr_heldout']:.1f} dB (held out)")
     ctx.mark_done("vae", result)
 
 
@@ -172,7 +192,8 @@ def stage_decoder(ctx):
     torch.manual_seed(cfg.seed + 11)
     mapper = Mapper.new(cfg.merger_output, cfg.mapper_hidden, cfg.mapper_layers,
                         cfg.mapper_heads, 2 * cfg.mapper_hidden, cfg.mapper_queries)
-    unet = new_unet(latent_size(cfg), cfg.mapper_hidden, ints(cfg.unet_channels))
+    unet = new_unet(latent_size(cfg), cfg.mapper_hidden, ints(cfg.unet_channels),
+                    latent_channels=cfg.vae_latent_channels)
     net = DecoderNet(mapper, unet, train_noise_scheduler(), cfg.cond_dropout).to(ctx.device)
     model = ctx.wrap(net)
 
@@ -347,9 +368,8 @@ def stage3(ctx):
             ann = scenes.annotations[i]
             seg = None
             if kind == "qa":
-                turns = D.conversation(ann, rng, cfg.max_turns, cfg.caption_prob)
-                seq, lab = conv.sample(turns)
-                first, target, tok = None, None, tokens[i]
+                seq, lab, tok = T.chat_sample(conv, ann, tokens[i], rng, cfg)
+                first, target = None, None
             elif kind == "seg":
                 ref = ann["referring"][rng.randrange(len(ann["referring"]))]
                 text = format_prompt(segment_request_text(ref["text"]), image=True)
