@@ -120,6 +120,13 @@ def stage_vae(ctx):
         result.update({"scaling_factor": scale,
                        "psnr_train": vae_psnr(vae, scenes.images[:n], ctx.device),
                        "psnr_heldout": vae_psnr(vae, held.images, ctx.device),
+                       "psnr_by_background": {
+                           kind: vae_psnr(vae, held.images[[
+                               i for i, a in enumerate(held.annotations)
+                               if a["background"]["kind"] == kind or
+                               a["background"].get("pattern") == kind]], ctx.device)
+                           for kind in sorted({a["background"].get("pattern", "plain")
+                                               for a in held.annotations})},
                        "first_loss": losses[0] if losses else None,
                        "last_loss": float(np.mean(losses[-50:])) if losses else None})
         ctx.log(f"vae: scaling_factor {scale:.4f}, reconstruction PSNR "
