@@ -293,8 +293,14 @@ class Card:
              "scenes, overall and by type", None),
             ("vae", "VAE: PSNR (dB) of the reconstruction of 64 held-out scenes",
              ("psnr_heldout",)),
+            ("decoder", "Decoder (Stage I): epsilon MSE on 64 held-out scenes at fixed noise, "
+             "conditioned on their own tokens and unconditioned (the gap is what the tokens "
+             "tell the U-Net)", ("eps_mse_heldout", "eps_mse_unconditioned")),
             ("masks", "Mask decoder: mean IoU of point-prompted masks on 64 held-out scenes",
              ("point_miou",)),
+            ("stage3", "Stage 3 on 64 held-out scenes: MSE of the conditioning predicted for "
+             "their generation prompts, mask loss (BCE + Dice) of a referring expression, "
+             "answer cross-entropy of a conversation", None),
         ]
         lines = ["## Learning curves", ""]
         for stage, title, keys in spec:

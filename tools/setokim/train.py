@@ -144,10 +144,12 @@ class TrainConfig:
     decoder_steps: int = 1200
     decoder_batch: int = 32
     decoder_lr: float = 5e-4
+    decoder_probe_every: int = 500
     visual_tokens: int = 8
     stage3_steps: int = 1200
     stage3_batch: int = 16
     stage3_lr: float = 5e-4
+    stage3_probe_every: int = 500
     stage3_qa: float = 0.35
     stage3_seg: float = 0.2
     # the mask decoder (train_segmentation.py)
@@ -179,7 +181,9 @@ PRESETS = {
                          vae_probe_every=0,
                          mapper_hidden=32, mapper_layers=1, mapper_heads=2, mapper_queries=4,
                          unet_channels="16,32", decoder_steps=20, decoder_batch=4,
-                         visual_tokens=4, stage3_steps=20, stage3_batch=4, mask_layers=1,
+                         decoder_probe_every=0,
+                         visual_tokens=4, stage3_steps=20, stage3_batch=4, stage3_probe_every=0,
+                         mask_layers=1,
                          mask_heads=2, mask_mlp=32, masks_steps=20, masks_batch=4,
                          save_every=10),
 }

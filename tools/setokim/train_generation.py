@@ -142,11 +142,11 @@ def load_vae(ctx):
 
 
 @torch.no_grad()
-def latent_cache(ctx, batch=64):
-    """Scaled latent means of every training scene [N, C, h, w], cached."""
-    path = ctx.path("latents-train.pt")
+def latent_cache(ctx, which="train", batch=64):
+    """Scaled latent means of every scene of `which` [N, C, h, w], cached."""
+    path = ctx.path(f"latents-{which}.pt")
     if ctx.main and not os.path.exists(path):
-        scenes = _t().load_scenes(ctx, "train")
+        scenes = _t().load_scenes(ctx, which)
         vae = load_vae(ctx)
         out = [encode_latents(vae, to_unit_range(scenes.images[s:s + batch], ctx.device)).cpu()
                for s in range(0, len(scenes), batch)]
@@ -179,9 +179,10 @@ class DecoderNet(nn.Module):
         self.noise = noise
         self.cond_dropout = cond_dropout
 
-    def forward(self, latents, tokens, mask, gen):
+    def forward(self, latents, tokens, mask, gen, dropout=None):
         cond = self.mapper(tokens, mask)
-        keep = (torch.rand(cond.shape[0], 1, 1, generator=gen) >= self.cond_dropout)
+        dropout = self.cond_dropout if dropout is None else dropout
+        keep = (torch.rand(cond.shape[0], 1, 1, generator=gen) >= dropout)
         cond = cond * keep.to(cond)
         eps = torch.randn(latents.shape, generator=gen).to(latents)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],),
@@ -210,13 +211,32 @@ def stage_decoder(ctx):
         x, mask = pad_tokens([tokens[i] for i in idx], ctx.device)
         return model(latents[idx].to(ctx.device), x, mask, gen)
 
+    held_tokens = T.vision_token_cache(ctx, "eval")[:64]
+    held_latents = latent_cache(ctx, "eval")[:64]
+
+    @torch.no_grad()
+    def measure():
+        """Epsilon MSE on held-out scenes at fixed noise and timesteps, conditioned and not:
+        the gap is what the tokens tell the U-Net."""
+        net.eval()
+        out = {}
+        for name, drop in (("eps_mse_heldout", 0.0), ("eps_mse_unconditioned", 1.0)):
+            gen = torch.Generator().manual_seed(12345)
+            x, mask = pad_tokens(held_tokens, ctx.device)
+            out[name] = float(net(held_latents.to(ctx.device), x, mask, gen, drop)[0])
+        return out
+
+    curve = T.LearningCurve(ctx, "decoder", cfg.decoder_steps, cfg.decoder_probe_every, net,
+                            measure)
     losses = T.train_steps(ctx, "decoder", {"mapper": mapper, "unet": unet}, net,
-                           cfg.decoder_steps, cfg.decoder_lr, step)
+                           cfg.decoder_steps, cfg.decoder_lr, step, after_step=curve)
+    result = {"first_loss": losses[0] if losses else None,
+              "last_loss": float(np.mean(losses[-50:])) if losses else None}
     if ctx.main:
+        result["probe"] = curve.finish()
         mapper.save_pretrained(ctx.path("decoder", "mapper"), torch.float32)
         unet.save_pretrained(ctx.path("decoder", "unet"))
-    ctx.mark_done("decoder", {"first_loss": losses[0] if losses else None,
-                              "last_loss": float(np.mean(losses[-50:])) if losses else None})
+    ctx.mark_done("decoder", result)
 
 
 def load_mapper(ctx):
@@ -356,17 +376,9 @@ def stage3(ctx):
         scene_cond = targets_of(tokens)
         edit_cond = targets_of(edits["tokens"])
 
-    def step(s):
-        idx = T.batch_indices(ctx, 12, s, len(scenes), cfg.stage3_batch)
-        rng = random.Random(f"{cfg.seed}-12-{s}")
+    def batch(scenes, tokens, scene_cond, idx, kinds, rng):
+        """The forward arguments of OutputNet for scenes[idx], one request of each kind."""
         ids, labels, toks, firsts, targets, segs = [], [], [], [], [], []
-        kinds = []
-        for i in idx:
-            r = rng.random()
-            kinds.append("qa" if r < cfg.stage3_qa else
-                         "seg" if r < cfg.stage3_qa + cfg.stage3_seg else
-                         "gen" if r < cfg.stage3_qa + cfg.stage3_seg +
-                         (1 - cfg.stage3_qa - cfg.stage3_seg) / 2 else "edit")
         with torch.no_grad():
             at = [i for i, kind in zip(idx, kinds) if kind == "seg"]
             emb = image_embeddings(T.vision_features(vision, T.pixel_values(
@@ -398,18 +410,53 @@ def stage3(ctx):
             firsts.append(first)
             targets.append(target)
             segs.append(seg)
-        return model(ids, labels, toks, pad, firsts, targets, segs, cfg.regression_weight)
+        return ids, labels, toks, pad, firsts, targets, segs, cfg.regression_weight
 
+    def step(s):
+        idx = T.batch_indices(ctx, 12, s, len(scenes), cfg.stage3_batch)
+        rng = random.Random(f"{cfg.seed}-12-{s}")
+        kinds = []
+        for _ in idx:
+            r = rng.random()
+            kinds.append("qa" if r < cfg.stage3_qa else
+                         "seg" if r < cfg.stage3_qa + cfg.stage3_seg else
+                         "gen" if r < cfg.stage3_qa + cfg.stage3_seg +
+                         (1 - cfg.stage3_qa - cfg.stage3_seg) / 2 else "edit")
+        return model(*batch(scenes, tokens, scene_cond, idx, kinds, rng))
+
+    held = T.load_scenes(ctx, "eval")
+    held_tokens = T.vision_token_cache(ctx, "eval")
+    with torch.no_grad():
+        held_cond = targets_of(held_tokens[:64])
+
+    @torch.no_grad()
+    def measure():
+        """On 64 held-out scenes: the MSE of the conditioning predicted for their generation
+        prompts, the mask loss (BCE + Dice) of one referring expression each, and the
+        answer cross-entropy of a conversation each."""
+        net.eval()
+        out = {}
+        for kind, key in (("gen", "mse"), ("seg", "mask"), ("qa", "ce")):
+            idx = list(range(min(64, len(held))))
+            rng = random.Random(f"{cfg.seed}-12-heldout")
+            out[f"{kind}_{key}_heldout"] = float(
+                net(*batch(held, held_tokens, held_cond, idx, [kind] * len(idx), rng))[1][key])
+        return out
+
+    curve = T.LearningCurve(ctx, "stage3", cfg.stage3_steps, cfg.stage3_probe_every, net,
+                            measure)
     losses = T.train_steps(ctx, "stage3", {"projector": projector, "llm": llm,
                                            "projector_out": projector_out,
                                            "projector_seg": projector_seg, "head": head}, net,
-                           cfg.stage3_steps, cfg.stage3_lr, step)
+                           cfg.stage3_steps, cfg.stage3_lr, step, after_step=curve)
+    result = {"first_loss": losses[0] if losses else None,
+              "last_loss": float(np.mean(losses[-50:])) if losses else None}
     if ctx.main:
+        result["probe"] = curve.finish()
         projector.save_pretrained(ctx.path("stage3", "projector_in"))
         projector_out.save_pretrained(ctx.path("stage3", "projector_out"))
         projector_seg.save_pretrained(ctx.path("stage3", "projector_seg"))
         head.save_pretrained(ctx.path("stage3", "mask_decoder"), torch.float32)
         llm.save_pretrained(ctx.path("stage3", "llm"))
         save_tokenizer(tokenizer, ctx.path("stage3", "tokenizer"), cfg.max_positions)
-    ctx.mark_done("stage3", {"first_loss": losses[0] if losses else None,
-                             "last_loss": float(np.mean(losses[-50:])) if losses else None})
+    ctx.mark_done("stage3", result)
