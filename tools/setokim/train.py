@@ -259,6 +259,19 @@ class Context:
         t[stage] = t.get(stage, 0.0) + seconds
         write_json(p, t)
 
+    def start_clock(self):
+        self.clock = time.time()
+
+    def tick(self, stage):
+        """Adds the wall time since the last tick (or start_clock) to the stage's total in
+        timings.json: called at every checkpoint and at the end of a stage, so the time of an
+        interrupted run counts up to its last checkpoint. Returns the seconds added."""
+        now = time.time()
+        seconds = now - getattr(self, "clock", now)
+        self.clock = now
+        self.add_time(stage, seconds)
+        return seconds
+
 
 def write_json(path, obj):
     with open(path + ".tmp", "w") as f:
@@ -353,6 +366,7 @@ def train_steps(ctx, stage, modules, net, steps, lr, step_fn, after_step=None):
                             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                             "step": step + 1}, ckpt + ".tmp")
                 os.replace(ckpt + ".tmp", ckpt)
+                ctx.tick(stage)
             ctx.barrier()
         if after_step is not None:
             after_step(step + 1)
@@ -1327,10 +1341,10 @@ def main(argv=None):
             ctx.log(f"{stage}: done (remove {ctx.path(stage)} to run it again)")
             continue
         t0 = time.time()
+        ctx.start_clock()
         RUNNERS[stage](ctx)
-        seconds = time.time() - t0
-        ctx.add_time(stage, seconds)
-        ctx.log(f"{stage}: {seconds:.1f} s")
+        ctx.tick(stage)
+        ctx.log(f"{stage}: {time.time() - t0:.1f} s")
     if ctx.distributed:
         import torch.distributed as dist
         dist.destroy_process_group()
