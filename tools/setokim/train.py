@@ -80,7 +80,7 @@ class TrainConfig:
     # the plain patch-sized convolution of CLIP
     vision_stem: str = "32,64,128"
     stem_kernel: int = 3
-    stage0_steps: int = 450
+    stage0_steps: int = 3000
     stage0_batch: int = 16
     stage0_lr: float = 1e-3
     # 1: a fresh batch of scenes every step (rendered on the fly); 0: the cached training scenes
@@ -101,10 +101,10 @@ class TrainConfig:
     merger_inter: int = 1
     merger_intermediate: int = 256
     merger_output: int = 128
-    stage1_steps: int = 200
+    stage1_steps: int = 400
     stage1_batch: int = 16
     stage1_lr: float = 1e-3
-    stage1_probe_every: int = 0
+    stage1_probe_every: int = 200
     # stage II/III: projector + LLM
     llm_hidden: int = 256
     llm_layers: int = 4
@@ -112,7 +112,7 @@ class TrainConfig:
     llm_kv_heads: int = 2
     llm_intermediate: int = 688
     max_positions: int = 512
-    stage2_steps: int = 1100
+    stage2_steps: int = 2500
     stage2_batch: int = 16
     stage2_lr: float = 1e-3
     # held-out QA (greedy, the first qa_probe_scenes held-out scenes) every stage2_probe_every
@@ -134,6 +134,7 @@ class TrainConfig:
     vae_kl: float = 1e-4
     vae_object_weight: float = 8.0
     vae_latent_channels: int = 4
+    vae_norm_groups: int = 4
     vae_probe_every: int = 500
     mapper_hidden: int = 128
     mapper_layers: int = 2
@@ -141,12 +142,12 @@ class TrainConfig:
     mapper_queries: int = 8
     unet_channels: str = "64,128"
     cond_dropout: float = 0.1
-    decoder_steps: int = 1200
+    decoder_steps: int = 2000
     decoder_batch: int = 32
     decoder_lr: float = 5e-4
     decoder_probe_every: int = 500
     visual_tokens: int = 8
-    stage3_steps: int = 1200
+    stage3_steps: int = 1500
     stage3_batch: int = 16
     stage3_lr: float = 5e-4
     stage3_probe_every: int = 500
@@ -173,6 +174,7 @@ PRESETS = {
                          vision_intermediate=64, vision_stem="8,16,16", stage0_steps=20,
                          stage0_batch=4, stage0_probe_every=0, probe_scenes=8,
                          calib_scenes=4, max_clusters=8, merger_intermediate=64,
+                         stage1_probe_every=0,
                          merger_output=32, stage1_steps=20, stage1_batch=4, llm_hidden=64,
                          llm_layers=1, llm_heads=2, llm_kv_heads=1, llm_intermediate=128,
                          max_positions=256, stage2_steps=20, stage2_batch=4, max_turns=3,

@@ -86,7 +86,8 @@ def stage_vae(ctx):
     scenes = T.load_scenes(ctx, "train")
     held = T.load_scenes(ctx, "eval")
     torch.manual_seed(cfg.seed + 10)
-    vae = new_vae(cfg.image_size, ints(cfg.vae_channels), cfg.vae_latent_channels)
+    vae = new_vae(cfg.image_size, ints(cfg.vae_channels), cfg.vae_latent_channels,
+                  cfg.vae_norm_groups)
     net = VaeNet(vae, cfg.vae_kl, cfg.vae_object_weight).to(ctx.device)
     model = ctx.wrap(net)
     crop = min(cfg.vae_crop, cfg.image_size)
