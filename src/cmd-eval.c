@@ -493,10 +493,10 @@ print_table (const eval_results *r, const char *model, bool gen)
     printf ("referring segmentation: not in this model\n");
   if (gen && r->gen.available)
     print_gen_table (&r->gen);
-  if (gen)
-    eval_recon_print (&r->recon);
   else if (gen)
     printf ("generation: not in this model\n");
+  if (gen)
+    eval_recon_print (&r->recon);
 }
 
 static void
