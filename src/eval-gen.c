@@ -156,6 +156,9 @@ edit_one (setok_diffusion *d, const eval_gen_options *o, const setok_world_scene
       eval_edit_region (s, target, id->valueint, mask.pixels);
       setok_diffusion_options dopt;
       diffusion_options (o, instruction, seed, &dopt);
+      /* the composite's ramp inside the region's dilation margin: every pixel of the object
+       * itself is the model's, none half the old object's */
+      dopt.feather = EVAL_REGION_DILATE;
       double t0 = now_ms ();
       st = setok_diffusion_edit (d, &src, &mask, &dopt, &out, err);
       g->edit_ms += now_ms () - t0;
