@@ -66,6 +66,8 @@ class Card:
         self.done = {s: ctx.done(s) or {} for s in T.STAGES}
         path = ctx.path("timings.json")
         self.timings = T.read_json(path) if os.path.exists(path) else {}
+        path = ctx.path("cpu-timings.json")
+        self.cpu = T.read_json(path) if os.path.exists(path) else {}
         path = ctx.path("engine-eval.json")
         self.engine = T.read_json(path) if os.path.exists(path) else None
 
@@ -256,21 +258,27 @@ class Card:
             "--out data/models/setokim-tiny --threads 2 --device cpu` (tools/setokim/README.md)"
             ", then `setok eval --count 200` for the engine's measurement below.",
             "",
-            "| stage | what | steps x batch | wall time (s) | measured after the stage |",
-            "|---|---|---|---|---|",
+            "| stage | what | steps x batch | wall time (s) | CPU time (s) | measured after the "
+            "stage |",
+            "|---|---|---|---|---|---|",
         ]
         names = [r[0] for r in rows]
         for stage, what, steps, metric in rows:
+            cpu = f"{self.cpu[stage]:.0f}" if stage in self.cpu else "n/a"
             lines.append(f"| {stage} | {what} | {steps} | {self.timings.get(stage, 0.0):.0f} | "
-                         f"{metric} |")
+                         f"{cpu} | {metric} |")
         total = sum(v for k, v in self.timings.items() if k in names)
+        cpu = sum(v for k, v in self.cpu.items() if k in names)
         lines += [
-            f"| total | | | {total:.0f} ({total / 3600:.2f} h) | |",
+            f"| total | | | {total:.0f} ({total / 3600:.2f} h) | "
+            f"{cpu:.0f} ({cpu / 3600:.2f} h) | |",
             "",
-            f"Wall times as measured on the training machine: {os.cpu_count()} CPU cores "
-            f"shared with other jobs, --threads {torch.get_num_threads()}, device "
-            f"{self.ctx.device.type}. The learning-curve measurements below are not counted "
-            "in them.",
+            f"Measured on the training machine: {os.cpu_count()} CPU cores shared with other "
+            f"jobs, --threads {torch.get_num_threads()}, device {self.ctx.device.type}. Wall "
+            "time grows with the other jobs' load; CPU time (all threads of the training "
+            "process) does not, and divided by the thread count it is about the wall time "
+            "the stage takes on an otherwise idle machine. Both include the learning-curve "
+            "measurements below.",
             "",
             "The LLM is trained from scratch with every weight updated, so there is no LoRA "
             "adapter",

@@ -253,26 +253,28 @@ class Context:
             write_json(self.path(stage, "done.json"), result)
         self.barrier()
 
-    def add_time(self, stage, seconds):
+    def add_time(self, stage, seconds, file="timings.json"):
         if not self.main:
             return
-        p = self.path("timings.json")
+        p = self.path(file)
         t = read_json(p) if os.path.exists(p) else {}
         t[stage] = t.get(stage, 0.0) + seconds
         write_json(p, t)
 
     def start_clock(self):
-        self.clock = time.time()
+        self.clock = (time.time(), time.process_time())
 
     def tick(self, stage):
         """Adds the wall time since the last tick (or start_clock) to the stage's total in
-        timings.json: called at every checkpoint and at the end of a stage, so the time of an
-        interrupted run counts up to its last checkpoint. Returns the seconds added."""
-        now = time.time()
-        seconds = now - getattr(self, "clock", now)
+        timings.json, and the process's CPU time to cpu-timings.json (on a machine shared with
+        other jobs the wall time grows, the CPU time does not): called at every checkpoint and
+        at the end of a stage, so the time of an interrupted run counts up to its last
+        checkpoint."""
+        now = (time.time(), time.process_time())
+        last = getattr(self, "clock", now)
         self.clock = now
-        self.add_time(stage, seconds)
-        return seconds
+        self.add_time(stage, now[0] - last[0])
+        self.add_time(stage, now[1] - last[1], "cpu-timings.json")
 
 
 def write_json(path, obj):
