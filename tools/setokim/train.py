@@ -126,13 +126,14 @@ class TrainConfig:
     chat_prob: float = 0.25
     imageless_prob: float = 0.03
     # output side (train_generation.py): VAE, mapper + U-Net, the LLM's visual slots
-    vae_channels: str = "16,32,64,64"
+    # three levels: 4x downscale, 32 x 32 latents (small shapes keep their outline)
+    vae_channels: str = "16,32,64"
     vae_steps: int = 1500
     vae_batch: int = 16
     vae_crop: int = 64
     vae_lr: float = 1e-3
     vae_kl: float = 1e-4
-    vae_object_weight: float = 8.0
+    vae_object_weight: float = 4.0
     vae_latent_channels: int = 4
     vae_norm_groups: int = 4
     vae_probe_every: int = 500
@@ -140,7 +141,7 @@ class TrainConfig:
     mapper_layers: int = 2
     mapper_heads: int = 4
     mapper_queries: int = 8
-    unet_channels: str = "64,128"
+    unet_channels: str = "32,64,128"
     cond_dropout: float = 0.1
     decoder_steps: int = 2000
     decoder_batch: int = 32
