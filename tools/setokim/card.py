@@ -434,7 +434,9 @@ class Card:
         out = ["## Limits", "",
                "It knows only the synthetic world: flat shapes (circle, square, triangle, "
                "diamond, star, hexagon), ten colours, three sizes, on muted plain or textured "
-               "backgrounds. Answers are one word; real photographs are out of distribution.", ""]
+               "backgrounds. Its answers to questions about a scene are one word, its "
+               "descriptions the world's caption style; real photographs are out of "
+               "distribution.", ""]
 
         def rise(stage, key):
             probe = [p for p in d[stage].get("probe") or [] if key in p]
