@@ -19,6 +19,7 @@
 #include "setok/weights.h"
 
 #include "clip-encoder.h"
+#include "vit-stem.h"
 
 struct setok_vit {
     setok_vit_config cfg;
@@ -26,6 +27,7 @@ struct setok_vit {
     setok_backend *backend;
     setok_dtype dtype;
     setok_tensor patch_w, patch_b;      /* [C, Cin, p, p], [C] (SigLIP only) */
+    vit_stem stem;                      /* instead of patch_w when cfg.stem_layers */
     setok_tensor class_emb;             /* [C] (CLIP only) */
     setok_tensor pos_emb;               /* [cls + grid^2, C] */
     setok_tensor pre_ln_w, pre_ln_b;    /* CLIP pre_layrnorm */
@@ -185,7 +187,7 @@ static setok_status config_check(const setok_vit_config *c, const char *where, s
     if (c->act != SETOK_OP_QUICK_GELU && c->act != SETOK_OP_GELU && c->act != SETOK_OP_GELU_TANH)
         return setok_fail(err, SETOK_ERR_INPUT, "%s: act must be quick_gelu, gelu or gelu_tanh",
                           where);
-    return SETOK_OK;
+    return vit_stem_config_check(c, where, err);
 }
 
 static setok_status config_parse(const setok_config *json, void *out, setok_error *err)
@@ -232,6 +234,8 @@ static setok_status config_parse(const setok_config *json, void *out, setok_erro
                             "gelu, gelu_pytorch_tanh, gelu_new", path, key, act);
     }
     if (st == SETOK_OK)
+        st = vit_stem_config_parse(cfg, json, p, err);
+    if (st == SETOK_OK)
         st = config_check(cfg, path, err);
     if (st == SETOK_OK && is_llava)
         st = llava_selection(json, cfg, err);
@@ -257,6 +261,7 @@ void setok_vit_free(setok_vit *vit)
                            &vit->pos_emb,  &vit->pre_ln_w,  &vit->pre_ln_b,
                            &vit->post_ln_w, &vit->post_ln_b};
     setok_tensors_free(all, sizeof all / sizeof all[0]);
+    vit_stem_free(&vit->stem, vit->cfg.stem_layers);
     free(vit->layers);
     setok_weights_close(vit->weights);
     free(vit);
@@ -285,7 +290,7 @@ static setok_status vit_alloc(setok_vit **out, const setok_vit_config *cfg,
 }
 
 /* The tower's weights through ld (files or random). The checkpoint's prefix is
- * found from the patch embedding: bare (transformers >= 5 CLIPVisionModel),
+ * found from the patch embedding (or the stem): bare (transformers >= 5 CLIPVisionModel),
  * CLIPModel's vision_model., or a LLaVA spelling. */
 static setok_status load_weights(setok_vit *vit, setok_loader *ld, setok_error *err)
 {
@@ -298,15 +303,19 @@ static setok_status load_weights(setok_vit *vit, setok_loader *ld, setok_error *
     unsigned clip = is_clip ? 0 : SETOK_WEIGHT_SKIP, siglip = is_clip ? SETOK_WEIGHT_SKIP : 0;
     int64_t C = c->hidden_size, grid = c->image_size / c->patch_size;
     int64_t positions = grid * grid + (is_clip ? 1 : 0);
-    int64_t patch[4] = {C, c->num_channels, c->patch_size, c->patch_size};
+    /* the prefix is found from the first weight: the stem's first convolution or the patch
+     * embedding */
+    int64_t probe[4] = {C, c->num_channels, c->patch_size, c->patch_size};
+    const char *anchor = c->stem_layers ? vit_stem_anchor(c, probe)
+                                        : "embeddings.patch_embedding.weight";
+    unsigned patch = c->stem_layers ? SETOK_WEIGHT_SKIP : 0;
     char prefix[96];
     setok_status st = setok_loader_find_prefix(ld, prefixes, sizeof prefixes / sizeof *prefixes,
-                                               "embeddings.patch_embedding.weight", 4, patch,
-                                               prefix, sizeof prefix, err);
+                                               anchor, 4, probe, prefix, sizeof prefix, err);
     ld->prefix = prefix;
     const setok_weight table[] = {
         {&vit->patch_w, "embeddings.patch_embedding.weight", 4,
-         {C, c->num_channels, c->patch_size, c->patch_size}, 0},
+         {C, c->num_channels, c->patch_size, c->patch_size}, patch},
         {&vit->patch_b, "embeddings.patch_embedding.bias", 1, {C}, siglip},
         {&vit->pos_emb, "embeddings.position_embedding.weight", 2, {positions, C}, 0},
         {&vit->class_emb, "embeddings.class_embedding", 1, {C}, clip},
@@ -317,6 +326,8 @@ static setok_status load_weights(setok_vit *vit, setok_loader *ld, setok_error *
     };
     if (st == SETOK_OK)
         st = setok_loader_load(ld, "", table, sizeof table / sizeof *table, err);
+    if (st == SETOK_OK && c->stem_layers)
+        st = vit_stem_load(&vit->stem, c, ld, err);
     for (int i = 0; i < c->num_layers && st == SETOK_OK; i++) {
         char layer[48];
         snprintf(layer, sizeof layer, "encoder.layers.%d", i);
@@ -445,7 +456,8 @@ size_t setok_vit_arena_bytes(const setok_vit *vit, int64_t batch, int64_t height
     size_t fixed = 4 * clip_arena_slot(btc, e);
     /* embeddings: conv output, position table, its grid and the resized grid */
     size_t embed = clip_arena_slot(batch * C * P, e) + clip_arena_slot(t * C, e) +
-                   clip_arena_slot(C * g0 * g0, e) + clip_arena_slot(C * P, e);
+                   clip_arena_slot(C * g0 * g0, e) + clip_arena_slot(C * P, e) +
+                   vit_stem_arena_bytes(c, batch, height, width, e);
     clip_dims d = {.B = batch, .T = t, .C = C, .I = I, .NH = c->num_heads};
     size_t layer = clip_layer_arena_bytes(&d, e);
     size_t peak = embed > layer ? embed : layer;
@@ -515,7 +527,9 @@ static setok_status vit_embeddings(setok_vit *vit, setok_arena *arena, setok_ten
     setok_tensor conv, flat, patches, dst, pos = vit->pos_emb;
     setok_status st = setok_arena_tensor(arena, &conv, vit->dtype, 4,
                                          (int64_t[]){d->B, d->C, gh, gw}, err);
-    if (st == SETOK_OK)
+    if (st == SETOK_OK && c->stem_layers)
+        st = vit_stem_forward(be, arena, &conv, pixel_values, &vit->stem, c, err);
+    else if (st == SETOK_OK)
         st = setok_conv2d(be, &conv, pixel_values, &vit->patch_w, clip ? NULL : &vit->patch_b,
                           c->patch_size, 0, err);
     if (st == SETOK_OK)

@@ -265,12 +265,15 @@ static setok_status encode_prompts(setok_diffusion *d, const char *const *texts,
 }
 
 /* A bundle's conditioning for a request (image NULL: generate) -> embeds [batch, Q, hidden]:
- * the mapper's output for the visual tokens, after a zero row when batch is 2 (CFG). */
+ * the mapper's output for the visual tokens (the LLM's, or o->condition_tokens when given),
+ * after a zero row when batch is 2 (CFG). */
 static setok_status visual_condition(setok_diffusion *d, const setok_image *image,
-                                     const char *text, int batch, setok_tensor *embeds,
-                                     const atomic_bool *cancel, setok_error *err)
+                                     const setok_diffusion_options *o, int batch,
+                                     setok_tensor *embeds, setok_error *err)
 {
-    int64_t k = setok_chat_visual_token_count(d->chat), e = setok_chat_visual_token_dim(d->chat);
+    const atomic_bool *cancel = o->cancel;
+    int64_t k = o->condition_tokens ? o->condition_count : setok_chat_visual_token_count(d->chat);
+    int64_t e = setok_chat_visual_token_dim(d->chat);
     int64_t q = setok_qformer_num_query_tokens(d->mapper), h = condition_dim(d);
     float *tokens = malloc((size_t)(k * e) * sizeof *tokens);
     float *cond = calloc((size_t)(batch * q * h), sizeof *cond);
@@ -281,8 +284,10 @@ static setok_status visual_condition(setok_diffusion *d, const setok_image *imag
     co.cancel = cancel;
     setok_status st = tokens && cond ? SETOK_OK
                                      : setok_fail(err, SETOK_ERR_NOMEM, "diffusion: out of memory");
-    if (st == SETOK_OK)
-        st = setok_chat_visual_tokens(d->chat, image, text, &co, tokens, err);
+    if (st == SETOK_OK && o->condition_tokens)
+        memcpy(tokens, o->condition_tokens, (size_t)(k * e) * sizeof *tokens);
+    else if (st == SETOK_OK)
+        st = setok_chat_visual_tokens(d->chat, image, o->prompt, &co, tokens, err);
     if (st == SETOK_OK)
         st = setok_tensor_alloc(&enc, d->backend, d->dtype, 3, (int64_t[]){1, k, e}, err);
     if (st == SETOK_OK)
@@ -701,8 +706,11 @@ static setok_status masked_image_latents(setok_diffusion *d, const setok_image *
 static setok_status check_options(const setok_diffusion *d, const setok_diffusion_options *o,
                                   setok_error *err)
 {
-    if (!o->prompt)
+    if (!o->prompt && !o->condition_tokens)
         return setok_fail(err, SETOK_ERR_INPUT, "diffusion: no prompt");
+    if (o->condition_tokens && (o->condition_count < 1 || o->condition_count > 4096))
+        return setok_fail(err, SETOK_ERR_INPUT, "diffusion: condition_count must be 1..4096, "
+                          "got %d", o->condition_count);
     if (o->steps < 1 || o->steps > 1000)
         return setok_fail(err, SETOK_ERR_INPUT, "diffusion: steps must be 1..1000, got %d",
                           o->steps);
@@ -718,6 +726,9 @@ static setok_status check_options(const setok_diffusion *d, const setok_diffusio
                           "got %d", o->context);
     if (d->chat && o->negative_prompt && o->negative_prompt[0])
         return setok_fail(err, SETOK_ERR_INPUT, "%s: a SETOKIM bundle takes no negative prompt",
+                          setok_model_dir(d->model));
+    if (!d->chat && o->condition_tokens)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: condition tokens need a SETOKIM bundle",
                           setok_model_dir(d->model));
     return SETOK_OK;
 }
@@ -768,7 +779,7 @@ setok_status setok_diffusion_generate(setok_diffusion *d, const setok_diffusion_
     if (st == SETOK_OK)
         st = open_scheduler(d, o, &L.sched, err);
     if (st == SETOK_OK && d->chat)
-        st = visual_condition(d, NULL, o->prompt, L.batch, &L.embeds, o->cancel, err);
+        st = visual_condition(d, NULL, o, L.batch, &L.embeds, err);
     else if (st == SETOK_OK)
         st = encode_prompts(d, L.batch == 2 ? prompts : prompts + 1, L.batch, &L.embeds,
                             o->cancel, err);
@@ -983,7 +994,7 @@ static setok_status edit_at_model_size(setok_diffusion *d, const setok_image *rg
     if (st == SETOK_OK)
         st = open_scheduler(d, o, &L.sched, err);
     if (st == SETOK_OK && d->chat)
-        st = visual_condition(d, rgb, o->prompt, L.batch, &L.embeds, o->cancel, err);
+        st = visual_condition(d, rgb, o, L.batch, &L.embeds, err);
     else if (st == SETOK_OK)
         st = encode_prompts(d, ip2p ? prompts : L.batch == 2 ? cfg_prompts : cfg_prompts + 1,
                             L.batch, &L.embeds, o->cancel, err);

@@ -44,6 +44,9 @@ usage (FILE *out)
            "                       turn) in the object's region: success by kind against\n"
            "                       the exact target, and the mean |change| outside the\n"
            "                       region (0..255, expected 0)\n"
+           "  reconstruction       (models that generate) each scene decoded from its own\n"
+           "                       SeTok tokens, read like a generated image: a miss in\n"
+           "                       generation says whether the decoder or the LLM is at fault\n"
            "  referring            (models with a segment token) each scene's referring\n"
            "                       expressions through the mask decoder: mean IoU with the\n"
            "                       object's exact mask, and the share with IoU >= 0.5\n\n"
@@ -449,6 +452,8 @@ results_json (const eval_results *r, const char *model, bool gen)
   cJSON_AddNumberToObject (ab, "soft", r->alignment[2]);
   if (gen)
     gen_json (j, &r->gen);
+  if (gen)
+    eval_recon_json (j, &r->recon);
   const eval_referring_results *rf = &r->referring;
   cJSON *rj = cJSON_AddObjectToObject (j, "referring");
   cJSON_AddBoolToObject (rj, "available", rf->available);
@@ -514,6 +519,8 @@ print_table (const eval_results *r, const char *model, bool gen)
     print_gen_table (&r->gen);
   else if (gen)
     printf ("generation: not in this model\n");
+  if (gen)
+    eval_recon_print (&r->recon);
 }
 
 static void
@@ -657,6 +664,8 @@ cmd_eval (int argc, char **argv)
         .cancel = a.cancel,
       };
       st = eval_generation (&go, &r.gen, &err);
+      if (st == SETOK_OK)
+        st = eval_reconstruction (&go, &r.recon, &err);
     }
   if (st == SETOK_OK && a.plots)
     st = eval_plots (&r, a.plots, &err);

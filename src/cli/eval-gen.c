@@ -128,6 +128,9 @@ edit_one (setok_diffusion *d, const eval_gen_options *o, const setok_world_scene
       eval_edit_region (s, target, id->valueint, mask.pixels);
       setok_diffusion_options dopt;
       diffusion_options (o, instruction, seed, &dopt);
+      /* the composite's ramp inside the region's dilation margin: every pixel of the object
+       * itself is the model's, none half the old object's */
+      dopt.feather = EVAL_REGION_DILATE;
       double t0 = setok_clock_ms ();
       st = setok_diffusion_edit (d, &src, &mask, &dopt, &out, err);
       g->edit_ms += setok_clock_ms () - t0;
@@ -159,15 +162,21 @@ edit_one (setok_diffusion *d, const eval_gen_options *o, const setok_world_scene
   return st;
 }
 
+bool
+eval_can_generate (setok_model *model)
+{
+  /* a model that cannot draw is not an error: it is not measured */
+  return setok_model_kind_of (model) == SETOK_MODEL_SETOKIM
+         && setok_model_can (model, SETOK_CAP_GENERATE);
+}
+
 setok_status
 eval_generation (const eval_gen_options *o, eval_gen_results *g, setok_error *err)
 {
   memset (g, 0, sizeof *g);
   g->steps = o->steps;
   g->guidance = o->guidance;
-  /* a model that cannot draw is not an error: it is not measured */
-  if (setok_model_kind_of (o->model) != SETOK_MODEL_SETOKIM
-      || !setok_model_can (o->model, SETOK_CAP_GENERATE))
+  if (!eval_can_generate (o->model))
     return SETOK_OK;
   g->available = true;
   setok_diffusion *d = NULL;

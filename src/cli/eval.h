@@ -51,6 +51,17 @@ typedef struct eval_gen_results
   double edit_ms;         /* per edit */
 } eval_gen_results;
 
+/* Each scene decoded from its own SeTok tokens (eval-recon.c), scored like a
+ * generation of its prompt (score.prompts counts the scenes). */
+typedef struct eval_recon_results
+{
+  bool available;
+  int scenes;
+  eval_gen_results score;
+  double psnr_sum; /* dB, summed over scenes: the decoded image against the scene */
+  double ms;       /* per image */
+} eval_recon_results;
+
 typedef struct eval_results
 {
   int n_scenes;
@@ -67,6 +78,7 @@ typedef struct eval_results
   int fixed_k;
   double tokens_ms, qa_ms;
   eval_gen_results gen;
+  eval_recon_results recon;
   eval_referring_results referring;
 } eval_results;
 
@@ -123,8 +135,20 @@ typedef struct eval_gen_options
   const atomic_bool *cancel;
 } eval_gen_options;
 
+/* Whether model is a SETOKIM bundle that generates (others are not measured). */
+bool eval_can_generate (setok_model *model);
 /* Fills g; g->available false (and SETOK_OK) when the model cannot generate. */
 setok_status eval_generation (const eval_gen_options *o, eval_gen_results *g, setok_error *err);
+
+/* ---- reconstruction from the scene's own tokens (eval-recon.c) ---- */
+
+/* Fills r over o's scenes (o->count, steps, guidance); r->available false when the model
+ * cannot generate. */
+setok_status eval_reconstruction (const eval_gen_options *o, eval_recon_results *r,
+                                  setok_error *err);
+/* The "reconstruction" key of the JSON, and the table's line. */
+void eval_recon_json (cJSON *j, const eval_recon_results *r);
+void eval_recon_print (const eval_recon_results *r);
 
 /* tokens-vs-objects.png, qa-by-type.png and ablation.png in dir (created if missing), and
  * generation.png when r->gen.available. */

@@ -2,7 +2,8 @@
 """test_eval.py — `setok eval --count 20` on the shipped model (suite `eval`): the run succeeds,
 its JSON has every metric in its range, the per-type question counts add up to the total, the
 token counts vary with the scenes, and --plots writes the three charts as PNG files. When the
-model can generate, the "generation" and "edit" results are checked too (and generation.png),
+model can generate, the "generation", "edit" and "reconstruction" (each scene decoded from its
+own tokens) results are checked too (and generation.png),
 and when it segments by phrase, the "referring" results; when it cannot, those checks are
 skipped with the reason printed. SETOK_EVAL_GEN_MODEL may name
 another bundle with generation (e.g. /tmp/gen/bundle) whose generation and edit results are
@@ -50,6 +51,28 @@ def check_generation(r, count, plots, check):
     if plots:
         with open(os.path.join(plots, "generation.png"), "rb") as f:
             check(f.read(8) == b"\x89PNG\r\n\x1a\n", "generation.png is a PNG")
+
+
+def check_reconstruction(r, count, check):
+    """The "reconstruction" key: each scene decoded from its own tokens, scored like a
+    generation of its prompt."""
+    rec, gen = r.get("reconstruction"), r.get("generation") or {}
+    check(isinstance(rec, dict), "reconstruction key present")
+    if not isinstance(rec, dict):
+        return
+    check(rec.get("available") == bool(gen.get("available")),
+          "reconstruction is available exactly when generation is")
+    if not rec.get("available"):
+        return
+    check(rec["scenes"] == min(count, 50), f"{rec['scenes']} scenes reconstructed")
+    check(rec["named_objects"] == gen["named_objects"],
+          "the same objects are scored as in generation (the scenes' prompts name them all)")
+    for key in ("attribute_accuracy", "colour_found", "shape_found", "scenes_satisfied"):
+        check(in_unit(rec[key]), f"reconstruction {key} {rec[key]} in [0, 1]")
+    check(rec["attribute_accuracy"] <= min(rec["colour_found"], rec["shape_found"]),
+          "colour and shape together are found no more often than either")
+    check(5.0 < rec["psnr_db"] < 99.0, f"reconstruction PSNR {rec['psnr_db']:.1f} dB")
+    check(rec["ms_per_image"] > 0, f"{rec['ms_per_image']:.0f} ms per image")
 
 
 def check_referring(r, check):
@@ -109,6 +132,7 @@ def main():
             with open(path, "rb") as f:
                 check(f.read(8) == b"\x89PNG\r\n\x1a\n", f"{name} is a PNG")
         check_generation(r, 20, tmp, check)
+        check_reconstruction(r, 20, check)
         check_referring(r, check)
     other = os.environ.get("SETOK_EVAL_GEN_MODEL")
     if other:
@@ -117,6 +141,7 @@ def main():
         check(p.returncode == 0, f"setok eval --model {other} exits 0 ({p.stderr.strip()[:200]})")
         if p.returncode == 0:
             check_generation(json.loads(p.stdout), 20, None, check)
+            check_reconstruction(json.loads(p.stdout), 20, check)
             check_referring(json.loads(p.stdout), check)
     print(f"{'FAILED' if failed else 'passed'}")
     return 1 if failed else 0

@@ -11,7 +11,8 @@ read back with SetokimModel.from_bundle in f32, as the engine loads it on the CP
   - `setok ask IMAGE Q --model B --json --max-tokens 32 --temperature 0`: the same prompt length
     and the same 32 greedy ids as SetokimModel.generate_ids on prompt_embeds;
   - `--tokens patches`: the merger on one cluster per patch, same greedy ids;
-  - a copy whose manifest has a system prompt and vision_feature_layer -2: tokens and ids.
+  - a copy whose manifest has a system prompt and vision_feature_layer -2: tokens and ids;
+  - a second bundle whose vision tower has a convolutional stem: tokens and ids.
 Then `setok chat` through a pipe: an image turn and a follow-up (EOS, "USER: q ASSISTANT:"
 without BOS, one KV cache), and a conversation without an image, compared as the text the
 engine's streaming decoder makes of the reference ids (random models emit invalid UTF-8, which
@@ -355,6 +356,16 @@ def main():
         check_info(args.cli, bundle)
         check_malformed(args.cli, bundle, images[0][0], work)
         check_default_model(args.cli, images[0][0])
+
+        # a bundle whose vision tower has a convolutional stem (tools/setokim/stem.py)
+        stem_bundle = os.path.join(work, "bundle-stem")
+        ref.random_model(args.seed + 1, stem=True).save_bundle(stem_bundle, torch.float16)
+        stem_model = ref.SetokimModel.from_bundle(stem_bundle, dtype=torch.float32)
+        for i, (path, _) in enumerate(images[:2]):
+            pv = stem_model.preprocess(np.asarray(Image.open(path).convert("RGB")))
+            check_tokens(args.cli, stem_bundle, stem_model, path, pv, f"conv stem, image {i}")
+            check_ask(args.cli, stem_bundle, stem_model, path, pv, QUESTIONS[i % len(QUESTIONS)],
+                      f"conv stem, image {i}")
 
     print(f"{R.passed} passed, {R.failed} failed")
     return 1 if R.failed else 0

@@ -79,13 +79,22 @@ def test_stage_nets(scenes):
     idx = list(range(4))
     torch.manual_seed(0)
     vision = T.new_vision(CFG)
-    net0 = T.VisionPretrainNet(vision, vocab, CFG.affinity_margin, CFG.affinity_weight)
-    ids, targets = T.patch_targets(scenes.labels[idx], [scenes.annotations[i] for i in idx],
-                                   vocab, SIZE, CFG.patch_size)
+    net0 = T.VisionPretrainNet(vision, vocab, CFG.affinity_margin, CFG.affinity_weight,
+                               CFG.stage0_object_weight)
+    annotations = [scenes.annotations[i] for i in idx]
+    ids, targets = T.patch_targets(scenes.labels[idx], annotations, vocab, SIZE, CFG.patch_size)
+    weights, classes = T.object_targets(scenes.labels[idx], annotations, vocab, SIZE,
+                                        CFG.patch_size)
+    objects = (torch.from_numpy(weights), {k: torch.from_numpy(v) for k, v in classes.items()})
     pv = T.pixel_values(scenes.images[idx], "cpu")
     targets = {k: torch.from_numpy(v) for k, v in targets.items()}
-    descends("stage0 (ViT heads + affinity)", net0,
-             lambda: net0(pv, torch.from_numpy(ids), targets)[0])
+    descends("stage0 (conv-stem ViT: patch and object heads + affinity)", net0,
+             lambda: net0(pv, torch.from_numpy(ids), targets, objects)[0])
+    R.check("object weights: each visible object's row sums to 1",
+            bool(abs(weights.sum(-1)[weights.sum(-1) > 0] - 1).max() < 1e-5) and
+            all(int((weights[b].sum(-1) > 0).sum()) ==
+                sum(1 for o in annotations[b]["objects"] if o["area"] > 0)
+                for b in range(len(idx))), f"{weights.shape}")
 
     params = {"cluster_k": 3, "cluster_threshold": 0.5}
     with torch.no_grad():
@@ -133,7 +142,7 @@ def test_stage_nets(scenes):
     target = torch.from_numpy(__import__("numpy").stack(masks))
     descends("masks (mask decoder, BCE + Dice)", net_mask,
              lambda: net_mask(S.image_embeddings(feats, GRID), points, plabels, target)[0],
-             steps=30, lr=1e-3)
+             steps=60, lr=1e-3)
 
 
 def test_merger_batched():

@@ -55,6 +55,12 @@ CONFIGS = {
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8,
         cross_attention_dim=16, attention_head_dim=(2, 4, 8), transformer_layers_per_block=2),
+    # attention only at the lower resolutions (tools/setokim/generation.py for large latents)
+    "3 levels, attention in the middle level only": dict(
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8,
+        cross_attention_dim=16, attention_head_dim=4),
     "padding 0, no mid block, linear proj": dict(
         SD, downsample_padding=0, mid_block_type=None, use_linear_projection=True,
         freq_shift=1),

@@ -5,7 +5,8 @@ A bundle is a folder:
     setokim.json    manifest: format, version, component paths, image size, feature layer,
                     special tokens, system prompt; optionally the training domain and the
                     model card in brief (domain_manifest, card_manifest, set_card)
-    vision/         transformers CLIPVisionModel (+ preprocessor_config.json, CLIPImageProcessor)
+    vision/         transformers CLIPVisionModel (+ preprocessor_config.json, CLIPImageProcessor),
+                    optionally with a convolutional stem for its patch embedding (stem.py)
     setok/          SetokMerger (tools/setokim/setok.py) with the clustering defaults
     projector_in/   SetokimProjector: LLaVA multi_modal_projector names linear_1 / linear_2
     llm/            transformers LlamaForCausalLM + tokenizer.json (BPE, Metaspace, byte fallback)
@@ -16,7 +17,7 @@ SeTok clustering and merger tokens, the projector, the Vicuna v1 prompt with the
 [Img] ... [/Img] and the single <image> id expanded to the projected tokens, greedy decoding.
 
     python -m tools.setokim.bundle --random OUT --seed S [--dtype f16|f32] [--generation]
-        [--segmentation]
+        [--segmentation] [--stem]
 writes a tiny random bundle (random weights, tokenizer trained on world-like text) for tests;
 with --generation it also has the output side (generation.py), with --segmentation the mask
 side (segmentation.py).
@@ -30,6 +31,7 @@ import torch
 import torch.nn as nn
 
 from .setok import SetokMerger, SetokMergerConfig, cluster
+from .stem import load_vision, save_vision
 
 FORMAT = "setokim"
 VERSION = 1
@@ -421,14 +423,14 @@ class SetokimModel(nn.Module):
     @classmethod
     def from_bundle(cls, path, dtype=torch.float32, device="cpu"):
         """Load a bundle folder; weights stored as f16 are converted to `dtype`."""
-        from transformers import CLIPVisionModel, LlamaForCausalLM
+        from transformers import LlamaForCausalLM
         manifest = read_manifest(path)
         vision_dir = component_path(path, manifest, "vision")
         llm_dir = component_path(path, manifest, "llm")
         for d in (vision_dir, llm_dir):
             if not os.path.isfile(os.path.join(d, "config.json")):
                 raise BundleError(f"{os.path.join(d, 'config.json')}: missing")
-        vision = CLIPVisionModel.from_pretrained(vision_dir, dtype=dtype)
+        vision = load_vision(vision_dir, dtype)
         merger = SetokMerger.from_pretrained(component_path(path, manifest, "setok"), dtype)
         projector = SetokimProjector.from_pretrained(
             component_path(path, manifest, "projector_in"), dtype)
@@ -451,7 +453,7 @@ class SetokimModel(nn.Module):
         write_manifest(path, m)
         size = self.image_size
         vision_dir = component_path(path, m, "vision")
-        self._save_hf(self.vision, vision_dir, dtype)
+        save_vision(self.vision, vision_dir, dtype)
         CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
                            do_resize=True, do_center_crop=True, do_normalize=True,
                            image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)
@@ -646,15 +648,20 @@ def world_like_lines(rng, n):
     return lines
 
 
-def random_model(seed=0, image_size=32, patch_size=8):
-    """A tiny randomly initialised SetokimModel (fixed torch seed)."""
+def random_model(seed=0, image_size=32, patch_size=8, stem=False):
+    """A tiny randomly initialised SetokimModel (fixed torch seed); with stem, the vision tower
+    has a convolutional stem (stem.py) of three stride-2 layers (patch_size must be 8)."""
     from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(world_like_lines(random.Random(seed), 400), vocab_size=400)
     vcfg = CLIPVisionConfig(image_size=image_size, patch_size=patch_size, hidden_size=32,
                             intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                             hidden_act="quick_gelu", layer_norm_eps=1e-5)
-    vision = CLIPVisionModel(vcfg)
+    if stem:
+        from .stem import new_stem_vision
+        vision = new_stem_vision(vcfg, (8, 12, 16))
+    else:
+        vision = CLIPVisionModel(vcfg)
     mcfg = SetokMergerConfig(hidden_size=32, num_heads=2, intra_layers=1, inter_layers=1,
                              intermediate_size=64, output_size=48, cluster_mode="dpc",
                              cluster_k=3, cluster_threshold=0.3, min_clusters=1,
@@ -672,10 +679,11 @@ def random_model(seed=0, image_size=32, patch_size=8):
 
 
 def write_random_bundle(path, seed=0, image_size=32, dtype=torch.float16, generation=False,
-                        segmentation=False):
+                        segmentation=False, stem=False):
     """A tiny random bundle in `path`, with a random output side (generation.py) and mask side
-    (segmentation.py) when asked; returns the SetokimModel."""
-    model = random_model(seed, image_size)
+    (segmentation.py) when asked, a convolutional-stem vision tower with stem; returns the
+    SetokimModel."""
+    model = random_model(seed, image_size, stem=stem)
     gen_parts = seg_parts = None
     if generation:
         from .generation import random_generation
@@ -706,9 +714,11 @@ def main(argv=None):
                     help="add random projector_out, mapper, unet, vae and scheduler components")
     ap.add_argument("--segmentation", action="store_true",
                     help="add a random mask_decoder and projector_seg")
+    ap.add_argument("--stem", action="store_true",
+                    help="a vision tower with a convolutional stem (stem.py)")
     args = ap.parse_args(argv)
     write_random_bundle(args.random, args.seed, args.image_size, DTYPES[args.dtype],
-                        args.generation, args.segmentation)
+                        args.generation, args.segmentation, args.stem)
     print(f"wrote a random SETOKIM bundle to {args.random}")
     return 0
 

@@ -33,6 +33,13 @@ def train_seeds(count, start=0):
     return list(range(TRAIN_SEED_BASE + start, TRAIN_SEED_BASE + start + count))
 
 
+def stream_seeds(stage_offset, step, batch, first):
+    """Training seeds of scenes a stage renders on the fly (a fresh batch every step): the
+    `batch` seeds of `step`, counted from `first` (above the cached training scenes) plus
+    stage_offset; a pure function of its arguments, so a resumed run sees the same scenes."""
+    return train_seeds(batch, first + stage_offset + step * batch)
+
+
 def eval_seeds(count, start=0):
     """Seeds of held-out scenes: EVAL_SEED_BASE + start ...; never used for training."""
     return list(range(EVAL_SEED_BASE + start, EVAL_SEED_BASE + start + count))
@@ -112,13 +119,94 @@ def _strings(node):
 
 def text_lines(annotations):
     """Tokenizer training text: every string of the annotations (captions, questions, answers,
-    referring expressions, prompts, instructions) and the chat turns as the model sees them."""
+    referring expressions, prompts, instructions) and the chat turns as the model sees them,
+    in every phrasing conversation() uses."""
     from .bundle import format_prompt
     for ann in annotations:
         yield from _strings(ann)
         for q in ann.get("qa", []):
-            yield format_prompt(q["question"]) + " " + q["answer"]
-        yield format_prompt(CAPTION_QUESTION) + " " + ann.get("caption", "")
+            for text in phrasings(q["type"], q["question"]):
+                yield format_prompt(text) + " " + q["answer"]
+                yield format_prompt(text[0].upper() + text[1:]) + " " + q["answer"]
+        for text in DESCRIBE_QUESTIONS:
+            yield format_prompt(text) + " " + ann.get("caption", "")
+    for kind, questions in CHAT_QUESTIONS.items():
+        for text in questions:
+            yield format_prompt(text) + " " + CHAT_ANSWERS[kind]
+            yield format_prompt(text.lower()) + " " + CHAT_ANSWERS[kind]
+
+
+# ---- conversations --------------------------------------------------------------------------
+
+# "Describe the scene." and its other phrasings: the answer is the scene's caption
+DESCRIBE_QUESTIONS = (CAPTION_QUESTION, "Describe the image.", "Describe the picture.",
+                      "What do you see?", "What is in the image?", "What is in this picture?",
+                      "Can you describe this image?", "Tell me about the image.",
+                      "What does the image show?")
+
+# turns that are not about the scene's contents, and their one answer each
+CHAT_ANSWERS = {
+    "greeting": "Hello! Ask me about the shapes in the image.",
+    "capability": "I can describe the image and answer questions about the colour, shape, "
+                  "size, number and position of its shapes. I can also find a shape you name, "
+                  "draw a scene you describe and edit a shape you point at.",
+    "unknown": "I can't tell.",
+}
+CHAT_QUESTIONS = {
+    "greeting": ("Hello", "Hello!", "Hi", "Hi!", "Hi there", "Hey", "Good morning",
+                 "Good evening", "Hello, how are you?"),
+    "capability": ("What can you do?", "Help", "What can I ask you?", "Who are you?",
+                   "What are you?", "How can you help me?", "What do you know?"),
+    # outside the world: it knows coloured shapes, nothing else
+    "unknown": ("What is the capital of France?", "How old is the man?", "What breed is the dog?",
+                "What time is it?", "What is the weather like?", "Who painted this?",
+                "What is the name of the cat?", "What is written on the sign?",
+                "How fast is the car going?", "What is the person holding?",
+                "Where was this photo taken?", "What year is it?", "What colour is the car?",
+                "How many people are there?", "Is it raining?", "What is 17 times 23?",
+                "What language is the text in?", "Who is the president?",
+                "What is the man's name?", "What brand is the phone?"),
+}
+
+# other phrasings of the world's questions, by type: (regular expression on the world's
+# question, replacements); the world's own phrasing stays the most frequent
+_PHRASINGS = {
+    "colour": (r"^what colour is (.+)\?$",
+               ("what color is {0}?", "which colour is {0}?", "what is the colour of {0}?",
+                "tell me the colour of {0}.", "what colour does {0} have?")),
+    "shape": (r"^what shape is (.+)\?$",
+              ("which shape is {0}?", "what is the shape of {0}?", "what kind of shape is {0}?",
+               "tell me the shape of {0}.")),
+    "size": (r"^what size is (.+)\?$",
+             ("how big is {0}?", "what is the size of {0}?", "how large is {0}?",
+              "tell me the size of {0}.")),
+    "count": (r"^how many (.+) are there\?$",
+              ("how many {0} do you see?", "how many {0} are in the image?",
+               "count the {0}.", "what is the number of {0}?", "how many {0} can you see?")),
+    "exist": (r"^is there (an? .+)\?$",
+              ("do you see {0}?", "can you see {0}?", "is there {0} in the image?",
+               "does the image contain {0}?", "is {0} in the picture?")),
+    "relation": (r"^is (.+) to the (left|right) of (.+)\?$",
+                 ("is {0} {1} of {2}?", "is {0} on the {1} of {2}?",
+                  "is {0} on the {1} side of {2}?")),
+}
+_RELATION_VERTICAL = (r"^is (.+) (above|below) (.+)\?$",
+                      ("is {0} {1} {2} in the image?", "is {0} located {1} {2}?",
+                       "is {0} placed {1} {2}?"))
+
+
+def phrasings(kind, question):
+    """The world's question and its other phrasings (the same answer)."""
+    import re
+    out = [question]
+    rules = [_PHRASINGS[kind]] if kind in _PHRASINGS else []
+    if kind == "relation":
+        rules.append(_RELATION_VERTICAL)
+    for pattern, templates in rules:
+        m = re.match(pattern, question)
+        if m and " or " not in question:
+            out += [t.format(*m.groups()) for t in templates]
+    return out
 
 
 def qa_turns(annotation, with_caption=True):
@@ -129,15 +217,34 @@ def qa_turns(annotation, with_caption=True):
     return turns
 
 
-def conversation(annotation, rng: random.Random, max_turns=6, caption_prob=0.3):
-    """A shuffled multi-turn conversation about one scene: up to max_turns QA turns, the
-    caption turn with probability caption_prob. The first turn carries the image."""
+def conversation(annotation, rng: random.Random, max_turns=6, caption_prob=0.3,
+                 rephrase_prob=0.0, chat_prob=0.0):
+    """A shuffled multi-turn conversation about one scene: up to max_turns QA turns (each, with
+    probability rephrase_prob, in another phrasing, and capitalised half the time), the caption
+    turn with probability caption_prob (asked in one of DESCRIBE_QUESTIONS when rephrasing),
+    and with probability chat_prob one greeting, capability or out-of-world question. The
+    first turn carries the image."""
     turns = qa_turns(annotation, with_caption=False)
     rng.shuffle(turns)
     turns = turns[:max_turns]
+    if rephrase_prob > 0:
+        out = []
+        for kind, q, a in turns:
+            if rng.random() < rephrase_prob:
+                q = rng.choice(phrasings(kind, q)[1:] or [q])
+                if rng.random() < 0.5:
+                    q = q[0].upper() + q[1:]
+            out.append((kind, q, a))
+        turns = out
     if annotation.get("caption") and rng.random() < caption_prob:
-        turns.insert(rng.randint(0, len(turns)), ("caption", CAPTION_QUESTION,
-                                                  annotation["caption"]))
+        q = rng.choice(DESCRIBE_QUESTIONS) if rephrase_prob > 0 else CAPTION_QUESTION
+        turns.insert(rng.randint(0, len(turns)), ("caption", q, annotation["caption"]))
+    if rng.random() < chat_prob:
+        kind = rng.choice(sorted(CHAT_QUESTIONS))
+        q = rng.choice(CHAT_QUESTIONS[kind])
+        if rng.random() < 0.3:
+            q = q.lower()
+        turns.insert(rng.randint(0, len(turns)), (kind, q, CHAT_ANSWERS[kind]))
     return turns
 
 
@@ -167,6 +274,23 @@ def patch_labels(labels, patch, object_weight=2.0):
     counts = counts.reshape(b, gh * gw, 256)
     counts[:, :, 1:] *= object_weight
     return counts.argmax(axis=2)
+
+
+def object_patch_weights(labels, patch, max_id=None):
+    """labels [B, H, W] -> [B, K, N] float32: for object id k + 1, the share of its visible
+    pixels that falls in each patch (rows sum to 1; 0 for an id with no visible pixel). The
+    object's mean patch feature is weights @ features: small shapes that never win a patch by
+    majority still get one."""
+    b, h, w = labels.shape
+    gh, gw = h // patch, w // patch
+    k = int(labels.max()) if max_id is None else max_id
+    blocks = labels[:, :gh * patch, :gw * patch].reshape(b, gh, patch, gw, patch)
+    blocks = blocks.transpose(0, 1, 3, 2, 4).reshape(b, gh * gw, patch * patch).astype(np.int64)
+    idx = blocks + 256 * np.arange(b * gh * gw).reshape(b, gh * gw, 1)
+    counts = np.bincount(idx.ravel(), minlength=256 * b * gh * gw).astype(np.float32)
+    counts = counts.reshape(b, gh * gw, 256)[:, :, 1:k + 1].transpose(0, 2, 1)
+    total = counts.sum(2, keepdims=True)
+    return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
 
 
 def object_attributes(annotation, vocab, size):

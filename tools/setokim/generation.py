@@ -38,10 +38,13 @@ def visual_token_names(k):
 
 # ---- modules --------------------------------------------------------------------------------
 
-def new_vae(image_size, channels=(16, 32, 64, 64), latent_channels=4):
+def new_vae(image_size, channels=(16, 32, 64, 64), latent_channels=4, groups=None):
+    """AutoencoderKL; groups: GroupNorm groups (None: min(16, smallest width)). Few channels
+    per group strip each channel's mean, and with it the flat colours of a scene, from every
+    normalised branch: a few groups of several channels learn colours much faster."""
     from diffusers import AutoencoderKL
     n = len(channels)
-    groups = min(16, min(channels))
+    groups = groups or min(16, min(channels))
     return AutoencoderKL(in_channels=3, out_channels=3,
                          down_block_types=("DownEncoderBlock2D",) * n,
                          up_block_types=("UpDecoderBlock2D",) * n,
@@ -50,15 +53,21 @@ def new_vae(image_size, channels=(16, 32, 64, 64), latent_channels=4):
                          sample_size=image_size)
 
 
-def new_unet(latent_size, cross_dim, channels=(64, 128), head_dim=8, latent_channels=4):
+def new_unet(latent_size, cross_dim, channels=(64, 128), head_dim=8, latent_channels=4,
+             max_attention_size=16):
+    """UNet2DConditionModel; attention (self and cross) at the levels of at most
+    max_attention_size x max_attention_size latents but the lowest (the mid block has its
+    own), so larger latents cost convolutions, not attention over every position."""
     from diffusers import UNet2DConditionModel
     n = len(channels)
     groups = min(16, min(channels))
+    attend = [latent_size >> i <= max_attention_size and i < n - 1 for i in range(n)]
     return UNet2DConditionModel(
         sample_size=latent_size, in_channels=latent_channels, out_channels=latent_channels,
         block_out_channels=tuple(channels),
-        down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
+        down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attend),
+        up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D"
+                             for a in reversed(attend)),
         layers_per_block=1, cross_attention_dim=cross_dim, attention_head_dim=head_dim,
         norm_num_groups=groups)
 

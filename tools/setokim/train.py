@@ -52,6 +52,8 @@ from .bundle import (CLIP_MEAN, CLIP_STD, DTYPES, SetokimModel, SetokimProjector
                      build_tokenizer, default_manifest, format_prompt, load_tokenizer,
                      save_tokenizer)
 from .setok import SetokMerger, SetokMergerConfig, cluster, position_embedding_2d  # noqa: E402
+from .stem import new_stem_vision, save_vision  # noqa: E402
+from .stem import load_vision as load_vision_folder  # noqa: E402
 
 STAGES = ("data", "tokenizer", "stage0", "stage1", "stage2", "vae", "decoder", "masks",
           "stage3", "export", "eval", "card")
@@ -74,11 +76,23 @@ class TrainConfig:
     vision_layers: int = 4
     vision_heads: int = 4
     vision_intermediate: int = 512
-    stage0_steps: int = 450
+    # the convolutional stem (stem.py): output channels of its stride-2 convolutions, "" for
+    # the plain patch-sized convolution of CLIP
+    vision_stem: str = "32,64,128"
+    stem_kernel: int = 3
+    stage0_steps: int = 3000
     stage0_batch: int = 16
     stage0_lr: float = 1e-3
+    # 1: a fresh batch of scenes every step (rendered on the fly); 0: the cached training scenes
+    stage0_fresh: int = 1
+    # object-level heads on each object's pixel-weighted mean patch feature
+    stage0_object_weight: float = 1.0
     affinity_margin: float = 3.0
     affinity_weight: float = 1.0
+    # the held-out per-object probe: every stage0_probe_every steps (0: only at the end), a
+    # linear probe fitted on probe_scenes training scenes, scored on the held-out scenes
+    stage0_probe_every: int = 250
+    probe_scenes: int = 300
     calib_scenes: int = 64
     max_clusters: int = 16
     # stage I: the merger
@@ -87,9 +101,10 @@ class TrainConfig:
     merger_inter: int = 1
     merger_intermediate: int = 256
     merger_output: int = 128
-    stage1_steps: int = 200
+    stage1_steps: int = 400
     stage1_batch: int = 16
     stage1_lr: float = 1e-3
+    stage1_probe_every: int = 200
     # stage II/III: projector + LLM
     llm_hidden: int = 256
     llm_layers: int = 4
@@ -97,32 +112,46 @@ class TrainConfig:
     llm_kv_heads: int = 2
     llm_intermediate: int = 688
     max_positions: int = 512
-    stage2_steps: int = 1100
+    stage2_steps: int = 2500
     stage2_batch: int = 16
     stage2_lr: float = 1e-3
+    # held-out QA (greedy, the first qa_probe_scenes held-out scenes) every stage2_probe_every
+    stage2_probe_every: int = 500
+    qa_probe_scenes: int = 30
     max_turns: int = 8
     caption_prob: float = 0.2
+    # conversations (data.conversation): a turn in another phrasing, one greeting / capability
+    # / out-of-world turn per conversation, a conversation of such turns without an image
+    rephrase_prob: float = 0.4
+    chat_prob: float = 0.25
+    imageless_prob: float = 0.03
     # output side (train_generation.py): VAE, mapper + U-Net, the LLM's visual slots
-    vae_channels: str = "16,32,64,64"
+    # three levels: 4x downscale, 32 x 32 latents (small shapes keep their outline)
+    vae_channels: str = "16,32,64"
     vae_steps: int = 1500
     vae_batch: int = 16
     vae_crop: int = 64
     vae_lr: float = 1e-3
     vae_kl: float = 1e-4
-    vae_object_weight: float = 8.0
+    vae_object_weight: float = 4.0
+    vae_latent_channels: int = 4
+    vae_norm_groups: int = 4
+    vae_probe_every: int = 500
     mapper_hidden: int = 128
     mapper_layers: int = 2
     mapper_heads: int = 4
     mapper_queries: int = 8
-    unet_channels: str = "64,128"
+    unet_channels: str = "32,64,128"
     cond_dropout: float = 0.1
-    decoder_steps: int = 1200
+    decoder_steps: int = 2000
     decoder_batch: int = 32
     decoder_lr: float = 5e-4
+    decoder_probe_every: int = 500
     visual_tokens: int = 8
-    stage3_steps: int = 1200
+    stage3_steps: int = 1500
     stage3_batch: int = 16
     stage3_lr: float = 5e-4
+    stage3_probe_every: int = 500
     stage3_qa: float = 0.35
     stage3_seg: float = 0.2
     # the mask decoder (train_segmentation.py)
@@ -132,6 +161,7 @@ class TrainConfig:
     masks_steps: int = 600
     masks_batch: int = 16
     masks_lr: float = 1e-3
+    masks_probe_every: int = 0
     regression_weight: float = 1.0
     # checkpoints
     save_every: int = 50
@@ -142,15 +172,21 @@ PRESETS = {
     # 20 steps of every stage on tiny models: tests/reference/test_train_smoke.py
     "smoke": TrainConfig(image_size=64, train_scenes=24, eval_scenes=4, vocab_size=400,
                          vision_hidden=32, vision_layers=1, vision_heads=2,
-                         vision_intermediate=64, stage0_steps=20, stage0_batch=4,
+                         vision_intermediate=64, vision_stem="8,16,16", stage0_steps=20,
+                         stage0_batch=4, stage0_probe_every=0, probe_scenes=8,
                          calib_scenes=4, max_clusters=8, merger_intermediate=64,
+                         stage1_probe_every=0,
                          merger_output=32, stage1_steps=20, stage1_batch=4, llm_hidden=64,
                          llm_layers=1, llm_heads=2, llm_kv_heads=1, llm_intermediate=128,
                          max_positions=256, stage2_steps=20, stage2_batch=4, max_turns=3,
+                         stage2_probe_every=0, qa_probe_scenes=2,
                          vae_channels="8,16", vae_steps=20, vae_batch=4, vae_crop=32,
+                         vae_probe_every=0,
                          mapper_hidden=32, mapper_layers=1, mapper_heads=2, mapper_queries=4,
                          unet_channels="16,32", decoder_steps=20, decoder_batch=4,
-                         visual_tokens=4, stage3_steps=20, stage3_batch=4, mask_layers=1,
+                         decoder_probe_every=0,
+                         visual_tokens=4, stage3_steps=20, stage3_batch=4, stage3_probe_every=0,
+                         mask_layers=1,
                          mask_heads=2, mask_mlp=32, masks_steps=20, masks_batch=4,
                          save_every=10),
 }
@@ -218,13 +254,28 @@ class Context:
             write_json(self.path(stage, "done.json"), result)
         self.barrier()
 
-    def add_time(self, stage, seconds):
+    def add_time(self, stage, seconds, file="timings.json"):
         if not self.main:
             return
-        p = self.path("timings.json")
+        p = self.path(file)
         t = read_json(p) if os.path.exists(p) else {}
         t[stage] = t.get(stage, 0.0) + seconds
         write_json(p, t)
+
+    def start_clock(self):
+        self.clock = (time.time(), time.process_time())
+
+    def tick(self, stage):
+        """Adds the wall time since the last tick (or start_clock) to the stage's total in
+        timings.json, and the process's CPU time to cpu-timings.json (on a machine shared with
+        other jobs the wall time grows, the CPU time does not): called at every checkpoint and
+        at the end of a stage, so the time of an interrupted run counts up to its last
+        checkpoint."""
+        now = (time.time(), time.process_time())
+        last = getattr(self, "clock", now)
+        self.clock = now
+        self.add_time(stage, now[0] - last[0])
+        self.add_time(stage, now[1] - last[1], "cpu-timings.json")
 
 
 def write_json(path, obj):
@@ -273,12 +324,13 @@ class Progress:
             self.bar.close()
 
 
-def train_steps(ctx, stage, modules, net, steps, lr, step_fn):
+def train_steps(ctx, stage, modules, net, steps, lr, step_fn, after_step=None):
     """The optimisation loop shared by the stages: AdamW, 5 % warm-up then cosine decay to a
     tenth, gradient clipping at 1. Checkpoints (modules, optimiser, step) go to
     work/STAGE/checkpoint.pt every cfg.save_every steps; a rerun resumes there. step_fn(step)
     returns (loss, logs) for the global batch of `step`, which depends only on the step number,
-    so a resumed run sees the same batches. Returns the loss of every step run now."""
+    so a resumed run sees the same batches; after_step(steps done), when given, runs after each
+    step (and its checkpoint). Returns the loss of every step run now."""
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     warm = max(1, steps // 20)
@@ -319,10 +371,49 @@ def train_steps(ctx, stage, modules, net, steps, lr, step_fn):
                             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                             "step": step + 1}, ckpt + ".tmp")
                 os.replace(ckpt + ".tmp", ckpt)
+                ctx.tick(stage)
             ctx.barrier()
+        if after_step is not None:
+            after_step(step + 1)
     bar.close()
     net.eval()
     return losses
+
+
+class LearningCurve:
+    """A stage's learning curve on held-out data: measure() (a dict of numbers) every `every`
+    steps and after the last one, each point {step, seconds of training so far, ...} kept in
+    work/STAGE/curve.json across resumed runs; the measuring time is not training time. Pass
+    it as train_steps' after_step; finish() returns the points."""
+
+    def __init__(self, ctx, stage, steps, every, net, measure):
+        self.ctx, self.stage, self.steps, self.every = ctx, stage, steps, every
+        self.net, self.measure = net, measure
+        self.path = ctx.path(stage, "curve.json")
+        self.points = read_json(self.path) if os.path.exists(self.path) else []
+        self.start = time.time()
+        self.offset = self.points[-1]["seconds"] if self.points else 0.0
+
+    def __call__(self, done):
+        due = done == self.steps or (self.every and done % self.every == 0)
+        if not self.ctx.main or not due or (self.points and self.points[-1]["step"] >= done):
+            return
+        seconds = self.offset + time.time() - self.start
+        t0 = time.time()
+        point = {"step": done, "seconds": round(seconds, 1), **self.measure()}
+        self.start += time.time() - t0
+        self.points.append(point)
+        os.makedirs(self.ctx.path(self.stage), exist_ok=True)
+        write_json(self.path, self.points)
+        self.ctx.log(f"{self.stage} at step {done} ({seconds:.0f} s): " +
+                     ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in point.items() if k not in ("step", "seconds")))
+        self.net.train()
+
+    def finish(self):
+        if self.ctx.main and (not self.points or self.points[-1]["step"] < self.steps):
+            self(self.steps)
+        return self.points
 
 
 def batch_indices(ctx, stage_id, step, n_items, batch):
@@ -376,6 +467,7 @@ def stage_tokenizer(ctx):
 # ---- stage 0: the ViT -----------------------------------------------------------------------
 
 def new_vision(cfg):
+    """The ViT of cfg: CLIPVisionModel, with the convolutional stem when cfg.vision_stem."""
     from transformers import CLIPVisionConfig, CLIPVisionModel
     vcfg = CLIPVisionConfig(image_size=cfg.image_size, patch_size=cfg.patch_size,
                             hidden_size=cfg.vision_hidden,
@@ -383,6 +475,8 @@ def new_vision(cfg):
                             num_hidden_layers=cfg.vision_layers,
                             num_attention_heads=cfg.vision_heads, hidden_act="quick_gelu",
                             layer_norm_eps=1e-5, attn_implementation="sdpa")
+    if cfg.vision_stem:
+        return new_stem_vision(vcfg, G.ints(cfg.vision_stem), cfg.stem_kernel, 2)
     return CLIPVisionModel(vcfg)
 
 
@@ -400,7 +494,7 @@ class VisionPretrainNet(nn.Module):
     objects pushed beyond `margin` (hinge^2). With the margin well above the spread of the 2-D
     position embedding (D <= ~1.4), each object becomes one density peak."""
 
-    def __init__(self, vision, vocab, margin, affinity_weight):
+    def __init__(self, vision, vocab, margin, affinity_weight, object_weight=0.0):
         super().__init__()
         d = vision.config.hidden_size
         self.vision = vision
@@ -411,10 +505,25 @@ class VisionPretrainNet(nn.Module):
         self.objectness = nn.Linear(d, 2)
         self.margin = margin
         self.affinity_weight = affinity_weight
+        self.object_weight = object_weight
+        if object_weight > 0:
+            self.object_norm = nn.LayerNorm(d)
+            self.object_heads = nn.ModuleDict({key: nn.Linear(d, len(vocab[key]))
+                                               for key in ("colour", "shape", "size")})
 
-    def forward(self, pixels, patch_ids, targets):
+    def object_loss(self, f, weights, targets):
+        """Cross-entropy of the object heads on each object's pixel-weighted mean feature:
+        weights [B, K, N] (data.object_patch_weights), targets {key: [B, K]} (0: no object)."""
+        h = self.object_norm(weights @ f).flatten(0, 1)
+        present = weights.sum(-1).flatten() > 0
+        ce = {key: F.cross_entropy(head(h[present]), targets[key].flatten()[present])
+              for key, head in self.object_heads.items()}
+        return ce
+
+    def forward(self, pixels, patch_ids, targets, objects=None):
         """pixels [B, 3, S, S], patch_ids [B, N] (0 background, k object k), targets: the
-        colour / shape / size class of each patch's object [B, N]."""
+        colour / shape / size class of each patch's object [B, N]; objects: None, or
+        (weights [B, K, N], {key: class [B, K]}) for the object-level loss."""
         f = vision_features(self.vision, pixels)
         h = self.norm(f).flatten(0, 1)
         is_object = (patch_ids > 0).flatten()
@@ -437,6 +546,10 @@ class VisionPretrainNet(nn.Module):
         affinity = pull + push
         loss = sum(ce.values()) + ce_object + self.affinity_weight * affinity
         logs = {k: float(v.detach()) for k, v in ce.items()}
+        if objects is not None and self.object_weight > 0:
+            obj = self.object_loss(f, *objects)
+            loss = loss + self.object_weight * sum(obj.values())
+            logs.update({f"object_{k}": float(v.detach()) for k, v in obj.items()})
         return loss, {**logs, "pull": float(pull.detach()), "push": float(push.detach())}
 
 
@@ -509,38 +622,124 @@ def features_of(ctx, vision, scenes, indices, batch=32):
     return out
 
 
+def object_targets(labels, annotations, vocab, size, patch):
+    """The object-level loss's inputs: pixel weights [B, K, N] (data.object_patch_weights) and
+    each object's colour / shape / size class {key: [B, K]} (0 where no object)."""
+    k = max(1, int(labels.max()))
+    weights = D.object_patch_weights(labels, patch, k)
+    classes = {key: np.zeros((len(annotations), k), np.int64)
+               for key in ("colour", "shape", "size")}
+    for i, ann in enumerate(annotations):
+        attrs = D.object_attributes(ann, vocab, size)
+        for key in classes:
+            classes[key][i] = attrs[key][1:k + 1]
+    return weights, classes
+
+
+@torch.no_grad()
+def object_features(ctx, vision, scenes, indices, vocab, batch=32):
+    """Each visible object's mean patch feature (pixel-weighted) [M, d] and its attribute
+    classes {key: [M]}, over the scenes at `indices`."""
+    cfg = ctx.cfg
+    feats, classes = [], {key: [] for key in ("colour", "shape", "size")}
+    vision.eval()
+    for s in range(0, len(indices), batch):
+        idx = indices[s:s + batch]
+        f = vision_features(vision, pixel_values(scenes.images[idx], ctx.device)).float()
+        weights, cls = object_targets(scenes.labels[idx], [scenes.annotations[i] for i in idx],
+                                      vocab, cfg.image_size, cfg.patch_size)
+        w = torch.from_numpy(weights).to(f.device)
+        present = (w.sum(-1) > 0).flatten().cpu()
+        feats.append((w @ f).flatten(0, 1).cpu()[present])
+        for key in classes:
+            classes[key].append(torch.from_numpy(cls[key]).flatten()[present])
+    return torch.cat(feats), {key: torch.cat(v) for key, v in classes.items()}
+
+
+def linear_probe(train_x, train_y, test_x, test_y, classes, iters=300):
+    """Multinomial logistic regression (standardised features, L-BFGS, small L2) fitted on the
+    training pairs; accuracy on the test pairs."""
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    x, xt = (train_x - mean) / std, (test_x - mean) / std
+    with torch.enable_grad():
+        lin = nn.Linear(x.shape[1], classes).double()
+        opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=iters,
+                                line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(lin(x.double()), train_y) + 1e-3 * lin.weight.pow(2).sum()
+            loss.backward()
+            return loss
+        opt.step(closure)
+    with torch.no_grad():
+        return float((lin(xt.double()).argmax(-1) == test_y).double().mean())
+
+
+def object_probe(ctx, vision, train_scenes, held, vocab):
+    """What the ViT's features know per object: linear probes of colour / shape / size on each
+    object's mean patch feature, fitted on probe_scenes training scenes, scored on every object
+    of the held-out scenes."""
+    n = min(ctx.cfg.probe_scenes, len(train_scenes))
+    x, y = object_features(ctx, vision, train_scenes, list(range(n)), vocab)
+    xt, yt = object_features(ctx, vision, held, list(range(len(held))), vocab)
+    out = {key: linear_probe(x, y[key], xt, yt[key], len(vocab[key]))
+           for key in ("colour", "shape", "size")}
+    out["objects"] = int(xt.shape[0])
+    return out
+
+
 def stage0(ctx):
     cfg = ctx.cfg
     scenes = load_scenes(ctx, "train")
+    held = load_scenes(ctx, "eval")
     vocab = read_json(ctx.path("attributes.json"))
     torch.manual_seed(cfg.seed)
     vision = new_vision(cfg).to(ctx.device)
     # the bundle's features skip the pooled output, so post_layernorm gets no gradient; frozen,
     # it does not stall DistributedDataParallel's gradient reduction
     vision.post_layernorm.requires_grad_(False)
-    net = VisionPretrainNet(vision, vocab, cfg.affinity_margin,
-                            cfg.affinity_weight).to(ctx.device)
+    net = VisionPretrainNet(vision, vocab, cfg.affinity_margin, cfg.affinity_weight,
+                            cfg.stage0_object_weight).to(ctx.device)
     model = ctx.wrap(net)
 
-    def step(s):
+    def batch(s):
+        """(images, labels, annotations) of step s: fresh scenes or cached ones."""
+        if cfg.stage0_fresh:
+            seeds = ctx.shard(D.stream_seeds(0, s, cfg.stage0_batch, cfg.train_scenes))
+            fresh = D.SceneSet.generate(seeds, cfg.image_size, min_objects=cfg.min_objects,
+                                        max_objects=cfg.max_objects)
+            return fresh.images, fresh.labels, fresh.annotations
         idx = batch_indices(ctx, 0, s, len(scenes), cfg.stage0_batch)
-        ids, targets = patch_targets(scenes.labels[idx], [scenes.annotations[i] for i in idx],
-                                     vocab, cfg.image_size, cfg.patch_size)
-        targets = {k: torch.from_numpy(v).to(ctx.device) for k, v in targets.items()}
-        return model(pixel_values(scenes.images[idx], ctx.device),
-                     torch.from_numpy(ids).to(ctx.device), targets)
+        return scenes.images[idx], scenes.labels[idx], [scenes.annotations[i] for i in idx]
 
+    def step(s):
+        images, labels, annotations = batch(s)
+        ids, targets = patch_targets(labels, annotations, vocab, cfg.image_size, cfg.patch_size)
+        targets = {k: torch.from_numpy(v).to(ctx.device) for k, v in targets.items()}
+        objects = None
+        if cfg.stage0_object_weight > 0:
+            weights, classes = object_targets(labels, annotations, vocab, cfg.image_size,
+                                              cfg.patch_size)
+            objects = (torch.from_numpy(weights).to(ctx.device),
+                       {k: torch.from_numpy(v).to(ctx.device) for k, v in classes.items()})
+        return model(pixel_values(images, ctx.device), torch.from_numpy(ids).to(ctx.device),
+                     targets, objects)
+
+    curve = LearningCurve(ctx, "stage0", cfg.stage0_steps, cfg.stage0_probe_every, net,
+                          lambda: object_probe(ctx, vision, scenes, held, vocab))
     losses = train_steps(ctx, "stage0", {"net": net}, net, cfg.stage0_steps, cfg.stage0_lr,
-                         step)
+                         step, after_step=curve)
     result = {"first_loss": losses[0] if losses else None,
               "last_loss": losses[-1] if losses else None}
     if ctx.main:
-        vision.save_pretrained(ctx.path("stage0", "vision"))
+        result["probe"] = curve.finish()
+        save_vision(vision, ctx.path("stage0", "vision"))
+        vision = load_vision(ctx)  # the saved tower (BatchNorm folded) from here on
         rng = np.random.default_rng(cfg.seed)
         calib = rng.choice(len(scenes), size=min(cfg.calib_scenes, len(scenes)),
                            replace=False).tolist()
         result.update(calibrate_clustering(ctx, vision, scenes, calib))
-        held = load_scenes(ctx, "eval")
         ev = list(range(min(64, len(held))))
         result["heldout_alignment"] = cluster_stats(ctx, vision, held, ev, result)["alignment"]
         ctx.log(f"stage0: cluster_k {result['cluster_k']}, threshold "
@@ -681,8 +880,7 @@ def merger_config(cfg, params):
 
 
 def load_vision(ctx):
-    from transformers import CLIPVisionModel
-    v = CLIPVisionModel.from_pretrained(ctx.path("stage0", "vision"), dtype=torch.float32)
+    v = load_vision_folder(ctx.path("stage0", "vision"), dtype=torch.float32)
     return v.to(ctx.device).eval().requires_grad_(False)
 
 
@@ -709,12 +907,17 @@ def stage1(ctx):
         targets = {k: v.to(ctx.device) for k, v in targets.items()}
         return model(feats, labels, counts, grid, targets)
 
+    held = load_scenes(ctx, "eval")
+    curve = LearningCurve(ctx, "stage1", cfg.stage1_steps, cfg.stage1_probe_every, net,
+                          lambda: token_attribute_accuracy(ctx, held, net))
     losses = train_steps(ctx, "stage1", {"net": net}, net, cfg.stage1_steps, cfg.stage1_lr,
-                         step)
+                         step, after_step=curve)
+    result = {"first_loss": losses[0] if losses else None,
+              "last_loss": losses[-1] if losses else None}
     if ctx.main:
+        result["probe"] = curve.finish()
         merger.save_pretrained(ctx.path("stage1", "setok"))
-    ctx.mark_done("stage1", {"first_loss": losses[0] if losses else None,
-                             "last_loss": losses[-1] if losses else None})
+    ctx.mark_done("stage1", result)
 
 
 # ---- stage II/III: projector + LLM ----------------------------------------------------------
@@ -768,12 +971,12 @@ class Conversations:
         self.image = tokenizer.token_to_id("<image>")
         self.cache = {}
 
-    def turn(self, question, answer, first):
+    def turn(self, question, answer, first, image=True):
         """(prompt ids, answer ids + EOS). A follow-up's prompt starts after the EOS that
         closed the previous answer (chat.c's layout)."""
-        key = (question, answer, first)
+        key = (question, answer, first, image)
         if key not in self.cache:
-            text = format_prompt(question, image=first, first=first)
+            text = format_prompt(question, image=first and image, first=first)
             prompt = self.tok.encode(text, add_special_tokens=first).ids
             full = self.tok.encode(text + " " + answer, add_special_tokens=first).ids
             if full[:len(prompt)] != prompt:
@@ -781,11 +984,12 @@ class Conversations:
             self.cache[key] = (prompt, full[len(prompt):] + [self.eos])
         return self.cache[key]
 
-    def sample(self, turns):
-        """turns [(type, question, answer)] -> ids, labels (-100 outside answers)."""
+    def sample(self, turns, image=True):
+        """turns [(type, question, answer)] -> ids, labels (-100 outside answers); the first
+        turn carries the image unless image is False."""
         ids, labels = [], []
         for j, (_, q, a) in enumerate(turns):
-            prompt, answer = self.turn(q, a, j == 0)
+            prompt, answer = self.turn(q, a, j == 0, image)
             ids += prompt + answer
             labels += [-100] * len(prompt) + answer
         return ids, labels
@@ -832,6 +1036,21 @@ class ChatNet(nn.Module):
         return out.loss, {}
 
 
+def chat_sample(conv, annotation, tokens, rng, cfg):
+    """One training conversation (ids, labels, vision tokens or None): about the scene, or
+    with probability imageless_prob a few turns without an image (greetings, what the model
+    can do, questions outside the world)."""
+    if rng.random() < cfg.imageless_prob:
+        turns = []
+        for _ in range(rng.randint(1, 2)):
+            kind = rng.choice(sorted(D.CHAT_QUESTIONS))
+            turns.append((kind, rng.choice(D.CHAT_QUESTIONS[kind]), D.CHAT_ANSWERS[kind]))
+        return (*conv.sample(turns, image=False), None)
+    turns = D.conversation(annotation, rng, cfg.max_turns, cfg.caption_prob, cfg.rephrase_prob,
+                           cfg.chat_prob)
+    return (*conv.sample(turns), tokens)
+
+
 def stage2(ctx):
     cfg = ctx.cfg
     scenes = load_scenes(ctx, "train")
@@ -848,21 +1067,38 @@ def stage2(ctx):
     def step(s):
         idx = batch_indices(ctx, 2, s, len(scenes), cfg.stage2_batch)
         rng = random.Random(f"{cfg.seed}-2-{s}")
-        ids, labels = [], []
+        ids, labels, toks = [], [], []
         for i in idx:
-            turns = D.conversation(scenes.annotations[i], rng, cfg.max_turns, cfg.caption_prob)
-            seq, lab = conv.sample(turns)
+            seq, lab, tok = chat_sample(conv, scenes.annotations[i], tokens[i], rng, cfg)
             ids.append(seq)
             labels.append(lab)
-        return model(ids, labels, [tokens[i].to(ctx.device) for i in idx], pad)
+            toks.append(tok.to(ctx.device) if tok is not None else None)
+        return model(ids, labels, toks, pad)
 
+    held = load_scenes(ctx, "eval")
+    probe_scenes = D.SceneSet(held.seeds[:cfg.qa_probe_scenes],
+                              held.images[:cfg.qa_probe_scenes],
+                              held.labels[:cfg.qa_probe_scenes],
+                              held.annotations[:cfg.qa_probe_scenes])
+
+    def measure():
+        model = SetokimModel(load_vision(ctx), SetokMerger.from_pretrained(
+            ctx.path("stage1", "setok")), projector, llm, tokenizer,
+            default_manifest(cfg.image_size)).to(ctx.device).eval()
+        ev = evaluate(model, probe_scenes, cfg.patch_size)
+        return {"qa": ev["accuracy"], **{f"qa_{k}": v for k, v in
+                                         ev["accuracy_by_type"].items()}}
+
+    curve = LearningCurve(ctx, "stage2", cfg.stage2_steps, cfg.stage2_probe_every, net, measure)
     losses = train_steps(ctx, "stage2", {"projector": projector, "llm": llm}, net,
-                         cfg.stage2_steps, cfg.stage2_lr, step)
+                         cfg.stage2_steps, cfg.stage2_lr, step, after_step=curve)
+    result = {"first_loss": losses[0] if losses else None,
+              "last_loss": losses[-1] if losses else None}
     if ctx.main:
+        result["probe"] = curve.finish()
         projector.save_pretrained(ctx.path("stage2", "projector_in"))
         llm.save_pretrained(ctx.path("stage2", "llm"))
-    ctx.mark_done("stage2", {"first_loss": losses[0] if losses else None,
-                             "last_loss": losses[-1] if losses else None})
+    ctx.mark_done("stage2", result)
 
 
 # ---- export and evaluation ------------------------------------------------------------------
@@ -978,17 +1214,18 @@ def evaluate(model, scenes, patch, max_new_tokens=8, progress=None):
 
 
 @torch.no_grad()
-def token_attribute_accuracy(ctx, scenes, batch=20):
-    """What the merger tokens know: stage I's attribute heads (stage1/checkpoint.pt) on the
-    tokens of held-out scenes, scored against the object each token covers (objects only).
-    A probe of the vision side, independent of the LLM."""
+def token_attribute_accuracy(ctx, scenes, net=None, batch=20):
+    """What the merger tokens know: stage I's attribute heads (net, else stage1/checkpoint.pt)
+    on the tokens of held-out scenes, scored against the object each token covers (objects
+    only). A probe of the vision side, independent of the LLM."""
     cfg = ctx.cfg
     params = ctx.done("stage0")
     vocab = read_json(ctx.path("attributes.json"))
-    net = MergerPretrainNet(SetokMerger(merger_config(cfg, params)), vocab)
-    state = torch.load(ctx.path("stage1", "checkpoint.pt"), map_location="cpu",
-                       weights_only=True)
-    net.load_state_dict(state["modules"]["net"])
+    if net is None:
+        net = MergerPretrainNet(SetokMerger(merger_config(cfg, params)), vocab)
+        state = torch.load(ctx.path("stage1", "checkpoint.pt"), map_location="cpu",
+                           weights_only=True)
+        net.load_state_dict(state["modules"]["net"])
     net.to(ctx.device).eval()
     vision = load_vision(ctx)
     grid = (cfg.image_size // cfg.patch_size,) * 2
@@ -1027,302 +1264,11 @@ def stage_eval(ctx):
     ctx.mark_done("eval", result)
 
 
-def count_params(module):
-    return sum(p.numel() for p in module.parameters())
-
-
-def component_params(folder):
-    """Values stored in a component folder's safetensors files."""
-    from safetensors import safe_open
-    n = 0
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".safetensors"):
-            with safe_open(os.path.join(folder, name), "pt") as f:
-                for k in f.keys():
-                    n += math.prod(f.get_slice(k).get_shape())
-    return n
-
-
-def output_side_rows(ctx, manifest):
-    """Model card rows of the output side's components, when the bundle has them."""
-    cfg = ctx.cfg
-    comps = manifest["components"]
-    sizes = {name: component_params(os.path.join(ctx.out, rel)) for name, rel in comps.items()}
-    latent = cfg.image_size // 2 ** (len(G.ints(cfg.vae_channels)) - 1)
-    rows = {
-        "projector_out": ("SetokimProjector (mlp2x_gelu)", f"{cfg.llm_hidden} -> "
-                          f"{cfg.merger_output}, {cfg.visual_tokens} visual tokens"),
-        "mapper": ("Blip2QFormerModel + query_tokens", f"{cfg.mapper_queries} queries, hidden "
-                   f"{cfg.mapper_hidden}, {cfg.mapper_layers} layers, cross-attention every "
-                   "layer"),
-        "unet": ("UNet2DConditionModel", f"{latent} x {latent} x 4 latents, channels "
-                 f"{cfg.unet_channels}, cross-attention {cfg.mapper_hidden}"),
-        "vae": ("AutoencoderKL", f"channels {cfg.vae_channels}, 4 latent channels, "
-                f"{cfg.image_size // latent}x downscale"),
-        "scheduler": ("DDIMScheduler", "scaled_linear betas, epsilon, leading spacing"),
-        "mask_decoder": ("SamModel (prompt encoder + mask decoder)", f"hidden "
-                         f"{cfg.vision_hidden} on the ViT's {cfg.image_size // cfg.patch_size}"
-                         f" x {cfg.image_size // cfg.patch_size} features, "
-                         f"{cfg.mask_layers} two-way layers"),
-        "projector_seg": ("SetokimProjector (mlp2x_gelu)", f"{cfg.llm_hidden} -> "
-                          f"{cfg.vision_hidden}, the <seg> state"),
-    }
-    return [f"| {name} | {cls} | {size} | {sizes[name]:,} |"
-            for name, (cls, size) in rows.items() if name in comps]
-
-
-def engine_eval_lines(ctx):
-    """The C engine's own measurement (`setok eval --json`, saved as work/engine-eval.json by
-    tools/train-default-model) with the targets, and the charts in BUNDLE/eval/."""
-    path = ctx.path("engine-eval.json")
-    if not os.path.exists(path):
-        return ["Run `setok eval` for the engine's measurement (generation, editing and",
-                "referring segmentation included)."]
-    ev = read_json(path)
-
-    def get(*keys):
-        node = ev
-        for k in keys:
-            node = node.get(k) if isinstance(node, dict) else None
-        return node
-
-    def row(name, value, target="", fmt="{:.3f}"):
-        shown = "n/a" if value is None else fmt.format(value)
-        return f"| {name} | {shown} | {target} |"
-
-    def target(value, want, above=True):
-        if value is None:
-            return ""
-        met = value >= want if above else value <= want
-        return f"{'>=' if above else '<='} {want:g}" + ("" if met else " (missed)")
-
-    qa = get("qa", "accuracy")
-    refined = get("tokens", "alignment_refined_masks")
-    rho = get("tokens", "spearman_tokens_objects")
-    lines = [f"Measured by the C engine (`setok eval --count {ev.get('scenes')}`, CPU) on "
-             "held-out seeds from 1000000:", "",
-             "| metric | value | target |", "|---|---|---|",
-             row(f"QA accuracy ({get('qa', 'questions')} questions)", qa, target(qa, 0.9)),
-             row("token alignment, patch-shaped masks", get("tokens", "alignment")),
-             row("token alignment, edge-refined masks", refined, target(refined, 0.75)),
-             row("Spearman rho, tokens vs objects per image", rho, target(rho, 0.7)),
-             "| ablation (patch masks): density peaks / fixed k / soft | " +
-             " / ".join("n/a" if get("ablation_alignment", k) is None else
-                        f"{get('ablation_alignment', k):.3f}" for k in ("dpc", "fixed_k", "soft"))
-             + " | |"]
-    if get("referring", "available"):
-        miou = get("referring", "miou")
-        lines += [row(f"referring segmentation mIoU ({get('referring', 'expressions')} "
-                      "expressions)", miou, target(miou, 0.8)),
-                  row("referring: share with IoU >= 0.5", get("referring", "hit_rate_iou50"))]
-    if get("generation", "available"):
-        acc = get("generation", "attribute_accuracy")
-        steps, guidance = get("generation", "steps"), get("generation", "guidance")
-        lines += [row(f"generation attribute accuracy ({get('generation', 'named_objects')} "
-                      f"named objects, {steps} steps, guidance {guidance:g})", acc,
-                      target(acc, 0.8)),
-                  row("generation: colour found / shape found",
-                      (get("generation", "colour_found"), get("generation", "shape_found")),
-                      fmt="{0[0]:.3f} / {0[1]:.3f}"),
-                  row("generation: prompts fully satisfied",
-                      get("generation", "prompts_satisfied"))]
-    if get("edit", "available"):
-        ok = get("edit", "success")
-        outside = get("edit", "mean_abs_diff_outside")
-        lines += [row(f"edit success ({get('edit', 'edits')} edits)", ok, target(ok, 0.8))]
-        for kind, v in (get("edit", "by_kind") or {}).items():
-            lines.append(row(f"edit success: {kind} ({v['edits']})", v["success"]))
-        lines.append(row("mean absolute change outside the edit region (0..255)", outside,
-                         target(outside, 2, above=False)))
-    for key, what in (("generation", "ms_per_image"), ("edit", "ms_per_edit"),
-                      ("referring", "ms_per_expression")):
-        if get(key, what) is not None:
-            lines.append(row(f"{key}: {what.replace('_', ' ')}", get(key, what), fmt="{:.0f}"))
-    charts = os.path.join(ctx.out, "eval")
-    names = {"tokens-vs-objects.png": "tokens per image vs objects",
-             "qa-by-type.png": "QA accuracy by question type",
-             "ablation.png": "clustering ablation", "generation.png": "generation and editing"}
-    lines.append("")
-    lines += [f"![{what}](eval/{name})" for name, what in names.items()
-              if os.path.exists(os.path.join(charts, name))]
-    return lines
-
-
 def stage_card(ctx):
-    """MODEL_CARD.md in the bundle folder, from config, results and timings."""
-    if not ctx.main:
-        return
-    cfg = ctx.cfg
-    ev = ctx.done("eval") or {}
-    s0 = ctx.done("stage0") or {}
-    export = ctx.done("export") or {}
-    timings = read_json(ctx.path("timings.json")) if os.path.exists(ctx.path("timings.json")) \
-        else {}
-    model = SetokimModel.from_bundle(ctx.out)
-    sizes = {name: count_params(getattr(model, name))
-             for name in ("vision", "merger", "projector", "llm")}
-    threads = torch.get_num_threads()
-    manifest = model.manifest
-    output_side = "unet" in manifest["components"]
-    lines = [
-        f"# {os.path.basename(os.path.abspath(ctx.out))} — SETOKIM model",
-        "",
-        "A tiny SETOKIM bundle (format v1) trained from scratch on SeTok Studio's synthetic world",
-        "of coloured shapes: image -> CLIP-style ViT -> SeTok density-peak clustering + cluster",
-        "merger -> projector -> LLaMA decoder that answers questions about the scene" +
-        (";\nthe LLM also emits an image's visual tokens ([Img] <vis_0..> [/Img]) -> projector_out"
-         " ->\nQ-Former mapper -> U-Net -> VAE (generation, editing), and a <seg> token whose "
-         "state\nprompts a SAM-style mask decoder (referring segmentation)." if output_side
-         else "."),
-        f"All weights are {export.get('dtype', 'f16')} safetensors "
-        f"({export.get('bytes', 0) / 2**20:.1f} MiB).",
-        "",
-        "| component | class | size | parameters |",
-        "|---|---|---|---|",
-        f"| vision | CLIPVisionModel | {cfg.image_size} px, patch {cfg.patch_size} "
-        f"({(cfg.image_size // cfg.patch_size) ** 2} patches), hidden {cfg.vision_hidden}, "
-        f"{cfg.vision_layers} layers, {cfg.vision_heads} heads | {sizes['vision']:,} |",
-        f"| setok | SetokMerger | DPC k={s0.get('cluster_k')}, threshold "
-        f"{s0.get('cluster_threshold')}, max {cfg.max_clusters} clusters; {cfg.merger_intra} "
-        f"intra + {cfg.merger_inter} inter blocks, {cfg.merger_heads} heads, output "
-        f"{cfg.merger_output} | {sizes['merger']:,} |",
-        f"| projector_in | SetokimProjector (mlp2x_gelu) | {cfg.merger_output} -> "
-        f"{cfg.llm_hidden} | {sizes['projector']:,} |",
-        f"| llm | LlamaForCausalLM | hidden {cfg.llm_hidden}, {cfg.llm_layers} layers, "
-        f"{cfg.llm_heads} heads ({cfg.llm_kv_heads} KV heads, GQA), vocab "
-        f"{model.tokenizer.get_vocab_size(with_added_tokens=True)} | {sizes['llm']:,} |",
-        *output_side_rows(ctx, manifest),
-        "",
-        "## Data",
-        "",
-        f"- {cfg.train_scenes} training scenes of the world generator (tools/setokim/world.py): "
-        f"seeds {D.TRAIN_SEED_BASE}..{D.TRAIN_SEED_BASE + cfg.train_scenes - 1}, "
-        f"{cfg.image_size} x {cfg.image_size}, {cfg.min_objects}-{cfg.max_objects} objects, "
-        "with exact per-object labels and annotations.",
-        f"- Held out: {cfg.eval_scenes} scenes, seeds {D.EVAL_SEED_BASE}.."
-        f"{D.EVAL_SEED_BASE + cfg.eval_scenes - 1} (never trained on).",
-        "- Tokenizer: BPE (Metaspace, byte fallback) trained on all the world's text: captions,",
-        "  questions and answers, referring expressions, generation prompts, edit instructions.",
-        "- Chat data: each training scene's QA (colour, shape, size, count, exist, relation) as",
-        f"  shuffled conversations of up to {cfg.max_turns} turns, plus its caption as the answer",
-        f"  to \"{D.CAPTION_QUESTION}\" in {cfg.caption_prob:.0%} of them.",
-        "",
-        "## Training",
-        "",
-        "Reproduce with one command (resumable; rerun it after an interruption):",
-        "",
-        "    tools/train-default-model",
-        "",
-        "which runs `python -m tools.setokim.train all --work /tmp/setokim-tiny-work "
-        "--out data/models/setokim-tiny --threads 2 --device cpu` (tools/setokim/README.md).",
-        "",
-        "| stage | what | steps x batch | wall time (s) |",
-        "|---|---|---|---|",
-    ]
-    what = {
-        "data": ("render scenes", "-"),
-        "tokenizer": ("BPE tokenizer", "-"),
-        "stage0": ("ViT from scratch: per-patch colour / shape / size / object heads + same-object "
-                   "affinity; clustering calibration", f"{cfg.stage0_steps} x {cfg.stage0_batch}"),
-        "stage1": ("merger: per-token attribute and position heads (understanding part of "
-                   "Stage I)", f"{cfg.stage1_steps} x {cfg.stage1_batch}"),
-        "stage2": ("Stages II + III merged: projector + LLM on QA and captions, loss on answer "
-                   "tokens, vision side frozen", f"{cfg.stage2_steps} x {cfg.stage2_batch} "
-                   "conversations"),
-        "vae": ("AutoencoderKL on 64 px crops: L1 (object pixels weighted "
-                f"{1 + cfg.vae_object_weight:g}x) + KL", f"{cfg.vae_steps} x {cfg.vae_batch}"),
-        "decoder": ("Stage I, generation half: Q-Former mapper + U-Net, epsilon loss, "
-                    "conditioned on the scene's merger tokens (dropped 10 % for guidance)",
-                    f"{cfg.decoder_steps} x {cfg.decoder_batch}"),
-        "masks": ("Stage I, mask half: mask decoder on point prompts, BCE + Dice",
-                  f"{cfg.masks_steps} x {cfg.masks_batch}"),
-        "stage3": ("Stages II/III, output half: LLM + projectors on QA, generation prompts and "
-                   "edit instructions (MSE of the mapper's output from the visual tokens vs the "
-                   "target scene's), referring expressions (<seg> -> mask, BCE + Dice)",
-                   f"{cfg.stage3_steps} x {cfg.stage3_batch}"),
-        "export": ("f16 bundle, reload check", "-"),
-        "eval": ("held-out QA with SetokimModel.generate", "-"),
-    }
-    for stage, (text, steps) in what.items():
-        lines.append(f"| {stage} | {text} | {steps} | {timings.get(stage, 0.0):.0f} |")
-    lines += [
-        f"| total | | | {sum(v for k, v in timings.items() if k in what):.0f} |",
-        "",
-        f"Wall times as measured on the training machine: {os.cpu_count()} CPU cores shared "
-        f"with other jobs, --threads {threads}, device {ctx.device.type}.",
-        "",
-        "The LLM is trained from scratch with every weight updated, so there is no LoRA adapter",
-        "(LoRA only pays off when adapting a large pre-trained LLM); for the same reason Stages",
-        "II (pre-training) and III (instruction tuning) are one stage here.",
-        "",
-        "## Results (held-out scenes)",
-        "",
-        f"QA accuracy (greedy answer == the one-word answer): **{ev.get('accuracy', 0):.1%}** "
-        f"on {ev.get('questions', 0)} questions of {ev.get('scenes', 0)} scenes.",
-        "",
-        "| question type | questions | accuracy | most frequent answer (blind baseline) |",
-        "|---|---|---|---|",
-    ]
-    for k, acc in ev.get("accuracy_by_type", {}).items():
-        base = ev.get("majority_by_type", {}).get(k, 0.0)
-        lines.append(f"| {k} | {ev['questions_by_type'][k]} | {acc:.1%} | {base:.1%} |")
-    lines += [
-        "",
-        f"Cluster/object alignment (mean over objects of the best IoU with a cluster): "
-        f"{ev.get('alignment', 0):.3f} on the {ev.get('scenes', 0)} held-out scenes "
-        f"({s0.get('heldout_alignment', 0):.3f} on 64 of them right after stage 0). Clusters "
-        f"are made of {cfg.patch_size} x {cfg.patch_size} patches, so even a perfect patch-level "
-        f"split (each patch labelled with the object covering it) scores "
-        f"{ev.get('alignment_patch_bound', 0):.3f}: small shapes cover few patches partially.",
-        "",
-        "Vision tokens per image (one token per cluster; a perfect split is objects + 1 for the",
-        "background):",
-        "",
-        "| objects | scenes | mean tokens |",
-        "|---|---|---|",
-    ]
-    for k, v in ev.get("tokens_by_objects", {}).items():
-        lines.append(f"| {k} | {ev['scenes_by_objects'][k]} | {v:.2f} |")
-    lines += ["", "## Measured by the engine", ""] + engine_eval_lines(ctx)
-    if output_side:
-        vae = ctx.done("vae") or {}
-        lines += [
-            "",
-            "The output side is as small and as briefly trained as the rest: the VAE "
-            f"reconstructs training scenes at {vae.get('psnr_train', 0):.1f} dB PSNR (flat "
-            "colours survive, textured backgrounds come back smooth), and the U-Net is "
-            "conditioned through tokens that carry colour and position but not shape (see "
-            "Limits), so generated and edited regions get roughly the right colours in roughly "
-            "the right places, as blurred blobs."]
-    else:
-        lines += ["", "This bundle has only the understanding path: generation, editing and "
-                  "mask segmentation report that they are unavailable."]
-    lines += [
-        "",
-        "## Limits",
-        "",
-        "It knows only the synthetic world: flat shapes (circle, square, triangle, diamond, star,",
-        "hexagon), ten colours, three sizes, on muted backgrounds. Answers are one word; captions",
-        "are learned only roughly. Real photographs are out of distribution.",
-        "",
-        "Question types whose accuracy is close to the blind baseline are not really learned yet.",
-        "Shape is the bottleneck, and it is the vision side's: stage I's attribute heads read",
-        "each held-out object's colour / shape / size from its merger token " +
-        "{:.0%} / {:.0%} / {:.0%} of the time".format(
-            *(ev.get("token_attribute_accuracy", {}).get(k, 0.0)
-              for k in ("colour", "shape", "size"))) +
-        " (shape by chance: 1 in 6). Trained for minutes",
-        "on two CPU cores, the small ViT (8-pixel patches; a small shape covers 2 x 2 of them)",
-        "learns colours and sizes but not shapes, and every question that names an object by",
-        "its shape (most colour, count and existence questions do) suffers; the answers on",
-        "training scenes are no better than on held-out ones, so this is not overfitting. More",
-        "ViT steps (stage0_steps, stage0_batch) or smaller patches are the first things to",
-        "scale on a GPU; heads on each object's mean feature did not help within this budget.",
-        "",
-    ]
-    with open(os.path.join(ctx.out, "MODEL_CARD.md"), "w") as f:
-        f.write("\n".join(lines))
-    ctx.log(f"card: {os.path.join(ctx.out, 'MODEL_CARD.md')}")
+    """MODEL_CARD.md in the bundle folder, from config, results and timings (card.py)."""
+    if ctx.main:
+        from .card import write_card
+        write_card(ctx)
 
 
 RUNNERS = {"data": stage_data, "tokenizer": stage_tokenizer, "stage0": stage0,
@@ -1400,10 +1346,10 @@ def main(argv=None):
             ctx.log(f"{stage}: done (remove {ctx.path(stage)} to run it again)")
             continue
         t0 = time.time()
+        ctx.start_clock()
         RUNNERS[stage](ctx)
-        seconds = time.time() - t0
-        ctx.add_time(stage, seconds)
-        ctx.log(f"{stage}: {seconds:.1f} s")
+        ctx.tick(stage)
+        ctx.log(f"{stage}: {time.time() - t0:.1f} s")
     if ctx.distributed:
         import torch.distributed as dist
         dist.destroy_process_group()

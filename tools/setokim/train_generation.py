@@ -67,12 +67,27 @@ class VaeNet(nn.Module):
         return l1 + self.kl_weight * kl, {"l1": float(l1.detach())}
 
 
+@torch.no_grad()
+def vae_psnr(vae, images, device, batch=32):
+    """PSNR (dB, pooled over the images, pixels in [-1, 1]) of the VAE's reconstruction from
+    its latent means."""
+    se, n = 0.0, 0
+    for s in range(0, len(images), batch):
+        x = to_unit_range(images[s:s + batch], device)
+        rec = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+        se += float(((rec - x) ** 2).sum())
+        n += x.numel()
+    return float(10 * np.log10(4.0 / (se / n)))
+
+
 def stage_vae(ctx):
     T = _t()
     cfg = ctx.cfg
     scenes = T.load_scenes(ctx, "train")
+    held = T.load_scenes(ctx, "eval")
     torch.manual_seed(cfg.seed + 10)
-    vae = new_vae(cfg.image_size, ints(cfg.vae_channels))
+    vae = new_vae(cfg.image_size, ints(cfg.vae_channels), cfg.vae_latent_channels,
+                  cfg.vae_norm_groups)
     net = VaeNet(vae, cfg.vae_kl, cfg.vae_object_weight).to(ctx.device)
     model = ctx.wrap(net)
     crop = min(cfg.vae_crop, cfg.image_size)
@@ -89,22 +104,35 @@ def stage_vae(ctx):
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 10_000 + s)
         return model(x, objects, gen)
 
-    losses = T.train_steps(ctx, "vae", {"vae": vae}, net, cfg.vae_steps, cfg.vae_lr, step)
+    curve = T.LearningCurve(ctx, "vae", cfg.vae_steps, cfg.vae_probe_every, net, lambda: {
+        "psnr_heldout": vae_psnr(vae.eval(), held.images[:64], ctx.device)})
+    losses = T.train_steps(ctx, "vae", {"vae": vae}, net, cfg.vae_steps, cfg.vae_lr, step,
+                           after_step=curve)
     result = {}
     if ctx.main:
+        result["probe"] = curve.finish()
         with torch.no_grad():
             n = min(256, len(scenes))
-            x = to_unit_range(scenes.images[:n], ctx.device)
-            mean = vae.encode(x).latent_dist.mean
+            mean = torch.cat([vae.encode(to_unit_range(scenes.images[s:s + 32], ctx.device))
+                              .latent_dist.mean for s in range(0, n, 32)])
             scale = float(1.0 / mean.std())
-            rec = vae.decode(mean).sample
-            psnr = float(10 * torch.log10(4.0 / F.mse_loss(rec, x)))
         vae.register_to_config(scaling_factor=scale)
         vae.save_pretrained(ctx.path("vae", "vae"))
-        result = {"scaling_factor": scale, "psnr_train": psnr,
-                  "first_loss": losses[0] if losses else None,
-                  "last_loss": float(np.mean(losses[-50:])) if losses else None}
-        ctx.log(f"vae: scaling_factor {scale:.4f}, reconstruction PSNR {psnr:.1f} dB")
+        result.update({"scaling_factor": scale,
+                       "psnr_train": vae_psnr(vae, scenes.images[:n], ctx.device),
+                       "psnr_heldout": vae_psnr(vae, held.images, ctx.device),
+                       "psnr_by_background": {
+                           kind: vae_psnr(vae, held.images[[
+                               i for i, a in enumerate(held.annotations)
+                               if a["background"]["kind"] == kind or
+                               a["background"].get("pattern") == kind]], ctx.device)
+                           for kind in sorted({a["background"].get("pattern", "plain")
+                                               for a in held.annotations})},
+                       "first_loss": losses[0] if losses else None,
+                       "last_loss": float(np.mean(losses[-50:])) if losses else None})
+        ctx.log(f"vae: scaling_factor {scale:.4f}, reconstruction PSNR "
+                f"{result['psnr_train']:.1f} dB (training scenes), "
+                f"{result['psnr_heldout']:.1f} dB (held out)")
     ctx.mark_done("vae", result)
 
 
@@ -115,11 +143,11 @@ def load_vae(ctx):
 
 
 @torch.no_grad()
-def latent_cache(ctx, batch=64):
-    """Scaled latent means of every training scene [N, C, h, w], cached."""
-    path = ctx.path("latents-train.pt")
+def latent_cache(ctx, which="train", batch=64):
+    """Scaled latent means of every scene of `which` [N, C, h, w], cached."""
+    path = ctx.path(f"latents-{which}.pt")
     if ctx.main and not os.path.exists(path):
-        scenes = _t().load_scenes(ctx, "train")
+        scenes = _t().load_scenes(ctx, which)
         vae = load_vae(ctx)
         out = [encode_latents(vae, to_unit_range(scenes.images[s:s + batch], ctx.device)).cpu()
                for s in range(0, len(scenes), batch)]
@@ -152,9 +180,10 @@ class DecoderNet(nn.Module):
         self.noise = noise
         self.cond_dropout = cond_dropout
 
-    def forward(self, latents, tokens, mask, gen):
+    def forward(self, latents, tokens, mask, gen, dropout=None):
         cond = self.mapper(tokens, mask)
-        keep = (torch.rand(cond.shape[0], 1, 1, generator=gen) >= self.cond_dropout)
+        dropout = self.cond_dropout if dropout is None else dropout
+        keep = (torch.rand(cond.shape[0], 1, 1, generator=gen) >= dropout)
         cond = cond * keep.to(cond)
         eps = torch.randn(latents.shape, generator=gen).to(latents)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],),
@@ -172,7 +201,8 @@ def stage_decoder(ctx):
     torch.manual_seed(cfg.seed + 11)
     mapper = Mapper.new(cfg.merger_output, cfg.mapper_hidden, cfg.mapper_layers,
                         cfg.mapper_heads, 2 * cfg.mapper_hidden, cfg.mapper_queries)
-    unet = new_unet(latent_size(cfg), cfg.mapper_hidden, ints(cfg.unet_channels))
+    unet = new_unet(latent_size(cfg), cfg.mapper_hidden, ints(cfg.unet_channels),
+                    latent_channels=cfg.vae_latent_channels)
     net = DecoderNet(mapper, unet, train_noise_scheduler(), cfg.cond_dropout).to(ctx.device)
     model = ctx.wrap(net)
 
@@ -182,13 +212,32 @@ def stage_decoder(ctx):
         x, mask = pad_tokens([tokens[i] for i in idx], ctx.device)
         return model(latents[idx].to(ctx.device), x, mask, gen)
 
+    held_tokens = T.vision_token_cache(ctx, "eval")[:64]
+    held_latents = latent_cache(ctx, "eval")[:64]
+
+    @torch.no_grad()
+    def measure():
+        """Epsilon MSE on held-out scenes at fixed noise and timesteps, conditioned and not:
+        the gap is what the tokens tell the U-Net."""
+        net.eval()
+        out = {}
+        for name, drop in (("eps_mse_heldout", 0.0), ("eps_mse_unconditioned", 1.0)):
+            gen = torch.Generator().manual_seed(12345)
+            x, mask = pad_tokens(held_tokens, ctx.device)
+            out[name] = float(net(held_latents.to(ctx.device), x, mask, gen, drop)[0])
+        return out
+
+    curve = T.LearningCurve(ctx, "decoder", cfg.decoder_steps, cfg.decoder_probe_every, net,
+                            measure)
     losses = T.train_steps(ctx, "decoder", {"mapper": mapper, "unet": unet}, net,
-                           cfg.decoder_steps, cfg.decoder_lr, step)
+                           cfg.decoder_steps, cfg.decoder_lr, step, after_step=curve)
+    result = {"first_loss": losses[0] if losses else None,
+              "last_loss": float(np.mean(losses[-50:])) if losses else None}
     if ctx.main:
+        result["probe"] = curve.finish()
         mapper.save_pretrained(ctx.path("decoder", "mapper"), torch.float32)
         unet.save_pretrained(ctx.path("decoder", "unet"))
-    ctx.mark_done("decoder", {"first_loss": losses[0] if losses else None,
-                              "last_loss": float(np.mean(losses[-50:])) if losses else None})
+    ctx.mark_done("decoder", result)
 
 
 def load_mapper(ctx):
@@ -328,17 +377,9 @@ def stage3(ctx):
         scene_cond = targets_of(tokens)
         edit_cond = targets_of(edits["tokens"])
 
-    def step(s):
-        idx = T.batch_indices(ctx, 12, s, len(scenes), cfg.stage3_batch)
-        rng = random.Random(f"{cfg.seed}-12-{s}")
+    def batch(scenes, tokens, scene_cond, idx, kinds, rng):
+        """The forward arguments of OutputNet for scenes[idx], one request of each kind."""
         ids, labels, toks, firsts, targets, segs = [], [], [], [], [], []
-        kinds = []
-        for i in idx:
-            r = rng.random()
-            kinds.append("qa" if r < cfg.stage3_qa else
-                         "seg" if r < cfg.stage3_qa + cfg.stage3_seg else
-                         "gen" if r < cfg.stage3_qa + cfg.stage3_seg +
-                         (1 - cfg.stage3_qa - cfg.stage3_seg) / 2 else "edit")
         with torch.no_grad():
             at = [i for i, kind in zip(idx, kinds) if kind == "seg"]
             emb = image_embeddings(T.vision_features(vision, T.pixel_values(
@@ -347,9 +388,8 @@ def stage3(ctx):
             ann = scenes.annotations[i]
             seg = None
             if kind == "qa":
-                turns = D.conversation(ann, rng, cfg.max_turns, cfg.caption_prob)
-                seq, lab = conv.sample(turns)
-                first, target, tok = None, None, tokens[i]
+                seq, lab, tok = T.chat_sample(conv, ann, tokens[i], rng, cfg)
+                first, target = None, None
             elif kind == "seg":
                 ref = ann["referring"][rng.randrange(len(ann["referring"]))]
                 text = format_prompt(segment_request_text(ref["text"]), image=True)
@@ -371,18 +411,53 @@ def stage3(ctx):
             firsts.append(first)
             targets.append(target)
             segs.append(seg)
-        return model(ids, labels, toks, pad, firsts, targets, segs, cfg.regression_weight)
+        return ids, labels, toks, pad, firsts, targets, segs, cfg.regression_weight
 
+    def step(s):
+        idx = T.batch_indices(ctx, 12, s, len(scenes), cfg.stage3_batch)
+        rng = random.Random(f"{cfg.seed}-12-{s}")
+        kinds = []
+        for _ in idx:
+            r = rng.random()
+            kinds.append("qa" if r < cfg.stage3_qa else
+                         "seg" if r < cfg.stage3_qa + cfg.stage3_seg else
+                         "gen" if r < cfg.stage3_qa + cfg.stage3_seg +
+                         (1 - cfg.stage3_qa - cfg.stage3_seg) / 2 else "edit")
+        return model(*batch(scenes, tokens, scene_cond, idx, kinds, rng))
+
+    held = T.load_scenes(ctx, "eval")
+    held_tokens = T.vision_token_cache(ctx, "eval")
+    with torch.no_grad():
+        held_cond = targets_of(held_tokens[:64])
+
+    @torch.no_grad()
+    def measure():
+        """On 64 held-out scenes: the MSE of the conditioning predicted for their generation
+        prompts, the mask loss (BCE + Dice) of one referring expression each, and the
+        answer cross-entropy of a conversation each."""
+        net.eval()
+        out = {}
+        for kind, key in (("gen", "mse"), ("seg", "mask"), ("qa", "ce")):
+            idx = list(range(min(64, len(held))))
+            rng = random.Random(f"{cfg.seed}-12-heldout")
+            out[f"{kind}_{key}_heldout"] = float(
+                net(*batch(held, held_tokens, held_cond, idx, [kind] * len(idx), rng))[1][key])
+        return out
+
+    curve = T.LearningCurve(ctx, "stage3", cfg.stage3_steps, cfg.stage3_probe_every, net,
+                            measure)
     losses = T.train_steps(ctx, "stage3", {"projector": projector, "llm": llm,
                                            "projector_out": projector_out,
                                            "projector_seg": projector_seg, "head": head}, net,
-                           cfg.stage3_steps, cfg.stage3_lr, step)
+                           cfg.stage3_steps, cfg.stage3_lr, step, after_step=curve)
+    result = {"first_loss": losses[0] if losses else None,
+              "last_loss": float(np.mean(losses[-50:])) if losses else None}
     if ctx.main:
+        result["probe"] = curve.finish()
         projector.save_pretrained(ctx.path("stage3", "projector_in"))
         projector_out.save_pretrained(ctx.path("stage3", "projector_out"))
         projector_seg.save_pretrained(ctx.path("stage3", "projector_seg"))
         head.save_pretrained(ctx.path("stage3", "mask_decoder"), torch.float32)
         llm.save_pretrained(ctx.path("stage3", "llm"))
         save_tokenizer(tokenizer, ctx.path("stage3", "tokenizer"), cfg.max_positions)
-    ctx.mark_done("stage3", {"first_loss": losses[0] if losses else None,
-                             "last_loss": float(np.mean(losses[-50:])) if losses else None})
+    ctx.mark_done("stage3", result)

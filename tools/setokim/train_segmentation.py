@@ -74,6 +74,31 @@ class MaskNet(nn.Module):
         return loss + F.mse_loss(iou, real), {"iou": float(real.mean())}
 
 
+@torch.no_grad()
+def heldout_iou(ctx, head, vision, held, count=64, seed=7):
+    """Mean IoU (at the image's resolution) of the masks point prompts give on `count`
+    held-out scenes, one random visible object each."""
+    T = _t()
+    cfg = ctx.cfg
+    grid = (cfg.image_size // cfg.patch_size,) * 2
+    rng = np.random.default_rng(seed)
+    head.eval()
+    ious = []
+    for s in range(0, min(count, len(held)), 16):
+        idx = list(range(s, min(s + 16, count, len(held))))
+        feats = T.vision_features(vision, T.pixel_values(held.images[idx], ctx.device))
+        masks = [m for _, m in object_masks(held.labels[idx], rng)]
+        points, labels = point_prompts(masks, rng)
+        logits, _ = head(image_embeddings(feats, grid), points.to(ctx.device),
+                         labels.to(ctx.device))
+        pred = F.interpolate(logits[:, None], size=masks[0].shape, mode="bilinear",
+                             align_corners=False)[:, 0] > 0
+        target = torch.from_numpy(np.stack(masks)).to(ctx.device)
+        ious += ((pred & target).sum((1, 2)).float() /
+                 (pred | target).sum((1, 2)).clamp(min=1).float()).tolist()
+    return {"point_miou": float(np.mean(ious))}
+
+
 def stage_masks(ctx):
     T = _t()
     cfg = ctx.cfg
@@ -97,9 +122,14 @@ def stage_masks(ctx):
         return model(image_embeddings(feats, grid), points.to(ctx.device),
                      labels.to(ctx.device), target)
 
+    held = T.load_scenes(ctx, "eval")
+    curve = T.LearningCurve(ctx, "masks", cfg.masks_steps, cfg.masks_probe_every, net,
+                            lambda: heldout_iou(ctx, head, vision, held))
     losses = T.train_steps(ctx, "masks", {"head": head}, net, cfg.masks_steps, cfg.masks_lr,
-                           step)
+                           step, after_step=curve)
+    result = {"first_loss": losses[0] if losses else None,
+              "last_loss": float(np.mean(losses[-50:])) if losses else None}
     if ctx.main:
+        result["probe"] = curve.finish()
         head.save_pretrained(ctx.path("masks", "mask_decoder"), torch.float32)
-    ctx.mark_done("masks", {"first_loss": losses[0] if losses else None,
-                            "last_loss": float(np.mean(losses[-50:])) if losses else None})
+    ctx.mark_done("masks", result)

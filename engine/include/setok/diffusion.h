@@ -115,6 +115,12 @@ typedef struct setok_diffusion_options {
      * strength 1 start from it times the scheduler's init_noise_sigma; the
      * other edits add it to the source latents at the start step. */
     const float *initial_latents;
+    /* generate with a SETOKIM bundle: condition the mapper on these tokens
+     * [condition_count, dim] (host f32, in the merger's output space, e.g. an
+     * image's own SeTok tokens: the paper's Stage-I reconstruction) instead of
+     * the visual tokens the LLM predicts for the prompt; prompt may be NULL. */
+    const float *condition_tokens;
+    int condition_count;
     /* when not NULL: receives the final latents [1, C, h, w] (malloc'd, free()) */
     float **final_latents;
     int preview_every;           /* 0: no previews */

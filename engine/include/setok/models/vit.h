@@ -5,7 +5,9 @@
  * or a CLIPModel / SiglipModel / LLaVA config with the tower under
  * "vision_config" (HF defaults fill missing keys). Weights may be named
  * "embeddings.*" (transformers >= 5), "vision_model.*", "[model.]vision_tower.*",
- * "vision_tower.vision_model.*" or "model.vision_tower.vision_model.*"; the
+ * "vision_tower.vision_model.*" or "model.vision_tower.vision_model.*"; a
+ * CLIP config with a "conv_stem" block has a convolutional stem instead of
+ * the patch convolution (see setok_vit_config); the
  * SigLIP attention-pooling head and CLIP's post_layernorm (pooled output
  * only) are not used and may be present or not.
  *
@@ -40,6 +42,9 @@ typedef enum setok_vit_arch {
     SETOK_VIT_SIGLIP,   /* no class token, patch conv with bias, post_layernorm */
 } setok_vit_arch;
 
+/* Most convolutions a convolutional stem may have. */
+#define SETOK_VIT_STEM_MAX_LAYERS 6
+
 /* feature_layer value that selects last_hidden_state (SigLIP: with post_layernorm). */
 #define SETOK_VIT_LAST_HIDDEN_STATE 0x7fffffff
 
@@ -55,6 +60,14 @@ typedef struct setok_vit_config {
      * -1 and false. */
     int feature_layer;
     bool drop_cls;
+    /* A convolutional stem in place of the patch convolution (config.json's
+     * "conv_stem", CLIP towers only; tools/setokim/stem.py): stem_layers
+     * convolutions of stem_kernel x stem_kernel, stride stem_stride, widths
+     * stem_channels, each followed by stem_act, then a 1 x 1 projection to
+     * hidden_size. stem_layers 0: the plain patch embedding. */
+    int stem_layers, stem_kernel, stem_stride;
+    int stem_channels[SETOK_VIT_STEM_MAX_LAYERS];
+    setok_op stem_act;
 } setok_vit_config;
 
 /* HF's CLIPVisionConfig / SiglipVisionConfig defaults. */
