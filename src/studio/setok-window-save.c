@@ -120,6 +120,7 @@ _setok_window_save_document (SetokWindow *self, SetokDocument *document, gboolea
   GFile *file = setok_document_get_file (document);
   GtkFileChooserNative *dialog;
   g_autofree char *name = NULL;
+  g_autoptr (GFile) folder = NULL;
 
   op->self = g_object_ref (self);
   op->document = g_object_ref (document);
@@ -136,12 +137,9 @@ _setok_window_save_document (SetokWindow *self, SetokDocument *document, gboolea
   gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
   add_filter (GTK_FILE_CHOOSER (dialog), _ ("PNG image"), "image/png");
   add_filter (GTK_FILE_CHOOSER (dialog), _ ("JPEG image"), "image/jpeg");
-  if (file != NULL)
-    {
-      g_autoptr (GFile) folder = g_file_get_parent (file);
-      if (folder != NULL)
-        gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (dialog), folder, NULL);
-    }
+  /* beside the file, or in Pictures for a pasted or generated picture */
+  folder = _setok_window_default_folder (document);
+  gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (dialog), folder, NULL);
   name = suggested_name (document);
   gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (dialog), name);
   g_signal_connect (dialog, "response", G_CALLBACK (chooser_response), op);
