@@ -3,6 +3,7 @@
  * summing disjoint parts of a buffer far larger than the caches with the widest
  * vector loads the CPU has; and the memory a benchmark holds. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -10,6 +11,7 @@
 
 #include "bench-direct.h"
 #include "bench.h"
+#include "cli.h"
 
 typedef struct part
 {
@@ -125,4 +127,24 @@ bench_memory_now (const bench *b)
   struct rusage ru;
   getrusage (RUSAGE_SELF, &ru);
   return (double)ru.ru_maxrss * 1024.0;
+}
+
+void
+bench_memory_row (bench *b, double weights, double arena, double peak)
+{
+  char wbuf[32], abuf[32], tbuf[32];
+  if (b->json)
+    {
+      cJSON *r = cJSON_CreateObject ();
+      cJSON_AddStringToObject (r, "phase", "memory");
+      cJSON_AddNumberToObject (r, "weights_bytes", weights);
+      cJSON_AddNumberToObject (r, "arena_bytes", arena);
+      cJSON_AddNumberToObject (r, "peak_bytes", peak);
+      cJSON_AddItemToArray (b->rows, r);
+    }
+  else
+    printf ("%-12s weights %s, arena %s, peak %s (%s)\n", "memory",
+            cli_format_bytes (weights, wbuf, sizeof wbuf),
+            cli_format_bytes (arena, abuf, sizeof abuf), cli_format_bytes (peak, tbuf, sizeof tbuf),
+            setok_backend_is_host (b->be) ? "process peak resident size" : "device memory in use");
 }

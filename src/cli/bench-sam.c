@@ -244,26 +244,7 @@ bench_sam (bench *b, bool quick, setok_error *err)
         row (b, "mask", shape, t, 0, 0);
     }
   if (st == SETOK_OK)
-    {
-      double total = bench_memory_now (b) - mem0;
-      char wbuf[32], abuf[32], tbuf[32];
-      if (b->json)
-        {
-          cJSON *r = cJSON_CreateObject ();
-          cJSON_AddStringToObject (r, "phase", "memory");
-          cJSON_AddNumberToObject (r, "weights_bytes", mem_weights);
-          cJSON_AddNumberToObject (r, "arena_bytes", (double)arena.capacity);
-          cJSON_AddNumberToObject (r, "peak_bytes", total);
-          cJSON_AddItemToArray (b->rows, r);
-        }
-      else
-        printf ("memory     weights %s, arena %s, peak %s (%s)\n",
-                cli_format_bytes (mem_weights, wbuf, sizeof wbuf),
-                cli_format_bytes ((double)arena.capacity, abuf, sizeof abuf),
-                cli_format_bytes (total, tbuf, sizeof tbuf),
-                setok_backend_is_host (b->be) ? "process peak resident size"
-                                              : "device memory in use");
-    }
+    bench_memory_row (b, mem_weights, (double)arena.capacity, bench_memory_now (b) - mem0);
   free (c.logits);
   free (c.mask);
   setok_arena_destroy (&arena);

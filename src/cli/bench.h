@@ -32,6 +32,8 @@ double bench_read_bandwidth (int threads, size_t bytes);
 
 /* Device memory in use (CUDA), else the process's peak resident size, in bytes. */
 double bench_memory_now (const bench *b);
+/* The "memory" row: weights, arena and the peak (bench_memory_now since before the weights). */
+void bench_memory_row (bench *b, double weights, double arena, double peak);
 
 /* The suites. */
 setok_status bench_unet (bench *b, bool quick, setok_error *err);
