@@ -188,7 +188,8 @@ setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
     for (int64_t p = 0; st == SETOK_OK && p < (int64_t)gh * gw; p++) /* [N, C] -> [C, h, w] */
         for (int64_t k = 0; k < dim; k++)
             emb_host[k * gh * gw + p] = feat[p * dim + k];
-    setok_tensor emb, extra, masks, iou;
+    /* extra: the phrase's one token [1, 1, C], sized here for the arena, filled below */
+    setok_tensor emb = {0}, extra = {.ndim = 3, .shape = {1, 1, C}}, masks = {0}, iou = {0};
     setok_sam_prompt prompt = {.points = pts, .labels = labels, .num_points = n};
     if (st == SETOK_OK) {
         if (expression)
@@ -212,7 +213,7 @@ setok_status setok_segmenter_run(setok_segmenter *s, const setok_image *image,
     if (st == SETOK_OK)
         st = setok_mask_decoder_forward(s->decoder, &s->arena, &masks, &iou, &emb, &prompt, false,
                                         cancel, err);
-    int lh = (int)masks.shape[2], lw = (int)masks.shape[3];
+    int lh = (int)masks.shape[2], lw = (int)masks.shape[3]; /* 0 when it did not run */
     if (st == SETOK_OK && !(logits = malloc((size_t)(lh * lw + 1) * sizeof *logits)))
         st = setok_fail(err, SETOK_ERR_NOMEM, "segment: out of memory");
     if (st == SETOK_OK)
