@@ -10,6 +10,10 @@
 
 #include "cpu-impl.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 static setok_cpu_isa level;
 
 static void choose(void)
@@ -23,8 +27,10 @@ static void choose(void)
     level = SETOK_ISA_C;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
-                __builtin_cpu_supports("fma");
+    /* F16C by cpuid: not every compiler's __builtin_cpu_supports knows it */
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    bool avx2 = __builtin_cpu_supports("avx2") && f16c && __builtin_cpu_supports("fma");
     bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     bool vnni = avx512 && __builtin_cpu_supports("avx512vnni");
