@@ -576,18 +576,21 @@ open_role (SetokEngine *self, SetokRole role, const char *dir)
   if (m == NULL)
     {
       if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
-        return g_strdup_printf (_ ("The folder %s does not exist"), dir);
+        /* TRANSLATORS: a folder, a role ("segmentation"), and why */
+        return g_strdup_printf (_ ("%s is not used for %s: %s"), dir, role_title (role),
+                                _ ("the folder does not exist"));
       setok_model_options_default (&mo);
       mo.device = self->placement.device;
       mo.threads = self->placement.threads;
       mo.dtype = self->placement.dtype;
       mo.weights = self->placement.weights;
       if (setok_model_open (&m, dir, &mo, &err) != SETOK_OK)
-        return g_strdup (err.message);
+        return g_strdup_printf (_ ("%s is not used for %s: %s"), dir, role_title (role),
+                                err.message);
     }
   if (!role_capable (m, role, &cap))
     {
-      char *why = g_strdup_printf (_ ("%s cannot serve for %s: %s"), dir, role_title (role),
+      char *why = g_strdup_printf (_ ("%s is not used for %s: %s"), dir, role_title (role),
                                    setok_model_why_not (m, cap));
 
       if (!model_held (self, m))
