@@ -71,3 +71,7 @@ void test_layouts (SetokWindow *window, const char *out, const char *screenshots
  * titles, controls, tab order, popover shortcuts, translations, whole pictures, colours). */
 void test_dialogs (SetokWindow *window);
 void test_guidance (SetokWindow *window, SetokEngine *engine, const char *image, const char *out);
+
+/* studio-roles.c: a SAM folder (sam) segments and a Stable Diffusion folder (sd) edits beside
+ * the main model: preferences, tooltips, refusals, clicks and an edit of SAM's mask. */
+void test_roles (SetokWindow *window, SetokEngine *engine, const char *sam, const char *sd);

@@ -921,7 +921,7 @@ int
 main (int argc, char *argv[])
 {
   g_autofree char *model = NULL, *image = NULL, *corrupt = NULL, *out = NULL;
-  g_autofree char *screenshots = NULL;
+  g_autofree char *screenshots = NULL, *sam = NULL, *sd = NULL;
   gboolean no_model = FALSE, german = FALSE;
   GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "model folder", "DIR" },
@@ -930,6 +930,8 @@ main (int argc, char *argv[])
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "where snapshots go", "DIR" },
     { "screenshots", 0, 0, G_OPTION_ARG_FILENAME, &screenshots, "360/1200 px window PNGs",
       "DIR" },
+    { "sam", 0, 0, G_OPTION_ARG_FILENAME, &sam, "a SAM folder for the segmentation role", "DIR" },
+    { "edit-model", 0, 0, G_OPTION_ARG_FILENAME, &sd, "a folder for the editing role", "DIR" },
     { "no-model", 0, 0, G_OPTION_ARG_NONE, &no_model, "the model folder is missing", NULL },
     { "german", 0, 0, G_OPTION_ARG_NONE, &german, "LANGUAGE=de: expect German", NULL },
     { NULL },
@@ -994,6 +996,15 @@ main (int argc, char *argv[])
   check (wait_for (nothing_loading, window, WAIT_SECONDS)
            && _setok_window_get_n_documents (window) == 1,
          "image opened", _setok_window_get_last_error (window));
+  if (sam != NULL && sd != NULL)
+    {
+      check (wait_for (canvas_allocated, window, 30), "canvas shown", NULL);
+      test_roles (window, engine, sam, sd);
+      gtk_window_destroy (GTK_WINDOW (window));
+      spin (0.1);
+      printf ("%d failed\n", failures);
+      return failures ? 1 : 0;
+    }
   if (_setok_window_get_n_documents (window) == 1 && setok_engine_get_has_tokens (engine))
     {
       check (wait_for (canvas_allocated, window, 30), "canvas shown", NULL);
