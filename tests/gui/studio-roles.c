@@ -78,38 +78,30 @@ mask_area (SetokPicture *mask)
 }
 
 static gboolean
-same_mask (SetokPicture *a, SetokPicture *b)
-{
-  const setok_image *x = setok_picture_get_image (a), *y = setok_picture_get_image (b);
-
-  return x->width == y->width && x->height == y->height && x->channels == y->channels
-         && memcmp (x->pixels, y->pixels, (gsize)x->width * x->height * x->channels) == 0;
-}
-
-static gboolean
-edit_settled (gpointer data)
-{
-  return setok_document_get_edit_state (data) != SETOK_EDIT_RUNNING;
-}
-
-static gboolean
 not_segmenting (gpointer data)
 {
   return !setok_document_get_segmenting (data);
 }
 
-/* A click at image point (fx, fy) (fractions of the picture) with state; the mask after. */
+/* A click at image point (fx, fy) (fractions of the picture) with state: SAM's mask after it
+ * (a new reference, or NULL), and in *detail the points and the mask's area. */
 static SetokPicture *
-click (SetokCanvas *canvas, double fx, double fy, GdkModifierType state)
+click (SetokCanvas *canvas, double fx, double fy, GdkModifierType state, char **detail)
 {
   SetokDocument *document = setok_canvas_get_document (canvas);
   const setok_image *img = setok_picture_get_image (setok_document_get_picture (document));
+  SetokPicture *mask;
   double x, y;
 
   setok_canvas_image_to_widget (canvas, fx * img->width, fy * img->height, &x, &y);
   setok_canvas_click (canvas, x, y, state);
   wait_for (not_segmenting, document, WAIT_SECONDS);
-  return setok_document_get_point_mask (document);
+  mask = setok_document_get_point_mask (document);
+  g_free (*detail);
+  *detail = g_strdup_printf ("%u point(s), %" G_GINT64_FORMAT " pixels",
+                             setok_document_get_n_points (document),
+                             mask != NULL ? mask_area (mask) : 0);
+  return mask != NULL ? setok_picture_ref (mask) : NULL;
 }
 
 /* The subtitle of the row titled title in the Preferences window. */
@@ -200,15 +192,10 @@ test_clicks_and_edit (SetokWindow *window)
 
   /* a random SAM's mask may be empty at a given point: the first spot that gives one */
   for (guint i = 0; i < G_N_ELEMENTS (spots) && first == NULL; i++)
-    if (click (canvas, spots[i][0], spots[i][1], 0) != NULL)
-      {
-        first = setok_picture_ref (setok_document_get_point_mask (document));
-        first_spot = i;
-      }
-  detail = g_strdup_printf ("%" G_GINT64_FORMAT " pixels, %u point(s), %s",
-                            first != NULL ? mask_area (first) : 0,
-                            setok_document_get_n_points (document),
-                            _setok_window_get_last_error (window));
+    {
+      first = click (canvas, spots[i][0], spots[i][1], 0, &detail);
+      first_spot = i;
+    }
   check (first != NULL && mask_area (first) > 0 && setok_document_get_n_points (document) == 1
            && _setok_window_get_n_errors (window) == errors,
          "a click gives SAM's mask", detail);
@@ -221,30 +208,24 @@ test_clicks_and_edit (SetokWindow *window)
   {
     g_autoptr (SetokPicture) selection = setok_document_get_selection_mask (document);
 
-    check (selection != NULL && same_mask (selection, first), "the selection mask is SAM's",
+    check (selection != NULL && same_pixels (selection, first), "the selection mask is SAM's",
            NULL);
   }
 
-  if (click (canvas, 0.8, 0.8, GDK_SHIFT_MASK) != NULL)
-    added = setok_picture_ref (setok_document_get_point_mask (document));
-  g_free (detail);
-  detail = g_strdup_printf ("%u points, %" G_GINT64_FORMAT " pixels",
-                            setok_document_get_n_points (document),
-                            added != NULL ? mask_area (added) : 0);
-  check (setok_document_get_n_points (document) == 2 && added != NULL && !same_mask (added, first),
+  added = click (canvas, 0.8, 0.8, GDK_SHIFT_MASK, &detail);
+  check (setok_document_get_n_points (document) == 2 && added != NULL
+           && !same_pixels (added, first),
          "shift-click adds a point and the mask changes", detail);
-  if (click (canvas, 0.2, 0.6, GDK_ALT_MASK) != NULL)
-    removed = setok_picture_ref (setok_document_get_point_mask (document));
-  g_free (detail);
-  detail = g_strdup_printf ("%u points, %" G_GINT64_FORMAT " pixels",
-                            setok_document_get_n_points (document),
-                            removed != NULL ? mask_area (removed) : 0);
+  removed = click (canvas, 0.2, 0.6, GDK_ALT_MASK, &detail);
   check (setok_document_get_n_points (document) == 3
-           && (removed == NULL || added == NULL || !same_mask (removed, added)),
+           && (removed == NULL || added == NULL || !same_pixels (removed, added)),
          "alt-click adds a background point and the mask changes", detail);
   if (removed == NULL)
-    /* the background point took everything: start again from the first spot */
-    click (canvas, spots[first_spot][0], spots[first_spot][1], 0);
+    {
+      /* the background point took everything: start again from the first spot */
+      g_autoptr (SetokPicture) again
+        = click (canvas, spots[first_spot][0], spots[first_spot][1], 0, &detail);
+    }
   region = setok_document_get_selection_mask (document);
   if (region == NULL)
     {

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 int failures;
 
@@ -65,6 +66,21 @@ spin (double seconds)
       iterate ();
       g_usleep (1000);
     }
+}
+
+gboolean
+same_pixels (SetokPicture *a, SetokPicture *b)
+{
+  const setok_image *x = setok_picture_get_image (a), *y = setok_picture_get_image (b);
+
+  return x->width == y->width && x->height == y->height && x->channels == y->channels
+         && memcmp (x->pixels, y->pixels, (gsize)x->width * x->height * x->channels) == 0;
+}
+
+gboolean
+edit_settled (gpointer data)
+{
+  return setok_document_get_edit_state (data) != SETOK_EDIT_RUNNING;
 }
 
 gboolean

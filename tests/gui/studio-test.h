@@ -29,6 +29,10 @@ gboolean wait_for (Predicate pred, gpointer data, double seconds);
 void spin (double seconds);
 
 gboolean model_settled (gpointer data);
+/* The pictures hold the same pixels. */
+gboolean same_pixels (SetokPicture *a, SetokPicture *b);
+/* The document's edit is not running (data: the document). */
+gboolean edit_settled (gpointer data);
 gboolean has_token_map (gpointer data);
 gboolean nothing_loading (gpointer data);
 gboolean canvas_allocated (gpointer data);

@@ -365,15 +365,6 @@ inverted_copy (SetokPicture *picture)
 }
 
 static gboolean
-same_pixels (SetokPicture *a, SetokPicture *b)
-{
-  const setok_image *x = setok_picture_get_image (a), *y = setok_picture_get_image (b);
-
-  return x->width == y->width && x->height == y->height && x->channels == y->channels
-         && memcmp (x->pixels, y->pixels, (gsize)x->width * x->height * x->channels) == 0;
-}
-
-static gboolean
 title_marked (SetokWindow *window)
 {
   SetokDocument *document = _setok_window_get_document (window);
@@ -465,12 +456,6 @@ test_save_as (SetokDocument *document, const char *out, const char *name, gboole
                    == 0)),
     exact ? "PNG holds the exact pixels" : "JPEG reads back at the same size", path);
   setok_image_free (&back);
-}
-
-static gboolean
-edit_settled (gpointer data)
-{
-  return setok_document_get_edit_state (data) != SETOK_EDIT_RUNNING;
 }
 
 typedef struct
