@@ -245,27 +245,11 @@ test_clicks_and_edit (SetokWindow *window)
       return;
     }
   {
-    const setok_image *src = setok_picture_get_image (before);
-    const setok_image *dst = setok_picture_get_image (setok_document_get_edit_result (document));
-    const setok_image *m = setok_picture_get_image (region);
-    gint64 inside = 0, outside = 0, area = 0;
+    gint64 inside = 0, outside = 0;
 
-    for (gsize i = 0; i < (gsize)src->width * src->height; i++)
-      {
-        gboolean differs = memcmp (src->pixels + i * src->channels,
-                                   dst->pixels + i * src->channels, src->channels)
-                           != 0;
-
-        area += m->pixels[i] > 127;
-        if (m->pixels[i] > 127)
-          inside += differs;
-        else
-          outside += differs;
-      }
     g_free (detail);
-    detail = g_strdup_printf ("%" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
-                              " region pixels changed, %" G_GINT64_FORMAT " outside",
-                              inside, area, outside);
+    detail = region_changes (before, setok_document_get_edit_result (document), region, &inside,
+                             &outside);
     check (inside > 0 && outside == 0,
            "the edit changes SAM's region and keeps every pixel outside it", detail);
   }

@@ -31,6 +31,10 @@ void spin (double seconds);
 gboolean model_settled (gpointer data);
 /* The pictures hold the same pixels. */
 gboolean same_pixels (SetokPicture *a, SetokPicture *b);
+/* Pixels an edit changed inside mask (> 127) and outside it, before -> after (the same
+ * size); a sentence saying so (free it). */
+char *region_changes (SetokPicture *before, SetokPicture *after, SetokPicture *mask,
+                      gint64 *inside, gint64 *outside);
 /* The document's edit is not running (data: the document). */
 gboolean edit_settled (gpointer data);
 gboolean has_token_map (gpointer data);

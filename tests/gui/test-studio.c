@@ -569,7 +569,7 @@ test_edit (SetokWindow *window, const char *out)
   SetokDiffusionRequest request = { EDIT_STEPS, 7.5, 3 };
   EditWatch watch = { 0, 0, canvas, out };
   gulong h1, h2;
-  gint64 inside = 0, outside = 0, in_region = 0;
+  gint64 inside = 0, outside = 0;
   g_autofree char *detail = NULL;
   guint errors = _setok_window_get_n_errors (window);
   cairo_surface_t *after_shot, *before_shot;
@@ -642,27 +642,12 @@ test_edit (SetokWindow *window, const char *out)
   result = setok_picture_ref (setok_document_get_edit_result (document));
   {
     const setok_image *dst = setok_picture_get_image (result);
-    const guint8 *m = setok_picture_get_image (mask)->pixels;
 
     check (dst->width == src->width && dst->height == src->height && dst->channels == src->channels,
            "edit keeps the image size", NULL);
-    for (gsize i = 0; i < (gsize)src->width * src->height; i++)
-      {
-        gboolean differs
-          = memcmp (src->pixels + i * src->channels, dst->pixels + i * src->channels, src->channels)
-            != 0;
-
-        in_region += m[i] != 0;
-        if (m[i] != 0)
-          inside += differs;
-        else
-          outside += differs;
-      }
   }
   g_free (detail);
-  detail = g_strdup_printf ("%" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
-                            " region pixels changed, %" G_GINT64_FORMAT " outside",
-                            inside, in_region, outside);
+  detail = region_changes (before, result, mask, &inside, &outside);
   check (inside > 0, "edit changes pixels inside the region", detail);
   check (outside == 0, "edit keeps every pixel outside the region", detail);
 
