@@ -92,6 +92,57 @@ load_model (SetokApplication *self)
   setok_engine_load_model_async (self->engine, path, &placement, NULL, load_done, NULL);
 }
 
+static const char *const role_keys[SETOK_ROLE_COUNT] = {
+  [SETOK_ROLE_SEGMENT] = "segment-model-path",
+  [SETOK_ROLE_EDIT] = "edit-model-path",
+};
+
+const char *
+setok_application_role_key (SetokRole role)
+{
+  g_return_val_if_fail (role > SETOK_ROLE_MAIN && role < SETOK_ROLE_COUNT, NULL);
+  return role_keys[role];
+}
+
+static void
+role_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+
+  /* a refusal is told by the engine's role-refused signal */
+  if (!setok_engine_set_role_finish (SETOK_ENGINE (source), result, &error))
+    g_debug ("role folder refused: %s", error->message);
+}
+
+static void
+load_role (SetokApplication *self, SetokRole role)
+{
+  g_autofree char *path = g_settings_get_string (self->settings, role_keys[role]);
+
+  setok_engine_set_role_async (self->engine, role, path, NULL, role_done, NULL);
+}
+
+static void
+role_settings_changed (SetokApplication *self, const char *key)
+{
+  for (int r = SETOK_ROLE_MAIN + 1; r < SETOK_ROLE_COUNT; r++)
+    if (g_str_equal (key, role_keys[r]))
+      load_role (self, r);
+}
+
+/* A refused folder leaves the setting at the folder the role keeps. */
+static void
+role_refused (SetokApplication *self, guint role, const char *reason)
+{
+  const char *kept = setok_engine_get_role_own (self->engine, role)
+                       ? setok_engine_get_role_path (self->engine, role)
+                       : "";
+  g_autofree char *now = g_settings_get_string (self->settings, role_keys[role]);
+
+  if (!g_str_equal (now, kept))
+    g_settings_set_string (self->settings, role_keys[role], kept);
+}
+
 static void
 model_settings_changed (SetokApplication *self, const char *key)
 {
@@ -286,6 +337,16 @@ setok_application_startup (GApplication *app)
                                G_CONNECT_SWAPPED);
     }
   load_model (self);
+  g_signal_connect_object (self->engine, "role-refused", G_CALLBACK (role_refused), self,
+                           G_CONNECT_SWAPPED);
+  for (int r = SETOK_ROLE_MAIN + 1; r < SETOK_ROLE_COUNT; r++)
+    {
+      g_autofree char *signal = g_strconcat ("changed::", role_keys[r], NULL);
+
+      g_signal_connect_object (self->settings, signal, G_CALLBACK (role_settings_changed), self,
+                               G_CONNECT_SWAPPED);
+      load_role (self, r);
+    }
 }
 
 static void

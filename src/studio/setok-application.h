@@ -25,5 +25,7 @@ void setok_application_set_model_override (SetokApplication *self, const char *p
 /* The folder the next load uses: --model, else the model-path setting, else
  * the shipped default (the source tree's when running from the build tree). */
 char *setok_application_resolve_model (SetokApplication *self);
+/* The setting that names role's own folder ("": the main model serves it). */
+const char *setok_application_role_key (SetokRole role);
 
 G_END_DECLS

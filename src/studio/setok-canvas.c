@@ -171,33 +171,43 @@ premultiplied (double r, double g, double b, double a)
          | (guint32)lround (g * a * 255) << 8 | (guint32)lround (b * a * 255);
 }
 
-/* Outside the selected tokens the picture is dimmed, so the selection stands out on any
- * picture. */
+/* Outside the selection (inside[w * h] nonzero: selected) the picture is dimmed, so the
+ * selection stands out on any picture. */
 static GdkTexture *
-draw_selection (const SetokTokenMap *map, const gboolean *chosen)
+draw_selection (const guint8 *inside, int w, int h)
 {
-  const setok_tokens_result *r = &map->result;
-  int n = r->clusters.n_tokens;
-  g_autofree gboolean *others = g_new0 (gboolean, MAX (n, 1));
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, w, h);
+  GdkTexture *texture = NULL;
+  guint32 dim = premultiplied (0, 0, 0, 0.5);
 
-  for (int t = 0; t < n; t++)
-    others[t] = !chosen[t];
-  return draw_token_mask (map, others, 0, 0, r->width, r->height,
-                          premultiplied (0, 0, 0, 0.5), premultiplied (0, 0, 0, 0.5));
+  if (cairo_surface_status (surface) == CAIRO_STATUS_SUCCESS)
+    {
+      guint8 *data = cairo_image_surface_get_data (surface);
+      int stride = cairo_image_surface_get_stride (surface);
+
+      cairo_surface_flush (surface);
+      for (int y = 0; y < h; y++)
+        {
+          guint32 *row = (guint32 *)(data + (gsize)y * stride);
+
+          for (int x = 0; x < w; x++)
+            row[x] = inside[(gsize)y * w + x] ? 0 : dim;
+        }
+      cairo_surface_mark_dirty (surface);
+      texture = texture_from_surface (surface);
+    }
+  cairo_surface_destroy (surface);
+  return texture;
 }
 
-/* The boundary of the chosen tokens as pixel edges [x0, y0, x1, y1], runs along a row or a
- * column merged into one edge. */
+/* The boundary of the selection (inside[w * h]) as pixel edges [x0, y0, x1, y1], runs along a
+ * row or a column merged into one edge. */
 static double *
-selection_edges (const SetokTokenMap *map, const gboolean *chosen, int *n_edges)
+selection_edges (const guint8 *inside, int w, int h, int *n_edges)
 {
-  const setok_tokens_result *r = &map->result;
-  int w = r->width, h = r->height, n = r->clusters.n_tokens;
   GArray *edges = g_array_new (FALSE, FALSE, sizeof (double));
 
-#define CHOSEN(x, y)                                                                              \
-  ((x) >= 0 && (y) >= 0 && (x) < w && (y) < h && r->pixel_labels[(gsize)(y) * w + (x)] >= 0      \
-   && r->pixel_labels[(gsize)(y) * w + (x)] < n && chosen[r->pixel_labels[(gsize)(y) * w + (x)]])
+#define CHOSEN(x, y) ((x) >= 0 && (y) >= 0 && (x) < w && (y) < h && inside[(gsize)(y) * w + (x)])
   /* horizontal edges: between rows y - 1 and y */
   for (int y = 0; y <= h; y++)
     for (int x = 0; x < w;)
@@ -359,7 +369,15 @@ setok_canvas_click (SetokCanvas *self, double x, double y, GdkModifierType state
     mode = SETOK_SELECT_ADD;
   else if (state & GDK_ALT_MASK)
     mode = SETOK_SELECT_REMOVE;
-  setok_document_select (self->document, token_at (self, x, y), mode);
+  if (setok_document_get_clicks_segment (self->document))
+    {
+      double ix, iy;
+
+      widget_to_image (self, x, y, &ix, &iy);
+      setok_document_select_point (self->document, (int)floor (ix), (int)floor (iy), mode);
+    }
+  else
+    setok_document_select (self->document, token_at (self, x, y), mode);
 }
 
 // ----------------------------------------------------------------------------
@@ -616,21 +634,42 @@ append_outline (SetokCanvas *self, GtkSnapshot *snapshot, const graphene_rect_t 
   cairo_destroy (cr);
 }
 
+/* The selection drawn: the segmentation model's mask, else the selected tokens (map may be
+ * NULL). */
 static void
 update_selection (SetokCanvas *self, const SetokTokenMap *map)
 {
+  SetokPicture *point_mask = setok_document_get_point_mask (self->document);
   GtkBitset *selection = setok_document_get_selection (self->document);
-  int n = map->result.clusters.n_tokens;
-  g_autofree gboolean *chosen = NULL;
+  g_autofree guint8 *inside = NULL;
+  int w, h;
 
   self->selection_valid = TRUE;
-  if (gtk_bitset_is_empty (selection))
+  if (point_mask != NULL)
+    {
+      const setok_image *m = setok_picture_get_image (point_mask);
+
+      w = m->width;
+      h = m->height;
+      inside = g_new (guint8, (gsize)w * h);
+      for (gsize i = 0; i < (gsize)w * h; i++)
+        inside[i] = m->pixels[i * m->channels] > 127;
+    }
+  else if (map != NULL && !gtk_bitset_is_empty (selection))
+    {
+      const setok_tokens_result *r = &map->result;
+
+      w = r->width;
+      h = r->height;
+      inside = g_new (guint8, (gsize)w * h);
+      for (gsize i = 0; i < (gsize)w * h; i++)
+        inside[i] = r->pixel_labels[i] >= 0 && r->pixel_labels[i] < r->clusters.n_tokens
+                    && gtk_bitset_contains (selection, (guint)r->pixel_labels[i]);
+    }
+  else
     return;
-  chosen = g_new0 (gboolean, MAX (n, 1));
-  for (int t = 0; t < n; t++)
-    chosen[t] = gtk_bitset_contains (selection, (guint)t);
-  self->selection = draw_selection (map, chosen);
-  self->outline_edges = selection_edges (map, chosen, &self->n_outline_edges);
+  self->selection = draw_selection (inside, w, h);
+  self->outline_edges = selection_edges (inside, w, h, &self->n_outline_edges);
 }
 
 static void
@@ -690,16 +729,15 @@ setok_canvas_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   append_image_texture (self, snapshot, setok_picture_get_texture (picture), &bounds);
   if (overlay)
     append_overlay (self, snapshot, map, &bounds);
-  if (map != NULL && !self->selection_valid)
+  if (!self->selection_valid)
     update_selection (self, map);
-  if (map != NULL && self->selection != NULL && !editing)
+  if (self->selection != NULL && !editing)
     append_image_texture (self, snapshot, self->selection, &bounds);
   if (map != NULL && self->show_grid && !editing)
     append_grid (self, snapshot, map, &view);
   if (overlay)
     append_labels (self, snapshot, map, &view);
-  if (map != NULL)
-    append_outline (self, snapshot, &view);
+  append_outline (self, snapshot, &view);
   gtk_snapshot_pop (snapshot);
 }
 

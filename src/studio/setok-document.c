@@ -3,7 +3,9 @@
  * The document keeps its pictures as a list of revisions with a current
  * index: applied edits add revisions and undo steps back through them. The
  * pictures are immutable, so undo gives back the very pixels it had. The
- * token map and the selection belong to the current revision. "Modified"
+ * token map and the selection belong to the current revision. The selection
+ * is either tokens or, with a SAM folder in the segmentation role, the mask
+ * the segmentation model found under the clicked points. "Modified"
  * means the current revision is not the one last saved (or loaded). */
 #include "setok-document.h"
 
@@ -30,6 +32,9 @@ struct _SetokDocument
   SetokTokenMap *colour_map;     /* the last map coloured, kept so the next follows it */
   int *colour_map_colours;
   GtkBitset *selection;
+  GArray *points;                /* of setok_segment_point: the clicks point_mask is of */
+  SetokPicture *point_mask;      /* the segmentation model's mask of them; NULL: none */
+  GCancellable *segment_cancellable;
   char *content_key;
   gboolean generated;
 
@@ -195,6 +200,17 @@ notify (SetokDocument *self, int prop)
   g_object_notify_by_pspec (G_OBJECT (self), properties[prop]);
 }
 
+/* Forgets the clicked points and their mask (without telling). */
+static void
+clear_points (SetokDocument *self)
+{
+  if (self->segment_cancellable != NULL)
+    g_cancellable_cancel (self->segment_cancellable);
+  g_clear_object (&self->segment_cancellable);
+  g_array_set_size (self->points, 0);
+  g_clear_pointer (&self->point_mask, setok_picture_unref);
+}
+
 /* After the revision changed: the old token map describes other pixels. */
 static void
 picture_changed (SetokDocument *self)
@@ -211,6 +227,7 @@ picture_changed (SetokDocument *self)
       gtk_bitset_remove_all (self->selection);
       notify (self, PROP_TOKEN_MAP);
     }
+  clear_points (self);
   g_object_thaw_notify (G_OBJECT (self));
   g_signal_emit (self, signals[SELECTION_CHANGED], 0);
   if (self->have_wanted)
@@ -365,6 +382,8 @@ setok_document_get_selection_mask (SetokDocument *self)
   setok_error err = { 0 };
   gboolean any = FALSE;
 
+  if (self->point_mask != NULL)
+    return setok_picture_ref (self->point_mask);
   if (map == NULL || gtk_bitset_is_empty (self->selection) || map->result.pixel_labels == NULL
       || map->result.width != img->width || map->result.height != img->height)
     return NULL;
@@ -629,6 +648,8 @@ setok_document_select (SetokDocument *self, int token, SetokSelectMode mode)
 {
   g_return_if_fail (SETOK_IS_DOCUMENT (self));
 
+  /* tokens and a point mask are not mixed: picking tokens drops the mask */
+  clear_points (self);
   if (mode == SETOK_SELECT_REPLACE)
     gtk_bitset_remove_all (self->selection);
   if (token >= 0 && self->token_map != NULL && token < self->token_map->result.clusters.n_tokens)
@@ -647,6 +668,105 @@ setok_document_clear_selection (SetokDocument *self)
   setok_document_select (self, -1, SETOK_SELECT_REPLACE);
 }
 
+gboolean
+setok_document_get_has_selection (SetokDocument *self)
+{
+  g_return_val_if_fail (SETOK_IS_DOCUMENT (self), FALSE);
+  return self->point_mask != NULL
+         || (self->token_map != NULL && !gtk_bitset_is_empty (self->selection));
+}
+
+gboolean
+setok_document_get_clicks_segment (SetokDocument *self)
+{
+  g_return_val_if_fail (SETOK_IS_DOCUMENT (self), FALSE);
+  return setok_engine_get_segments_clicks (self->engine);
+}
+
+SetokPicture *
+setok_document_get_point_mask (SetokDocument *self)
+{
+  g_return_val_if_fail (SETOK_IS_DOCUMENT (self), NULL);
+  return self->point_mask;
+}
+
+guint
+setok_document_get_n_points (SetokDocument *self)
+{
+  g_return_val_if_fail (SETOK_IS_DOCUMENT (self), 0);
+  return self->points->len;
+}
+
+gboolean
+setok_document_get_segmenting (SetokDocument *self)
+{
+  g_return_val_if_fail (SETOK_IS_DOCUMENT (self), FALSE);
+  return self->segment_cancellable != NULL;
+}
+
+static gboolean
+mask_is_empty (SetokPicture *mask)
+{
+  const setok_image *m = setok_picture_get_image (mask);
+
+  for (gsize i = 0; i < (gsize)m->width * m->height; i++)
+    if (m->pixels[i * m->channels] > 127)
+      return FALSE;
+  return TRUE;
+}
+
+static void
+point_mask_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (SetokDocument) self = user_data;
+  g_autoptr (GError) error = NULL;
+  SetokPicture *mask = setok_engine_segment_finish (SETOK_ENGINE (source), result, &error);
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return; /* newer points, or another picture, replaced these */
+  g_clear_object (&self->segment_cancellable);
+  g_clear_pointer (&self->point_mask, setok_picture_unref);
+  if (mask == NULL)
+    {
+      /* the point that failed is not kept */
+      g_array_set_size (self->points, self->points->len - 1);
+      g_signal_emit (self, signals[FAILED], 0, error);
+    }
+  else if (mask_is_empty (mask))
+    setok_picture_unref (mask);
+  else
+    self->point_mask = mask;
+  g_signal_emit (self, signals[SELECTION_CHANGED], 0);
+}
+
+void
+setok_document_select_point (SetokDocument *self, int x, int y, SetokSelectMode mode)
+{
+  const setok_image *img;
+  setok_segment_point point = { x, y, mode != SETOK_SELECT_REMOVE };
+
+  g_return_if_fail (SETOK_IS_DOCUMENT (self));
+
+  img = setok_picture_get_image (setok_document_get_picture (self));
+  if (x < 0 || y < 0 || x >= img->width || y >= img->height)
+    return;
+  /* a background point only takes away from an object already there */
+  if (mode == SETOK_SELECT_REMOVE && self->points->len == 0)
+    return;
+  if (mode == SETOK_SELECT_REPLACE)
+    g_array_set_size (self->points, 0);
+  gtk_bitset_remove_all (self->selection);
+  g_array_append_val (self->points, point);
+  if (self->segment_cancellable != NULL)
+    g_cancellable_cancel (self->segment_cancellable);
+  g_clear_object (&self->segment_cancellable);
+  self->segment_cancellable = g_cancellable_new ();
+  setok_engine_segment_async (self->engine, setok_document_get_picture (self), NULL,
+                              (const setok_segment_point *)self->points->data,
+                              (int)self->points->len, self->segment_cancellable, point_mask_done,
+                              g_object_ref (self));
+}
+
 int
 setok_document_select_mask (SetokDocument *self, SetokPicture *mask)
 {
@@ -657,6 +777,7 @@ setok_document_select_mask (SetokDocument *self, SetokPicture *mask)
 
   g_return_val_if_fail (SETOK_IS_DOCUMENT (self), 0);
 
+  clear_points (self);
   gtk_bitset_remove_all (self->selection);
   if (map == NULL || m->width != map->result.width || m->height != map->result.height)
     {
@@ -700,6 +821,7 @@ setok_document_dispose (GObject *object)
   if (self->tokens_cancellable != NULL)
     g_cancellable_cancel (self->tokens_cancellable);
   g_clear_object (&self->tokens_cancellable);
+  clear_points (self);
   setok_document_cancel_edit (self);
   G_OBJECT_CLASS (setok_document_parent_class)->dispose (object);
 }
@@ -725,6 +847,7 @@ setok_document_finalize (GObject *object)
   g_free (self->edit_instruction);
   g_clear_pointer (&self->edit_mask, setok_picture_unref);
   gtk_bitset_unref (self->selection);
+  g_array_unref (self->points);
   G_OBJECT_CLASS (setok_document_parent_class)->finalize (object);
 }
 
@@ -837,4 +960,5 @@ setok_document_init (SetokDocument *self)
 {
   self->revisions = g_ptr_array_new_with_free_func ((GDestroyNotify)setok_picture_unref);
   self->selection = gtk_bitset_new_empty ();
+  self->points = g_array_new (FALSE, FALSE, sizeof (setok_segment_point));
 }

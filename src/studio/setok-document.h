@@ -84,8 +84,25 @@ void setok_document_clear_selection (SetokDocument *self);
 /* Selects the tokens mostly inside mask (one channel, > 127: inside; the picture's size),
  * else the one it covers most; returns how many. */
 int setok_document_select_mask (SetokDocument *self, SetokPicture *mask);
-/* The selected tokens' pixels as a one-channel mask (255 = selected) at the
- * picture's size; NULL without a selection. */
+/* Whether clicks select by the segmentation model (a SAM folder in that role,
+ * setok_engine_get_segments_clicks) rather than tokens. */
+gboolean setok_document_get_clicks_segment (SetokDocument *self);
+/* A click at image pixel (x, y) for the segmentation model: REPLACE starts a
+ * new object there, ADD adds a foreground point, REMOVE a background point
+ * (only to an object already there). The mask of all the points replaces the
+ * selection when the model answers ("selection-changed"; a failure is emitted
+ * as "failed" and the point dropped). Selecting tokens drops the points. */
+void setok_document_select_point (SetokDocument *self, int x, int y, SetokSelectMode mode);
+/* The segmentation model's mask of the points (one channel, the picture's
+ * size), or NULL; the points it answers, and whether an answer is awaited. */
+SetokPicture *setok_document_get_point_mask (SetokDocument *self);
+guint setok_document_get_n_points (SetokDocument *self);
+gboolean setok_document_get_segmenting (SetokDocument *self);
+/* Tokens or a point mask are selected. */
+gboolean setok_document_get_has_selection (SetokDocument *self);
+/* The selection's pixels as a one-channel mask (255 = selected) at the
+ * picture's size: the point mask, else the selected tokens'; NULL without a
+ * selection. */
 SetokPicture *setok_document_get_selection_mask (SetokDocument *self);
 
 /* Point-and-instruct editing: repaints the selected tokens' region as

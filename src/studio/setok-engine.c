@@ -4,18 +4,37 @@
  * loaded models: jobs are popped from one queue and run in order. A job's
  * GCancellable sets the atomic flag the engine polls; GTask brings each
  * result back to the main loop, and streamed text and diffusion progress
- * travel there through idle callbacks queued ahead of the result. The model
- * folder is one setok_model: every pipeline (tokens, chat, segmentation,
- * generation, editing) runs over it, so each of its components is loaded once;
- * tokens and chat are made at load, the others on first use. */
+ * travel there through idle callbacks queued ahead of the result. Each model
+ * folder is one setok_model, held for one or more roles: tokens and chat run
+ * over the main model (made at load), segmentation and diffusion over their
+ * roles' models (made on first use). A role without a folder of its own, or
+ * whose folder serves another role already, shares that setok_model, so each
+ * component is loaded once. */
 #include "setok-engine.h"
 
 #include <glib/gi18n.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "setok-error.h"
 
 typedef struct _Job Job;
+
+/* The roles as a job left them, for the main loop. */
+typedef struct
+{
+  char *path[SETOK_ROLE_COUNT]; /* the folder serving each role; NULL: none */
+  gboolean own[SETOK_ROLE_COUNT];
+  gboolean segments_clicks;
+  char *refused[SETOK_ROLE_COUNT]; /* why a role's folder was refused; NULL: it was not */
+} RoleState;
+
+/* How models open, kept on the engine thread for the roles' folders. */
+typedef struct
+{
+  char *device, *dtype, *weights;
+  int threads;
+} Placement;
 
 struct _Job
 {
@@ -35,6 +54,7 @@ struct _Job
   /* jobs that may find a component broken: the capabilities as the job left them */
   gboolean refresh_capabilities;
   char *unavailable[SETOK_CAP_COUNT];
+  RoleState *roles; /* jobs that change the roles' models: what they left; else NULL */
 };
 
 struct _SetokEngine
@@ -55,21 +75,27 @@ struct _SetokEngine
   gboolean has_tokens;
   gboolean has_chat;
   char *unavailable[SETOK_CAP_COUNT]; /* why each capability is unavailable; NULL: it is */
-  guint capability_serial;            /* changes whenever unavailable[] does */
+  guint capability_serial;            /* changes whenever unavailable[] or the roles do */
+  char *role_path[SETOK_ROLE_COUNT];
+  gboolean role_own[SETOK_ROLE_COUNT];
+  gboolean segments_clicks;
   guint queue_length;
   guint next_conversation;
   setok_cluster_params default_params;
   setok_image_fit image_fit; /* how the jobs submitted from now on fit images */
 
   /* engine thread state */
-  setok_model *model;
+  setok_model *model;                   /* the main model */
+  setok_model *roles[SETOK_ROLE_COUNT]; /* [SETOK_ROLE_MAIN] is model; others may share */
+  char *role_dir[SETOK_ROLE_COUNT];     /* a role's own folder as asked for; NULL: model's */
+  Placement placement;
   setok_tokenizer *tokenizer;
   setok_chat *chat;
   guint conversation; /* the one in the chat's context; 0: none */
   setok_image_fit conversation_fit;
   int conversation_image_tokens;
-  setok_diffusion *diffusion; /* made on the first generation or edit */
-  setok_segmenter *segmenter; /* made on the first segmentation */
+  setok_diffusion *diffusion; /* over roles[EDIT], made on the first generation or edit */
+  setok_segmenter *segmenter; /* over roles[SEGMENT], made on the first segmentation */
 };
 
 G_DEFINE_FINAL_TYPE (SetokEngine, setok_engine, G_TYPE_OBJECT)
@@ -90,6 +116,30 @@ enum
 };
 
 static GParamSpec *properties[N_PROPS];
+
+enum
+{
+  ROLE_REFUSED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+SetokRole
+setok_role_of_capability (setok_capability cap)
+{
+  switch (cap)
+    {
+      case SETOK_CAP_SEGMENT_POINTS:
+      case SETOK_CAP_SEGMENT_PHRASE:
+        return SETOK_ROLE_SEGMENT;
+      case SETOK_CAP_GENERATE:
+      case SETOK_CAP_EDIT:
+        return SETOK_ROLE_EDIT;
+      default:
+        return SETOK_ROLE_MAIN;
+    }
+}
 
 // ----------------------------------------------------------------------------
 // shared results
@@ -224,8 +274,47 @@ set_unavailable (SetokEngine *self, char **reasons)
 }
 
 static void
+role_state_free (RoleState *state)
+{
+  if (state == NULL)
+    return;
+  for (int r = 0; r < SETOK_ROLE_COUNT; r++)
+    {
+      g_free (state->path[r]);
+      g_free (state->refused[r]);
+    }
+  g_free (state);
+}
+
+/* main loop: takes what a job left of the roles, and tells of the folders it refused */
+static void
+set_roles (SetokEngine *self, RoleState *state)
+{
+  gboolean changed = self->segments_clicks != state->segments_clicks;
+
+  self->segments_clicks = state->segments_clicks;
+  for (int r = 0; r < SETOK_ROLE_COUNT; r++)
+    {
+      changed |= g_strcmp0 (self->role_path[r], state->path[r]) != 0
+                 || self->role_own[r] != state->own[r];
+      g_free (self->role_path[r]);
+      self->role_path[r] = g_steal_pointer (&state->path[r]);
+      self->role_own[r] = state->own[r];
+    }
+  if (changed)
+    {
+      self->capability_serial++;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CAPABILITY_SERIAL]);
+    }
+  for (int r = 0; r < SETOK_ROLE_COUNT; r++)
+    if (state->refused[r] != NULL)
+      g_signal_emit (self, signals[ROLE_REFUSED], 0, (guint)r, state->refused[r]);
+}
+
+static void
 job_free (Job *job)
 {
+  role_state_free (job->roles);
   for (int c = 0; c < SETOK_CAP_COUNT; c++)
     g_free (job->unavailable[c]);
   if (job->cancel_handler != 0)
@@ -257,6 +346,8 @@ job_complete (GObject *source, GAsyncResult *result, gpointer user_data)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_QUEUE_LENGTH]);
   if (job->refresh_capabilities)
     set_unavailable (self, job->unavailable);
+  if (job->roles != NULL)
+    set_roles (self, job->roles);
   if (job->main_done != NULL)
     job->main_done (self, job);
   if (job->callback != NULL)
@@ -319,8 +410,7 @@ engine_thread_main (gpointer data)
 typedef struct
 {
   char *path;
-  char *device, *dtype, *weights;
-  int threads;
+  Placement placement;
   /* results */
   char *name;
   char *device_name;
@@ -332,14 +422,20 @@ typedef struct
 } LoadData;
 
 static void
+placement_clear (Placement *p)
+{
+  g_clear_pointer (&p->device, g_free);
+  g_clear_pointer (&p->dtype, g_free);
+  g_clear_pointer (&p->weights, g_free);
+}
+
+static void
 load_data_free (gpointer data)
 {
   LoadData *d = data;
 
   g_free (d->path);
-  g_free (d->device);
-  g_free (d->dtype);
-  g_free (d->weights);
+  placement_clear (&d->placement);
   g_free (d->name);
   g_free (d->device_name);
   g_free (d->error);
@@ -349,66 +445,198 @@ load_data_free (gpointer data)
   g_free (d);
 }
 
-/* engine thread: drops the model and every pipeline over it */
+/* engine thread: whether a role holds m */
+static gboolean
+model_held (SetokEngine *self, const setok_model *m)
+{
+  for (int r = 0; r < SETOK_ROLE_COUNT; r++)
+    if (self->roles[r] == m)
+      return TRUE;
+  return FALSE;
+}
+
+/* engine thread: role is served by m from now on; the pipeline over its old
+ * model goes, and the old model too when no role holds it any more */
+static void
+set_role_model (SetokEngine *self, SetokRole role, setok_model *m)
+{
+  setok_model *old = self->roles[role];
+
+  if (old == m)
+    return;
+  if (role == SETOK_ROLE_SEGMENT)
+    g_clear_pointer (&self->segmenter, setok_segmenter_free);
+  else if (role == SETOK_ROLE_EDIT)
+    g_clear_pointer (&self->diffusion, setok_diffusion_free);
+  self->roles[role] = m;
+  if (old != NULL && !model_held (self, old))
+    setok_model_free (old);
+}
+
+/* engine thread: drops every model and every pipeline over them */
 static void
 unload (SetokEngine *self)
 {
   g_clear_pointer (&self->tokenizer, setok_tokenizer_free);
   g_clear_pointer (&self->chat, setok_chat_free);
-  g_clear_pointer (&self->diffusion, setok_diffusion_free);
-  g_clear_pointer (&self->segmenter, setok_segmenter_free);
-  g_clear_pointer (&self->model, setok_model_free);
   self->conversation = 0;
+  for (int r = 0; r < SETOK_ROLE_COUNT; r++)
+    set_role_model (self, r, NULL);
+  self->model = NULL;
 }
 
-/* engine thread: why each capability of the model is unavailable, for the main loop */
+/* engine thread: why each capability of its role's model is unavailable, for the main loop */
 static void
 snapshot_unavailable (SetokEngine *self, char **out)
 {
   for (int c = 0; c < SETOK_CAP_COUNT; c++)
     {
+      const setok_model *m = self->roles[setok_role_of_capability (c)];
+
       g_free (out[c]);
-      out[c] = self->model == NULL ? g_strdup (_ ("No model is loaded"))
-                                   : g_strdup (setok_model_why_not (self->model, c));
+      out[c] = m == NULL ? g_strdup (_ ("No model is loaded"))
+                         : g_strdup (setok_model_why_not (m, c));
     }
 }
 
-static void
-load_run (SetokEngine *self, Job *job)
+/* engine thread: the roles as they are now, with refusals to tell */
+static RoleState *
+snapshot_roles (SetokEngine *self, char **refused)
 {
-  LoadData *d = job->data;
+  RoleState *state = g_new0 (RoleState, 1);
+  const setok_model *seg = self->roles[SETOK_ROLE_SEGMENT];
+
+  for (int r = 0; r < SETOK_ROLE_COUNT; r++)
+    {
+      state->path[r] = self->roles[r] != NULL ? g_strdup (setok_model_dir (self->roles[r])) : NULL;
+      state->own[r] = r != SETOK_ROLE_MAIN && self->role_dir[r] != NULL;
+      state->refused[r] = g_steal_pointer (&refused[r]);
+    }
+  state->segments_clicks = seg != NULL && setok_model_kind_of (seg) == SETOK_MODEL_SAM
+                           && setok_model_can (seg, SETOK_CAP_SEGMENT_POINTS);
+  return state;
+}
+
+/* Whether the folders are one: the same folder reached by any path. */
+static gboolean
+same_folder (const char *a, const char *b)
+{
+  g_autofree char *ra = realpath (a, NULL);
+  g_autofree char *rb = realpath (b, NULL);
+
+  return ra != NULL && rb != NULL && g_str_equal (ra, rb);
+}
+
+/* What role needs of its model; the first is the one its refusal names. */
+static gboolean
+role_capable (const setok_model *m, SetokRole role, setok_capability *cap)
+{
+  static const setok_capability needs[SETOK_ROLE_COUNT][2] = {
+    [SETOK_ROLE_MAIN] = { SETOK_CAP_TOKENS, SETOK_CAP_CHAT },
+    [SETOK_ROLE_SEGMENT] = { SETOK_CAP_SEGMENT_POINTS, SETOK_CAP_SEGMENT_PHRASE },
+    [SETOK_ROLE_EDIT] = { SETOK_CAP_EDIT, SETOK_CAP_GENERATE },
+  };
+
+  *cap = needs[role][0];
+  return setok_model_can (m, needs[role][0]) || setok_model_can (m, needs[role][1]);
+}
+
+static const char *
+role_title (SetokRole role)
+{
+  static const char *const titles[SETOK_ROLE_COUNT] = {
+    [SETOK_ROLE_MAIN] = N_ ("tokens and chat"),
+    [SETOK_ROLE_SEGMENT] = N_ ("segmentation"),
+    [SETOK_ROLE_EDIT] = N_ ("editing and generation"),
+  };
+
+  return _ (titles[role]);
+}
+
+/* engine thread: gives role the folder dir (NULL: the main model), opening it
+ * unless a role holds it already; NULL when done, else why it was refused
+ * (role keeps its model) */
+static char *
+open_role (SetokEngine *self, SetokRole role, const char *dir)
+{
+  setok_model *m = NULL;
+  setok_model_options mo;
+  setok_error err = { 0 };
+  setok_capability cap;
+
+  if (dir == NULL)
+    {
+      g_clear_pointer (&self->role_dir[role], g_free);
+      set_role_model (self, role, self->model);
+      return NULL;
+    }
+  for (int r = 0; r < SETOK_ROLE_COUNT && m == NULL; r++)
+    if (self->roles[r] != NULL && same_folder (setok_model_dir (self->roles[r]), dir))
+      m = self->roles[r];
+  if (m == NULL)
+    {
+      if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
+        /* TRANSLATORS: a folder, a role ("segmentation"), and why */
+        return g_strdup_printf (_ ("%s is not used for %s: %s"), dir, role_title (role),
+                                _ ("the folder does not exist"));
+      setok_model_options_default (&mo);
+      mo.device = self->placement.device;
+      mo.threads = self->placement.threads;
+      mo.dtype = self->placement.dtype;
+      mo.weights = self->placement.weights;
+      if (setok_model_open (&m, dir, &mo, &err) != SETOK_OK)
+        return g_strdup_printf (_ ("%s is not used for %s: %s"), dir, role_title (role),
+                                err.message);
+    }
+  if (!role_capable (m, role, &cap))
+    {
+      char *why = g_strdup_printf (_ ("%s is not used for %s: %s"), dir, role_title (role),
+                                   setok_model_why_not (m, cap));
+
+      if (!model_held (self, m))
+        setok_model_free (m);
+      return why;
+    }
+  g_free (self->role_dir[role]);
+  self->role_dir[role] = g_strdup (dir);
+  set_role_model (self, role, m);
+  return NULL;
+}
+
+/* engine thread: opens the main model, its tokenizer and chat; FALSE (and
+ * *error) when neither tokens nor chat work */
+static gboolean
+load_main (SetokEngine *self, Job *job, LoadData *d, GError **error)
+{
   setok_error err = { 0 }, tokens_err = { 0 }, chat_err = { 0 };
   setok_model_options mo;
 
-  unload (self);
   d->defaults = setok_cluster_params_default ();
   if (d->path == NULL || d->path[0] == '\0')
     {
       d->error = g_strdup (_ ("No model folder is set"));
-      snapshot_unavailable (self, d->unavailable);
-      g_task_return_new_error (job->task, SETOK_ERROR, SETOK_ERR_INPUT, "%s", d->error);
-      return;
+      g_set_error (error, SETOK_ERROR, SETOK_ERR_INPUT, "%s", d->error);
+      return FALSE;
     }
   if (!g_file_test (d->path, G_FILE_TEST_IS_DIR))
     {
       d->error = g_strdup_printf (_ ("The model folder %s does not exist"), d->path);
-      snapshot_unavailable (self, d->unavailable);
-      g_task_return_new_error (job->task, SETOK_ERROR, SETOK_ERR_INPUT, "%s", d->error);
-      return;
+      g_set_error (error, SETOK_ERROR, SETOK_ERR_INPUT, "%s", d->error);
+      return FALSE;
     }
   d->name = g_path_get_basename (d->path);
   setok_model_options_default (&mo);
-  mo.device = d->device;
-  mo.threads = d->threads;
-  mo.dtype = d->dtype;
-  mo.weights = d->weights;
+  mo.device = d->placement.device;
+  mo.threads = d->placement.threads;
+  mo.dtype = d->placement.dtype;
+  mo.weights = d->placement.weights;
   if (setok_model_open (&self->model, d->path, &mo, &err) != SETOK_OK)
     {
       d->error = g_strdup (err.message);
-      snapshot_unavailable (self, d->unavailable);
-      g_task_return_error (job->task, setok_error_to_gerror (&err));
-      return;
+      *error = setok_error_to_gerror (&err);
+      return FALSE;
     }
+  self->roles[SETOK_ROLE_MAIN] = self->model;
   d->device_name = g_strdup (setok_model_device (self->model));
   d->card = card_new (self->model);
   if (setok_tokenizer_new (&self->tokenizer, self->model, &tokens_err) == SETOK_OK)
@@ -418,9 +646,8 @@ load_run (SetokEngine *self, Job *job)
     }
   if (g_cancellable_is_cancelled (job->cancellable))
     {
-      snapshot_unavailable (self, d->unavailable);
-      g_task_return_error_if_cancelled (job->task);
-      return;
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, _ ("Cancelled"));
+      return FALSE;
     }
   if (setok_model_can (self->model, SETOK_CAP_CHAT)
       && setok_chat_new (&self->chat, self->model, 0, &chat_err) == SETOK_OK)
@@ -428,19 +655,51 @@ load_run (SetokEngine *self, Job *job)
   else if (chat_err.message[0] == '\0')
     g_strlcpy (chat_err.message, setok_model_why_not (self->model, SETOK_CAP_CHAT),
                sizeof chat_err.message);
-  snapshot_unavailable (self, d->unavailable);
 
   if (!d->has_tokens && !d->has_chat)
     {
       d->error = g_strdup (tokens_err.message);
-      g_task_return_error (job->task, setok_error_to_gerror (&tokens_err));
-      return;
+      *error = setok_error_to_gerror (&tokens_err);
+      return FALSE;
     }
   if (!d->has_chat)
     d->error = g_strdup_printf (_ ("Chat is unavailable: %s"), chat_err.message);
   else if (!d->has_tokens)
     d->error = g_strdup_printf (_ ("Token overlays are unavailable: %s"), tokens_err.message);
-  g_task_return_boolean (job->task, TRUE);
+  return TRUE;
+}
+
+/* The main model, then the roles' own folders again (with the new placement);
+ * a role whose folder fails now falls back to the main model. */
+static void
+load_run (SetokEngine *self, Job *job)
+{
+  LoadData *d = job->data;
+  g_autoptr (GError) error = NULL;
+  char *refused[SETOK_ROLE_COUNT] = { NULL };
+  gboolean loaded;
+
+  unload (self);
+  placement_clear (&self->placement);
+  self->placement.device = g_strdup (d->placement.device);
+  self->placement.dtype = g_strdup (d->placement.dtype);
+  self->placement.weights = g_strdup (d->placement.weights);
+  self->placement.threads = d->placement.threads;
+  loaded = load_main (self, job, d, &error);
+  for (int r = SETOK_ROLE_MAIN + 1; r < SETOK_ROLE_COUNT; r++)
+    {
+      g_autofree char *dir = g_strdup (self->role_dir[r]);
+
+      self->roles[r] = self->model;
+      if (dir != NULL && (refused[r] = open_role (self, r, dir)) != NULL)
+        g_clear_pointer (&self->role_dir[r], g_free);
+    }
+  snapshot_unavailable (self, d->unavailable);
+  job->roles = snapshot_roles (self, refused);
+  if (!loaded)
+    g_task_return_error (job->task, g_steal_pointer (&error));
+  else
+    g_task_return_boolean (job->task, TRUE);
 }
 
 static void
@@ -499,12 +758,13 @@ setok_engine_load_model_async (SetokEngine *self, const char *path,
   SetokPlacement defaults = { 0 };
   if (placement == NULL)
     placement = &defaults;
-  d->device = g_strdup (placement->device != NULL && placement->device[0] ? placement->device
-                                                                          : "auto");
-  d->dtype = g_strdup (placement->dtype != NULL && placement->dtype[0] ? placement->dtype
-                                                                       : "auto");
-  d->weights = g_strdup (placement->weights);
-  d->threads = placement->threads;
+  d->placement.device = g_strdup (placement->device != NULL && placement->device[0]
+                                    ? placement->device
+                                    : "auto");
+  d->placement.dtype = g_strdup (placement->dtype != NULL && placement->dtype[0] ? placement->dtype
+                                                                                 : "auto");
+  d->placement.weights = g_strdup (placement->weights);
+  d->placement.threads = placement->threads;
   job->data = d;
   job->data_free = load_data_free;
   job->run = load_run;
@@ -517,6 +777,52 @@ setok_engine_load_model_async (SetokEngine *self, const char *path,
 
 gboolean
 setok_engine_load_model_finish (SetokEngine *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+// ----------------------------------------------------------------------------
+// a role's own folder
+
+static void
+set_role_run (SetokEngine *self, Job *job)
+{
+  SetokRole role = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (job->task), "role"));
+  const char *dir = job->data;
+  char *refused[SETOK_ROLE_COUNT] = { NULL };
+  char *why = open_role (self, role, dir != NULL && dir[0] != '\0' ? dir : NULL);
+
+  job->refresh_capabilities = TRUE;
+  snapshot_unavailable (self, job->unavailable);
+  refused[role] = g_strdup (why);
+  job->roles = snapshot_roles (self, refused);
+  if (why != NULL)
+    g_task_return_new_error (job->task, SETOK_ERROR, SETOK_ERR_INPUT, "%s", why);
+  else
+    g_task_return_boolean (job->task, TRUE);
+  g_free (why);
+}
+
+void
+setok_engine_set_role_async (SetokEngine *self, SetokRole role, const char *path,
+                             GCancellable *cancellable, GAsyncReadyCallback callback,
+                             gpointer user_data)
+{
+  g_return_if_fail (SETOK_IS_ENGINE (self));
+  g_return_if_fail (role > SETOK_ROLE_MAIN && role < SETOK_ROLE_COUNT);
+
+  Job *job = job_new (self, setok_engine_set_role_async, cancellable, callback, user_data);
+
+  g_object_set_data (G_OBJECT (job->task), "role", GINT_TO_POINTER (role));
+  job->data = g_strdup (path);
+  job->data_free = g_free;
+  job->run = set_role_run;
+  job_submit (self, job);
+}
+
+gboolean
+setok_engine_set_role_finish (SetokEngine *self, GAsyncResult *result, GError **error)
 {
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
   return g_task_propagate_boolean (G_TASK (result), error);
@@ -918,18 +1224,20 @@ diffusion_on_preview (const setok_image *preview, int step, void *user)
   send_progress (d, step, d->request.steps, preview);
 }
 
-/* Makes the pipeline over the loaded model once; FALSE (job answered) when the
+/* Makes the pipeline over the editing role's model once; FALSE (job answered) when the
  * model cannot do cap. */
 static gboolean
 ensure_diffusion (SetokEngine *self, Job *job, setok_capability cap)
 {
   setok_error err = { 0 };
 
+  setok_model *model = self->roles[SETOK_ROLE_EDIT];
+
   job->refresh_capabilities = TRUE;
-  if (self->model == NULL)
+  if (model == NULL)
     setok_fail (&err, SETOK_ERR_INPUT, "%s", _ ("No model is loaded"));
-  else if (setok_model_require (self->model, cap, &err) == SETOK_OK && self->diffusion == NULL)
-    setok_diffusion_new (&self->diffusion, self->model, &err);
+  else if (setok_model_require (model, cap, &err) == SETOK_OK && self->diffusion == NULL)
+    setok_diffusion_new (&self->diffusion, model, &err);
   snapshot_unavailable (self, job->unavailable);
   if (self->diffusion != NULL && err.status == SETOK_OK)
     return TRUE;
@@ -1068,13 +1376,15 @@ segment_run (SetokEngine *self, Job *job)
   setok_error err = { 0 };
   setok_status st = SETOK_OK;
 
+  setok_model *model = self->roles[SETOK_ROLE_SEGMENT];
+
   job->refresh_capabilities = TRUE;
-  if (self->model == NULL)
+  if (model == NULL)
     st = setok_fail (&err, SETOK_ERR_INPUT, "%s", _ ("No model is loaded"));
   else if (d->phrase != NULL)
-    st = setok_model_require (self->model, SETOK_CAP_SEGMENT_PHRASE, &err);
+    st = setok_model_require (model, SETOK_CAP_SEGMENT_PHRASE, &err);
   if (st == SETOK_OK && self->segmenter == NULL)
-    st = setok_segmenter_new (&self->segmenter, self->model, &err);
+    st = setok_segmenter_new (&self->segmenter, model, &err);
   if (st == SETOK_OK)
     setok_segmenter_set_image_fit (self->segmenter, d->fit);
   if (st == SETOK_OK)
@@ -1200,6 +1510,29 @@ setok_engine_get_card (SetokEngine *self)
 }
 
 const char *
+setok_engine_get_role_path (SetokEngine *self, SetokRole role)
+{
+  g_return_val_if_fail (SETOK_IS_ENGINE (self), NULL);
+  g_return_val_if_fail ((unsigned)role < SETOK_ROLE_COUNT, NULL);
+  return self->role_path[role];
+}
+
+gboolean
+setok_engine_get_role_own (SetokEngine *self, SetokRole role)
+{
+  g_return_val_if_fail (SETOK_IS_ENGINE (self), FALSE);
+  g_return_val_if_fail ((unsigned)role < SETOK_ROLE_COUNT, FALSE);
+  return self->role_own[role];
+}
+
+gboolean
+setok_engine_get_segments_clicks (SetokEngine *self)
+{
+  g_return_val_if_fail (SETOK_IS_ENGINE (self), FALSE);
+  return self->segments_clicks;
+}
+
+const char *
 setok_engine_get_unavailable_reason (SetokEngine *self, setok_capability cap)
 {
   g_return_val_if_fail (SETOK_IS_ENGINE (self), NULL);
@@ -1229,6 +1562,12 @@ setok_engine_finalize (GObject *object)
   g_thread_join (self->thread);
   g_async_queue_unref (self->jobs);
   unload (self);
+  placement_clear (&self->placement);
+  for (int r = 0; r < SETOK_ROLE_COUNT; r++)
+    {
+      g_free (self->role_dir[r]);
+      g_free (self->role_path[r]);
+    }
   for (int c = 0; c < SETOK_CAP_COUNT; c++)
     g_free (self->unavailable[c]);
   g_free (self->model_path);
@@ -1299,6 +1638,11 @@ setok_engine_class_init (SetokEngineClass *klass)
   properties[PROP_CAPABILITY_SERIAL]
     = g_param_spec_uint ("capability-serial", NULL, NULL, 0, G_MAXUINT, 0, flags);
   g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /* a folder was refused for a role (guint SetokRole), with the reason */
+  signals[ROLE_REFUSED]
+    = g_signal_new ("role-refused", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                    NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
 }
 
 static void

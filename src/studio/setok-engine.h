@@ -1,6 +1,8 @@
 /* setok-engine.h — the one object that talks to libsetok. It owns a single
  * engine thread; every model call is a job (a GTask) queued in order on that
- * thread, cancelled through its GCancellable, and completed on the main loop. */
+ * thread, cancelled through its GCancellable, and completed on the main loop.
+ * It holds a model for each role (SetokRole); a role without a folder of its
+ * own is served by the main model. */
 #pragma once
 
 #include <gio/gio.h>
@@ -97,6 +99,18 @@ typedef void (*SetokProgressFunc) (int step, int total, SetokPicture *preview, g
 /* Called on the main loop with each piece of streamed answer text. */
 typedef void (*SetokTextFunc) (const char *text, gpointer user_data);
 
+/* What a model folder is used for. */
+typedef enum
+{
+  SETOK_ROLE_MAIN,    /* tokens and chat */
+  SETOK_ROLE_SEGMENT, /* the object under a click, or named */
+  SETOK_ROLE_EDIT,    /* editing and generation */
+  SETOK_ROLE_COUNT
+} SetokRole;
+
+/* The role whose model does cap. */
+SetokRole setok_role_of_capability (setok_capability cap);
+
 SetokEngine *setok_engine_new (void);
 
 const char *setok_engine_get_model_path (SetokEngine *self);
@@ -116,10 +130,19 @@ const SetokModelCard *setok_engine_get_card (SetokEngine *self);
  * input: padded to a square (the default) or centre-cropped (models/vit.h). */
 void setok_engine_set_image_fit (SetokEngine *self, setok_image_fit fit);
 setok_image_fit setok_engine_get_image_fit (SetokEngine *self);
-/* Why the loaded model cannot do cap (a sentence for a tooltip), or NULL when
- * it can. A job that finds a component broken updates it, and the
- * "capability-serial" property changes whenever any reason does. */
+/* Why the model serving cap's role cannot do cap (a sentence for a tooltip),
+ * or NULL when it can. A job that finds a component broken updates it, and
+ * the "capability-serial" property changes whenever any reason, or the folder
+ * serving any role, does. */
 const char *setok_engine_get_unavailable_reason (SetokEngine *self, setok_capability cap);
+/* The folder serving role (its own, else the main model's), or NULL when no
+ * model serves it. */
+const char *setok_engine_get_role_path (SetokEngine *self, SetokRole role);
+/* Whether role has a folder of its own (else the main model serves it). */
+gboolean setok_engine_get_role_own (SetokEngine *self, SetokRole role);
+/* Whether a click on a picture asks the segmentation role for the object under
+ * it (a SAM folder there), rather than picking a token. */
+gboolean setok_engine_get_segments_clicks (SetokEngine *self);
 /* How many times the model's component was loaded (0 or 1), for tests: call it
  * while no job runs. */
 int setok_engine_get_component_loads (SetokEngine *self, setok_component component);
@@ -141,6 +164,18 @@ void setok_engine_load_model_async (SetokEngine *self, const char *path,
                                     const SetokPlacement *placement, GCancellable *cancellable,
                                     GAsyncReadyCallback callback, gpointer user_data);
 gboolean setok_engine_load_model_finish (SetokEngine *self, GAsyncResult *result, GError **error);
+
+/* Gives role (not SETOK_ROLE_MAIN) the folder at path ("" or NULL: the main
+ * model serves it); a folder that already serves another role is shared, not
+ * opened again. A folder that does not open, or cannot do what role needs, is
+ * refused: role keeps its model, the task fails with the reason and the
+ * engine emits "role-refused" (role, reason). The models open with the
+ * placement of the last setok_engine_load_model_async; reloading the main
+ * model reopens the roles' own folders. */
+void setok_engine_set_role_async (SetokEngine *self, SetokRole role, const char *path,
+                                  GCancellable *cancellable, GAsyncReadyCallback callback,
+                                  gpointer user_data);
+gboolean setok_engine_set_role_finish (SetokEngine *self, GAsyncResult *result, GError **error);
 
 void setok_engine_tokens_async (SetokEngine *self, SetokPicture *picture,
                                 const setok_cluster_params *params, GCancellable *cancellable,

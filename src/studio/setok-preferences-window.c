@@ -1,5 +1,5 @@
 /* setok-preferences-window.c — the Preferences window. Every control is
- * bound to its GSettings key; the application reloads the model when the
+ * bound to its GSettings key; the application reloads the models when the
  * model keys change. */
 #include "setok-preferences-window.h"
 
@@ -14,6 +14,8 @@ struct _SetokPreferencesWindow
 
   /* template */
   AdwActionRow *model_row;
+  AdwActionRow *segment_row;
+  AdwActionRow *edit_row;
   AdwComboRow *device_row;
   AdwComboRow *dtype_row;
   AdwComboRow *weights_row;
@@ -120,13 +122,37 @@ active_to_fit (const GValue *value, const GVariantType *type, gpointer data)
   return g_variant_new_string (g_value_get_boolean (value) ? "pad" : "crop");
 }
 
-static void
-update_model_row (SetokPreferencesWindow *self)
+/* The folder rows: each shows its key's folder, or what serves when it is empty. */
+static const struct
 {
-  g_autofree char *path = g_settings_get_string (self->settings, "model-path");
+  const char *key;
+  const char *unset;
+  gsize row_offset;
+} folder_rows[] = {
+  { "model-path", N_ ("The model that comes with the app"),
+    G_STRUCT_OFFSET (SetokPreferencesWindow, model_row) },
+  { "segment-model-path", N_ ("Same as the main model"),
+    G_STRUCT_OFFSET (SetokPreferencesWindow, segment_row) },
+  { "edit-model-path", N_ ("Same as the main model"),
+    G_STRUCT_OFFSET (SetokPreferencesWindow, edit_row) },
+};
 
-  adw_action_row_set_subtitle (self->model_row,
-                               path[0] != '\0' ? path : _ ("The model that comes with the app"));
+static AdwActionRow *
+folder_row (SetokPreferencesWindow *self, guint i)
+{
+  return G_STRUCT_MEMBER (AdwActionRow *, self, folder_rows[i].row_offset);
+}
+
+static void
+update_folder_rows (SetokPreferencesWindow *self)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (folder_rows); i++)
+    {
+      g_autofree char *path = g_settings_get_string (self->settings, folder_rows[i].key);
+
+      adw_action_row_set_subtitle (folder_row (self, i),
+                                   path[0] != '\0' ? path : _ (folder_rows[i].unset));
+    }
 }
 
 static void
@@ -138,33 +164,57 @@ model_response (GtkNativeDialog *dialog, int response, GSettings *settings)
       g_autofree char *path = g_file_get_path (folder);
 
       if (path != NULL)
-        g_settings_set_string (settings, "model-path", path);
+        g_settings_set_string (settings, g_object_get_data (G_OBJECT (dialog), "key"), path);
     }
   g_object_unref (settings);
   g_object_unref (dialog);
 }
 
 void
-setok_preferences_choose_model (GtkWindow *parent, GSettings *settings)
+setok_preferences_choose_model (GtkWindow *parent, GSettings *settings, const char *key)
 {
   GtkFileChooserNative *dialog = gtk_file_chooser_native_new (_ ("Choose a Model Folder"), parent,
                                                               GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER,
                                                               _ ("_Choose"), _ ("_Cancel"));
 
+  g_object_set_data_full (G_OBJECT (dialog), "key", g_strdup (key), g_free);
   g_signal_connect (dialog, "response", G_CALLBACK (model_response), g_object_ref (settings));
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
 }
 
 static void
-choose_model_clicked (SetokPreferencesWindow *self)
+choose_clicked (GtkButton *button, SetokPreferencesWindow *self)
 {
-  setok_preferences_choose_model (GTK_WINDOW (self), self->settings);
+  setok_preferences_choose_model (GTK_WINDOW (self), self->settings,
+                                  g_object_get_data (G_OBJECT (button), "key"));
 }
 
 static void
-reset_model_clicked (SetokPreferencesWindow *self)
+reset_clicked (GtkButton *button, SetokPreferencesWindow *self)
 {
-  g_settings_reset (self->settings, "model-path");
+  g_settings_reset (self->settings, g_object_get_data (G_OBJECT (button), "key"));
+}
+
+/* A row's reset and Choose buttons, for its key. */
+static void
+add_folder_buttons (SetokPreferencesWindow *self, AdwActionRow *row, const char *key,
+                    const char *reset_text)
+{
+  GtkWidget *reset = gtk_button_new_from_icon_name ("edit-undo-symbolic");
+  GtkWidget *choose = gtk_button_new_with_mnemonic (_ ("_Choose…"));
+
+  gtk_widget_set_valign (reset, GTK_ALIGN_CENTER);
+  gtk_widget_add_css_class (reset, "flat");
+  gtk_widget_set_tooltip_text (reset, reset_text);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (reset), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                  reset_text, -1);
+  gtk_widget_set_valign (choose, GTK_ALIGN_CENTER);
+  g_object_set_data (G_OBJECT (reset), "key", (gpointer)key);
+  g_object_set_data (G_OBJECT (choose), "key", (gpointer)key);
+  g_signal_connect_object (reset, "clicked", G_CALLBACK (reset_clicked), self, 0);
+  g_signal_connect_object (choose, "clicked", G_CALLBACK (choose_clicked), self, 0);
+  adw_action_row_add_suffix (row, reset);
+  adw_action_row_add_suffix (row, choose);
 }
 
 static void
@@ -195,6 +245,8 @@ setok_preferences_window_class_init (SetokPreferencesWindowClass *klass)
   gtk_widget_class_set_template_from_resource (
     widget_class, "/org/setokstudio/Studio/setok-preferences-window.ui");
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, model_row);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, segment_row);
+  gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, edit_row);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, device_row);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, dtype_row);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, weights_row);
@@ -207,8 +259,6 @@ setok_preferences_window_class_init (SetokPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, top_k_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, repetition_spin);
   gtk_widget_class_bind_template_child (widget_class, SetokPreferencesWindow, seed_spin);
-  gtk_widget_class_bind_template_callback (widget_class, choose_model_clicked);
-  gtk_widget_class_bind_template_callback (widget_class, reset_model_clicked);
 }
 
 static void
@@ -237,8 +287,15 @@ setok_preferences_window_new (GSettings *settings, GtkWindow *parent)
   bind_int (self, "top-k", self->top_k_spin);
   bind_double (self, "repetition-penalty", self->repetition_spin);
   bind_int (self, "seed", self->seed_spin);
-  g_signal_connect_object (settings, "changed::model-path", G_CALLBACK (update_model_row), self,
-                           G_CONNECT_SWAPPED);
-  update_model_row (self);
+  for (guint i = 0; i < G_N_ELEMENTS (folder_rows); i++)
+    {
+      g_autofree char *signal = g_strconcat ("changed::", folder_rows[i].key, NULL);
+
+      add_folder_buttons (self, folder_row (self, i), folder_rows[i].key,
+                          i == 0 ? _ ("Use the Default Model") : _ ("Use the Main Model"));
+      g_signal_connect_object (settings, signal, G_CALLBACK (update_folder_rows), self,
+                               G_CONNECT_SWAPPED);
+    }
+  update_folder_rows (self);
   return GTK_WINDOW (self);
 }

@@ -13,7 +13,7 @@ G_DECLARE_FINAL_TYPE (SetokPreferencesWindow, setok_preferences_window, SETOK, P
 
 GtkWindow *setok_preferences_window_new (GSettings *settings, GtkWindow *parent);
 
-/* Asks for a model folder and stores it in the model-path setting. */
-void setok_preferences_choose_model (GtkWindow *parent, GSettings *settings);
+/* Asks for a model folder and stores it in the setting key (model-path, or a role's). */
+void setok_preferences_choose_model (GtkWindow *parent, GSettings *settings, const char *key);
 
 G_END_DECLS

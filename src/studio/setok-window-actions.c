@@ -329,7 +329,8 @@ action_choose_model (GtkWidget *widget, const char *action_name, GVariant *param
 {
   SetokWindow *self = SETOK_WINDOW (widget);
 
-  setok_preferences_choose_model (GTK_WINDOW (self), _setok_window_get_settings (self));
+  setok_preferences_choose_model (GTK_WINDOW (self), _setok_window_get_settings (self),
+                                  "model-path");
 }
 
 static void

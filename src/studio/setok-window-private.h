@@ -94,4 +94,10 @@ gboolean _setok_window_confirm_close (SetokWindow *self);
 /* The question on screen, or NULL. */
 AdwMessageDialog *_setok_window_get_close_dialog (SetokWindow *self);
 
+/* setok-window-roles.c: which folder serves each action. */
+/* what, and the folder that serves role (a tooltip). */
+char *_setok_window_role_tooltip (SetokWindow *self, SetokRole role, const char *what);
+/* Folders refused for a role are told in toasts from now on. */
+void _setok_window_watch_roles (SetokWindow *self);
+
 G_END_DECLS

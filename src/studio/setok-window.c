@@ -469,8 +469,7 @@ update_actions (SetokWindow *self)
   SetokDocument *document = current_document (self);
   gboolean has_doc = document != NULL;
   gboolean has_map = has_doc && setok_document_get_token_map (document) != NULL;
-  gboolean has_selection
-    = has_map && !gtk_bitset_is_empty (setok_document_get_selection (document));
+  gboolean has_selection = has_doc && setok_document_get_has_selection (document);
   SetokEditState state = has_doc ? setok_document_get_edit_state (document) : SETOK_EDIT_IDLE;
   /* an action the model cannot do is off, and its control says why */
   const char *no_edit = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_EDIT);
@@ -479,18 +478,25 @@ update_actions (SetokWindow *self)
   const char *no_find
     = setok_engine_get_unavailable_reason (self->engine, SETOK_CAP_SEGMENT_PHRASE);
   gboolean loading = setok_engine_get_loading (self->engine);
+  /* the actions of the other roles name the folder that does them */
+  g_autofree char *edit_what
+    = _setok_window_role_tooltip (self, SETOK_ROLE_EDIT, _ ("Repaint the selection as described"));
+  g_autofree char *generate_what
+    = _setok_window_role_tooltip (self, SETOK_ROLE_EDIT, _ ("Generate Image"));
+  g_autofree char *find_what
+    = _setok_window_role_tooltip (self, SETOK_ROLE_SEGMENT, _ ("Select by Name"));
 
-  explain (GTK_WIDGET (self->edit_button), no_edit, _ ("Repaint the selected tokens as described"));
+  explain (GTK_WIDGET (self->edit_button), no_edit, edit_what);
   gtk_widget_set_sensitive (GTK_WIDGET (self->edit_entry), no_edit == NULL);
   gtk_widget_set_sensitive (GTK_WIDGET (self->generate_menu_button), no_generate == NULL);
-  explain (GTK_WIDGET (self->generate_menu_button), no_generate, _ ("Generate Image"));
+  explain (GTK_WIDGET (self->generate_menu_button), no_generate, generate_what);
   /* the token controls only mean something with a model that makes tokens */
   gtk_widget_set_sensitive (GTK_WIDGET (self->inline_controls), no_tokens == NULL && !loading);
   gtk_widget_set_sensitive (GTK_WIDGET (self->controls_button), no_tokens == NULL && !loading);
   explain (GTK_WIDGET (self->controls_button), no_tokens, _ ("How the picture is cut into tokens"));
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->inline_controls), no_tokens);
   gtk_widget_set_sensitive (GTK_WIDGET (self->find_button), no_find == NULL);
-  explain (GTK_WIDGET (self->find_button), no_find, _ ("Select by Name"));
+  explain (GTK_WIDGET (self->find_button), no_find, find_what);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.select-by-name",
                                  has_map && no_find == NULL && state == SETOK_EDIT_IDLE
                                    && self->find_cancellable == NULL && !loading);
@@ -501,7 +507,8 @@ update_actions (SetokWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.zoom-out", has_doc);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.zoom-fit", has_doc);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.zoom-actual", has_doc);
-  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.clear-selection", has_map);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.clear-selection",
+                                 has_map || has_selection);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.recompute", has_doc && no_tokens == NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.about-model",
                                  setok_engine_get_card (self->engine) != NULL);
@@ -545,8 +552,7 @@ sync_edit_bar (SetokWindow *self)
   SetokDocument *document = current_document (self);
   SetokEditState state
     = document != NULL ? setok_document_get_edit_state (document) : SETOK_EDIT_IDLE;
-  gboolean selected = document != NULL
-                      && !gtk_bitset_is_empty (setok_document_get_selection (document));
+  gboolean selected = document != NULL && setok_document_get_has_selection (document);
 
   gtk_stack_set_visible_child_name (self->edit_stack, pages[state]);
   gtk_progress_bar_set_fraction (
@@ -554,6 +560,10 @@ sync_edit_bar (SetokWindow *self)
   /* the first thing to know about editing: it starts from a token */
   gtk_stack_set_visible_child (self->edit_entry_stack,
                                selected ? GTK_WIDGET (self->edit_entry) : self->edit_hint);
+  gtk_label_set_text (GTK_LABEL (self->edit_hint),
+                      setok_engine_get_segments_clicks (self->engine)
+                        ? _ ("Click an object, then describe the change")
+                        : _ ("Click a token, then describe the change"));
   if (state == SETOK_EDIT_REVIEW)
     {
       g_autofree char *seed
@@ -1533,6 +1543,7 @@ setok_window_new (GtkApplication *application, SetokEngine *engine, GSettings *s
   setok_engine_set_image_fit (engine, settings_fit (settings));
   flap_folded (self);
   g_signal_connect_object (engine, "notify", G_CALLBACK (engine_changed), self, G_CONNECT_SWAPPED);
+  _setok_window_watch_roles (self);
   self->was_loading = setok_engine_get_loading (engine);
   sync_controls (self);
   engine_changed (self);

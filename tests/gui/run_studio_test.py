@@ -12,7 +12,10 @@ for the README and the metainfo), with whole answers.
 With --no-model the model folder is missing on purpose (the app must still open images), and the
 app runs in German (LANGUAGE=de) from the translations built in the build tree.
 --model DIR runs on that model folder instead (e.g. a bundle that can generate images).
+With --roles a tiny random SAM folder and a Stable Diffusion folder, written by transformers and
+diffusers (make_role_folders.py, run by this Python), fill the segmentation and editing roles.
 Usage: run_studio_test.py TEST_STUDIO [--out DIR] [--screenshots DIR] [--no-model] [--model DIR]
+                          [--roles]
 Exit: the test program's status; 77 when xvfb-run, or the Python packages needed to build a
 model, are missing.
 """
@@ -77,6 +80,8 @@ def main():
     ap.add_argument("--model", default=None, help="the model folder to run on")
     ap.add_argument("--no-model", action="store_true",
                     help="start on a missing model folder: the app must still open images")
+    ap.add_argument("--roles", action="store_true",
+                    help="SAM and Stable Diffusion folders in the segmentation and editing roles")
     args = ap.parse_args()
 
     xvfb = shutil.which("xvfb-run")
@@ -109,6 +114,13 @@ def main():
                "--image", image, "--corrupt", corrupt, "--out", out]
         if args.screenshots:
             cmd += ["--screenshots", os.path.abspath(args.screenshots)]
+        if args.roles:
+            roles = os.path.join(tmp, "roles")
+            made = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                                "make_role_folders.py"), roles])
+            if made.returncode != 0:
+                return made.returncode
+            cmd += ["--sam", os.path.join(roles, "sam"), "--edit-model", os.path.join(roles, "sd")]
         env = dict(os.environ, XDG_DATA_HOME=os.path.join(tmp, "data"))
         if args.no_model:
             # and in German: the translations built here must load

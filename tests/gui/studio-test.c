@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 int failures;
 
@@ -65,6 +66,48 @@ spin (double seconds)
       iterate ();
       g_usleep (1000);
     }
+}
+
+gboolean
+same_pixels (SetokPicture *a, SetokPicture *b)
+{
+  const setok_image *x = setok_picture_get_image (a), *y = setok_picture_get_image (b);
+
+  return x->width == y->width && x->height == y->height && x->channels == y->channels
+         && memcmp (x->pixels, y->pixels, (gsize)x->width * x->height * x->channels) == 0;
+}
+
+char *
+region_changes (SetokPicture *before, SetokPicture *after, SetokPicture *mask, gint64 *inside,
+                gint64 *outside)
+{
+  const setok_image *src = setok_picture_get_image (before);
+  const setok_image *dst = setok_picture_get_image (after);
+  const setok_image *m = setok_picture_get_image (mask);
+  gint64 area = 0;
+
+  *inside = *outside = 0;
+  for (gsize i = 0; i < (gsize)src->width * src->height; i++)
+    {
+      gboolean differs
+        = memcmp (src->pixels + i * src->channels, dst->pixels + i * src->channels, src->channels)
+          != 0;
+
+      area += m->pixels[i * m->channels] > 127;
+      if (m->pixels[i * m->channels] > 127)
+        *inside += differs;
+      else
+        *outside += differs;
+    }
+  return g_strdup_printf ("%" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
+                          " region pixels changed, %" G_GINT64_FORMAT " outside",
+                          *inside, area, *outside);
+}
+
+gboolean
+edit_settled (gpointer data)
+{
+  return setok_document_get_edit_state (data) != SETOK_EDIT_RUNNING;
 }
 
 gboolean

@@ -29,6 +29,14 @@ gboolean wait_for (Predicate pred, gpointer data, double seconds);
 void spin (double seconds);
 
 gboolean model_settled (gpointer data);
+/* The pictures hold the same pixels. */
+gboolean same_pixels (SetokPicture *a, SetokPicture *b);
+/* Pixels an edit changed inside mask (> 127) and outside it, before -> after (the same
+ * size); a sentence saying so (free it). */
+char *region_changes (SetokPicture *before, SetokPicture *after, SetokPicture *mask,
+                      gint64 *inside, gint64 *outside);
+/* The document's edit is not running (data: the document). */
+gboolean edit_settled (gpointer data);
 gboolean has_token_map (gpointer data);
 gboolean nothing_loading (gpointer data);
 gboolean canvas_allocated (gpointer data);
@@ -71,3 +79,7 @@ void test_layouts (SetokWindow *window, const char *out, const char *screenshots
  * titles, controls, tab order, popover shortcuts, translations, whole pictures, colours). */
 void test_dialogs (SetokWindow *window);
 void test_guidance (SetokWindow *window, SetokEngine *engine, const char *image, const char *out);
+
+/* studio-roles.c: a SAM folder (sam) segments and a Stable Diffusion folder (sd) edits beside
+ * the main model: preferences, tooltips, refusals, clicks and an edit of SAM's mask. */
+void test_roles (SetokWindow *window, SetokEngine *engine, const char *sam, const char *sd);

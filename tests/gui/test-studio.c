@@ -365,15 +365,6 @@ inverted_copy (SetokPicture *picture)
 }
 
 static gboolean
-same_pixels (SetokPicture *a, SetokPicture *b)
-{
-  const setok_image *x = setok_picture_get_image (a), *y = setok_picture_get_image (b);
-
-  return x->width == y->width && x->height == y->height && x->channels == y->channels
-         && memcmp (x->pixels, y->pixels, (gsize)x->width * x->height * x->channels) == 0;
-}
-
-static gboolean
 title_marked (SetokWindow *window)
 {
   SetokDocument *document = _setok_window_get_document (window);
@@ -465,12 +456,6 @@ test_save_as (SetokDocument *document, const char *out, const char *name, gboole
                    == 0)),
     exact ? "PNG holds the exact pixels" : "JPEG reads back at the same size", path);
   setok_image_free (&back);
-}
-
-static gboolean
-edit_settled (gpointer data)
-{
-  return setok_document_get_edit_state (data) != SETOK_EDIT_RUNNING;
 }
 
 typedef struct
@@ -584,7 +569,7 @@ test_edit (SetokWindow *window, const char *out)
   SetokDiffusionRequest request = { EDIT_STEPS, 7.5, 3 };
   EditWatch watch = { 0, 0, canvas, out };
   gulong h1, h2;
-  gint64 inside = 0, outside = 0, in_region = 0;
+  gint64 inside = 0, outside = 0;
   g_autofree char *detail = NULL;
   guint errors = _setok_window_get_n_errors (window);
   cairo_surface_t *after_shot, *before_shot;
@@ -657,27 +642,12 @@ test_edit (SetokWindow *window, const char *out)
   result = setok_picture_ref (setok_document_get_edit_result (document));
   {
     const setok_image *dst = setok_picture_get_image (result);
-    const guint8 *m = setok_picture_get_image (mask)->pixels;
 
     check (dst->width == src->width && dst->height == src->height && dst->channels == src->channels,
            "edit keeps the image size", NULL);
-    for (gsize i = 0; i < (gsize)src->width * src->height; i++)
-      {
-        gboolean differs
-          = memcmp (src->pixels + i * src->channels, dst->pixels + i * src->channels, src->channels)
-            != 0;
-
-        in_region += m[i] != 0;
-        if (m[i] != 0)
-          inside += differs;
-        else
-          outside += differs;
-      }
   }
   g_free (detail);
-  detail = g_strdup_printf ("%" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
-                            " region pixels changed, %" G_GINT64_FORMAT " outside",
-                            inside, in_region, outside);
+  detail = region_changes (before, result, mask, &inside, &outside);
   check (inside > 0, "edit changes pixels inside the region", detail);
   check (outside == 0, "edit keeps every pixel outside the region", detail);
 
@@ -921,7 +891,7 @@ int
 main (int argc, char *argv[])
 {
   g_autofree char *model = NULL, *image = NULL, *corrupt = NULL, *out = NULL;
-  g_autofree char *screenshots = NULL;
+  g_autofree char *screenshots = NULL, *sam = NULL, *sd = NULL;
   gboolean no_model = FALSE, german = FALSE;
   GOptionEntry entries[] = {
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "model folder", "DIR" },
@@ -930,6 +900,8 @@ main (int argc, char *argv[])
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "where snapshots go", "DIR" },
     { "screenshots", 0, 0, G_OPTION_ARG_FILENAME, &screenshots, "360/1200 px window PNGs",
       "DIR" },
+    { "sam", 0, 0, G_OPTION_ARG_FILENAME, &sam, "a SAM folder for the segmentation role", "DIR" },
+    { "edit-model", 0, 0, G_OPTION_ARG_FILENAME, &sd, "a folder for the editing role", "DIR" },
     { "no-model", 0, 0, G_OPTION_ARG_NONE, &no_model, "the model folder is missing", NULL },
     { "german", 0, 0, G_OPTION_ARG_NONE, &german, "LANGUAGE=de: expect German", NULL },
     { NULL },
@@ -994,6 +966,15 @@ main (int argc, char *argv[])
   check (wait_for (nothing_loading, window, WAIT_SECONDS)
            && _setok_window_get_n_documents (window) == 1,
          "image opened", _setok_window_get_last_error (window));
+  if (sam != NULL && sd != NULL)
+    {
+      check (wait_for (canvas_allocated, window, 30), "canvas shown", NULL);
+      test_roles (window, engine, sam, sd);
+      gtk_window_destroy (GTK_WINDOW (window));
+      spin (0.1);
+      printf ("%d failed\n", failures);
+      return failures ? 1 : 0;
+    }
   if (_setok_window_get_n_documents (window) == 1 && setok_engine_get_has_tokens (engine))
     {
       check (wait_for (canvas_allocated, window, 30), "canvas shown", NULL);
