@@ -324,13 +324,24 @@ action_history (GtkWidget *widget, const char *action_name, GVariant *param)
     setok_document_redo (document);
 }
 
+/* param: the settings key of the role's folder (model-path, segment-model-path, ...) */
 static void
 action_choose_model (GtkWidget *widget, const char *action_name, GVariant *param)
 {
   SetokWindow *self = SETOK_WINDOW (widget);
 
   setok_preferences_choose_model (GTK_WINDOW (self), _setok_window_get_settings (self),
-                                  "model-path");
+                                  g_variant_get_string (param, NULL));
+}
+
+/* every role back on the main model */
+static void
+action_reset_roles (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  GSettings *settings = _setok_window_get_settings (SETOK_WINDOW (widget));
+
+  g_settings_reset (settings, "segment-model-path");
+  g_settings_reset (settings, "edit-model-path");
 }
 
 static void
@@ -419,7 +430,8 @@ _setok_window_class_add_actions (GtkWidgetClass *widget_class)
   gtk_widget_class_install_action (widget_class, "win.save-as", NULL, action_save);
   gtk_widget_class_install_action (widget_class, "win.undo", NULL, action_history);
   gtk_widget_class_install_action (widget_class, "win.redo", NULL, action_history);
-  gtk_widget_class_install_action (widget_class, "win.choose-model", NULL, action_choose_model);
+  gtk_widget_class_install_action (widget_class, "win.choose-model", "s", action_choose_model);
+  gtk_widget_class_install_action (widget_class, "win.reset-roles", NULL, action_reset_roles);
   gtk_widget_class_install_action (widget_class, "win.about-model", NULL, action_about_model);
   gtk_widget_class_install_action (widget_class, "win.close-document", NULL, action_close_document);
   gtk_widget_class_install_action (widget_class, "win.zoom-in", NULL, action_zoom);

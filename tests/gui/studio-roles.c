@@ -256,10 +256,32 @@ test_clicks_and_edit (SetokWindow *window)
   gtk_widget_activate_action (GTK_WIDGET (window), "win.discard-edit", NULL);
 }
 
+/* The main menu's Models > Main Model for Every Role: both role settings back to "" and
+ * every role served by the main model. */
+static void
+test_reset_roles (SetokWindow *window, SetokEngine *engine)
+{
+  GSettings *settings = _setok_window_get_settings (window);
+  g_autofree char *segment = NULL, *edit = NULL, *detail = NULL;
+
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.reset-roles", NULL);
+  spin (0.05);
+  wait_for (engine_idle, engine, WAIT_SECONDS);
+  spin (0.05);
+  segment = g_settings_get_string (settings, "segment-model-path");
+  edit = g_settings_get_string (settings, "edit-model-path");
+  detail = g_strdup_printf ("settings '%s' and '%s'", segment, edit);
+  check (segment[0] == '\0' && edit[0] == '\0'
+             && !setok_engine_get_role_own (engine, SETOK_ROLE_SEGMENT)
+             && !setok_engine_get_role_own (engine, SETOK_ROLE_EDIT),
+         "Models > Main Model for Every Role gives both roles back to the main model", detail);
+}
+
 void
 test_roles (SetokWindow *window, SetokEngine *engine, const char *sam, const char *sd)
 {
   test_folders (window, engine, sam, sd);
   if (setok_engine_get_segments_clicks (engine) && _setok_window_get_canvas (window) != NULL)
     test_clicks_and_edit (window);
+  test_reset_roles (window, engine);
 }
