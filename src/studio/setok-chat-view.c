@@ -79,6 +79,16 @@ setok_chat_view_get_last_answer (SetokChatView *self)
   return self->answer != NULL ? self->answer->str : NULL;
 }
 
+const char *
+setok_chat_view_get_shown_answer (SetokChatView *self)
+{
+  GtkWidget *last = gtk_widget_get_last_child (GTK_WIDGET (self->messages));
+
+  if (last == NULL || last == self->placeholder || !gtk_widget_has_css_class (last, "assistant"))
+    return NULL;
+  return gtk_label_get_text (GTK_LABEL (gtk_widget_get_first_child (last)));
+}
+
 double
 setok_chat_view_get_first_token_ms (SetokChatView *self)
 {

@@ -36,6 +36,8 @@ void setok_chat_view_copy_last_answer (SetokChatView *self);
 gboolean setok_chat_view_get_busy (SetokChatView *self);
 /* The latest answer's text so far, or NULL before the first. */
 const char *setok_chat_view_get_last_answer (SetokChatView *self);
+/* What the last answer's bubble shows ("No answer" for one without words); NULL before one. */
+const char *setok_chat_view_get_shown_answer (SetokChatView *self);
 void setok_chat_view_focus_entry (SetokChatView *self);
 
 G_END_DECLS

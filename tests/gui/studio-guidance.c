@@ -417,6 +417,19 @@ test_examples (SetokWindow *window, SetokEngine *engine)
   answered = wait_for (chat_idle, chat, WAIT_SECONDS);
   check (answered && setok_chat_view_get_n_turns (chat) == 1, "the example is answered",
          setok_chat_view_get_last_answer (chat));
+  /* a greeting, outside what the card lists: whatever the model answers, the bubble shows it,
+   * or "No answer" when it wrote nothing */
+  check (setok_chat_view_ask (chat, "hello"), "a greeting is sent", NULL);
+  if (wait_for (chat_idle, chat, WAIT_SECONDS))
+    {
+      g_autofree char *words = g_strstrip (g_strdup (setok_chat_view_get_last_answer (chat)));
+      const char *shown = setok_chat_view_get_shown_answer (chat);
+      g_autofree char *seen = g_strdup_printf ("answer “%s”, shown “%s”", words, shown);
+      check (g_strcmp0 (shown, words[0] != '\0' ? setok_chat_view_get_last_answer (chat)
+                                                 : _ ("No answer"))
+                 == 0,
+             "an answer is shown as written, or as “No answer” when it has no words", seen);
+    }
   gtk_widget_activate_action (GTK_WIDGET (window), "win.close-document", NULL);
   spin (0.1);
 }
