@@ -14,6 +14,9 @@
 #include "image-impl.h"
 #include "setok/file.h"
 
+/* the most a PNG metadata chunk may take once read (or inflated) */
+#define PNG_CHUNK_BYTES_MAX (16u << 20)
+
 typedef struct png_job {
     const uint8_t *bytes; /* decoding: the file */
     size_t size, pos;
@@ -67,6 +70,13 @@ static setok_status decode_png_run(png_job *job, const char *name, size_t max_pi
     size_t limit = max_pixels ? max_pixels : (size_t)SETOK_IMAGE_DEFAULT_MAX_PIXELS;
     png_uint_32 side_max = limit < PNG_UINT_31_MAX ? (png_uint_32)limit : PNG_UINT_31_MAX;
     png_set_user_limits(png, side_max, side_max);
+    // only the pixels matter (as to PIL's decoder): text, ICC profiles and unknown chunks are
+    // skipped unread, so none that claims gigabytes or inflates to them is allocated; what
+    // libpng still reads whole stops at PNG_CHUNK_BYTES_MAX
+    static const png_byte skipped[] = "iCCP\0iTXt\0tEXt\0zTXt\0eXIf\0sPLT";
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, skipped, 6);
+    png_set_chunk_malloc_max(png, PNG_CHUNK_BYTES_MAX);
     png_read_info(png, info);
 
     png_uint_32 width, height;

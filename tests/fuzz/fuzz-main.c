@@ -2,14 +2,17 @@
  * named on the command line (a folder: each file in it). The unit suite replays the seeds
  * and every input fuzzing ever broke something with (tests/unit/fuzz-regressions) this way,
  * in every build, sanitizers included. A path after --optional may be missing. Exit 0 when
- * every run returned. */
+ * every run returned within the memory run.sh gives libFuzzer (-rss_limit_mb). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "fuzz-common.h"
+
+enum { RSS_LIMIT_MB = 2048 }; /* as tests/fuzz/run.sh's -rss_limit_mb */
 
 static int run_file(const char *path)
 {
@@ -46,6 +49,12 @@ static int run_file(const char *path)
     fflush(stdout);
     LLVMFuzzerTestOneInput(exact, n);
     free(exact);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_maxrss / 1024 > RSS_LIMIT_MB) {
+        fprintf(stderr, "%s: the process peaked at %ld MiB, over the %d MiB fuzzing allows\n",
+                path, ru.ru_maxrss / 1024, RSS_LIMIT_MB);
+        return 1;
+    }
     return 0;
 }
 
