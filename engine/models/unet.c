@@ -104,8 +104,9 @@ static setok_status per_block(const setok_config *json, const char *key, int dfl
                           cJSON_GetArraySize(it), n);
     for (int i = 0; i < n; i++) {
         const cJSON *v = cJSON_IsArray(it) ? cJSON_GetArrayItem(it, i) : it;
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble ||
-            v->valuedouble < lo || v->valuedouble > hi)
+        /* the range first: converting a double outside int's is undefined */
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) ||
+            v->valuedouble != (double)(int)v->valuedouble)
             return setok_fail(err, SETOK_ERR_INPUT, "%s: %s must be an integer in [%d, %d] or a "
                               "list of them, one per block", path, key, lo, hi);
         out[i] = (int)v->valuedouble;
