@@ -109,10 +109,13 @@ VNNI static inline float half(uint16_t h)
     return _cvtsh_ss(h);
 }
 
-VNNI static void dot_q8(const job *g, const setok_block_q8 *b, float *out)
+VNNI static inline __attribute__((always_inline)) void dot_q8_rows(const job *g,
+                                                                   const setok_block_q8 *b,
+                                                                   float *out, int m)
 {
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
+    __m512 acc[4];
+    for (int r = 0; r < m; r++)
+        acc[r] = _mm512_setzero_ps();
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     for (int64_t c = 0; c < g->chunks; c++) {
         const setok_block_q8 *b0 = b + 2 * c;
@@ -123,7 +126,7 @@ VNNI static void dot_q8(const job *g, const setok_block_q8 *b, float *out)
         __m512i wq = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
         __m512 dw = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(half(b0->d)),
                                          _mm512_set1_ps(two ? half(b0[1].d) : 0.0f));
-        for (int r = 0; r < g->m; r++) {
+        for (int r = 0; r < m; r++) {
             const xchunk *x = g->x + r * g->chunks + c;
             __m512i s = _mm512_dpbusd_epi32(_mm512_loadu_si512(x->corr), wq,
                                             _mm512_loadu_si512(x->q));
@@ -131,41 +134,80 @@ VNNI static void dot_q8(const job *g, const setok_block_q8 *b, float *out)
                                      _mm512_mul_ps(dw, _mm512_loadu_ps(x->d)), acc[r]);
         }
     }
-    for (int r = 0; r < g->m; r++)
+    for (int r = 0; r < m; r++)
         out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+VNNI static void dot_q8(const job *g, const setok_block_q8 *b, float *out)
+{
+    switch (g->m) {
+    case 1: dot_q8_rows(g, b, out, 1); break;
+    case 2: dot_q8_rows(g, b, out, 2); break;
+    case 3: dot_q8_rows(g, b, out, 3); break;
+    default: dot_q8_rows(g, b, out, 4); break;
+    }
+}
+
+/* one chunk of q4: both blocks' nibbles in weight-byte order, and each lane's block
+ * scale and minimum; the two blocks' (d, m) pairs are converted from f16 together */
+typedef struct q4chunk {
+    __m512i q;
+    __m512 d, m;
+} q4chunk;
+
+VNNI static inline q4chunk load_q4(const setok_block_q4 *b0, bool two)
+{
+    const __m256i nibble = _mm256_set1_epi8(15);
+    __m128i q0 = _mm_loadu_si128((const __m128i *)b0->q);
+    __m128i q1 = two ? _mm_loadu_si128((const __m128i *)b0[1].q) : _mm_setzero_si128();
+    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
+    __m256i lo = _mm256_and_si256(both, nibble);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
+    uint32_t dm0, dm1 = 0; /* a missing second block scales its zeros by 0 */
+    memcpy(&dm0, &b0->d, 4);
+    if (two)
+        memcpy(&dm1, &b0[1].d, 4);
+    /* [d0 m0 d1 m1]; lane i belongs to block (i / 4) % 2 */
+    __m512 s = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((int64_t)((uint64_t)dm1 << 32 | dm0))));
+    const __m512i pd = _mm512_set_epi32(2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0);
+    const __m512i pm = _mm512_set_epi32(3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1);
+    return (q4chunk){.q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
+                     .d = _mm512_permutexvar_ps(pd, s),
+                     .m = _mm512_permutexvar_ps(pm, s)};
+}
+
+/* m rows of x, m a constant where it is inlined: the accumulators stay in registers */
+VNNI static inline __attribute__((always_inline)) void dot_q4_rows(const job *g,
+                                                                   const setok_block_q4 *b,
+                                                                   float *out, int m)
+{
+    /* the minimum's term in accumulators of its own: two short dependency chains a chunk
+     * instead of one of two fused multiply-adds */
+    __m512 acc[4], accm[4];
+    for (int r = 0; r < m; r++)
+        acc[r] = accm[r] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < g->chunks; c++) {
+        q4chunk w = load_q4(b + 2 * c, 2 * c + 1 < g->blocks);
+        for (int r = 0; r < m; r++) {
+            const xchunk *x = g->x + r * g->chunks + c;
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.q, _mm512_loadu_si512(x->q));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(w.d, _mm512_loadu_ps(x->d)),
+                                     acc[r]);
+            accm[r] = _mm512_fmadd_ps(w.m, _mm512_loadu_ps(x->msum), accm[r]);
+        }
+    }
+    for (int r = 0; r < m; r++)
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], accm[r]));
 }
 
 VNNI static void dot_q4(const job *g, const setok_block_q4 *b, float *out)
 {
-    /* the minimum's term in accumulators of its own: two short dependency chains a chunk
-     * instead of one of two fused multiply-adds */
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    __m512 accm[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                      _mm512_setzero_ps()};
-    const __m256i nibble = _mm256_set1_epi8(15);
-    for (int64_t c = 0; c < g->chunks; c++) {
-        const setok_block_q4 *b0 = b + 2 * c;
-        bool two = 2 * c + 1 < g->blocks;
-        __m128i q0 = _mm_loadu_si128((const __m128i *)b0->q);
-        __m128i q1 = two ? _mm_loadu_si128((const __m128i *)b0[1].q) : _mm_setzero_si128();
-        __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
-        __m256i lo = _mm256_and_si256(both, nibble);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
-        __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-        float d1 = two ? half(b0[1].d) : 0.0f, m1 = two ? half(b0[1].m) : 0.0f;
-        __m512 dw = _mm512_mask_blend_ps(0xF0F0, _mm512_set1_ps(half(b0->d)), _mm512_set1_ps(d1));
-        __m512 mw = _mm512_mask_blend_ps(0xF0F0, _mm512_set1_ps(half(b0->m)), _mm512_set1_ps(m1));
-        for (int r = 0; r < g->m; r++) {
-            const xchunk *x = g->x + r * g->chunks + c;
-            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, _mm512_loadu_si512(x->q));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
-                                     _mm512_mul_ps(dw, _mm512_loadu_ps(x->d)), acc[r]);
-            accm[r] = _mm512_fmadd_ps(mw, _mm512_loadu_ps(x->msum), accm[r]);
-        }
+    switch (g->m) {
+    case 1: dot_q4_rows(g, b, out, 1); break;
+    case 2: dot_q4_rows(g, b, out, 2); break;
+    case 3: dot_q4_rows(g, b, out, 3); break;
+    default: dot_q4_rows(g, b, out, 4); break;
     }
-    for (int r = 0; r < g->m; r++)
-        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], accm[r]));
 }
 
 static void rows(void *ctx, int64_t begin, int64_t end)

@@ -112,7 +112,7 @@ AVX2 static inline __m256 load8_bf16(const uint16_t *p)
 /* One block of q8 as four vectors of 8. */
 AVX2 static inline void load32_q8(__m256 out[4], const setok_block_q8 *b)
 {
-    __m256 d = _mm256_set1_ps(setok_f16_to_f32(b->d));
+    __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d));
     for (int i = 0; i < 4; i++) {
         __m128i q = _mm_loadl_epi64((const __m128i *)(b->q + 8 * i));
         out[i] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
@@ -121,7 +121,7 @@ AVX2 static inline void load32_q8(__m256 out[4], const setok_block_q8 *b)
 
 AVX2 static inline void load32_q4(__m256 out[4], const setok_block_q4 *b)
 {
-    __m256 d = _mm256_set1_ps(setok_f16_to_f32(b->d)), mn = _mm256_set1_ps(setok_f16_to_f32(b->m));
+    __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d)), mn = _mm256_set1_ps(_cvtsh_ss(b->m));
     __m128i q = _mm_loadu_si128((const __m128i *)b->q);
     __m128i lo = _mm_and_si128(q, _mm_set1_epi8(15)), hi = _mm_and_si128(_mm_srli_epi16(q, 4),
                                                                        _mm_set1_epi8(15));
@@ -170,53 +170,61 @@ AVX2 static void decode_q4_avx2(float *out, const void *w, int64_t k)
     }
 }
 
-/* Dots of 32 decoded weights wv[4] with every x row at column j. */
+/* The GEMV dots below are written once as an always-inlined body over m x rows;
+ * BY_ROWS makes the function the ISA table points to, which calls the body with m a
+ * constant, so each row's accumulators stay in registers. */
+#define BY_ROWS(attr, name)                                                                    \
+    attr static void name(float *out, const void *w, const float *x, int64_t ldx, int m,       \
+                          int64_t k)                                                           \
+    {                                                                                          \
+        switch (m) {                                                                           \
+        case 1: name##_rows(out, w, x, ldx, 1, k); break;                                      \
+        case 2: name##_rows(out, w, x, ldx, 2, k); break;                                      \
+        case 3: name##_rows(out, w, x, ldx, 3, k); break;                                      \
+        default: name##_rows(out, w, x, ldx, GEMV_ROWS, k); break;                             \
+        }                                                                                      \
+    }
+#define INLINE_ROWS static inline __attribute__((always_inline))
+
+/* Dots of 32 decoded weights wv[4] with every x row at column j, in two accumulator
+ * chains a row (a single chain would wait on each multiply-add's latency). */
 #define AVX2_ACCUMULATE(acc, wv, x, ldx, m, j)                                                 \
-    for (int r = 0; r < (m); r++)                                                              \
-        for (int q = 0; q < 4; q++)                                                            \
-            acc[r] = _mm256_fmadd_ps(wv[q], _mm256_loadu_ps((x) + r * (ldx) + (j) + 8 * q), acc[r]);
-
-AVX2 static void dot_q8_avx2(float *out, const void *w, const float *x, int64_t ldx, int m,
-                             int64_t k)
-{
-    const setok_block_q8 *b = w;
-    __m256 acc[GEMV_ROWS];
-    for (int r = 0; r < m; r++)
-        acc[r] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < k / SETOK_QBLOCK; i++) {
-        __m256 wv[4];
-        load32_q8(wv, b + i);
-        AVX2_ACCUMULATE(acc, wv, x, ldx, m, i * SETOK_QBLOCK)
+    _Pragma("GCC unroll 4") for (int r = 0; r < (m); r++) {                                    \
+        const float *xr = (x) + r * (ldx) + (j);                                               \
+        acc[r][0] = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(xr), acc[r][0]);                    \
+        acc[r][1] = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(xr + 8), acc[r][1]);                \
+        acc[r][0] = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(xr + 16), acc[r][0]);               \
+        acc[r][1] = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(xr + 24), acc[r][1]);               \
     }
-    for (int r = 0; r < m; r++)
-        out[r] = hsum8(acc[r]);
-}
 
-AVX2 static void dot_q4_avx2(float *out, const void *w, const float *x, int64_t ldx, int m,
-                             int64_t k)
-{
-    const setok_block_q4 *b = w;
-    __m256 acc[GEMV_ROWS];
-    for (int r = 0; r < m; r++)
-        acc[r] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < k / SETOK_QBLOCK; i++) {
-        __m256 wv[4];
-        load32_q4(wv, b + i);
-        AVX2_ACCUMULATE(acc, wv, x, ldx, m, i * SETOK_QBLOCK)
-    }
-    for (int r = 0; r < m; r++)
-        out[r] = hsum8(acc[r]);
-}
+#define AVX2_DOT_BLOCKS(name, block_t, load)                                                   \
+    AVX2 INLINE_ROWS void name##_rows(float *out, const block_t *b, const float *x,           \
+                                      int64_t ldx, int m, int64_t k)                           \
+    {                                                                                          \
+        __m256 acc[GEMV_ROWS][2];                                                              \
+        for (int r = 0; r < m; r++)                                                            \
+            acc[r][0] = acc[r][1] = _mm256_setzero_ps();                                       \
+        for (int64_t i = 0; i < k / SETOK_QBLOCK; i++) {                                       \
+            __m256 wv[4];                                                                      \
+            load(wv, b + i);                                                                   \
+            AVX2_ACCUMULATE(acc, wv, x, ldx, m, i * SETOK_QBLOCK)                              \
+        }                                                                                      \
+        for (int r = 0; r < m; r++)                                                            \
+            out[r] = hsum8(_mm256_add_ps(acc[r][0], acc[r][1]));                               \
+    }                                                                                          \
+    BY_ROWS(AVX2, name)
+
+AVX2_DOT_BLOCKS(dot_q8_avx2, setok_block_q8, load32_q8)
+AVX2_DOT_BLOCKS(dot_q4_avx2, setok_block_q4, load32_q4)
 
 /* 16-bit weights: 32 at a time, then the tail through the C decoder. */
 #define AVX2_DOT16(name, load, decode, dt)                                                     \
-    AVX2 static void name(float *out, const void *w, const float *x, int64_t ldx, int m,       \
-                          int64_t k)                                                           \
+    AVX2 INLINE_ROWS void name##_rows(float *out, const uint16_t *p, const float *x,          \
+                                      int64_t ldx, int m, int64_t k)                           \
     {                                                                                          \
-        const uint16_t *p = w;                                                                 \
-        __m256 acc[GEMV_ROWS];                                                                 \
+        __m256 acc[GEMV_ROWS][2];                                                              \
         for (int r = 0; r < m; r++)                                                            \
-            acc[r] = _mm256_setzero_ps();                                                      \
+            acc[r][0] = acc[r][1] = _mm256_setzero_ps();                                       \
         int64_t j = 0;                                                                         \
         for (; j + 32 <= k; j += 32) {                                                         \
             __m256 wv[4] = {load(p + j), load(p + j + 8), load(p + j + 16), load(p + j + 24)}; \
@@ -226,8 +234,9 @@ AVX2 static void dot_q4_avx2(float *out, const void *w, const float *x, int64_t 
         if (j < k)                                                                             \
             dot_by_decode(decode, dt, tail, p + j, x + j, ldx, m, k - j);                      \
         for (int r = 0; r < m; r++)                                                            \
-            out[r] = hsum8(acc[r]) + tail[r];                                                  \
-    }
+            out[r] = hsum8(_mm256_add_ps(acc[r][0], acc[r][1])) + tail[r];                     \
+    }                                                                                          \
+    BY_ROWS(AVX2, name)
 
 AVX2_DOT16(dot_f16_avx2, load8_f16, decode_f16_c, SETOK_F16)
 AVX2_DOT16(dot_bf16_avx2, load8_bf16, decode_bf16_c, SETOK_BF16)
@@ -250,7 +259,7 @@ AVX512 static inline __m512 load16_bf16(const uint16_t *p)
 
 AVX512 static inline void load32_q8_512(__m512 out[2], const setok_block_q8 *b)
 {
-    __m512 d = _mm512_set1_ps(setok_f16_to_f32(b->d));
+    __m512 d = _mm512_set1_ps(_cvtsh_ss(b->d));
     for (int i = 0; i < 2; i++) {
         __m128i q = _mm_loadu_si128((const __m128i *)(b->q + 16 * i));
         out[i] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
@@ -259,7 +268,7 @@ AVX512 static inline void load32_q8_512(__m512 out[2], const setok_block_q8 *b)
 
 AVX512 static inline void load32_q4_512(__m512 out[2], const setok_block_q4 *b)
 {
-    __m512 d = _mm512_set1_ps(setok_f16_to_f32(b->d)), mn = _mm512_set1_ps(setok_f16_to_f32(b->m));
+    __m512 d = _mm512_set1_ps(_cvtsh_ss(b->d)), mn = _mm512_set1_ps(_cvtsh_ss(b->m));
     __m128i q = _mm_loadu_si128((const __m128i *)b->q);
     __m128i lo = _mm_and_si128(q, _mm_set1_epi8(15));
     __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(15));
@@ -307,52 +316,41 @@ AVX512 static void decode_q4_512(float *out, const void *w, int64_t k)
     }
 }
 
+/* as AVX2_ACCUMULATE, for wv[2] of 16 lanes */
 #define AVX512_ACCUMULATE(acc, wv, x, ldx, m, j)                                               \
-    for (int r = 0; r < (m); r++) {                                                            \
-        acc[r] = _mm512_fmadd_ps(wv[0], _mm512_loadu_ps((x) + r * (ldx) + (j)), acc[r]);       \
-        acc[r] = _mm512_fmadd_ps(wv[1], _mm512_loadu_ps((x) + r * (ldx) + (j) + 16), acc[r]);  \
+    _Pragma("GCC unroll 4") for (int r = 0; r < (m); r++) {                                    \
+        const float *xr = (x) + r * (ldx) + (j);                                               \
+        acc[r][0] = _mm512_fmadd_ps(wv[0], _mm512_loadu_ps(xr), acc[r][0]);                    \
+        acc[r][1] = _mm512_fmadd_ps(wv[1], _mm512_loadu_ps(xr + 16), acc[r][1]);               \
     }
 
-AVX512 static void dot_q8_512(float *out, const void *w, const float *x, int64_t ldx, int m,
-                              int64_t k)
-{
-    const setok_block_q8 *b = w;
-    __m512 acc[GEMV_ROWS];
-    for (int r = 0; r < m; r++)
-        acc[r] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < k / SETOK_QBLOCK; i++) {
-        __m512 wv[2];
-        load32_q8_512(wv, b + i);
-        AVX512_ACCUMULATE(acc, wv, x, ldx, m, i * SETOK_QBLOCK)
-    }
-    for (int r = 0; r < m; r++)
-        out[r] = _mm512_reduce_add_ps(acc[r]);
-}
+#define AVX512_DOT_BLOCKS(name, block_t, load)                                                 \
+    AVX512 INLINE_ROWS void name##_rows(float *out, const block_t *b, const float *x,         \
+                                        int64_t ldx, int m, int64_t k)                         \
+    {                                                                                          \
+        __m512 acc[GEMV_ROWS][2];                                                              \
+        for (int r = 0; r < m; r++)                                                            \
+            acc[r][0] = acc[r][1] = _mm512_setzero_ps();                                       \
+        for (int64_t i = 0; i < k / SETOK_QBLOCK; i++) {                                       \
+            __m512 wv[2];                                                                      \
+            load(wv, b + i);                                                                   \
+            AVX512_ACCUMULATE(acc, wv, x, ldx, m, i * SETOK_QBLOCK)                            \
+        }                                                                                      \
+        for (int r = 0; r < m; r++)                                                            \
+            out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));               \
+    }                                                                                          \
+    BY_ROWS(AVX512, name)
 
-AVX512 static void dot_q4_512(float *out, const void *w, const float *x, int64_t ldx, int m,
-                              int64_t k)
-{
-    const setok_block_q4 *b = w;
-    __m512 acc[GEMV_ROWS];
-    for (int r = 0; r < m; r++)
-        acc[r] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < k / SETOK_QBLOCK; i++) {
-        __m512 wv[2];
-        load32_q4_512(wv, b + i);
-        AVX512_ACCUMULATE(acc, wv, x, ldx, m, i * SETOK_QBLOCK)
-    }
-    for (int r = 0; r < m; r++)
-        out[r] = _mm512_reduce_add_ps(acc[r]);
-}
+AVX512_DOT_BLOCKS(dot_q8_512, setok_block_q8, load32_q8_512)
+AVX512_DOT_BLOCKS(dot_q4_512, setok_block_q4, load32_q4_512)
 
 #define AVX512_DOT16(name, load, decode, dt)                                                   \
-    AVX512 static void name(float *out, const void *w, const float *x, int64_t ldx, int m,     \
-                            int64_t k)                                                         \
+    AVX512 INLINE_ROWS void name##_rows(float *out, const uint16_t *p, const float *x,        \
+                                        int64_t ldx, int m, int64_t k)                         \
     {                                                                                          \
-        const uint16_t *p = w;                                                                 \
-        __m512 acc[GEMV_ROWS];                                                                 \
+        __m512 acc[GEMV_ROWS][2];                                                              \
         for (int r = 0; r < m; r++)                                                            \
-            acc[r] = _mm512_setzero_ps();                                                      \
+            acc[r][0] = acc[r][1] = _mm512_setzero_ps();                                       \
         int64_t j = 0;                                                                         \
         for (; j + 32 <= k; j += 32) {                                                         \
             __m512 wv[2] = {load(p + j), load(p + j + 16)};                                    \
@@ -362,8 +360,9 @@ AVX512 static void dot_q4_512(float *out, const void *w, const float *x, int64_t
         if (j < k)                                                                             \
             dot_by_decode(decode, dt, tail, p + j, x + j, ldx, m, k - j);                      \
         for (int r = 0; r < m; r++)                                                            \
-            out[r] = _mm512_reduce_add_ps(acc[r]) + tail[r];                                   \
-    }
+            out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1])) + tail[r];     \
+    }                                                                                          \
+    BY_ROWS(AVX512, name)
 
 AVX512_DOT16(dot_f16_512, load16_f16, decode_f16_c, SETOK_F16)
 AVX512_DOT16(dot_bf16_512, load16_bf16, decode_bf16_c, SETOK_BF16)
