@@ -248,6 +248,16 @@ void setok_cpu_sgemm(setok_backend *backend, bool trans_a, bool trans_b, int64_t
     if (m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
         ldy <= INT_MAX) {
         blas_use_threads(backend);
+        if (m == 1 && !trans_a) {
+            /* one row (decode): sgemm would pack all of b for it; sgemv reads b once */
+            if (trans_b)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, alpha, b, (int)ldb, a,
+                            1, beta, y, 1);
+            else
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)n, alpha, b, (int)ldb, a,
+                            1, beta, y, 1);
+            return;
+        }
         cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                     trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a,
                     (int)lda, b, (int)ldb, beta, y, (int)ldy);
