@@ -1,16 +1,16 @@
 /* cpu-gemv-int8.c — y [M, N] = alpha * x [M, K] @ W [N, K]^T (+ bias) for q8 / q4
- * weights and a few rows of x (decode), with AVX512-VNNI integer dot products.
+ * weights and a few rows of x (decode), with integer dot products.
  *
  * x is quantized once per call, like the weights, to int8 per block of 32 values
  * (scale amax / 127, so |x - x'| <= step / 2 per value), and each weight row is
- * then read once for every row of x: vpdpbusd multiplies 64 unsigned weight
- * bytes by 64 signed x bytes and sums them in fours into 16 int32 lanes, two
- * blocks per instruction; each lane's sum is scaled by its block's two scales
- * and added in f32. Unsigned weight bytes:
- *   q8: w + 128 (the sign bit flipped); the extra 128 * sum(x) is subtracted by
- *       starting each lane's sum at -128 * (its four x values), computed with x;
+ * then read once for every row of x. Products of unsigned weight bytes by signed
+ * x bytes are summed in fours into int32 lanes (vpdpbusd with AVX512-VNNI: 64
+ * bytes, two blocks, an instruction; vpmaddubsw + vpmaddwd with AVX2: 32); each
+ * lane's sum is scaled by its block's two scales and added in f32. Unsigned
+ * weight bytes:
+ *   q8: |w|, with x's bytes given w's sign (vpsignb);
  *   q4: the nibbles as they are (0..15); the block's minimum adds
- *       minimum * scale_x * sum(x'), also computed once with x.
+ *       minimum * scale_x * sum(x'), computed once with x.
  * Costs the weight format's reading, not its decoding: the bound on a decode
  * step is the memory, as with bf16. */
 #include "setok-config.h"
@@ -34,11 +34,8 @@ enum { WEIGHT_ROWS_PER_TASK = 16 };
  * Lane i of the int32 sums covers bytes 4i .. 4i+3. */
 typedef struct xchunk {
     int8_t q[64];
-    float d[16];        /* each lane's block scale */
-    union {
-        int32_t corr[16]; /* q8: -128 * the sum of the lane's four values */
-        float msum[16];   /* q4: the lane's block's scale * sum of its values, / 8 */
-    };
+    float d[16];    /* each lane's block scale */
+    float msum[16]; /* q4: the lane's block's scale * sum of its values, / 8 */
 } xchunk;
 
 static int lane_block(setok_dtype dt, int lane)
@@ -80,14 +77,8 @@ static void quantize_row(xchunk *out, setok_dtype dt, const float *x, int64_t k)
         for (int lane = 0; lane < 16; lane++) {
             int b = lane_block(dt, lane);
             ch->d[lane] = d[b];
-            if (dt == SETOK_Q8) {
-                int32_t s = 0;
-                for (int t = 0; t < 4; t++)
-                    s += ch->q[4 * lane + t];
-                ch->corr[lane] = -128 * s;
-            } else {
+            if (dt == SETOK_Q4)
                 ch->msum[lane] = d[b] * (float)sum[b] / 8.0f;
-            }
         }
     }
 }
@@ -102,50 +93,19 @@ typedef struct job {
     float alpha;
     const float *bias;
     float *y;
+    void (*dot)(const struct job *g, const void *w, float *out); /* m values of one weight row */
 } job;
 
-VNNI static inline float half(uint16_t h)
+__attribute__((target("f16c"))) static inline float half(uint16_t h)
 {
     return _cvtsh_ss(h);
 }
 
-VNNI static inline __attribute__((always_inline)) void dot_q8_rows(const job *g,
-                                                                   const setok_block_q8 *b,
-                                                                   float *out, int m)
+__attribute__((target("avx2"))) static inline float hsum256(__m256 v)
 {
-    __m512 acc[4];
-    for (int r = 0; r < m; r++)
-        acc[r] = _mm512_setzero_ps();
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    for (int64_t c = 0; c < g->chunks; c++) {
-        const setok_block_q8 *b0 = b + 2 * c;
-        bool two = 2 * c + 1 < g->blocks;
-        __m256i lo = _mm256_loadu_si256((const __m256i *)b0->q);
-        __m256i hi = two ? _mm256_loadu_si256((const __m256i *)b0[1].q) : _mm256_setzero_si256();
-        /* a missing second block's bytes meet x's zeros */
-        __m512i wq = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
-        __m512 dw = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(half(b0->d)),
-                                         _mm512_set1_ps(two ? half(b0[1].d) : 0.0f));
-        for (int r = 0; r < m; r++) {
-            const xchunk *x = g->x + r * g->chunks + c;
-            __m512i s = _mm512_dpbusd_epi32(_mm512_loadu_si512(x->corr), wq,
-                                            _mm512_loadu_si512(x->q));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
-                                     _mm512_mul_ps(dw, _mm512_loadu_ps(x->d)), acc[r]);
-        }
-    }
-    for (int r = 0; r < m; r++)
-        out[r] = _mm512_reduce_add_ps(acc[r]);
-}
-
-VNNI static void dot_q8(const job *g, const setok_block_q8 *b, float *out)
-{
-    switch (g->m) {
-    case 1: dot_q8_rows(g, b, out, 1); break;
-    case 2: dot_q8_rows(g, b, out, 2); break;
-    case 3: dot_q8_rows(g, b, out, 3); break;
-    default: dot_q8_rows(g, b, out, 4); break;
-    }
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
 /* one chunk of q4: both blocks' nibbles in weight-byte order, and each lane's block
@@ -200,15 +160,106 @@ VNNI static inline __attribute__((always_inline)) void dot_q4_rows(const job *g,
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], accm[r]));
 }
 
-VNNI static void dot_q4(const job *g, const setok_block_q4 *b, float *out)
+
+// ----------------------------------------------------------------------------
+// AVX2 (no VNNI): vpmaddubsw multiplies unsigned by signed bytes into pairs of int16,
+// vpmaddwd sums the pairs into int32 lanes, each over four bytes as vpdpbusd does; a
+// 256-bit half of a chunk holds lanes 0-7 (bytes 0-31) or 8-15 (bytes 32-63).
+
+#define AVX2I __attribute__((target("avx2,fma,f16c")))
+
+AVX2I static inline __m256i sum_bytes(__m256i u, __m256i s)
 {
-    switch (g->m) {
-    case 1: dot_q4_rows(g, b, out, 1); break;
-    case 2: dot_q4_rows(g, b, out, 2); break;
-    case 3: dot_q4_rows(g, b, out, 3); break;
-    default: dot_q4_rows(g, b, out, 4); break;
-    }
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
+
+AVX2I static inline __attribute__((always_inline)) void dot_q8_avx2_rows(const job *g,
+                                                                         const setok_block_q8 *b,
+                                                                         float *out, int m)
+{
+    /* signed weights: |w| times x with w's sign, so no pair of products passes int16 */
+    __m256 acc[4][2];
+    for (int r = 0; r < m; r++)
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < g->chunks; c++) {
+        const setok_block_q8 *b0 = b + 2 * c;
+        bool two = 2 * c + 1 < g->blocks; /* a missing second block meets x's zeros */
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)b0->q);
+        __m256i w1 = two ? _mm256_loadu_si256((const __m256i *)b0[1].q) : _mm256_setzero_si256();
+        __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
+        __m256 d0 = _mm256_set1_ps(half(b0->d)), d1 = _mm256_set1_ps(two ? half(b0[1].d) : 0.0f);
+        for (int r = 0; r < m; r++) {
+            const xchunk *x = g->x + r * g->chunks + c;
+            __m256i x0 = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x->q), w0);
+            __m256i x1 = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(x->q + 32)), w1);
+            acc[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum_bytes(a0, x0)),
+                                        _mm256_mul_ps(d0, _mm256_loadu_ps(x->d)), acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum_bytes(a1, x1)),
+                                        _mm256_mul_ps(d1, _mm256_loadu_ps(x->d + 8)), acc[r][1]);
+        }
+    }
+    for (int r = 0; r < m; r++)
+        out[r] = hsum256(_mm256_add_ps(acc[r][0], acc[r][1]));
+}
+
+AVX2I static inline __attribute__((always_inline)) void dot_q4_avx2_rows(const job *g,
+                                                                         const setok_block_q4 *b,
+                                                                         float *out, int m)
+{
+    __m256 acc[4], accm[4];
+    for (int r = 0; r < m; r++)
+        acc[r] = accm[r] = _mm256_setzero_ps();
+    const __m256i nibble = _mm256_set1_epi8(15);
+    for (int64_t c = 0; c < g->chunks; c++) {
+        const setok_block_q4 *b0 = b + 2 * c;
+        bool two = 2 * c + 1 < g->blocks;
+        __m128i q0 = _mm_loadu_si128((const __m128i *)b0->q);
+        __m128i q1 = two ? _mm_loadu_si128((const __m128i *)b0[1].q) : _mm_setzero_si128();
+        __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
+        __m256i lo = _mm256_and_si256(both, nibble);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
+        uint32_t dm0, dm1 = 0;
+        memcpy(&dm0, &b0->d, 4);
+        if (two)
+            memcpy(&dm1, &b0[1].d, 4);
+        /* [d0 m0 d1 m1]; lanes 0-3 of a half belong to block 0, 4-7 to block 1 */
+        __m256 s = _mm256_castps128_ps256(
+            _mm_cvtph_ps(_mm_cvtsi64_si128((int64_t)((uint64_t)dm1 << 32 | dm0))));
+        __m256 dw = _mm256_permutevar8x32_ps(s, _mm256_set_epi32(2, 2, 2, 2, 0, 0, 0, 0));
+        __m256 mw = _mm256_permutevar8x32_ps(s, _mm256_set_epi32(3, 3, 3, 3, 1, 1, 1, 1));
+        for (int r = 0; r < m; r++) {
+            const xchunk *x = g->x + r * g->chunks + c;
+            __m256i s0 = sum_bytes(lo, _mm256_loadu_si256((const __m256i *)x->q));
+            __m256i s1 = sum_bytes(hi, _mm256_loadu_si256((const __m256i *)(x->q + 32)));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(dw, _mm256_loadu_ps(x->d)),
+                                     acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1),
+                                     _mm256_mul_ps(dw, _mm256_loadu_ps(x->d + 8)), acc[r]);
+            accm[r] = _mm256_fmadd_ps(
+                mw, _mm256_add_ps(_mm256_loadu_ps(x->msum), _mm256_loadu_ps(x->msum + 8)), accm[r]);
+        }
+    }
+    for (int r = 0; r < m; r++)
+        out[r] = hsum256(_mm256_add_ps(acc[r], accm[r]));
+}
+
+#define BY_ROWS(attr, name, block_t)                                                            \
+    attr static void name(const job *g, const void *w, float *out)                             \
+    {                                                                                          \
+        const block_t *b = w;                                                                  \
+        switch (g->m) {                                                                        \
+        case 1: name##_rows(g, b, out, 1); break;                                              \
+        case 2: name##_rows(g, b, out, 2); break;                                              \
+        case 3: name##_rows(g, b, out, 3); break;                                              \
+        default: name##_rows(g, b, out, 4); break;                                             \
+        }                                                                                      \
+    }
+
+/* q8 takes the AVX2 kernel even where VNNI is there: on Zen 4 it is the faster one
+ * (1x4096x4096 on one core: 0.59 ms against 0.66-0.81) */
+BY_ROWS(VNNI, dot_q4, setok_block_q4)
+BY_ROWS(AVX2I, dot_q8_avx2, setok_block_q8)
+BY_ROWS(AVX2I, dot_q4_avx2, setok_block_q4)
 
 static void rows(void *ctx, int64_t begin, int64_t end)
 {
@@ -216,10 +267,7 @@ static void rows(void *ctx, int64_t begin, int64_t end)
     for (int64_t j = begin; j < end; j++) {
         float out[4];
         const void *w = g->w + (size_t)j * g->row_bytes;
-        if (g->dt == SETOK_Q8)
-            dot_q8(g, w, out);
-        else
-            dot_q4(g, w, out);
+        g->dot(g, w, out);
         float b = g->bias ? g->bias[j] : 0.0f;
         for (int r = 0; r < g->m; r++)
             g->y[r * g->n + j] = g->alpha * out[r] + b;
@@ -229,7 +277,7 @@ static void rows(void *ctx, int64_t begin, int64_t end)
 bool setok_cpu_gemv_int8_usable(setok_dtype wdt, int64_t m)
 {
     return (wdt == SETOK_Q8 || wdt == SETOK_Q4) && m >= 1 && m <= 4 &&
-           setok_cpu_isa_level() >= SETOK_ISA_AVX512_VNNI;
+           setok_cpu_isa_level() >= SETOK_ISA_AVX2;
 }
 
 setok_status setok_cpu_gemv_int8(setok_backend *be, const float *x, int64_t m, int64_t k,
@@ -246,6 +294,9 @@ setok_status setok_cpu_gemv_int8(setok_backend *be, const float *x, int64_t m, i
     job g = {.dt = wdt, .w = w, .row_bytes = setok_dtype_bytes(wdt, k), .x = xq,
              .blocks = blocks, .chunks = chunks, .n = n, .m = (int)m, .alpha = alpha,
              .bias = bias, .y = y};
+    g.dot = wdt == SETOK_Q8                                      ? dot_q8_avx2
+            : setok_cpu_isa_level() >= SETOK_ISA_AVX512_VNNI ? dot_q4
+                                                             : dot_q4_avx2;
     setok_cpu_parallel_for(be, n, WEIGHT_ROWS_PER_TASK, rows, &g);
     free(xq);
     return SETOK_OK;

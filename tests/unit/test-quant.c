@@ -11,7 +11,7 @@
  *     format guarantees: |dy_i| <= sum_j |x_ij| * step_j / 2 (+ the f16
  *     rounding of the block's scale and minimum);
  *   - where the CPU multiplies a few rows by q8 / q4 weights with integer dot
- *     products (AVX512-VNNI; SETOK_CPU_ISA unset, avx512vnni or avx512bf16), x
+ *     products (AVX2 or AVX512-VNNI; SETOK_CPU_ISA anything but c), x
  *     is quantized to int8 blocks too: |dy| grows by at most
  *     sum_j |w_j| * step(x)_j / 2.
  * Usage: test-quant [--seed N] */
@@ -228,8 +228,7 @@ int main(int argc, char **argv)
     const char *isa = getenv("SETOK_CPU_ISA");
     __builtin_cpu_init();
     bool bf16 = (!isa || !strcmp(isa, "avx512bf16")) && __builtin_cpu_supports("avx512bf16");
-    bool int8 = (!isa || !strcmp(isa, "avx512bf16") || !strcmp(isa, "avx512vnni")) &&
-                __builtin_cpu_supports("avx512vnni");
+    bool int8 = (!isa || strcmp(isa, "c")) && __builtin_cpu_supports("avx2");
     printf("products: %s%s\n", bf16 ? "bf16 for many rows" : "f32",
            int8 ? ", int8 for a few rows of q8 / q4" : "");
     test_quantize();
