@@ -423,6 +423,28 @@ setok_status setok_config_double_array(const setok_config *cfg, const char *key,
     return SETOK_OK;
 }
 
+setok_status setok_config_channels_or(const setok_config *cfg, const char *key, float out[3],
+                                     setok_error *err)
+{
+    const cJSON *item = lookup(cfg->root, key);
+    if (!item || cJSON_IsNull(item))
+        return SETOK_OK;
+    double v[3];
+    size_t n = 1;
+    setok_status st = cJSON_IsNumber(item) ? setok_config_double(cfg, key, &v[0], err)
+                                           : setok_config_double_array(cfg, key, v, 3, &n, err);
+    if (st != SETOK_OK)
+        return st;
+    if (n == 1)
+        v[1] = v[2] = v[0];
+    else if (n != 3)
+        return setok_fail(err, SETOK_ERR_INPUT, "%s: %s must have 3 entries, got %zu", cfg->path,
+                          key, n);
+    for (int c = 0; c < 3; c++)
+        out[c] = (float)v[c];
+    return SETOK_OK;
+}
+
 setok_status setok_config_int_in(const setok_config *cfg, const char *key, bool required, int lo,
                                  int hi, int *inout, setok_error *err)
 {

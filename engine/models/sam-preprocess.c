@@ -44,29 +44,6 @@ static const char *key_of(char *buf, size_t size, const char *prefix, const char
     return buf;
 }
 
-/* image_mean / image_std: one number for all channels, or three. */
-static setok_status read_triple(const setok_config *json, const char *key, float *out,
-                                setok_error *err)
-{
-    if (!setok_config_has(json, key))
-        return SETOK_OK;
-    double v[3];
-    size_t n = 1;
-    setok_status st = setok_config_double(json, key, &v[0], NULL) == SETOK_OK
-                          ? SETOK_OK
-                          : setok_config_double_array(json, key, v, 3, &n, err);
-    if (st != SETOK_OK)
-        return st;
-    if (n == 1)
-        v[1] = v[2] = v[0];
-    else if (n != 3)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: %s must have 3 entries, got %zu",
-                          setok_config_path(json), key, n);
-    for (int c = 0; c < 3; c++)
-        out[c] = (float)v[c];
-    return SETOK_OK;
-}
-
 static setok_status parse(setok_sam_preprocessor *pp, const setok_config *json, const char *px,
                           setok_error *err)
 {
@@ -122,9 +99,9 @@ static setok_status parse(setok_sam_preprocessor *pp, const setok_config *json, 
         st = setok_config_double_or(json, key_of(k, sizeof k, px, "rescale_factor"),
                                     pp->rescale_factor, &pp->rescale_factor, err);
     if (st == SETOK_OK)
-        st = read_triple(json, key_of(k, sizeof k, px, "image_mean"), pp->mean, err);
+        st = setok_config_channels_or(json, key_of(k, sizeof k, px, "image_mean"), pp->mean, err);
     if (st == SETOK_OK)
-        st = read_triple(json, key_of(k, sizeof k, px, "image_std"), pp->std, err);
+        st = setok_config_channels_or(json, key_of(k, sizeof k, px, "image_std"), pp->std, err);
     for (int c = 0; c < 3 && st == SETOK_OK; c++)
         if (pp->do_normalize && !(pp->std[c] != 0.0f))
             st = setok_fail(err, SETOK_ERR_INPUT, "%s: image_std[%d] is 0", path, c);

@@ -117,29 +117,6 @@ static setok_status read_size(const setok_config *json, const char *key, bool cr
     return SETOK_OK;
 }
 
-/* image_mean / image_std: one number for all channels, or three. */
-static setok_status read_triple(const setok_config *json, const char *key, float *out,
-                                setok_error *err)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(setok_config_root(json), key);
-    if (!item || cJSON_IsNull(item))
-        return SETOK_OK;
-    double v[3];
-    size_t n = 0;
-    setok_status st = cJSON_IsNumber(item) ? setok_config_double(json, key, &v[0], err)
-                                           : setok_config_double_array(json, key, v, 3, &n, err);
-    if (st != SETOK_OK)
-        return st;
-    if (cJSON_IsNumber(item))
-        v[1] = v[2] = v[0];
-    else if (n != 3)
-        return setok_fail(err, SETOK_ERR_INPUT, "%s: %s must have 3 entries, got %zu",
-                          setok_config_path(json), key, n);
-    for (int c = 0; c < 3; c++)
-        out[c] = (float)v[c];
-    return SETOK_OK;
-}
-
 static setok_status parse(setok_vit_preprocessor *pp, const setok_config *json,
                           setok_vit_arch arch, setok_error *err)
 {
@@ -187,9 +164,9 @@ static setok_status parse(setok_vit_preprocessor *pp, const setok_config *json,
         st = setok_config_double_or(json, "rescale_factor", pp->rescale_factor,
                                     &pp->rescale_factor, err);
     if (st == SETOK_OK)
-        st = read_triple(json, "image_mean", pp->mean, err);
+        st = setok_config_channels_or(json, "image_mean", pp->mean, err);
     if (st == SETOK_OK)
-        st = read_triple(json, "image_std", pp->std, err);
+        st = setok_config_channels_or(json, "image_std", pp->std, err);
     for (int c = 0; c < 3 && st == SETOK_OK; c++)
         if (pp->do_normalize && !(pp->std[c] != 0.0f))
             st = setok_fail(err, SETOK_ERR_INPUT, "%s: image_std[%d] is 0", path, c);

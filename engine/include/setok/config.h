@@ -78,6 +78,10 @@ SETOK_API setok_status setok_config_int_array(const setok_config *cfg, const cha
                                     size_t max, size_t *count, setok_error *err);
 SETOK_API setok_status setok_config_double_array(const setok_config *cfg, const char *key, double *out,
                                        size_t max, size_t *count, setok_error *err);
+/* Per-channel values (image_mean, image_std): one number for all three channels, or
+ * an array of three. Missing or null: out keeps its values. */
+SETOK_API setok_status setok_config_channels_or(const setok_config *cfg, const char *key,
+                                                float out[3], setok_error *err);
 
 #ifdef __cplusplus
 }
