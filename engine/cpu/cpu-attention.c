@@ -28,6 +28,7 @@ typedef struct attention_job {
     const float *q, *mask;
     const char *k, *v;  // f32, or 16-bit through widen
     setok_cpu_decode_fn widen;  // NULL when k and v are f32
+    setok_cpu_dot_fn dot;       // the 16-bit keys' dots with a few query rows
     size_t kv_size;  // bytes per k / v element
     int64_t heads, kv_heads, tq, tk, d, dv;
     int64_t kstride[3], vstride[3];   // k and v strides over [B, Hkv, Tk]
@@ -55,6 +56,38 @@ static void softmax_scores(const attention_job *t, float *s, int64_t n_keys, con
     setok_cpu_softmax_row(s, keep, n_keys);
 }
 
+// A few query rows (decode) over 16-bit keys and values: each key and value row is read
+// once, in place, instead of widened into scratch and read again by two GEMMs.
+static void attention_few_rows(const attention_job *t, float *scores, const float *q,
+                               const char *kb, int64_t ldk, const char *vb, int64_t ldv, float *y,
+                               int64_t rows, int64_t n_keys, int64_t b, int64_t h, int64_t i0)
+{
+    for (int64_t j = 0; j < n_keys; j++) {
+        float dots[SETOK_CPU_DOT_ROWS];
+        t->dot(dots, kb + j * ldk * t->kv_size, q, t->d, (int)rows, t->d);
+        for (int64_t r = 0; r < rows; r++)
+            scores[r * n_keys + j] = t->scale * dots[r];
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const float *mask = NULL;
+        if (t->mask != NULL) {
+            mask = t->mask + b * t->mstride[0] + h * t->mstride[1] + (i0 + r) * t->mstride[2];
+        }
+        softmax_scores(t, scores + r * n_keys, n_keys, mask, i0 + r);
+    }
+    float *vrow = scores + t->block_rows * t->tk; // one widened value row
+    memset(y, 0, (size_t)(rows * t->dv) * sizeof(float));
+    for (int64_t j = 0; j < n_keys; j++) {
+        t->widen(vrow, vb + j * ldv * t->kv_size, t->dv);
+        for (int64_t r = 0; r < rows; r++) {
+            float p = scores[r * n_keys + j], *yr = y + r * t->dv;
+            if (p != 0.0f)
+                for (int64_t c = 0; c < t->dv; c++)
+                    yr[c] += p * vrow[c];
+        }
+    }
+}
+
 // one task: query rows [i0, i0 + rows) of head h in batch b
 static void attention_block(const attention_job *t, float *scores, int64_t task)
 {
@@ -78,6 +111,10 @@ static void attention_block(const attention_job *t, float *scores, int64_t task)
     }
     if (n_keys == 0) {
         memset(y, 0, (size_t)(rows * t->dv) * sizeof(float));
+        return;
+    }
+    if (t->widen != NULL && rows <= SETOK_CPU_DOT_ROWS) {
+        attention_few_rows(t, scores, q, kb, ldk, vb, ldv, y, rows, n_keys, b, h, i0);
         return;
     }
     if (t->widen != NULL) {
@@ -144,6 +181,7 @@ setok_status setok_cpu_attention(setok_backend *backend, const setok_op_desc *d,
     t->v = v->data;
     t->kv_size = setok_dtype_size(k->dtype);
     t->widen = kv16 ? setok_cpu_decoder(k->dtype) : NULL;
+    t->dot = kv16 ? setok_cpu_dotter(k->dtype) : NULL;
     t->mask = mask != NULL ? mask->data : NULL;
     t->heads = q->shape[1];
     t->kv_heads = k->shape[1];

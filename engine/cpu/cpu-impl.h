@@ -49,7 +49,7 @@ void setok_cpu_softmax_row(float *y, int64_t keep, int64_t n);
 
 /* y [m, n] = alpha * x [m, k] @ W^T (+ bias) for q8 / q4 W [n, k] and m <= 4, with x
  * quantized to int8 blocks and integer dot products (cpu-gemv-int8.c); usable on
- * CPUs with AVX512-VNNI. */
+ * CPUs with AVX2. */
 bool setok_cpu_gemv_int8_usable(setok_dtype wdt, int64_t m);
 setok_status setok_cpu_gemv_int8(setok_backend *be, const float *x, int64_t m, int64_t k,
                                  const void *w, setok_dtype wdt, int64_t n, float alpha,
@@ -59,6 +59,13 @@ setok_status setok_cpu_gemv_int8(setok_backend *be, const float *x, int64_t m, i
 typedef void (*setok_cpu_decode_fn)(float *out, const void *w, int64_t k);
 /* The fastest such decoder of f16, bf16, q8 or q4 on this CPU (cpu-weights.c). */
 setok_cpu_decode_fn setok_cpu_decoder(setok_dtype dtype);
+/* out [m] = the dots of one weight row w [k] (f16, bf16, q8 or q4) with x rows [m, ldx],
+ * m <= SETOK_CPU_DOT_ROWS, in f32. */
+enum { SETOK_CPU_DOT_ROWS = 4 };
+typedef void (*setok_cpu_dot_fn)(float *out, const void *w, const float *x, int64_t ldx, int m,
+                                 int64_t k);
+/* The fastest such dot on this CPU (cpu-weights.c). */
+setok_cpu_dot_fn setok_cpu_dotter(setok_dtype dtype);
 /* y [m, n] = alpha * x [m, k] @ W^T (+ bias) with AVX512_BF16 dot products; W [n, k] in
  * wdt (bf16 read in place, any other dtype through decode); k must be even
  * (setok_cpu_gemm_bf16_usable). Only on CPUs with AVX512_BF16 (cpu-gemm-bf16.c). */

@@ -26,13 +26,13 @@
 #include "setok/quant.h"
 
 enum {
-    GEMV_ROWS = 4,   /* x rows up to which each weight row is read once for all of them */
+    GEMV_ROWS = SETOK_CPU_DOT_ROWS, /* x rows up to which each weight row is read once for all of them */
     GEMV_CHUNK = 16, /* weight rows per pool task in the GEMV */
     PANEL = 128,     /* weight rows decoded per sgemm / bf16 GEMM call */
 };
 
 typedef setok_cpu_decode_fn decode_fn;
-typedef void (*dot_fn)(float *out, const void *w, const float *x, int64_t ldx, int m, int64_t k);
+typedef setok_cpu_dot_fn dot_fn;
 
 typedef struct isa_fns {
     decode_fn decode[SETOK_DTYPE_COUNT];
@@ -416,6 +416,11 @@ static const isa_fns *fns(void)
 setok_cpu_decode_fn setok_cpu_decoder(setok_dtype dtype)
 {
     return (unsigned)dtype < SETOK_DTYPE_COUNT ? fns()->decode[dtype] : NULL;
+}
+
+setok_cpu_dot_fn setok_cpu_dotter(setok_dtype dtype)
+{
+    return (unsigned)dtype < SETOK_DTYPE_COUNT ? fns()->dot[dtype] : NULL;
 }
 
 // ----------------------------------------------------------------------------
