@@ -108,8 +108,27 @@ __attribute__((target("avx2"))) static inline float hsum256(__m256 v)
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
-/* one chunk of q4: both blocks' nibbles in weight-byte order, and each lane's block
- * scale and minimum; the two blocks' (d, m) pairs are converted from f16 together */
+/* One chunk of q4, two blocks: their nibbles as bytes in the chunk's order (lo: values
+ * 0-15 of both blocks, hi: 16-31) and [d0 m0 d1 m1], the (d, m) pairs converted from f16
+ * together. A missing second block has zero nibbles and scales. Shared by both ISAs. */
+__attribute__((target("avx2,f16c"))) static inline __m128 unpack_q4(const setok_block_q4 *b0,
+                                                                    bool two, __m256i *lo,
+                                                                    __m256i *hi)
+{
+    const __m256i nibble = _mm256_set1_epi8(15);
+    __m128i q0 = _mm_loadu_si128((const __m128i *)b0->q);
+    __m128i q1 = two ? _mm_loadu_si128((const __m128i *)b0[1].q) : _mm_setzero_si128();
+    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
+    *lo = _mm256_and_si256(both, nibble);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
+    uint32_t dm0, dm1 = 0;
+    memcpy(&dm0, &b0->d, 4);
+    if (two)
+        memcpy(&dm1, &b0[1].d, 4);
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((int64_t)((uint64_t)dm1 << 32 | dm0)));
+}
+
+/* the chunk in one zmm, and each lane's block scale and minimum (lane i: block (i / 4) % 2) */
 typedef struct q4chunk {
     __m512i q;
     __m512 d, m;
@@ -117,18 +136,8 @@ typedef struct q4chunk {
 
 VNNI static inline q4chunk load_q4(const setok_block_q4 *b0, bool two)
 {
-    const __m256i nibble = _mm256_set1_epi8(15);
-    __m128i q0 = _mm_loadu_si128((const __m128i *)b0->q);
-    __m128i q1 = two ? _mm_loadu_si128((const __m128i *)b0[1].q) : _mm_setzero_si128();
-    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
-    __m256i lo = _mm256_and_si256(both, nibble);
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
-    uint32_t dm0, dm1 = 0; /* a missing second block scales its zeros by 0 */
-    memcpy(&dm0, &b0->d, 4);
-    if (two)
-        memcpy(&dm1, &b0[1].d, 4);
-    /* [d0 m0 d1 m1]; lane i belongs to block (i / 4) % 2 */
-    __m512 s = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((int64_t)((uint64_t)dm1 << 32 | dm0))));
+    __m256i lo, hi;
+    __m512 s = _mm512_castps128_ps512(unpack_q4(b0, two, &lo, &hi));
     const __m512i pd = _mm512_set_epi32(2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0);
     const __m512i pm = _mm512_set_epi32(3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1);
     return (q4chunk){.q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
@@ -209,22 +218,10 @@ AVX2I static inline __attribute__((always_inline)) void dot_q4_avx2_rows(const j
     __m256 acc[4], accm[4];
     for (int r = 0; r < m; r++)
         acc[r] = accm[r] = _mm256_setzero_ps();
-    const __m256i nibble = _mm256_set1_epi8(15);
     for (int64_t c = 0; c < g->chunks; c++) {
-        const setok_block_q4 *b0 = b + 2 * c;
-        bool two = 2 * c + 1 < g->blocks;
-        __m128i q0 = _mm_loadu_si128((const __m128i *)b0->q);
-        __m128i q1 = two ? _mm_loadu_si128((const __m128i *)b0[1].q) : _mm_setzero_si128();
-        __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
-        __m256i lo = _mm256_and_si256(both, nibble);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
-        uint32_t dm0, dm1 = 0;
-        memcpy(&dm0, &b0->d, 4);
-        if (two)
-            memcpy(&dm1, &b0[1].d, 4);
-        /* [d0 m0 d1 m1]; lanes 0-3 of a half belong to block 0, 4-7 to block 1 */
-        __m256 s = _mm256_castps128_ps256(
-            _mm_cvtph_ps(_mm_cvtsi64_si128((int64_t)((uint64_t)dm1 << 32 | dm0))));
+        __m256i lo, hi;
+        /* lanes 0-3 of a half belong to block 0, 4-7 to block 1 */
+        __m256 s = _mm256_castps128_ps256(unpack_q4(b + 2 * c, 2 * c + 1 < g->blocks, &lo, &hi));
         __m256 dw = _mm256_permutevar8x32_ps(s, _mm256_set_epi32(2, 2, 2, 2, 0, 0, 0, 0));
         __m256 mw = _mm256_permutevar8x32_ps(s, _mm256_set_epi32(3, 3, 3, 3, 1, 1, 1, 1));
         for (int r = 0; r < m; r++) {
