@@ -10,7 +10,11 @@ the synthetic world (tools/setokim/world.py):
   - when the bundle generates: one guided U-Net + DDIM step of `setok generate --latents` on the
     scene's generation prompt vs tools/setokim/generation.py (latents within 1e-3);
   - when it segments by phrase: `setok segment --text` on the scene's first referring
-    expression vs tools/setokim/segmentation.py (>= 99.5 % of the mask's pixels agree).
+    expression vs tools/setokim/segmentation.py (>= 99.5 % of the mask's pixels agree);
+  - chat that never falls silent: on every image of data/samples/ and the held-out scenes,
+    `setok ask` gives a non-empty answer to each of the scene's own questions (in the world's
+    phrasing and another one) and to free-form questions a new user asks (describe the image,
+    greetings, what it can do, counting, questions outside the world).
 Checks come from test_setokim.py, test_setokim_generate.py and test_setokim_segment.py, which
 run the same comparisons on random bundles.
 Exit 0 when all pass, 1 on a failure, 77 when the bundle is not shipped or a package is missing.
@@ -40,6 +44,10 @@ except ImportError as e:  # pragma: no cover
     sys.exit(77)
 
 SCENES = (1_000_003, 1_000_017, 1_000_042)  # held out: training never uses seeds >= 1e6
+# what a new user types (none is the world's own phrasing)
+FREE_QUESTIONS = ("Describe the image.", "hello", "What can you do?",
+                  "How many objects are there?", "What colour is the circle?",
+                  "What is the capital of France?", "What do you see?")
 
 
 def main():
@@ -75,10 +83,38 @@ def main():
                 tsg.compare(cli, work, bundle, segmenter, np.asarray(scene.image),
                             f"{label}: referring mask",
                             text=scene.annotation["referring"][0]["text"])
+        samples = os.path.join(root, "data", "samples")
+        images = [os.path.join(samples, n) for n in sorted(os.listdir(samples))
+                  if n.endswith(".png")] if os.path.isdir(samples) else []
+        for seed in SCENES:
+            images.append(os.path.join(work, f"scene-{seed}.png"))
+            check_answers(cli, bundle, images[-1], [
+                q for item in world.scene(seed).annotation["qa"]
+                for q in reworded(item["type"], item["question"])])
+        for path in images:
+            check_answers(cli, bundle, path, FREE_QUESTIONS)
     results = (ts.R, tg.R, tsg.R)
     passed, failed = sum(r.passed for r in results), sum(r.failed for r in results)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def reworded(kind, question):
+    """The world's question and one other phrasing of it (data.phrasings), capitalised."""
+    from tools.setokim import data
+    other = data.phrasings(kind, question)[1:2]
+    return [question] + [q[0].upper() + q[1:] for q in other]
+
+
+def check_answers(cli, bundle, image, questions):
+    """Every question gets a non-empty greedy answer."""
+    empty = []
+    for q in questions:
+        got, msg = ts.ask(cli, image, q, bundle)
+        if got is None or not got["answer"].strip():
+            empty.append((q, msg if got is None else "empty answer"))
+    ts.R.check(f"{os.path.basename(image)}: a non-empty answer to each of {len(questions)} "
+               "questions", not empty, f"{empty[:3]}")
 
 
 def check_step(cli, work, bundle, generator, scene, seed, label):
