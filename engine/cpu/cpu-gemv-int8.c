@@ -169,7 +169,6 @@ VNNI static inline __attribute__((always_inline)) void dot_q4_rows(const job *g,
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], accm[r]));
 }
 
-
 // ----------------------------------------------------------------------------
 // AVX2 (no VNNI): vpmaddubsw multiplies unsigned by signed bytes into pairs of int16,
 // vpmaddwd sums the pairs into int32 lanes, each over four bytes as vpdpbusd does; a

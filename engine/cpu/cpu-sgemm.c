@@ -249,7 +249,10 @@ void setok_cpu_sgemm(setok_backend *backend, bool trans_a, bool trans_b, int64_t
         ldy <= INT_MAX) {
         blas_use_threads(backend);
         if (m == 1 && !trans_a) {
-            /* one row (decode): sgemm would pack all of b for it; sgemv reads b once */
+            /* one row (decode): sgemm would pack all of b for it; sgemv reads b once. A zero
+             * beta must not let what y held (NaN included) through, as sgemm's does not */
+            if (beta == 0.0f)
+                memset(y, 0, (size_t)n * sizeof *y);
             if (trans_b)
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, alpha, b, (int)ldb, a,
                             1, beta, y, 1);

@@ -26,7 +26,7 @@
 #include "setok/quant.h"
 
 enum {
-    GEMV_ROWS = SETOK_CPU_DOT_ROWS, /* x rows up to which each weight row is read once for all of them */
+    GEMV_ROWS = SETOK_CPU_DOT_ROWS, /* x rows up to which each weight row is read once */
     GEMV_CHUNK = 16, /* weight rows per pool task in the GEMV */
     PANEL = 128,     /* weight rows decoded per sgemm / bf16 GEMM call */
 };
