@@ -9,6 +9,7 @@
  * Usage: test-soak --model DIR --image FILE --out DIR
  * Exit 0 when every check passes, 1 otherwise. */
 #include <adwaita.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -46,11 +47,17 @@ count_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpo
   return g_log_writer_default (level, fields, n_fields, data);
 }
 
+/* The resident size of what the process holds: free heap pages go back to the system
+ * first, so that how many the allocator's per-thread arenas keep cached (which varies with
+ * the machine's load) is not taken for growth. */
 static long
 resident_kib (void)
 {
   long pages = 0, resident = 0;
-  FILE *f = fopen ("/proc/self/statm", "r");
+  FILE *f;
+
+  malloc_trim (0);
+  f = fopen ("/proc/self/statm", "r");
 
   if (f != NULL && fscanf (f, "%ld %ld", &pages, &resident) != 2)
     resident = 0;
